@@ -1,0 +1,3 @@
+"""kosi: build bespoke OS images from mkosi configuration."""
+
+__version__ = "26.0"

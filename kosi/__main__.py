@@ -1,0 +1,3 @@
+from kosi.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""The shape of one setting. The table of all settings lives in settings.py."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from kosi.config.values import ValueType
+
+if TYPE_CHECKING:
+    from kosi.config.model import Config
+
+
+class Scope(enum.Enum):
+    """How a setting behaves across images (manual: BUILDING MULTIPLE IMAGES)."""
+
+    image = "image"  # configured per image, nothing special
+    universal = "universal"  # main image and all subimages share it; refused in subimages
+    multiversal = "multiversal"  # main image and default tools tree share it
+    passed_down = "passed-down"  # passed to subimages, subimage's own value wins
+    main_only = "main-only"  # only in the main image, not passed down
+
+
+class MatchKind(enum.Enum):
+    """How a [Match] condition on this setting compares (manual: the matcher table)."""
+
+    plain = "plain"
+    glob = "glob"
+    version = "version"
+
+
+def snake_case(name: str) -> str:
+    """`SELinuxRelabel` -> `selinux_relabel`, `VSockCID` -> `vsock_cid`, `CPUs` -> `cpus`."""
+    words = re.findall(r"[A-Z]+(?=[A-Z][a-z0-9]|$)|[A-Z]?[a-z0-9]+|[A-Z]+", name)
+    return "_".join(w.lower() for w in words)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # as in the manual and the JSON keys, e.g. "Packages"
+    section: str  # "Distribution", "Output", "Content", ...
+    type: ValueType
+    help: str
+    #: a constant, or a function of the (partially parsed) config deriving the default
+    default: Any = None
+    default_factory: Callable[["Config"], Any] | None = None
+    long: str | None = None  # "--package"; None for config-file-only settings
+    short: str | None = None  # "-p"
+    scope: Scope = Scope.image
+    #: files or directories that are picked up as this setting when they exist, e.g. ("mkosi.extra", "mkosi.extra.tar")
+    paths: tuple[str, ...] = ()
+    #: whether the default path is read (its content is the value) rather than referenced
+    path_read: bool = False
+    #: a [Match] condition of the same name exists, comparing this way
+    match: MatchKind | None = None
+    #: the %X specifier that expands to this setting's value
+    specifier: str | None = None
+    #: older names still accepted in config files
+    compat_names: tuple[str, ...] = ()
+    #: only accepted on the command line
+    cli_only: bool = False
+    dest: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.dest:
+            object.__setattr__(self, "dest", snake_case(self.name))
+
+    @property
+    def is_list(self) -> bool:
+        return self.type.is_list

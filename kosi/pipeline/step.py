@@ -1,0 +1,29 @@
+"""One step of the build (manual: EXECUTION FLOW). The runner does progress, timing and caching."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kosi.pipeline.context import Context
+
+
+class Step:
+    """A small named unit of the build.
+
+    Subclasses set `name` (shown in the progress line and timing table) and implement
+    `run`. `skip` returns a reason when the step has nothing to do for this config
+    (the runner shows it, e.g. in `plan`); `inputs` returns what makes up the step's
+    cache key, so the runner can tell whether a cached result is still valid and why not.
+    """
+
+    name: str = ""
+
+    def skip(self, context: "Context") -> str | None:
+        return None
+
+    def inputs(self, context: "Context") -> dict[str, Any]:
+        return {}
+
+    def run(self, context: "Context") -> None:
+        raise NotImplementedError
