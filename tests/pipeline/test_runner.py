@@ -1,0 +1,120 @@
+"""The runner with small fake steps: order, skip reasons, timing table, incremental cache key."""
+
+from __future__ import annotations
+
+import io
+import types
+
+import pytest
+
+from kosi.config.model import Config
+from kosi.errors import KosiError
+from kosi.pipeline.context import Context
+from kosi.pipeline.runner import ReuseCache, Runner, SaveCache, plan
+from kosi.pipeline.step import Step
+
+
+class Write(Step):
+    def __init__(self, name, path, text, inputs=None, skip=None):
+        self.name, self.path, self.text, self._inputs, self._skip = name, path, text, inputs or {}, skip
+
+    def skip(self, context):
+        return self._skip
+
+    def inputs(self, context):
+        return self._inputs
+
+    def run(self, context):
+        target = context.root / self.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.text)
+        context.state.setdefault("ran", []).append(self.name)
+
+
+class Fail(Step):
+    name = "fails"
+
+    def run(self, context):
+        raise KosiError("boom")
+
+
+def make_context(tmp_path, **values):
+    values.setdefault("CacheDirectory", tmp_path / "cache")
+    config = Config(values, directory=tmp_path)
+    ws = tmp_path / "ws"
+    (ws / "root").mkdir(parents=True)
+    return Context(config=config, workspace=ws, package_cache=tmp_path / "pkg", args=types.SimpleNamespace(force=0))
+
+
+def flow(packages="a b"):
+    return [
+        Write("base", "etc/base", "1"),
+        ReuseCache(),
+        Write("install", "usr/pkgs", packages, inputs={"Packages=": packages}),
+        Write("docs", "usr/docs", "x", skip="WithDocs=no"),
+        SaveCache(),
+        Write("extra", "etc/extra", "2"),
+    ]
+
+
+def test_runs_in_order_and_prints_table_with_skip_reason(tmp_path):
+    ctx = make_context(tmp_path)
+    out = io.StringIO()
+    records = Runner(flow(), stream=out).run(ctx)
+    assert ctx.state["ran"] == ["base", "install", "extra"]
+    assert [r.status for r in records] == ["done", "skipped", "done", "skipped", "skipped", "done"]
+    text = out.getvalue()
+    assert "skipped: WithDocs=no" in text
+    assert "skipped: Incremental=no" in text
+    assert "total" in text and "‣ [3/6] install" in text
+
+
+def test_table_printed_when_a_step_fails(tmp_path):
+    ctx = make_context(tmp_path)
+    out = io.StringIO()
+    with pytest.raises(KosiError):
+        Runner([Write("one", "x", "1"), Fail(), Write("never", "y", "1")], stream=out).run(ctx)
+    assert "fails" in out.getvalue() and "FAILED" in out.getvalue()
+    assert "never" not in ctx.state["ran"]
+
+
+def test_incremental_reuse_and_invalidation(tmp_path, capsys):
+    ctx = make_context(tmp_path, Incremental="yes")
+    Runner(flow(), stream=io.StringIO()).run(ctx)
+    assert "no cached image yet" in capsys.readouterr().err
+    assert ctx.state["cached"] is False
+
+    ctx2 = make_context(tmp_path / "second", Incremental="yes", CacheDirectory=tmp_path / "cache")
+    Runner(flow(), stream=io.StringIO()).run(ctx2)
+    err = capsys.readouterr().err
+    assert f"reusing cached image (key {ctx.state['cache_key']})" in err
+    assert ctx2.state["ran"] == ["base", "extra"]  # install came from the cache
+    assert (ctx2.root / "usr/pkgs").read_text() == "a b"
+
+    ctx3 = make_context(tmp_path / "third", Incremental="yes", CacheDirectory=tmp_path / "cache")
+    assert [r for n, r in plan(ctx3, flow("a b c")) if n == "install"] == [None]
+    Runner(flow("a b c"), stream=io.StringIO()).run(ctx3)
+    assert "cache invalid: Packages= changed" in capsys.readouterr().err
+    assert ctx3.state["cache_key"] != ctx.state["cache_key"]
+    assert "install" in ctx3.state["ran"]
+
+
+def test_strict_fails_without_cache_and_ff_drops_it(tmp_path, capsys):
+    ctx = make_context(tmp_path, Incremental="strict")
+    with pytest.raises(KosiError, match="Incremental=strict"):
+        Runner(flow(), stream=io.StringIO()).run(ctx)
+    ctx = make_context(tmp_path / "b", Incremental="yes", CacheDirectory=tmp_path / "cache")
+    Runner(flow(), stream=io.StringIO()).run(ctx)
+    ctx = make_context(tmp_path / "c", Incremental="yes", CacheDirectory=tmp_path / "cache")
+    ctx.args.force = 2
+    Runner(flow(), stream=io.StringIO()).run(ctx)
+    assert "install" in ctx.state["ran"]
+    assert "dropping cached image" in capsys.readouterr().err
+
+
+def test_plan_lists_skips(tmp_path):
+    ctx = make_context(tmp_path)
+    assert dict(plan(ctx, flow())) == {
+        "base": None, "reuse cached image": "Incremental=no", "install": None,
+        "docs": "WithDocs=no", "cache image": "Incremental=no", "extra": None,
+    }
