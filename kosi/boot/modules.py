@@ -1,0 +1,194 @@
+"""KernelModules=, KernelInitrdModules= and FirmwareFiles=: choosing kernel modules by glob.
+
+Patterns are evaluated in order and the last one that matches decides; a leading "-"
+excludes. A pattern without "/" matches the module name (dashes and underscores are the
+same, as modprobe treats them); a pattern with "/" matches the path below
+/usr/lib/modules/<kver>/kernel without the .ko suffix, so "drivers/virtio/*" selects a
+directory. Everything a selected module needs (modules.dep) and the firmware it asks for
+(modinfo's firmware field) comes along, so a selection never yields an unloadable module.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from kosi.sandbox import run
+from kosi.tools_tree import tools_command
+
+MODULE_SUFFIX = re.compile(r"\.ko(\.(xz|zst|gz))?$")
+FIRMWARE_SUFFIX = re.compile(r"\.(xz|zst)$")
+
+#: What a generic initrd needs to find and mount a root file system on common (virtual)
+#: hardware: virtio, SCSI/SATA/NVMe/USB storage, the usual file systems, device mapper
+#: (LUKS, verity) and a keyboard for passphrase prompts. Used for "default".
+DEFAULT_INITRD_MODULES = (
+    "drivers/virtio/*", "virtio_blk", "virtio_scsi", "virtio_console", "virtio_net", "virtio-rng",
+    "sd_mod", "sr_mod", "ahci", "ata_piix", "nvme", "nvme-core", "usb-storage", "uas",
+    "xhci-pci", "xhci-hcd", "ehci-pci", "ohci-pci", "usbhid", "hid-generic", "atkbd", "i8042",
+    "ext4", "vfat", "nls_cp437", "nls_iso8859-1", "nls_ascii", "xfs", "btrfs", "erofs", "squashfs",
+    "overlay", "loop", "dm-mod", "dm-crypt", "dm-verity", "dm-integrity", "efivarfs",
+    "crc32c*", "libcrc32c", "qemu_fw_cfg", "vmw_pvscsi", "hv_storvsc", "xen-blkfront",
+)  # fmt: skip
+
+
+def module_name(relative: str) -> str:
+    return MODULE_SUFFIX.sub("", relative.rsplit("/", 1)[-1]).replace("-", "_")
+
+
+def expand_patterns(patterns: Iterable[str]) -> list[str]:
+    """Replace the token "default" (and "-default") with the default initrd set."""
+    out: list[str] = []
+    for pattern in patterns:
+        negative = pattern.startswith("-")
+        bare = pattern[1:] if negative else pattern
+        if bare == "default":
+            out += [("-" if negative else "") + p for p in DEFAULT_INITRD_MODULES]
+        else:
+            out.append(pattern)
+    return out
+
+
+def matches(pattern: str, relative: str) -> bool:
+    """Does one (positive) pattern match the module at `relative` (path below modules/<kver>)?"""
+    if "/" in pattern:
+        path = MODULE_SUFFIX.sub("", relative)
+        path = path[len("kernel/"):] if path.startswith("kernel/") else path
+        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(MODULE_SUFFIX.sub("", relative), pattern)
+    return fnmatch.fnmatchcase(module_name(relative), pattern.replace("-", "_"))
+
+
+def select(patterns: Sequence[str], candidates: Iterable[str]) -> set[str]:
+    """The candidates whose last matching pattern is positive."""
+    patterns = expand_patterns(patterns)
+    chosen: set[str] = set()
+    for relative in candidates:
+        verdict = False
+        for pattern in patterns:
+            negative = pattern.startswith("-")
+            if matches(pattern[1:] if negative else pattern, relative):
+                verdict = not negative
+        if verdict:
+            chosen.add(relative)
+    return chosen
+
+
+def read_dependencies(moddir: Path) -> dict[str, list[str]]:
+    """modules.dep: module path -> the module paths it needs (all relative to moddir)."""
+    deps: dict[str, list[str]] = {}
+    depfile = moddir / "modules.dep"
+    if depfile.exists():
+        for line in depfile.read_text().splitlines():
+            module, _, needs = line.partition(":")
+            deps[module.strip()] = needs.split()
+    else:  # no depmod run yet: every module file, no dependencies known
+        for path in moddir.rglob("*.ko*"):
+            if MODULE_SUFFIX.search(path.name):
+                deps[str(path.relative_to(moddir))] = []
+    return deps
+
+
+def with_dependencies(selected: set[str], deps: dict[str, list[str]]) -> set[str]:
+    closure: set[str] = set()
+    pending = list(selected)
+    while pending:
+        module = pending.pop()
+        if module in closure:
+            continue
+        closure.add(module)
+        pending += deps.get(module, [])
+    return closure
+
+
+def firmware_of(moddir: Path, modules: Iterable[str], tools: Path | None) -> set[str]:
+    """Firmware files the modules declare (modinfo -F firmware), relative to /usr/lib/firmware."""
+    paths = [str(moddir / m) for m in sorted(modules)]
+    found: set[str] = set()
+    for start in range(0, len(paths), 500):  # keep the command line short enough
+        result = run(["modinfo", "-F", "firmware", *paths[start:start + 500]], sandbox=tools_command(tools),
+                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+        found.update(line.strip() for line in (result.stdout or b"").decode().splitlines() if line.strip())
+    return found
+
+
+def firmware_files(root: Path, wanted: set[str], patterns: Sequence[str]) -> set[Path]:
+    """Existing firmware files (any compression) for `wanted` names plus FirmwareFiles= globs."""
+    base = root / "usr/lib/firmware"
+    if not base.is_dir():
+        return set()
+    out: set[Path] = set()
+    for path in base.rglob("*"):
+        if not (path.is_file() or path.is_symlink()):
+            continue
+        relative = FIRMWARE_SUFFIX.sub("", str(path.relative_to(base)))
+        if relative in wanted or (patterns and select_firmware(patterns, relative)):
+            out.add(path)
+    return out
+
+
+def select_firmware(patterns: Sequence[str], relative: str) -> bool:
+    verdict = False
+    for pattern in patterns:
+        negative = pattern.startswith("-")
+        if fnmatch.fnmatchcase(relative, pattern[1:] if negative else pattern):
+            verdict = not negative
+    return verdict
+
+
+def resolve(root: Path, kver: str, patterns: Sequence[str], tools: Path | None) -> tuple[set[str], set[Path]]:
+    """Modules (relative to modules/<kver>) and firmware files (absolute) a selection needs."""
+    moddir = root / "usr/lib/modules" / kver
+    deps = read_dependencies(moddir)
+    modules = with_dependencies(select(patterns, deps), deps)
+    return modules, firmware_files(root, firmware_of(moddir, modules, tools), ())
+
+
+def depmod(root: Path, kver: str, tools: Path | None) -> None:
+    run(["depmod", "--all", "--basedir", str(root), kver], sandbox=tools_command(tools, [root]))
+
+
+def filter_image_modules(root: Path, kver: str, patterns: Sequence[str], firmware_patterns: Sequence[str],
+                         tools: Path | None) -> int:
+    """Remove every module (and firmware) KernelModules= does not select; returns how many were removed."""
+    moddir = root / "usr/lib/modules" / kver
+    deps = read_dependencies(moddir)
+    keep, firmware = resolve(root, kver, patterns, tools)
+    removed = 0
+    for module in set(deps) - keep:
+        (moddir / module).unlink(missing_ok=True)
+        removed += 1
+    keep_firmware = firmware | firmware_files(root, set(), firmware_patterns)
+    base = root / "usr/lib/firmware"
+    if base.is_dir():
+        for path in list(base.rglob("*")):
+            if (path.is_file() or path.is_symlink()) and path not in keep_firmware:
+                path.unlink()
+    depmod(root, kver, tools)
+    return removed
+
+
+def stage_modules(root: Path, kver: str, patterns: Sequence[str], firmware_patterns: Sequence[str],
+                  destination: Path, tools: Path | None) -> int:
+    """Copy the selected modules, their firmware and depmod's indexes into `destination`
+    (a tree for the kernel-modules initrd); returns the number of modules."""
+    moddir = root / "usr/lib/modules" / kver
+    modules, firmware = resolve(root, kver, patterns, tools)
+    firmware |= firmware_files(root, set(), firmware_patterns)
+    target = destination / "usr/lib/modules" / kver
+    target.mkdir(parents=True, exist_ok=True)
+    for module in modules:
+        (target / module).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(moddir / module, target / module)
+    for index in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        if (moddir / index).exists():
+            shutil.copy2(moddir / index, target / index)
+    for path in firmware:
+        relative = path.relative_to(root)
+        (destination / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination / relative, follow_symlinks=False)
+    depmod(destination, kver, tools)
+    return len(modules)

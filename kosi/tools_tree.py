@@ -1,0 +1,245 @@
+"""The tools tree: a directory image holding the programs kosi runs, newer than the host's.
+
+ToolsTree= takes a path (use that tree), "default"/"yes" (build and cache kosi's own tree)
+or is unset, in which case mkosi.tools/ is used when present and otherwise the default
+tree is built only when the host's tools cannot do the configured work (for example
+systemd-repart older than 254 for Format=disk); one line says why. The default tree is
+built by kosi's own pipeline as a Format=directory image, installs only the profiles the
+work needs (no qemu for a plain disk build), lives in the cache directory and is reused
+until its inputs change (the inputs are stored next to it as JSON).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Iterable
+
+from kosi import __version__, log
+from kosi.config.model import Config, Project
+from kosi.errors import KosiError
+
+#: Packages of the default tools tree, per tools tree distribution and profile. "base" is
+#: always installed; the other profiles follow ToolsTreeProfiles= (or the work at hand).
+PACKAGES: dict[str, dict[str, tuple[str, ...]]] = {
+    "debian": {
+        "base": (
+            "systemd", "systemd-repart", "systemd-ukify", "python3-pefile", "systemd-boot-efi", "systemd-boot",
+            "udev", "dosfstools", "mtools", "e2fsprogs", "xfsprogs", "btrfs-progs", "squashfs-tools", "erofs-utils",
+            "cryptsetup-bin", "openssl", "sbsigntool", "kmod", "cpio", "zstd", "xz-utils", "fdisk", "tar",
+            "ca-certificates", "grub-pc-bin",
+        ),
+        "package-manager": ("apt", "dpkg", "debian-archive-keyring", "gpgv"),
+        "runtime": ("qemu-system-x86", "ovmf", "swtpm", "systemd-container", "socat", "openssh-client"),
+        "misc": ("git-core", "less", "nano", "strace", "rsync"),
+        "devel": ("make", "gcc", "pkg-config"),
+    },
+}
+PACKAGES["ubuntu"] = PACKAGES["kali"] = PACKAGES["debian"]
+
+#: verbs that start the image and so need the runtime profile (qemu, firmware, swtpm)
+RUNTIME_VERBS = {"vm", "qemu", "boot", "shell", "ssh", "box"}
+
+#: minimum host versions for the work; older ones make kosi use a tools tree
+MINIMUM_SYSTEMD = 254
+
+
+def cache_root() -> Path:
+    if os.getuid() == 0:
+        return Path("/var/cache/kosi")
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kosi"
+
+
+def location() -> Path:
+    return cache_root() / "tools"
+
+
+def _value(config: Config | None, name: str, default: Any = None) -> Any:
+    if config is None:
+        return default
+    try:
+        value = config[name]
+    except KeyError:  # the setting is not in the table yet
+        value = config.values.get(name)
+    return default if value in (None, [], "") else value
+
+
+def systemd_version(binary: str, tools: Path | None = None) -> int | None:
+    """The version systemd tools report ("systemd 257 (257.13-1)"), None when not installed."""
+    path = shutil.which(binary, path=f"{tools}/usr/bin:{tools}/usr/sbin" if tools else None)
+    if not path:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    except OSError:
+        return None
+    match = re.match(r"systemd (\d+)", out)
+    return int(match.group(1)) if match else None
+
+
+def bootable(config: Config) -> bool:
+    value = _value(config, "Bootable", None)
+    if value is None or str(value).lower() == "auto":
+        return config.format in ("disk", "uki", "esp")
+    return str(value).lower() in ("yes", "true", "1", "enabled", "on")
+
+
+def host_shortcoming(config: Config, verb: str = "build") -> str | None:
+    """Why the host cannot do the configured work itself, or None when it can."""
+    if config.format in ("disk", "esp", "uki") or bootable(config):
+        version = systemd_version("systemd-repart")
+        if config.format == "disk" and (version or 0) < MINIMUM_SYSTEMD:
+            found = f"systemd-repart {version}" if version else "no systemd-repart"
+            return f"Format=disk needs systemd-repart >= {MINIMUM_SYSTEMD}, the host has {found}"
+        if bootable(config) and (systemd_version("ukify") or 0) < MINIMUM_SYSTEMD:
+            return f"a bootable image needs ukify >= {MINIMUM_SYSTEMD}, which the host lacks"
+    if verb in RUNTIME_VERBS - {"shell", "boot", "box"} and not shutil.which("qemu-system-x86_64"):
+        return "the vm verb needs qemu, which the host lacks"
+    return None
+
+
+def profiles_for(project: Project, verb: str) -> list[str]:
+    """The profiles to install: ToolsTreeProfiles= when set, else only what the work needs."""
+    configured = _value(project.main, "ToolsTreeProfiles", None)
+    if configured:
+        return sorted(set(configured))
+    profiles = {"package-manager"}
+    if verb in RUNTIME_VERBS:
+        profiles.add("runtime")
+    return sorted(profiles)
+
+
+def tools_config(project: Project, verb: str) -> Config:
+    """The configuration of the default tools tree: mkosi.tools.conf's, with our packages added."""
+    main = project.main
+    base = project.tools.copy() if project.tools is not None else Config(image="tools", directory=main.directory)
+    host_distribution = _value(main, "ToolsTreeDistribution", None) or "debian"
+    distribution = str(_value(base, "Distribution", None) or host_distribution)
+    if distribution not in PACKAGES:
+        raise KosiError(f"ToolsTreeDistribution={distribution}: kosi has no default tools tree for it",
+                        hint="use debian, or point ToolsTree= at a tree you built")
+    profiles = profiles_for(project, verb)
+    packages: list[str] = list(PACKAGES[distribution]["base"])
+    for profile in profiles:
+        packages += PACKAGES[distribution].get(profile, ())
+    packages += list(_value(main, "ToolsTreePackages", []) or [])
+    values = dict(base.values)
+    values.update({
+        "Distribution": distribution,
+        "Release": _value(base, "Release", None) or _value(main, "ToolsTreeRelease", None) or "trixie",
+        "Format": "directory",
+        "Packages": list(dict.fromkeys([*(values.get("Packages") or []), *packages])),
+        "Bootable": "no",
+        "WithDocs": False,
+    })
+    mirror = _value(main, "ToolsTreeMirror", None) or _value(base, "Mirror", None)
+    if mirror:
+        values["Mirror"] = mirror
+    config = Config(values, image="tools", directory=base.directory)
+    config.values["_tools_profiles"] = profiles
+    return config
+
+
+def inputs_of(config: Config) -> dict[str, Any]:
+    """What the tree is rebuilt for when it changes."""
+    return {
+        "kosi": __version__,
+        "distribution": config.values["Distribution"],
+        "release": config.values["Release"],
+        "mirror": config.values.get("Mirror"),
+        "packages": sorted(config.values["Packages"]),
+        "repositories": config.values.get("Repositories"),
+    }
+
+
+def digest(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cached_tree_usable(tree: Path, inputs: dict[str, Any]) -> str | None:
+    """None when the cached tree can be reused, else why not. A tree built with more
+    packages than needed is fine (it was built for a runtime verb earlier)."""
+    stamp = tree.with_name(tree.name + ".json")
+    if not tree.is_dir() or not stamp.exists():
+        return "no tools tree built yet"
+    try:
+        stored = json.loads(stamp.read_text())
+    except ValueError:
+        return "its record is unreadable"
+    for key in ("kosi", "distribution", "release", "mirror", "repositories"):
+        if stored.get(key) != inputs.get(key):
+            return f"{key} changed ({stored.get(key)} -> {inputs.get(key)})"
+    missing = set(inputs["packages"]) - set(stored.get("packages", []))
+    if missing:
+        return f"it lacks {', '.join(sorted(missing)[:4])}{' ...' if len(missing) > 4 else ''}"
+    return None
+
+
+def build_tree(config: Config, destination: Path, args: Any) -> None:
+    """Build the tools tree with kosi's own pipeline (a plain Format=directory image)."""
+    from kosi.pipeline import build as pipeline_build  # late: the pipeline imports us too
+
+    pipeline_build.build_directory_image(config, destination, args=args)
+
+
+def ensure_tools_tree(project: Project, args: Any) -> Path | None:
+    """The tools tree to use for this invocation, building the default one if needed."""
+    main = project.main
+    verb = getattr(args, "verb", "build") or "build"
+    setting = _value(main, "ToolsTree", None)
+    text = str(setting) if setting is not None else None
+    if text and text not in ("default", "yes", "no", "none"):
+        tree = Path(text)
+        if not tree.is_dir():
+            raise KosiError(f"ToolsTree={text}: no such directory", hint="give a directory, 'default' or 'no'")
+        return tree
+    if text in ("no", "none"):
+        return None
+    if text is None:
+        local = main.directory / "mkosi.tools"
+        if local.is_dir():
+            return local
+        reason = host_shortcoming(main, verb)
+        if reason is None:
+            return None
+        log.info(f"using the default tools tree: {reason}")
+    config = tools_config(project, verb)
+    inputs = inputs_of(config)
+    tree = location() / f"{inputs['distribution']}-{inputs['release']}"
+    why = cached_tree_usable(tree, inputs)
+    force = getattr(args, "force", 0) or 0
+    if why is None and force < 3:
+        return tree
+    log.step(f"building the default tools tree in {tree} ({why or 'forced with -fff'})")
+    staging = tree.with_name(tree.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    build_tree(config, staging, args)
+    shutil.rmtree(tree, ignore_errors=True)
+    staging.rename(tree)
+    tree.with_name(tree.name + ".json").write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n")
+    return tree
+
+
+def tools_command(tools: Path | None, mounts: Iterable[Path] = ()) -> list[str]:
+    """A command prefix that runs a program with the tools tree's /usr (its libraries and
+    Python match its programs; a trixie binary cannot run against the host's libraries).
+
+    Uses kosi.sandbox when it isolates; until then a private mount namespace where the
+    tools tree's /usr is bound over /usr, the rest of the host (and so every path we pass)
+    staying visible.
+    """
+    from kosi.sandbox import Mount, sandbox_command
+
+    if tools is None:
+        return []
+    prefix = sandbox_command(tools=tools, mounts=[Mount(p, str(p)) for p in mounts])
+    if prefix:
+        return prefix
+    script = 'mount --rbind "$0" /usr && exec env PATH=/usr/bin:/usr/sbin "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(tools / "usr")]
