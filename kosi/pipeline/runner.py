@@ -229,6 +229,8 @@ class Runner:
             return "cached image is current" if cached else None
         if span and cached and span[0] < i < span[1]:
             return "part of the cached image"
+        if context.state.get("done_reason"):
+            return context.state["done_reason"]
         return step.skip(context)
 
     def run_step(self, context: Context, step: Step, cached: bool) -> None:

@@ -1,0 +1,90 @@
+"""One class per output format behind one interface; the output step picks by Format=."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import ClassVar
+
+from kosi.errors import KosiError
+from kosi.outputs.compression import compress_level, compression_for
+from kosi.outputs.naming import output_format, output_name
+from kosi.pipeline.context import Context
+from kosi.pipeline.settings_access import setting
+
+FORMATS: dict[str, type["OutputFormat"]] = {}
+
+
+class OutputFormat:
+    """Turns the finished image root into the output in the staging directory."""
+
+    format: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        FORMATS[cls.format] = cls
+
+    def __init__(self, context: Context):
+        self.context = context
+        self.config = context.config
+
+    @property
+    def target(self) -> Path:
+        return self.context.staging / output_name(self.config)
+
+    def write(self) -> None:
+        raise NotImplementedError
+
+    def pipe_compressed(self, producer: list[str], cwd: Path | None = None) -> None:
+        """Run `producer` writing an archive to stdout, compressed per CompressOutput= into target."""
+        from kosi import log
+
+        compression = compression_for(self.config, self.format)
+        log.debug("+ " + " ".join(producer) + (f" | {compression.name}" if compression else ""))
+        with open(self.target, "wb") as out:
+            if compression is None:
+                result = subprocess.run(producer, stdout=out, cwd=cwd, env=archive_environment(self.context))
+                if result.returncode != 0:
+                    raise KosiError(f"{producer[0]} failed with exit status {result.returncode} writing {self.target.name}")
+                return
+            producer_proc = subprocess.Popen(producer, stdout=subprocess.PIPE, cwd=cwd, env=archive_environment(self.context))
+            compressor = subprocess.run(compression.command(compress_level(self.config)), stdin=producer_proc.stdout, stdout=out)
+            producer_proc.stdout.close()
+            if producer_proc.wait() != 0:
+                raise KosiError(f"{producer[0]} failed with exit status {producer_proc.returncode} writing {self.target.name}")
+            if compressor.returncode != 0:
+                raise KosiError(f"{compression.name} failed with exit status {compressor.returncode}")
+
+
+def archive_environment(context: Context) -> dict[str, str]:
+    env = dict(os.environ, LC_ALL="C.UTF-8")
+    epoch = source_date_epoch(context)
+    if epoch is not None:
+        env["SOURCE_DATE_EPOCH"] = str(epoch)
+    return env
+
+
+def source_date_epoch(context: Context) -> int | None:
+    """SourceDateEpoch=, else SOURCE_DATE_EPOCH from Environment=, else from the host (manual order)."""
+    value = setting(context.config, "SourceDateEpoch")
+    if value in (None, ""):
+        environment = setting(context.config, "Environment", {})
+        if isinstance(environment, list):
+            merged: dict[str, str] = {}
+            for item in environment:
+                merged.update(item)
+            environment = merged
+        value = environment.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
+    return None if value in (None, "") else int(value)
+
+
+def for_context(context: Context) -> OutputFormat:
+    # Importing the format modules registers them.
+    from kosi.outputs import cpio, directory, none, tar  # noqa: F401
+
+    fmt = output_format(context.config)
+    cls = FORMATS.get(fmt)
+    if cls is None:
+        raise KosiError(f"Format={fmt}: not implemented yet (supported: {', '.join(sorted(FORMATS))})")
+    return cls(context)

@@ -1,0 +1,41 @@
+"""Format=cpio: a newc archive with sorted entries, as the kernel expects for initrds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from kosi.outputs.base import OutputFormat, source_date_epoch
+
+
+def clamp_mtimes(root, epoch: int) -> None:
+    """cpio has no --clamp-mtime; clamp in the tree itself (it is thrown away afterwards)."""
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            if st.st_mtime > epoch:
+                os.utime(path, (epoch, epoch), follow_symlinks=False)
+    if os.lstat(root).st_mtime > epoch:
+        os.utime(root, (epoch, epoch))
+
+
+class CpioOutput(OutputFormat):
+    format = "cpio"
+
+    def write(self) -> None:
+        root = self.context.root
+        epoch = source_date_epoch(self.context)
+        if epoch is not None:
+            clamp_mtimes(root, epoch)
+        names = subprocess.run(["find", ".", "-mindepth", "1", "-print0"], cwd=root, stdout=subprocess.PIPE, check=True).stdout
+        entries = sorted(n for n in names.split(b"\0") if n)
+        listing = root.parent / "cpio-file-list"
+        listing.write_bytes(b"\0".join(entries) + b"\0")
+        try:
+            self.pipe_compressed(
+                ["sh", "-c", 'exec cpio --create --reproducible --renumber-inodes --null --format=newc --quiet < "$0"', str(listing)],
+                cwd=root,
+            )
+        finally:
+            listing.unlink(missing_ok=True)

@@ -1,0 +1,233 @@
+"""Format=disk: a GPT disk image made by systemd-repart, offline, from the image root.
+
+Partitions come from RepartDirectories= / mkosi.repart/, or the manual's defaults (ESP
+when bootable, BIOS boot partition with BiosBootloader=grub, root with the
+distribution's file system). repart runs from the tools tree when the host's is too old,
+never needs loop devices (--offline=yes) and reports the partition table as JSON, which
+later steps (grub, split artifacts) and `kosi --json` read back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kosi import log
+from kosi.distributions import get as get_distribution
+from kosi.errors import KosiError
+from kosi.outputs.base import OutputFormat
+from kosi.outputs.compression import compress_level, compression_for
+from kosi.outputs.naming import base_name
+from kosi.pipeline.context import Context
+from kosi.pipeline.settings_access import local_file, paths, setting, word
+from kosi.sandbox import run
+from kosi.tools_tree import bootable, tools_command
+
+ESP_DEFINITION = """[Partition]
+Type=esp
+Format=vfat
+CopyFiles=/boot:/
+CopyFiles=/efi:/
+SizeMinBytes=512M
+SizeMaxBytes=512M
+"""
+BIOS_DEFINITION = """[Partition]
+# grub embeds its core image in this partition on GPT disks
+Type=21686148-6449-6e6f-744e-656564454649
+SizeMinBytes=1M
+SizeMaxBytes=1M
+"""
+ROOT_DEFINITION = """[Partition]
+Type=root
+Format={filesystem}
+CopyFiles=/
+Minimize=guess
+"""
+
+
+def split_artifacts(config) -> set[str]:
+    value = setting(config, "SplitArtifacts", [])
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    words = {getattr(v, "value", str(v)) for v in value}
+    if words & {"yes", "true", "1"}:  # the old boolean form meant the partitions
+        words = (words - {"yes", "true", "1"}) | {"uki", "kernel", "initrd", "partitions", "roothash"}
+    return words
+
+
+def is_bootable(context: Context) -> bool:
+    """Bootable=yes, or auto with a kernel found by the boot steps."""
+    value = word(context.config, "Bootable", "auto").lower()
+    if value in ("no", "false", "0", "disabled"):
+        return False
+    if value in ("yes", "true", "1", "enabled"):
+        return True
+    return bool(context.state.get("kernels")) or bootable(context.config) and bool(context.state.get("ukis"))
+
+
+def bios_grub(context: Context) -> bool:
+    return word(context.config, "BiosBootloader", "none").lower() == "grub" and is_bootable(context)
+
+
+def definitions(context: Context) -> list[Path]:
+    """The repart.d directories to use, writing the default definitions when none are configured."""
+    configured = paths(context.config, "RepartDirectories")
+    local = local_file(context.config, "mkosi.repart")
+    if local and local.is_dir() and local not in configured:
+        configured.append(local)
+    if configured:
+        for directory in configured:
+            if not directory.is_dir():
+                raise KosiError(f"RepartDirectories={directory}: no such directory")
+        return configured
+    directory = context.workspace / "repart-definitions"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    if is_bootable(context):
+        (directory / "00-esp.conf").write_text(ESP_DEFINITION)
+        if bios_grub(context):
+            (directory / "05-bios.conf").write_text(BIOS_DEFINITION)
+    distribution = get_distribution(word(context.config, "Distribution", "debian"))
+    (directory / "10-root.conf").write_text(ROOT_DEFINITION.format(filesystem=distribution.filesystem))
+    return [directory]
+
+
+def seed(config) -> str:
+    """Seed=, or mkosi.seed, or random. Validated so a typo names the setting."""
+    value = setting(config, "Seed")
+    if value in (None, ""):
+        local = local_file(config, "mkosi.seed")
+        value = local.read_text().strip() if local and local.is_file() else "random"
+    value = str(value)
+    if value != "random":
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise KosiError(f"Seed={value}: expected a UUID or 'random'") from None
+    return value
+
+
+def repart_command(context: Context, image: Path, directories: list[Path], *, split: bool) -> list[str]:
+    cmd = ["systemd-repart", "--empty=create", "--size=auto", "--dry-run=no", "--offline=yes", "--no-pager",
+           f"--root={context.root}", f"--seed={seed(context.config)}", "--json=pretty"]
+    cmd += [f"--definitions={d}" for d in directories]
+    sector = setting(context.config, "SectorSize")
+    if sector not in (None, ""):
+        cmd.append(f"--sector-size={sector}")
+    if split:
+        cmd.append("--split=yes")
+    return [*cmd, str(image)]
+
+
+def explain_failure(stderr: str, directories: list[Path]) -> str:
+    """repart's error as one line naming the partition and the size setting to change."""
+    lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+    files = sorted(f for d in directories for f in d.glob("*.conf"))
+    culprit = None
+    for line in reversed(lines):
+        for f in files:
+            if f.name in line or f.stem in line:
+                culprit = f
+                break
+        if culprit:
+            break
+    if culprit is None:
+        for f in files:
+            text = f.read_text()
+            if re.search(r"Type=esp", text) and any(k in s for s in lines for k in ("vfat", "mcopy", "FAT", "Disk full")):
+                culprit = f
+    last = next((l for l in reversed(lines) if "rror" in l or "ailed" in l or "not" in l), lines[-1] if lines else "")
+    full = any(k in stderr for k in ("No space left", "Disk full", "too large", "larger than", "fit", "exceeds"))
+    if culprit and full:
+        return (f"partition {culprit.name} is too small for its content ({last}); raise SizeMaxBytes=/SizeMinBytes= "
+                f"in {culprit} (or provide your own definitions with RepartDirectories=)")
+    if full:
+        return f"a partition is too small for its content ({last}); raise SizeMaxBytes= in the definitions"
+    return f"systemd-repart failed: {last}"
+
+
+def run_repart(context: Context, image: Path, *, split: bool = False) -> list[dict[str, Any]]:
+    directories = definitions(context)
+    context.state["repart_definitions"] = directories
+    image.unlink(missing_ok=True)
+    sandbox = tools_command(context.tools, [context.root, context.workspace, image.parent, *directories])
+    result = run(repart_command(context, image, directories, split=split), sandbox=sandbox,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False, cwd=image.parent)
+    stderr = (result.stderr or b"").decode(errors="replace")
+    if result.returncode != 0:
+        log.debug(stderr)
+        raise KosiError(explain_failure(stderr, directories))
+    try:
+        table = json.loads(result.stdout or b"[]")
+    except ValueError:
+        raise KosiError("systemd-repart printed no partition table (is it older than v254?)") from None
+    context.state["partitions"] = table
+    return table
+
+
+class DiskOutput(OutputFormat):
+    format = "disk"
+
+    def write(self) -> None:
+        compression = compression_for(self.config, "disk")
+        raw = self.target if compression is None else self.target.with_suffix("")
+        if compression is not None:
+            raw = self.context.staging / (self.target.name[: -len(compression.extension)])
+        wanted = split_artifacts(self.config)
+        table = run_repart(self.context, raw, split="partitions" in wanted)
+        if bios_grub(self.context):
+            from kosi.boot import grub
+
+            esp_index = next((i for i, p in enumerate(table, 1) if p.get("type") == "esp"), 1)
+            grub.install_bios(raw, self.context.root, self.context.tools, self.context.workspace, esp_index)
+        write_split_artifacts(self.context, table, wanted)
+        if compression is not None:
+            with open(self.target, "wb") as out:
+                run(compression.command(compress_level(self.config)) + [str(raw)], stdout=out)
+            raw.unlink()
+
+
+def write_split_artifacts(context: Context, table: list[dict[str, Any]], wanted: set[str]) -> None:
+    """SplitArtifacts=: files next to the image in the staging directory."""
+    name = base_name(context.config)
+    staging = context.staging
+    if "partitions" in wanted:
+        # repart --split=yes wrote <image>.<label>.raw files next to the image; name them ours.
+        for partition in table:
+            split_path = partition.get("split_path")
+            if split_path and Path(split_path).exists():
+                label = partition.get("type", "part")
+                target = staging / f"{name}.{label}.raw"
+                if Path(split_path) != target:
+                    os.replace(split_path, target)
+    if "roothash" in wanted:
+        roothash = next((p.get("roothash") for p in table if p.get("roothash")), None)
+        if roothash:
+            (staging / f"{name}.roothash").write_text(roothash + "\n")
+    if "os-release" in wanted:
+        for candidate in ("etc/os-release", "usr/lib/os-release"):
+            source = context.root / candidate
+            if source.exists():
+                shutil.copyfile(source, staging / f"{name}.osrelease")
+                break
+    if "repart-definitions" in wanted:
+        target = staging / f"{name}.repart.d"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        for directory in context.state.get("repart_definitions", []):
+            for conf in sorted(directory.glob("*.conf")):
+                shutil.copy2(conf, target / conf.name)
+    for kind, key in (("uki", "ukis"), ("kernel", "split_kernel"), ("initrd", "split_initrd"),
+                      ("kernel-modules-initrd", "split_modules_initrd")):
+        sources = context.state.get(key)
+        if kind in wanted and sources:
+            source = Path(sources[0] if isinstance(sources, list) else sources)
+            suffix = {"uki": "efi", "kernel": "vmlinuz", "initrd": "initrd",
+                      "kernel-modules-initrd": "kernel-modules-initrd"}[kind]
+            shutil.copy2(source, staging / f"{name}.{suffix}")

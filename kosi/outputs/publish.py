@@ -1,0 +1,63 @@
+"""Moving finished outputs into OutputDirectory= — the very last thing a build does.
+
+Everything is produced in the workspace's staging directory first, so a failed or
+interrupted build leaves the previous outputs untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from kosi.config.model import Config
+from kosi.errors import KosiError
+from kosi.outputs.naming import artifact_names, base_name, output_directory, output_name
+from kosi.pipeline.context import Context
+from kosi.pipeline.settings_access import local_file, setting
+
+
+def existing_outputs(config: Config) -> list[Path]:
+    directory = output_directory(config)
+    return [directory / n for n in artifact_names(config) if os.path.lexists(directory / n)]
+
+
+def check_or_remove_previous(config: Config, force: int) -> None:
+    """Refuse to overwrite outputs of an earlier build unless -f was given; with -f remove them."""
+    existing = existing_outputs(config)
+    if not existing:
+        return
+    if not force:
+        raise KosiError(f"output {existing[0]} already exists", hint="use -f to rebuild, or `kosi clean`")
+    for path in existing:
+        remove_path(path)
+
+
+def remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def copy_nspawn_settings(context: Context) -> None:
+    source = setting(context.config, "NSpawnSettings") or local_file(context.config, "mkosi.nspawn")
+    if source:
+        shutil.copy2(source, context.staging / f"{base_name(context.config)}.nspawn")
+
+
+def publish(context: Context) -> list[Path]:
+    directory = output_directory(context.config)
+    directory.mkdir(parents=True, exist_ok=True)
+    mode = setting(context.config, "OutputMode")
+    moved = []
+    main = output_name(context.config)
+    for entry in sorted(context.staging.iterdir(), key=lambda p: p.name != main):
+        target = directory / entry.name
+        if os.path.lexists(target):
+            remove_path(target)
+        shutil.move(str(entry), str(target))
+        if mode is not None and entry.name == main and not target.is_dir():
+            os.chmod(target, int(mode))
+        moved.append(target)
+    return moved

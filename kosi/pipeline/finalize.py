@@ -1,0 +1,133 @@
+"""The last steps on the image: removals, SELinux labels, reproducibility clean-up, outputs."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+from kosi.errors import KosiError
+from kosi.pipeline.context import Context
+from kosi.pipeline.packages import package_manager
+from kosi.pipeline.settings_access import setting, word
+from kosi.pipeline.step import Step
+from kosi.sandbox import run
+
+
+def remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+class RemoveFiles(Step):
+    name = "remove files"
+
+    def skip(self, context):
+        return None if setting(context.config, "RemoveFiles", []) else "RemoveFiles= is empty"
+
+    def run(self, context):
+        root = str(context.root)
+        for pattern in setting(context.config, "RemoveFiles", []):
+            for match in glob.glob(root + "/" + str(pattern).lstrip("/"), recursive=True):
+                if os.path.realpath(match).startswith(os.path.realpath(root) + "/"):
+                    remove(match)
+
+
+class SELinuxRelabel(Step):
+    name = "SELinux relabel"
+
+    def policy(self, context) -> str | None:
+        config = context.root / "etc/selinux/config"
+        if not config.is_file():
+            return None
+        for line in config.read_text().splitlines():
+            if line.startswith("SELINUXTYPE="):
+                return line.split("=", 1)[1].strip()
+        return None
+
+    def skip(self, context):
+        mode = word(context.config, "SELinuxRelabel", "auto")
+        if mode in ("no", "disabled", "false"):
+            return "SELinuxRelabel=no"
+        if self.policy(context) is None:
+            return "no SELinux policy in the image"
+        if not shutil.which("setfiles"):
+            return "setfiles is not installed"
+        if mode == "auto" and word(context.config, "Format", "disk") == "directory":
+            return "directory images are not relabelled with SELinuxRelabel=auto"
+        return None
+
+    def run(self, context):
+        policy = self.policy(context)
+        contexts = context.root / "etc/selinux" / policy / "contexts/files/file_contexts"
+        strict = word(context.config, "SELinuxRelabel", "auto") in ("yes", "enabled", "true")
+        result = run(["setfiles", "-mFr", str(context.root), "-c", str(next((context.root / "etc/selinux" / policy / "policy").glob("policy.*"), "")),
+                      str(contexts), str(context.root)], check=False)
+        if strict and result.returncode != 0:
+            raise KosiError(f"setfiles failed with exit status {result.returncode}")
+
+
+# Files whose content records when (or on which machine) the build happened.
+VOLATILE_FILES = (
+    "var/cache/ldconfig/aux-cache",
+    "var/lib/dbus/machine-id",
+    "var/lib/systemd/random-seed",
+    "var/lib/systemd/catalog/database",
+    "etc/.pwd.lock",
+    "var/lib/dpkg/lock", "var/lib/dpkg/lock-frontend", "var/lib/dpkg/triggers/Lock",
+    "var/cache/debconf/config.dat-old", "var/cache/debconf/templates.dat-old",
+    "var/lib/dpkg/status-old", "var/lib/dpkg/diversions-old",
+    "etc/passwd-", "etc/group-", "etc/shadow-", "etc/gshadow-", "etc/subuid-", "etc/subgid-",
+)  # fmt: skip
+
+
+class Normalise(Step):
+    """Leave no wall-clock or build-host traces: log files, caches keyed on time, lock files."""
+
+    name = "normalise for reproducibility"
+
+    def run(self, context):
+        manager = package_manager(context)
+        if manager is not None and hasattr(manager, "normalise_for_reproducibility"):
+            manager.normalise_for_reproducibility(context)
+        root = context.root
+        for name in VOLATILE_FILES:
+            remove(str(root / name))
+        logs = root / "var/log"
+        if logs.is_dir():
+            for directory, _, files in os.walk(logs):
+                for name in files:
+                    os.unlink(os.path.join(directory, name))
+        for stale in glob.glob(str(root / "var/cache/apt/*.bin")):
+            os.unlink(stale)
+
+
+class WriteOutput(Step):
+    name = "write output"
+
+    def run(self, context):
+        from kosi.outputs.base import for_context
+        from kosi.outputs.manifest import debian_packages, manifest_formats, write_manifests
+        from kosi.outputs.publish import copy_nspawn_settings
+
+        context.staging.mkdir(parents=True, exist_ok=True)
+        if manifest_formats(context.config):
+            write_manifests(context, debian_packages(context.root))
+        for_context(context).write()
+        copy_nspawn_settings(context)
+
+
+class Checksums(Step):
+    name = "checksum and sign outputs"
+
+    def skip(self, context):
+        from kosi.pipeline.settings_access import flag
+
+        return None if flag(context.config, "Checksum") or flag(context.config, "Sign") else "Checksum=no"
+
+    def run(self, context):
+        from kosi.outputs.checksum import sign_checksums, write_checksums
+
+        sign_checksums(context, write_checksums(context))

@@ -1,0 +1,63 @@
+"""The build of one image as one ordered list (manual: EXECUTION FLOW, "for each image").
+
+Numbers refer to the manual's steps. ReuseCache and SaveCache are handled by the runner:
+with a valid Incremental= cache everything between them comes from the cache.
+"""
+
+from __future__ import annotations
+
+from kosi.pipeline import finalize, packages, scripts, setup, trees
+from kosi.pipeline.runner import ReuseCache, SaveCache
+from kosi.pipeline.step import Step
+
+
+def build_steps() -> list[Step]:
+    return [
+        trees.SandboxTrees(),             # 1  copy sandbox trees into the workspace
+        packages.SyncMetadata(),          # 2  sync the package manager's repository metadata
+        scripts.SyncScripts(),            # 3  mkosi.sync
+        trees.BaseTrees(),                # 4  BaseTrees=
+        ReuseCache(),                     # 5  reuse a cached image (runner)
+        packages.MetadataSnapshot(),      # 6  repository metadata snapshot into the image
+        trees.SkeletonTrees(),            # 7  mkosi.skeleton
+        packages.InstallPackages(),       # 8  distribution and Packages=
+        scripts.PrepareFinal(),           # 9  mkosi.prepare final
+        packages.InstallBuildPackages(),  # 10 BuildPackages= in a throwaway copy of the root
+        scripts.PrepareBuild(),           # 11 mkosi.prepare build
+        SaveCache(),                      # 12 Incremental= cache (runner)
+        scripts.BuildScripts(),           # 13 mkosi.build
+        scripts.FinalizeNoneFormat(),     # 14 Format=none ends here
+        scripts.CopyBuildOutputs(),       # 15 $DESTDIR into the image
+        trees.ExtraTrees(),               # 16 mkosi.extra
+        scripts.PostinstScripts(),        # 17 mkosi.postinst
+        setup.ConfigFiles(),              # 18 Ssh=, Autologin=, MakeInitrd=
+        setup.Bootloader(),               # 19 systemd-boot / secure boot (later)
+        setup.Sysusers(),                 # 20
+        setup.Tmpfiles(),                 # 21
+        setup.Presets(),                  # 22
+        setup.Depmod(),                   # 23
+        setup.Firstboot(),                # 24
+        setup.Hwdb(),                     # 25
+        setup.MachineId(),                #    MachineId= / mkosi.machine-id
+        setup.OsRelease(),                #    IMAGE_ID= / IMAGE_VERSION=
+        packages.RemovePackages(),        # 26 RemovePackages=
+        finalize.RemoveFiles(),           # 26 RemoveFiles=
+        packages.CleanPackageMetadata(),  #    CleanPackageMetadata=
+        finalize.SELinuxRelabel(),        # 27
+        scripts.FinalizeScripts(),        # 28 mkosi.finalize
+        UnifiedKernelImage(),             # 29 (later)
+        finalize.Normalise(),             #    no wall-clock traces (SourceDateEpoch=)
+        finalize.WriteOutput(),           # 30 the output format, manifest, nspawn settings
+        scripts.PostoutputScripts(),      # 31 mkosi.postoutput
+        finalize.Checksums(),             #    Checksum=, Sign= over everything produced
+    ]  # fmt: skip
+
+
+class UnifiedKernelImage(Step):
+    name = "build unified kernel image"
+
+    def skip(self, context):
+        return "bootable images: not implemented yet"
+
+    def run(self, context):
+        pass

@@ -1,0 +1,175 @@
+"""Steps that use the package manager: metadata sync, installs, the build overlay, removals.
+
+The package manager itself (apt, ...) is the installer backend's business; these steps
+only decide when to call which of its operations.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kosi.pipeline.cache import copy_tree, fingerprint_path
+from kosi.pipeline.context import Context
+from kosi.pipeline.settings_access import architecture, flag, paths, setting, word
+from kosi.pipeline.step import Step
+
+
+def package_manager(context: Context) -> Any:
+    """The installer backend for this image's distribution, or None (Distribution=custom)."""
+    if "package_manager" in context.state:
+        return context.state["package_manager"]
+    manager = None
+    distribution = word(context.config, "Distribution", "custom")
+    try:
+        import kosi.installers as installers
+
+        for name in ("for_config", "get", "package_manager", "installer"):
+            lookup = getattr(installers, name, None)
+            if callable(lookup):
+                manager = lookup(context.config)
+                break
+    except ImportError:
+        pass
+    if manager is None:
+        from kosi import distributions
+
+        cls = distributions.get(distribution)
+        factory = getattr(cls, "installer", None) or getattr(cls, "package_manager_class", None)
+        if callable(factory):
+            manager = factory() if isinstance(factory, type) else factory(context.config)
+    context.state["package_manager"] = manager
+    return manager
+
+
+def build_scripts_configured(context: Context) -> bool:
+    from kosi.scripts.execute import find_scripts
+
+    return bool(find_scripts(context.config, "build"))
+
+
+def build_root(context: Context) -> Path:
+    return context.workspace / "build-root"
+
+
+def package_inputs(context: Context) -> dict[str, Any]:
+    config = context.config
+    return {
+        "Distribution=": word(config, "Distribution", "custom"),
+        "Release=": setting(config, "Release"),
+        "Architecture=": architecture(config),
+        "Mirror=": setting(config, "Mirror"),
+        "Repositories=": setting(config, "Repositories", []),
+        "Packages=": sorted(map(str, setting(config, "Packages", []))),
+        "WithDocs=": flag(config, "WithDocs", True),
+        "WithRecommends=": flag(config, "WithRecommends"),
+        "PackageDirectories=": {str(p): fingerprint_path(p) for p in paths(config, "PackageDirectories")},
+    }
+
+
+class SyncMetadata(Step):
+    name = "sync repository metadata"
+
+    def skip(self, context):
+        if package_manager(context) is None:
+            return "no package manager (Distribution=custom)"
+        return None
+
+    def run(self, context):
+        manager = package_manager(context)
+        manager.setup(context)
+        cache_only = word(context.config, "CacheOnly", "auto")
+        if cache_only in ("always", "metadata"):
+            return  # CacheOnly= forbids refreshing the metadata
+        if cache_only == "auto" and context.state.get("cached"):
+            return  # the cached image already has its packages
+        manager.sync(context)
+
+
+class MetadataSnapshot(Step):
+    name = "copy repository metadata into image"
+
+    def skip(self, context):
+        return None if package_manager(context) else "no package manager"
+
+    def run(self, context):
+        package_manager(context).copy_metadata_into_image(context)
+
+
+class InstallPackages(Step):
+    name = "install distribution and packages"
+
+    def skip(self, context):
+        if package_manager(context) is None:
+            return "no package manager (Distribution=custom)"
+        return None
+
+    def inputs(self, context):
+        return package_inputs(context)
+
+    def run(self, context):
+        packages = list(setting(context.config, "Packages", []))
+        package_manager(context).install(context, packages)
+
+
+class InstallBuildPackages(Step):
+    """BuildPackages= go into a copy of the root that is thrown away after the build scripts:
+    they never reach the final image."""
+
+    name = "install build packages (overlay)"
+
+    def skip(self, context):
+        if not build_scripts_configured(context):
+            return "no build scripts"
+        return None
+
+    def inputs(self, context):
+        if not build_scripts_configured(context):
+            return {}
+        return {"BuildPackages=": sorted(map(str, setting(context.config, "BuildPackages", [])))}
+
+    def run(self, context):
+        target = build_root(context)
+        copy_tree(context.root, target)
+        context.state["build_root"] = target
+        packages = list(setting(context.config, "BuildPackages", []))
+        if packages:
+            package_manager(context).install(context, packages, root=target)
+
+
+class RemovePackages(Step):
+    name = "remove packages"
+
+    def skip(self, context):
+        if not setting(context.config, "RemovePackages", []):
+            return "RemovePackages= is empty"
+        if word(context.config, "CleanPackageMetadata", "auto") in ("no", "disabled", "false"):
+            return "CleanPackageMetadata=no"
+        if package_manager(context) is None:
+            return "no package manager"
+        return None
+
+    def run(self, context):
+        package_manager(context).remove(context, list(setting(context.config, "RemovePackages", [])))
+
+
+class CleanPackageMetadata(Step):
+    name = "clean package metadata"
+
+    def skip(self, context):
+        if package_manager(context) is None:
+            return "no package manager"
+        if word(context.config, "CleanPackageMetadata", "auto") in ("no", "disabled", "false"):
+            return "CleanPackageMetadata=no"
+        return None
+
+    def run(self, context):
+        package_manager(context).clean_metadata(context)
+
+
+def discard_build_root(context: Context) -> None:
+    target = build_root(context)
+    if target.is_dir():
+        shutil.rmtree(target)
+    context.state.pop("build_root", None)

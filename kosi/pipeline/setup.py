@@ -1,0 +1,284 @@
+"""Image setup after the packages: systemd's offline tools and small configuration files.
+
+Each tool runs with --root= on the image and is skipped (with the reason) when the image
+does not ship what it works on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from kosi.errors import KosiError
+from kosi.pipeline.context import Context
+from kosi.pipeline.settings_access import flag, local_file, setting, word
+from kosi.pipeline.step import Step
+from kosi.sandbox import run
+
+
+def in_image(context: Context, *candidates: str) -> Path | None:
+    for candidate in candidates:
+        path = context.root / candidate.lstrip("/")
+        if os.path.lexists(path):
+            return path
+    return None
+
+
+def tool_environment(context: Context) -> dict[str, str]:
+    from kosi.scripts.environment import source_date_epoch
+
+    env = dict(os.environ)
+    epoch = source_date_epoch(context.config)
+    if epoch:
+        env["SOURCE_DATE_EPOCH"] = epoch  # shadow and systemd tools stamp dates with it
+    return env
+
+
+def host_tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/lib/systemd")
+    if not found:
+        raise KosiError(f"{name} is not installed (install systemd, or use ToolsTree=default)")
+    return found
+
+
+class ConfigFiles(Step):
+    """Configuration for Autologin=, MakeInitrd= and Ssh=."""
+
+    name = "write autologin/initrd/ssh configuration"
+
+    def skip(self, context):
+        if not (flag(context.config, "Autologin") or flag(context.config, "MakeInitrd") or self.ssh_wanted(context)):
+            return "Autologin=, MakeInitrd= and Ssh= not enabled"
+        return None
+
+    def ssh_wanted(self, context) -> bool:
+        mode = word(context.config, "Ssh", "auto")
+        if mode in ("always", "yes", "runtime"):
+            return True
+        return mode == "auto" and in_image(context, "usr/sbin/sshd") is not None
+
+    def run(self, context):
+        root = context.root
+        if flag(context.config, "Autologin"):
+            agetty = "-agetty -o '-f -p -- \\\\u' --noclear --keep-baud --autologin root - 115200,38400,9600 $TERM"
+            for unit in ("console-getty.service", "getty@tty1.service", "serial-getty@hvc0.service"):
+                dropin = root / "etc/systemd/system" / f"{unit}.d" / "autologin.conf"
+                dropin.parent.mkdir(parents=True, exist_ok=True)
+                dropin.write_text(f"[Service]\nExecStart=\nExecStart={agetty}\n")
+        if flag(context.config, "MakeInitrd"):
+            (root / "etc").mkdir(exist_ok=True)
+            for link, target in (("etc/initrd-release", "/etc/os-release"), ("init", "/usr/lib/systemd/systemd")):
+                path = root / link
+                if not os.path.lexists(path):
+                    path.symlink_to(target)
+        if self.ssh_wanted(context):
+            units = root / "usr/lib/systemd/system"
+            units.mkdir(parents=True, exist_ok=True)
+            (units / "ssh.socket").write_text(
+                "[Unit]\nDescription=SSH over vsock\n\n[Socket]\nListenStream=vsock::22\nAccept=yes\n\n"
+                "[Install]\nWantedBy=sockets.target\n")
+            (units / "ssh@.service").write_text(
+                "[Unit]\nDescription=SSH per-connection server\n\n[Service]\n"
+                "ExecStart=-/usr/sbin/sshd -i\nStandardInput=socket\nRuntimeDirectory=sshd\n")
+            wants = root / "etc/systemd/system/sockets.target.wants"
+            wants.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(wants / "ssh.socket"):
+                (wants / "ssh.socket").symlink_to("/usr/lib/systemd/system/ssh.socket")
+
+
+class Bootloader(Step):
+    name = "install bootloader"
+
+    def skip(self, context):
+        return "bootable images: not implemented yet"
+
+    def run(self, context):
+        pass
+
+
+class Sysusers(Step):
+    name = "systemd-sysusers"
+
+    def skip(self, context):
+        if not in_image(context, "usr/lib/sysusers.d"):
+            return "image has no /usr/lib/sysusers.d"
+        return None
+
+    def run(self, context):
+        run([host_tool("systemd-sysusers"), f"--root={context.root}"], env=tool_environment(context))
+
+
+class Tmpfiles(Step):
+    name = "systemd-tmpfiles"
+
+    def skip(self, context):
+        if not in_image(context, "usr/lib/tmpfiles.d"):
+            return "image has no /usr/lib/tmpfiles.d"
+        return None
+
+    def run(self, context):
+        cmd = [host_tool("systemd-tmpfiles"), f"--root={context.root}", "--boot", "--create", "--remove"]
+        cmd += [f"--exclude-prefix={p}" for p in ("/dev", "/proc", "/sys", "/run", "/tmp", "/var/tmp", "/home", "/srv")]
+        # 65 (bad lines) and 73 (cannot create some paths offline) are expected in an image.
+        result = run(cmd, env=tool_environment(context), check=False)
+        if result.returncode not in (0, 65, 73):
+            raise KosiError(f"systemd-tmpfiles failed with exit status {result.returncode}")
+
+
+class Presets(Step):
+    name = "systemctl preset-all"
+
+    def skip(self, context):
+        if not in_image(context, "usr/bin/systemctl", "bin/systemctl"):
+            return "image has no systemctl"
+        return None
+
+    def run(self, context):
+        run([host_tool("systemctl"), f"--root={context.root}", "preset-all"], env=tool_environment(context))
+
+
+class Depmod(Step):
+    name = "depmod"
+
+    def kernels(self, context) -> list[str]:
+        modules = context.root / "usr/lib/modules"
+        if not modules.is_dir():
+            return []
+        return sorted(p.name for p in modules.iterdir() if (p / "kernel").is_dir())
+
+    def skip(self, context):
+        if not self.kernels(context):
+            return "image has no kernel modules"
+        return None
+
+    def run(self, context):
+        for version in self.kernels(context):
+            run([host_tool("depmod"), f"--basedir={context.root}", version])
+
+
+FIRSTBOOT = (
+    # (setting, systemd-firstboot option, credential name)
+    ("Locale", "--locale", "firstboot.locale"),
+    ("LocaleMessages", "--locale-messages", "firstboot.locale-messages"),
+    ("Keymap", "--keymap", "firstboot.keymap"),
+    ("Timezone", "--timezone", "firstboot.timezone"),
+    ("Hostname", "--hostname", "system.hostname"),
+    ("RootShell", "--root-shell", "passwd.shell.root"),
+)
+
+
+def root_password(context: Context) -> tuple[str, bool] | None:
+    """(password, is_hashed) from RootPassword= or mkosi.rootpw."""
+    value = setting(context.config, "RootPassword")
+    if value is None:
+        path = local_file(context.config, "mkosi.rootpw")
+        if path and path.is_file():
+            if os.access(path, os.X_OK):
+                value = run([str(path)], stdout=-1).stdout.decode().rstrip("\n")
+            else:
+                if path.stat().st_mode & 0o077:
+                    raise KosiError("mkosi.rootpw must not be accessible by group or others", file=str(path),
+                                    hint="chmod 600 it")
+                value = path.read_text().rstrip("\n")
+    if isinstance(value, (tuple, list)):  # the config package may store (password, hashed)
+        return str(value[0]), bool(value[1])
+    if value is None:
+        return None
+    value = str(value)
+    if value.startswith("hashed:"):
+        return value.removeprefix("hashed:"), True
+    return value, False
+
+
+class Firstboot(Step):
+    """Locale=, Keymap=, Timezone=, Hostname=, RootShell=, RootPassword= via systemd-firstboot,
+    and the same values as credentials in /usr/lib/credstore for /usr-only images."""
+
+    name = "systemd-firstboot"
+
+    def options(self, context) -> list[tuple[str, str, str]]:
+        return [(option, str(setting(context.config, name)), credential)
+                for name, option, credential in FIRSTBOOT if setting(context.config, name)]
+
+    def skip(self, context):
+        if not self.options(context) and root_password(context) is None:
+            return "no Locale=, Keymap=, Timezone=, Hostname=, RootShell= or RootPassword="
+        return None
+
+    def run(self, context):
+        cmd = [host_tool("systemd-firstboot"), f"--root={context.root}", "--force"]
+        credentials: dict[str, str] = {}
+        for option, value, credential in self.options(context):
+            cmd.append(f"{option}={value}")
+            credentials[credential] = value
+        password = root_password(context)
+        if password is not None:
+            secret, hashed = password
+            cmd.append(f"--root-password-hashed={secret}" if hashed else f"--root-password={secret}")
+            credentials["passwd.hashed-password.root" if hashed else "passwd.plaintext-password.root"] = secret
+        run(cmd, env=tool_environment(context))
+        credstore = context.root / "usr/lib/credstore"
+        credstore.mkdir(parents=True, exist_ok=True)
+        for name, value in credentials.items():
+            (credstore / name).write_text(value)
+            (credstore / name).chmod(0o600 if name.startswith("passwd.") else 0o644)
+
+
+class Hwdb(Step):
+    name = "systemd-hwdb"
+
+    def skip(self, context):
+        if not in_image(context, "usr/lib/udev/hwdb.d"):
+            return "image has no /usr/lib/udev/hwdb.d"
+        return None
+
+    def run(self, context):
+        run([host_tool("systemd-hwdb"), f"--root={context.root}", "--usr", "--strict", "update"])
+
+
+class MachineId(Step):
+    """MachineId= or mkosi.machine-id; otherwise "uninitialized", so every boot (and every
+    build) starts without a fixed id."""
+
+    name = "write machine id"
+
+    def run(self, context):
+        value = setting(context.config, "MachineId")
+        if value is None:
+            path = local_file(context.config, "mkosi.machine-id")
+            value = path.read_text().strip() if path else None
+        target = context.root / "etc/machine-id"
+        if value == "random":
+            value = uuid.uuid4().hex
+        if value:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(uuid.UUID(str(value)).hex + "\n")
+        elif target.exists() or (context.root / "usr/lib/systemd").is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("uninitialized\n")
+        (context.root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+
+
+class OsRelease(Step):
+    name = "write IMAGE_ID/IMAGE_VERSION to os-release"
+
+    def skip(self, context):
+        if not (setting(context.config, "ImageId") or setting(context.config, "ImageVersion")):
+            return "no ImageId= or ImageVersion="
+        if not self.path(context):
+            return "image has no os-release"
+        return None
+
+    def path(self, context) -> Path | None:
+        return in_image(context, "usr/lib/os-release", "etc/os-release")
+
+    def run(self, context):
+        path = self.path(context)
+        if path.is_symlink():  # /etc/os-release -> ../usr/lib/os-release
+            path = context.root / "usr/lib/os-release"
+        fields = {"IMAGE_ID": setting(context.config, "ImageId"), "IMAGE_VERSION": setting(context.config, "ImageVersion")}
+        lines = [l for l in path.read_text().splitlines() if l.split("=", 1)[0] not in {k for k, v in fields.items() if v}]
+        lines += [f'{k}="{v}"' for k, v in fields.items() if v]
+        path.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,128 @@
+"""Finding and running the scripts of one kind (single files, .chroot files and .d directories)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from kosi import log
+from kosi.config.model import Config
+from kosi.errors import KosiError
+from kosi.pipeline.context import Context
+from kosi.pipeline.settings_access import flag, local_file, setting
+from kosi.scripts.environment import CHROOT_WORK, script_environment
+from kosi.scripts.helpers import write_helpers
+
+SETTING_OF_KIND = {
+    "configure": "ConfigureScripts", "sync": "SyncScripts", "prepare": "PrepareScripts", "build": "BuildScripts",
+    "postinst": "PostInstallationScripts", "finalize": "FinalizeScripts", "postoutput": "PostOutputScripts",
+    "clean": "CleanScripts",
+}  # fmt: skip
+
+
+def expand(path: Path) -> list[Path]:
+    """A script file, or every file of a .d directory in lexicographic order."""
+    if path.is_dir():
+        return sorted((p for p in path.iterdir() if p.is_file()), key=lambda p: p.name)
+    return [path]
+
+
+def find_scripts(config: Config, kind: str) -> list[Path]:
+    configured = setting(config, SETTING_OF_KIND[kind], [])
+    if configured:
+        found = [Path(getattr(p, "source", p)) for p in configured]
+    else:
+        found = [p for p in (local_file(config, f"mkosi.{kind}"), local_file(config, f"mkosi.{kind}.chroot"),
+                             local_file(config, f"mkosi.{kind}.d")) if p]
+    scripts = [s for p in found for s in expand(p)]
+    for script in scripts:
+        if not os.access(script, os.X_OK):
+            raise KosiError(f"{SETTING_OF_KIND[kind]}=: {script} is not executable", hint="chmod +x it")
+    return scripts
+
+
+def source_directory(context: Context) -> Path:
+    """$SRCDIR: the project directory, or BuildSources= laid out under one directory.
+
+    A fresh copy for every script kind when sources are assembled or BuildSourcesEphemeral=
+    asks for it, so scripts cannot change the originals.
+    """
+    sources = setting(context.config, "BuildSources", [])
+    ephemeral = flag(context.config, "BuildSourcesEphemeral")
+    if not sources and not ephemeral:
+        return Path(context.config.directory)
+    if len(sources) == 1 and not getattr(sources[0], "target", None) and not ephemeral:
+        return Path(sources[0].source)
+    target = context.workspace / "src"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    trees = sources or [type("T", (), {"source": Path(context.config.directory), "target": None})()]
+    for tree in sorted(trees, key=lambda t: t.target or ""):
+        destination = target / (tree.target or "").lstrip("/")
+        destination.mkdir(parents=True, exist_ok=True)
+        from kosi.sandbox import run
+
+        run(["cp", "--reflink=auto", "-a", "--no-target-directory", str(tree.source), str(destination)])
+    return target
+
+
+def script_command(script: Path, helpers: Path, arguments: list[str]) -> list[str]:
+    if script.name.endswith(".chroot"):
+        return [str(helpers / "mkosi-chroot"), f"{CHROOT_WORK}/{script.name}", *arguments]
+    return [str(script), *arguments]
+
+
+def run_scripts(context: Context, kind: str, arguments: list[str] | None = None, *, network: bool = True) -> int:
+    """Run every script of `kind`; returns how many ran."""
+    scripts = find_scripts(context.config, kind)
+    if not scripts:
+        return 0
+    arguments = arguments or []
+    srcdir = source_directory(context)
+    for script in scripts:
+        helpers = write_helpers(context, context.workspace / "helpers" / kind, script.resolve())
+        env = script_environment(context, kind, script, srcdir, helpers)
+        cmd = script_command(script.resolve(), helpers, arguments)
+        if not network:
+            cmd = ["unshare", "--net", "--", *cmd]
+        log.info(f"running {kind} script {script}" + (f" {' '.join(arguments)}" if arguments else ""))
+        log.debug("+ " + " ".join(cmd))
+        import subprocess
+
+        result = subprocess.run(cmd, env=env, cwd=srcdir)
+        if result.returncode != 0:
+            raise KosiError(f"{kind} script {script} failed with exit status {result.returncode}")
+    return len(scripts)
+
+
+def run_configure_scripts(config: Config) -> Config:
+    """mkosi.configure: the config as JSON on stdin, the modified config as JSON on stdout."""
+    scripts = find_scripts(config, "configure")
+    if not scripts:
+        return config
+    import subprocess
+
+    from kosi.config.settings import SETTINGS_BY_NAME
+    from kosi.scripts.environment import config_json
+
+    with tempfile.TemporaryDirectory(prefix="kosi-configure-") as tmp:
+        context = Context(config=config, workspace=Path(tmp), package_cache=Path(tmp))
+        for script in scripts:
+            env = script_environment(context, "configure", script, Path(config.directory), None)
+            result = subprocess.run([str(script.resolve())], input=config_json(config), env=env, text=True,
+                                    stdout=subprocess.PIPE, cwd=config.directory)
+            if result.returncode != 0:
+                raise KosiError(f"configure script {script} failed with exit status {result.returncode}")
+            try:
+                document = json.loads(result.stdout)
+            except ValueError as e:
+                raise KosiError(f"configure script {script} did not print JSON: {e}") from None
+            config = config.copy()
+            for name, value in document.items():
+                known = SETTINGS_BY_NAME.get(name)
+                config.values[name] = known.type.from_json(value) if known else value
+    return config

@@ -1,0 +1,119 @@
+"""`kosi build`: build every image of the project in order, publish outputs only on success."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kosi import log
+from kosi.config.model import Config, Project
+from kosi.errors import KosiError
+from kosi.outputs.publish import check_or_remove_previous, publish
+from kosi.pipeline.cache import default_state_directory
+from kosi.pipeline.context import Context
+from kosi.pipeline.flow import build_steps
+from kosi.pipeline.runner import Runner
+from kosi.pipeline.settings_access import local_file, setting
+
+
+def option(args: Any, name: str, default: Any = None) -> Any:
+    if isinstance(args, dict):
+        return args.get(name, default)
+    return getattr(args, name, default)
+
+
+def package_cache_directory(config: Config) -> Path:
+    """PackageCacheDirectory=, mkosi.pkgcache/, or the per-user cache; shared between builds."""
+    configured = setting(config, "PackageCacheDirectory")
+    if configured:
+        path = Path(configured)
+    else:
+        local = local_file(config, "mkosi.pkgcache")
+        path = local if local and local.is_dir() else default_state_directory() / "packages"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def workspace_parent(config: Config) -> Path:
+    configured = setting(config, "WorkspaceDirectory")
+    path = Path(configured) if configured else Path("/var/tmp")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def debug_shell(context: Context, step, error: BaseException) -> None:
+    """--debug-shell: a shell in the image where the build failed."""
+    log.error(f"step '{step.name}' failed: {error}; opening a shell in the image (exit to continue)")
+    root = context.state.get("build_root") or context.root
+    env = dict(os.environ, BUILDROOT=str(root))
+    from kosi.scripts.chroot import main as chroot
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        chroot(["", "/bin/sh"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def build_image(config: Config, args: Any, tools: Path | None = None) -> list[Path]:
+    """Build one image in a fresh workspace; returns the published outputs."""
+    started = time.monotonic()
+    workspace = Path(tempfile.mkdtemp(prefix=f"kosi-{config.image}-", dir=workspace_parent(config)))
+    context = Context(config=config, workspace=workspace, package_cache=package_cache_directory(config),
+                      tools=tools, args=args)
+    for directory in (context.root, context.staging, context.pkgmngr, context.repository, context.artifacts):
+        directory.mkdir(parents=True, exist_ok=True)
+    keep = bool(option(args, "debug_workspace"))
+    try:
+        runner = Runner(build_steps(), on_failure=debug_shell if option(args, "debug_shell") else None)
+        runner.run(context)
+        outputs = publish(context)
+    finally:
+        if keep:
+            log.info(f"workspace kept in {workspace} (--debug-workspace)")
+        else:
+            shutil.rmtree(workspace, ignore_errors=True)
+            if workspace.exists():  # a mount left behind; try harder rather than leak the tree
+                os.system(f"umount -R {workspace}/* 2>/dev/null")
+                shutil.rmtree(workspace, ignore_errors=True)
+    for path in outputs:
+        log.info(f"wrote {path}")
+    log.info(f"built '{config.image}' in {time.monotonic() - started:.1f}s")
+    return outputs
+
+
+def build_project(project: Project, args: Any) -> list[Path]:
+    from kosi.scripts.execute import run_configure_scripts
+
+    force = int(option(args, "force", 0) or 0)
+    images = [run_configure_scripts(config) for config in project.images]
+    # Refuse (or with -f clean up) before spending time on any image.
+    for config in images:
+        check_or_remove_previous(config, force)
+    outputs: list[Path] = []
+    for config in images:
+        outputs += build_image(config, args)
+    if option(args, "auto_bump"):
+        try:
+            from kosi.verbs import bump
+
+            bump.auto_bump(project.main)
+        except (ImportError, AttributeError):
+            log.warn("--auto-bump: the bump verb is not available yet")
+    return outputs
+
+
+def run(args) -> int:
+    from kosi.config.loader import load_project
+
+    project = load_project(args)
+    if not project.images:
+        raise KosiError("nothing to build")
+    build_project(project, args)
+    return 0

@@ -1,0 +1,65 @@
+"""`kosi clean`: outputs; with -f also incremental caches and the tools tree; -ff also the package cache.
+-w removes the build directory (BuildDirectory=)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kosi import log
+from kosi.config.model import Config, Project
+from kosi.outputs.publish import existing_outputs, remove_path
+from kosi.pipeline.cache import cache_location
+from kosi.pipeline.context import Context
+from kosi.verbs.build import option, package_cache_directory
+
+
+def clean_image(config: Config, force: int, wipe_build_dir: bool) -> None:
+    for path in existing_outputs(config):
+        log.info(f"removing {path}")
+        remove_path(path)
+    context = Context(config=config, workspace=Path("/nonexistent"), package_cache=Path("/nonexistent"))
+    if force >= 1:
+        location = cache_location(context)
+        if location.exists() or location.root.exists():
+            log.info(f"removing cached image {location.root}")
+            location.remove()
+    if force >= 2:
+        cache = package_cache_directory(config)
+        log.info(f"removing package cache {cache}")
+        shutil.rmtree(cache, ignore_errors=True)
+    if wipe_build_dir:
+        from kosi.scripts.environment import build_directory
+
+        directory = build_directory(context)
+        if directory and directory.exists():
+            log.info(f"removing build directory {directory}")
+            shutil.rmtree(directory)
+
+
+def clean_project(project: Project, args: Any) -> None:
+    from kosi.pipeline.context import Context as _Context
+    from kosi.scripts.execute import run_scripts
+
+    force = int(option(args, "force", 0) or 0)
+    for config in project.images:
+        clean_image(config, force, bool(option(args, "wipe_build_dir")))
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="kosi-clean-") as tmp:
+            context = _Context(config=config, workspace=Path(tmp), package_cache=Path(tmp), args=args)
+            (context.staging).mkdir()
+            run_scripts(context, "clean")
+    if force >= 1 and project.tools is not None:
+        tools_output = existing_outputs(project.tools)
+        for path in tools_output:
+            log.info(f"removing tools tree {path}")
+            remove_path(path)
+
+
+def run(args) -> int:
+    from kosi.config.loader import load_project
+
+    clean_project(load_project(args), args)
+    return 0
