@@ -22,15 +22,15 @@ def existing_outputs(config: Config) -> list[Path]:
     return [directory / n for n in artifact_names(config) if os.path.lexists(directory / n)]
 
 
-def check_or_remove_previous(config: Config, force: int) -> None:
-    """Refuse to overwrite outputs of an earlier build unless -f was given; with -f remove them."""
+def check_previous(config: Config, force: int) -> None:
+    """Refuse to overwrite outputs of an earlier build unless -f was given.
+
+    With -f the old outputs are only removed when the new ones are published, so a
+    failed build still leaves the previous outputs intact.
+    """
     existing = existing_outputs(config)
-    if not existing:
-        return
-    if not force:
+    if existing and not force:
         raise KosiError(f"output {existing[0]} already exists", hint="use -f to rebuild, or `kosi clean`")
-    for path in existing:
-        remove_path(path)
 
 
 def remove_path(path: Path) -> None:
@@ -50,6 +50,8 @@ def publish(context: Context) -> list[Path]:
     directory = output_directory(context.config)
     directory.mkdir(parents=True, exist_ok=True)
     mode = setting(context.config, "OutputMode")
+    for previous in existing_outputs(context.config):
+        remove_path(previous)
     moved = []
     main = output_name(context.config)
     for entry in sorted(context.staging.iterdir(), key=lambda p: p.name != main):

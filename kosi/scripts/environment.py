@@ -89,7 +89,7 @@ def config_json(config: Config) -> str:
 
     document = {}
     for name, value in config.items():
-        document[name] = SETTINGS_BY_NAME[name].type.to_json(value)
+        document[name] = None if value is None else SETTINGS_BY_NAME[name].type.to_json(value)
     for name, value in config.values.items():  # settings the table does not know yet
         if name not in document:
             document[name] = json.loads(json.dumps(value, default=str))

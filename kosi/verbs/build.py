@@ -12,7 +12,7 @@ from typing import Any
 from kosi import log
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
-from kosi.outputs.publish import check_or_remove_previous, publish
+from kosi.outputs.publish import check_previous, publish
 from kosi.pipeline.cache import default_state_directory
 from kosi.pipeline.context import Context
 from kosi.pipeline.flow import build_steps
@@ -95,7 +95,7 @@ def build_project(project: Project, args: Any) -> list[Path]:
     images = [run_configure_scripts(config) for config in project.images]
     # Refuse (or with -f clean up) before spending time on any image.
     for config in images:
-        check_or_remove_previous(config, force)
+        check_previous(config, force)
     outputs: list[Path] = []
     for config in images:
         outputs += build_image(config, args)

@@ -1,0 +1,148 @@
+"""Real builds without a package manager (Distribution=custom): trees, every script kind and its
+exact environment, tar/cpio/directory outputs, reproducibility, failure handling."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import types
+from pathlib import Path
+
+import pytest
+
+from kosi.config.model import Config, Project
+from kosi.errors import KosiError
+from kosi.scripts.environment import KINDS, VARIABLES
+from kosi.verbs.build import build_project
+from kosi.verbs.clean import clean_project
+
+SHELL_VARIABLES = {"PATH", "HOME", "LANG", "TERM", "PWD", "SHLVL", "_", "OLDPWD", "MY_VAR", "FROM_FILE"}
+
+
+def script(path: Path, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nset -e\n" + body)
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def project_dir(tmp_path):
+    d = tmp_path / "project"
+    (d / "mkosi.skeleton/etc").mkdir(parents=True)
+    (d / "mkosi.skeleton/etc/skeleton-file").write_text("skeleton\n")
+    (d / "mkosi.extra/usr/share").mkdir(parents=True)
+    (d / "mkosi.extra/usr/share/extra-file").write_text("extra\n")
+    (d / "mkosi.env").write_text("FROM_FILE=yes\n")
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    for kind in ("sync", "prepare", "build", "postinst", "finalize", "postoutput", "clean"):
+        script(d / f"mkosi.{kind}", f'env > {envs}/{kind}${{1:+-$1}}\n')
+    script(d / "mkosi.build.d/10-second", 'echo built > "$DESTDIR/built-by-script"\n')
+    script(d / "mkosi.postinst.d/20-touch", 'echo "$@" > "$BUILDROOT/postinst-ran"\n')
+    return d
+
+
+def config(directory: Path, tmp_path: Path, **values) -> Config:
+    base = {"Distribution": "custom", "Format": "tar", "OutputDirectory": tmp_path / "out",
+            "WorkspaceDirectory": tmp_path / "ws", "CacheDirectory": tmp_path / "cache",
+            "PackageCacheDirectory": tmp_path / "pkgcache", "Environment": [{"MY_VAR": "1"}],
+            "SourceDateEpoch": 1700000000, "ImageId": "demo", "ImageVersion": "1.2"}
+    base.update(values)
+    return Config(base, directory=directory)
+
+
+def args(**kw):
+    return types.SimpleNamespace(force=kw.get("force", 0), debug_workspace=False, debug_shell=False, auto_bump=False,
+                                 wipe_build_dir=False)
+
+
+def read_env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def test_tar_image_with_trees_and_every_script_kind(project_dir, tmp_path):
+    (tmp_path / "out").mkdir()
+    outputs = build_project(Project([config(project_dir, tmp_path)]), args())
+    tar_path = tmp_path / "out/demo_1.2.tar.zst"
+    assert tar_path in outputs
+    listing = subprocess.run(["tar", "--zstd", "-tvf", str(tar_path)], stdout=subprocess.PIPE, text=True, check=True).stdout
+    assert "./etc/skeleton-file" in listing and "./usr/share/extra-file" in listing
+    assert "./built-by-script" in listing and "./postinst-ran" in listing
+    assert " root/root " in listing or " 0/0 " in listing
+    assert not any((tmp_path / "ws").iterdir()), "workspace left behind"
+
+    envs = tmp_path / "envs"
+    ran = {p.name for p in envs.iterdir()}
+    assert ran == {"sync", "prepare-final", "prepare-build", "build", "postinst", "finalize", "postoutput"}
+    for name in ran:
+        kind = name.split("-")[0]
+        env = read_env(envs / name)
+        expected = {v for v, kinds in VARIABLES.items() if kind in kinds} - {"BUILDDIR", "CHROOT_BUILDDIR"}
+        assert set(env) - SHELL_VARIABLES == expected, name
+        assert env["MY_VAR"] == "1" and env["FROM_FILE"] == "yes"
+        assert env["IMAGE_ID"] == "demo" and env["IMAGE_VERSION"] == "1.2"
+    build = read_env(envs / "build")
+    assert build["WITH_NETWORK"] == "0" and build["DESTDIR"].endswith("destdir")
+    assert build["SOURCE_DATE_EPOCH"] == "1700000000"
+    assert build["BUILDROOT"].endswith("build-root") and read_env(envs / "prepare-build")["BUILDROOT"].endswith("build-root")
+    assert read_env(envs / "prepare-final")["BUILDROOT"].endswith("/root")
+    assert read_env(envs / "sync")["CACHED"] == "0"
+
+    # a second build refuses to overwrite, -f replaces
+    with pytest.raises(KosiError, match="already exists"):
+        build_project(Project([config(project_dir, tmp_path)]), args())
+    build_project(Project([config(project_dir, tmp_path)]), args(force=1))
+
+    clean_project(Project([config(project_dir, tmp_path)]), args())
+    assert not tar_path.exists()
+    assert (envs / "clean").exists()
+    assert set(read_env(envs / "clean")) - SHELL_VARIABLES == {v for v, k in VARIABLES.items() if "clean" in k}
+
+
+def test_reproducible_tar(tmp_path):
+    d = tmp_path / "p"
+    (d / "mkosi.extra/etc").mkdir(parents=True)
+    (d / "mkosi.extra/etc/hello").write_text("hi\n")
+    (d / "mkosi.extra/var/log").mkdir(parents=True)
+    (d / "mkosi.extra/var/log/noise.log").write_text("noise\n")
+    digests = []
+    for i in range(2):
+        c = config(d, tmp_path, OutputDirectory=tmp_path / f"out{i}", Format="tar")
+        (tmp_path / f"out{i}").mkdir()
+        build_project(Project([c]), args())
+        digests.append((tmp_path / f"out{i}/demo_1.2.tar.zst").read_bytes())
+    assert digests[0] == digests[1]
+    names = tarfile.open(fileobj=io.BytesIO(subprocess.run(["zstd", "-dc"], input=digests[0], stdout=subprocess.PIPE).stdout)).getnames()
+    assert "./etc/hello" in names and "./var/log/noise.log" not in names
+
+
+def test_cpio_and_directory_and_manifest_checksum(tmp_path):
+    d = tmp_path / "p"
+    (d / "mkosi.extra/etc").mkdir(parents=True)
+    (d / "mkosi.extra/etc/hello").write_text("hi\n")
+    build_project(Project([config(d, tmp_path, Format="cpio", CompressOutput="no", Checksum=True,
+                                  ManifestFormat=["json"])]), args())
+    out = tmp_path / "out"
+    assert (out / "demo_1.2.cpio").is_file()
+    listing = subprocess.run(["cpio", "-it"], stdin=open(out / "demo_1.2.cpio", "rb"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.split()
+    assert listing == sorted(listing) and "etc/hello" in listing
+    sums = (out / "demo_1.2.SHA256SUMS").read_text()
+    assert "*demo_1.2.cpio" in sums and "*demo_1.2.manifest" in sums
+    build_project(Project([config(d, tmp_path, Format="directory", Output="tree")]), args())
+    assert (out / "tree/etc/hello").read_text() == "hi\n"
+
+
+def test_failure_keeps_previous_output_and_removes_workspace(tmp_path):
+    d = tmp_path / "p"
+    (d / "mkosi.extra/etc").mkdir(parents=True)
+    (d / "mkosi.extra/etc/hello").write_text("hi\n")
+    build_project(Project([config(d, tmp_path)]), args())
+    before = (tmp_path / "out/demo_1.2.tar.zst").read_bytes()
+    script(d / "mkosi.finalize", "exit 3\n")
+    with pytest.raises(KosiError, match="already exists"):
+        build_project(Project([config(d, tmp_path)]), args())  # refused before building
+    with pytest.raises(KosiError, match="finalize script .* failed with exit status 3"):
+        build_project(Project([config(d, tmp_path)]), args(force=1))
+    assert (tmp_path / "out/demo_1.2.tar.zst").read_bytes() == before
+    assert not any((tmp_path / "ws").iterdir())
