@@ -1,0 +1,201 @@
+"""Debian and the distributions derived from it (Ubuntu, Kali): their apt repositories.
+
+A distribution class only knows *where* packages come from (mirrors, suites,
+components, keyrings); installing them is the apt backend's job (kosi/installers/apt.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from kosi.config.model import Config
+from kosi.distributions import register
+from kosi.distributions.base import Distribution
+from kosi.pipeline.settings_access import architecture, setting
+
+#: kosi's architecture names -> dpkg's
+DEB_ARCHITECTURES = {
+    "x86-64": "amd64", "x86": "i386", "arm64": "arm64", "arm": "armhf", "ppc64-le": "ppc64el",
+    "ppc64": "ppc64", "s390x": "s390x", "riscv64": "riscv64", "loongarch64": "loong64",
+    "mips64-le": "mips64el", "mips-le": "mipsel", "alpha": "alpha", "ia64": "ia64", "parisc": "hppa",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AptRepository:
+    """One deb822 stanza of sources.list.d."""
+
+    name: str  # a short label used in error messages and file names ("main", "security", ...)
+    uri: str
+    suite: str
+    components: tuple[str, ...] = ("main",)
+    keyring: str | None = None  # Signed-By= file; None: apt's trusted.gpg.d
+    trusted: bool = False  # skip signature checks (RepositoryKeyCheck=no, local repositories)
+    check_valid_until: bool = True  # snapshots carry Release files that expired long ago
+    options: dict[str, str] = field(default_factory=dict)
+
+    def deb822(self, *, keyring: str | None = None) -> str:
+        lines = ["Types: deb", f"URIs: {self.uri}", f"Suites: {self.suite}"]
+        if self.components:
+            lines.append(f"Components: {' '.join(self.components)}")
+        if self.trusted:
+            lines.append("Trusted: yes")
+        elif keyring or self.keyring:
+            lines.append(f"Signed-By: {keyring or self.keyring}")
+        if not self.check_valid_until:
+            lines.append("Check-Valid-Until: no")
+        lines += [f"{k}: {v}" for k, v in self.options.items()]
+        return "\n".join(lines) + "\n"
+
+
+def deb_architecture(config: Config) -> str:
+    arch = architecture(config)
+    return DEB_ARCHITECTURES.get(arch, arch)
+
+
+class Debian(Distribution):
+    name = "debian"
+    pretty_name = "Debian"
+    default_release = "trixie"
+    package_manager = "apt"
+    mirrors = {"*": "http://deb.debian.org"}
+    tools_tree_distribution = "debian"
+    #: path below the mirror where the archive lives
+    archive_path: ClassVar[str] = "debian"
+    keyring: ClassVar[str] = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    keyring_package: ClassVar[str] = "debian-archive-keyring"
+    default_components: ClassVar[tuple[str, ...]] = ("main",)
+    #: releases that get no -updates / -security suites
+    rolling_releases: ClassVar[frozenset[str]] = frozenset({"sid", "unstable", "experimental", "rc-buggy"})
+    snapshot_url: ClassVar[str] = "https://snapshot.debian.org/archive"
+
+    @classmethod
+    def release(cls, config: Config) -> str:
+        return str(setting(config, "Release", cls.default_release))
+
+    @classmethod
+    def components(cls, config: Config) -> tuple[str, ...]:
+        """main plus whatever Repositories= enables (contrib, non-free-firmware, universe, ...)."""
+        extra = [str(r) for r in setting(config, "Repositories", []) or []]
+        seen: list[str] = []
+        for component in (*cls.default_components, *extra):
+            for word in component.replace(",", " ").split():
+                if word not in seen:
+                    seen.append(word)
+        return tuple(seen)
+
+    @classmethod
+    def mirror(cls, config: Config) -> str:
+        mirror = setting(config, "Mirror") or cls.default_mirror(architecture(config)) or ""
+        return str(mirror).rstrip("/")
+
+    @classmethod
+    def archive_url(cls, mirror: str, path: str) -> str:
+        # Mirror= is the host ("http://deb.debian.org") as in mkosi; accept the archive URL too.
+        mirror = mirror.rstrip("/")
+        for known in (cls.archive_path, "debian-security", "ubuntu", "ubuntu-ports"):
+            if mirror.endswith("/" + known):
+                mirror = mirror[: -len(known) - 1]
+                break
+        return f"{mirror}/{path}" if path else mirror
+
+    @classmethod
+    def local_mirror_repositories(cls, config: Config) -> list[AptRepository]:
+        """LocalMirror=: one plain repository holding everything, used only while building."""
+        return [AptRepository("local-mirror", str(setting(config, "LocalMirror")), cls.release(config),
+                              cls.components(config), cls.keyring, not _key_check(config))]
+
+    @classmethod
+    def repositories(cls, config: Config, *, local: bool = True) -> list[AptRepository]:
+        """The repositories to build from (local=True: LocalMirror= wins) or to put in the image."""
+        release, components, trusted = cls.release(config), cls.components(config), not _key_check(config)
+        if local and setting(config, "LocalMirror"):
+            return cls.local_mirror_repositories(config)
+
+        snapshot = setting(config, "Snapshot")
+        if snapshot:
+            base = f"{cls.snapshot_url}/{cls.archive_path}/{snapshot}"
+            security = f"{cls.snapshot_url}/debian-security/{snapshot}"
+            valid_until = False
+        else:
+            mirror = cls.mirror(config)
+            base = cls.archive_url(mirror, cls.archive_path)
+            security = cls.archive_url(mirror, "debian-security")
+            valid_until = True
+
+        repos = [AptRepository("main", base, release, components, cls.keyring, trusted, valid_until)]
+        if release not in cls.rolling_releases:
+            repos.append(AptRepository("updates", base, f"{release}-updates", components, cls.keyring, trusted, valid_until))
+            repos.append(AptRepository("security", security, f"{release}-security", components, cls.keyring, trusted, valid_until))
+        return repos
+
+
+class Kali(Debian):
+    name = "kali"
+    pretty_name = "Kali Linux"
+    default_release = "kali-rolling"
+    mirrors = {"*": "http://http.kali.org"}
+    archive_path = "kali"
+    keyring = "/usr/share/keyrings/kali-archive-keyring.gpg"
+    keyring_package = "kali-archive-keyring"
+    rolling_releases = frozenset({"kali-rolling", "kali-dev", "kali-experimental", "kali-last-snapshot"})
+
+    @classmethod
+    def repositories(cls, config: Config, *, local: bool = True) -> list[AptRepository]:
+        # Kali is rolling: one suite on one mirror, no separate security archive.
+        repos = super().repositories(config, local=local)
+        return [r for r in repos if r.name in ("main", "local-mirror")]
+
+
+class Ubuntu(Debian):
+    name = "ubuntu"
+    pretty_name = "Ubuntu"
+    default_release = "noble"
+    mirrors = {"x86-64": "http://archive.ubuntu.com", "x86": "http://archive.ubuntu.com", "*": "http://ports.ubuntu.com"}
+    archive_path = "ubuntu"
+    keyring = "/usr/share/keyrings/ubuntu-archive-keyring.gpg"
+    keyring_package = "ubuntu-keyring"
+    default_components = ("main", "universe")
+    rolling_releases = frozenset({"devel"})
+    snapshot_url = "https://snapshot.ubuntu.com"
+
+    @classmethod
+    def ports(cls, config: Config) -> bool:
+        return architecture(config) not in ("x86-64", "x86")
+
+    @classmethod
+    def repositories(cls, config: Config, *, local: bool = True) -> list[AptRepository]:
+        release, components, trusted = cls.release(config), cls.components(config), not _key_check(config)
+        if local and setting(config, "LocalMirror"):
+            return cls.local_mirror_repositories(config)
+        path = "ubuntu-ports" if cls.ports(config) else "ubuntu"
+        snapshot = setting(config, "Snapshot")
+        mirror = cls.mirror(config)
+        if snapshot:
+            base = security = f"{cls.snapshot_url}/{path.replace('-ports', '')}/{snapshot}"
+        else:
+            base = cls.archive_url(mirror, path)
+            # Security updates come from security.ubuntu.com unless the user picked a mirror.
+            if setting(config, "Mirror") or cls.ports(config):
+                security = base
+            else:
+                security = "http://security.ubuntu.com/ubuntu"
+        suites = [("main", release)]
+        if release not in cls.rolling_releases:
+            suites += [("updates", f"{release}-updates")]
+        repos = [AptRepository(name, base, suite, components, cls.keyring, trusted) for name, suite in suites]
+        if release not in cls.rolling_releases:
+            repos.append(AptRepository("security", security, f"{release}-security", components, cls.keyring, trusted))
+        return repos
+
+
+def _key_check(config: Config) -> bool:
+    value = setting(config, "RepositoryKeyCheck", True)
+    if isinstance(value, str):
+        return value.lower() not in ("0", "no", "false", "off")
+    return bool(value)
+
+
+for _cls in (Debian, Kali, Ubuntu):
+    register(_cls)

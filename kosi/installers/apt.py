@@ -1,0 +1,532 @@
+"""apt backend: Debian, Ubuntu and Kali images, bootstrapped by apt and dpkg alone.
+
+Layout while building (all absolute paths, so one configuration serves every root):
+
+    <workspace>/apt.conf                      APT_CONFIG: where everything lives, speed options
+    <pkgmngr>/etc/apt/                        Dir::Etc: sources.list.d (ours + the user's
+                                              mkosi.sandbox ones), apt.conf.d, keyrings, preferences
+    <package cache>/<dist>~<release>~<arch>/  archives/ (.deb files) and lists/ (metadata),
+                                              kept across builds
+    <root>/var/lib/dpkg, <root>/var/lib/apt   the image's own package database
+
+Bootstrapping an empty root (no debootstrap): apt resolves and downloads the essential
+set plus everything asked for in one go; the essential packages are extracted with
+dpkg-deb so the root has a shell and libc, then dpkg registers and configures them in the
+root (dpkg --root chroots for maintainer scripts), and one apt-get run installs the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from kosi import log
+from kosi.config.model import Config
+from kosi.distributions import get as get_distribution
+from kosi.distributions.debian import Debian, deb_architecture
+from kosi.errors import KosiError
+from kosi.installers import repository as local_repository
+from kosi.installers.apivfs import in_root
+from kosi.installers.base import PackageManager
+from kosi.pipeline.settings_access import paths, setting, word
+
+if TYPE_CHECKING:
+    from kosi.pipeline.context import Context
+
+#: what WithDocs=no keeps out of the image (dpkg --path-exclude globs); copyright files stay
+DOC_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/groff/*",
+                "/usr/share/linda/*", "/usr/share/lintian/*")
+DOC_INCLUDES = ("/usr/share/doc/*/copyright",)
+
+#: what package scripts write with the wall clock in it (relative to the root)
+UNREPRODUCIBLE = ("var/log/dpkg.log", "var/log/alternatives.log", "var/log/bootstrap.log", "var/log/apt",
+                  "var/cache/ldconfig/aux-cache", "var/cache/apt/pkgcache.bin", "var/cache/apt/srcpkgcache.bin",
+                  "var/lib/dbus/machine-id", "var/lib/systemd/random-seed")
+
+
+def distribution(config: Config) -> type[Debian]:
+    name = setting(config, "Distribution", "debian")
+    cls = get_distribution(str(getattr(name, "value", name)))
+    if not issubclass(cls, Debian):
+        raise KosiError(f"Distribution={cls.name} does not use apt")
+    return cls
+
+
+class Apt(PackageManager):
+    name = "apt"
+
+    # ---- paths -------------------------------------------------------------------------
+
+    @staticmethod
+    def cache_dir(context: "Context") -> Path:
+        config = context.config
+        dist = distribution(config)
+        return context.package_cache / f"{dist.name}~{dist.release(config)}~{deb_architecture(config)}"
+
+    @staticmethod
+    def apt_config(context: "Context") -> Path:
+        return context.workspace / "apt.conf"
+
+    # ---- setup -------------------------------------------------------------------------
+
+    def setup(self, context: "Context") -> None:
+        config = context.config
+        dist = distribution(config)
+        etc = context.pkgmngr / "etc/apt"
+        for sub in ("apt.conf.d", "sources.list.d", "preferences.d", "trusted.gpg.d", "keyrings"):
+            (etc / sub).mkdir(parents=True, exist_ok=True)
+        cache = self.cache_dir(context)
+        for sub in ("archives/partial", "lists/partial"):
+            (cache / sub).mkdir(parents=True, exist_ok=True)
+        for sub in ("cache", "log"):
+            (context.workspace / "apt" / sub).mkdir(parents=True, exist_ok=True)
+
+        # Our repositories; the user's sources.list.d files from mkosi.sandbox sit next to them.
+        stanzas = []
+        for repo in dist.repositories(config):
+            keyring = None if repo.trusted or not repo.keyring else str(self.keyring_path(context, repo.keyring))
+            stanzas.append(repo.deb822(keyring=keyring))
+        (etc / "sources.list.d" / f"{dist.name}.sources").write_text("\n".join(stanzas))
+
+        directories = paths(config, "PackageDirectories") + paths(config, "VolatilePackageDirectories")
+        if not directories and (Path(config.directory) / "mkosi.packages").is_dir():
+            directories.append(config.directory / "mkosi.packages")
+        local_repository.populate(context.repository, directories)
+        self._write_local_source(context)
+
+        self.apt_config(context).write_text(self._apt_conf(context))
+
+    def _write_local_source(self, context: "Context") -> None:
+        path = context.pkgmngr / "etc/apt/sources.list.d/kosi-local.sources"
+        if local_repository.has_packages(context.repository):
+            local_repository.index(context.repository)
+            context.state["apt-local-fingerprint"] = local_repository.fingerprint(context.repository)
+            path.write_text(local_repository.sources_stanza(context.repository))
+
+    @staticmethod
+    def keyring_path(context: "Context", keyring: str) -> Path:
+        """The distribution keyring, taken from the tools tree when one is used."""
+        if context.tools:
+            candidate = Path(context.tools) / keyring.lstrip("/")
+            if candidate.exists():
+                return candidate
+        return Path(keyring)
+
+    def _apt_conf(self, context: "Context") -> str:
+        config = context.config
+        arch = deb_architecture(config)
+        cache = self.cache_dir(context)
+        etc = context.pkgmngr / "etc/apt"
+        recommends = "true" if _bool(setting(config, "WithRecommends", False)) else "false"
+        options = {
+            "Dir": "/",
+            "Dir::Etc": etc,
+            "Dir::Etc::Trusted": etc / "trusted.gpg",
+            "Dir::Etc::TrustedParts": etc / "trusted.gpg.d",
+            "Dir::Cache": context.workspace / "apt/cache",
+            "Dir::Cache::Archives": cache / "archives",
+            "Dir::State::Lists": cache / "lists",
+            "Dir::Log": context.workspace / "apt/log",
+            "APT::Architecture": arch,
+            "APT::Architectures": arch,
+            "APT::Install-Recommends": recommends,
+            "APT::Install-Suggests": "false",
+            "APT::Get::Assume-Yes": "true",
+            "APT::Keep-Downloaded-Packages": "true",
+            "APT::Sandbox::User": "root",  # the cache belongs to root; no _apt user needed
+            "APT::Color": "false",
+            "Acquire::Languages": "none",
+            "Acquire::Retries": "3",
+            "Acquire::http::Pipeline-Depth": "32",
+            "Acquire::Check-Valid-Until": "false" if setting(config, "Snapshot") else "true",
+            "DPkg::Use-Pty": "false",
+            "DPkg::Path": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "DPkg::Lock::Timeout": "300",  # another build sharing the cache: wait, don't fail
+        }
+        proxy = setting(config, "ProxyUrl")
+        if proxy:
+            options["Acquire::http::Proxy"] = proxy
+            options["Acquire::https::Proxy"] = proxy
+            for host in setting(config, "ProxyExclude", []) or []:
+                options[f"Acquire::http::Proxy::{host}"] = "DIRECT"
+                options[f"Acquire::https::Proxy::{host}"] = "DIRECT"
+        lines = [f'{key} "{value}";' for key, value in options.items()]
+        # Speed: no fsync per file (the image is written once and synced as a whole).
+        dpkg_options = ["--force-unsafe-io", "--force-confdef", "--force-confold"]
+        lines.append("DPkg::Options { " + " ".join(f'"{o}";' for o in dpkg_options) + " };")
+        return "\n".join(lines) + "\n"
+
+    # ---- running apt and dpkg ----------------------------------------------------------
+
+    def environment(self, context: "Context") -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "APT_CONFIG": str(self.apt_config(context)),
+            "DEBIAN_FRONTEND": "noninteractive",
+            "DEBCONF_NONINTERACTIVE_SEEN": "true",
+            "LC_ALL": "C.UTF-8",
+            "INITRD": "No",  # kernel packages: the initrd is built by kosi, not by package scripts
+            "KERNEL_INSTALL_BYPASS": "1",
+        }
+        epoch = setting(context.config, "SourceDateEpoch") or os.environ.get("SOURCE_DATE_EPOCH")
+        if epoch is not None:
+            env["SOURCE_DATE_EPOCH"] = str(epoch)
+        proxy = setting(context.config, "ProxyUrl")
+        if proxy:
+            for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+                env[name] = str(proxy)
+        env.update(_environment_setting(context.config))
+        return env
+
+    def root_options(self, context: "Context", root: Path) -> list[str]:
+        """apt options that point it at one image root's package database."""
+        return [
+            "-o", f"Dir::State={root}/var/lib/apt",
+            "-o", f"Dir::State::Status={root}/var/lib/dpkg/status",
+            "-o", f"DPkg::Options::=--root={root}",
+            "-o", f"DPkg::Options::=--log={context.workspace}/apt/log/dpkg.log",
+        ]
+
+    def apt_get(self, context: "Context", args: Sequence[str], *, root: Path | None = None, apivfs: bool = False,
+                what: str = "apt-get") -> str:
+        root = root or context.root
+        cmd = [*in_root(root, apivfs=apivfs), "apt-get", *self.root_options(context, root), *args]
+        return self._run(context, cmd, what=what)
+
+    def _run(self, context: "Context", cmd: Sequence[str], *, what: str) -> str:
+        log.debug("+ " + " ".join(cmd))
+        start = time.monotonic()
+        try:
+            result = subprocess.run(cmd, env=self.environment(context), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace")
+        except FileNotFoundError:
+            raise KosiError(f"{cmd[0]} is not installed (install it, or use a tools tree with ToolsTree=default)") from None
+        log.debug(f"{what}: {time.monotonic() - start:.1f}s")
+        if log.DEBUG and result.stdout:
+            log.debug(result.stdout.rstrip())
+        if result.returncode != 0:
+            raise KosiError(self.explain_failure(context, what, result.stdout))
+        return result.stdout
+
+    def explain_failure(self, context: "Context", what: str, output: str) -> str:
+        """apt's output reduced to the one line a user needs."""
+        config = context.config
+        dist = distribution(config)
+        where = f"{dist.name} {dist.release(config)} ({', '.join(dist.components(config))})"
+        lines = output.splitlines()
+        for line in lines:
+            m = re.match(r"E: Unable to locate package (\S+)", line)
+            if m:
+                return f"package '{m.group(1)}' not found in {where}"
+            m = re.match(r"E: Package '(\S+)' has no installation candidate", line)
+            if m:
+                return f"package '{m.group(1)}' has no installation candidate in {where}"
+        for line in lines:
+            m = re.search(r"NO_PUBKEY (\S+)", line) or re.search(r"EXPKEYSIG (\S+)", line) or re.search(r"BADSIG (\S+)", line)
+            if m:
+                repo = re.search(r"(?:GPG error|error): (\S+ \S+)", line)
+                return (f"signature check failed for repository {repo.group(1) if repo else '?'}: key {m.group(1)} "
+                        f"is not in the configured keyring (RepositoryKeyCheck=no skips the check)")
+        for line in lines:
+            m = re.match(r"E: The repository '([^']+)' is not signed", line)
+            if m:
+                return f"repository {m.group(1)} is not signed (RepositoryKeyCheck=no accepts it)"
+        for line in lines:
+            m = re.match(r"[EW]: Failed to fetch (\S+)\s+(.*)", line)
+            if m:
+                url, reason = m.groups()
+                mirror = next((r.uri for r in dist.repositories(config) if url.startswith(r.uri)), url)
+                return f"cannot fetch from mirror {mirror}: {reason.strip() or 'download failed'}"
+        errors = [line for line in lines if line.startswith("E: ")]
+        if errors:
+            return f"{what}: {errors[0][3:]}"
+        tail = [line for line in lines if line.strip()]
+        return f"{what} failed: {tail[-1] if tail else 'no output'}"
+
+    # ---- metadata ----------------------------------------------------------------------
+
+    def sync(self, context: "Context", force: bool = False) -> None:
+        if context.state.get("apt-synced") and not force:
+            return
+        lists = self.cache_dir(context) / "lists"
+        have_lists = any(p.name.endswith("Packages") or "_Packages" in p.name for p in lists.glob("*"))
+        mode = word(context.config, "CacheOnly", "auto")
+        if mode in ("always", "metadata") or (mode == "auto" and context.state.get("cached")):
+            if not have_lists and mode in ("always", "metadata"):
+                raise KosiError(f"CacheOnly={mode}: no repository metadata in the package cache {lists.parent} "
+                                "(build once with CacheOnly=auto first)")
+            if have_lists:
+                self._update_local_repository(context)
+                context.state["apt-synced"] = True
+                return
+        self._check_keyrings(context)
+        self.apt_get(context, ["update", "--error-on=any"], what="apt-get update")
+        context.state["apt-synced"] = True
+
+    def _check_keyrings(self, context: "Context") -> None:
+        dist = distribution(context.config)
+        for repo in dist.repositories(context.config):
+            if repo.trusted or not repo.keyring:
+                continue
+            path = self.keyring_path(context, repo.keyring)
+            if not path.exists():
+                raise KosiError(f"keyring {path} for repository {repo.uri} {repo.suite} is missing: install "
+                                f"{dist.keyring_package} (or use ToolsTree=default, or RepositoryKeyCheck=no)")
+
+    def _update_local_repository(self, context: "Context") -> None:
+        """Re-index $PACKAGEDIR when build scripts added packages, and refresh only that source."""
+        if not local_repository.has_packages(context.repository):
+            return
+        fingerprint = local_repository.fingerprint(context.repository)
+        source = context.pkgmngr / "etc/apt/sources.list.d/kosi-local.sources"
+        if fingerprint == context.state.get("apt-local-fingerprint") and source.exists() and context.state.get("apt-local-synced"):
+            return
+        self._write_local_source(context)
+        self.apt_get(context, ["update", "-o", f"Dir::Etc::SourceList={source}", "-o", "Dir::Etc::SourceParts=-",
+                               "-o", "APT::Get::List-Cleanup=0"], what="apt-get update (local packages)")
+        context.state["apt-local-synced"] = True
+
+    def latest_snapshot(self, config: Config) -> str:
+        """The newest snapshot ID (YYYYMMDDTHHMMSSZ) the snapshot service redirects "now" to."""
+        dist = distribution(config)
+        now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        url = f"{dist.snapshot_url}/{dist.archive_path}/{now}/"
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=30) as response:
+                final = response.geturl()
+        except OSError as e:
+            raise KosiError(f"cannot reach snapshot service {dist.snapshot_url}: {e}") from None
+        return parse_snapshot_id(final) or now
+
+    # ---- installing --------------------------------------------------------------------
+
+    def install(self, context: "Context", packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True) -> None:
+        root = Path(root or context.root)
+        self.sync(context)
+        self._update_local_repository(context)
+        if not _bootstrapped(root):
+            self.bootstrap(context, root, packages)
+            return
+        if packages:
+            self._install_with_apt(context, root, ["install", *packages], apivfs=apivfs)
+
+    def _install_with_apt(self, context: "Context", root: Path, args: list[str], *, apivfs: bool) -> None:
+        extra = ["--no-download"] if word(context.config, "CacheOnly", "auto") == "always" else []
+        with _services_disabled(root):
+            output = self.apt_get(context, [*args, *extra], root=root, apivfs=apivfs, what="apt-get install")
+        context.state["apt-downloaded"] = context.state.get("apt-downloaded", 0) + output.count("\nGet:")
+
+    def bootstrap(self, context: "Context", root: Path, packages: Sequence[str]) -> None:
+        """Install the essential set and `packages` into an empty root."""
+        log.step(f"Bootstrapping {distribution(context.config).pretty_name} {distribution(context.config).release(context.config)}")
+        prepare_root(context, root)
+        base = ["?essential", "?priority(required)"]
+
+        # Which packages make up the essential set with its dependencies, as apt resolves it
+        # for an empty database: these are extracted before dpkg can run in the root.
+        simulation = self.apt_get(context, ["install", "-s", "?essential"], root=root, what="apt-get (essential set)")
+        essential = re.findall(r"^Inst (\S+) \((\S+) .*\[(\S+)\]\)", simulation, re.M)
+        if not essential:
+            raise KosiError("apt found no essential packages: the repository metadata is incomplete")
+
+        # One resolution and one parallel download for everything this bootstrap installs.
+        extra = ["--no-download"] if word(context.config, "CacheOnly", "auto") == "always" else []
+        output = self.apt_get(context, ["install", "--download-only", *extra, *base, *packages], root=root,
+                              what="apt-get install")
+        context.state["apt-downloaded"] = context.state.get("apt-downloaded", 0) + output.count("\nGet:")
+
+        archives = self.cache_dir(context) / "archives"
+        debs = [archives / deb_filename(name, version, arch) for name, version, arch in essential]
+        missing = [d.name for d in debs if not d.exists()]
+        if missing:
+            raise KosiError(f"apt did not download the essential package {missing[0]} into {archives}")
+        extract(debs, root, with_docs=_bool(setting(context.config, "WithDocs", True)))
+
+        # Register and configure the essential set: dpkg runs maintainer scripts chrooted into
+        # the root, which now has a shell. Dependencies among them are resolved by ordering
+        # within this one dpkg run, hence --force-depends.
+        dpkg = ["dpkg", f"--root={root}", f"--log={context.workspace}/apt/log/dpkg.log", "--force-unsafe-io",
+                "--force-depends", "--install", *map(str, debs)]
+        with _services_disabled(root):
+            self._run(context, [*in_root(root), *dpkg], what="dpkg (essential set)")
+        # Everything else in one apt run, from the archives already downloaded.
+        self._install_with_apt(context, root, ["install", *base, *packages], apivfs=True)
+
+    def remove(self, context: "Context", packages: Sequence[str]) -> None:
+        if not packages:
+            return
+        self.apt_get(context, ["purge", "--allow-remove-essential", *packages], apivfs=True, what="apt-get purge")
+
+    # ---- after installation ------------------------------------------------------------
+
+    def copy_metadata_into_image(self, context: "Context") -> None:
+        """The image gets the repository metadata the build used, and sources for its mirror."""
+        root = context.root
+        if not (root / "usr/bin/apt-get").exists():
+            return
+        lists = self.cache_dir(context) / "lists"
+        target = root / "var/lib/apt/lists"
+        (target / "partial").mkdir(parents=True, exist_ok=True)
+        for path in lists.iterdir():
+            if path.is_file() and path.name != "lock":
+                shutil.copy2(path, target / path.name)
+        sources = root / "etc/apt/sources.list.d"
+        if not any((sources.glob("*.sources") if sources.is_dir() else [])) and not _has_content(root / "etc/apt/sources.list"):
+            sources.mkdir(parents=True, exist_ok=True)
+            dist = distribution(context.config)
+            stanzas = [r.deb822() for r in dist.repositories(context.config, local=False)]
+            (sources / f"{dist.name}.sources").write_text("\n".join(stanzas))
+
+    def clean_metadata(self, context: "Context") -> None:
+        mode = word(context.config, "CleanPackageMetadata", "auto")
+        if mode in ("no", "disabled", "false", "0"):
+            return
+        root = context.root
+        always = mode in ("yes", "enabled", "true", "1")
+        if always or not (root / "usr/bin/apt-get").exists():
+            for sub in ("var/lib/apt", "var/cache/apt", "var/log/apt"):
+                _remove(root / sub)
+        if always or not (root / "usr/bin/dpkg").exists():
+            for sub in ("var/lib/dpkg", "var/log/dpkg.log"):
+                _remove(root / sub)
+
+    def normalise_for_reproducibility(self, context: "Context") -> None:
+        root = context.root
+        for sub in UNREPRODUCIBLE:
+            _remove(root / sub)
+        for pattern in ("var/cache/debconf/*-old", "var/lib/dpkg/*-old", "etc/*-"):
+            for path in root.glob(pattern):
+                _remove(path)
+        machine_id = root / "etc/machine-id"
+        if machine_id.exists() or machine_id.is_symlink():
+            machine_id.unlink()
+            machine_id.write_text("uninitialized\n")
+        # The apt lists' mtimes come from the mirror; apt's "extended_states" is content only.
+
+    def wrappers(self, context: "Context") -> dict[str, list[str]]:
+        env = ["env", *(f"{k}={v}" for k, v in self.environment(context).items())]
+        root = context.root
+        apt_get = [*env, *in_root(root), "apt-get", *self.root_options(context, root)]
+        return {
+            "apt": [*env, *in_root(root), "apt", *self.root_options(context, root)],
+            "apt-get": apt_get,
+            "apt-cache": [*env, "apt-cache", *self.root_options(context, root)],
+            "dpkg": [*env, *in_root(root), "dpkg", f"--root={root}", "--force-unsafe-io"],
+            "dpkg-query": [*env, "dpkg-query", f"--root={root}"],
+            "mkosi-install": [*apt_get, "install"],
+            "mkosi-reinstall": [*apt_get, "install", "--reinstall"],
+            "mkosi-upgrade": [*apt_get, "upgrade"],
+            "mkosi-remove": [*apt_get, "purge"],
+        }
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def deb_filename(name: str, version: str, arch: str) -> str:
+    """The name apt gives a downloaded package: epoch colons are URL-quoted."""
+    return f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
+
+
+def parse_snapshot_id(url: str) -> str | None:
+    m = re.search(r"/(\d{8}T\d{6}Z)/?", url)
+    return m.group(1) if m else None
+
+
+def _bootstrapped(root: Path) -> bool:
+    status = root / "var/lib/dpkg/status"
+    return status.exists() and status.stat().st_size > 0
+
+
+def prepare_root(context: "Context", root: Path) -> None:
+    """An empty dpkg database, merged /usr, and the dpkg configuration that must hold from the start."""
+    for sub in ("var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/lib/apt/lists/partial",
+                "etc/apt/apt.conf.d", "etc/dpkg/dpkg.cfg.d", "usr/bin", "usr/sbin", "usr/lib"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for name in ("status", "available"):
+        (root / "var/lib/dpkg" / name).touch()
+    # Merged /usr: every supported release expects it, and trixie's packages ship only /usr paths.
+    links = ["bin", "sbin", "lib"]
+    if deb_architecture(context.config) in ("amd64", "ppc64el", "s390x", "loong64", "mips64el"):
+        links.append("lib64")
+        (root / "usr/lib64").mkdir(exist_ok=True)
+    for name in links:
+        if not os.path.lexists(root / name):
+            os.symlink(f"usr/{name}", root / name)
+    if not _bool(setting(context.config, "WithDocs", True)):
+        lines = [f"path-exclude={p}" for p in DOC_EXCLUDES] + [f"path-include={p}" for p in DOC_INCLUDES]
+        (root / "etc/dpkg/dpkg.cfg.d/kosi-nodoc").write_text("\n".join(lines) + "\n")
+
+
+def extract(debs: Sequence[Path], root: Path, *, with_docs: bool) -> None:
+    """Unpack the packages' files (not their scripts) into root, a few at a time."""
+    excludes = [] if with_docs else [f"--exclude=.{p}" for p in DOC_EXCLUDES]
+    script = 'deb="$1"; dir="$2"; shift 2; dpkg-deb --fsys-tarfile "$deb" | tar -x --keep-directory-symlink -C "$dir" --wildcards "$@"'
+
+    def one(deb: Path) -> None:
+        result = subprocess.run(["bash", "-o", "pipefail", "-c", script, "extract", str(deb), str(root), *excludes],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            raise KosiError(f"cannot extract {deb.name}: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
+
+    with ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 2) * 2)) as pool:
+        list(pool.map(one, debs))
+
+
+class _services_disabled:
+    """policy-rc.d that stops maintainer scripts from starting services, only while installing."""
+
+    def __init__(self, root: Path):
+        self.path = root / "usr/sbin/policy-rc.d"
+        self.created = False
+
+    def __enter__(self):
+        if not os.path.lexists(self.path) and self.path.parent.is_dir():
+            self.path.write_text("#!/bin/sh\nexit 101\n")
+            self.path.chmod(0o755)
+            self.created = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.created:
+            self.path.unlink(missing_ok=True)
+
+
+def _environment_setting(config: Config) -> dict[str, str]:
+    value = setting(config, "Environment", {}) or {}
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    env = {}
+    for item in value:
+        key, sep, val = str(item).partition("=")
+        if sep:
+            env[key] = val
+        elif key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def _bool(value) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("1", "yes", "true", "on", "enabled")
+    if hasattr(value, "value") and isinstance(value.value, str):
+        return value.value == "enabled"
+    return bool(value)
+
+
+def _has_content(path: Path) -> bool:
+    return path.is_file() and any(line.strip() and not line.lstrip().startswith("#") for line in path.read_text().splitlines())
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()

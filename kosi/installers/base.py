@@ -1,0 +1,82 @@
+"""The interface between the build pipeline and a distribution's package manager.
+
+The pipeline calls, in this order (manual: EXECUTION FLOW):
+
+    pm = package_manager(context)
+    pm.setup(context)                       # configuration into context.pkgmngr
+    pm.sync(context)                        # repository metadata, once per build
+    pm.install(context, packages)           # the first call on an empty root bootstraps it
+    pm.install(context, build_packages, root=overlay)   # BuildPackages= into another root
+    pm.copy_metadata_into_image(context)
+    pm.remove(context, remove_packages)
+    pm.clean_metadata(context)
+    pm.normalise_for_reproducibility(context)
+
+`wrappers(context)` gives the commands scripts find in $PATH (apt, dpkg, mkosi-install, ...):
+each is an argv the pipeline writes into a small shell script that appends "$@".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Sequence
+
+from kosi.errors import KosiError
+
+if TYPE_CHECKING:
+    from kosi.pipeline.context import Context
+
+
+class PackageManager:
+    """One package manager (apt, dnf, ...) driven for one image. Stateless: state lives in the context."""
+
+    name: ClassVar[str]
+
+    def setup(self, context: "Context") -> None:
+        """Write the package manager's configuration into context.pkgmngr."""
+        raise NotImplementedError
+
+    def sync(self, context: "Context", force: bool = False) -> None:
+        """Update repository metadata (at most once per build unless force)."""
+        raise NotImplementedError
+
+    def install(self, context: "Context", packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True) -> None:
+        """Install packages into root (default: context.root), bootstrapping an empty root first."""
+        raise NotImplementedError
+
+    def remove(self, context: "Context", packages: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def copy_metadata_into_image(self, context: "Context") -> None:
+        """Leave a snapshot of the repository metadata in the image, so it can install packages itself."""
+        raise NotImplementedError
+
+    def clean_metadata(self, context: "Context") -> None:
+        """CleanPackageMetadata=: remove package databases and repository metadata from the image."""
+        raise NotImplementedError
+
+    def normalise_for_reproducibility(self, context: "Context") -> None:
+        """Remove or normalise what package scripts stamped with the wall clock."""
+        raise NotImplementedError
+
+    def wrappers(self, context: "Context") -> dict[str, list[str]]:
+        """Commands acting on the image, by the name scripts call them with."""
+        raise NotImplementedError
+
+    def latest_snapshot(self, context_or_config) -> str:
+        raise KosiError(f"{self.name} has no snapshot support")
+
+
+def package_manager(context: "Context") -> PackageManager:
+    """The package manager of the context's distribution."""
+    from kosi.distributions import get
+    from kosi.pipeline.settings_access import setting
+
+    distribution = get(str(getattr(setting(context.config, "Distribution", "debian"), "value", None)
+                           or setting(context.config, "Distribution", "debian")))
+    if distribution.package_manager == "apt":
+        from kosi.installers.apt import Apt
+
+        return Apt()
+    raise KosiError(f"Distribution={distribution.name} is not supported yet (its package manager "
+                    f"{distribution.package_manager or 'none'} has no kosi backend)")
