@@ -1,0 +1,206 @@
+"""The command line: options before or after the verb, verb arguments, and `--`.
+
+Options of settings come from the table (each setting's `long` and `short`), so this module
+never lists settings. Settings given here are only recorded, in order, as (Setting, text);
+the loader parses their values so that relative paths and errors are handled like in files.
+A hand-written scanner rather than argparse keeps start-up fast and lets boolean options
+stand alone before a verb (`kosi --with-docs build`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from kosi.errors import KosiError
+
+
+@dataclass
+class Args:
+    verb: str = "build"
+    verb_args: list[str] = field(default_factory=list)  # positional words after the verb
+    cmdline: list[str] = field(default_factory=list)  # everything after `--`
+    force: int = 0
+    directory: str | None = None  # None: the current directory; "": ignore configuration there
+    debug: bool = False
+    debug_shell: bool = False
+    debug_workspace: bool = False
+    debug_sandbox: bool = False
+    json: bool = False
+    wipe_build_dir: bool = False
+    rerun_build_scripts: bool = False
+    auto_bump: bool = False
+    genkey_common_name: str = ""
+    genkey_valid_days: str = "730"
+    doc_format: str = "auto"
+    help: bool = False
+    version: bool = False
+    #: setting assignments in command-line order
+    assignments: list[tuple[Any, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Option:
+    dest: str
+    long: str
+    short: str | None = None
+    kind: str = "flag"  # "flag" (bool), "count", "value", "bool" (flag with an optional boolean value)
+    help: str = ""
+
+
+#: Options that only exist on the command line (manual: Command-Line-Only Options).
+CLI_ONLY_OPTIONS = (
+    Option("force", "--force", "-f", "count", "Remove existing outputs (twice: caches too, thrice: package cache)"),
+    Option("directory", "--directory", "-C", "value", "Change to this directory before doing anything"),
+    Option("debug", "--debug", None, "flag", "Show debugging output"),
+    Option("debug_shell", "--debug-shell", None, "flag", "Start a shell in the image when a command fails"),
+    Option("debug_workspace", "--debug-workspace", None, "flag", "Keep the workspace directory"),
+    Option("debug_sandbox", "--debug-sandbox", None, "flag", "Run the sandbox under strace"),
+    Option("version", "--version", None, "flag", "Show the version"),
+    Option("help", "--help", "-h", "flag", "Show usage"),
+    Option("genkey_common_name", "--genkey-common-name", None, "value", "Common name of keys made by genkey"),
+    Option("genkey_valid_days", "--genkey-valid-days", None, "value", "Days keys made by genkey stay valid"),
+    Option("auto_bump", "--auto-bump", "-B", "bool", "Bump the version after a successful build"),
+    Option("doc_format", "--doc-format", None, "value", "Format of the documentation verb"),
+    Option("json", "--json", None, "flag", "Print the summary as JSON"),
+    Option("wipe_build_dir", "--wipe-build-dir", "-w", "flag", "Wipe the build directory first"),
+    Option("rerun_build_scripts", "--rerun-build-scripts", "-R", "flag", "Rerun the build scripts"),
+)
+
+BOOLEAN_WORDS = {"1", "yes", "y", "true", "t", "on", "0", "no", "n", "false", "f", "off", "enable", "enabled",
+                 "disable", "disabled"}  # fmt: skip
+
+
+def _takes_optional_boolean(setting: Any) -> bool:
+    from kosi.config.values import Boolean, FeatureType
+
+    return isinstance(setting.type, (Boolean, FeatureType))
+
+
+def option_tables() -> tuple[dict[str, Any], dict[str, Any]]:
+    """long -> Option or Setting, short -> Option or Setting."""
+    from kosi.config.settings import SETTINGS
+
+    longs: dict[str, Any] = {}
+    shorts: dict[str, Any] = {}
+    for option in CLI_ONLY_OPTIONS:
+        longs[option.long] = option
+        if option.short:
+            shorts[option.short] = option
+    for setting in SETTINGS:
+        if setting.long:
+            longs.setdefault(setting.long, setting)
+        if setting.short:
+            shorts.setdefault(setting.short, setting)
+    return longs, shorts
+
+
+def _verbs() -> dict[str, Any]:
+    from kosi.cli import VERBS
+
+    return VERBS
+
+
+def parse_command_line(argv: list[str]) -> Args:
+    from kosi.config.setting import Setting
+
+    args = Args()
+    longs, shorts = option_tables()
+    verbs = _verbs()
+    verb_given = False
+    i = 0
+
+    def record(target: Any, value: str | None, shown: str) -> None:
+        if isinstance(target, Setting):
+            args.assignments.append((target, "yes" if value is None else value))
+            return
+        if target.kind == "count":
+            args.force += 1
+        elif target.kind == "flag":
+            if value is not None:
+                raise KosiError(f"{shown} does not take a value")
+            setattr(args, target.dest, True)
+        elif target.kind == "bool":
+            from kosi.config.values import parse_boolean
+
+            flag = True if value is None else parse_boolean(value)
+            if flag is None:
+                raise KosiError(f"{shown}: invalid value {value!r}, expected a boolean")
+            setattr(args, target.dest, flag)
+        else:
+            setattr(args, target.dest, value)
+
+    def needs_value(target: Any) -> bool:
+        if isinstance(target, Setting):
+            return not _takes_optional_boolean(target)
+        return target.kind == "value"
+
+    def optional_boolean(target: Any) -> bool:
+        return (isinstance(target, Setting) and _takes_optional_boolean(target)) or getattr(target, "kind", "") == "bool"
+
+    def next_value(shown: str) -> str:
+        nonlocal i
+        if i + 1 >= len(argv):
+            raise KosiError(f"{shown} needs a value")
+        i += 1
+        return argv[i]
+
+    def maybe_boolean_value(target: Any) -> str | None:
+        """`--with-docs no` takes the word only when it is a boolean (or auto)."""
+        nonlocal i
+        if i + 1 < len(argv):
+            word = argv[i + 1].lower()
+            if word in BOOLEAN_WORDS or (word == "auto" and isinstance(target, Setting)):
+                i += 1
+                return argv[i]
+        return None
+
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            args.cmdline = list(argv[i + 1 :])
+            break
+        if token.startswith("--"):
+            name, sep, value = token.partition("=")
+            target = longs.get(name)
+            if target is None:
+                close = difflib.get_close_matches(name, list(longs), n=1)
+                hint = f"did you mean {close[0]}?" if close else None
+                raise KosiError(f"unknown option {name}", hint=hint)
+            if sep:
+                record(target, value, name)
+            elif needs_value(target):
+                record(target, next_value(name), name)
+            elif optional_boolean(target):
+                record(target, maybe_boolean_value(target), name)
+            else:
+                record(target, None, name)
+        elif token.startswith("-") and len(token) > 1:
+            j = 1
+            while j < len(token):
+                short = "-" + token[j]
+                target = shorts.get(short)
+                if target is None:
+                    raise KosiError(f"unknown option {short} (in {token})")
+                rest = token[j + 1 :]
+                if needs_value(target):
+                    record(target, rest.lstrip("=") if rest else next_value(short), short)
+                    break
+                if optional_boolean(target) and rest.startswith("="):
+                    record(target, rest[1:], short)
+                    break
+                record(target, None, short)
+                j += 1
+        elif not verb_given:
+            if token not in verbs:
+                close = difflib.get_close_matches(token, list(verbs), n=1)
+                raise KosiError(f"unknown verb '{token}'", hint=f"did you mean {close[0]}?" if close else None)
+            args.verb = token
+            verb_given = True
+        else:
+            args.verb_args.append(token)
+        i += 1
+    if args.verb == "help":
+        args.help = True
+    return args

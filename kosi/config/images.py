@@ -1,0 +1,75 @@
+"""Which subimages are built, and in which order (manual: BUILDING MULTIPLE IMAGES).
+
+The main image's Dependencies= selects the subimages to build together with everything they
+depend on; without it every subimage is built. Subimages come first, in an order where each
+image follows the images it depends on; the main image is always last.
+"""
+
+from __future__ import annotations
+
+from kosi.config.model import Config
+from kosi.errors import KosiError
+
+
+def _dependencies(config: Config) -> list[str]:
+    from kosi.config.settings import SETTINGS_BY_NAME
+
+    if "Dependencies" not in SETTINGS_BY_NAME:
+        return []
+    return [str(d) for d in (config["Dependencies"] or [])]
+
+
+def _where(config: Config) -> tuple[str | None, int | None]:
+    origin = getattr(config, "origins", {}).get("Dependencies")
+    if origin is None:
+        return None, None
+    return origin.file, origin.line
+
+
+def _check_known(config: Config, names: list[str], subimages: dict[str, Config]) -> None:
+    for name in names:
+        if name not in subimages:
+            file, line = _where(config)
+            known = ", ".join(sorted(subimages)) or "none"
+            raise KosiError(
+                f"image '{config.image}' depends on '{name}', which is not an image in mkosi.images/ (known: {known})",
+                file=file, line=line,
+            )  # fmt: skip
+
+
+def order_images(main: Config, subimages: dict[str, Config]) -> list[Config]:
+    """Subimages to build in dependency order, followed by the main image."""
+    wanted = _dependencies(main)
+    _check_known(main, wanted, subimages)
+    for config in subimages.values():
+        _check_known(config, _dependencies(config), subimages)
+    roots = wanted if wanted else list(subimages)
+
+    order: list[str] = []
+    done: set[str] = set()
+    path: list[str] = []  # the chain being visited, to name a cycle
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in path:
+            cycle = path[path.index(name) :] + [name]
+            file, line = _where(subimages[name])
+            raise KosiError("dependency cycle between images: " + " -> ".join(cycle), file=file, line=line)
+        path.append(name)
+        for dependency in _dependencies(subimages[name]):
+            visit(dependency)
+        path.pop()
+        done.add(name)
+        order.append(name)
+
+    for name in sorted(subimages):  # every subimage, so that any cycle is reported
+        visit(name)
+    selected: set[str] = set()
+    pending = list(roots)
+    while pending:
+        name = pending.pop()
+        if name not in selected:
+            selected.add(name)
+            pending.extend(_dependencies(subimages[name]))
+    return [subimages[name] for name in order if name in selected] + [main]

@@ -1,0 +1,554 @@
+"""Loading a project's configuration in the order and with the precedence of the manual.
+
+Assignments land in layers; the effective value of a setting merges them from the lowest to
+the highest: `base` (what a subimage inherits from the main image), `config` (mkosi.conf,
+drop-ins, profiles, includes, default paths), `local` (mkosi.local.conf, mkosi.local/) and
+`cli`. A single value is taken from the highest layer that assigns it (an empty assignment
+there means "the default"); list values are appended layer after layer, and an empty
+assignment drops everything below it, defaults included.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kosi import log
+from kosi.config.match import CONDITION_SECTIONS, MatchContext, check_asserts, conditions_hold
+from kosi.config.model import Config, Project
+from kosi.config.parser import Section, parse_ini
+from kosi.config.setting import Scope, Setting
+from kosi.config.specifiers import Location, expand_delayed, expand_specifiers
+from kosi.config.values import Origin
+from kosi.errors import KosiError
+
+RESET = object()  # a single-value setting assigned the empty string: back to the default
+
+#: Settings whose value holds &-specifiers expanded once parsing is done.
+DELAYED_SPECIFIER_SETTINGS = ("CacheKey", "BuildKey")
+#: Files holding secrets: refused unless only their owner can read them.
+SECRET_FILE_NAMES = ("mkosi.rootpw", "mkosi.passphrase", "mkosi.key")
+#: Include= names that refer to configuration shipped with kosi rather than a path.
+BUILTIN_INCLUDES_DIR = Path(__file__).resolve().parent.parent / "resources" / "includes"
+
+
+@dataclass
+class ListSlot:
+    cleared: bool = False
+    items: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class Layer:
+    values: dict[str, Any] = field(default_factory=dict)  # scalar value / RESET / ListSlot
+    origins: dict[str, Origin] = field(default_factory=dict)
+
+
+class ImageState:
+    """Everything parsed so far for one image."""
+
+    def __init__(self, image: str, invocation_dir: Path):
+        self.image = image
+        self.invocation_dir = invocation_dir
+        self.base = Layer()
+        self.config = Layer()
+        self.local = Layer()
+        self.cli = Layer()
+        self.universal: dict[str, Any] = {}  # fixed from the main image (subimages only)
+        self.config_view = Config(image=image, directory=invocation_dir)
+        self.files: list[Path] = []
+        self.included: set[Path] = set()
+        self.working_dir = invocation_dir  # %P
+
+    @property
+    def layers(self) -> list[Layer]:
+        return [self.base, self.config, self.local, self.cli]
+
+    def origin_of(self, name: str) -> Origin | None:
+        for layer in reversed(self.layers):
+            if name in layer.origins:
+                return layer.origins[name]
+        return None
+
+    def effective(self, setting: Setting) -> Any:
+        name = setting.name
+        if name in self.universal:
+            return self.universal[name]
+        if setting.is_list:
+            assigned, items = False, []
+            for layer in self.layers:
+                slot = layer.values.get(name)
+                if slot is None:
+                    continue
+                assigned = True
+                if slot.cleared:
+                    items = []
+                items = items + slot.items
+            return items if assigned else None
+        for layer in reversed(self.layers):
+            if name in layer.values:
+                value = layer.values[name]
+                return None if value is RESET else value
+        return None
+
+    def refresh(self, setting: Setting) -> None:
+        self.config_view.values[setting.name] = self.effective(setting)
+
+    def list_cleared(self, setting: Setting) -> bool:
+        return any(layer.values[setting.name].cleared for layer in self.layers if setting.name in layer.values)
+
+    def location(self, config_dir: Path) -> Location:
+        return Location(config_dir, self.working_dir, self.invocation_dir, self.image)
+
+
+def _settings():
+    from kosi.config.settings import SETTINGS, SETTINGS_BY_NAME
+
+    return SETTINGS, SETTINGS_BY_NAME
+
+
+def lookup_setting(key: str) -> Setting | None:
+    settings, by_name = _settings()
+    if key in by_name:
+        return by_name[key]
+    for setting in settings:
+        if key in setting.compat_names:
+            return setting
+    return None
+
+
+def _known_sections() -> set[str]:
+    settings, _ = _settings()
+    return {s.section for s in settings} | set(CONDITION_SECTIONS) | {"Include"}
+
+
+def _suggest(word: str, candidates: list[str] | set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(candidates), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class Loader:
+    def __init__(self, state: ImageState):
+        self.state = state
+
+    # ---- assignments ------------------------------------------------------------------
+
+    def assign(self, layer: Layer, setting: Setting, text: str, origin: Origin) -> None:
+        state = self.state
+        name = setting.name
+        if state.image != "main" and not origin.cli and setting.scope in (Scope.universal, Scope.multiversal):
+            raise KosiError(
+                f"{name}= is a universal setting and can only be configured in the main image, not in subimage '{state.image}'",
+                file=origin.file, line=origin.line, hint="gate it behind [Match] Image=main in shared files",
+            )  # fmt: skip
+        if state.image != "main" and not origin.cli and setting.scope == Scope.main_only:
+            log.warn(f"{origin.where()}: {name}= only applies to the main image, ignoring it in subimage '{state.image}'")
+            return
+        empty = not text.strip()
+        if setting.is_list:
+            slot = layer.values.setdefault(name, ListSlot())
+            if empty:
+                slot.cleared, slot.items = True, []
+            else:
+                slot.items.extend(self._parse(setting, text, origin))
+        elif empty:
+            layer.values[name] = RESET
+        else:
+            value = self._parse(setting, text, origin)
+            if name == "MinimumVersion":
+                value = self._minimum_version(layer, value, origin)
+            layer.values[name] = value
+        layer.origins[name] = origin
+        state.refresh(setting)
+        if name == "Include" and not empty:
+            self.include(text, origin)
+
+    def _parse(self, setting: Setting, text: str, origin: Origin) -> Any:
+        if setting.name == "Include":
+            return [str(p) for p in self._include_targets(text, origin)]
+        value = setting.type.parse(setting.name, text, origin)
+        _refuse_readable_secret(setting, value, origin)
+        return value
+
+    def _minimum_version(self, layer: Layer, value: Any, origin: Origin) -> Any:
+        from kosi import __version__
+        from kosi.config.versions import compare_versions
+
+        if compare_versions(str(value), __version__) > 0:
+            raise KosiError(
+                f"MinimumVersion={value} is newer than this kosi ({__version__})", file=origin.file, line=origin.line,
+                hint="update kosi",
+            )  # fmt: skip
+        previous = layer.values.get("MinimumVersion")
+        if previous not in (None, RESET) and compare_versions(str(previous), str(value)) > 0:
+            return previous  # the highest version given wins
+        return value
+
+    # ---- files and directories ---------------------------------------------------------
+
+    def apply_sections(self, sections: list[Section], path: Path, layer: Layer) -> None:
+        known_sections = _known_sections()
+        location = self.state.location(path.parent)
+        for section in sections:
+            if section.name in CONDITION_SECTIONS:
+                continue
+            if section.name not in known_sections:
+                log.warn(f"{path}:{section.line}: unknown section [{section.name}]{_suggest(section.name, known_sections)}, ignoring it")
+                continue
+            for entry in section.entries:
+                setting = lookup_setting(entry.key)
+                if setting is None or (setting.section != section.name and not _section_alias(setting, section.name)):
+                    self._warn_unknown(path, section.name, entry.key, entry.line, setting)
+                    continue
+                if setting.cli_only:
+                    raise KosiError(f"{entry.key}= can only be given on the command line", file=str(path), line=entry.line)
+                origin = Origin(file=str(path), line=entry.line, directory=path.parent, local=layer is self.state.local)
+                text = expand_specifiers(entry.value, self.state.config_view, location, file=str(path), line=entry.line)
+                self.assign(layer, setting, text, origin)
+
+    def _warn_unknown(self, path: Path, section: str, key: str, line: int, setting: Setting | None) -> None:
+        if setting is not None:
+            log.warn(f"{path}:{line}: {key}= belongs in the [{setting.section}] section, not [{section}], ignoring it")
+            return
+        settings, _ = _settings()
+        names = [s.name for s in settings if s.section == section] or [s.name for s in settings]
+        hint = _suggest(key, names) or _suggest(key, [s.name for s in settings])
+        log.warn(f"{path}:{line}: unknown setting {key}= in [{section}]{hint}, ignoring it")
+
+    def match_context(self, path: Path) -> MatchContext:
+        return MatchContext(self.state.config_view, self.state.image, self.state.location(path.parent), str(path))
+
+    def parse_file(self, path: Path, layer: Layer) -> bool:
+        """Parse one file with its own [Match] sections; False when they exclude it."""
+        sections = parse_ini(path)
+        ctx = self.match_context(path)
+        if not conditions_hold(ctx, sections):
+            log.debug(f"{path}: [Match] not satisfied, skipping")
+            return False
+        check_asserts(ctx, sections)
+        self.state.files.append(path)
+        self.apply_sections(sections, path, layer)
+        return True
+
+    def parse_directory(self, directory: Path, layer: Layer, *, top: bool = False) -> None:
+        """Parse a configuration directory: default paths, mkosi.conf, mkosi.conf.d/ and, at
+        the top of an image, mkosi.profiles/."""
+        state = self.state
+        conf = directory / "mkosi.conf"
+        sections: list[Section] | None = None
+        saved_working_dir = state.working_dir
+        if conf.is_file():
+            sections = parse_ini(conf)
+            state.working_dir = directory  # %P follows each directory holding a mkosi.conf
+            ctx = self.match_context(conf)
+            if not conditions_hold(ctx, sections):
+                log.debug(f"{conf}: [Match] not satisfied, skipping {directory}")
+                state.working_dir = saved_working_dir
+                return
+            check_asserts(ctx, sections)
+        try:
+            self.parse_default_paths(directory, layer)
+            if sections is not None:
+                state.files.append(conf)
+                self.apply_sections(sections, conf, layer)
+            dropins = directory / "mkosi.conf.d"
+            if dropins.is_dir():
+                for entry in sorted(dropins.iterdir(), key=lambda p: p.name):
+                    if entry.is_dir():
+                        self.parse_directory(entry, layer)
+                    elif entry.suffix == ".conf" and entry.is_file():
+                        self.parse_file(entry, layer)
+            if top:
+                self.parse_profiles(directory, layer)
+        finally:
+            state.working_dir = saved_working_dir
+
+    def parse_profiles(self, directory: Path, layer: Layer) -> None:
+        _, by_name = _settings()
+        setting = by_name.get("Profiles")
+        if setting is None:
+            return
+        for profile in self.state.effective(setting) or []:
+            as_dir = directory / "mkosi.profiles" / str(profile)
+            as_file = directory / "mkosi.profiles" / f"{profile}.conf"
+            if as_dir.is_dir():
+                self.parse_directory(as_dir, layer)
+            elif as_file.is_file():
+                self.parse_file(as_file, layer)
+            # A selected profile without configuration is fine: it may only be matched on.
+
+    def parse_default_paths(self, directory: Path, layer: Layer) -> None:
+        settings, _ = _settings()
+        for setting in settings:
+            if not setting.paths:
+                continue
+            if self.state.image != "main" and setting.scope in (Scope.universal, Scope.multiversal):
+                continue  # inherited from the main image
+            for name in setting.paths:
+                path = directory / name
+                if not (path.exists() or path.is_symlink()):
+                    continue
+                if not setting.is_list and self.state.effective(setting) is not None:
+                    break  # an explicit value anywhere beats the default path
+                origin = Origin(file=str(path), line=None, directory=directory, local=layer is self.state.local)
+                text = _read_default_path(setting, path) if setting.path_read else str(path)
+                self.assign(layer, setting, text, origin)
+                break
+
+    # ---- Include= ------------------------------------------------------------------------
+
+    def _include_targets(self, text: str, origin: Origin) -> list[Path]:
+        targets = []
+        for word in text.split():
+            word = word.strip(",")
+            if not word:
+                continue
+            builtin = BUILTIN_INCLUDES_DIR / word
+            if "/" not in word and not (origin.directory / word).exists() and builtin.exists():
+                targets.append(builtin)
+                continue
+            path = Path(os.path.normpath(origin.directory / Path(word).expanduser()))
+            if not path.exists():
+                raise KosiError(f"Include=: {path} does not exist", file=origin.file, line=origin.line)
+            targets.append(path)
+        return targets
+
+    def include(self, text: str, origin: Origin) -> None:
+        if origin.cli:  # included after all command-line arguments, by load_image
+            return
+        for target in self._include_targets(text, origin):
+            self.include_target(target)
+
+    def include_target(self, target: Path) -> None:
+        resolved = target.resolve()
+        if resolved in self.state.included:
+            return  # each file is included once, which also breaks include loops
+        self.state.included.add(resolved)
+        if target.is_dir():
+            self.parse_directory(target, self.state.config)
+        else:
+            self.parse_file(target, self.state.config)
+
+
+def _section_alias(setting: Setting, section: str) -> bool:
+    # Include= is documented in its own [Include] section but historically lived in [Config].
+    return setting.name == "Include" and section in ("Include", "Config")
+
+
+def _read_default_path(setting: Setting, path: Path) -> str:
+    """The value of a default path that is read: its content, or the output of running it."""
+    if path.is_file() and os.access(path, os.X_OK):
+        result = subprocess.run([str(path.resolve())], cwd=path.parent, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise KosiError(
+                f"{path.name} exited with status {result.returncode}: {result.stderr.strip()[:200]}",
+                file=str(path),
+            )  # fmt: skip
+        return result.stdout.strip()
+    if path.name in SECRET_FILE_NAMES:
+        _check_secret_mode(path, None)
+    return path.read_text().rstrip("\n")
+
+
+def _check_secret_mode(path: Path, origin: Origin | None) -> None:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KosiError(
+            f"{path} holds a secret but is readable by others (mode {stat.S_IMODE(mode):04o})",
+            file=origin.file if origin else str(path), line=origin.line if origin else None,
+            hint=f"run: chmod 600 {path}",
+        )  # fmt: skip
+
+
+def _refuse_readable_secret(setting: Setting, value: Any, origin: Origin) -> None:
+    """Passphrase= and *Key= files must only be readable by their owner."""
+    if not (setting.name == "Passphrase" or setting.name.endswith("Key")):
+        return
+    if isinstance(value, Path) and value.is_file() and not os.access(value, os.X_OK):
+        _check_secret_mode(value, origin)
+
+
+# ---- the whole project ----------------------------------------------------------------------
+
+
+def config_directory(directory: Path) -> Path:
+    """The directory holding the configuration: `directory`, or its mkosi/ subdirectory."""
+    if any((directory / name).exists() for name in ("mkosi.conf", "mkosi.tools.conf")):
+        return directory
+    sub = directory / "mkosi"
+    if any((sub / name).exists() for name in ("mkosi.conf", "mkosi.tools.conf")):
+        return sub
+    return directory
+
+
+def apply_cli(loader: Loader, assignments: list[tuple[Setting, str]], cwd: Path) -> None:
+    for setting, text in assignments:
+        loader.assign(loader.state.cli, setting, text, Origin(file=None, line=None, directory=cwd))
+
+
+def include_from_cli(loader: Loader, assignments: list[tuple[Setting, str]], cwd: Path) -> None:
+    for setting, text in assignments:
+        if setting.name == "Include" and text.strip():
+            for target in loader._include_targets(text, Origin(directory=cwd)):
+                loader.include_target(target)
+
+
+def load_main(args: Any, cwd: Path | None = None) -> tuple[ImageState, Path | None]:
+    """Parse the main image; returns its state and its configuration directory (None with -C "")."""
+    cwd = cwd or Path.cwd()
+    directory: Path | None
+    if args.directory == "":
+        directory = None
+    else:
+        directory = Path(os.path.normpath(cwd / args.directory)) if args.directory else cwd
+        if not directory.is_dir():
+            raise KosiError(f"--directory: {directory} is not a directory")
+    state = ImageState("main", directory or cwd)
+    loader = Loader(state)
+    apply_cli(loader, args.assignments, cwd)
+    include_from_cli(loader, args.assignments, cwd)
+    if directory is None:
+        return state, None
+    confdir = config_directory(directory)
+    local_conf = confdir / "mkosi.local.conf"
+    if local_conf.is_file():
+        loader.parse_file(local_conf, state.local)
+    if (confdir / "mkosi.local").is_dir():
+        loader.parse_directory(confdir / "mkosi.local", state.local)
+    loader.parse_directory(confdir, state.config, top=True)
+    return state, confdir
+
+
+def subimage_paths(confdir: Path) -> list[tuple[str, Path]]:
+    images = confdir / "mkosi.images"
+    if not images.is_dir():
+        return []
+    found = []
+    for entry in sorted(images.iterdir(), key=lambda p: p.name):
+        if entry.is_dir():
+            found.append((entry.name, entry))
+        elif entry.suffix == ".conf" and entry.is_file():
+            found.append((entry.name[: -len(".conf")], entry))
+    return found
+
+
+def load_subimage(name: str, path: Path, main: ImageState) -> ImageState | None:
+    """Parse one subimage on top of what it inherits from the main image; None when its
+    mkosi.conf's [Match] excludes it."""
+    settings, by_name = _settings()
+    state = ImageState(name, main.invocation_dir)
+    for setting in settings:
+        value = main.effective(setting)
+        if setting.scope in (Scope.universal, Scope.multiversal):
+            state.universal[setting.name] = value
+        elif setting.scope == Scope.passed_down and value is not None:
+            state.base.values[setting.name] = ListSlot(True, list(value)) if setting.is_list else value
+    _pass_environment(state, main, by_name)
+    for setting in settings:
+        state.refresh(setting)
+    loader = Loader(state)
+    if path.is_dir():
+        conf = path / "mkosi.conf"
+        before = len(state.files)
+        loader.parse_directory(path, state.config, top=True)
+        if conf.is_file() and conf not in state.files[before:]:
+            return None
+    elif not loader.parse_file(path, state.config):
+        return None
+    return state
+
+
+def _pass_environment(state: ImageState, main: ImageState, by_name: dict[str, Setting]) -> None:
+    """PassEnvironment= names are handed to subimages as if Environment= were universal for them."""
+    if "PassEnvironment" not in by_name or "Environment" not in by_name:
+        return
+    names = main.effective(by_name["PassEnvironment"]) or []
+    environment: dict[str, str] = {}
+    for item in main.effective(by_name["Environment"]) or []:
+        if isinstance(item, dict):
+            environment.update(item)
+    passed = {k: environment[k] for k in names if k in environment}
+    if passed:
+        state.base.values["Environment"] = ListSlot(False, [passed])
+
+
+def finalize(state: ImageState, args: Any) -> Config:
+    """The Config of one image: list defaults kept unless cleared, delayed specifiers expanded."""
+    settings, by_name = _settings()
+    config = Config(image=state.image, directory=state.invocation_dir)
+    for setting in settings:
+        value = state.effective(setting)
+        if setting.is_list and value is not None and not state.list_cleared(setting) and setting.name not in state.universal:
+            default = config[setting.name]  # still unset here, so this is the default
+            value = list(default or []) + value
+        config.values[setting.name] = value
+    for name in DELAYED_SPECIFIER_SETTINGS:
+        if name in by_name and isinstance(config[name], str):
+            config.values[name] = expand_delayed(config[name], config)
+    config.files = list(state.files)
+    config.arguments = list(getattr(args, "cmdline", []) or [])
+    config.origins = {s.name: state.origin_of(s.name) for s in settings if state.origin_of(s.name)}  # type: ignore[attr-defined]
+    return config
+
+
+def load_project(args: Any, cwd: Path | None = None) -> Project:
+    """Parse everything `args` points at; images in build order, the main image last."""
+    from kosi.config.images import order_images
+
+    main_state, confdir = load_main(args, cwd)
+    subimages: dict[str, ImageState] = {}
+    if confdir is not None:
+        for name, path in subimage_paths(confdir):
+            sub = load_subimage(name, path, main_state)
+            if sub is not None:
+                subimages[name] = sub
+    main = finalize(main_state, args)
+    configs = {name: finalize(state, args) for name, state in subimages.items()}
+    images = order_images(main, configs)
+    options = {k: v for k, v in vars(args).items() if k not in ("assignments",)}
+    return Project(images=images, tools=None, options=options)
+
+
+def tools_tree_config(main: Config, confdir: Path | None = None) -> Config:
+    """Configuration of the default tools tree: a directory image of the fallback tools
+    tree distribution, with ToolsTree<Setting>= applied as <Setting>=, multiversal settings
+    from the main image, and mkosi.tools.conf (file or directory) on top."""
+    from kosi import distributions
+    from kosi.config.match import _fallback_tools_distribution
+
+    settings, by_name = _settings()
+    state = ImageState("tools", main.directory)
+    ctx = MatchContext(main, "main", Location(main.directory, main.directory, main.directory, "main"), "")
+    distribution = _fallback_tools_distribution(ctx)
+    fixed: dict[str, Any] = {"Distribution": distribution, "Format": "directory"}
+    try:
+        fixed["Release"] = distributions.get(distribution).default_release
+    except KeyError:
+        pass
+    for setting in settings:
+        if setting.scope == Scope.multiversal:
+            fixed[setting.name] = main[setting.name]
+        if setting.name.startswith("ToolsTree") and setting.name[len("ToolsTree") :] in by_name:
+            target = setting.name[len("ToolsTree") :]
+            value = main[setting.name]
+            if value not in (None, [], ""):
+                fixed[target] = value
+    for name, value in fixed.items():
+        if name in by_name:
+            state.base.values[name] = ListSlot(True, list(value)) if by_name[name].is_list else value
+    for setting in settings:
+        state.refresh(setting)
+    loader = Loader(state)
+    confdir = confdir or config_directory(main.directory)
+    if (confdir / "mkosi.tools.conf").is_dir():
+        loader.parse_directory(confdir / "mkosi.tools.conf", state.config)
+    elif (confdir / "mkosi.tools.conf").is_file():
+        loader.parse_file(confdir / "mkosi.tools.conf", state.config)
+    config = finalize(state, None)
+    config.values["Format"] = "directory"  # the manual: the tools tree's format cannot be changed
+    return config

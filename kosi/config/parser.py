@@ -1,0 +1,79 @@
+"""Reading one mkosi configuration file into sections of `Key=Value` entries.
+
+The parser knows nothing about settings; it keeps the file and line of every entry so that
+errors and warnings can point at them. Lines starting with whitespace continue the value of
+the previous entry (joined with a newline), which is how lists are spread over lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kosi.errors import KosiError
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    value: str
+    line: int
+
+
+@dataclass
+class Section:
+    name: str
+    line: int
+    entries: list[Entry] = field(default_factory=list)
+
+
+def parse_ini_text(text: str, file: str) -> list[Section]:
+    sections: list[Section] = []
+    current: Section | None = None
+    # (key, value lines, line number) of the entry that continuation lines extend
+    pending: tuple[str, list[str], int] | None = None
+
+    def flush() -> None:
+        nonlocal pending
+        if pending is not None and current is not None:
+            key, lines, lineno = pending
+            current.entries.append(Entry(key, "\n".join(lines).strip(), lineno))
+        pending = None
+
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        if stripped[0] in "#;":
+            continue
+        if raw[0].isspace() and pending is not None:
+            pending[1].append(stripped)
+            continue
+        flush()
+        if stripped.startswith("["):
+            if not stripped.endswith("]") or len(stripped) < 3:
+                raise KosiError(f"malformed section header {stripped!r}", file=file, line=lineno)
+            current = Section(stripped[1:-1].strip(), lineno)
+            sections.append(current)
+            continue
+        if current is None:
+            raise KosiError(f"{stripped!r} is outside of any [Section]", file=file, line=lineno)
+        key, sep, value = stripped.partition("=")
+        if not sep:
+            raise KosiError(f"expected Key=Value, got {stripped!r}", file=file, line=lineno)
+        key = key.strip()
+        if not key:
+            raise KosiError(f"missing setting name before '=' in {stripped!r}", file=file, line=lineno)
+        pending = (key, [value.strip()], lineno)
+    flush()
+    return sections
+
+
+def parse_ini(path: Path) -> list[Section]:
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise KosiError("configuration file is not valid UTF-8", file=str(path)) from None
+    except OSError as e:
+        raise KosiError(f"cannot read configuration file: {e.strerror}", file=str(path)) from None
+    return parse_ini_text(text, str(path))

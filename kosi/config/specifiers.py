@@ -1,0 +1,174 @@
+"""%-specifiers expanded while configuration is parsed, and &-specifiers expanded after.
+
+Setting specifiers (%d, %r, %t, ...) come from the table's `specifier` field, so a setting
+that gains one there is expanded here without changes. The others depend on where the
+parser is: %C the directory of the current file, %P the directory of the innermost
+mkosi.conf being parsed, %D the directory kosi was invoked in, %I the (sub)image name.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kosi.errors import KosiError
+
+# machine() -> the architecture names of the manual (Architecture=)
+_MACHINE_TO_ARCHITECTURE = {
+    "x86_64": "x86-64", "amd64": "x86-64", "i686": "x86", "i586": "x86", "i386": "x86",
+    "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm", "armv8l": "arm", "riscv64": "riscv64",
+    "ppc64le": "ppc64-le", "ppc64": "ppc64", "s390x": "s390x", "loongarch64": "loongarch64",
+}  # fmt: skip
+
+
+def host_architecture() -> str:
+    machine = platform.machine()
+    return _MACHINE_TO_ARCHITECTURE.get(machine, machine.replace("_", "-"))
+
+
+@dataclass
+class Location:
+    """Where the parser is when it expands a value."""
+
+    config_dir: Path  # %C: directory of the file being read
+    working_dir: Path  # %P: directory of the innermost mkosi.conf being parsed
+    invocation_dir: Path  # %D
+    image: str  # %I
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "value") and not isinstance(value, (str, bytes)):  # enums
+        return str(value.value)
+    return str(value)
+
+
+def setting_specifiers() -> dict[str, str]:
+    """specifier letter -> setting name, from the table."""
+    from kosi.config.settings import SETTINGS
+
+    return {s.specifier: s.name for s in SETTINGS if s.specifier}
+
+
+def expand_specifiers(text: str, config: Any, where: Location, *, file: str | None = None, line: int | None = None) -> str:
+    """Expand %X in `text` using the values set so far in `config` (a Config)."""
+    if "%" not in text:
+        return text
+    by_letter = setting_specifiers()
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c != "%":
+            out.append(c)
+            i += 1
+            continue
+        letter = text[i + 1 : i + 2]
+        i += 2
+        if letter == "%":
+            out.append("%")
+        elif letter == "C":
+            out.append(str(where.config_dir))
+        elif letter == "P":
+            out.append(str(where.working_dir))
+        elif letter == "D":
+            out.append(str(where.invocation_dir))
+        elif letter == "I":
+            out.append(where.image)
+        elif letter == "F":
+            out.append(default_filesystem(config))
+        elif letter == "a" and letter not in by_letter:
+            out.append(architecture_of(config))
+        elif letter and letter in by_letter:
+            out.append(_value_text(_lookup(config, by_letter[letter])))
+        else:
+            shown = f"%{letter}" if letter else "a lone '%' at the end"
+            raise KosiError(
+                f"unknown specifier {shown} in {text!r}", file=file, line=line,
+                hint="use %% for a literal %",
+            )  # fmt: skip
+    return "".join(out)
+
+
+def _lookup(config: Any, name: str) -> Any:
+    value = config[name]
+    if value is None and name == "Architecture":
+        return host_architecture()
+    return value
+
+
+def architecture_of(config: Any) -> str:
+    from kosi.config.settings import SETTINGS_BY_NAME
+
+    if "Architecture" in SETTINGS_BY_NAME and config["Architecture"]:
+        return _value_text(config["Architecture"])
+    return host_architecture()
+
+
+def default_filesystem(config: Any) -> str:
+    from kosi import distributions
+
+    name = config["Distribution"] or host_distribution()[0]
+    try:
+        return distributions.get(_value_text(name)).filesystem
+    except KeyError:
+        return "ext4"
+
+
+def host_distribution() -> tuple[str, str]:
+    """(ID, release) of the host from os-release; release is VERSION_CODENAME or VERSION_ID."""
+    fields: dict[str, str] = {}
+    for candidate in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            text = Path(candidate).read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                fields[key.strip()] = value.strip().strip("\"'")
+        break
+    ident = fields.get("ID", "custom")
+    release = fields.get("VERSION_CODENAME") or fields.get("VERSION_ID", "")
+    if ident in ("arch", "opensuse-tumbleweed") and not fields.get("VERSION_ID"):
+        release = "rolling" if ident == "arch" else "tumbleweed"
+    ident = {"opensuse-tumbleweed": "opensuse", "opensuse-leap": "opensuse", "almalinux": "alma"}.get(ident, ident)
+    return ident, release
+
+
+# ---- delayed &-specifiers (CacheKey=, BuildKey=) ---------------------------------------
+
+#: & letter -> setting name; &I is the image name, && a literal &. Others (&e, &k, &h of
+#: UnifiedKernelImageFormat=) are left alone for the build steps that know their values.
+DELAYED_SETTINGS = {"d": "Distribution", "r": "Release", "a": "Architecture", "i": "ImageId", "v": "ImageVersion"}
+
+
+def expand_delayed(text: str, config: Any) -> str:
+    """Expand &d &r &a &i &v &I && in `text` with the final values of `config`."""
+    from kosi.config.settings import SETTINGS_BY_NAME
+
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        letter = text[i + 1 : i + 2]
+        if c != "&" or not letter:
+            out.append(c)
+            i += 1
+            continue
+        if letter == "&":
+            out.append("&")
+        elif letter == "I":
+            out.append(config.image)
+        elif letter == "a":
+            out.append(architecture_of(config))
+        elif letter in DELAYED_SETTINGS:
+            name = DELAYED_SETTINGS[letter]
+            out.append(_value_text(config[name]) if name in SETTINGS_BY_NAME else "")
+        else:
+            out.append(c + letter)  # expanded later by whoever knows it
+        i += 2
+    return "".join(out)
