@@ -235,7 +235,7 @@ def evaluate_condition(ctx: MatchContext, entry: Entry) -> tuple[bool, bool]:
     trigger = text.startswith("|")
     if trigger:
         text = text[1:].lstrip()
-    negate = text.startswith("!")
+    negate = text.startswith("!") and not text.startswith("!=")  # `!=` is a version operator
     if negate:
         text = text[1:].lstrip()
     text = expand_specifiers(text, ctx.config, ctx.location, file=ctx.file, line=entry.line)

@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from conftest import main_config
+from kosi.config.model import Config
+from kosi.config.specifiers import Location, expand_delayed, expand_specifiers, host_architecture
+from kosi.errors import KosiError
+
+WHERE = Location(Path("/c"), Path("/p"), Path("/d"), "sub")
+
+
+def test_setting_and_location_specifiers():
+    config = Config({"Distribution": "debian", "Release": "trixie", "Format": "tar", "ImageId": "x", "ImageVersion": "3"})
+    text = "%d-%r-%t-%i-%v-%C-%P-%D-%I-%F-%%-%a"
+    assert expand_specifiers(text, config, WHERE) == f"debian-trixie-tar-x-3-/c-/p-/d-sub-ext4-%-{host_architecture()}"
+
+
+def test_filesystem_specifier_follows_distribution():
+    assert expand_specifiers("%F", Config({"Distribution": "fedora"}), WHERE) == "btrfs"
+
+
+def test_unknown_specifier_is_an_error_naming_it():
+    with pytest.raises(KosiError, match="%X") as e:
+        expand_specifiers("a%Xb", Config({}), WHERE, file="f.conf", line=3)
+    assert str(e.value).startswith("f.conf:3:")
+
+
+def test_delayed_specifiers():
+    config = Config({"Distribution": "debian", "Release": "trixie", "Architecture": "arm64", "ImageId": "i",
+                     "ImageVersion": "2"}, image="sub")  # fmt: skip
+    assert expand_delayed("&d~&r~&a~&i~&v~&I~&&~&e~&k", config) == "debian~trixie~arm64~i~2~sub~&~&e~&k"
+
+
+def test_directory_specifiers_follow_the_manual_table(project):
+    root = project({
+        "mkosi.conf": "[Content]\nPackages=top-%C-%P-%D\n",
+        "mkosi.conf.d/abc.conf": "[Content]\nPackages=file-%C-%P-%D\n",
+        "mkosi.conf.d/sub/mkosi.conf": "[Content]\nPackages=dir-%C-%P-%D\n",
+    })  # fmt: skip
+    d = str(root)
+    assert (main_config(root).packages or []) == [
+        f"top-{d}-{d}-{d}", f"file-{d}/mkosi.conf.d-{d}-{d}", f"dir-{d}/mkosi.conf.d/sub-{d}/mkosi.conf.d/sub-{d}",
+    ]
+
+
+def test_specifiers_use_values_set_so_far(project):
+    root = project({"mkosi.conf": "[Output]\nImageId=early\nOutput=%i-%t\nFormat=tar\n"})
+    assert main_config(root).output == "early-disk"
+
+
+def test_cache_key_default_is_expanded_per_image(project):
+    root = project({"mkosi.conf": "[Distribution]\nDistribution=debian\nRelease=trixie\nArchitecture=x86-64\n"})
+    assert main_config(root).cache_key == "debian~trixie~x86-64~main"
