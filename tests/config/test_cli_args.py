@@ -1,0 +1,80 @@
+import time
+
+import pytest
+
+from kosi.config.cli_args import parse_command_line
+from kosi.errors import KosiError
+
+
+def assigned(args):
+    return [(s.name, text) for s, text in args.assignments]
+
+
+def test_defaults():
+    args = parse_command_line([])
+    assert (args.verb, args.force, args.directory, args.assignments, args.cmdline) == ("build", 0, None, [], [])
+
+
+def test_options_before_and_after_the_verb():
+    args = parse_command_line(["-d", "debian", "-t", "disk", "vm", "-f", "--format=tar"])
+    assert args.verb == "vm" and args.force == 1
+    assert assigned(args) == [("Distribution", "debian"), ("Format", "disk"), ("Format", "tar")]
+
+
+def test_verb_arguments_and_double_dash():
+    args = parse_command_line(["burn", "/dev/sdX", "--", "-a", "--b"])
+    assert (args.verb, args.verb_args, args.cmdline) == ("burn", ["/dev/sdX"], ["-a", "--b"])
+    assert parse_command_line(["completion", "bash"]).verb_args == ["bash"]
+
+
+def test_cli_only_options():
+    args = parse_command_line(["-ff", "-C", "dir", "--debug", "--debug-shell", "--debug-workspace", "--debug-sandbox",
+                               "--json", "-w", "-R", "-B", "--genkey-common-name=me", "--genkey-valid-days", "5",
+                               "--doc-format=man", "summary"])  # fmt: skip
+    assert args.force == 2 and args.directory == "dir" and args.debug and args.debug_shell and args.debug_workspace
+    assert args.debug_sandbox and args.json and args.wipe_build_dir and args.rerun_build_scripts and args.auto_bump
+    assert (args.genkey_common_name, args.genkey_valid_days, args.doc_format, args.verb) == ("me", "5", "man", "summary")
+    assert parse_command_line(["-C", ""]).directory == ""
+    assert parse_command_line(["--auto-bump=no"]).auto_bump is False
+
+
+def test_boolean_options_without_value():
+    assert assigned(parse_command_line(["--with-docs", "build"])) == [("WithDocs", "yes")]
+    assert assigned(parse_command_line(["--with-docs", "no", "build"])) == [("WithDocs", "no")]
+    assert assigned(parse_command_line(["--bootable", "auto"])) == [("Bootable", "auto")]
+    assert assigned(parse_command_line(["--with-docs="])) == [("WithDocs", "")]
+
+
+def test_short_options_glued():
+    assert assigned(parse_command_line(["-pvim", "-p", "git"])) == [("Packages", "vim"), ("Packages", "git")]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [(["--formt=tar"], "did you mean --format"), (["buld"], "did you mean build"), (["-t"], "needs a value"),
+     (["-X"], "unknown option -X"), (["--json=yes"], "does not take a value")],
+)  # fmt: skip
+def test_errors(argv, message):
+    with pytest.raises(KosiError) as e:
+        parse_command_line(argv)
+    assert message in str(e.value)
+
+
+def test_every_setting_with_a_flag_is_an_option():
+    from kosi.config.settings import SETTINGS
+
+    for setting in SETTINGS:
+        if setting.long:
+            assert assigned(parse_command_line([f"{setting.long}=x"])) == [(setting.name, "x")]
+        if setting.short:
+            assert assigned(parse_command_line([setting.short, "x"]))[0] == (setting.name, "x")
+
+
+def test_start_up_is_fast():
+    import subprocess
+    import sys
+
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", "from kosi.config.cli_args import parse_command_line as p; p(['-f', 'summary'])"],
+                   check=True, cwd=__file__.rsplit("/tests/", 1)[0])  # fmt: skip
+    assert time.monotonic() - start < 0.5
