@@ -190,5 +190,12 @@ def stage_modules(root: Path, kver: str, patterns: Sequence[str], firmware_patte
         relative = path.relative_to(root)
         (destination / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, destination / relative, follow_symlinks=False)
-    depmod(destination, kver, tools)
+    # depmod looks in <basedir>/lib/modules; the staged tree is merged-/usr only for the
+    # duration of the call, the initrd it is appended to has its own /lib symlink.
+    link = destination / "lib"
+    link.symlink_to("usr/lib")
+    try:
+        depmod(destination, kver, tools)
+    finally:
+        link.unlink()
     return len(modules)

@@ -1,0 +1,77 @@
+"""BiosBootloader=grub (and Bootloader=grub's configuration).
+
+For BIOS boot on GPT, grub's core image lives in the BIOS boot partition (type
+21686148-...). After systemd-repart wrote the disk, grub-mkimage builds core.img with
+what it needs to find the ESP, boot.img goes into the MBR boot code (with the core's
+sector patched in, which grub-bios-setup does) and the modules plus grub.cfg into the
+ESP's grub/ directory. grub.cfg boots each kernel with linux/initrd entries (BIOS cannot
+run a UKI), or chainloads the UKIs under EFI.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from kosi.errors import KosiError
+from kosi.sandbox import run
+from kosi.tools_tree import tools_command
+
+BIOS_BOOT_TYPE = "21686148-6449-6e6f-744e-656564454649"
+GRUB_I386_PC = "usr/lib/grub/i386-pc"
+#: grub-pc-bin ships the i386-pc modules and grub-mkimage/grub-bios-setup
+DEBIAN_PACKAGES = ("grub-pc-bin",)
+CORE_MODULES = ("biosdisk", "part_gpt", "fat", "ext2", "normal", "search", "search_fs_uuid", "linux", "configfile",
+                "echo", "test", "all_video")  # fmt: skip
+
+
+def modules_directory(root: Path, tools: Path | None) -> tuple[Path, Path | None]:
+    """Where i386-pc modules are, and the tree whose grub programs to run."""
+    for base in (root, tools):
+        if base is not None and (base / GRUB_I386_PC / "boot.img").exists():
+            return base / GRUB_I386_PC, base
+    raise KosiError("BiosBootloader=grub: grub's i386-pc modules are neither in the image nor in the tools tree",
+                    hint="add grub-pc-bin to Packages=, or use ToolsTree=default")
+
+
+def write_config(esp: Path, entries: Sequence[tuple[str, str, list[str], str]], esp_uuid: str | None) -> Path:
+    """grub/grub.cfg in the ESP; entries are (title, kernel path, initrd paths, cmdline) relative to the ESP."""
+    lines = ["set timeout=0", "set default=0"]
+    if esp_uuid:
+        lines.append(f"search --no-floppy --set=root --fs-uuid {esp_uuid}")
+    for title, kernel, initrds, cmdline in entries:
+        lines += [f"menuentry '{title}' {{", f"    linux /{kernel} {cmdline}"]
+        if initrds:
+            lines.append("    initrd " + " ".join(f"/{i}" for i in initrds))
+        lines.append("}")
+    cfg = esp / "grub/grub.cfg"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text("\n".join(lines) + "\n")
+    return cfg
+
+
+def stage_modules(esp: Path, root: Path, tools: Path | None) -> None:
+    """Copy grub's i386-pc modules into the ESP tree (before repart copies the tree)."""
+    source, _ = modules_directory(root, tools)
+    target = esp / "grub/i386-pc"
+    target.mkdir(parents=True, exist_ok=True)
+    for module in source.iterdir():
+        if module.suffix in (".mod", ".lst"):
+            shutil.copy2(module, target / module.name)
+
+
+def install_bios(image: Path, root: Path, tools: Path | None, workspace: Path, esp_partition: int) -> None:
+    """Write core.img into the BIOS boot partition and boot.img into the MBR of the disk `image`."""
+    source, tree = modules_directory(root, tools)
+    core = workspace / "grub-core.img"
+    sandbox = tools_command(tools, [root, workspace, image.parent])
+    prefix = f"(hd0,gpt{esp_partition})/grub"
+    run(["grub-mkimage", "--directory", str(source), "--format", "i386-pc", "--prefix", prefix,
+         "--output", str(core), *CORE_MODULES], sandbox=sandbox)
+    # grub-bios-setup patches boot.img and core.img for the disk and writes both.
+    staged = workspace / "grub-setup"
+    staged.mkdir(exist_ok=True)
+    shutil.copy2(source / "boot.img", staged / "boot.img")
+    shutil.copy2(core, staged / "core.img")
+    run(["grub-bios-setup", "--directory", str(staged), "--skip-fs-probe", str(image)], sandbox=sandbox)

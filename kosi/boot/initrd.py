@@ -1,0 +1,136 @@
+"""The default initrd: a small image built from distribution packages (no dracut or
+initramfs-tools), with systemd as /init. It does not depend on the kernel (modules go
+into a separate per-kernel cpio appended in the UKI), so it is cached by a hash of its
+inputs and reused across builds instead of being rebuilt on every -f.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from kosi import __version__, log
+from kosi.config.model import Config
+from kosi.pipeline.context import Context
+from kosi.pipeline.settings_access import setting
+from kosi.sandbox import run
+from kosi.tools_tree import cache_root, tools_command
+
+#: what the initrd needs to find, check and mount the root file system and switch to it
+PACKAGES = {
+    "apt": ["systemd", "udev", "kmod", "util-linux", "mount", "e2fsprogs", "dmsetup", "libcryptsetup12",
+            "systemd-cryptsetup"],
+}
+#: InitrdProfiles= (manual: network, lvm, raid, ...) -> extra packages
+PROFILE_PACKAGES = {
+    "apt": {"lvm": ["lvm2"], "network": ["systemd-resolved", "iproute2"], "raid": ["mdadm"],
+            "nfs": ["nfs-common"], "pkcs11": ["opensc"], "plymouth": ["plymouth"]},
+}
+#: large parts of the packages that an initrd never uses
+PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "usr/share/zoneinfo",
+         "var/cache/apt", "var/lib/apt/lists", "usr/lib/modules", "usr/lib/firmware")  # fmt: skip
+
+
+def initrd_config(main: Config) -> Config:
+    distribution = setting(main, "Distribution", "debian")
+    manager = "apt"
+    packages = list(PACKAGES[manager])
+    for profile in setting(main, "InitrdProfiles", []) or []:
+        packages += PROFILE_PACKAGES[manager].get(str(profile), [])
+    packages += list(setting(main, "InitrdPackages", []) or [])
+    values = {
+        "Distribution": getattr(distribution, "value", distribution),
+        "Release": setting(main, "Release"),
+        "Mirror": setting(main, "Mirror"),
+        "Repositories": setting(main, "Repositories"),
+        "Architecture": setting(main, "Architecture"),
+        "Format": "cpio",
+        "Packages": list(dict.fromkeys(packages)),
+        "MakeInitrd": True,
+        "Bootable": "no",
+        "WithDocs": False,
+    }
+    return Config({k: v for k, v in values.items() if v not in (None, [])}, image="default-initrd",
+                  directory=main.directory)
+
+
+def inputs_of(config: Config) -> dict[str, Any]:
+    return {"kosi": __version__, **{k: v for k, v in config.values.items()}}
+
+
+def cache_path(config: Config) -> Path:
+    key = hashlib.sha256(json.dumps(inputs_of(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return cache_root() / "initrd" / f"initrd-{key}.cpio"
+
+
+def make_initrd_tree(root: Path) -> None:
+    """What MakeInitrd= adds: /etc/initrd-release (systemd's sign that it runs in an initrd) and /init."""
+    os_release = root / "usr/lib/os-release"
+    text = os_release.read_text() if os_release.exists() else 'NAME="Linux"\n'
+    (root / "etc").mkdir(exist_ok=True)
+    release = root / "etc/initrd-release"
+    release.unlink(missing_ok=True)
+    release.write_text(text + "VARIANT_ID=kosi-initrd\n")
+    init = root / "init"
+    if not init.exists() and not init.is_symlink():
+        init.symlink_to("usr/lib/systemd/systemd")
+    for relative in PRUNE:
+        shutil.rmtree(root / relative, ignore_errors=True)
+
+
+def write_cpio(tree: Path, output: Path, tools: Path | None) -> None:
+    """A zstd-compressed newc archive of `tree` (sorted, reproducible); the kernel unpacks
+    concatenated compressed archives, and the UKI itself is not compressed."""
+    names = subprocess.run(["find", ".", "-mindepth", "1", "-print0"], cwd=tree, stdout=subprocess.PIPE,
+                           check=True).stdout
+    listing = b"\0".join(sorted(n for n in names.split(b"\0") if n)) + b"\0"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    script = 'cpio --create --reproducible --null --format=newc --quiet | zstd -q -T0 -12 -c'
+    with open(output, "wb") as out:
+        run(["sh", "-c", script], sandbox=tools_command(tools, [tree]), input=listing, stdout=out, cwd=tree)
+
+
+def default_initrd(context: Context) -> Path:
+    """The cached default initrd for this image's distribution, built when missing."""
+    config = initrd_config(context.config)
+    cached = cache_path(config)
+    if cached.exists() and (getattr(context.args, "force", 0) or 0) < 3:
+        log.debug(f"default initrd: reusing {cached}")
+        return cached
+    from kosi.tools_tree import build_tree
+
+    log.step("building the default initrd")
+    tree = context.workspace / "default-initrd"
+    shutil.rmtree(tree, ignore_errors=True)
+    build_tree(_as_directory(config), tree, context.args)
+    make_initrd_tree(tree)
+    partial = cached.with_suffix(".partial")
+    write_cpio(tree, partial, context.tools)
+    os.replace(partial, cached)
+    shutil.rmtree(tree, ignore_errors=True)
+    return cached
+
+
+def _as_directory(config: Config) -> Config:
+    values = dict(config.values, Format="directory")
+    return Config(values, image=config.image, directory=config.directory)
+
+
+def modules_initrd(context: Context, kver: str, output: Path) -> Path:
+    """The per-kernel cpio with KernelInitrdModules= (default set when unset) and their firmware."""
+    from kosi.boot.modules import stage_modules
+
+    patterns = list(setting(context.config, "KernelInitrdModules", []) or []) or ["default"]
+    firmware = list(setting(context.config, "FirmwareFiles", []) or [])
+    tree = context.workspace / f"modules-initrd-{kver}"
+    shutil.rmtree(tree, ignore_errors=True)
+    count = stage_modules(context.root, kver, patterns, firmware, tree, context.tools)
+    log.debug(f"kernel modules initrd for {kver}: {count} modules")
+    write_cpio(tree, output, context.tools)
+    shutil.rmtree(tree, ignore_errors=True)
+    return output

@@ -1,0 +1,69 @@
+"""systemd-boot in the ESP tree: the boot loader binary, loader.conf and Type 1 entries.
+
+The ESP's content is staged in the image's /boot (the default 00-esp.conf copies /boot
+and /efi into the ESP). Installing is copying systemd-bootx64.efi to the fallback path
+EFI/BOOT/BOOTX64.EFI (found by firmware without NVRAM entries) and to EFI/systemd/,
+which is what `bootctl install` does without touching EFI variables.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from kosi.errors import KosiError
+
+BINARY = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+SIGNED = "usr/lib/systemd/boot/efi/systemd-bootx64.efi.signed"
+
+#: Debian packages that ship the binary; systemd-boot alone does not pull systemd-boot-efi
+#: when Recommends are off, so both are added for Bootloader=systemd-boot.
+DEBIAN_PACKAGES = ("systemd-boot", "systemd-boot-efi")
+
+
+def find_binary(root: Path, tools: Path | None, signed: bool = False) -> Path | None:
+    names = (SIGNED, BINARY) if signed else (BINARY,)
+    for base in (root, tools):
+        for name in names:
+            if base is not None and (base / name).exists():
+                return base / name
+    return None
+
+
+def install(esp: Path, root: Path, tools: Path | None, *, timeout: int | None = None, signed: bool = False) -> Path:
+    binary = find_binary(root, tools, signed)
+    if binary is None:
+        raise KosiError("Bootloader=systemd-boot: systemd-bootx64.efi is neither in the image nor in the tools tree",
+                        hint="add systemd-boot-efi to Packages=, or use ToolsTree=default")
+    for target in ("EFI/BOOT/BOOTX64.EFI", "EFI/systemd/systemd-bootx64.efi"):
+        (esp / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(binary, esp / target)
+    (esp / "EFI/Linux").mkdir(parents=True, exist_ok=True)
+    write_loader_conf(esp, timeout)
+    return binary
+
+
+def write_loader_conf(esp: Path, timeout: int | None) -> None:
+    loader = esp / "loader"
+    loader.mkdir(parents=True, exist_ok=True)
+    lines = [f"timeout {timeout if timeout is not None else 0}", "editor no"]
+    (loader / "loader.conf").write_text("\n".join(lines) + "\n")
+    (loader / "entries").mkdir(exist_ok=True)
+
+
+def write_type1_entry(esp: Path, entry_token: str, kver: str, kernel: Path, initrds: list[Path], cmdline: str,
+                      title: str) -> Path:
+    """A Boot Loader Specification Type 1 entry with the kernel and initrds copied next to it."""
+    directory = esp / entry_token / kver
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(kernel, directory / "linux")
+    lines = [f"title {title}", f"version {kver}", f"linux /{entry_token}/{kver}/linux"]
+    for index, initrd in enumerate(initrds):
+        name = "initrd" if index == 0 else f"initrd{index}"
+        shutil.copy2(initrd, directory / name)
+        lines.append(f"initrd /{entry_token}/{kver}/{name}")
+    lines.append(f"options {cmdline}")
+    entry = esp / "loader/entries" / f"{entry_token}-{kver}.conf"
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    entry.write_text("\n".join(lines) + "\n")
+    return entry
