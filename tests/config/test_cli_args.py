@@ -75,7 +75,7 @@ def test_start_up_is_fast(project):
     import subprocess
     import sys
 
-    from conftest import DATA
+    from config_helpers import DATA
 
     code = (
         "import time; t = time.process_time()\n"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import load
+from config_helpers import load
 from kosi.errors import KosiError
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, load, main_config
+from config_helpers import DATA, load, main_config
 from kosi.config.loader import load_project
 from kosi.config.cli_args import parse_command_line
 from kosi.config.parser import parse_ini_text

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import main_config
+from config_helpers import main_config
 from kosi.config.match import host_systemd_version
 from kosi.config.specifiers import host_architecture, host_distribution
 from kosi.errors import KosiError

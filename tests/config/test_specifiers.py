@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import main_config
+from config_helpers import main_config
 from kosi.config.model import Config
 from kosi.config.specifiers import Location, expand_delayed, expand_specifiers, host_architecture
 from kosi.errors import KosiError
