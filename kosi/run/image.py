@@ -48,11 +48,10 @@ def ensure_built(project: Project, args: Any) -> Path:
 
 
 def verb_arguments(config: Config, args: Any) -> list[str]:
-    """The words after the verb / after `--`, which shell/boot/vm/ssh hand to the tool they run."""
-    words = list(getattr(config, "arguments", []) or [])
-    if not words:
-        words = list(option(args, "cmdline", None) or option(args, "arguments", None) or [])
-    return [w for w in words] if words[:1] != ["--"] else words[1:]
+    """The words after the verb and after `--`, which shell/boot/vm/ssh hand to the tool they run."""
+    words = [str(w) for w in option(args, "verb_args", None) or []]
+    after = list(option(args, "cmdline", None) or getattr(config, "arguments", []) or [])
+    return words + [str(w) for w in after]
 
 
 def machine_name(config: Config) -> str:

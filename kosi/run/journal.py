@@ -1,0 +1,28 @@
+"""`journalctl` and `coredumpctl` on a built image (its persistent journal, its coredumps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kosi.errors import KosiError
+
+
+def image_option(image: Path) -> list[str]:
+    """How journalctl/coredumpctl address the image: --directory for a tree's journal,
+    --image= for a disk image (they dissect and mount it themselves)."""
+    if image.is_dir():
+        journal = image / "var/log/journal"
+        if not journal.is_dir():
+            raise KosiError(f"{journal} does not exist: the image has no persistent journal (boot it first)")
+        return [f"--directory={journal}"]
+    return [f"--image={image}"]
+
+
+def journalctl_command(image: Path, arguments: list[str]) -> list[str]:
+    return ["journalctl", *image_option(image), "--no-hostname", *arguments]
+
+
+def coredumpctl_command(image: Path, arguments: list[str]) -> list[str]:
+    if image.is_dir():
+        return ["coredumpctl", *image_option(image), *arguments]
+    return ["coredumpctl", f"--image={image}", *arguments]

@@ -1,0 +1,262 @@
+"""`vm`: booting the image with qemu.
+
+qemu_command() turns a Config and a few facts about the host (the KVM verdict, whether
+vsock works) into a qemu command line and is pure enough to unit-test; start_vm() does
+the work around it: building, the ephemeral copy, swtpm, drives, the runtime file for
+`kosi ssh`, and running qemu in the foreground.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kosi import log
+from kosi.config.model import Config
+from kosi.errors import KosiError
+from kosi.outputs.naming import output_format
+from kosi.pipeline.settings_access import architecture, flag, setting, word
+from kosi.run.credentials import qemu_credential_args, qemu_escape, runtime_credentials, smbios_kernel_cmdline_extra
+from kosi.run.firmware import FirmwareChoice, choose_firmware, find_uefi_firmware
+from kosi.run.kernel import DirectBoot, find_direct_boot, has_esp
+from kosi.run.kvm import KvmVerdict, probe_kvm
+
+QEMU_BINARIES = {"x86-64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
+MACHINES = {"x86-64": "q35", "arm64": "virt"}
+CONSOLES = ("interactive", "read-only", "native", "gui")
+MiB = 1024**2
+
+
+@dataclass
+class HostFacts:
+    """What the host can do, decided once per invocation (tests make these by hand)."""
+
+    verdict: KvmVerdict
+    vsock_cid: int | None = None  # a CID to give the guest, None when vsock is not used
+    ssh_port: int | None = None  # localhost port forwarded to the guest's 22 (no vsock)
+    tools_root: Path = Path("/")
+    tpm_args: list[str] = field(default_factory=list)
+    drive_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VmPlan:
+    cmd: list[str]
+    accel: str
+    firmware: FirmwareChoice
+    notes: list[str]  # reasons for automatic choices, printed as one line
+
+
+def memory_megabytes(value: Any, default: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, int):
+        return max(1, value // MiB)
+    from kosi.run.drives import parse_size
+
+    return max(1, parse_size(str(value)) // MiB)
+
+
+def choose_accel(config: Config, verdict: KvmVerdict, notes: list[str]) -> str:
+    mode = word(config, "KVM", "auto").lower()
+    if mode in ("no", "false", "0", "disabled", "off"):
+        return "tcg"
+    if mode in ("yes", "true", "1", "enabled", "on"):
+        return "kvm"
+    if verdict.usable:
+        return "kvm"
+    notes.append(f"{verdict.reason}: using TCG (slow)")
+    return "tcg"
+
+
+def kernel_extra_words(config: Config, console: str) -> list[str]:
+    """Words appended to the kernel command line: the serial console for non-GUI consoles, no
+    interactive first-boot wizard (its answers come as credentials), then KernelCommandLineExtra=."""
+    words = [] if console == "gui" else ["console=ttyS0"]
+    words.append("systemd.firstboot=no")
+    words += [str(w) for w in setting(config, "KernelCommandLineExtra", []) or []]
+    return words
+
+
+def console_args(console: str) -> list[str]:
+    if console == "gui":
+        return ["-vga", "virtio"]
+    args = ["-display", "none", "-vga", "none"]
+    if console == "native":
+        return args + ["-serial", "mon:stdio"]
+    # signal=off: Ctrl-C reaches the guest instead of killing qemu.
+    return args + ["-monitor", "none", "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]
+
+
+def firmware_args(choice: FirmwareChoice, config: Config, facts: HostFacts, scratch: Path) -> list[str]:
+    if not choice.is_uefi:
+        return []
+    secure = choice.kind == "uefi-secure-boot"
+    firmware = find_uefi_firmware(secure_boot=secure, root=facts.tools_root)
+    variables_setting = setting(config, "FirmwareVariables")
+    if variables_setting and str(variables_setting) not in ("microsoft", "custom"):
+        template = Path(variables_setting)
+    elif str(variables_setting) == "microsoft":
+        template = facts.tools_root / "usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+    else:
+        template = firmware.variables
+    if template is None or not template.exists():
+        raise KosiError(f"FirmwareVariables=: {template} does not exist")
+    variables = scratch / "ovmf_vars.fd"
+    shutil.copyfile(template, variables)  # the VM writes to its variables; never to the template
+    args = ["-drive", f"if=pflash,format=raw,readonly=on,file={qemu_escape(str(firmware.code))}",
+            "-drive", f"if=pflash,format=raw,file={qemu_escape(str(variables))}"]
+    if firmware.requires_smm:
+        args += ["-global", "driver=cfi.pflash01,property=secure,value=on", "-global", "ICH9-LPC.disable_s3=1"]
+    return args
+
+
+def image_args(config: Config, image: Path) -> list[str]:
+    drive = f"if=none,id=root,format=raw,file={qemu_escape(str(image))},discard=unmap,cache=unsafe"
+    if flag(config, "Removable"):
+        return ["-drive", drive, "-device", "qemu-xhci", "-device", "usb-storage,drive=root,removable=on,bootindex=1"]
+    return ["-drive", drive, "-device", "virtio-blk-pci,drive=root,bootindex=1"]
+
+
+def network_args(config: Config, facts: HostFacts) -> list[str]:
+    mode = word(config, "RuntimeNetwork", "user")
+    if mode == "none":
+        return ["-nic", "none"]
+    if mode == "interface":
+        return ["-nic", "tap,script=no,downscript=no,model=virtio-net-pci"]
+    nic = "user,model=virtio-net-pci"
+    if facts.ssh_port:
+        nic += f",hostfwd=tcp:127.0.0.1:{facts.ssh_port}-:22"
+    return ["-nic", nic]
+
+
+def direct_boot_args(boot: DirectBoot, extra: list[str], *, with_initrd: bool) -> list[str]:
+    args = ["-kernel", str(boot.kernel)]
+    if with_initrd and boot.initrd:
+        args += ["-initrd", str(boot.initrd)]
+    args += ["-append", " ".join([*boot.cmdline, *extra])]
+    return args
+
+
+def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *, arguments: list[str] = (),
+                 direct_boot: DirectBoot | None = None) -> VmPlan:
+    notes: list[str] = []
+    arch = architecture(config)
+    if arch not in QEMU_BINARIES:
+        raise KosiError(f"Architecture={arch}: kosi vm supports {', '.join(QEMU_BINARIES)}")
+    accel = choose_accel(config, facts.verdict, notes)
+    requested = word(config, "Firmware", "auto")
+    esp = has_esp(image)
+    choice = choose_firmware(requested, facts.verdict, accel=accel, has_esp=esp)
+    if choice.reason:
+        notes.append(choice.reason)
+    if choice.kind == "uefi-secure-boot" and accel == "kvm" and not facts.verdict.smm and requested != "auto":
+        raise KosiError(f"Firmware=uefi-secure-boot needs System Management Mode: {facts.verdict.reason}",
+                        hint="use Firmware=uefi or KVM=no")
+    console = word(config, "Console", "interactive")
+    if console not in CONSOLES:
+        raise KosiError(f"Console=: invalid value {console!r}, expected one of {', '.join(CONSOLES)}")
+
+    smm = "on" if choice.kind == "uefi-secure-boot" else "off"
+    machine = MACHINES[arch] + (f",smm={smm}" if arch == "x86-64" else "")
+    ram = memory_megabytes(setting(config, "RAM"), 2048)
+    maxmem = memory_megabytes(setting(config, "MaxMem"), ram)
+    memory = f"{ram}M" + (f",slots=2,maxmem={maxmem}M" if maxmem > ram else "")
+    cmd = [QEMU_BINARIES[arch], "-machine", machine, "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
+           "-smp", str(setting(config, "CPUs", 2)), "-m", memory, "-nodefaults", "-no-user-config",
+           "-device", "virtio-rng-pci"]
+    cmd += console_args(console)
+    cmd += firmware_args(choice, config, facts, scratch)
+
+    extra = kernel_extra_words(config, console)
+    linux = setting(config, "Linux")
+    if choice.direct_kernel:
+        boot = direct_boot or find_direct_boot(Path(linux) if linux else None, {}, image, scratch / "kernel")
+        cmd += direct_boot_args(boot, extra, with_initrd=choice.kind == "linux")
+    elif linux:  # UEFI firmware runs the given kernel/UKI itself
+        cmd += ["-kernel", str(linux), "-append", " ".join(extra)]
+    else:
+        cmd += smbios_kernel_cmdline_extra(extra)
+
+    fmt = output_format(config)
+    if fmt == "cpio":
+        if not choice.direct_kernel:
+            raise KosiError("Format=cpio boots only with Firmware=linux (and Linux= naming the kernel)")
+    elif not (fmt == "uki" and choice.direct_kernel):
+        cmd += image_args(config, image)
+
+    cmd += network_args(config, facts)
+    if facts.vsock_cid is not None:
+        cmd += ["-device", f"vhost-vsock-pci,guest-cid={facts.vsock_cid}"]
+    cmd += facts.tpm_args
+    cmd += facts.drive_args
+    cmd += qemu_credential_args(runtime_credentials(config), scratch / "credentials")
+    qemu_args = setting(config, "QemuArgs", []) or []
+    cmd += shlex.split(qemu_args) if isinstance(qemu_args, str) else [str(a) for a in qemu_args]
+    cmd += list(arguments)
+    return VmPlan(cmd, accel, choice, notes)
+
+
+def start_vm(project, args) -> int:
+    """The vm verb: build if needed, then boot the image (or its ephemeral copy) in qemu."""
+    from kosi.run.drives import drive_args
+    from kosi.run.image import ensure_built, machine_name, runtime_image, verb_arguments
+    from kosi.run.tpm import swtpm, want_tpm
+    from kosi.run.vsock import RuntimeInfo, choose_cid, free_tcp_port, runtime_file, vsock_available, write_runtime
+    from kosi.tools_tree import ensure_tools_tree, tools_command
+
+    config = project.main
+    output = ensure_built(project, args)
+    if output.is_dir():
+        raise KosiError("kosi vm cannot boot a directory image yet; use Format=disk (or `kosi boot` for a container)")
+    tools = ensure_tools_tree(project, args)
+    prefix = tools_command(tools, [output.parent, Path("/var/tmp")])
+    arch = architecture(config)
+    verdict = probe_kvm(QEMU_BINARIES.get(arch, "qemu-system-x86_64")) if word(config, "KVM", "auto") == "auto" \
+        else KvmVerdict(True, True, "")
+    machine = machine_name(config)
+
+    vsock_mode = word(config, "VSock", "auto").lower()
+    missing = vsock_available()
+    if vsock_mode in ("yes", "enabled", "true", "1") and missing:
+        raise KosiError(f"VSock=yes: {missing}")
+    use_vsock = missing is None and vsock_mode not in ("no", "disabled", "false", "0")
+
+    with tempfile.TemporaryDirectory(prefix="kosi-vm-", dir="/var/tmp") as tmp, runtime_image(config, output) as image:
+        scratch = Path(tmp)
+        facts = HostFacts(verdict, tools_root=tools or Path("/"))
+        if use_vsock:
+            facts.vsock_cid = choose_cid(setting(config, "VSockCID"), image)
+        elif word(config, "RuntimeNetwork", "user") == "user":
+            facts.ssh_port = free_tcp_port()
+            log.debug(f"no vsock ({missing}); forwarding 127.0.0.1:{facts.ssh_port} to the guest's SSH port")
+        with contextlib.ExitStack() as stack:
+            if want_tpm(word(config, "TPM", "auto").lower(), tools):
+                facts.tpm_args = stack.enter_context(swtpm(scratch, prefix))
+            facts.drive_args = stack.enter_context(drive_args(setting(config, "Drives", []) or [], machine))
+            plan = qemu_command(config, image, facts, scratch, arguments=verb_arguments(config, args))
+            if plan.notes:
+                log.info("‣ " + "; ".join(plan.notes))
+            log.debug("+ " + shlex.join(plan.cmd))
+            console = word(config, "Console", "interactive")
+            stdin = subprocess.DEVNULL if console == "read-only" else None
+            try:
+                proc = subprocess.Popen([*prefix, *plan.cmd], stdin=stdin)
+            except FileNotFoundError:
+                raise KosiError(f"{plan.cmd[0]} is not installed (install qemu-system, or use ToolsTree=default)") from None
+            write_runtime(output, RuntimeInfo(machine=machine, pid=proc.pid, cid=facts.vsock_cid,
+                                              ssh_port=facts.ssh_port))
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                proc.terminate()
+                proc.wait()
+                raise
+            finally:
+                runtime_file(output).unlink(missing_ok=True)
