@@ -132,6 +132,8 @@ class Apt(PackageManager):
             "Dir::Etc::TrustedParts": etc / "trusted.gpg.d",
             "Dir::Cache": context.workspace / "apt/cache",
             "Dir::Cache::Archives": cache / "archives",
+            # Built from the lists alone, so it stays valid across builds next to them.
+            "Dir::Cache::SrcPkgCache": cache / "srcpkgcache.bin",
             "Dir::State::Lists": cache / "lists",
             "Dir::Log": context.workspace / "apt/log",
             "APT::Architecture": arch,
