@@ -26,3 +26,22 @@ def coredumpctl_command(image: Path, arguments: list[str]) -> list[str]:
     if image.is_dir():
         return ["coredumpctl", *image_option(image), *arguments]
     return ["coredumpctl", f"--image={image}", *arguments]
+
+
+def run_on_image(args, tool: str) -> int:
+    """The journalctl/coredumpctl verbs: build if needed, then run the tool on the image."""
+    import subprocess
+
+    from kosi.config.loader import load_project
+    from kosi.run.image import ensure_built, verb_arguments
+    from kosi.tools_tree import ensure_tools_tree, tools_command
+
+    project = load_project(args)
+    image = ensure_built(project, args)
+    tools = ensure_tools_tree(project, args)
+    make = journalctl_command if tool == "journalctl" else coredumpctl_command
+    cmd = make(image, verb_arguments(project.main, args))
+    try:
+        return subprocess.run([*tools_command(tools, [image.parent]), *cmd]).returncode
+    except FileNotFoundError:
+        raise KosiError(f"{tool} is not installed (install systemd, or use ToolsTree=default)") from None

@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-
-from kosi.errors import KosiError
-
 
 def run(args) -> int:
-    from kosi.config.loader import load_project
-    from kosi.run.image import ensure_built, verb_arguments
-    from kosi.run.journal import coredumpctl_command
-    from kosi.tools_tree import ensure_tools_tree, tools_command
+    from kosi.run.journal import run_on_image
 
-    project = load_project(args)
-    image = ensure_built(project, args)
-    tools = ensure_tools_tree(project, args)
-    cmd = coredumpctl_command(image, verb_arguments(project.main, args))
-    try:
-        return subprocess.run([*tools_command(tools, [image.parent]), *cmd]).returncode
-    except FileNotFoundError:
-        raise KosiError("coredumpctl is not installed (install systemd, or use ToolsTree=default)") from None
+    return run_on_image(args, "coredumpctl")

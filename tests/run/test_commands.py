@@ -1,0 +1,274 @@
+"""Command lines of the runtime verbs, built from hand-made Config objects (pure logic)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kosi.config.model import Config
+from kosi.errors import KosiError
+from kosi.run import credentials, drives, firmware, kernel, nspawn, qemu, registration, vsock
+from kosi.run.kvm import KvmVerdict
+
+NO_KVM = KvmVerdict(False, False, "KVM cannot run guests here (emulation failure)")
+GOOD_KVM = KvmVerdict(True, True, "")
+
+
+def make_config(tmp_path: Path, **values) -> Config:
+    base = {"Format": "disk", "Output": "image", "OutputDirectory": str(tmp_path), "ToolsTree": "no"}
+    base.update(values)
+    return Config(base, directory=tmp_path)
+
+
+def gpt_image(path: Path, *, esp: bool) -> Path:
+    """A small GPT disk made with sfdisk, with or without an ESP."""
+    with path.open("wb") as f:
+        f.truncate(8 * 1024 * 1024)
+    kind = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" if esp else "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
+    subprocess.run(["sfdisk", "-q", str(path)], input=f"label: gpt\nstart=2048, size=4096, type={kind}\n",
+                   text=True, check=True)
+    return path
+
+
+def arg_after(cmd: list[str], flag: str) -> list[str]:
+    return [cmd[i + 1] for i, word in enumerate(cmd[:-1]) if word == flag]
+
+
+# --- qemu ---------------------------------------------------------------------------------------
+
+def test_qemu_without_kvm_uses_tcg_and_plain_uefi_with_one_reason(tmp_path):
+    image = gpt_image(tmp_path / "image.raw", esp=True)
+    config = make_config(tmp_path, CPUs=3, RAM="1G", Credentials=["kosi.hello=world, again"],
+                         KernelCommandLineExtra=["quiet", "x=1"], QemuArgs="-device virtio-balloon")
+    plan = qemu.qemu_command(config, image, qemu.HostFacts(NO_KVM), tmp_path, arguments=["-snapshot"])
+    cmd = plan.cmd
+    assert plan.accel == "tcg" and plan.firmware.kind == "uefi"
+    assert arg_after(cmd, "-accel") == ["tcg"] and arg_after(cmd, "-cpu") == ["max"]
+    assert arg_after(cmd, "-machine") == ["q35,smm=off"]
+    assert arg_after(cmd, "-smp") == ["3"] and arg_after(cmd, "-m") == ["1024M"]
+    assert any("emulation failure" in note for note in plan.notes)
+    pflash = arg_after(cmd, "-drive")
+    assert any("OVMF_CODE_4M.fd" in d and "readonly=on" in d for d in pflash)
+    assert (tmp_path / "ovmf_vars.fd").exists()  # a copy, never the template itself
+    smbios = arg_after(cmd, "-smbios")
+    assert "type=11,value=io.systemd.credential:kosi.hello=world,, again" in smbios  # comma doubled
+    assert any("io.systemd.credential:firstboot.locale=C.UTF-8" in s for s in smbios)
+    extra = [s for s in smbios if "kernel-cmdline-extra" in s]
+    assert extra and extra[0].endswith("console=ttyS0 systemd.firstboot=no quiet x=1")
+    assert cmd[-3:] == ["-device", "virtio-balloon", "-snapshot"]  # QemuArgs=, then the words after --
+    assert any(f"file={image}" in d for d in pflash)
+
+
+def test_qemu_auto_firmware_with_working_kvm_is_secure_boot(tmp_path):
+    image = gpt_image(tmp_path / "image.raw", esp=True)
+    plan = qemu.qemu_command(make_config(tmp_path), image, qemu.HostFacts(GOOD_KVM), tmp_path)
+    assert plan.accel == "kvm" and plan.firmware.kind == "uefi-secure-boot"
+    assert arg_after(plan.cmd, "-machine") == ["q35,smm=on"]
+    assert any("secboot" in d for d in arg_after(plan.cmd, "-drive"))
+    assert "driver=cfi.pflash01,property=secure,value=on" in arg_after(plan.cmd, "-global")
+    assert plan.notes == []
+
+
+def test_qemu_secure_boot_refused_when_kvm_lacks_smm(tmp_path):
+    image = gpt_image(tmp_path / "image.raw", esp=True)
+    config = make_config(tmp_path, Firmware="uefi-secure-boot", KVM="yes")
+    with pytest.raises(KosiError, match="System Management Mode"):
+        qemu.qemu_command(config, image, qemu.HostFacts(KvmVerdict(True, False, "no SMM")), tmp_path)
+
+
+def test_qemu_auto_firmware_without_esp_boots_the_kernel_directly(tmp_path):
+    image = gpt_image(tmp_path / "image.raw", esp=False)
+    boot = kernel.DirectBoot(tmp_path / "vmlinuz", tmp_path / "initrd", ["root=LABEL=root", "rw"])
+    config = make_config(tmp_path, KernelCommandLineExtra=["kosi.stay"], Console="read-only")
+    plan = qemu.qemu_command(config, image, qemu.HostFacts(NO_KVM), tmp_path, direct_boot=boot)
+    assert plan.firmware.kind == "linux"
+    assert arg_after(plan.cmd, "-kernel") == [str(tmp_path / "vmlinuz")]
+    assert arg_after(plan.cmd, "-initrd") == [str(tmp_path / "initrd")]
+    assert arg_after(plan.cmd, "-append") == ["root=LABEL=root rw console=ttyS0 systemd.firstboot=no kosi.stay"]
+    assert not any("kernel-cmdline-extra" in s for s in arg_after(plan.cmd, "-smbios"))
+
+    noinitrd = qemu.qemu_command(make_config(tmp_path, Firmware="linux-noinitrd"), image, qemu.HostFacts(NO_KVM),
+                                 tmp_path, direct_boot=boot)
+    assert "-initrd" not in noinitrd.cmd
+
+
+def test_qemu_bios_removable_memory_network_vsock(tmp_path):
+    image = gpt_image(tmp_path / "image.raw", esp=False)
+    config = make_config(tmp_path, Firmware="bios", Removable=True, RAM=512 * 1024**2, MaxMem="2G",
+                         RuntimeNetwork="none", KVM="no")
+    plan = qemu.qemu_command(config, image, qemu.HostFacts(GOOD_KVM, vsock_cid=42), tmp_path)
+    assert plan.accel == "tcg" and "-kernel" not in plan.cmd and "if=pflash" not in " ".join(plan.cmd)
+    assert "usb-storage,drive=root,removable=on,bootindex=1" in arg_after(plan.cmd, "-device")
+    assert "vhost-vsock-pci,guest-cid=42" in arg_after(plan.cmd, "-device")
+    assert arg_after(plan.cmd, "-m") == ["512M,slots=2,maxmem=2048M"]
+    assert arg_after(plan.cmd, "-nic") == ["none"]
+
+    forwarded = qemu.qemu_command(make_config(tmp_path, Firmware="bios"), image,
+                                  qemu.HostFacts(NO_KVM, ssh_port=2222), tmp_path)
+    assert arg_after(forwarded.cmd, "-nic") == ["user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:2222-:22"]
+
+
+def test_qemu_rejects_unknown_console_and_firmware(tmp_path):
+    image = gpt_image(tmp_path / "image.raw", esp=True)
+    with pytest.raises(KosiError, match="Console="):
+        qemu.qemu_command(make_config(tmp_path, Console="fancy"), image, qemu.HostFacts(NO_KVM), tmp_path)
+    with pytest.raises(KosiError, match="Firmware="):
+        qemu.qemu_command(make_config(tmp_path, Firmware="coreboot"), image, qemu.HostFacts(NO_KVM), tmp_path)
+
+
+def test_firmware_descriptors_pick_code_and_variables():
+    plain = firmware.find_uefi_firmware(secure_boot=False)
+    secure = firmware.find_uefi_firmware(secure_boot=True)
+    assert plain.code.name == "OVMF_CODE_4M.fd" and not plain.requires_smm
+    assert "secboot" in secure.code.name and secure.requires_smm  # not the MS-enrolled one
+    assert plain.variables and plain.variables.exists()
+    with pytest.raises(KosiError, match="no UEFI firmware"):
+        firmware.find_uefi_firmware(secure_boot=False, root=Path("/nonexistent"))
+
+
+# --- credentials ----------------------------------------------------------------------------------
+
+def test_credentials_from_settings_directory_and_scripts(tmp_path):
+    local = tmp_path / "mkosi.credentials"
+    local.mkdir()
+    (local / "from.dir").write_text("dir value\n")
+    script = tmp_path / "generated"
+    script.write_text("#!/bin/sh\necho generated-$((6*7))\n")
+    script.chmod(0o755)
+    config = make_config(tmp_path, Credentials=["a=1", str(script), "from.dir=overridden"])
+    creds = credentials.runtime_credentials(config)
+    assert creds["a"] == b"1"
+    assert creds["generated"] == b"generated-42\n"
+    assert creds["from.dir"] == b"overridden"
+    assert creds["firstboot.locale"] == b"C.UTF-8" and creds["firstboot.timezone"]
+    with pytest.raises(KosiError, match="neither NAME=VALUE"):
+        credentials.runtime_credentials(make_config(tmp_path, Credentials=["no/such/file"]))
+
+
+def test_credentials_transport_smbios_binary_and_fw_cfg(tmp_path):
+    big = b"x" * (credentials.SMBIOS_LIMIT + 1)
+    args = credentials.qemu_credential_args({"text": b"v", "multi": b"a\nb", "big": big}, tmp_path)
+    assert args[:2] == ["-smbios", "type=11,value=io.systemd.credential:text=v"]
+    assert args[3] == "type=11,value=io.systemd.credential.binary:multi=" + base64.b64encode(b"a\nb").decode()
+    assert args[4:] == ["-fw_cfg", f"name=opt/io.systemd.credentials/big,file={tmp_path}/big"]
+    assert (tmp_path / "big").read_bytes() == big
+
+    loaded = credentials.nspawn_credential_args({"one": b"1\n2"}, tmp_path / "n")
+    assert loaded == [f"--load-credential=one:{tmp_path}/n/one"] and (tmp_path / "n/one").read_bytes() == b"1\n2"
+
+
+def test_ssh_certificate_becomes_authorized_key(tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "mkosi.key"),
+                    "-out", str(tmp_path / "mkosi.crt"), "-days", "1", "-subj", "/CN=kosi"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    creds = credentials.runtime_credentials(make_config(tmp_path))
+    assert creds["ssh.authorized_keys.root"].startswith(b"ssh-rsa ")
+
+
+# --- nspawn -----------------------------------------------------------------------------------------
+
+def test_nspawn_shell_and_boot_command_lines(tmp_path, monkeypatch):
+    monkeypatch.setattr(registration, "machined_available", lambda: False)
+    monkeypatch.setattr(registration, "systemd_is_init", lambda: False)
+    root = tmp_path / "image"
+    root.mkdir()
+    src = tmp_path / "src"
+    config = make_config(tmp_path, Format="directory", RuntimeTrees=[f"{src}", f"{src}:/srv/x", f"{src}:rel"],
+                         RuntimeNetwork="interface", Machine="my box!", UnitProperties=["CPUQuota=50%"],
+                         KernelCommandLineExtra=["systemd.unit=rescue.target"], Credentials=["k=v"])
+    shell = nspawn.nspawn_command(config, root, boot=False, arguments=["--bind=/tmp", "cat", "/etc/os-release"],
+                                  credential_dir=tmp_path / "c", ephemeral=True, interactive=False)
+    assert shell[:4] == ["systemd-nspawn", "--machine=my-box", "--directory", str(root)]
+    assert "--register=no" in shell and "--keep-unit" in shell  # no systemd as init here
+    assert "--ephemeral" in shell and "--console=autopipe" in shell and "--boot" not in shell
+    assert f"--bind={src}:/root/src" in shell and f"--bind={src}:/srv/x" in shell
+    assert f"--bind={src}:/root/src/rel" in shell
+    assert "--network-veth" in shell and "--property=CPUQuota=50%" in shell
+    assert f"--load-credential=k:{tmp_path}/c/k" in shell
+    assert shell[-3:] == ["--bind=/tmp", "cat", "/etc/os-release"]  # nspawn options, then the command
+
+    boot = nspawn.nspawn_command(config, root, boot=True, arguments=["quiet"], credential_dir=tmp_path / "c",
+                                 ephemeral=False)
+    assert "--boot" in boot and "--ephemeral" not in boot
+    assert boot[-2:] == ["quiet", "systemd.unit=rescue.target"]  # KernelCommandLineExtra= go to init
+
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(b"")
+    assert nspawn.nspawn_command(make_config(tmp_path, RuntimeNetwork="none"), disk, boot=True, arguments=[],
+                                 credential_dir=tmp_path / "c", ephemeral=False)[2:4] == ["--image", str(disk)]
+
+
+def test_register_yes_without_machined_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(registration, "machined_available", lambda: False)
+    with pytest.raises(KosiError, match="Register=yes"):
+        registration.registration_args(make_config(tmp_path, Register="yes"), "nspawn")
+    monkeypatch.setattr(registration, "machined_available", lambda: True)
+    assert registration.registration_args(make_config(tmp_path), "nspawn") == ["--register=yes"]
+
+
+# --- drives, vsock, kernel --------------------------------------------------------------------------
+
+def test_drives_files_shared_persistent_and_removed(tmp_path):
+    values = [f"a:1M:{tmp_path}", f"b:2M:{tmp_path}::a", f"p:1K:{tmp_path}:cache.direct=on::persist"]
+    with drives.drive_args(values, "vm1") as args:
+        specs = arg_after(args, "-blockdev")
+        shared = tmp_path / "mkosi-drive-vm1-a"
+        assert shared.stat().st_size == 1024**2  # the first drive with a file ID decides its size
+        assert specs[1].startswith(f"driver=raw,node-name=b,") and f"file.filename={shared}" in specs[1]
+        assert specs[2].endswith(",cache.direct=on")
+    assert not shared.exists() and (tmp_path / "mkosi-drive-vm1-p").exists()
+    with pytest.raises(KosiError, match="unknown flag"):
+        drives.parse_drive("x:1G::::sticky")
+    with pytest.raises(KosiError, match="invalid size"):
+        drives.parse_drive("x:lots")
+
+
+def test_vsock_cid_choice_and_runtime_file(tmp_path):
+    image = tmp_path / "image.raw"
+    cid = vsock.choose_cid("hash", image)
+    assert cid == vsock.choose_cid("hash", image) and 3 <= cid < 0xFFFFFFFF
+    assert vsock.choose_cid("0x10", image) == 16
+    with pytest.raises(KosiError, match="outside"):
+        vsock.choose_cid("2", image)
+    vsock.write_runtime(image, vsock.RuntimeInfo("m", os.getpid(), None, 2222))
+    assert vsock.read_runtime(image).ssh_port == 2222
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    vsock.write_runtime(image, vsock.RuntimeInfo("m", dead.pid, 5, None))
+    assert vsock.read_runtime(image) is None  # a VM that is gone is not connectable
+
+
+def fake_uki(path: Path) -> Path:
+    """A minimal PE file with .linux/.initrd/.cmdline sections, laid out like a UKI."""
+    sections = {".linux": b"KERNEL", ".initrd": b"INITRD", ".cmdline": b"root=LABEL=r rw\0"}
+    header = bytearray(0x200)
+    header[:2] = b"MZ"
+    struct.pack_into("<I", header, 0x3C, 0x40)
+    header[0x40:0x44] = b"PE\0\0"
+    struct.pack_into("<HH", header, 0x44, 0x8664, len(sections))
+    struct.pack_into("<H", header, 0x40 + 20, 0)  # no optional header
+    offset, body = 0x200, b""
+    for index, (name, data) in enumerate(sections.items()):
+        entry = 0x40 + 24 + index * 40
+        header[entry:entry + 8] = name.encode().ljust(8, b"\0")
+        struct.pack_into("<IIII", header, entry + 8, len(data), 0, len(data), offset + len(body))
+        body += data
+    path.write_bytes(bytes(header) + body)
+    return path
+
+
+def test_direct_boot_from_uki_and_split_artifacts(tmp_path):
+    uki = fake_uki(tmp_path / "image.efi")
+    boot = kernel.find_direct_boot(None, {"efi": uki}, tmp_path / "image.raw", tmp_path / "k")
+    assert boot.kernel.read_bytes() == b"KERNEL" and boot.initrd.read_bytes() == b"INITRD"
+    assert boot.cmdline == ["root=LABEL=r", "rw"]
+    (tmp_path / "image.vmlinuz").write_bytes(b"K2")
+    split = kernel.find_direct_boot(None, {"efi": uki, "vmlinuz": tmp_path / "image.vmlinuz"}, tmp_path / "x", tmp_path)
+    assert split.kernel == tmp_path / "image.vmlinuz" and split.initrd is None and split.cmdline == ["root=LABEL=r", "rw"]
+    with pytest.raises(KosiError, match="no kernel found"):
+        kernel.find_direct_boot(None, {}, gpt_image(tmp_path / "plain.raw", esp=False), tmp_path / "k2")
