@@ -182,9 +182,22 @@ def cached_tree_usable(tree: Path, inputs: dict[str, Any]) -> str | None:
 
 def build_tree(config: Config, destination: Path, args: Any) -> None:
     """Build the tools tree with kosi's own pipeline (a plain Format=directory image)."""
-    from kosi.pipeline import build as pipeline_build  # late: the pipeline imports us too
+    from kosi.verbs.build import build_image  # late: the build verb imports us too
 
-    pipeline_build.build_directory_image(config, destination, args=args)
+    values = dict(config.values, Format="directory", Output=destination.name, OutputDirectory=str(destination.parent))
+    values.pop("_tools_profiles", None)
+    build_image(Config(values, image=config.image, directory=config.directory), _quiet_args(args), tools=None)
+    if not destination.is_dir():
+        raise KosiError(f"building the {config.image} image produced no directory at {destination}")
+
+
+def _quiet_args(args: Any) -> Any:
+    """The build options that apply to helper images: not the main image's --force counts
+    or debug shells, which are about the user's image."""
+    import types
+
+    return types.SimpleNamespace(force=0, debug_workspace=getattr(args, "debug_workspace", False),
+                                 debug_shell=False, auto_bump=False, verb="build")
 
 
 def ensure_tools_tree(project: Project, args: Any) -> Path | None:

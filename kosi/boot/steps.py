@@ -112,6 +112,18 @@ class KernelModules(Step):
             log.debug(f"{kernel.version}: removed {removed} modules not selected by KernelModules=")
 
 
+def add_bootloader_packages(context: Context, packages: tuple[str, ...]) -> None:
+    """Debian's systemd-boot does not pull systemd-boot-efi without Recommends; rather than
+    failing late (as mkosi does), install what the boot loader needs into the image."""
+    from kosi.distributions import get
+    from kosi.installers.base import package_manager
+
+    if get(word(context.config, "Distribution", "debian")).package_manager != "apt":
+        return
+    log.info(f"Bootloader={bootloader(context)}: installing {', '.join(packages)}, which the image lacks")
+    package_manager(context).install(context, list(packages))
+
+
 class InstallBootloader(Step):
     """systemd-boot into the ESP tree (and grub's files for BiosBootloader=grub)."""
 
@@ -132,6 +144,8 @@ class InstallBootloader(Step):
             return
         esp = esp_tree(context)
         if bootloader(context) in ("systemd-boot", "systemd-boot-signed"):
+            if systemd_boot.find_binary(context.root, context.tools) is None:
+                add_bootloader_packages(context, systemd_boot.DEBIAN_PACKAGES)
             if systemd_boot.find_binary(context.root, context.tools) is None and bootable_mode(context) == "auto":
                 log.info("systemd-boot is not installed: no boot loader (Bootable=auto)")
                 return
