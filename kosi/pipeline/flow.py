@@ -6,6 +6,7 @@ with a valid Incremental= cache everything between them comes from the cache.
 
 from __future__ import annotations
 
+from kosi.boot import steps as boot
 from kosi.pipeline import finalize, packages, scripts, setup, trees
 from kosi.pipeline.runner import ReuseCache, SaveCache
 from kosi.pipeline.step import Step
@@ -31,10 +32,11 @@ def build_steps() -> list[Step]:
         trees.ExtraTrees(),               # 16 mkosi.extra
         scripts.PostinstScripts(),        # 17 mkosi.postinst
         setup.ConfigFiles(),              # 18 Ssh=, Autologin=, MakeInitrd=
-        setup.Bootloader(),               # 19 systemd-boot / secure boot (later)
+        boot.InstallBootloader(),         # 19 systemd-boot, grub's files
         setup.Sysusers(),                 # 20
         setup.Tmpfiles(),                 # 21
         setup.Presets(),                  # 22
+        boot.KernelModules(),             #    KernelModules= (runs depmod itself)
         setup.Depmod(),                   # 23
         setup.Firstboot(),                # 24
         setup.Hwdb(),                     # 25
@@ -45,19 +47,10 @@ def build_steps() -> list[Step]:
         packages.CleanPackageMetadata(),  #    CleanPackageMetadata=
         finalize.SELinuxRelabel(),        # 27
         scripts.FinalizeScripts(),        # 28 mkosi.finalize
-        UnifiedKernelImage(),             # 29 (later)
+        boot.GenerateUKIs(),              # 29 UKIs or Type 1 entries
         finalize.Normalise(),             #    no wall-clock traces (SourceDateEpoch=)
         finalize.WriteOutput(),           # 30 the output format, manifest, nspawn settings
         scripts.PostoutputScripts(),      # 31 mkosi.postoutput
         finalize.Checksums(),             #    Checksum=, Sign= over everything produced
     ]  # fmt: skip
 
-
-class UnifiedKernelImage(Step):
-    name = "build unified kernel image"
-
-    def skip(self, context):
-        return "bootable images: not implemented yet"
-
-    def run(self, context):
-        pass

@@ -96,9 +96,12 @@ def build_project(project: Project, args: Any) -> list[Path]:
     # Refuse (or with -f clean up) before spending time on any image.
     for config in images:
         check_previous(config, force)
+    from kosi.tools_tree import ensure_tools_tree
+
+    tools = ensure_tools_tree(project, args)
     outputs: list[Path] = []
     for config in images:
-        outputs += build_image(config, args)
+        outputs += build_image(config, args, tools=tools)
     if option(args, "auto_bump"):
         try:
             from kosi.verbs import bump
