@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> None:
         from kosi.config.cli_args import parse_command_line
 
         args = parse_command_line(argv)
+        if args.version or args.help:  # answered before any configuration is read
+            from kosi.verbs.help import render_help, render_version
+
+            # `kosi -h` is general help even though the verb defaults to build; `kosi help X` is X's help
+            verb = args.verb if args.verb in argv and args.verb != "help" else (args.verb_args or [None])[0]
+            sys.stdout.write(render_version() if args.version else render_help(verb))
+            sys.exit(0)
         status = run_verb(args.verb, args)
     except KosiError as e:
         log.error(str(e))

@@ -1,0 +1,116 @@
+"""`kosi summary`: the effective settings of every image, for people or (with --json) programs.
+
+Both forms come from the settings table: sections in table order, one line per setting.
+The JSON form is one document, {"Tools": <object or null>, "Images": [...]}, with the
+subimages first and the main image last, as they are built.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from kosi.config.model import Config, Project
+
+UNSET = "(unset)"
+
+
+def format_size(size: int) -> str:
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def format_item(setting: Any, value: Any) -> str:
+    """One value the way a person would write it in mkosi.conf."""
+    from kosi.config.values import Mode, Size, Tree
+
+    kind = setting.type
+    item_type = getattr(kind, "item", kind)
+    if value is None:
+        return UNSET
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, Tree):
+        return f"{value.source}:{value.target}" if value.target else str(value.source)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, int) and isinstance(item_type, Mode):
+        return f"{value:04o}"
+    if isinstance(value, int) and isinstance(item_type, Size):
+        return format_size(value)
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def format_value(setting: Any, value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_item(setting, v) for v in value) if value else UNSET
+    return format_item(setting, value)
+
+
+def render_image(config: Config, title: str) -> str:
+    from kosi.config.settings import SETTINGS
+
+    lines = [f"{title}:"]
+    section = None
+    for setting in SETTINGS:
+        if setting.section != section:
+            section = setting.section
+            lines.append(f"  [{section}]")
+        lines.append(f"    {setting.name}: {format_value(setting, config[setting.name])}")
+    return "\n".join(lines) + "\n"
+
+
+def tools_config(project: Project) -> Config | None:
+    """The tools tree's configuration when one is configured (ToolsTree=default or yes)."""
+    if project.tools is not None:
+        return project.tools
+    try:
+        wanted = project.main["ToolsTree"]
+    except KeyError:
+        return None
+    if str(wanted) not in ("default", "yes"):
+        return None
+    from kosi import tools_tree
+
+    return tools_tree.tools_config(project, "build")
+
+
+def render_text(project: Project) -> str:
+    parts = []
+    tools = tools_config(project)
+    if tools is not None:
+        parts.append(render_image(tools, "Tools tree"))
+    for config in project.images:
+        title = "Main image" if config is project.main else f"Image '{config.image}'"
+        parts.append(render_image(config, title))
+    return "\n".join(parts)
+
+
+def render_json(project: Project) -> dict[str, Any]:
+    from kosi.config.jsonio import config_to_json
+
+    tools = tools_config(project)
+    return {
+        "Tools": None if tools is None else config_to_json(tools),
+        "Images": [config_to_json(config) for config in project.images],
+    }
+
+
+def run(args) -> int:
+    from kosi.config.loader import load_project
+
+    project = load_project(args)
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(render_json(project), indent=2) + "\n")
+    else:
+        sys.stdout.write(render_text(project))
+    return 0
