@@ -21,24 +21,13 @@ def package_manager(context: Context) -> Any:
     if "package_manager" in context.state:
         return context.state["package_manager"]
     manager = None
-    distribution = word(context.config, "Distribution", "custom")
-    try:
-        import kosi.installers as installers
-
-        for name in ("for_config", "get", "package_manager", "installer"):
-            lookup = getattr(installers, name, None)
-            if callable(lookup):
-                manager = lookup(context.config)
-                break
-    except ImportError:
-        pass
-    if manager is None:
-        from kosi import distributions
-
-        cls = distributions.get(distribution)
-        factory = getattr(cls, "installer", None) or getattr(cls, "package_manager_class", None)
-        if callable(factory):
-            manager = factory() if isinstance(factory, type) else factory(context.config)
+    if word(context.config, "Distribution", "custom") != "custom":
+        try:
+            from kosi.installers.base import package_manager as lookup
+        except ImportError:  # the installer backend is not there yet
+            lookup = None
+        if lookup is not None:
+            manager = lookup(context)
     context.state["package_manager"] = manager
     return manager
 

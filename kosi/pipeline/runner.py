@@ -237,7 +237,10 @@ class Runner:
         if isinstance(step, ReuseCache):
             location = context.state["cache_location"]
             log.info(f"reusing cached image (key {context.state['cache_key']})")
-            cache.restore(location, context, context.workspace / "build-root")
+            build_root = context.workspace / "build-root"
+            cache.restore(location, context, build_root)
+            if build_root.is_dir():  # the build overlay was cached too; build scripts run on it
+                context.state["build_root"] = build_root
             return
         if isinstance(step, SaveCache):
             location = context.state["cache_location"]

@@ -25,8 +25,11 @@ mount -t proc proc "$R/proc"
 mount --rbind /dev "$R/dev"
 mount -t sysfs sysfs "$R/sys"
 while [ "$1" != "--" ]; do
-    mkdir -p "$R$2"
-    if [ -d "$1" ]; then mount --rbind "$1" "$R$2"; else touch "$R$2" && mount --bind "$1" "$R$2"; fi
+    if [ -d "$1" ]; then
+        mkdir -p "$R$2" && mount --rbind "$1" "$R$2"
+    else
+        mkdir -p "$(dirname "$R$2")" && touch "$R$2" && mount --bind "$1" "$R$2"
+    fi
     shift 2
 done
 shift
