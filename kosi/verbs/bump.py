@@ -1,0 +1,102 @@
+"""`kosi bump` and `--auto-bump`: raise the last number of the version in mkosi.version.
+
+`1.2.3` becomes `1.2.4`, `1` becomes `2`, `2024.09~rc1` becomes `2024.09~rc2` (the last run
+of digits, keeping its zero padding). A missing mkosi.version is an error rather than a
+silent "1", and an executable one is a script whose output is the version, so it cannot
+be bumped either.
+
+With --auto-bump the build uses the bumped version and the file is only written when the
+build succeeds: `auto_bump_begin()` before, `auto_bump_commit()` after.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kosi import log
+from kosi.errors import KosiError
+
+VERSION_FILE = "mkosi.version"
+
+
+def bumped(version: str, origin: str = VERSION_FILE) -> str:
+    matches = list(re.finditer(r"\d+", version))
+    if not matches:
+        raise KosiError(f"cannot bump version {version!r}: it has no number", file=origin)
+    last = matches[-1]
+    number = str(int(last.group()) + 1).zfill(len(last.group()))
+    return version[: last.start()] + number + version[last.end():]
+
+
+def version_file(directory: Path) -> Path:
+    from kosi.config.loader import config_directory
+
+    path = config_directory(directory) / VERSION_FILE
+    if not path.is_file():
+        raise KosiError(f"{path} does not exist, nothing to bump", hint=f"create it, e.g. echo 1 > {VERSION_FILE}")
+    if os.access(path, os.X_OK):
+        raise KosiError(f"{path} is executable: its output is the version, so it cannot be bumped")
+    return path
+
+
+def bump_file(path: Path) -> str:
+    old = path.read_text().strip()
+    new = bumped(old, str(path))
+    path.write_text(new + "\n")
+    log.info(f"bumped version {old} -> {new} in {path}")
+    return new
+
+
+def project_directory(args: Any) -> Path:
+    directory = getattr(args, "directory", None)
+    return Path(directory).resolve() if directory else Path.cwd()
+
+
+@dataclass
+class PendingBump:
+    path: Path
+    old: str
+    new: str
+
+
+def auto_bump_begin(project: Any) -> PendingBump | None:
+    """Give every image the bumped version (when it came from mkosi.version); nothing is written yet."""
+    main = project.main
+    try:
+        path = version_file(Path(main.directory))
+    except KosiError as e:
+        log.warn(f"--auto-bump: {e}")
+        return None
+    old = path.read_text().strip()
+    new = bumped(old, str(path))
+    for config in project.images:
+        if config.values.get("ImageVersion") in (None, old):
+            config.values["ImageVersion"] = new
+    return PendingBump(path, old, new)
+
+
+def auto_bump_commit(pending: PendingBump | None) -> None:
+    """The build succeeded: record the version it used."""
+    if pending is None:
+        return
+    pending.path.write_text(pending.new + "\n")
+    log.info(f"bumped version {pending.old} -> {pending.new} in {pending.path}")
+
+
+def auto_bump(config: Any) -> str | None:
+    """Bump mkosi.version after a successful build (for callers that do not use begin/commit)."""
+    try:
+        path = version_file(Path(config.directory))
+    except KosiError as e:
+        log.warn(f"--auto-bump: {e}")
+        return None
+    return bump_file(path)
+
+
+def run(args) -> int:
+    bump_file(version_file(project_directory(args)))
+    return 0
