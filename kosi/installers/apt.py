@@ -161,7 +161,7 @@ class Apt(PackageManager):
                 options[f"Acquire::https::Proxy::{host}"] = "DIRECT"
         lines = [f'{key} "{value}";' for key, value in options.items()]
         # Speed: no fsync per file (the image is written once and synced as a whole).
-        dpkg_options = ["--force-unsafe-io", "--force-confdef", "--force-confold"]
+        dpkg_options = ["--force-unsafe-io", "--force-confdef", "--force-confold", *doc_options(config)]
         lines.append("DPkg::Options { " + " ".join(f'"{o}";' for o in dpkg_options) + " };")
         return "\n".join(lines) + "\n"
 
@@ -231,11 +231,12 @@ class Apt(PackageManager):
             if m:
                 return f"package '{m.group(1)}' has no installation candidate in {where}"
         for line in lines:
-            m = re.search(r"NO_PUBKEY (\S+)", line) or re.search(r"EXPKEYSIG (\S+)", line) or re.search(r"BADSIG (\S+)", line)
-            if m:
-                repo = re.search(r"(?:GPG error|error): (\S+ \S+)", line)
-                return (f"signature check failed for repository {repo.group(1) if repo else '?'}: key {m.group(1)} "
-                        f"is not in the configured keyring (RepositoryKeyCheck=no skips the check)")
+            repo = re.search(r"GPG error: (\S+ \S+)", line)
+            key = re.search(r"(NO_PUBKEY|EXPKEYSIG|BADSIG|REVKEYSIG) (\S+)", line)
+            if repo and key:
+                problem = "is not in the configured keyring" if key.group(1) == "NO_PUBKEY" else f"fails ({key.group(1)})"
+                return (f"signature check failed for repository {repo.group(1)}: key {key.group(2)} {problem} "
+                        f"(RepositoryKeyCheck=no skips the check)")
         for line in lines:
             m = re.match(r"E: The repository '([^']+)' is not signed", line)
             if m:
@@ -355,7 +356,7 @@ class Apt(PackageManager):
         # the root, which now has a shell. Dependencies among them are resolved by ordering
         # within this one dpkg run, hence --force-depends.
         dpkg = ["dpkg", f"--root={root}", f"--log={context.workspace}/apt/log/dpkg.log", "--force-unsafe-io",
-                "--force-depends", "--install", *map(str, debs)]
+                *doc_options(context.config), "--force-depends", "--install", *map(str, debs)]
         with _services_disabled(root):
             self._run(context, [*in_root(root), *dpkg], what="dpkg (essential set)")
         # Everything else in one apt run, from the archives already downloaded.
@@ -420,7 +421,7 @@ class Apt(PackageManager):
             "apt": [*env, *in_root(root), "apt", *self.root_options(context, root)],
             "apt-get": apt_get,
             "apt-cache": [*env, "apt-cache", *self.root_options(context, root)],
-            "dpkg": [*env, *in_root(root), "dpkg", f"--root={root}", "--force-unsafe-io"],
+            "dpkg": [*env, *in_root(root), "dpkg", f"--root={root}", "--force-unsafe-io", *doc_options(context.config)],
             "dpkg-query": [*env, "dpkg-query", f"--root={root}"],
             "mkosi-install": [*apt_get, "install"],
             "mkosi-reinstall": [*apt_get, "install", "--reinstall"],
@@ -465,6 +466,14 @@ def prepare_root(context: "Context", root: Path) -> None:
     if not _bool(setting(context.config, "WithDocs", True)):
         lines = [f"path-exclude={p}" for p in DOC_EXCLUDES] + [f"path-include={p}" for p in DOC_INCLUDES]
         (root / "etc/dpkg/dpkg.cfg.d/kosi-nodoc").write_text("\n".join(lines) + "\n")
+
+
+def doc_options(config: Config) -> list[str]:
+    """dpkg options for WithDocs=no. dpkg --root reads the host's dpkg.cfg.d, not the image's,
+    so the image's kosi-nodoc file (for later installs inside it) is not enough while building."""
+    if _bool(setting(config, "WithDocs", True)):
+        return []
+    return [f"--path-exclude={p}" for p in DOC_EXCLUDES] + [f"--path-include={p}" for p in DOC_INCLUDES]
 
 
 def extract(debs: Sequence[Path], root: Path, *, with_docs: bool) -> None:
