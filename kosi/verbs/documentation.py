@@ -41,7 +41,7 @@ def setting_entry(setting: Any) -> str:
     if setting.short:
         flags.append(f"`{setting.short}`")
     text = setting.help.rstrip(".") + "."
-    text += f" Takes {setting.type.describe()}."
+    text += f" Value: {setting.type.describe()}."
     if setting.type.choices and "one of" not in setting.type.describe():
         text += " Values: " + ", ".join(f"`{c}`" for c in setting.type.choices) + "."
     text += f" Default: {describe_default(setting)}."
