@@ -61,11 +61,29 @@ class Setting:
     compat_names: tuple[str, ...] = ()
     #: only accepted on the command line
     cli_only: bool = False
+    #: the file it names or reads holds a secret: refuse it unless only its owner can read it (0600)
+    secret: bool = False
+    #: the value holds &-specifiers (&d, &r, &I, ...) expanded after parsing (CacheKey=, BuildKey=) or
+    #: during the build (UnifiedKernelImageFormat=, Linux=); `&&` is a literal `&`
+    delayed_specifiers: bool = False
+    #: paths may name outputs of images this one depends on, so their existence is checked just
+    #: before the image is built, not while parsing (BaseTrees=, ExtraTrees=, Initrds=)
+    checked_before_build: bool = False
+    #: the argument's name in --help and the docs; the type's when None
+    metavar: str | None = None
     dest: str = field(default="")
 
     def __post_init__(self) -> None:
         if not self.dest:
             object.__setattr__(self, "dest", snake_case(self.name))
+        if self.metavar is None:
+            object.__setattr__(self, "metavar", self.type.metavar)
+
+    def get_default(self, config: "Config") -> Any:
+        """The value of this setting when nothing assigns it."""
+        if self.default_factory is not None:
+            return self.default_factory(config)
+        return list(self.default) if isinstance(self.default, (list, tuple)) else self.default
 
     @property
     def is_list(self) -> bool:

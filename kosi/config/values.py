@@ -140,7 +140,12 @@ class FeatureType(ValueType):
             raise invalid(setting, text, "a boolean or 'auto'", origin)
         return Feature.enabled if value else Feature.disabled
 
+    def to_json(self, value):
+        return value.value if isinstance(value, Feature) else value
+
     def from_json(self, value):
+        if isinstance(value, bool):
+            return Feature.enabled if value else Feature.disabled
         return Feature(value)
 
     def describe(self):
@@ -169,6 +174,13 @@ class Choice(ValueType):
                 return self.booleans[0] if value else self.booleans[1]
         raise invalid(setting, text, self.describe(), origin)
 
+    def from_json(self, value):
+        if isinstance(value, bool) and self.booleans is not None:
+            return self.booleans[0] if value else self.booleans[1]
+        if value not in self.choices:
+            raise ValueError(f"{value!r} is not {self.describe()}")
+        return value
+
     def describe(self):
         extra = " or a boolean" if self.booleans else ""
         return "one of " + ", ".join(self.choices) + extra
@@ -187,6 +199,11 @@ class Integer(ValueType):
             raise invalid(setting, text, self.describe(), origin) from None
         if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
             raise invalid(setting, text, self.describe(), origin)
+        return value
+
+    def from_json(self, value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{value!r} is not an integer")
         return value
 
     def describe(self):
@@ -324,14 +341,23 @@ class ListOf(ValueType):
 
     is_list = True
 
-    def __init__(self, item: ValueType, separators: str = r"[,\s]+", unique: bool = False):
+    def __init__(self, item: ValueType, separators: str = r"[,\s]+", unique: bool = False, shell: bool = False):
         self.item = item
         self.separators = separators
         self.unique = unique
+        #: split like a shell would (QemuArgs=, UnitProperties=): quotes keep spaces inside one item
+        self.shell = shell
         self.metavar = item.metavar
         self.choices = item.choices
 
     def split(self, text: str) -> list[str]:
+        if self.shell:
+            import shlex
+
+            try:
+                return shlex.split(text)
+            except ValueError:  # an unbalanced quote: fall back to plain words rather than failing
+                return text.split()
         return [word for word in re.split(self.separators, text) if word]
 
     def parse(self, setting, text, origin):
@@ -360,8 +386,12 @@ class Assignments(ValueType):
         import os
         import shlex
 
+        try:
+            words = shlex.split(text)
+        except ValueError as e:
+            raise invalid(setting, text, f"{self.describe()} ({e})", origin) from None
         result = {}
-        for word in shlex.split(text):
+        for word in words:
             key, sep, value = word.partition("=")
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 raise invalid(setting, word, "NAME=VALUE assignments with a valid variable name", origin)
@@ -374,5 +404,267 @@ class Assignments(ValueType):
                 raise invalid(setting, word, "KEY=VALUE pairs", origin)
         return [result]
 
+    def to_json(self, value):
+        # Later assignments of a variable win, so the merged view is what scripts see.
+        merged: dict[str, str] = {}
+        for item in value if isinstance(value, list) else [value]:
+            merged.update(item)
+        return merged
+
+    def from_json(self, value):
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ValueError("expected an object of NAME: VALUE strings")
+        return [dict(value)]
+
     def describe(self):
+        if not self.passthrough:
+            return "space-separated KEY=VALUE assignments"
         return "space-separated NAME=VALUE assignments or variable names"
+
+
+class Version(String):
+    """A version such as `1.2~rc1` (ImageVersion=, MinimumVersion=): one word, no whitespace."""
+
+    metavar = "VERSION"
+
+    def parse(self, setting, text, origin):
+        word = text.strip()
+        if not word or re.search(r"\s", word):
+            raise invalid(setting, text, self.describe(), origin)
+        return word
+
+    def describe(self):
+        return "a version without whitespace, e.g. 1.2.3"
+
+
+class FileName(String):
+    """A file name without directories (Output=, UnifiedKernelImageFormat=)."""
+
+    metavar = "NAME"
+
+    def parse(self, setting, text, origin):
+        word = text.strip()
+        if "/" in word or word in (".", ".."):
+            raise invalid(setting, text, self.describe(), origin)
+        return word
+
+    def describe(self):
+        return "a file name without '/'"
+
+
+class IntegerOrWords(Integer):
+    """An integer in a range, or one of a few words (VSockCID= takes hash or auto)."""
+
+    def __init__(self, *words: str, minimum: int | None = None, maximum: int | None = None):
+        super().__init__(minimum, maximum)
+        self.choices = words
+
+    def parse(self, setting, text, origin):
+        word = text.strip()
+        if word in self.choices:
+            return word
+        return super().parse(setting, text, origin)
+
+    def from_json(self, value):
+        return value if value in self.choices else super().from_json(value)
+
+    def describe(self):
+        return super().describe() + " or one of " + ", ".join(self.choices)
+
+
+class PathOrWords(PathValue):
+    """A path, or one of a few special words (ToolsTree=default, FirmwareVariables=microsoft)."""
+
+    def __init__(self, *words: str, required: bool = True):
+        super().__init__(required=required)
+        self.choices = words
+
+    def parse(self, setting, text, origin):
+        word = text.strip()
+        if word in self.choices:
+            return word
+        return self.resolve(setting, text, origin)
+
+    def from_json(self, value):
+        return value if value in self.choices or value is None else Path(value)
+
+    def describe(self):
+        return "a path or one of " + ", ".join(self.choices)
+
+
+class KeyPath(PathValue):
+    """A key or certificate: a PEM file, or a URI such as `pkcs11:...` when a *Source= names an
+    engine or provider that understands it (the manual: "the input type depends on the source")."""
+
+    metavar = "PATH|URI"
+
+    @staticmethod
+    def is_uri(text: str) -> bool:
+        return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", text) is not None and not text.startswith(("/", "."))
+
+    def parse(self, setting, text, origin):
+        word = text.strip()
+        if self.is_uri(word):
+            return word
+        return self.resolve(setting, word, origin)
+
+    def from_json(self, value):
+        if value is None or self.is_uri(value):
+            return value
+        return Path(value)
+
+    def describe(self):
+        return "a path to a PEM file or a key URI such as pkcs11:..."
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """Where a private key or certificate comes from: a file, an OpenSSL engine or provider."""
+
+    type: str = "file"  # "file", "engine" or "provider"
+    source: str = ""  # the engine's or provider's name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Type": self.type, "Source": self.source}
+
+
+class KeySourceType(ValueType):
+    metavar = "SOURCE"
+    choices = ("file", "engine:", "provider:")
+
+    def __init__(self, engines: bool = True):
+        # Certificates can only come from providers: OpenSSL engines do not load certificates.
+        self.engines = engines
+
+    def parse(self, setting, text, origin):
+        kind, sep, name = text.strip().partition(":")
+        kinds = ("file", "engine", "provider") if self.engines else ("file", "provider")
+        if kind not in kinds or (kind == "file" and sep) or (kind != "file" and not name):
+            raise invalid(setting, text, self.describe(), origin)
+        return KeySource(kind, name)
+
+    def to_json(self, value):
+        return value.to_json()
+
+    def from_json(self, value):
+        if value["Type"] not in ("file", "engine", "provider"):
+            raise ValueError(f"unknown key source type {value['Type']!r}")
+        return KeySource(value["Type"], value.get("Source") or "")
+
+    def describe(self):
+        return "'file', " + ("'engine:NAME' or " if self.engines else "") + "'provider:NAME'"
+
+
+@dataclass(frozen=True)
+class Drive:
+    """One Drives= entry: a block device for the VM backed by a file."""
+
+    id: str
+    size: int
+    directory: Path | None = None  # None: /var/tmp
+    options: str | None = None  # passed verbatim to qemu's -blockdev
+    file_id: str = ""  # drives with the same file ID share the backing file; "" means the drive ID
+    flags: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Id": self.id, "Size": self.size, "Directory": str(self.directory) if self.directory else None,
+                "Options": self.options, "FileId": self.file_id or self.id, "Flags": list(self.flags)}
+
+
+DRIVE_FLAGS = ("persist",)
+
+
+class DriveValue(ValueType):
+    metavar = "ID:SIZE[:DIR[:OPTIONS[:FILE-ID[:FLAGS]]]]"
+
+    def parse(self, setting, text, origin):
+        parts = text.strip().split(":")
+        if len(parts) < 2 or len(parts) > 6 or not parts[0]:
+            raise invalid(setting, text, self.describe(), origin)
+        parts += [""] * (6 - len(parts))
+        ident, size, directory, options, file_id, flags = parts
+        flag_words = tuple(f for f in flags.split(",") if f)
+        unknown = [f for f in flag_words if f not in DRIVE_FLAGS]
+        if unknown:
+            raise invalid(setting, text, self.describe() + " with FLAGS from: " + ", ".join(DRIVE_FLAGS), origin)
+        return Drive(
+            id=ident,
+            size=Size().parse(setting, size, origin),
+            directory=PathValue(required=False).resolve(setting, directory, origin) if directory else None,
+            options=options or None,
+            file_id=file_id or ident,
+            flags=flag_words,
+        )
+
+    def to_json(self, value):
+        return value.to_json()
+
+    def from_json(self, value):
+        return Drive(value["Id"], int(value["Size"]), Path(value["Directory"]) if value.get("Directory") else None,
+                     value.get("Options"), value.get("FileId") or value["Id"], tuple(value.get("Flags") or ()))
+
+    def describe(self):
+        return "ID:SIZE[:DIRECTORY[:OPTIONS[:FILE-ID[:FLAGS]]]] with a size such as 10G"
+
+
+class CredentialsValue(ValueType):
+    """Credentials=: `NAME=VALUE` words, or files and directories whose files become credentials
+    named after them (an executable file's output is the value). Files are read when parsed, so
+    the value is a list of (name, value) pairs; later pairs of the same name win."""
+
+    is_list = True
+    metavar = "NAME=VALUE|PATH"
+
+    def parse(self, setting, text, origin):
+        pairs: list[tuple[str, str]] = []
+        for word in text.split():
+            name, sep, value = word.partition("=")
+            if sep and name and "/" not in name:
+                pairs.append((name, value))
+                continue
+            path = Path(normalise(origin.directory / Path(word).expanduser()))
+            if path.is_dir():
+                pairs += [(f.name, read_credential(setting, f, origin)) for f in sorted(path.iterdir()) if f.is_file()]
+            elif path.is_file():
+                pairs.append((path.name, read_credential(setting, path, origin)))
+            else:
+                raise invalid(setting, word, "NAME=VALUE or an existing file or directory", origin)
+        return pairs
+
+    def to_json(self, value):
+        return dict(value)
+
+    def from_json(self, value):
+        if not isinstance(value, dict):
+            raise ValueError("expected an object of NAME: VALUE strings")
+        return [(str(k), str(v)) for k, v in value.items()]
+
+    def describe(self):
+        return "space-separated NAME=VALUE pairs or paths to credential files"
+
+
+def read_credential(setting: str, path: Path, origin: Origin) -> str:
+    import os
+    import subprocess
+
+    if os.access(path, os.X_OK):
+        result = subprocess.run([str(path)], stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        if result.returncode != 0:
+            raise KosiError(f"{setting}=: {path} exited with status {result.returncode}", file=origin.file,
+                            line=origin.line)
+        return result.stdout.decode(errors="replace")
+    return path.read_bytes().decode(errors="replace")
+
+
+class DelayedPath(PathValue):
+    """A path that may start with a delayed &-specifier (Linux=&b/...), kept as written until the
+    build knows what it expands to."""
+
+    def parse(self, setting, text, origin):
+        word = text.strip()
+        if word.startswith("&"):
+            return word
+        return self.resolve(setting, word, origin)
+
+    def from_json(self, value):
+        return value if value is None or value.startswith("&") else Path(value)
