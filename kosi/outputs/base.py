@@ -81,7 +81,7 @@ def source_date_epoch(context: Context) -> int | None:
 
 def for_context(context: Context) -> OutputFormat:
     # Importing the format modules registers them.
-    from kosi.outputs import cpio, directory, disk, none, tar  # noqa: F401
+    from kosi.outputs import cpio, directory, disk, esp, none, tar, uki  # noqa: F401
 
     fmt = output_format(context.config)
     cls = FORMATS.get(fmt)

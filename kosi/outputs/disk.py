@@ -75,7 +75,7 @@ def bios_grub(context: Context) -> bool:
     return word(context.config, "BiosBootloader", "none").lower() == "grub" and is_bootable(context)
 
 
-def definitions(context: Context) -> list[Path]:
+def default_or_configured_definitions(context: Context) -> list[Path]:
     """The repart.d directories to use, writing the default definitions when none are configured."""
     configured = paths(context.config, "RepartDirectories")
     local = local_file(context.config, "mkosi.repart")
@@ -152,8 +152,9 @@ def explain_failure(stderr: str, directories: list[Path]) -> str:
     return f"systemd-repart failed: {last}"
 
 
-def run_repart(context: Context, image: Path, *, split: bool = False) -> list[dict[str, Any]]:
-    directories = definitions(context)
+def run_repart(context: Context, image: Path, *, split: bool = False,
+               definitions: list[Path] | None = None) -> list[dict[str, Any]]:
+    directories = definitions or default_or_configured_definitions(context)
     context.state["repart_definitions"] = directories
     image.unlink(missing_ok=True)
     sandbox = tools_command(context.tools, [context.root, context.workspace, image.parent, *directories])

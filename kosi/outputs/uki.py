@@ -1,0 +1,31 @@
+"""Format=uki: the unified kernel image of the newest kernel, as the output itself."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from kosi.errors import KosiError
+from kosi.outputs.base import OutputFormat
+from kosi.outputs.compression import compress_level, compression_for
+from kosi.sandbox import run
+
+
+class UKIOutput(OutputFormat):
+    format = "uki"
+
+    def write(self) -> None:
+        ukis = self.context.state.get("ukis") or []
+        if not ukis:
+            raise KosiError("Format=uki: no unified kernel image was built (is a kernel installed in the image?)",
+                            hint="add a kernel package, e.g. linux-image-amd64, to Packages=")
+        write_maybe_compressed(self, Path(ukis[0]))
+
+
+def write_maybe_compressed(output: OutputFormat, source: Path) -> None:
+    compression = compression_for(output.config, output.format)
+    if compression is None:
+        shutil.copy2(source, output.target)
+        return
+    with open(output.target, "wb") as out:
+        run(compression.command(compress_level(output.config)) + [str(source)], stdout=out)

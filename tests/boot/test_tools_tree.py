@@ -1,0 +1,54 @@
+"""Choosing, reusing and invalidating the tools tree."""
+
+from __future__ import annotations
+
+import json
+import types
+
+from kosi import tools_tree
+from kosi.config.model import Config, Project
+
+
+def project(**values) -> Project:
+    return Project(images=[Config({"Distribution": "debian", "Release": "trixie", **values})])
+
+
+def test_disk_build_on_old_host_wants_tools_tree():
+    if (tools_tree.systemd_version("systemd-repart") or 0) >= tools_tree.MINIMUM_SYSTEMD:
+        return  # this host can build disks itself; nothing to decide
+    reason = tools_tree.host_shortcoming(Config({"Format": "disk"}))
+    assert reason and "systemd-repart" in reason and "254" in reason
+
+
+def test_directory_build_needs_no_tools_tree():
+    assert tools_tree.host_shortcoming(Config({"Format": "directory", "Bootable": "no"})) is None
+
+
+def test_disk_build_does_not_pull_qemu():
+    packages = tools_tree.tools_config(project(Format="disk"), "build").values["Packages"]
+    assert "systemd-repart" in packages and "systemd-ukify" in packages and "systemd-boot-efi" in packages
+    assert "qemu-system-x86" not in packages
+    runtime = tools_tree.tools_config(project(Format="disk"), "vm").values["Packages"]
+    assert "qemu-system-x86" in runtime and "ovmf" in runtime
+
+
+def test_cached_tree_reused_until_inputs_change(tmp_path):
+    config = tools_tree.tools_config(project(), "build")
+    inputs = tools_tree.inputs_of(config)
+    tree = tmp_path / "debian-trixie"
+    assert tools_tree.cached_tree_usable(tree, inputs) == "no tools tree built yet"
+    tree.mkdir()
+    tree.with_name(tree.name + ".json").write_text(json.dumps(inputs))
+    assert tools_tree.cached_tree_usable(tree, inputs) is None
+    # a tree with qemu in it serves a plain build too
+    runtime = tools_tree.inputs_of(tools_tree.tools_config(project(), "vm"))
+    tree.with_name(tree.name + ".json").write_text(json.dumps(runtime))
+    assert tools_tree.cached_tree_usable(tree, inputs) is None
+    assert "release changed" in tools_tree.cached_tree_usable(tree, dict(inputs, release="forky"))
+    assert "lacks" in tools_tree.cached_tree_usable(tree, dict(inputs, packages=[*inputs["packages"], "foo"]))
+
+
+def test_explicit_tools_tree_path_is_used(tmp_path):
+    args = types.SimpleNamespace(verb="build", force=0)
+    assert tools_tree.ensure_tools_tree(project(ToolsTree=str(tmp_path)), args) == tmp_path
+    assert tools_tree.ensure_tools_tree(project(ToolsTree="no", Format="disk"), args) is None

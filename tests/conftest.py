@@ -1,0 +1,54 @@
+"""Fixtures shared across test directories."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# --- boot fixtures: one bootable Debian trixie disk image for every test that needs one ---
+
+BOOTABLE_CONF = """\
+[Distribution]
+Distribution=debian
+Release=trixie
+
+[Output]
+Format=disk
+SplitArtifacts=uki,kernel,initrd,kernel-modules-initrd,os-release,repart-definitions,partitions
+
+[Content]
+Bootable=yes
+Packages=systemd
+         udev
+         linux-image-amd64
+         systemd-boot
+"""
+
+
+def build_project(directory: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *extra, "-f", "build"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="session")
+def bootable_disk_project(tmp_path_factory) -> Path:
+    """The project directory of the shared bootable image (output in mkosi.output/)."""
+    directory = tmp_path_factory.mktemp("bootable")
+    (directory / "mkosi.conf").write_text(BOOTABLE_CONF)
+    (directory / "mkosi.output").mkdir()
+    result = build_project(directory)
+    (directory / "build.log").write_text(result.stdout)
+    if result.returncode != 0:
+        pytest.fail(f"building the bootable image failed:\n{result.stdout[-4000:]}")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def bootable_disk_image(bootable_disk_project) -> Path:
+    """Path of a bootable Debian trixie disk image (systemd-boot, a UKI with the default initrd)."""
+    return bootable_disk_project / "mkosi.output" / "image.raw"

@@ -1,0 +1,93 @@
+"""Format=disk: default partition definitions, repart errors, and one real bootable image."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kosi.config.model import Config
+from kosi.errors import KosiError
+from kosi.outputs import disk
+from kosi.pipeline.context import Context
+
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+ROOT_X86_64_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
+BIOS_BOOT_TYPE = "21686148-6449-6E6F-744E-656564454649"
+
+
+def context(tmp_path: Path, **values) -> Context:
+    config = Config({"Distribution": "debian", "Release": "trixie", "Format": "disk", **values}, directory=tmp_path)
+    return Context(config=config, workspace=tmp_path / "ws", package_cache=tmp_path / "cache")
+
+
+def test_default_definitions_follow_bootable_and_bios(tmp_path):
+    plain = disk.default_or_configured_definitions(context(tmp_path, Bootable="no"))[0]
+    assert sorted(p.name for p in plain.iterdir()) == ["10-root.conf"]
+    assert "Format=ext4" in (plain / "10-root.conf").read_text()
+    both = disk.default_or_configured_definitions(context(tmp_path, Bootable="yes", BiosBootloader="grub"))[0]
+    assert sorted(p.name for p in both.iterdir()) == ["00-esp.conf", "05-bios.conf", "10-root.conf"]
+    assert "CopyFiles=/boot:/" in (both / "00-esp.conf").read_text()
+
+
+def test_repart_directory_replaces_defaults(tmp_path):
+    (tmp_path / "mkosi.repart").mkdir()
+    assert disk.default_or_configured_definitions(context(tmp_path, Bootable="yes")) == [tmp_path / "mkosi.repart"]
+
+
+def test_seed_is_validated(tmp_path):
+    with pytest.raises(KosiError, match="Seed=nope"):
+        disk.seed(context(tmp_path, Seed="nope").config)
+    (tmp_path / "mkosi.seed").write_text("b3f1a5b6-8b3c-4a8e-9d2c-111111111111\n")
+    assert disk.seed(context(tmp_path).config) == "b3f1a5b6-8b3c-4a8e-9d2c-111111111111"
+
+
+def test_full_partition_names_definition_and_setting(tmp_path):
+    directory = tmp_path / "defs"
+    directory.mkdir()
+    (directory / "00-esp.conf").write_text("[Partition]\nType=esp\nFormat=vfat\n")
+    (directory / "10-root.conf").write_text("[Partition]\nType=root\n")
+    stderr = "Populating vfat filesystem.\nDisk full\nFailed to populate vfat file system: No space left on device\n"
+    message = disk.explain_failure(stderr, [directory])
+    assert "00-esp.conf" in message and "SizeMaxBytes=" in message and "\n" not in message
+
+
+def partitions(image: Path) -> list[dict]:
+    out = subprocess.run(["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, check=True, text=True).stdout
+    return json.loads(out)["partitiontable"]["partitions"]
+
+
+@pytest.mark.image
+def test_bootable_disk_image(bootable_disk_image: Path):
+    table = partitions(bootable_disk_image)
+    assert [p["type"] for p in table] == [ESP_TYPE, ROOT_X86_64_TYPE]
+    assert table[0]["size"] * 512 == 512 * 1024 * 1024
+    assert table[1]["size"] * 512 > 200 * 1024 * 1024
+    esp = f"{bootable_disk_image}@@{table[0]['start'] * 512}"
+    listing = subprocess.run(["mdir", "-b", "-s", "-i", esp, "::"], stdout=subprocess.PIPE, text=True,
+                             check=True).stdout.lower()
+    assert "::/efi/boot/bootx64.efi" in listing
+    assert "::/efi/systemd/systemd-bootx64.efi" in listing
+    assert "::/loader/loader.conf" in listing
+    ukis = [line for line in listing.splitlines() if line.startswith("::/efi/linux/") and line.endswith(".efi")]
+    assert len(ukis) == 1, listing
+
+
+@pytest.mark.image
+def test_split_artifacts(bootable_disk_project: Path):
+    out = bootable_disk_project / "mkosi.output"
+    for name in ("image.efi", "image.vmlinuz", "image.initrd", "image.kernel-modules-initrd", "image.osrelease",
+                 "image.esp.raw", "image.root-x86-64.raw"):
+        assert (out / name).is_file(), name
+    assert sorted(p.name for p in (out / "image.repart.d").iterdir()) == ["00-esp.conf", "10-root.conf"]
+    assert "ID=debian" in (out / "image.osrelease").read_text()
+    # the UKI is a PE file with the kernel, and the modules initrd has the virtio disk driver and depmod's index
+    assert (out / "image.efi").read_bytes()[:2] == b"MZ"
+    listing = subprocess.run(["sh", "-c", f"zstd -dc {out / 'image.kernel-modules-initrd'} | cpio -t --quiet"],
+                             stdout=subprocess.PIPE, text=True, check=True).stdout
+    assert "virtio_blk.ko" in listing and "/modules.dep" in listing
+    initrd = subprocess.run(["sh", "-c", f"zstd -dc {out / 'image.initrd'} | cpio -t --quiet"],
+                            stdout=subprocess.PIPE, text=True, check=True).stdout.split()
+    assert "./init" in initrd and "./etc/initrd-release" in initrd
