@@ -50,12 +50,12 @@ def probe_firmware_image() -> bytes:
     return bytes(image)
 
 
-def run_probe(qemu: str, machine: str, *, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
-    """Boot the probe firmware under KVM; (True, "") when it ran, else (False, qemu's first error line)."""
+def run_probe(qemu: str, machine: str, *, accel: str = "kvm", timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
+    """Boot the probe firmware; (True, "") when it ran to its end, else (False, qemu's first error line)."""
     with tempfile.NamedTemporaryFile(prefix="kosi-kvm-probe-", suffix=".bin") as firmware:
         firmware.write(probe_firmware_image())
         firmware.flush()
-        cmd = [qemu, "-accel", "kvm", "-machine", machine, "-cpu", "host", "-m", "16", "-bios", firmware.name,
+        cmd = [qemu, "-accel", accel, "-machine", machine, "-cpu", "host" if accel == "kvm" else "max", "-m", "16", "-bios", firmware.name,
                "-display", "none", "-nodefaults", "-serial", "none", "-monitor", "none", "-no-user-config",
                "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
         try:

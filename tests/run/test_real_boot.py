@@ -1,0 +1,208 @@
+"""shell, boot, vm and ssh for real: images built by kosi, booted in systemd-nspawn and qemu.
+
+The marker proving a boot reached multi-user is a unit that prints KOSI-BOOT-OK on the
+console; the container image ships it in mkosi.extra, the VM image receives it at run time
+as credentials (systemd.extra-unit.*, systemd.unit-dropin.*), which also proves that
+credentials reach the guest through SMBIOS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+KOSI = [sys.executable, str(REPO / "bin/kosi")]
+RUN_VERB = [sys.executable, str(Path(__file__).with_name("run_verb.py"))]
+
+CONTAINER_CONF = """\
+[Distribution]
+Distribution=debian
+Release=trixie
+
+[Output]
+Format=directory
+
+[Content]
+Packages=systemd
+         dbus
+"""
+
+MARKER_UNIT = """\
+[Unit]
+Description=kosi test marker
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ImportCredential=kosi.*
+ExecStart=/bin/sh -c 'echo KOSI-BOOT-OK $$(cat $${CREDENTIALS_DIRECTORY}/kosi.marker 2>/dev/null) >/dev/console'
+"""
+POWEROFF = "ExecStart=/bin/systemctl poweroff --no-block\n"
+
+VM_CONF = """\
+[Distribution]
+Distribution=debian
+Release=trixie
+
+[Output]
+Format=disk
+SplitArtifacts=uki,kernel,initrd
+
+[Content]
+Bootable=yes
+Packages=systemd
+         udev
+         linux-image-amd64
+         systemd-boot
+         openssh-server
+"""
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="building and booting images needs root")
+
+
+def build(directory: Path) -> None:
+    result = subprocess.run([*KOSI, "-C", str(directory), "-f", "build"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    (directory / "build.log").write_text(result.stdout)
+    if result.returncode != 0:
+        pytest.fail(f"building {directory} failed:\n{result.stdout[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def container_project(tmp_path_factory) -> Path:
+    if not shutil.which("systemd-nspawn"):
+        pytest.skip("systemd-nspawn is not installed")
+    directory = tmp_path_factory.mktemp("container")
+    (directory / "mkosi.conf").write_text(CONTAINER_CONF)
+    units = directory / "mkosi.extra/etc/systemd/system"
+    (units / "multi-user.target.wants").mkdir(parents=True)
+    (units / "kosi-marker.service").write_text(MARKER_UNIT + POWEROFF)
+    (units / "multi-user.target.wants/kosi-marker.service").symlink_to("../kosi-marker.service")
+    (directory / "mkosi.credentials").mkdir()
+    (directory / "mkosi.credentials/kosi.marker").write_text("via-mkosi.credentials")
+    build(directory)
+    return directory
+
+
+@needs_root
+@pytest.mark.image
+def test_shell_runs_the_command_and_returns_its_status(container_project):
+    result = subprocess.run([*KOSI, "-C", str(container_project), "shell", "--", "cat", "/etc/os-release"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "ID=debian" in result.stdout and 'VERSION_CODENAME=trixie' in result.stdout
+    status = subprocess.run([*KOSI, "-C", str(container_project), "shell", "--", "sh", "-c", "exit 7"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert status.returncode == 7
+
+
+@needs_root
+@pytest.mark.image
+def test_boot_reaches_multi_user_with_credentials(container_project):
+    started = time.monotonic()
+    result = subprocess.run([*KOSI, "-C", str(container_project), "boot"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert "KOSI-BOOT-OK via-mkosi.credentials" in result.stdout, result.stdout[-3000:]
+    assert result.returncode == 0
+    print(f"nspawn boot to marker and poweroff: {time.monotonic() - started:.1f}s")
+
+
+# --- VMs ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def vm_project(tmp_path_factory) -> Path:
+    if not shutil.which("qemu-system-x86_64"):
+        pytest.skip("qemu-system-x86_64 is not installed")
+    directory = tmp_path_factory.mktemp("vm")
+    (directory / "mkosi.conf").write_text(VM_CONF)
+    (directory / "mkosi.output").mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(directory / "mkosi.key"),
+                    "-out", str(directory / "mkosi.crt"), "-days", "2", "-subj", "/CN=kosi-test"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    build(directory)
+    return directory
+
+
+def marker_credentials(*, poweroff: bool) -> str:
+    unit = MARKER_UNIT + (POWEROFF if poweroff else "")
+    return json.dumps([f"systemd.extra-unit.kosi-marker.service={unit}",
+                       "systemd.unit-dropin.multi-user.target=[Unit]\nWants=kosi-marker.service\n",
+                       "kosi.marker=via-smbios"])
+
+
+def vm_command(project: Path, *settings: str, poweroff: bool = True) -> list[str]:
+    sets = ["--set", "Console=read-only", "--set", "Ephemeral=yes", "--set",
+            f"Credentials={marker_credentials(poweroff=poweroff)}"]
+    for s in settings:
+        sets += ["--set", s]
+    return [*RUN_VERB, str(project), *sets, "--", "-C", str(project), "vm"]
+
+
+def boot_vm(project: Path, *settings: str, timeout: float = 420) -> tuple[int, str, float]:
+    started = time.monotonic()
+    try:
+        result = subprocess.run(vm_command(project, *settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        output = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        pytest.fail(f"the VM did not power off within {timeout}s:\n{output[-3000:]}")
+    return result.returncode, result.stdout, time.monotonic() - started
+
+
+@needs_root
+@pytest.mark.vm
+def test_vm_direct_kernel_boot_reaches_multi_user(vm_project):
+    status, output, elapsed = boot_vm(vm_project, "Firmware=linux")
+    assert "KOSI-BOOT-OK via-smbios" in output, output[-3000:]
+    assert status == 0
+    assert "Command line:" in output and "systemd.firstboot=no" in output  # -append carried our extra words
+    if not os.path.exists("/dev/kvm") or "using TCG" in output:
+        assert output.count("using TCG") == 1  # one line saying why KVM is not used
+    print(f"Firmware=linux boot to marker and poweroff: {elapsed:.1f}s")
+
+
+@needs_root
+@pytest.mark.vm
+def test_vm_uefi_boot_then_ssh_answers(vm_project):
+    """UEFI boot (systemd-boot, UKI) to the marker, then `kosi ssh` runs commands in the guest:
+    over vsock where the host has vhost-vsock, else over the port qemu forwards to the guest."""
+    cmd = vm_command(vm_project, poweroff=False)
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    output = b""
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        deadline = started + 420
+        while b"KOSI-BOOT-OK via-smbios" not in output and time.monotonic() < deadline and proc.poll() is None:
+            if selector.select(timeout=1):
+                output += os.read(proc.stdout.fileno(), 65536)
+        text = output.decode(errors="replace")
+        assert "KOSI-BOOT-OK via-smbios" in text, text[-3000:]
+        boot_time = time.monotonic() - started
+        answer = None
+        for _ in range(30):  # sshd may still be starting when the marker prints
+            answer = subprocess.run([*RUN_VERB, str(vm_project), "--", "-C", str(vm_project), "ssh", "--", "uname", "-a"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+            if answer.returncode == 0:
+                break
+            time.sleep(2)
+        assert answer.returncode == 0 and answer.stdout.startswith("Linux "), answer.stderr
+        subprocess.run([*RUN_VERB, str(vm_project), "--", "-C", str(vm_project), "ssh", "--", "systemctl", "poweroff"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        assert proc.wait(timeout=180) == 0
+        print(f"UEFI boot to marker: {boot_time:.1f}s; total with ssh and poweroff: {time.monotonic() - started:.1f}s")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
