@@ -1,32 +1,68 @@
 """Running tools and scripts in their own mount namespace.
 
-Interface used by the rest of kosi (the implementation lives in this package):
+Interface used by the rest of kosi:
 
-- `Mount(source, target, kind)`: one mount inside the sandbox.
-- `sandbox_command(...) -> list[str]`: a command prefix that sets up the namespaces and
-  mounts and then execs the command given after it.
-- `run(cmd, sandbox=prefix, ...)`: run a command (optionally in a sandbox), log it with
-  --debug, and turn a failure into a one-line KosiError naming the tool and its error.
+- `Mount(source, target, kind)`: one mount inside the sandbox (`Mount.overlay(...)` for overlays).
+- `sandbox_command(mounts=, tools=, network=, root=, workdir=) -> list[str]`: a command prefix
+  that builds a fresh root (read-only /usr from the tools tree or the host, a minimal /etc,
+  private /tmp, /proc, a minimal /dev, then `mounts`) and execs the command given after it.
+  Nothing of the host is visible or writable unless mounted. With `root=` the command runs
+  chrooted into an image root with the API file systems instead.
+- `chroot_command(root, ...)`: the `root=` form, for mkosi-chroot, `.chroot` scripts and
+  maintainer scripts; `apivfs_mounts(root)`: /proc, /dev, /sys, /run, /tmp on an image root
+  for package managers that install into it from outside (dpkg --root).
+- `run(cmd, sandbox=prefix, ...)`: run a command, log it with --debug, and turn a failure into
+  a one-line KosiError naming the tool and its own last error line (see kosi.sandbox.process).
+- `become_root()`: step 4 of the execution flow for unprivileged users (kosi.sandbox.userns).
 """
 
 from __future__ import annotations
 
-import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping, Sequence
+from typing import Literal, Sequence
 
-from kosi import log
-from kosi.errors import KosiError
+from kosi.sandbox.process import last_error_line, run
+from kosi.sandbox.userns import become_root
 
-MountKind = Literal["bind", "ro-bind", "tmpfs", "proc", "dev", "overlay"]
+MountKind = Literal["bind", "ro-bind", "tmpfs", "proc", "dev", "sysfs", "overlay"]
+
+ENTRY_POINT = str(Path(__file__).with_name("enter.py"))
+
+__all__ = ["Mount", "sandbox_command", "chroot_command", "apivfs_mounts", "script_network", "run",
+           "last_error_line", "become_root"]
 
 
 @dataclass(frozen=True)
 class Mount:
+    """`source` is a host path (None for tmpfs, proc, dev, sysfs); `target` a path inside the sandbox
+    (inside the image when the sandbox has a root). Overlays take `lowerdirs` (lowest last, as
+    in overlayfs) and optionally `upperdir` + `workdir` (without them the overlay is read-only)."""
+
     source: Path | str | None
     target: str
     kind: MountKind = "bind"
+    lowerdirs: tuple[Path | str, ...] = ()
+    upperdir: Path | str | None = None
+    workdir: Path | str | None = None
+
+    @classmethod
+    def overlay(cls, lowerdirs: Sequence[Path | str], target: str, *, upperdir: Path | str | None = None,
+                workdir: Path | str | None = None) -> "Mount":
+        return cls(None, target, "overlay", tuple(lowerdirs), upperdir, workdir)
+
+    def options(self) -> list[str]:
+        if self.kind in ("bind", "ro-bind"):
+            return [f"--{self.kind}", str(self.source), str(self.target)]
+        if self.kind == "overlay":
+            if not self.lowerdirs:
+                raise ValueError(f"overlay on {self.target} needs at least one lower directory")
+            if (self.upperdir is None) != (self.workdir is None):
+                raise ValueError(f"overlay on {self.target} needs both upperdir and workdir, or neither")
+            lowers = [item for lower in self.lowerdirs for item in ("--overlay-lower", str(lower))]
+            return [*lowers, "--overlay", str(self.upperdir or "-"), str(self.workdir or "-"), str(self.target)]
+        return [f"--{self.kind}", str(self.target)]
 
 
 def sandbox_command(
@@ -36,28 +72,54 @@ def sandbox_command(
     network: bool = False,
     root: Path | None = None,
     workdir: str | None = None,
+    devices: Sequence[Literal["fuse", "loop"]] = (),
 ) -> list[str]:
-    """Placeholder until the namespace implementation lands: no isolation yet."""
-    return []
+    """The prefix to put before a command (pass it as `run(..., sandbox=...)`).
+
+    `tools`: a tools tree whose /usr and /etc basics replace the host's. `network=False`
+    leaves only a loopback interface. `workdir`: where the command starts (default: the
+    caller's working directory if it is mounted, else /). `devices` adds /dev/fuse or the
+    loop devices.
+    """
+    # -S -E -s: no site, no PYTHON* variables, no user site; the entry needs only the stdlib and
+    # runs before every tool, so each millisecond of interpreter start-up counts.
+    prefix = [sys.executable, "-S", "-E", "-s", ENTRY_POINT]
+    if root is not None:
+        prefix += ["--root", str(root)]
+    elif tools is not None:
+        prefix += ["--usr", str(Path(tools) / "usr"), "--etc-from", str(tools)]
+    if network:
+        prefix.append("--network")
+    for device in devices:
+        prefix.append(f"--dev-{device}")
+    for mount in mounts:
+        prefix += mount.options()
+    if workdir is not None:
+        prefix += ["--chdir", str(workdir)]
+    return [*prefix, "--"]
 
 
-def run(
-    cmd: Sequence[str],
-    *,
-    sandbox: Sequence[str] = (),
-    env: Mapping[str, str] | None = None,
-    input: str | bytes | None = None,
-    stdout=None,
-    stderr=None,
-    check: bool = True,
-    cwd: Path | None = None,
-) -> subprocess.CompletedProcess:
-    argv = [*sandbox, *cmd]
-    log.debug("+ " + " ".join(str(a) for a in cmd))
-    try:
-        result = subprocess.run(argv, env=env, input=input, stdout=stdout, stderr=stderr, cwd=cwd, text=isinstance(input, str) or None)
-    except FileNotFoundError:
-        raise KosiError(f"{cmd[0]} is not installed (install it, or use a tools tree with ToolsTree=default)") from None
-    if check and result.returncode != 0:
-        raise KosiError(f"{Path(str(cmd[0])).name} failed with exit status {result.returncode}")
-    return result
+def chroot_command(root: Path, *, mounts: Sequence[Mount] = (), network: bool = False, workdir: str | None = None,
+                   devices: Sequence[Literal["fuse", "loop"]] = ()) -> list[str]:
+    """Run a command chrooted into an image root with /proc, /dev, /sys (read-only), /run and
+    /tmp mounted and, with `network`, the host's resolv.conf; `mounts` targets are inside the image."""
+    return sandbox_command(root=root, mounts=mounts, network=network, workdir=workdir or "/", devices=devices)
+
+
+def apivfs_mounts(root: Path | str) -> list[Mount]:
+    """Mounts that give an image root (itself bound into the sandbox) its API file systems, for
+    package managers and maintainer scripts that chroot into it (dpkg --root, apt -o DPkg::Chroot-Directory)."""
+    root = str(root).rstrip("/")
+    return [
+        Mount(root, root, "bind"),
+        Mount(None, f"{root}/proc", "proc"),
+        Mount(None, f"{root}/dev", "dev"),
+        Mount(None, f"{root}/sys", "sysfs"),
+        Mount(None, f"{root}/run", "tmpfs"),
+        Mount(None, f"{root}/tmp", "tmpfs"),
+    ]
+
+
+def script_network(kind: str, with_network: bool) -> bool:
+    """Build scripts run offline unless WithNetwork=yes; every other script kind has the network."""
+    return with_network if kind == "build" else True

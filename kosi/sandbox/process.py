@@ -1,0 +1,175 @@
+"""Running one command: debug logging, live output, and failures as one readable line.
+
+A failing tool is reported by its name and its own last error line ("apt-get failed: E: Unable
+to locate package foo"), not by its 40-argument command line. That line is only known when
+stderr was captured: pass `stderr=subprocess.PIPE` to capture it silently, or `tee_stderr=True`
+to show it live *and* keep it (what apt, dpkg and systemd-repart want).
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Mapping, Sequence
+
+from kosi import log
+from kosi.errors import KosiError
+
+# Lines that look like a tool's own error message, preferred over whatever was printed last
+# (apt prints "E: ..." and then hints; dpkg prints "dpkg: error ..." and then a summary).
+ERROR_PATTERN = re.compile(r"^(E: |W: Failed|error|ERROR|Error|fatal|FATAL|Fatal|dpkg: error|\S+: (error|fatal)\b|"
+                           r".*\b(failed|Failed|No such file or directory|Permission denied|not found)\b)")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+SANDBOX_EXIT = {125: "the sandbox could not be set up", 126: "the command could not be executed",
+                127: "command not found"}
+
+
+def last_error_line(text: str | bytes | None) -> str | None:
+    """The line of a tool's stderr that best explains its failure."""
+    if not text:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [ANSI.sub("", line).strip() for line in text.replace("\r", "\n").splitlines()]
+    lines = [line for line in lines if line and not set(line) <= set("-=*#.~ ")]
+    if not lines:
+        return None
+    tail = lines[-20:]
+    for line in reversed(tail):
+        if line.startswith("E: "):
+            return line[:400]
+    for line in reversed(tail):
+        if ERROR_PATTERN.match(line):
+            return line[:400]
+    return tail[-1][:400]
+
+
+def tool_name(cmd: Sequence[str | Path]) -> str:
+    """The program a command line runs, skipping wrappers that only set things up."""
+    args = [str(a) for a in cmd]
+    while args and Path(args[0]).name in ("env", "setpriv", "unshare", "nice", "ionice", "stdbuf"):
+        args = args[1:]
+        while args and (args[0].startswith("-") or "=" in args[0]):
+            args = args[1:]
+    return Path(args[0]).name if args else "command"
+
+
+def failure_message(cmd: Sequence[str | Path], returncode: int, stderr: str | bytes | None) -> str:
+    name = tool_name(cmd)
+    if returncode < 0:
+        try:
+            status = f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            status = f"was killed by signal {-returncode}"
+    else:
+        status = f"failed with exit status {returncode}"
+    line = last_error_line(stderr)
+    if line:
+        return f"{name} {status}: {line}"
+    if returncode in SANDBOX_EXIT:
+        return f"{name} {status} ({SANDBOX_EXIT[returncode]})"
+    return f"{name} {status}"
+
+
+class _Tee(threading.Thread):
+    """Copies a child's stderr to ours line by line while keeping the last lines."""
+
+    def __init__(self, stream: IO[bytes], keep: int = 200):
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.lines: collections.deque[bytes] = collections.deque(maxlen=keep)
+
+    def run(self) -> None:
+        out = sys.stderr.buffer if hasattr(sys.stderr, "buffer") else None
+        for line in iter(self.stream.readline, b""):
+            self.lines.append(line)
+            if out is not None:
+                out.write(line)
+                out.flush()
+            else:
+                sys.stderr.write(line.decode(errors="replace"))
+        self.stream.close()
+
+    def text(self) -> bytes:
+        return b"".join(self.lines)
+
+
+def run(
+    cmd: Sequence[str | Path],
+    *,
+    sandbox: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    input: str | bytes | None = None,
+    stdout=None,
+    stderr=None,
+    check: bool = True,
+    cwd: Path | None = None,
+    tee_stderr: bool = False,
+) -> subprocess.CompletedProcess:
+    """Run `cmd` (after the `sandbox` prefix). Output goes where it normally would unless
+    `stdout`/`stderr` say otherwise; with `tee_stderr` stderr is shown live and also returned
+    (as bytes, or str when `input` is str). A failure with `check` raises KosiError; Ctrl-C
+    kills the command and propagates."""
+    cmd = [str(a) for a in cmd]
+    argv = [*sandbox, *cmd]
+    log.debug("+ " + shlex.join(cmd))
+    text = isinstance(input, str) or None
+    if tee_stderr and stderr is not None:
+        raise ValueError("tee_stderr and stderr cannot be combined")
+    try:
+        if tee_stderr:
+            result = _run_teeing(argv, env=env, input=input, stdout=stdout, cwd=cwd, text=bool(text))
+        else:
+            result = subprocess.run(argv, env=env, input=input, stdout=stdout, stderr=stderr, cwd=cwd, text=text)
+    except FileNotFoundError:
+        raise KosiError(f"{tool_name(cmd)} is not installed (install it, or use a tools tree with ToolsTree=default)") from None
+    result.args = cmd
+    if check and result.returncode != 0:
+        raise KosiError(failure_message(cmd, result.returncode, result.stderr))
+    return result
+
+
+def _run_teeing(argv: list[str], *, env, input, stdout, cwd, text: bool) -> subprocess.CompletedProcess:
+    process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if input is not None else None,
+                               stdout=stdout, stderr=subprocess.PIPE)
+    tee = _Tee(process.stderr)
+    tee.start()
+    try:
+        if input is not None:
+            data = input.encode() if isinstance(input, str) else input
+            writer = threading.Thread(target=_feed, args=(process.stdin, data), daemon=True)
+            writer.start()
+        out = process.stdout.read() if process.stdout is not None else None
+        returncode = process.wait()
+        tee.join()
+    except BaseException:
+        # Ctrl-C reaches the child too (same process group); make sure it is gone before propagating.
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        if process.stdout is not None:
+            process.stdout.close()
+    err = tee.text()
+    if text:
+        out = out.decode(errors="replace") if out is not None else None
+        err = err.decode(errors="replace")
+    return subprocess.CompletedProcess(argv, returncode, out, err)
+
+
+def _feed(stream: IO[bytes], data: bytes) -> None:
+    try:
+        stream.write(data)
+    except BrokenPipeError:
+        pass
+    finally:
+        try:
+            stream.close()
+        except BrokenPipeError:
+            pass
