@@ -238,6 +238,11 @@ class Apt(PackageManager):
                 return (f"signature check failed for repository {repo.group(1)}: key {key.group(2)} {problem} "
                         f"(RepositoryKeyCheck=no skips the check)")
         for line in lines:
+            m = re.search(r"Release file for (\S+) is expired \(([^)]*)\)", line)
+            if m:
+                return (f"repository metadata {m.group(1)} is expired ({m.group(2)}): the mirror is stale or the clock "
+                        "is wrong (Acquire::Check-Valid-Until \"false\"; in mkosi.sandbox/etc/apt/apt.conf.d accepts it)")
+        for line in lines:
             m = re.match(r"E: The repository '([^']+)' is not signed", line)
             if m:
                 return f"repository {m.group(1)} is not signed (RepositoryKeyCheck=no accepts it)"
