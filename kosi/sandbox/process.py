@@ -21,10 +21,13 @@ from typing import IO, Mapping, Sequence
 from kosi import log
 from kosi.errors import KosiError
 
-# Lines that look like a tool's own error message, preferred over whatever was printed last
-# (apt prints "E: ..." and then hints; dpkg prints "dpkg: error ..." and then a summary).
-ERROR_PATTERN = re.compile(r"^(E: |W: Failed|error|ERROR|Error|fatal|FATAL|Fatal|dpkg: error|\S+: (error|fatal)\b|"
-                           r".*\b(failed|Failed|No such file or directory|Permission denied|not found)\b)")
+# Lines that look like a tool's own error message, strongest first, preferred over whatever was
+# printed last (apt prints "E: ..." and then hints; dpkg prints "dpkg: error ..." and then a summary).
+ERROR_PATTERNS = (
+    re.compile(r"^E: "),
+    re.compile(r"^(\S+: )?(error|fatal|ERROR|FATAL|Error|Fatal)\b"),
+    re.compile(r"\b(error|failed|fatal|not found|no such file or directory|permission denied|cannot)\b", re.IGNORECASE),
+)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 SANDBOX_EXIT = {125: "the sandbox could not be set up", 126: "the command could not be executed",
                 127: "command not found"}
@@ -41,12 +44,10 @@ def last_error_line(text: str | bytes | None) -> str | None:
     if not lines:
         return None
     tail = lines[-20:]
-    for line in reversed(tail):
-        if line.startswith("E: "):
-            return line[:400]
-    for line in reversed(tail):
-        if ERROR_PATTERN.match(line):
-            return line[:400]
+    for pattern in ERROR_PATTERNS:
+        for line in reversed(tail):
+            if pattern.search(line):
+                return line[:400]
     return tail[-1][:400]
 
 
