@@ -23,7 +23,7 @@ def sources(repos) -> list[tuple[str, str, tuple[str, ...]]]:
 
 
 def test_debian_stable_gets_release_updates_and_security_only():
-    repos = get("debian").repositories(Config({"Distribution": "debian"}))
+    repos = get("debian").repositories(Config({"Distribution": "debian", "Release": "trixie"}))
     assert sources(repos) == [
         ("http://deb.debian.org/debian", "trixie", ("main",)),
         ("http://deb.debian.org/debian", "trixie-updates", ("main",)),
@@ -41,11 +41,11 @@ def test_mirror_snapshot_and_local_mirror():
     debian = get("debian")
     mirror = debian.repositories(Config({"Release": "bookworm", "Mirror": "http://ftp.de.debian.org/debian"}))
     assert [r.uri for r in mirror] == ["http://ftp.de.debian.org/debian"] * 2 + ["http://ftp.de.debian.org/debian-security"]
-    snap = debian.repositories(Config({"Snapshot": "20250101T000000Z"}))
+    snap = debian.repositories(Config({"Release": "trixie", "Snapshot": "20250101T000000Z"}))
     assert snap[0].uri == "https://snapshot.debian.org/archive/debian/20250101T000000Z"
     assert snap[2].uri == "https://snapshot.debian.org/archive/debian-security/20250101T000000Z"
     assert "Check-Valid-Until: no" in snap[0].deb822()
-    config = Config({"LocalMirror": "file:///srv/mirror", "Mirror": "http://m.example/debian"})
+    config = Config({"Release": "trixie", "LocalMirror": "file:///srv/mirror", "Mirror": "http://m.example/debian"})
     assert sources(debian.repositories(config)) == [("file:///srv/mirror", "trixie", ("main",))]
     # The image is configured with Mirror=, not the build-only local mirror.
     assert debian.repositories(config, local=False)[0].uri == "http://m.example/debian"
@@ -122,7 +122,7 @@ def test_cache_only_without_metadata_is_an_error(tmp_path):
     ],
 )
 def test_apt_errors_become_one_line(tmp_path, output, expected):
-    ctx = context(tmp_path, Mirror="http://127.0.0.1:9")
+    ctx = context(tmp_path, Release="trixie", Mirror="http://127.0.0.1:9")
     message = apt.Apt().explain_failure(ctx, "apt-get", output)
     assert message.startswith(expected) and "\n" not in message
 
