@@ -31,8 +31,14 @@ class MatchKind(enum.Enum):
     version = "version"
 
 
+#: Mixed-case words that are one word, not several: `VSock` is not `v_sock`.
+COMPOUND_WORDS = {"CPUs": "Cpus", "VSock": "Vsock", "SELinux": "Selinux", "NSpawn": "Nspawn", "OpenPGP": "Openpgp"}
+
+
 def snake_case(name: str) -> str:
     """`SELinuxRelabel` -> `selinux_relabel`, `VSockCID` -> `vsock_cid`, `CPUs` -> `cpus`."""
+    for compound, word in COMPOUND_WORDS.items():
+        name = name.replace(compound, word)
     words = re.findall(r"[A-Z]+(?=[A-Z][a-z0-9]|$)|[A-Z]?[a-z0-9]+|[A-Z]+", name)
     return "_".join(w.lower() for w in words)
 
@@ -69,6 +75,9 @@ class Setting:
     #: paths may name outputs of images this one depends on, so their existence is checked just
     #: before the image is built, not while parsing (BaseTrees=, ExtraTrees=, Initrds=)
     checked_before_build: bool = False
+    #: what the short option assigns when given without a value; "yes" when None
+    #: (-T means WithTests=no: the manual's short option turns tests off)
+    short_value: str | None = None
     #: the argument's name in --help and the docs; the type's when None
     metavar: str | None = None
     dest: str = field(default="")

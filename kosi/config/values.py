@@ -412,9 +412,11 @@ class Assignments(ValueType):
         return merged
 
     def from_json(self, value):
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            return [dict(v) for v in value]
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ValueError("expected an object of NAME: VALUE strings")
-        return [dict(value)]
+        return [dict(value)] if value else []
 
     def describe(self):
         if not self.passthrough:
@@ -635,6 +637,8 @@ class CredentialsValue(ValueType):
         return dict(value)
 
     def from_json(self, value):
+        if value == []:
+            return []
         if not isinstance(value, dict):
             raise ValueError("expected an object of NAME: VALUE strings")
         return [(str(k), str(v)) for k, v in value.items()]
