@@ -69,9 +69,10 @@ class Setting:
     cli_only: bool = False
     #: the file it names or reads holds a secret: refuse it unless only its owner can read it (0600)
     secret: bool = False
-    #: the value holds &-specifiers (&d, &r, &I, ...) expanded after parsing (CacheKey=, BuildKey=) or
-    #: during the build (UnifiedKernelImageFormat=, Linux=); `&&` is a literal `&`
-    delayed_specifiers: bool = False
+    #: when the value's &-specifiers are expanded (`&&` is a literal `&`): "parse" once parsing is
+    #: done (CacheKey=, BuildKey=: &d &r &a &i &v &I), "build" by the build step that knows them
+    #: (UnifiedKernelImageFormat=: &e &k &h &c; Linux=: &b); None: no &-specifiers
+    delayed_specifiers: str | None = None
     #: paths may name outputs of images this one depends on, so their existence is checked just
     #: before the image is built, not while parsing (BaseTrees=, ExtraTrees=, Initrds=)
     checked_before_build: bool = False
