@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kosi.config.model import Config, Project
+from kosi.config.values import Mode, Size, Tree
 
 UNSET = "(unset)"
 
@@ -27,8 +28,6 @@ def format_size(size: int) -> str:
 
 def format_item(setting: Any, value: Any) -> str:
     """One value the way a person would write it in mkosi.conf."""
-    from kosi.config.values import Mode, Size, Tree
-
     kind = setting.type
     item_type = getattr(kind, "item", kind)
     if value is None:
