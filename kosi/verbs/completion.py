@@ -134,7 +134,7 @@ def fish() -> str:
         if spec.short:
             parts.append(f"-s {spec.short[1:]}")
         if spec.takes_value:
-            parts.append("-r")
+            parts.append("-x" if spec.choices else "-r")  # -x: a value from the list, no file names
         if spec.choices:
             parts.append(f"-a {shlex.quote(' '.join(spec.choices))}")
         elif spec.paths:

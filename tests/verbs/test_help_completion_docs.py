@@ -83,6 +83,19 @@ def test_zsh_completion_parses(scripts, tmp_path: Path):
     subprocess.run(["zsh", "-n", str(script)], check=True)
 
 
+@pytest.mark.skipif(not shutil.which("fish"), reason="fish is not installed")
+def test_fish_completion_parses_and_completes(scripts, tmp_path: Path):
+    script = tmp_path / "kosi.fish"
+    script.write_text(scripts["fish"])
+    subprocess.run(["fish", "-n", str(script)], check=True)
+    probe = f"source {script}; complete -C'kosi --format '; echo ---; complete -C'kosi sum'"
+    out = subprocess.run(["fish", "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    offered, verbs = out.split("---\n")
+    formats = next(s for s in SETTINGS if s.name == "Format").type.choices
+    assert sorted(line.split("\t")[0] for line in offered.splitlines()) == sorted(formats)
+    assert verbs.split("\t")[0].strip() == "summary"
+
+
 def test_completion_needs_a_known_shell():
     result = kosi("completion", "tcsh", check=False)
     assert result.returncode == 1 and "bash, zsh or fish" in result.stderr
