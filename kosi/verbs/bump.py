@@ -63,19 +63,31 @@ class PendingBump:
     new: str
 
 
-def auto_bump_begin(project: Any) -> PendingBump | None:
-    """Give every image the bumped version (when it came from mkosi.version); nothing is written yet."""
-    main = project.main
+def auto_bump_begin(target: Any) -> PendingBump | None:
+    """Make the build use the bumped version; nothing is written until auto_bump_commit().
+
+    Best called with the parsed command line *before* the project is loaded: the new
+    version is then added as `--image-version`, so specifiers such as %v in Output= see
+    it. Called with an already loaded Project, the images' ImageVersion= is replaced
+    (values derived from it while loading keep the old version).
+    """
+    images = getattr(target, "images", None)
+    directory = Path(images[-1].directory) if images else project_directory(target)
     try:
-        path = version_file(Path(main.directory))
+        path = version_file(directory)
     except KosiError as e:
         log.warn(f"--auto-bump: {e}")
         return None
     old = path.read_text().strip()
     new = bumped(old, str(path))
-    for config in project.images:
-        if config.values.get("ImageVersion") in (None, old):
-            config.values["ImageVersion"] = new
+    if images is None:
+        from kosi.config.settings import SETTINGS_BY_NAME
+
+        target.assignments.append((SETTINGS_BY_NAME["ImageVersion"], new))
+    else:
+        for config in images:
+            if config.values.get("ImageVersion") in (None, old):
+                config.values["ImageVersion"] = new
     return PendingBump(path, old, new)
 
 

@@ -97,6 +97,21 @@ def test_auto_bump_uses_the_new_version_and_writes_it_only_on_commit(tmp_path: P
     assert (tmp_path / "mkosi.version").read_text() == "3.2\n"
 
 
+def test_auto_bump_before_loading_reaches_specifiers(tmp_path: Path):
+    from kosi.config.cli_args import parse_command_line
+    from kosi.config.loader import load_project
+
+    write(tmp_path / "mkosi.conf", "[Output]\nImageId=img\nOutput=%i_%v\nFormat=directory\n")
+    write(tmp_path / "mkosi.version", "1.9\n")
+    args = parse_command_line(["-C", str(tmp_path), "--auto-bump", "build"])
+    pending = bump.auto_bump_begin(args)
+    project = load_project(args)
+    assert project.main["ImageVersion"] == "1.10" and project.main["Output"] == "img_1.10"
+    assert (tmp_path / "mkosi.version").read_text() == "1.9\n"
+    bump.auto_bump_commit(pending)
+    assert (tmp_path / "mkosi.version").read_text() == "1.10\n"
+
+
 def test_dependencies_lists_the_tools_tree_packages():
     out = kosi("dependencies").stdout.splitlines()
     table = PACKAGES[host_distribution()]
