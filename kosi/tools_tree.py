@@ -23,6 +23,7 @@ from typing import Any, Iterable
 from kosi import __version__, log
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
+from kosi.pipeline.settings_access import setting, word
 
 #: Packages of the default tools tree, per tools tree distribution and profile. "base" is
 #: always installed; the other profiles follow ToolsTreeProfiles= (or the work at hand).
@@ -41,6 +42,10 @@ PACKAGES: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 PACKAGES["ubuntu"] = PACKAGES["kali"] = PACKAGES["debian"]
+
+#: release of the default tools tree unless ToolsTreeRelease= says otherwise: new enough
+#: for systemd-repart/ukify (>= 257), whatever the host runs
+DEFAULT_RELEASES = {"debian": "trixie", "kali": "kali-rolling", "ubuntu": "noble"}
 
 #: verbs that start the image and so need the runtime profile (qemu, firmware, swtpm)
 RUNTIME_VERBS = {"vm", "qemu", "boot", "shell", "ssh", "box"}
@@ -62,11 +67,14 @@ def location() -> Path:
 def _value(config: Config | None, name: str, default: Any = None) -> Any:
     if config is None:
         return default
-    try:
-        value = config[name]
-    except KeyError:  # the setting is not in the table yet
-        value = config.values.get(name)
+    value = setting(config, name)
+    value = getattr(value, "value", value)  # enums (Feature, Choice) as their word
     return default if value in (None, [], "") else value
+
+
+def _explicit(config: Config, name: str) -> Any:
+    """A value the user set; defaults derived from the host (its release) do not apply here."""
+    return _value(config, name) if config.is_set(name) else None
 
 
 def systemd_version(binary: str, tools: Path | None = None) -> int | None:
@@ -83,17 +91,18 @@ def systemd_version(binary: str, tools: Path | None = None) -> int | None:
 
 
 def bootable(config: Config) -> bool:
-    value = _value(config, "Bootable", None)
-    if value is None or str(value).lower() == "auto":
-        return config.format in ("disk", "uki", "esp")
-    return str(value).lower() in ("yes", "true", "1", "enabled", "on")
+    value = str(_value(config, "Bootable", "auto")).lower()
+    if value == "auto":
+        return word(config, "Format", "disk") in ("disk", "uki", "esp")
+    return value in ("yes", "true", "1", "enabled", "on")
 
 
 def host_shortcoming(config: Config, verb: str = "build") -> str | None:
     """Why the host cannot do the configured work itself, or None when it can."""
-    if config.format in ("disk", "esp", "uki") or bootable(config):
+    fmt = word(config, "Format", "disk")
+    if fmt in ("disk", "esp", "uki") or bootable(config):
         version = systemd_version("systemd-repart")
-        if config.format == "disk" and (version or 0) < MINIMUM_SYSTEMD:
+        if fmt == "disk" and (version or 0) < MINIMUM_SYSTEMD:
             found = f"systemd-repart {version}" if version else "no systemd-repart"
             return f"Format=disk needs systemd-repart >= {MINIMUM_SYSTEMD}, the host has {found}"
         if bootable(config) and (systemd_version("ukify") or 0) < MINIMUM_SYSTEMD:
@@ -105,9 +114,9 @@ def host_shortcoming(config: Config, verb: str = "build") -> str | None:
 
 def profiles_for(project: Project, verb: str) -> list[str]:
     """The profiles to install: ToolsTreeProfiles= when set, else only what the work needs."""
-    configured = _value(project.main, "ToolsTreeProfiles", None)
+    configured = _value(project.main, "ToolsTreeProfiles", None) if project.main.is_set("ToolsTreeProfiles") else None
     if configured:
-        return sorted(set(configured))
+        return sorted({str(getattr(p, "value", p)) for p in configured})
     profiles = {"package-manager"}
     if verb in RUNTIME_VERBS:
         profiles.add("runtime")
@@ -118,8 +127,10 @@ def tools_config(project: Project, verb: str) -> Config:
     """The configuration of the default tools tree: mkosi.tools.conf's, with our packages added."""
     main = project.main
     base = project.tools.copy() if project.tools is not None else Config(image="tools", directory=main.directory)
-    host_distribution = _value(main, "ToolsTreeDistribution", None) or "debian"
-    distribution = str(_value(base, "Distribution", None) or host_distribution)
+    host_distribution = str(_value(main, "ToolsTreeDistribution", None) or "debian")
+    if host_distribution == "ubuntu":  # kosi's default tree for Ubuntu hosts is Debian's, as mkosi's
+        host_distribution = "debian"
+    distribution = str(_explicit(base, "Distribution") or host_distribution)
     if distribution not in PACKAGES:
         raise KosiError(f"ToolsTreeDistribution={distribution}: kosi has no default tools tree for it",
                         hint="use debian, or point ToolsTree= at a tree you built")
@@ -131,13 +142,15 @@ def tools_config(project: Project, verb: str) -> Config:
     values = dict(base.values)
     values.update({
         "Distribution": distribution,
-        "Release": _value(base, "Release", None) or _value(main, "ToolsTreeRelease", None) or "trixie",
+        # The host's release is usually what is too old; the default tree is the newest stable.
+        "Release": _explicit(base, "Release") or _explicit(main, "ToolsTreeRelease")
+        or DEFAULT_RELEASES.get(distribution, "trixie"),
         "Format": "directory",
         "Packages": list(dict.fromkeys([*(values.get("Packages") or []), *packages])),
         "Bootable": "no",
         "WithDocs": False,
     })
-    mirror = _value(main, "ToolsTreeMirror", None) or _value(base, "Mirror", None)
+    mirror = _explicit(main, "ToolsTreeMirror") or _explicit(base, "Mirror")
     if mirror:
         values["Mirror"] = mirror
     config = Config(values, image="tools", directory=base.directory)
@@ -251,7 +264,10 @@ def tools_command(tools: Path | None, mounts: Iterable[Path] = ()) -> list[str]:
 
     if tools is None:
         return []
-    prefix = sandbox_command(tools=tools, mounts=[Mount(p, str(p)) for p in mounts])
+    # The sandbox shows only what is mounted: every directory a command reads or writes.
+    directories = sorted({Path(p) if Path(p).is_dir() else Path(p).parent for p in mounts})
+    outermost = [d for d in directories if not any(o != d and o in d.parents for o in directories)]
+    prefix = sandbox_command(tools=tools, mounts=[Mount(d, str(d)) for d in outermost])
     if prefix:
         return prefix
     script = 'mount --rbind "$0" /usr && exec env PATH=/usr/bin:/usr/sbin "$@"'

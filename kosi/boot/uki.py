@@ -62,7 +62,8 @@ def build_uki(request: UKIRequest, root: Path, tools: Path | None, workspace: Pa
     if stub is None:
         raise KosiError("no EFI stub (linuxx64.efi.stub) in the image or the tools tree",
                         hint="install systemd-boot-efi, or use ToolsTree=default")
-    sandbox = tools_command(tools, [root, workspace, request.output.parent])
+    sandbox = tools_command(tools, [root, workspace, request.output.parent, stub, request.kernel, request.os_release,
+                                    *request.initrds, *request.profiles, *([request.splash] if request.splash else [])])
     common = ["--stub", str(stub), "--uname", request.kver]
     joins: list[str] = []
     for index, profile_file in enumerate(request.profiles):

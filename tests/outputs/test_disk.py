@@ -90,4 +90,5 @@ def test_split_artifacts(bootable_disk_project: Path):
     assert "virtio_blk.ko" in listing and "/modules.dep" in listing
     initrd = subprocess.run(["sh", "-c", f"zstd -dc {out / 'image.initrd'} | cpio -t --quiet"],
                             stdout=subprocess.PIPE, text=True, check=True).stdout.split()
-    assert "./init" in initrd and "./etc/initrd-release" in initrd
+    initrd = {name.removeprefix("./") for name in initrd}
+    assert "init" in initrd and "etc/initrd-release" in initrd and "usr/lib/systemd/systemd" in initrd
