@@ -73,8 +73,11 @@ BOOLEAN_WORDS = {"1", "yes", "y", "true", "t", "on", "0", "no", "n", "false", "f
 
 
 def _takes_optional_boolean(setting: Any) -> bool:
-    from kosi.config.values import Boolean, FeatureType
+    from kosi.config.values import Boolean, Choice, FeatureType
 
+    # Choices that also accept a boolean (Incremental=, CompressOutput=, ...) may be given alone.
+    if isinstance(setting.type, Choice) and setting.type.booleans is not None:
+        return True
     return isinstance(setting.type, (Boolean, FeatureType))
 
 
@@ -113,7 +116,10 @@ def parse_command_line(argv: list[str]) -> Args:
 
     def record(target: Any, value: str | None, shown: str) -> None:
         if isinstance(target, Setting):
-            args.assignments.append((target, "yes" if value is None else value))
+            if value is None:
+                # A bare short flag may mean something else than "yes" (-T turns tests off).
+                value = target.short_value if shown == target.short and target.short_value else "yes"
+            args.assignments.append((target, value))
             return
         if target.kind == "count":
             args.force += 1

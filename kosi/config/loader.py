@@ -202,9 +202,12 @@ class Loader:
                 continue
             for entry in section.entries:
                 setting = lookup_setting(entry.key)
-                if setting is None or (setting.section != section.name and not _section_alias(setting, section.name)):
+                if setting is None:
                     self._warn_unknown(path, section.name, entry.key, entry.line, setting)
                     continue
+                if setting.section != section.name and not _section_alias(setting, section.name):
+                    # mkosi projects in the wild misplace settings; applying them keeps them working.
+                    log.warn(f"{path}:{entry.line}: {entry.key}= belongs in the [{setting.section}] section, not [{section.name}]")
                 if setting.cli_only:
                     raise KosiError(f"{entry.key}= can only be given on the command line", file=str(path), line=entry.line)
                 origin = Origin(file=str(path), line=entry.line, directory=path.parent, local=layer is self.state.local)
@@ -212,9 +215,6 @@ class Loader:
                 self.assign(layer, setting, text, origin)
 
     def _warn_unknown(self, path: Path, section: str, key: str, line: int, setting: Setting | None) -> None:
-        if setting is not None:
-            log.warn(f"{path}:{line}: {key}= belongs in the [{setting.section}] section, not [{section}], ignoring it")
-            return
         settings, _ = _settings()
         names = [s.name for s in settings if s.section == section] or [s.name for s in settings]
         hint = _suggest(key, names) or _suggest(key, [s.name for s in settings])
