@@ -75,13 +75,31 @@ def choose_accel(config: Config, verdict: KvmVerdict, notes: list[str]) -> str:
     return "tcg"
 
 
-def kernel_extra_words(config: Config, console: str) -> list[str]:
+def kernel_extra_words(config: Config, console: str, *, user_networking: bool = False) -> list[str]:
     """Words appended to the kernel command line: the serial console for non-GUI consoles, no
-    interactive first-boot wizard (its answers come as credentials), then KernelCommandLineExtra=."""
+    interactive first-boot wizard (its answers come as credentials), networkd for the forwarded
+    SSH port, then KernelCommandLineExtra=."""
     words = [] if console == "gui" else ["console=ttyS0"]
     words.append("systemd.firstboot=no")
+    if user_networking:
+        words += USER_NET_KERNEL_WORDS
     words += [str(w) for w in setting(config, "KernelCommandLineExtra", []) or []]
     return words
+
+
+# qemu's user networking (slirp) puts the guest at 10.0.2.15 behind 10.0.2.2. Without vsock the
+# forwarded SSH port only works if the guest configures its NIC, which a minimal image does not:
+# give systemd-networkd a static configuration (named to sort after the image's own) and start it.
+USER_NET_NETWORK = """[Match]
+Type=ether
+
+[Network]
+Address=10.0.2.15/24
+Gateway=10.0.2.2
+DNS=10.0.2.3
+"""
+USER_NET_CREDENTIAL = "network.network.99-kosi-user-networking"
+USER_NET_KERNEL_WORDS = ["systemd.wants=systemd-network-generator.service", "systemd.wants=systemd-networkd.service"]
 
 
 def console_args(console: str) -> list[str]:
@@ -174,7 +192,10 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     cmd += console_args(console)
     cmd += firmware_args(choice, config, facts, scratch)
 
-    extra = kernel_extra_words(config, console)
+    extra = kernel_extra_words(config, console, user_networking=bool(facts.ssh_port))
+    creds = runtime_credentials(config)
+    if facts.ssh_port:
+        creds.setdefault(USER_NET_CREDENTIAL, USER_NET_NETWORK.encode())
     linux = setting(config, "Linux")
     if choice.direct_kernel:
         boot = direct_boot or find_direct_boot(Path(linux) if linux else None, {}, image, scratch / "kernel")
@@ -196,7 +217,7 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
         cmd += ["-device", f"vhost-vsock-pci,guest-cid={facts.vsock_cid}"]
     cmd += facts.tpm_args
     cmd += facts.drive_args
-    cmd += qemu_credential_args(runtime_credentials(config), scratch / "credentials")
+    cmd += qemu_credential_args(creds, scratch / "credentials")
     qemu_args = setting(config, "QemuArgs", []) or []
     cmd += shlex.split(qemu_args) if isinstance(qemu_args, str) else [str(a) for a in qemu_args]
     cmd += list(arguments)

@@ -111,6 +111,12 @@ def test_qemu_bios_removable_memory_network_vsock(tmp_path):
     forwarded = qemu.qemu_command(make_config(tmp_path, Firmware="bios"), image,
                                   qemu.HostFacts(NO_KVM, ssh_port=2222), tmp_path)
     assert arg_after(forwarded.cmd, "-nic") == ["user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:2222-:22"]
+    # Without vsock the guest needs an address for the forwarded port: networkd gets one as a credential.
+    smbios = arg_after(forwarded.cmd, "-smbios")
+    assert any(s.startswith("type=11,value=io.systemd.credential.binary:network.network.99-kosi-user-networking=")
+               for s in smbios)
+    assert any("systemd.wants=systemd-networkd.service" in s for s in smbios)
+    assert not any("network.network" in s for s in arg_after(plan.cmd, "-smbios"))
 
 
 def test_qemu_rejects_unknown_console_and_firmware(tmp_path):

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import BOOTABLE_CONF
 
 REPO = Path(__file__).resolve().parents[2]
 KOSI = [sys.executable, str(REPO / "bin/kosi")]
@@ -48,23 +49,8 @@ ExecStart=/bin/sh -c 'echo KOSI-BOOT-OK $$(cat $${CREDENTIALS_DIRECTORY}/kosi.ma
 """
 POWEROFF = "ExecStart=/bin/systemctl poweroff --no-block\n"
 
-VM_CONF = """\
-[Distribution]
-Distribution=debian
-Release=trixie
-
-[Output]
-Format=disk
-SplitArtifacts=uki,kernel,initrd
-
-[Content]
-Bootable=yes
-Packages=systemd
-         udev
-         linux-image-amd64
-         systemd-boot
-         openssh-server
-"""
+# The shared bootable image's configuration (tests/conftest.py), plus sshd for `kosi ssh`.
+VM_CONF = BOOTABLE_CONF + "         openssh-server\n"
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="building and booting images needs root")
 
@@ -134,8 +120,8 @@ def vm_project(tmp_path_factory) -> Path:
 
 def marker_credentials(*, poweroff: bool) -> str:
     unit = MARKER_UNIT + (POWEROFF if poweroff else "")
-    return json.dumps([f"systemd.extra-unit.kosi-marker.service={unit}",
-                       "systemd.unit-dropin.multi-user.target=[Unit]\nWants=kosi-marker.service\n",
+    return json.dumps([f"systemd.extra-unit.kosi-test-marker.service={unit}",
+                       "systemd.unit-dropin.multi-user.target=[Unit]\nWants=kosi-test-marker.service\n",
                        "kosi.marker=via-smbios"])
 
 
