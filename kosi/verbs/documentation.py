@@ -9,7 +9,6 @@ definitions, `code`) that `to_roff` turns into a man page without pandoc.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -157,7 +156,7 @@ def run(args) -> int:
         return subprocess.run(["man", "kosi"], check=False).returncode
     if doc_format == "auto":
         # A person at a terminal gets the formatted page; pipes and files get markdown.
-        doc_format = "man" if sys.stdout.isatty() and shutil.which("man") and "NO_MAN" not in os.environ else "markdown"
+        doc_format = "man" if sys.stdout.isatty() and shutil.which("man") else "markdown"
     markdown = manual_markdown()
     if doc_format == "markdown":
         sys.stdout.write(markdown)

@@ -55,6 +55,13 @@ def format_value(setting: Any, value: Any) -> str:
     return format_item(setting, value)
 
 
+def is_secret(setting: Any) -> bool:
+    """Settings read from a secret file (mkosi.rootpw, ...) are not printed for people to see."""
+    from kosi.config.loader import SECRET_FILE_NAMES
+
+    return setting.path_read and any(path in SECRET_FILE_NAMES for path in setting.paths)
+
+
 def render_image(config: Config, title: str) -> str:
     from kosi.config.settings import SETTINGS
 
@@ -64,7 +71,9 @@ def render_image(config: Config, title: str) -> str:
         if setting.section != section:
             section = setting.section
             lines.append(f"  [{section}]")
-        lines.append(f"    {setting.name}: {format_value(setting, config[setting.name])}")
+        value = config[setting.name]
+        shown = "(set, not shown)" if value not in (None, [], "") and is_secret(setting) else format_value(setting, value)
+        lines.append(f"    {setting.name}: {shown}")
     return "\n".join(lines) + "\n"
 
 

@@ -146,3 +146,13 @@ def test_cat_config_shows_every_file_with_a_header(project_dir: Path):
         assert header in out
         body = out.split(header, 1)[1]
         assert body.startswith((project_dir / path).read_text())
+
+
+def test_text_summary_hides_secrets_that_json_keeps(tmp_path: Path):
+    write(tmp_path / "mkosi.conf", "[Distribution]\nDistribution=debian\n")
+    secret = write(tmp_path / "mkosi.rootpw", "hunter2\n")
+    secret.chmod(0o600)
+    text = kosi("summary", cwd=tmp_path).stdout
+    assert "hunter2" not in text and "    RootPassword: (set, not shown)\n" in text
+    document = json.loads(kosi("--json", "summary", cwd=tmp_path).stdout)
+    assert "hunter2" in json.dumps(document["Images"][-1]["RootPassword"])
