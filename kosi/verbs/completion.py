@@ -149,6 +149,10 @@ SHELLS = {"bash": bash, "zsh": zsh, "fish": fish}
 
 def run(args) -> int:
     words = getattr(args, "verb_args", []) or []
+    if not words:  # `completion` alone: the shell the user runs
+        import os
+
+        words = [os.path.basename(os.environ.get("SHELL", ""))]
     if len(words) != 1 or words[0] not in SHELLS:
         raise KosiError("completion needs one shell: bash, zsh or fish", hint="kosi completion bash > /etc/bash_completion.d/kosi")
     sys.stdout.write(SHELLS[words[0]]())

@@ -99,6 +99,7 @@ def test_fish_completion_parses_and_completes(scripts, tmp_path: Path):
 def test_completion_needs_a_known_shell():
     result = kosi("completion", "tcsh", check=False)
     assert result.returncode == 1 and "bash, zsh or fish" in result.stderr
+    assert kosi("completion", env={"SHELL": "/bin/bash"}).stdout == kosi("completion", "bash").stdout
 
 
 def test_manual_documents_every_setting_in_both_formats():
