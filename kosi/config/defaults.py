@@ -81,10 +81,10 @@ def distribution(config: "Config") -> str:
 
 
 def release(config: "Config") -> str:
+    # Always a recent release of the distribution (Debian: the current stable), not the
+    # host's: an image built on an old host should not silently become an old image.
+    # [Match] Release= still compares against the host's release while unset (match.py).
     name = text(config["Distribution"])
-    host_name, host_release = host_distribution()
-    if name == host_name:
-        return host_release
     try:
         return distributions.get(name).default_release
     except KeyError:
