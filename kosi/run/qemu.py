@@ -249,6 +249,8 @@ def start_vm(project, args) -> int:
         raise KosiError(f"VSock=yes: {missing}")
     use_vsock = missing is None and vsock_mode not in ("no", "disabled", "false", "0")
 
+    if setting(config, "ForwardJournal"):
+        log.warn("ForwardJournal= is not supported by kosi vm yet; the guest's journal stays in the image")
     with tempfile.TemporaryDirectory(prefix="kosi-vm-", dir="/var/tmp") as tmp, runtime_image(config, output) as image:
         scratch = Path(tmp)
         facts = HostFacts(verdict, tools_root=tools or Path("/"))
