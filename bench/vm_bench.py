@@ -23,18 +23,23 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from tests.conftest import BOOTABLE_CONF  # noqa: E402
 
-RUN_VERB = [sys.executable, str(REPO / "tests/run/run_verb.py")]
 UNIT = ("[Unit]\nAfter=multi-user.target\n[Service]\nType=oneshot\n"
         "ExecStart=/bin/sh -c 'echo KOSI-BOOT-OK $$(cat /etc/kosi-bench 2>/dev/null) >/dev/console'\n"
         "ExecStart=/bin/systemctl poweroff --no-block\n")
-CREDENTIALS = json.dumps([f"systemd.extra-unit.kosi-bench.service={UNIT}",
-                          "systemd.unit-dropin.multi-user.target=[Unit]\nWants=kosi-bench.service\n"])
+
+
+def write_credentials(directory: Path) -> Path:
+    credentials = directory / "bench-credentials"
+    credentials.mkdir(exist_ok=True)
+    (credentials / "systemd.extra-unit.kosi-bench.service").write_text(UNIT)
+    (credentials / "systemd.unit-dropin.multi-user.target").write_text("[Unit]\nWants=kosi-bench.service\n")
+    return credentials
 
 
 def vm_until_marker(directory: Path, expected: str, *kosi_options: str) -> tuple[float, float | None]:
     """Seconds until the marker line appeared, and until the VM was gone (None if it never appeared)."""
-    cmd = [*RUN_VERB, str(directory), "--set", "Console=read-only", "--set", f"Credentials={CREDENTIALS}",
-           "--", "-C", str(directory), *kosi_options, "vm"]
+    cmd = [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), "--console=read-only",
+           f"--credential={write_credentials(directory)}", *kosi_options, "vm"]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                             errors="replace")

@@ -11,10 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from kosi.errors import KosiError
-
-SIZE_SUFFIXES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-
 
 @dataclass(frozen=True)
 class Drive:
@@ -26,34 +22,17 @@ class Drive:
     persist: bool
 
 
-def parse_size(text: str) -> int:
-    text = text.strip().upper().removesuffix("B")
-    suffix = text[-1:] if text[-1:] in SIZE_SUFFIXES and text[-1:] else ""
-    number = text[: -len(suffix)] if suffix else text
-    try:
-        return int(number) * SIZE_SUFFIXES[suffix]
-    except ValueError:
-        raise KosiError(f"Drives=: invalid size {text!r}, expected bytes with an optional K, M, G or T suffix") from None
-
-
 def parse_drive(value: Any) -> Drive:
+    """A Drives= entry as the config table parsed it, or its text (hand-made Configs)."""
     if isinstance(value, Drive):
         return value
-    if not isinstance(value, str):  # a structured value from the config table
-        get = (lambda k, d=None: value.get(k, d)) if isinstance(value, dict) else (lambda k, d=None: getattr(value, k, d))
-        flags = get("flags", []) or []
-        return Drive(str(get("id")), int(get("size")), Path(get("directory") or "/var/tmp"), get("options") or "",
-                     str(get("file_id") or get("id")), "persist" in flags)
-    parts = value.split(":")
-    if len(parts) < 2 or not parts[0]:
-        raise KosiError(f"Drives=: {value!r} is not ID:SIZE[:DIRECTORY[:OPTIONS[:FILE-ID[:FLAGS]]]]")
-    parts += [""] * (6 - len(parts))
-    ident, size, directory, options, file_id, flags = parts[:6]
-    unknown = {f for f in flags.split(",") if f} - {"persist"}
-    if unknown:
-        raise KosiError(f"Drives=: unknown flag {sorted(unknown)[0]!r} in {value!r}, only 'persist' is known")
-    return Drive(ident, parse_size(size), Path(directory or "/var/tmp"), options, file_id or ident,
-                 "persist" in flags.split(","))
+    if isinstance(value, str):
+        from kosi.config.values import DriveValue, Origin
+
+        value = DriveValue().parse("Drives", value, Origin())
+    flags = getattr(value, "flags", ()) or ()
+    return Drive(str(value.id), int(value.size), Path(value.directory or "/var/tmp"), value.options or "",
+                 str(value.file_id or value.id), "persist" in flags)
 
 
 @contextlib.contextmanager

@@ -58,9 +58,9 @@ def memory_megabytes(value: Any, default: int) -> int:
         return default
     if isinstance(value, int):
         return max(1, value // MiB)
-    from kosi.run.drives import parse_size
+    from kosi.config.values import Origin, Size
 
-    return max(1, parse_size(str(value)) // MiB)
+    return max(1, Size().parse("RAM", str(value), Origin()) // MiB)
 
 
 def choose_accel(config: Config, verdict: KvmVerdict, notes: list[str]) -> str:
@@ -118,9 +118,9 @@ def firmware_args(choice: FirmwareChoice, config: Config, facts: HostFacts, scra
     secure = choice.kind == "uefi-secure-boot"
     firmware = find_uefi_firmware(secure_boot=secure, root=facts.tools_root)
     variables_setting = setting(config, "FirmwareVariables")
-    if variables_setting and str(variables_setting) not in ("microsoft", "custom"):
+    if variables_setting and str(variables_setting) not in ("microsoft", "microsoft-mok", "custom"):
         template = Path(variables_setting)
-    elif str(variables_setting) == "microsoft":
+    elif str(variables_setting) in ("microsoft", "microsoft-mok"):
         template = facts.tools_root / "usr/share/OVMF/OVMF_VARS_4M.ms.fd"
     else:
         template = firmware.variables

@@ -228,9 +228,9 @@ def test_drives_files_shared_persistent_and_removed(tmp_path):
         assert specs[1].startswith(f"driver=raw,node-name=b,") and f"file.filename={shared}" in specs[1]
         assert specs[2].endswith(",cache.direct=on")
     assert not shared.exists() and (tmp_path / "mkosi-drive-vm1-p").exists()
-    with pytest.raises(KosiError, match="unknown flag"):
+    with pytest.raises(KosiError, match="Drives="):
         drives.parse_drive("x:1G::::sticky")
-    with pytest.raises(KosiError, match="invalid size"):
+    with pytest.raises(KosiError, match="Drives="):
         drives.parse_drive("x:lots")
 
 

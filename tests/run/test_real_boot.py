@@ -8,7 +8,6 @@ credentials reach the guest through SMBIOS.
 
 from __future__ import annotations
 
-import json
 import os
 import selectors
 import shutil
@@ -22,7 +21,6 @@ from conftest import BOOTABLE_CONF
 
 REPO = Path(__file__).resolve().parents[2]
 KOSI = [sys.executable, str(REPO / "bin/kosi")]
-RUN_VERB = [sys.executable, str(Path(__file__).with_name("run_verb.py"))]
 
 CONTAINER_CONF = """\
 [Distribution]
@@ -118,19 +116,20 @@ def vm_project(tmp_path_factory) -> Path:
     return directory
 
 
-def marker_credentials(*, poweroff: bool) -> str:
-    unit = MARKER_UNIT + (POWEROFF if poweroff else "")
-    return json.dumps([f"systemd.extra-unit.kosi-test-marker.service={unit}",
-                       "systemd.unit-dropin.multi-user.target=[Unit]\nWants=kosi-test-marker.service\n",
-                       "kosi.marker=via-smbios"])
+def marker_credentials(project: Path, *, poweroff: bool) -> Path:
+    """A directory of credentials (Credentials=DIRECTORY): the marker unit and what pulls it in."""
+    directory = project / ("credentials-poweroff" if poweroff else "credentials-stay")
+    directory.mkdir(exist_ok=True)
+    (directory / "systemd.extra-unit.kosi-test-marker.service").write_text(MARKER_UNIT + (POWEROFF if poweroff else ""))
+    (directory / "systemd.unit-dropin.multi-user.target").write_text("[Unit]\nWants=kosi-test-marker.service\n")
+    (directory / "kosi.marker").write_text("via-smbios")
+    return directory
 
 
-def vm_command(project: Path, *settings: str, poweroff: bool = True) -> list[str]:
-    sets = ["--set", "Console=read-only", "--set", "Ephemeral=yes", "--set",
-            f"Credentials={marker_credentials(poweroff=poweroff)}"]
-    for s in settings:
-        sets += ["--set", s]
-    return [*RUN_VERB, str(project), *sets, "--", "-C", str(project), "vm"]
+def vm_command(project: Path, *options: str, poweroff: bool = True) -> list[str]:
+    credentials = marker_credentials(project, poweroff=poweroff)
+    return [*KOSI, "-C", str(project), "--console=read-only", "--ephemeral", f"--credential={credentials}",
+            *options, "vm"]
 
 
 def boot_vm(project: Path, *settings: str, timeout: float = 420) -> tuple[int, str, float]:
@@ -147,7 +146,7 @@ def boot_vm(project: Path, *settings: str, timeout: float = 420) -> tuple[int, s
 @needs_root
 @pytest.mark.vm
 def test_vm_direct_kernel_boot_reaches_multi_user(vm_project):
-    status, output, elapsed = boot_vm(vm_project, "Firmware=linux")
+    status, output, elapsed = boot_vm(vm_project, "--firmware=linux")
     assert "KOSI-BOOT-OK via-smbios" in output, output[-3000:]
     assert status == 0
     assert "Command line:" in output and "systemd.firstboot=no" in output  # -append carried our extra words
@@ -177,13 +176,13 @@ def test_vm_uefi_boot_then_ssh_answers(vm_project):
         boot_time = time.monotonic() - started
         answer = None
         for _ in range(30):  # sshd may still be starting when the marker prints
-            answer = subprocess.run([*RUN_VERB, str(vm_project), "--", "-C", str(vm_project), "ssh", "--", "uname", "-a"],
+            answer = subprocess.run([*KOSI, "-C", str(vm_project), "ssh", "--", "uname", "-a"],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
             if answer.returncode == 0:
                 break
             time.sleep(2)
         assert answer.returncode == 0 and answer.stdout.startswith("Linux "), answer.stderr
-        subprocess.run([*RUN_VERB, str(vm_project), "--", "-C", str(vm_project), "ssh", "--", "systemctl", "poweroff"],
+        subprocess.run([*KOSI, "-C", str(vm_project), "ssh", "--", "systemctl", "poweroff"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         assert proc.wait(timeout=180) == 0
         print(f"UEFI boot to marker: {boot_time:.1f}s; total with ssh and poweroff: {time.monotonic() - started:.1f}s")
