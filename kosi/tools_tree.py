@@ -193,13 +193,24 @@ def cached_tree_usable(tree: Path, inputs: dict[str, Any]) -> str | None:
     return None
 
 
+def helper_image_config(values: dict[str, Any], *, image: str, directory: Path) -> Config:
+    """A Config for an image kosi builds for itself (tools tree, default initrd): unset list
+    settings are empty lists, as the loader makes them for configured images."""
+    from kosi.config.settings import SETTINGS
+
+    filled = {s.name: [] for s in SETTINGS if s.is_list}
+    filled.update({k: v for k, v in values.items() if v is not None})
+    return Config(filled, image=image, directory=directory)
+
+
 def build_tree(config: Config, destination: Path, args: Any) -> None:
     """Build the tools tree with kosi's own pipeline (a plain Format=directory image)."""
     from kosi.verbs.build import build_image  # late: the build verb imports us too
 
     values = dict(config.values, Format="directory", Output=destination.name, OutputDirectory=str(destination.parent))
     values.pop("_tools_profiles", None)
-    build_image(Config(values, image=config.image, directory=config.directory), _quiet_args(args), tools=None)
+    build_image(helper_image_config(values, image=config.image, directory=config.directory), _quiet_args(args),
+                tools=None)
     if not destination.is_dir():
         raise KosiError(f"building the {config.image} image produced no directory at {destination}")
 

@@ -67,11 +67,26 @@ def install_bios(image: Path, root: Path, tools: Path | None, workspace: Path, e
     core = workspace / "grub-core.img"
     sandbox = tools_command(tools, [root, workspace, image.parent])
     prefix = f"(hd0,gpt{esp_partition})/grub"
-    run(["grub-mkimage", "--directory", str(source), "--format", "i386-pc", "--prefix", prefix,
+    # The tools tree's /usr is the sandbox's /usr: name its modules by that path.
+    modules = Path("/") / GRUB_I386_PC if tools is not None and tree == tools else source
+    run(["grub-mkimage", "--directory", str(modules), "--format", "i386-pc", "--prefix", prefix,
          "--output", str(core), *CORE_MODULES], sandbox=sandbox)
     # grub-bios-setup patches boot.img and core.img for the disk and writes both.
     staged = workspace / "grub-setup"
     staged.mkdir(exist_ok=True)
     shutil.copy2(source / "boot.img", staged / "boot.img")
     shutil.copy2(core, staged / "core.img")
-    run(["grub-bios-setup", "--directory", str(staged), "--skip-fs-probe", str(image)], sandbox=sandbox)
+    # The device map tells grub that the image file is the BIOS disk hd0. grub-bios-setup
+    # also insists on opening the device the --directory lives on, which it looks up in
+    # /proc/self/mountinfo; claiming that / lives on the image satisfies it without a loop
+    # device (it only needs that device when it cannot embed into the BIOS boot partition).
+    device_map = staged / "device.map"
+    device_map.write_text(f"(hd0) {image}\n")
+    mountinfo = staged / "mountinfo"
+    mountinfo.write_text(f"1 0 1:1 / / - fat {image}\n")
+    # Debian keeps grub-bios-setup with the platform's modules rather than in $PATH.
+    setup = str(modules / "grub-bios-setup") if (source / "grub-bios-setup").exists() else "grub-bios-setup"
+    script = 'mount --bind "$0" /proc/$$/mountinfo && exec "$@"'
+    prefix = sandbox or ["unshare", "--mount", "--propagation", "private"]
+    run(["sh", "-c", script, str(mountinfo), setup, f"--directory={staged}", f"--device-map={device_map}",
+         "--skip-fs-probe", str(image)], sandbox=prefix)
