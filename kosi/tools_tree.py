@@ -207,7 +207,7 @@ def build_tree(config: Config, destination: Path, args: Any) -> None:
     """Build the tools tree with kosi's own pipeline (a plain Format=directory image)."""
     from kosi.verbs.build import build_image  # late: the build verb imports us too
 
-    values = dict(config.values, Format="directory", Output=destination.name, OutputDirectory=str(destination.parent))
+    values = dict(config.values, Format="directory", Output=destination.name, OutputDirectory=destination.parent)
     values.pop("_tools_profiles", None)
     build_image(helper_image_config(values, image=config.image, directory=config.directory), _quiet_args(args),
                 tools=None)
