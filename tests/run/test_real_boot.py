@@ -47,8 +47,9 @@ ExecStart=/bin/sh -c 'echo KOSI-BOOT-OK $$(cat $${CREDENTIALS_DIRECTORY}/kosi.ma
 """
 POWEROFF = "ExecStart=/bin/systemctl poweroff --no-block\n"
 
-# The shared bootable image's configuration (tests/conftest.py), plus sshd for `kosi ssh`.
-VM_CONF = BOOTABLE_CONF + "         openssh-server\n"
+# The shared bootable image's configuration (tests/conftest.py), plus sshd for `kosi ssh` and
+# grub for BIOS, so one image serves every VM test.
+VM_CONF = BOOTABLE_CONF + "         openssh-server\n         grub-pc-bin\nBiosBootloader=grub\n"
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="building and booting images needs root")
 
@@ -120,7 +121,9 @@ def marker_credentials(project: Path, *, poweroff: bool) -> Path:
     """A directory of credentials (Credentials=DIRECTORY): the marker unit and what pulls it in."""
     directory = project / ("credentials-poweroff" if poweroff else "credentials-stay")
     directory.mkdir(exist_ok=True)
-    (directory / "systemd.extra-unit.kosi-test-marker.service").write_text(MARKER_UNIT + (POWEROFF if poweroff else ""))
+    # The serial port, not /dev/console: with BIOS/grub our console=ttyS0 does not reach the kernel.
+    unit = MARKER_UNIT.replace(">/dev/console", ">/dev/ttyS0") + (POWEROFF if poweroff else "")
+    (directory / "systemd.extra-unit.kosi-test-marker.service").write_text(unit)
     (directory / "systemd.unit-dropin.multi-user.target").write_text("[Unit]\nWants=kosi-test-marker.service\n")
     (directory / "kosi.marker").write_text("via-smbios")
     return directory
@@ -153,6 +156,16 @@ def test_vm_direct_kernel_boot_reaches_multi_user(vm_project):
     if not os.path.exists("/dev/kvm") or "using TCG" in output:
         assert output.count("using TCG") == 1  # one line saying why KVM is not used
     print(f"Firmware=linux boot to marker and poweroff: {elapsed:.1f}s")
+
+
+@needs_root
+@pytest.mark.vm
+def test_vm_bios_grub_reaches_multi_user(vm_project):
+    status, output, elapsed = boot_vm(vm_project, "--firmware=bios")
+    assert "KOSI-BOOT-OK via-smbios" in output, output[-3000:]
+    assert status == 0
+    assert "SeaBIOS" in output
+    print(f"Firmware=bios (grub) boot to marker and poweroff: {elapsed:.1f}s")
 
 
 @needs_root
