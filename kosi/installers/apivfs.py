@@ -1,44 +1,31 @@
-"""Running package-manager commands against an image root with /proc, /dev, /run and /tmp mounted.
+"""The sandbox apt and dpkg run in while they install into an image root.
 
-Maintainer scripts run chrooted into the image (dpkg --root does the chroot) and expect
-the API file systems. They are mounted in a private mount namespace (`unshare --mount`),
-so they vanish with the command and nothing leaks into the image or the host.
-
-This is the one place that decides how commands reach the image root; when kosi.sandbox
-grows real isolation (root=), only `in_root` changes.
+They see the tools tree's /usr (or the host's) read-only, a minimal /etc and nothing of the
+host's /var; writable are only the workspace (configuration, logs, the local repository),
+the package cache and the image root, which gets its API file systems (/proc, /dev, /sys,
+/run, /tmp) so maintainer scripts, run by dpkg chrooted into the root, find them. Every
+mount lives in the sandbox's private namespace and vanishes with the command.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
-# Positional parameters: $1 is the root; the command follows.
-_MOUNT_SCRIPT = r"""
-set -e
-r="$1"; shift
-mkdir -p "$r/proc" "$r/dev" "$r/sys" "$r/run"
-[ -d "$r/tmp" ] || install -d -m 1777 "$r/tmp"
-mount -t proc -o nosuid,nodev,noexec proc "$r/proc"
-mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$r/sys" 2>/dev/null || true
-mount -t tmpfs -o nosuid,mode=0755,size=16m kosi-dev "$r/dev"
-for n in null zero full random urandom tty; do
-    : > "$r/dev/$n"
-    mount --bind "/dev/$n" "$r/dev/$n"
-done
-mkdir -m 0755 "$r/dev/pts"
-mkdir -m 1777 "$r/dev/shm"
-ln -s /proc/self/fd "$r/dev/fd"
-ln -s /proc/self/fd/0 "$r/dev/stdin"
-ln -s /proc/self/fd/1 "$r/dev/stdout"
-ln -s /proc/self/fd/2 "$r/dev/stderr"
-mount -t tmpfs -o nosuid,nodev,mode=0755 kosi-run "$r/run"
-mount -t tmpfs -o nosuid,nodev,mode=1777 kosi-tmp "$r/tmp"
-exec "$@"
-"""
+from kosi.sandbox import Mount, apivfs_mounts, sandbox_command
+
+if TYPE_CHECKING:
+    from kosi.pipeline.context import Context
 
 
-def in_root(root: Path, *, apivfs: bool = True) -> list[str]:
-    """A command prefix that runs the command after it with the image's API file systems mounted."""
-    if not apivfs:
-        return []
-    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _MOUNT_SCRIPT, "kosi-apivfs", str(root)]
+def in_root(context: "Context", root: Path, *, apivfs: bool = True, network: bool = True,
+            extra: Sequence[Mount] = ()) -> list[str]:
+    """A command prefix that runs a package manager command for `root` in the sandbox."""
+    writable = [Path(context.workspace), Path(context.package_cache)]
+    mounts = [Mount(path, str(path)) for path in writable]
+    root = Path(root)
+    if apivfs:
+        mounts += apivfs_mounts(root)
+    elif not any(root.is_relative_to(path) for path in writable):
+        mounts.append(Mount(root, str(root)))
+    return sandbox_command(mounts=[*mounts, *extra], tools=context.tools, network=network)

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
-import subprocess
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -35,7 +34,8 @@ from kosi.errors import KosiError
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import in_root
 from kosi.installers.base import PackageManager
-from kosi.pipeline.settings_access import paths, setting, word
+from kosi.config.values import Feature
+from kosi.sandbox import last_error_line, run
 
 if TYPE_CHECKING:
     from kosi.pipeline.context import Context
@@ -52,8 +52,7 @@ UNREPRODUCIBLE = ("var/log/dpkg.log", "var/log/alternatives.log", "var/log/boots
 
 
 def distribution(config: Config) -> type[Debian]:
-    name = setting(config, "Distribution", "debian")
-    cls = get_distribution(str(getattr(name, "value", name)))
+    cls = get_distribution(str(config["Distribution"]))
     if not issubclass(cls, Debian):
         raise KosiError(f"Distribution={cls.name} does not use apt")
     return cls
@@ -91,11 +90,11 @@ class Apt(PackageManager):
         # Our repositories; the user's sources.list.d files from mkosi.sandbox sit next to them.
         stanzas = []
         for repo in dist.repositories(config):
-            keyring = None if repo.trusted or not repo.keyring else str(self.keyring_path(context, repo.keyring))
+            keyring = None if repo.trusted or not repo.keyring else sandbox_keyring(context, repo.keyring)
             stanzas.append(repo.deb822(keyring=keyring))
         (etc / "sources.list.d" / f"{dist.name}.sources").write_text("\n".join(stanzas))
 
-        directories = paths(config, "PackageDirectories") + paths(config, "VolatilePackageDirectories")
+        directories = [Path(p) for p in [*(config["PackageDirectories"] or ()), *(config["VolatilePackageDirectories"] or ())]]
         if not directories and (Path(config.directory) / "mkosi.packages").is_dir():
             directories.append(config.directory / "mkosi.packages")
         local_repository.populate(context.repository, directories)
@@ -124,7 +123,7 @@ class Apt(PackageManager):
         arch = deb_architecture(config)
         cache = self.cache_dir(context)
         etc = context.pkgmngr / "etc/apt"
-        recommends = "true" if _bool(setting(config, "WithRecommends", False)) else "false"
+        recommends = "true" if config["WithRecommends"] else "false"
         options = {
             "Dir": "/",
             "Dir::Etc": etc,
@@ -147,16 +146,16 @@ class Apt(PackageManager):
             "Acquire::Languages": "none",
             "Acquire::Retries": "3",
             "Acquire::http::Pipeline-Depth": "32",
-            "Acquire::Check-Valid-Until": "false" if setting(config, "Snapshot") else "true",
+            "Acquire::Check-Valid-Until": "false" if config["Snapshot"] else "true",
             "DPkg::Use-Pty": "false",
             "DPkg::Path": "/usr/sbin:/usr/bin:/sbin:/bin",
             "DPkg::Lock::Timeout": "300",  # another build sharing the cache: wait, don't fail
         }
-        proxy = setting(config, "ProxyUrl")
+        proxy = config["ProxyUrl"]
         if proxy:
             options["Acquire::http::Proxy"] = proxy
             options["Acquire::https::Proxy"] = proxy
-            for host in setting(config, "ProxyExclude", []) or []:
+            for host in config["ProxyExclude"] or []:
                 options[f"Acquire::http::Proxy::{host}"] = "DIRECT"
                 options[f"Acquire::https::Proxy::{host}"] = "DIRECT"
         lines = [f'{key} "{value}";' for key, value in options.items()]
@@ -177,10 +176,10 @@ class Apt(PackageManager):
             "INITRD": "No",  # kernel packages: the initrd is built by kosi, not by package scripts
             "KERNEL_INSTALL_BYPASS": "1",
         }
-        epoch = setting(context.config, "SourceDateEpoch") or os.environ.get("SOURCE_DATE_EPOCH")
+        epoch = context.config["SourceDateEpoch"] or os.environ.get("SOURCE_DATE_EPOCH")
         if epoch is not None:
             env["SOURCE_DATE_EPOCH"] = str(epoch)
-        proxy = setting(context.config, "ProxyUrl")
+        proxy = context.config["ProxyUrl"]
         if proxy:
             for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
                 env[name] = str(proxy)
@@ -198,26 +197,27 @@ class Apt(PackageManager):
 
     def apt_get(self, context: "Context", args: Sequence[str], *, root: Path | None = None, apivfs: bool = False,
                 what: str = "apt-get") -> str:
-        root = root or context.root
-        cmd = [*in_root(root, apivfs=apivfs), "apt-get", *self.root_options(context, root), *args]
-        return self._run(context, cmd, what=what)
+        root = Path(root or context.root)
+        cmd = ["apt-get", *self.root_options(context, root), *args]
+        return self._run(context, cmd, root=root, apivfs=apivfs, what=what)
 
-    def _run(self, context: "Context", cmd: Sequence[str], *, what: str) -> str:
-        log.debug("+ " + " ".join(cmd))
+    def _run(self, context: "Context", cmd: Sequence[str], *, root: Path, apivfs: bool, what: str) -> str:
+        """Run apt or dpkg in the package manager sandbox; its stdout (progress, "Inst" lines) is
+        returned, its stderr shown live, and a failure explained in one line."""
         start = time.monotonic()
-        try:
-            result = subprocess.run(cmd, env=self.environment(context), stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, errors="replace")
-        except FileNotFoundError:
-            raise KosiError(f"{cmd[0]} is not installed (install it, or use a tools tree with ToolsTree=default)") from None
+        result = run(cmd, sandbox=in_root(context, root, apivfs=apivfs), env=self.environment(context),
+                     stdout=-1, tee_stderr=True, check=False, input="")
+        timings = context.state.setdefault("apt-timings", {})
+        timings[what] = timings.get(what, 0.0) + time.monotonic() - start
         log.debug(f"{what}: {time.monotonic() - start:.1f}s")
         if log.DEBUG and result.stdout:
             log.debug(result.stdout.rstrip())
         if result.returncode != 0:
-            raise KosiError(self.explain_failure(context, what, result.stdout))
+            raise KosiError(self.explain_failure(context, what, f"{result.stdout}\n{result.stderr}",
+                                                 returncode=result.returncode))
         return result.stdout
 
-    def explain_failure(self, context: "Context", what: str, output: str) -> str:
+    def explain_failure(self, context: "Context", what: str, output: str, *, returncode: int | None = None) -> str:
         """apt's output reduced to the one line a user needs."""
         config = context.config
         dist = distribution(config)
@@ -255,8 +255,8 @@ class Apt(PackageManager):
         errors = [line for line in lines if line.startswith("E: ")]
         if errors:
             return f"{what}: {errors[0][3:]}"
-        tail = [line for line in lines if line.strip()]
-        return f"{what} failed: {tail[-1] if tail else 'no output'}"
+        status = f" with exit status {returncode}" if returncode is not None else ""
+        return f"{what} failed{status}: {last_error_line(output) or 'no output'}"
 
     # ---- metadata ----------------------------------------------------------------------
 
@@ -265,7 +265,7 @@ class Apt(PackageManager):
             return
         lists = self.cache_dir(context) / "lists"
         have_lists = any(p.name.endswith("Packages") or "_Packages" in p.name for p in lists.glob("*"))
-        mode = word(context.config, "CacheOnly", "auto")
+        mode = str(context.config["CacheOnly"])
         if mode in ("always", "metadata") or (mode == "auto" and context.state.get("cached")):
             if not have_lists and mode in ("always", "metadata"):
                 raise KosiError(f"CacheOnly={mode}: no repository metadata in the package cache {lists.parent} "
@@ -326,7 +326,7 @@ class Apt(PackageManager):
             self._install_with_apt(context, root, ["install", *packages], apivfs=apivfs)
 
     def _install_with_apt(self, context: "Context", root: Path, args: list[str], *, apivfs: bool) -> None:
-        extra = ["--no-download"] if word(context.config, "CacheOnly", "auto") == "always" else []
+        extra = ["--no-download"] if str(context.config["CacheOnly"]) == "always" else []
         with _services_disabled(root):
             output = self.apt_get(context, [*args, *extra], root=root, apivfs=apivfs, what="apt-get install")
         context.state["apt-downloaded"] = context.state.get("apt-downloaded", 0) + output.count("\nGet:")
@@ -345,7 +345,7 @@ class Apt(PackageManager):
             raise KosiError("apt found no essential packages: the repository metadata is incomplete")
 
         # One resolution and one parallel download for everything this bootstrap installs.
-        extra = ["--no-download"] if word(context.config, "CacheOnly", "auto") == "always" else []
+        extra = ["--no-download"] if str(context.config["CacheOnly"]) == "always" else []
         output = self.apt_get(context, ["install", "--download-only", *extra, *base, *packages], root=root,
                               what="apt-get install")
         context.state["apt-downloaded"] = context.state.get("apt-downloaded", 0) + output.count("\nGet:")
@@ -355,7 +355,7 @@ class Apt(PackageManager):
         missing = [d.name for d in debs if not d.exists()]
         if missing:
             raise KosiError(f"apt did not download the essential package {missing[0]} into {archives}")
-        extract(debs, root, with_docs=_bool(setting(context.config, "WithDocs", True)))
+        extract(context, debs, root)
 
         # Register and configure the essential set: dpkg runs maintainer scripts chrooted into
         # the root, which now has a shell. Dependencies among them are resolved by ordering
@@ -363,7 +363,7 @@ class Apt(PackageManager):
         dpkg = ["dpkg", f"--root={root}", f"--log={context.workspace}/apt/log/dpkg.log", "--force-unsafe-io",
                 *doc_options(context.config), "--force-depends", "--install", *map(str, debs)]
         with _services_disabled(root):
-            self._run(context, [*in_root(root), *dpkg], what="dpkg (essential set)")
+            self._run(context, dpkg, root=root, apivfs=True, what="dpkg (essential set)")
         # Everything else in one apt run, from the archives already downloaded.
         self._install_with_apt(context, root, ["install", *base, *packages], apivfs=True)
 
@@ -393,11 +393,11 @@ class Apt(PackageManager):
             (sources / f"{dist.name}.sources").write_text("\n".join(stanzas))
 
     def clean_metadata(self, context: "Context") -> None:
-        mode = word(context.config, "CleanPackageMetadata", "auto")
-        if mode in ("no", "disabled", "false", "0"):
+        mode = context.config["CleanPackageMetadata"]
+        if mode == Feature.disabled:
             return
         root = context.root
-        always = mode in ("yes", "enabled", "true", "1")
+        always = mode == Feature.enabled
         if always or not (root / "usr/bin/apt-get").exists():
             for sub in ("var/lib/apt", "var/cache/apt", "var/log/apt"):
                 _remove(root / sub)
@@ -421,13 +421,15 @@ class Apt(PackageManager):
     def wrappers(self, context: "Context") -> dict[str, list[str]]:
         env = ["env", *(f"{k}={v}" for k, v in self.environment(context).items())]
         root = context.root
-        apt_get = [*env, *in_root(root), "apt-get", *self.root_options(context, root)]
+        sandbox = [*env, *in_root(context, root)]
+        query = [*env, *in_root(context, root, apivfs=False, network=False)]
+        apt_get = [*sandbox, "apt-get", *self.root_options(context, root)]
         return {
-            "apt": [*env, *in_root(root), "apt", *self.root_options(context, root)],
+            "apt": [*sandbox, "apt", *self.root_options(context, root)],
             "apt-get": apt_get,
-            "apt-cache": [*env, "apt-cache", *self.root_options(context, root)],
-            "dpkg": [*env, *in_root(root), "dpkg", f"--root={root}", "--force-unsafe-io", *doc_options(context.config)],
-            "dpkg-query": [*env, "dpkg-query", f"--root={root}"],
+            "apt-cache": [*query, "apt-cache", *self.root_options(context, root)],
+            "dpkg": [*sandbox, "dpkg", f"--root={root}", "--force-unsafe-io", *doc_options(context.config)],
+            "dpkg-query": [*query, "dpkg-query", f"--root={root}"],
             "mkosi-install": [*apt_get, "install"],
             "mkosi-reinstall": [*apt_get, "install", "--reinstall"],
             "mkosi-upgrade": [*apt_get, "upgrade"],
@@ -436,6 +438,13 @@ class Apt(PackageManager):
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def sandbox_keyring(context: "Context", keyring: str) -> str:
+    """The keyring's path as apt sees it in its sandbox, whose /usr is the tools tree's or the host's."""
+    if keyring.startswith("/usr/"):
+        return keyring
+    return str(Apt.keyring_path(context, keyring))
 
 
 def deb_filename(name: str, version: str, arch: str) -> str:
@@ -468,7 +477,7 @@ def prepare_root(context: "Context", root: Path) -> None:
     for name in links:
         if not os.path.lexists(root / name):
             os.symlink(f"usr/{name}", root / name)
-    if not _bool(setting(context.config, "WithDocs", True)):
+    if not context.config["WithDocs"]:
         lines = [f"path-exclude={p}" for p in DOC_EXCLUDES] + [f"path-include={p}" for p in DOC_INCLUDES]
         (root / "etc/dpkg/dpkg.cfg.d/kosi-nodoc").write_text("\n".join(lines) + "\n")
 
@@ -476,24 +485,24 @@ def prepare_root(context: "Context", root: Path) -> None:
 def doc_options(config: Config) -> list[str]:
     """dpkg options for WithDocs=no. dpkg --root reads the host's dpkg.cfg.d, not the image's,
     so the image's kosi-nodoc file (for later installs inside it) is not enough while building."""
-    if _bool(setting(config, "WithDocs", True)):
+    if config["WithDocs"]:
         return []
     return [f"--path-exclude={p}" for p in DOC_EXCLUDES] + [f"--path-include={p}" for p in DOC_INCLUDES]
 
 
-def extract(debs: Sequence[Path], root: Path, *, with_docs: bool) -> None:
-    """Unpack the packages' files (not their scripts) into root, a few at a time."""
-    excludes = [] if with_docs else [f"--exclude=.{p}" for p in DOC_EXCLUDES]
-    script = 'deb="$1"; dir="$2"; shift 2; dpkg-deb --fsys-tarfile "$deb" | tar -x --keep-directory-symlink -C "$dir" --wildcards "$@"'
-
-    def one(deb: Path) -> None:
-        result = subprocess.run(["bash", "-o", "pipefail", "-c", script, "extract", str(deb), str(root), *excludes],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if result.returncode != 0:
-            raise KosiError(f"cannot extract {deb.name}: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
-
-    with ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 2) * 2)) as pool:
-        list(pool.map(one, debs))
+def extract(context: "Context", debs: Sequence[Path], root: Path) -> None:
+    """Unpack the packages' files (not their scripts) into root, several at a time, in one sandbox."""
+    excludes = [] if context.config["WithDocs"] else [f"--exclude=.{p}" for p in DOC_EXCLUDES]
+    # xargs passes each .deb as $0 of the one-line extractor; a failing pipe makes xargs exit 123.
+    extractor = ('set -o pipefail; dpkg-deb --fsys-tarfile "$0" | tar -x --keep-directory-symlink '
+                 f'-C {shlex.quote(str(root))} --wildcards {shlex.join(excludes)}')
+    jobs = str(max(2, (os.cpu_count() or 2) * 2))
+    result = run(["xargs", "-0", "-n", "1", "-P", jobs, "bash", "-c", extractor],
+                 sandbox=in_root(context, root, apivfs=False, network=False),
+                 input=b"".join(os.fsencode(d) + b"\0" for d in debs), stdout=-3, stderr=-1, check=False)
+    if result.returncode != 0:
+        raise KosiError(f"cannot extract the essential packages into {root}: "
+                        f"{last_error_line(result.stderr) or f'exit status {result.returncode}'}")
 
 
 class _services_disabled:
@@ -516,25 +525,10 @@ class _services_disabled:
 
 
 def _environment_setting(config: Config) -> dict[str, str]:
-    value = setting(config, "Environment", {}) or {}
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    env = {}
-    for item in value:
-        key, sep, val = str(item).partition("=")
-        if sep:
-            env[key] = val
-        elif key in os.environ:
-            env[key] = os.environ[key]
+    env: dict[str, str] = {}
+    for assignments in config["Environment"] or ():
+        env.update({str(k): str(v) for k, v in assignments.items()})
     return env
-
-
-def _bool(value) -> bool:
-    if isinstance(value, str):
-        return value.lower() in ("1", "yes", "true", "on", "enabled")
-    if hasattr(value, "value") and isinstance(value.value, str):
-        return value.value == "enabled"
-    return bool(value)
 
 
 def _has_content(path: Path) -> bool:

@@ -70,10 +70,8 @@ class PackageManager:
 def package_manager(context: "Context") -> PackageManager:
     """The package manager of the context's distribution."""
     from kosi.distributions import get
-    from kosi.pipeline.settings_access import setting
 
-    distribution = get(str(getattr(setting(context.config, "Distribution", "debian"), "value", None)
-                           or setting(context.config, "Distribution", "debian")))
+    distribution = get(str(context.config["Distribution"]))
     if distribution.package_manager == "apt":
         from kosi.installers.apt import Apt
 

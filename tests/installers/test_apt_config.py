@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kosi.config.model import Config
+from kosi.config.values import Feature
 from kosi.distributions import get
 from kosi.errors import KosiError
 from kosi.installers import apt
@@ -134,7 +135,7 @@ def test_deb_file_names_and_snapshot_ids():
 
 
 def test_clean_metadata_and_normalise(tmp_path):
-    ctx = context(tmp_path, CleanPackageMetadata="auto")
+    ctx = context(tmp_path, CleanPackageMetadata=Feature.auto)
     root = ctx.root
     for path in ("var/lib/apt/lists/x_Packages", "var/cache/apt/pkgcache.bin", "var/lib/dpkg/status",
                  "usr/bin/dpkg", "var/log/dpkg.log", "var/log/apt/history.log", "var/cache/debconf/config.dat-old",
