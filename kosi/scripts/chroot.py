@@ -13,31 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kosi.sandbox import Mount, chroot_command
 from kosi.scripts.environment import CHROOT_PATHS, CHROOT_WORK
 
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-# A private mount namespace dies with the command, taking every mount below with it.
-MOUNT_SCRIPT = r"""
-set -e
-R="$1"; shift
-mount -t proc proc "$R/proc"
-mount --rbind /dev "$R/dev"
-mount -t sysfs sysfs "$R/sys"
-while [ "$1" != "--" ]; do
-    if [ -d "$1" ]; then
-        mkdir -p "$R$2" && mount --rbind "$1" "$R$2"
-    else
-        mkdir -p "$(dirname "$R$2")" && touch "$R$2" && mount --bind "$1" "$R$2"
-    fi
-    shift 2
-done
-shift
-if [ -f /etc/resolv.conf ] && [ -f "$R/etc/resolv.conf" ] && [ ! -L "$R/etc/resolv.conf" ]; then
-    mount --bind /etc/resolv.conf "$R/etc/resolv.conf"
-fi
-exec chroot "$R" "$@"
-"""
 
 
 def mounts_and_environment(script: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
@@ -82,17 +61,13 @@ def main(argv: list[str]) -> int:
             chain.append(path)
             path = path.parent
         created += [p for p in reversed(chain) if p not in created]
-    flat = [item for pair in mounts for item in pair]
-    # The sandbox's root= mode does not yet take file bind mounts (the running script);
-    # until it does, a private mount namespace of our own does the same job.
-    prefix: list[str] = []
-    if prefix:
-        cmd = [*prefix, *command]
-    else:
-        cmd = ["unshare", "--mount", "--propagation", "private", "--fork", "--", "sh", "-c", MOUNT_SCRIPT,
-               "mkosi-chroot", str(root), *flat, "--", *command]
+    # The sandbox's chroot mode gives the image /proc, /dev, /sys, /run, /tmp and resolv.conf;
+    # inside a script's sandbox the network is whatever the script has.
+    workdir = CHROOT_PATHS["SRCDIR"] if os.environ.get("SRCDIR") else "/"
+    prefix = chroot_command(root, mounts=[Mount(host, inside) for host, inside in mounts], network=True,
+                            workdir=workdir)
     try:
-        return subprocess.run(cmd, env=env).returncode
+        return subprocess.run([*prefix, *command], env=env).returncode
     finally:
         remove_created(root, sorted(created, key=lambda p: len(p.parts)))
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
+import kosi
 from kosi import log
 from kosi.config.model import Config
 from kosi.errors import KosiError
@@ -15,6 +17,7 @@ from kosi.pipeline.context import Context
 from kosi.pipeline.settings_access import flag, local_file, setting
 from kosi.scripts.environment import CHROOT_WORK, script_environment
 from kosi.scripts.helpers import write_helpers
+from kosi.sandbox import Mount, run, sandbox_command, script_network
 
 SETTING_OF_KIND = {
     "configure": "ConfigureScripts", "sync": "SyncScripts", "prepare": "PrepareScripts", "build": "BuildScripts",
@@ -76,24 +79,48 @@ def script_command(script: Path, helpers: Path, arguments: list[str]) -> list[st
     return [str(script), *arguments]
 
 
-def run_scripts(context: Context, kind: str, arguments: list[str] | None = None, *, network: bool = True) -> int:
-    """Run every script of `kind`; returns how many ran."""
+def script_sandbox(context: Context, kind: str, script: Path, srcdir: Path, env: dict[str, str],
+                   network: bool | None = None) -> list[str]:
+    """The sandbox a script runs in: only what it is meant to change is writable (the workspace
+    with $BUILDROOT, $DESTDIR, $OUTPUTDIR, $ARTIFACTDIR and $PACKAGEDIR; the sources, the build
+    directory and the package cache); /usr is read-only and /home, /root, /var, /srv, ... are
+    not there at all. The script itself and kosi (for mkosi-chroot and the package manager
+    wrappers) are visible read-only."""
+    writable = [context.workspace, srcdir, context.package_cache]
+    if env.get("BUILDDIR"):
+        writable.append(Path(env["BUILDDIR"]))
+    readonly = [script, Path(kosi.__file__).resolve().parent]
+    # The interpreter kosi runs with, for mkosi-chroot and nested sandboxes, when it is not in /usr.
+    interpreter = Path(sys.base_prefix)
+    if not interpreter.is_relative_to("/usr"):
+        readonly.append(interpreter)
+    if context.tools:
+        readonly.append(Path(context.tools))
+    mounts = []
+    for path in dict.fromkeys(Path(p) for p in writable):
+        path.mkdir(parents=True, exist_ok=True)
+        mounts.append(Mount(path, str(path)))
+    mounts += [Mount(path, str(path), "ro-bind") for path in readonly]
+    if network is None:
+        network = script_network(kind, bool(context.config["WithNetwork"]))
+    return sandbox_command(mounts=mounts, tools=context.tools, network=network, workdir=str(srcdir))
+
+
+def run_scripts(context: Context, kind: str, arguments: list[str] | None = None, *, network: bool | None = None) -> int:
+    """Run every script of `kind` in its sandbox; returns how many ran. Build scripts are
+    offline unless WithNetwork= (or `network`) says otherwise."""
     scripts = find_scripts(context.config, kind)
     if not scripts:
         return 0
     arguments = arguments or []
     srcdir = source_directory(context)
     for script in scripts:
-        helpers = write_helpers(context, context.workspace / "helpers" / kind, script.resolve())
+        script = script.resolve()
+        helpers = write_helpers(context, context.workspace / "helpers" / kind, script)
         env = script_environment(context, kind, script, srcdir, helpers)
-        cmd = script_command(script.resolve(), helpers, arguments)
-        if not network:
-            cmd = ["unshare", "--net", "--", *cmd]
+        cmd = script_command(script, helpers, arguments)
         log.info(f"running {kind} script {script}" + (f" {' '.join(arguments)}" if arguments else ""))
-        log.debug("+ " + " ".join(cmd))
-        import subprocess
-
-        result = subprocess.run(cmd, env=env, cwd=srcdir)
+        result = run(cmd, sandbox=script_sandbox(context, kind, script, srcdir, env, network), env=env, check=False)
         if result.returncode != 0:
             raise KosiError(f"{kind} script {script} failed with exit status {result.returncode}")
     return len(scripts)
