@@ -33,6 +33,8 @@ class Config:
         setting = SETTINGS_BY_NAME[name]
         if setting.default_factory is None:
             default = setting.default
+            if default is None and setting.is_list:
+                return []  # an unset list is empty, so callers can iterate without checking
             return list(default) if isinstance(default, (list, tuple)) else default
         if name in self._resolving:  # a default that (indirectly) depends on itself
             return None

@@ -9,18 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from kosi.architecture import ARCHITECTURES
 from kosi.config.model import Config
 from kosi.distributions import register
 from kosi.distributions.base import Distribution
-from kosi.pipeline.settings_access import architecture, setting
-
-#: kosi's architecture names -> dpkg's
-DEB_ARCHITECTURES = {
-    "x86-64": "amd64", "x86": "i386", "arm64": "arm64", "arm": "armhf", "ppc64-le": "ppc64el",
-    "ppc64": "ppc64", "s390x": "s390x", "riscv64": "riscv64", "loongarch64": "loong64",
-    "mips64-le": "mips64el", "mips-le": "mipsel", "alpha": "alpha", "ia64": "ia64", "parisc": "hppa",
-}  # fmt: skip
-
 
 @dataclass(frozen=True)
 class AptRepository:
@@ -50,8 +42,8 @@ class AptRepository:
 
 
 def deb_architecture(config: Config) -> str:
-    arch = architecture(config)
-    return DEB_ARCHITECTURES.get(arch, arch)
+    """dpkg's name of Architecture= (amd64 for x86-64)."""
+    return ARCHITECTURES[config.architecture].debian
 
 
 class Debian(Distribution):
@@ -72,12 +64,12 @@ class Debian(Distribution):
 
     @classmethod
     def release(cls, config: Config) -> str:
-        return str(setting(config, "Release", cls.default_release))
+        return config.release or cls.default_release
 
     @classmethod
     def components(cls, config: Config) -> tuple[str, ...]:
         """main plus whatever Repositories= enables (contrib, non-free-firmware, universe, ...)."""
-        extra = [str(r) for r in setting(config, "Repositories", []) or []]
+        extra = config.repositories
         seen: list[str] = []
         for component in (*cls.default_components, *extra):
             for word in component.replace(",", " ").split():
@@ -87,8 +79,8 @@ class Debian(Distribution):
 
     @classmethod
     def mirror(cls, config: Config) -> str:
-        mirror = setting(config, "Mirror") or cls.default_mirror(architecture(config)) or ""
-        return str(mirror).rstrip("/")
+        mirror = config.mirror or cls.default_mirror(config.architecture) or ""
+        return mirror.rstrip("/")
 
     @classmethod
     def archive_url(cls, mirror: str, path: str) -> str:
@@ -103,17 +95,17 @@ class Debian(Distribution):
     @classmethod
     def local_mirror_repositories(cls, config: Config) -> list[AptRepository]:
         """LocalMirror=: one plain repository holding everything, used only while building."""
-        return [AptRepository("local-mirror", str(setting(config, "LocalMirror")), cls.release(config),
+        return [AptRepository("local-mirror", config.local_mirror, cls.release(config),
                               cls.components(config), cls.keyring, not _key_check(config))]
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[AptRepository]:
         """The repositories to build from (local=True: LocalMirror= wins) or to put in the image."""
         release, components, trusted = cls.release(config), cls.components(config), not _key_check(config)
-        if local and setting(config, "LocalMirror"):
+        if local and config.local_mirror:
             return cls.local_mirror_repositories(config)
 
-        snapshot = setting(config, "Snapshot")
+        snapshot = config.snapshot
         if snapshot:
             base = f"{cls.snapshot_url}/{cls.archive_path}/{snapshot}"
             security = f"{cls.snapshot_url}/debian-security/{snapshot}"
@@ -162,22 +154,22 @@ class Ubuntu(Debian):
 
     @classmethod
     def ports(cls, config: Config) -> bool:
-        return architecture(config) not in ("x86-64", "x86")
+        return config.architecture not in ("x86-64", "x86")
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[AptRepository]:
         release, components, trusted = cls.release(config), cls.components(config), not _key_check(config)
-        if local and setting(config, "LocalMirror"):
+        if local and config.local_mirror:
             return cls.local_mirror_repositories(config)
         path = "ubuntu-ports" if cls.ports(config) else "ubuntu"
-        snapshot = setting(config, "Snapshot")
+        snapshot = config.snapshot
         mirror = cls.mirror(config)
         if snapshot:
             base = security = f"{cls.snapshot_url}/{path.replace('-ports', '')}/{snapshot}"
         else:
             base = cls.archive_url(mirror, path)
             # Security updates come from security.ubuntu.com unless the user picked a mirror.
-            if setting(config, "Mirror") or cls.ports(config):
+            if config.mirror or cls.ports(config):
                 security = base
             else:
                 security = "http://security.ubuntu.com/ubuntu"
@@ -191,10 +183,7 @@ class Ubuntu(Debian):
 
 
 def _key_check(config: Config) -> bool:
-    value = setting(config, "RepositoryKeyCheck", True)
-    if isinstance(value, str):
-        return value.lower() not in ("0", "no", "false", "off")
-    return bool(value)
+    return config.repository_key_check
 
 
 for _cls in (Debian, Kali, Ubuntu):

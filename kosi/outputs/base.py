@@ -11,7 +11,6 @@ from kosi.errors import KosiError
 from kosi.outputs.compression import compress_level, compression_for
 from kosi.outputs.naming import output_format, output_name
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import setting
 
 FORMATS: dict[str, type["OutputFormat"]] = {}
 
@@ -40,7 +39,7 @@ class OutputFormat:
         """Run `producer` writing an archive to stdout, compressed per CompressOutput= into target."""
         from kosi import log
 
-        compression = compression_for(self.config, self.format)
+        compression = compression_for(self.config)
         log.debug("+ " + " ".join(producer) + (f" | {compression.name}" if compression else ""))
         with open(self.target, "wb") as out:
             if compression is None:
@@ -67,16 +66,14 @@ def archive_environment(context: Context) -> dict[str, str]:
 
 def source_date_epoch(context: Context) -> int | None:
     """SourceDateEpoch=, else SOURCE_DATE_EPOCH from Environment=, else from the host (manual order)."""
-    value = setting(context.config, "SourceDateEpoch")
-    if value in (None, ""):
-        environment = setting(context.config, "Environment", {})
-        if isinstance(environment, list):
-            merged: dict[str, str] = {}
-            for item in environment:
-                merged.update(item)
-            environment = merged
-        value = environment.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
-    return None if value in (None, "") else int(value)
+    value = context.config.source_date_epoch
+    if value is not None:
+        return value
+    environment: dict[str, str] = {}
+    for assignment in context.config.environment:  # later assignments win
+        environment.update(assignment)
+    text = environment.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
+    return int(text) if text else None
 
 
 def for_context(context: Context) -> OutputFormat:

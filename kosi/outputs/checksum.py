@@ -7,7 +7,6 @@ from pathlib import Path
 
 from kosi.outputs.naming import base_name
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import flag, setting
 from kosi.sandbox import run
 
 
@@ -20,7 +19,7 @@ def sha256_file(path: Path) -> str:
 
 
 def write_checksums(context: Context) -> Path | None:
-    if not flag(context.config, "Checksum"):
+    if not context.config.checksum:
         return None
     name = base_name(context.config)
     target = context.staging / f"{name}.SHA256SUMS"
@@ -30,14 +29,14 @@ def write_checksums(context: Context) -> Path | None:
 
 
 def sign_checksums(context: Context, sums: Path | None) -> None:
-    if not flag(context.config, "Sign"):
+    if not context.config.sign:
         return
     if sums is None:
         from kosi.errors import KosiError
 
         raise KosiError("Sign=yes needs Checksum=yes: the SHA256SUMS file is what gets signed")
     cmd = ["gpg", "--batch", "--yes", "--detach-sign", "--output", f"{sums}.gpg"]
-    key = setting(context.config, "Key")
+    key = context.config.key
     if key:
         cmd += ["--default-key", str(key)]
     run([*cmd, str(sums)])

@@ -9,7 +9,6 @@ from pathlib import Path
 from kosi.config.model import Config
 from kosi.outputs.naming import base_name
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import setting, word
 
 FIELDS = ("Package", "Version", "Architecture", "Installed-Size", "Source")
 
@@ -35,10 +34,7 @@ def debian_packages(root: Path) -> list[dict]:
 
 
 def manifest_formats(config: Config) -> list[str]:
-    value = setting(config, "ManifestFormat", [])
-    if isinstance(value, str):
-        value = [v for v in value.replace(",", " ").split() if v]
-    return [getattr(v, "value", v) for v in value]
+    return config.manifest_format
 
 
 def write_manifests(context: Context, packages: list[dict]) -> list[Path]:
@@ -50,11 +46,11 @@ def write_manifests(context: Context, packages: list[dict]) -> list[Path]:
         document = {
             "manifest_version": 1,
             "config": {
-                "name": setting(config, "ImageId") or "image",
-                "version": setting(config, "ImageVersion"),
-                "architecture": setting(config, "Architecture"),
-                "distribution": word(config, "Distribution", "custom"),
-                "release": setting(config, "Release"),
+                "name": config.image_id or "image",
+                "version": config.image_version,
+                "architecture": config.architecture,
+                "distribution": config.distribution,
+                "release": config.release,
             },
             "packages": packages,
         }

@@ -14,7 +14,6 @@ from kosi.config.model import Config
 from kosi.errors import KosiError
 from kosi.outputs.naming import artifact_names, base_name, output_directory, output_name
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import local_file, setting
 
 
 def existing_outputs(config: Config) -> list[Path]:
@@ -41,7 +40,7 @@ def remove_path(path: Path) -> None:
 
 
 def copy_nspawn_settings(context: Context) -> None:
-    source = setting(context.config, "NSpawnSettings") or local_file(context.config, "mkosi.nspawn")
+    source = context.config.nspawn_settings  # mkosi.nspawn when it exists (loader)
     if source:
         shutil.copy2(source, context.staging / f"{base_name(context.config)}.nspawn")
 
@@ -49,7 +48,7 @@ def copy_nspawn_settings(context: Context) -> None:
 def publish(context: Context) -> list[Path]:
     directory = output_directory(context.config)
     directory.mkdir(parents=True, exist_ok=True)
-    mode = setting(context.config, "OutputMode")
+    mode = context.config.output_mode
     for previous in existing_outputs(context.config):
         remove_path(previous)
     moved = []
@@ -60,6 +59,6 @@ def publish(context: Context) -> list[Path]:
             remove_path(target)
         shutil.move(str(entry), str(target))
         if mode is not None and entry.name == main and not target.is_dir():
-            os.chmod(target, int(mode))
+            os.chmod(target, mode)
         moved.append(target)
     return moved

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import architecture, local_file, setting, word
 
 
 def digest(value: Any) -> str:
@@ -48,26 +47,11 @@ def fingerprint_path(path: Path) -> str:
 
 
 def expand_key(template: str, context: Context) -> str:
-    """Expand the delayed specifiers of CacheKey=/BuildKey= (&d, &r, &a, &i, &v, &I, &&)."""
-    config = context.config
-    values = {
-        "d": word(config, "Distribution", "custom"),
-        "r": str(setting(config, "Release", "") or ""),
-        "a": architecture(config),
-        "i": str(setting(config, "ImageId", "") or ""),
-        "v": str(setting(config, "ImageVersion", "") or ""),
-        "I": config.image,
-        "&": "&",
-    }
-    out, i = [], 0
-    while i < len(template):
-        if template[i] == "&" and i + 1 < len(template) and template[i + 1] in values:
-            out.append(values[template[i + 1]])
-            i += 2
-        else:
-            out.append(template[i])
-            i += 1
-    return "".join(out)
+    """CacheKey=/BuildKey= with their &-specifiers expanded. The loader already expands them;
+    this covers configs made in code, and expanding an expanded key changes nothing."""
+    from kosi.config.specifiers import expand_delayed
+
+    return expand_delayed(template, context.config)
 
 
 def default_state_directory() -> Path:
@@ -79,13 +63,8 @@ def default_state_directory() -> Path:
 
 
 def cache_directory(context: Context) -> Path:
-    configured = setting(context.config, "CacheDirectory")
-    if configured:
-        return Path(configured)
-    local = local_file(context.config, "mkosi.cache")
-    if local and local.is_dir():
-        return local
-    return default_state_directory() / "incremental"
+    """CacheDirectory= (the loader sets it to mkosi.cache/ when that exists), else the per-user cache."""
+    return context.config.cache_directory or default_state_directory() / "incremental"
 
 
 @dataclass
@@ -105,7 +84,7 @@ class CacheLocation:
 
 
 def cache_location(context: Context) -> CacheLocation:
-    name = expand_key(str(setting(context.config, "CacheKey", "&d~&r~&a~&I")), context)
+    name = expand_key(context.config.cache_key, context)
     base = cache_directory(context)
     return CacheLocation(base / f"{name}.cache", base / f"{name}.build.cache", base / f"{name}.json")
 

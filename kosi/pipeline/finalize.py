@@ -6,10 +6,10 @@ import glob
 import os
 import shutil
 
+from kosi.config.values import Feature
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
 from kosi.pipeline.packages import package_manager
-from kosi.pipeline.settings_access import setting, word
 from kosi.pipeline.step import Step
 from kosi.sandbox import run
 
@@ -25,12 +25,12 @@ class RemoveFiles(Step):
     name = "remove files"
 
     def skip(self, context):
-        return None if setting(context.config, "RemoveFiles", []) else "RemoveFiles= is empty"
+        return None if context.config.remove_files else "RemoveFiles= is empty"
 
     def run(self, context):
         root = str(context.root)
-        for pattern in setting(context.config, "RemoveFiles", []):
-            for match in glob.glob(root + "/" + str(pattern).lstrip("/"), recursive=True):
+        for pattern in context.config.remove_files:
+            for match in glob.glob(root + "/" + pattern.lstrip("/"), recursive=True):
                 if os.path.realpath(match).startswith(os.path.realpath(root) + "/"):
                     remove(match)
 
@@ -48,21 +48,21 @@ class SELinuxRelabel(Step):
         return None
 
     def skip(self, context):
-        mode = word(context.config, "SELinuxRelabel", "auto")
-        if mode in ("no", "disabled", "false"):
+        mode = context.config.selinux_relabel
+        if mode == Feature.disabled:
             return "SELinuxRelabel=no"
         if self.policy(context) is None:
             return "no SELinux policy in the image"
         if not shutil.which("setfiles"):
             return "setfiles is not installed"
-        if mode == "auto" and word(context.config, "Format", "disk") == "directory":
+        if mode == Feature.auto and context.config.format == "directory":
             return "directory images are not relabelled with SELinuxRelabel=auto"
         return None
 
     def run(self, context):
         policy = self.policy(context)
         contexts = context.root / "etc/selinux" / policy / "contexts/files/file_contexts"
-        strict = word(context.config, "SELinuxRelabel", "auto") in ("yes", "enabled", "true")
+        strict = context.config.selinux_relabel == Feature.enabled
         result = run(["setfiles", "-mFr", str(context.root), "-c", str(next((context.root / "etc/selinux" / policy / "policy").glob("policy.*"), "")),
                       str(contexts), str(context.root)], check=False)
         if strict and result.returncode != 0:
@@ -123,9 +123,7 @@ class Checksums(Step):
     name = "checksum and sign outputs"
 
     def skip(self, context):
-        from kosi.pipeline.settings_access import flag
-
-        return None if flag(context.config, "Checksum") or flag(context.config, "Sign") else "Checksum=no"
+        return None if context.config.checksum or context.config.sign else "Checksum=no"
 
     def run(self, context):
         from kosi.outputs.checksum import sign_checksums, write_checksums

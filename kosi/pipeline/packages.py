@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from kosi.config.values import Feature
 from kosi.pipeline.cache import copy_tree, fingerprint_path
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import architecture, flag, paths, setting, word
 from kosi.pipeline.step import Step
 
 
@@ -21,7 +21,7 @@ def package_manager(context: Context) -> Any:
     if "package_manager" in context.state:
         return context.state["package_manager"]
     manager = None
-    if word(context.config, "Distribution", "custom") != "custom":
+    if context.config.distribution != "custom":
         try:
             from kosi.installers.base import package_manager as lookup
         except ImportError:  # the installer backend is not there yet
@@ -45,15 +45,17 @@ def build_root(context: Context) -> Path:
 def package_inputs(context: Context) -> dict[str, Any]:
     config = context.config
     return {
-        "Distribution=": word(config, "Distribution", "custom"),
-        "Release=": setting(config, "Release"),
-        "Architecture=": architecture(config),
-        "Mirror=": setting(config, "Mirror"),
-        "Repositories=": setting(config, "Repositories", []),
-        "Packages=": sorted(map(str, setting(config, "Packages", []))),
-        "WithDocs=": flag(config, "WithDocs", True),
-        "WithRecommends=": flag(config, "WithRecommends"),
-        "PackageDirectories=": {str(p): fingerprint_path(p) for p in paths(config, "PackageDirectories")},
+        "Distribution=": config.distribution,
+        "Release=": config.release,
+        "Architecture=": config.architecture,
+        "Mirror=": config.mirror,
+        "Snapshot=": config.snapshot,
+        "LocalMirror=": config.local_mirror,
+        "Repositories=": config.repositories,
+        "Packages=": sorted(config.packages),
+        "WithDocs=": config.with_docs,
+        "WithRecommends=": config.with_recommends,
+        "PackageDirectories=": {str(p): fingerprint_path(p) for p in config.package_directories},
     }
 
 
@@ -68,7 +70,7 @@ class SyncMetadata(Step):
     def run(self, context):
         manager = package_manager(context)
         manager.setup(context)
-        cache_only = word(context.config, "CacheOnly", "auto")
+        cache_only = context.config.cache_only
         if cache_only in ("always", "metadata"):
             return  # CacheOnly= forbids refreshing the metadata
         if cache_only == "auto" and context.state.get("cached"):
@@ -98,7 +100,7 @@ class InstallPackages(Step):
         return package_inputs(context)
 
     def run(self, context):
-        packages = list(setting(context.config, "Packages", []))
+        packages = context.config.packages
         package_manager(context).install(context, packages)
 
 
@@ -116,13 +118,13 @@ class InstallBuildPackages(Step):
     def inputs(self, context):
         if not build_scripts_configured(context):
             return {}
-        return {"BuildPackages=": sorted(map(str, setting(context.config, "BuildPackages", [])))}
+        return {"BuildPackages=": sorted(context.config.build_packages)}
 
     def run(self, context):
         target = build_root(context)
         copy_tree(context.root, target)
         context.state["build_root"] = target
-        packages = list(setting(context.config, "BuildPackages", []))
+        packages = context.config.build_packages
         if packages:
             package_manager(context).install(context, packages, root=target)
 
@@ -131,16 +133,16 @@ class RemovePackages(Step):
     name = "remove packages"
 
     def skip(self, context):
-        if not setting(context.config, "RemovePackages", []):
+        if not context.config.remove_packages:
             return "RemovePackages= is empty"
-        if word(context.config, "CleanPackageMetadata", "auto") in ("no", "disabled", "false"):
+        if context.config.clean_package_metadata == Feature.disabled:  # the manual: skipped then
             return "CleanPackageMetadata=no"
         if package_manager(context) is None:
             return "no package manager"
         return None
 
     def run(self, context):
-        package_manager(context).remove(context, list(setting(context.config, "RemovePackages", [])))
+        package_manager(context).remove(context, context.config.remove_packages)
 
 
 class CleanPackageMetadata(Step):
@@ -149,7 +151,7 @@ class CleanPackageMetadata(Step):
     def skip(self, context):
         if package_manager(context) is None:
             return "no package manager"
-        if word(context.config, "CleanPackageMetadata", "auto") in ("no", "disabled", "false"):
+        if context.config.clean_package_metadata == Feature.disabled:
             return "CleanPackageMetadata=no"
         return None
 

@@ -20,7 +20,6 @@ from kosi import log
 from kosi.errors import KosiError
 from kosi.pipeline import cache
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import word
 from kosi.pipeline.step import Step
 
 
@@ -51,11 +50,8 @@ class StepRecord:
 
 
 def incremental_mode(context: Context) -> str:
-    """"no", "yes" or "strict"."""
-    mode = word(context.config, "Incremental", "no").lower()
-    if mode in ("1", "true", "on", "enabled"):
-        return "yes"
-    return mode if mode in ("yes", "strict") else "no"
+    """Incremental=: "no", "yes" or "strict"."""
+    return context.config.incremental
 
 
 def cache_inputs(context: Context, steps: Sequence[Step]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import shutil
 
 from kosi.pipeline.cache import fingerprint_path
 from kosi.pipeline.packages import build_scripts_configured, discard_build_root
-from kosi.pipeline.settings_access import flag
 from kosi.pipeline.step import Step
 from kosi.sandbox import run
 from kosi.scripts.execute import find_scripts, run_scripts
@@ -68,7 +67,7 @@ class BuildScripts(ScriptStep):
         context.state["build_phase"] = True
         try:
             run_scripts(context, "build", list(context.config.arguments),
-                        network=flag(context.config, "WithNetwork"))
+                        network=context.config.with_network)
         finally:
             context.state["build_phase"] = False
             discard_build_root(context)

@@ -1,9 +1,12 @@
-"""Reading settings that may not be in the settings table yet.
+"""DEPRECATED: read settings through the Config instead (`config.packages`, `config["Checksum"]`).
 
-The table (kosi/config/settings.py) grows while the pipeline is written against it;
-`setting()` reads a value through the Config when the table knows the name and
-falls back to the raw value (or a caller's default) otherwise, so the build works
-with hand-made Config objects in tests as well as with fully parsed ones.
+This was a stop-gap while the settings table (kosi/config/settings.py) was incomplete: it
+read a value through the Config when the table knew the name and fell back to raw strings
+otherwise. The table is complete, so its values already have their real types (Choice words,
+Feature, Tree, lists of dicts for Environment=) and the mkosi.* default paths are assigned by
+the loader. The pipeline, outputs and build verbs no longer use this module; it stays only
+until the remaining importers (boot, installers, scripts, run, tools tree) are moved.
+Do not add new uses.
 """
 
 from __future__ import annotations

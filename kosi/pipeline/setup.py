@@ -13,7 +13,6 @@ from pathlib import Path
 
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import flag, local_file, setting, word
 from kosi.pipeline.step import Step
 from kosi.sandbox import run
 
@@ -49,25 +48,25 @@ class ConfigFiles(Step):
     name = "write autologin/initrd/ssh configuration"
 
     def skip(self, context):
-        if not (flag(context.config, "Autologin") or flag(context.config, "MakeInitrd") or self.ssh_wanted(context)):
+        if not (context.config.autologin or context.config.make_initrd or self.ssh_wanted(context)):
             return "Autologin=, MakeInitrd= and Ssh= not enabled"
         return None
 
     def ssh_wanted(self, context) -> bool:
-        mode = word(context.config, "Ssh", "auto")
-        if mode in ("always", "yes", "runtime"):
+        mode = context.config.ssh
+        if mode in ("always", "runtime"):
             return True
         return mode == "auto" and in_image(context, "usr/sbin/sshd") is not None
 
     def run(self, context):
         root = context.root
-        if flag(context.config, "Autologin"):
+        if context.config.autologin:
             agetty = "-agetty -o '-f -p -- \\\\u' --noclear --keep-baud --autologin root - 115200,38400,9600 $TERM"
             for unit in ("console-getty.service", "getty@tty1.service", "serial-getty@hvc0.service"):
                 dropin = root / "etc/systemd/system" / f"{unit}.d" / "autologin.conf"
                 dropin.parent.mkdir(parents=True, exist_ok=True)
                 dropin.write_text(f"[Service]\nExecStart=\nExecStart={agetty}\n")
-        if flag(context.config, "MakeInitrd"):
+        if context.config.make_initrd:
             (root / "etc").mkdir(exist_ok=True)
             for link, target in (("etc/initrd-release", "/etc/os-release"), ("init", "/usr/lib/systemd/systemd")):
                 path = root / link
@@ -86,16 +85,6 @@ class ConfigFiles(Step):
             wants.mkdir(parents=True, exist_ok=True)
             if not os.path.lexists(wants / "ssh.socket"):
                 (wants / "ssh.socket").symlink_to("/usr/lib/systemd/system/ssh.socket")
-
-
-class Bootloader(Step):
-    name = "install bootloader"
-
-    def skip(self, context):
-        return "bootable images: not implemented yet"
-
-    def run(self, context):
-        pass
 
 
 class Sysusers(Step):
@@ -170,23 +159,10 @@ FIRSTBOOT = (
 
 
 def root_password(context: Context) -> tuple[str, bool] | None:
-    """(password, is_hashed) from RootPassword= or mkosi.rootpw."""
-    value = setting(context.config, "RootPassword")
-    if value is None:
-        path = local_file(context.config, "mkosi.rootpw")
-        if path and path.is_file():
-            if os.access(path, os.X_OK):
-                value = run([str(path)], stdout=-1).stdout.decode().rstrip("\n")
-            else:
-                if path.stat().st_mode & 0o077:
-                    raise KosiError("mkosi.rootpw must not be accessible by group or others", file=str(path),
-                                    hint="chmod 600 it")
-                value = path.read_text().rstrip("\n")
-    if isinstance(value, (tuple, list)):  # the config package may store (password, hashed)
-        return str(value[0]), bool(value[1])
+    """(password, is_hashed) from RootPassword= (the loader reads mkosi.rootpw into it)."""
+    value = context.config.root_password
     if value is None:
         return None
-    value = str(value)
     if value.startswith("hashed:"):
         return value.removeprefix("hashed:"), True
     return value, False
@@ -199,8 +175,8 @@ class Firstboot(Step):
     name = "systemd-firstboot"
 
     def options(self, context) -> list[tuple[str, str, str]]:
-        return [(option, str(setting(context.config, name)), credential)
-                for name, option, credential in FIRSTBOOT if setting(context.config, name)]
+        return [(option, context.config[name], credential)
+                for name, option, credential in FIRSTBOOT if context.config[name]]
 
     def skip(self, context):
         if not self.options(context) and root_password(context) is None:
@@ -245,10 +221,7 @@ class MachineId(Step):
     name = "write machine id"
 
     def run(self, context):
-        value = setting(context.config, "MachineId")
-        if value is None:
-            path = local_file(context.config, "mkosi.machine-id")
-            value = path.read_text().strip() if path else None
+        value = context.config.machine_id  # a UUID, "random" or None; mkosi.machine-id is read by the loader
         target = context.root / "etc/machine-id"
         if value == "random":
             value = uuid.uuid4().hex
@@ -265,7 +238,7 @@ class OsRelease(Step):
     name = "write IMAGE_ID/IMAGE_VERSION to os-release"
 
     def skip(self, context):
-        if not (setting(context.config, "ImageId") or setting(context.config, "ImageVersion")):
+        if not (context.config.image_id or context.config.image_version):
             return "no ImageId= or ImageVersion="
         if not self.path(context):
             return "image has no os-release"
@@ -278,7 +251,7 @@ class OsRelease(Step):
         path = self.path(context)
         if path.is_symlink():  # /etc/os-release -> ../usr/lib/os-release
             path = context.root / "usr/lib/os-release"
-        fields = {"IMAGE_ID": setting(context.config, "ImageId"), "IMAGE_VERSION": setting(context.config, "ImageVersion")}
+        fields = {"IMAGE_ID": context.config.image_id, "IMAGE_VERSION": context.config.image_version}
         lines = [l for l in path.read_text().splitlines() if l.split("=", 1)[0] not in {k for k, v in fields.items() if v}]
         lines += [f'{k}="{v}"' for k, v in fields.items() if v]
         path.write_text("\n".join(lines) + "\n")

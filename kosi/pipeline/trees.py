@@ -12,21 +12,22 @@ from typing import Any
 
 from kosi.pipeline.cache import fingerprint_path
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import local_file, setting
+from kosi.config.values import Tree
 from kosi.pipeline.step import Step
 from kosi.sandbox import run
 
 
-def trees(context: Context, name: str, defaults: tuple[str, ...]) -> list[tuple[Path, str]]:
-    """The (source, target) pairs of a tree setting, or its mkosi.* default."""
-    configured = setting(context.config, name, [])
-    if configured:
-        return [(Path(getattr(t, "source", t)), getattr(t, "target", None) or "/") for t in configured]
-    for default in defaults:
-        found = local_file(context.config, default)
-        if found:
-            return [(found, "/")]
-    return []
+def trees(context: Context, name: str) -> list[tuple[Path, str]]:
+    """The (source, target) pairs of a tree setting. Its mkosi.* default (mkosi.skeleton/,
+    mkosi.extra.tar, ...) is already in the value: the loader assigns default paths.
+    BaseTrees= holds plain paths, the others `Tree(source, target)`."""
+    pairs = []
+    for item in context.config[name]:
+        if isinstance(item, Tree):
+            pairs.append((item.source, item.target or "/"))
+        else:
+            pairs.append((Path(item), "/"))
+    return pairs
 
 
 def copy_into(source: Path, root: Path, target: str) -> None:
@@ -44,28 +45,26 @@ def copy_into(source: Path, root: Path, target: str) -> None:
 
 class TreeStep(Step):
     setting_name = ""
-    defaults: tuple[str, ...] = ()
 
     def destination(self, context: Context) -> Path:
         return context.root
 
     def skip(self, context):
-        if not trees(context, self.setting_name, self.defaults):
+        if not trees(context, self.setting_name):
             return f"no {self.setting_name}="
         return None
 
     def inputs(self, context) -> dict[str, Any]:
-        return {f"{self.setting_name}=": [(str(s), t, fingerprint_path(s)) for s, t in trees(context, self.setting_name, self.defaults)]}
+        return {f"{self.setting_name}=": [(str(s), t, fingerprint_path(s)) for s, t in trees(context, self.setting_name)]}
 
     def run(self, context):
-        for source, target in trees(context, self.setting_name, self.defaults):
+        for source, target in trees(context, self.setting_name):
             copy_into(source, self.destination(context), target)
 
 
 class SandboxTrees(TreeStep):
     name = "copy sandbox trees"
     setting_name = "SandboxTrees"
-    defaults = ("mkosi.sandbox", "mkosi.sandbox.tar")
 
     def destination(self, context):
         return context.pkgmngr
@@ -79,13 +78,11 @@ class BaseTrees(TreeStep):
 class SkeletonTrees(TreeStep):
     name = "copy skeleton trees"
     setting_name = "SkeletonTrees"
-    defaults = ("mkosi.skeleton", "mkosi.skeleton.tar")
 
 
 class ExtraTrees(TreeStep):
     name = "copy extra trees"
     setting_name = "ExtraTrees"
-    defaults = ("mkosi.extra", "mkosi.extra.tar")
 
     def inputs(self, context):
         return {}  # copied after the cache point: never part of the cache key

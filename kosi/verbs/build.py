@@ -17,7 +17,6 @@ from kosi.pipeline.cache import default_state_directory
 from kosi.pipeline.context import Context
 from kosi.pipeline.flow import build_steps
 from kosi.pipeline.runner import Runner
-from kosi.pipeline.settings_access import local_file, setting
 
 
 def option(args: Any, name: str, default: Any = None) -> Any:
@@ -27,20 +26,14 @@ def option(args: Any, name: str, default: Any = None) -> Any:
 
 
 def package_cache_directory(config: Config) -> Path:
-    """PackageCacheDirectory=, mkosi.pkgcache/, or the per-user cache; shared between builds."""
-    configured = setting(config, "PackageCacheDirectory")
-    if configured:
-        path = Path(configured)
-    else:
-        local = local_file(config, "mkosi.pkgcache")
-        path = local if local and local.is_dir() else default_state_directory() / "packages"
+    """PackageCacheDirectory= (mkosi.pkgcache/ when it exists), or the per-user cache; shared between builds."""
+    path = config.package_cache_directory or default_state_directory() / "packages"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def workspace_parent(config: Config) -> Path:
-    configured = setting(config, "WorkspaceDirectory")
-    path = Path(configured) if configured else Path("/var/tmp")
+    path = config.workspace_directory or Path("/var/tmp")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

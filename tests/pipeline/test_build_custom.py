@@ -34,22 +34,45 @@ def project_dir(tmp_path):
     (d / "mkosi.extra/usr/share").mkdir(parents=True)
     (d / "mkosi.extra/usr/share/extra-file").write_text("extra\n")
     (d / "mkosi.env").write_text("FROM_FILE=yes\n")
-    envs = tmp_path / "envs"
+    envs = d / "envs"  # scripts run in a sandbox that only shows them $SRCDIR and friends
     envs.mkdir()
-    for kind in ("sync", "prepare", "build", "postinst", "finalize", "postoutput", "clean"):
-        script(d / f"mkosi.{kind}", f'env > {envs}/{kind}${{1:+-$1}}\n')
+    for kind in ("sync", "prepare", "finalize", "postoutput", "clean"):
+        script(d / f"mkosi.{kind}", f'env > "$SRCDIR/envs/{kind}${{1:+-$1}}"\n')
+    # build and postinst scripts come from .d directories, run in name order
+    for kind in ("build", "postinst"):
+        script(d / f"mkosi.{kind}.d/00-env", f'env > "$SRCDIR/envs/{kind}${{1:+-$1}}"\n')
     script(d / "mkosi.build.d/10-second", 'echo built > "$DESTDIR/built-by-script"\n')
     script(d / "mkosi.postinst.d/20-touch", 'echo "$@" > "$BUILDROOT/postinst-ran"\n')
     return d
 
 
+def write_conf(directory: Path, values: dict) -> None:
+    """mkosi.conf holding `values`, each under its section from the settings table."""
+    from kosi.config.settings import SETTINGS_BY_NAME
+
+    sections: dict[str, list[str]] = {}
+    for name, value in values.items():
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        elif isinstance(value, (list, tuple)):
+            value = " ".join(map(str, value))
+        sections.setdefault(SETTINGS_BY_NAME[name].section, []).append(f"{name}={value}")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "mkosi.conf").write_text("".join(f"[{s}]\n" + "\n".join(lines) + "\n\n" for s, lines in sections.items()))
+
+
 def config(directory: Path, tmp_path: Path, **values) -> Config:
+    """The project's configuration as the loader reads it (default paths such as mkosi.extra/ included)."""
+    from kosi.config.cli_args import parse_command_line
+    from kosi.config.loader import load_project
+
     base = {"Distribution": "custom", "Format": "tar", "OutputDirectory": tmp_path / "out",
             "WorkspaceDirectory": tmp_path / "ws", "CacheDirectory": tmp_path / "cache",
-            "PackageCacheDirectory": tmp_path / "pkgcache", "Environment": [{"MY_VAR": "1"}],
+            "PackageCacheDirectory": tmp_path / "pkgcache", "Environment": "MY_VAR=1",
             "SourceDateEpoch": 1700000000, "ImageId": "demo", "ImageVersion": "1.2"}
     base.update(values)
-    return Config(base, directory=directory)
+    write_conf(directory, base)
+    return load_project(parse_command_line(["-C", str(directory)])).main
 
 
 def args(**kw):
@@ -72,7 +95,7 @@ def test_tar_image_with_trees_and_every_script_kind(project_dir, tmp_path):
     assert " root/root " in listing or " 0/0 " in listing
     assert not any((tmp_path / "ws").iterdir()), "workspace left behind"
 
-    envs = tmp_path / "envs"
+    envs = project_dir / "envs"
     ran = {p.name for p in envs.iterdir()}
     assert ran == {"sync", "prepare-final", "prepare-build", "build", "postinst", "finalize", "postoutput"}
     for name in ran:
