@@ -35,6 +35,50 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+#: verbs that build, change or run images: they need root, or a user namespace that makes us root
+#: (everything else stays fast and unprivileged)
+ROOT_VERBS = frozenset({"build", "clean", "shell", "boot", "box", "journalctl", "coredumpctl", "sysupdate"})
+#: verbs that only write into the project, its output, cache and workspace directories
+HOST_READ_ONLY_VERBS = frozenset({"build", "clean"})
+HOST_DIRECTORIES = ("/usr", "/etc", "/opt", "/srv", "/boot", "/efi", "/media", "/mnt")
+
+
+def protect_host(keep_writable: list[str]) -> None:
+    """Execution flow steps 5-6: kosi's own mount namespace with the host's system directories
+    read-only, so no tool or script can change the host by accident. Directories that hold
+    the project (where outputs go by default) stay writable."""
+    import os
+
+    from kosi.sandbox.enter import CLONE_NEWNS, MS_PRIVATE, MS_REC, make_readonly, mount, unshare
+
+    unshare(CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    keep = [os.path.realpath(path) for path in keep_writable]
+    for directory in HOST_DIRECTORIES:
+        real = os.path.realpath(directory)
+        if not os.path.isdir(real) or any(k == real or k.startswith(real + "/") for k in keep):
+            continue
+        try:
+            mount(real, real, None, 4096 | MS_REC)  # MS_BIND: its own mount, so only it turns read-only
+            make_readonly(real)
+        except OSError as e:
+            log.debug(f"cannot make {directory} read-only: {e}")
+
+
+def start_up(verb: str, args) -> None:
+    """Before any configuration is read: become root (step 4) and protect the host (steps 5-6)."""
+    import os
+
+    if verb not in ROOT_VERBS:
+        return
+    from kosi.sandbox import become_root
+
+    become_root()
+    if verb in HOST_READ_ONLY_VERBS:
+        directory = getattr(args, "directory", None) or os.getcwd()
+        protect_host([os.getcwd(), str(directory)])
+
+
 def run_verb(verb: str, args) -> int:
     module_name, _ = VERBS[verb]
     try:
@@ -60,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             verb = args.verb if args.verb in argv and args.verb != "help" else (args.verb_args or [None])[0]
             sys.stdout.write(render_version() if args.version else render_help(verb))
             sys.exit(0)
+        start_up(args.verb, args)
         status = run_verb(args.verb, args)
     except KosiError as e:
         log.error(str(e))
