@@ -36,6 +36,18 @@ def build_project(directory: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
+def kosi_build():
+    """`kosi_build(directory, *options)`: run `kosi -C directory [options] -f build`."""
+    return build_project
+
+
+@pytest.fixture(scope="session")
+def bootable_config() -> str:
+    """mkosi.conf of the shared bootable image, for tests that build a variation of it."""
+    return BOOTABLE_CONF
+
+
+@pytest.fixture(scope="session")
 def bootable_disk_project(tmp_path_factory) -> Path:
     """The project directory of the shared bootable image (output in mkosi.output/)."""
     directory = tmp_path_factory.mktemp("bootable")

@@ -34,7 +34,10 @@ def bootable_mode(context: Context) -> str:
 
 def wants_boot(context: Context) -> bool:
     fmt = word(context.config, "Format", "disk")
-    return bootable_mode(context) != "no" and fmt in ("disk", "uki", "esp", "directory", "tar", "cpio")
+    mode = bootable_mode(context)
+    if mode == "auto":  # an initrd (cpio) or extension image is never made bootable on its own
+        return fmt in ("disk", "uki", "esp", "directory", "tar")
+    return mode == "yes" and fmt not in ("none", "sysext", "confext", "portable", "addon")
 
 
 def bootloader(context: Context) -> str:

@@ -92,3 +92,26 @@ def test_split_artifacts(bootable_disk_project: Path):
                             stdout=subprocess.PIPE, text=True, check=True).stdout.split()
     initrd = {name.removeprefix("./") for name in initrd}
     assert "init" in initrd and "etc/initrd-release" in initrd and "usr/lib/systemd/systemd" in initrd
+
+
+@pytest.mark.image
+def test_bios_grub_image(tmp_path_factory, kosi_build, bootable_config):
+    directory = tmp_path_factory.mktemp("bios")
+    conf = bootable_config.replace("Bootable=yes\n", "Bootable=yes\nBiosBootloader=grub\n")
+    (directory / "mkosi.conf").write_text(conf.replace("SplitArtifacts=", "#SplitArtifacts="))
+    (directory / "mkosi.output").mkdir()
+    result = kosi_build(directory)
+    assert result.returncode == 0, result.stdout[-3000:]
+    image = directory / "mkosi.output/image.raw"
+    table = partitions(image)
+    assert [p["type"] for p in table] == [ESP_TYPE, BIOS_BOOT_TYPE, ROOT_X86_64_TYPE]
+    with open(image, "rb") as f:
+        assert b"GRUB" in f.read(512)  # grub's boot.img in the MBR boot code
+        f.seek(table[1]["start"] * 512)
+        assert f.read(512).strip(b"\0")  # core.img embedded in the BIOS boot partition
+    esp = f"{image}@@{table[0]['start'] * 512}"
+    config = subprocess.run(["mtype", "-i", esp, "::/grub/grub.cfg"], stdout=subprocess.PIPE, text=True,
+                            check=True).stdout
+    assert "linux /" in config and "initrd /" in config
+    listing = subprocess.run(["mdir", "-b", "-s", "-i", esp, "::"], stdout=subprocess.PIPE, text=True).stdout.lower()
+    assert "::/grub/i386-pc/normal.mod" in listing and "::/efi/boot/bootx64.efi" in listing
