@@ -15,7 +15,6 @@ from kosi import log
 from kosi.config.model import Config
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import architecture, flag, local_file, paths, setting, word
 
 KINDS = ("configure", "sync", "prepare", "build", "postinst", "finalize", "postoutput", "clean")
 ALL = frozenset(KINDS)
@@ -70,9 +69,15 @@ DEBIAN_ARCHITECTURES = {
 }  # fmt: skip
 
 
+def project_file(config: Config, name: str) -> Path | None:
+    """A mkosi.* file or directory next to the configuration (mkosi.env, mkosi.builddir, ...)."""
+    path = Path(config.directory) / name
+    return path if os.path.lexists(path) else None
+
+
 def distribution_architecture(config: Config) -> str:
-    arch = architecture(config)
-    if word(config, "Distribution", "custom") in ("debian", "ubuntu", "kali"):
+    arch = str(config["Architecture"])
+    if str(config["Distribution"]) in ("debian", "ubuntu", "kali"):
         return DEBIAN_ARCHITECTURES.get(arch, arch)
     return {"x86-64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
 
@@ -114,20 +119,19 @@ def user_environment(config: Config) -> dict[str, str]:
     """mkosi.env, then EnvironmentFiles=, then Environment= (later wins)."""
     env: dict[str, str] = {}
     files = []
-    default = local_file(config, "mkosi.env")
+    default = project_file(config, "mkosi.env")
     if default and default.is_file():
         files.append(default)
-    files += [p for p in paths(config, "EnvironmentFiles") if p not in files]
+    files += [Path(p) for p in config["EnvironmentFiles"] or () if Path(p) not in files]
     for path in files:
         env.update(read_env_file(path))
-    value = setting(config, "Environment", {})
-    for item in value if isinstance(value, list) else [value]:
-        env.update({k: str(v) for k, v in item.items()})
+    for assignments in config["Environment"] or ():
+        env.update({k: str(v) for k, v in assignments.items()})
     return env
 
 
 def source_date_epoch(config: Config) -> str | None:
-    value = setting(config, "SourceDateEpoch")
+    value = config["SourceDateEpoch"]
     if value in (None, ""):
         value = user_environment(config).get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
     return None if value in (None, "") else str(value)
@@ -137,10 +141,10 @@ def build_directory(context: Context) -> Path | None:
     """BuildDirectory=/mkosi.builddir, with the BuildKey= subdirectory (&d~&r~&a)."""
     from kosi.pipeline.cache import expand_key
 
-    base = setting(context.config, "BuildDirectory") or local_file(context.config, "mkosi.builddir")
+    base = context.config["BuildDirectory"] or project_file(context.config, "mkosi.builddir")
     if not base:
         return None
-    key = expand_key(str(setting(context.config, "BuildKey", "&d~&r~&a")), context)
+    key = expand_key(str(context.config["BuildKey"]), context)
     path = Path(base) / key if key else Path(base)
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -160,14 +164,14 @@ def base_environment(helpers: Path | None) -> dict[str, str]:
 def script_values(context: Context, kind: str, script: Path | None, srcdir: Path) -> dict[str, str | None]:
     """Every variable of the table with its value for this script (None: unset)."""
     config = context.config
-    arch = architecture(config)
+    arch = str(config["Architecture"])
     ws = context.workspace
     build_root = context.state.get("build_root") if kind in ("prepare", "build") and context.state.get("build_phase") else None
     builddir = build_directory(context) if kind in VARIABLES["BUILDDIR"] else None
     config_file = ws / "config.json"
     if kind != "configure" and not config_file.exists():
         config_file.write_text(config_json(config))
-    profiles = setting(config, "Profiles", [])
+    profiles = config["Profiles"] or []
     return {
         "ARCHITECTURE": arch,
         "ARTIFACTDIR": str(context.artifacts),
@@ -181,11 +185,11 @@ def script_values(context: Context, kind: str, script: Path | None, srcdir: Path
         "CHROOT_SRCDIR": CHROOT_PATHS["SRCDIR"],
         "MKOSI_DEBUG": "1" if log.DEBUG else "0",
         "DESTDIR": str(ws / "destdir"),
-        "DISTRIBUTION": word(config, "Distribution", "custom"),
+        "DISTRIBUTION": str(config["Distribution"]),
         "DISTRIBUTION_ARCHITECTURE": distribution_architecture(config),
         "EFI_ARCHITECTURE": EFI_ARCHITECTURES.get(arch),
-        "IMAGE_ID": str(setting(config, "ImageId", "") or ""),
-        "IMAGE_VERSION": str(setting(config, "ImageVersion", "") or ""),
+        "IMAGE_ID": str(config["ImageId"] or ""),
+        "IMAGE_VERSION": str(config["ImageVersion"] or ""),
         "MKOSI_CONFIG": str(config_file),
         "MKOSI_GID": str(int(os.environ.get("SUDO_GID", os.getgid()))),
         "MKOSI_UID": str(int(os.environ.get("SUDO_UID", os.getuid()))),
@@ -193,12 +197,12 @@ def script_values(context: Context, kind: str, script: Path | None, srcdir: Path
         "PACKAGEDIR": str(context.repository),
         "PROFILES": ",".join(str(p) for p in profiles),
         "QEMU_ARCHITECTURE": QEMU_ARCHITECTURES.get(arch, arch),
-        "RELEASE": str(setting(config, "Release", "") or ""),
+        "RELEASE": str(config["Release"] or ""),
         "SOURCE_DATE_EPOCH": source_date_epoch(config),
         "SRCDIR": str(srcdir),
-        "WITH_DOCS": "1" if flag(config, "WithDocs", True) else "0",
-        "WITH_NETWORK": "1" if flag(config, "WithNetwork") else "0",
-        "WITH_TESTS": "1" if flag(config, "WithTests", True) else "0",
+        "WITH_DOCS": "1" if config["WithDocs"] else "0",
+        "WITH_NETWORK": "1" if config["WithNetwork"] else "0",
+        "WITH_TESTS": "1" if config["WithTests"] else "0",
     }
 
 

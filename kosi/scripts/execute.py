@@ -14,8 +14,7 @@ from kosi import log
 from kosi.config.model import Config
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import flag, local_file, setting
-from kosi.scripts.environment import CHROOT_WORK, script_environment
+from kosi.scripts.environment import CHROOT_WORK, project_file, script_environment
 from kosi.scripts.helpers import write_helpers
 from kosi.sandbox import Mount, run, sandbox_command, script_network
 
@@ -34,12 +33,12 @@ def expand(path: Path) -> list[Path]:
 
 
 def find_scripts(config: Config, kind: str) -> list[Path]:
-    configured = setting(config, SETTING_OF_KIND[kind], [])
+    configured = config[SETTING_OF_KIND[kind]] or []
     if configured:
         found = [Path(getattr(p, "source", p)) for p in configured]
     else:
-        found = [p for p in (local_file(config, f"mkosi.{kind}"), local_file(config, f"mkosi.{kind}.chroot"),
-                             local_file(config, f"mkosi.{kind}.d")) if p]
+        found = [p for p in (project_file(config, f"mkosi.{kind}"), project_file(config, f"mkosi.{kind}.chroot"),
+                             project_file(config, f"mkosi.{kind}.d")) if p]
     scripts = [s for p in found for s in expand(p)]
     for script in scripts:
         if not os.access(script, os.X_OK):
@@ -53,8 +52,8 @@ def source_directory(context: Context) -> Path:
     A fresh copy for every script kind when sources are assembled or BuildSourcesEphemeral=
     asks for it, so scripts cannot change the originals.
     """
-    sources = setting(context.config, "BuildSources", [])
-    ephemeral = flag(context.config, "BuildSourcesEphemeral")
+    sources = context.config["BuildSources"] or []
+    ephemeral = context.config["BuildSourcesEphemeral"] not in ("no", False, None)
     if not sources and not ephemeral:
         return Path(context.config.directory)
     if len(sources) == 1 and not getattr(sources[0], "target", None) and not ephemeral:
