@@ -17,6 +17,7 @@ root (dpkg --root chroots for maintainer scripts), and one apt-get run installs 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shlex
@@ -32,7 +33,7 @@ from kosi.distributions import get as get_distribution
 from kosi.distributions.debian import Debian, deb_architecture
 from kosi.errors import KosiError
 from kosi.installers import repository as local_repository
-from kosi.installers.apivfs import in_root
+from kosi.installers.apivfs import EATMYDATA, eatmydata_library, in_root
 from kosi.installers.base import PackageManager
 from kosi.config.values import Feature
 from kosi.sandbox import last_error_line, run
@@ -173,6 +174,7 @@ class Apt(PackageManager):
             "DEBIAN_FRONTEND": "noninteractive",
             "DEBCONF_NONINTERACTIVE_SEEN": "true",
             "LC_ALL": "C.UTF-8",
+            "HOME": "/",  # debconf reads ~/.debconfrc; the caller's home is not in the sandbox
             "INITRD": "No",  # kernel packages: the initrd is built by kosi, not by package scripts
             "KERNEL_INSTALL_BYPASS": "1",
         }
@@ -199,14 +201,24 @@ class Apt(PackageManager):
                 what: str = "apt-get") -> str:
         root = Path(root or context.root)
         cmd = ["apt-get", *self.root_options(context, root), *args]
-        return self._run(context, cmd, root=root, apivfs=apivfs, what=what)
+        # apt refuses to run while another apt holds the cache's locks; builds sharing a package
+        # cache take turns instead of failing.
+        with open(self.cache_dir(context) / "kosi.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._run(context, cmd, root=root, apivfs=apivfs, what=what)
 
-    def _run(self, context: "Context", cmd: Sequence[str], *, root: Path, apivfs: bool, what: str) -> str:
+    def _run(self, context: "Context", cmd: Sequence[str], *, root: Path, apivfs: bool, what: str,
+             quiet: bool = False) -> str:
         """Run apt or dpkg in the package manager sandbox; its stdout (progress, "Inst" lines) is
-        returned, its stderr shown live, and a failure explained in one line."""
+        returned, its stderr shown live (kept quiet with `quiet` unless --debug), and a failure
+        explained in one line."""
+        quiet = quiet and not log.DEBUG
         start = time.monotonic()
-        result = run(cmd, sandbox=in_root(context, root, apivfs=apivfs), env=self.environment(context),
-                     stdout=-1, tee_stderr=True, check=False, input="")
+        eatmydata = eatmydata_library(context, deb_architecture(context.config))
+        if eatmydata:  # set inside the sandbox, where the library is
+            cmd = ["env", f"LD_PRELOAD={EATMYDATA}", *cmd]
+        result = run(cmd, sandbox=in_root(context, root, apivfs=apivfs, eatmydata=eatmydata), env=self.environment(context),
+                     stdout=-1, stderr=-1 if quiet else None, tee_stderr=not quiet, check=False, input="")
         timings = context.state.setdefault("apt-timings", {})
         timings[what] = timings.get(what, 0.0) + time.monotonic() - start
         log.debug(f"{what}: {time.monotonic() - start:.1f}s")
@@ -355,7 +367,9 @@ class Apt(PackageManager):
         missing = [d.name for d in debs if not d.exists()]
         if missing:
             raise KosiError(f"apt did not download the essential package {missing[0]} into {archives}")
+        started = time.monotonic()
         extract(context, debs, root)
+        context.state.setdefault("apt-timings", {})["extract (essential set)"] = time.monotonic() - started
 
         # Register and configure the essential set: dpkg runs maintainer scripts chrooted into
         # the root, which now has a shell. Dependencies among them are resolved by ordering
@@ -363,14 +377,20 @@ class Apt(PackageManager):
         dpkg = ["dpkg", f"--root={root}", f"--log={context.workspace}/apt/log/dpkg.log", "--force-unsafe-io",
                 *doc_options(context.config), "--force-depends", "--install", *map(str, debs)]
         with _services_disabled(root):
-            self._run(context, dpkg, root=root, apivfs=True, what="dpkg (essential set)")
+            # quiet: --force-depends makes dpkg warn about every pre-dependency it orders itself
+            self._run(context, dpkg, root=root, apivfs=True, what="dpkg (essential set)", quiet=True)
         # Everything else in one apt run, from the archives already downloaded.
         self._install_with_apt(context, root, ["install", *base, *packages], apivfs=True)
 
     def remove(self, context: "Context", packages: Sequence[str]) -> None:
         if not packages:
             return
-        self.apt_get(context, ["purge", "--allow-remove-essential", *packages], apivfs=True, what="apt-get purge")
+        # Purging downloads nothing: a private archives directory keeps the shared cache unlocked.
+        archives = context.workspace / "apt/archives"
+        (archives / "partial").mkdir(parents=True, exist_ok=True)
+        self._run(context, ["apt-get", *self.root_options(context, context.root), "-o", f"Dir::Cache::Archives={archives}",
+                            "purge", "--allow-remove-essential", *packages], root=context.root, apivfs=True,
+                  what="apt-get purge")
 
     # ---- after installation ------------------------------------------------------------
 
