@@ -99,6 +99,11 @@ def test_boot_reaches_multi_user_with_credentials(container_project):
     assert "KOSI-BOOT-OK via-mkosi.credentials" in result.stdout, result.stdout[-3000:]
     assert result.returncode == 0
     print(f"nspawn boot to marker and poweroff: {time.monotonic() - started:.1f}s")
+    # The boot left its journal in the image: `kosi journalctl` reads it.
+    journal = subprocess.run([*KOSI, "-C", str(container_project), "journalctl", "--", "--no-pager", "-o", "cat"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert journal.returncode == 0, journal.stderr
+    assert "kosi test marker" in journal.stdout
 
 
 # --- VMs ---------------------------------------------------------------------------------------------
