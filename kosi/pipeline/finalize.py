@@ -8,7 +8,6 @@ import shutil
 
 from kosi.config.values import Feature
 from kosi.errors import KosiError
-from kosi.pipeline.context import Context
 from kosi.pipeline.packages import package_manager
 from kosi.pipeline.step import Step
 from kosi.sandbox import run

@@ -13,7 +13,7 @@ import pytest
 
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
-from kosi.scripts.environment import KINDS, VARIABLES
+from kosi.scripts.environment import VARIABLES
 from kosi.verbs.build import build_project
 from kosi.verbs.clean import clean_project
 
