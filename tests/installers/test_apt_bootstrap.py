@@ -67,6 +67,19 @@ def test_minimal_trixie_root(bootstrapped):
     # The API file systems were mounted only while installing.
     assert not any((root / "dev").iterdir()) and not any((root / "proc").iterdir())
     assert not (root / "usr/sbin/policy-rc.d").exists()
+    # libeatmydata was preloaded from the sandbox's /run only: nothing of it is in the image.
+    assert not any((root / "run").iterdir())
+    assert "eatmydata" not in (root / "etc/ld.so.preload").read_text() if (root / "etc/ld.so.preload").exists() else True
+    assert {"apt-get update", "dpkg (essential set)", "extract (essential set)"} <= set(bootstrapped.state["apt-timings"])
+
+
+def test_package_manager_sandbox_hides_the_host(bootstrapped, tmp_path):
+    """apt and dpkg see neither the host's /etc nor /var nor /home; /usr is read-only."""
+    from kosi.installers.apivfs import in_root
+
+    probe = "test ! -e /etc/shadow && test ! -e /var/lib/dpkg/status && test ! -e /home && ! touch /usr/probe 2>/dev/null"
+    result = subprocess.run([*in_root(bootstrapped, bootstrapped.root), "sh", "-c", probe])
+    assert result.returncode == 0
 
 
 def test_lists_and_archives_are_in_the_package_cache(bootstrapped):
