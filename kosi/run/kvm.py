@@ -81,9 +81,12 @@ def run_probe(qemu: str, machine: str, *, accel: str = "kvm", timeout: float = P
         if proc.returncode == PROBE_SUCCESS_STATUS:
             return True, ""
         lines = [line.strip() for line in errors.decode(errors="replace").splitlines() if line.strip()]
-        interesting = [line for line in lines if any(m in line for m in FAILURE_MARKERS)]
-        reason = (interesting or [line for line in lines if "warning" not in line] or ["the test guest did not finish"])[0]
-        return False, reason.removeprefix(f"{qemu}: ").removeprefix("qemu-system-x86_64: ")
+        interesting = list(dict.fromkeys(line.removeprefix(f"{qemu}: ").removeprefix("qemu-system-x86_64: ")
+                                         for line in lines if any(m in line for m in FAILURE_MARKERS)))
+        if interesting:
+            return False, "; ".join(interesting[:2])
+        others = [line for line in lines if "warning" not in line]
+        return False, (others[0] if others else "the test guest did not finish")
 
 
 def cache_key(qemu: str) -> str:
