@@ -128,7 +128,11 @@ def firmware_args(choice: FirmwareChoice, config: Config, facts: HostFacts, scra
         raise KosiError(f"FirmwareVariables=: {template} does not exist")
     variables = scratch / "ovmf_vars.fd"
     shutil.copyfile(template, variables)  # the VM writes to its variables; never to the template
-    args = ["-drive", f"if=pflash,format=raw,readonly=on,file={qemu_escape(str(firmware.code))}",
+    # qemu runs with the tools tree's /usr as /usr, where the tree's own path is not mounted.
+    code = firmware.code
+    if facts.tools_root != Path("/") and code.is_relative_to(facts.tools_root):
+        code = Path("/") / code.relative_to(facts.tools_root)
+    args = ["-drive", f"if=pflash,format=raw,readonly=on,file={qemu_escape(str(code))}",
             "-drive", f"if=pflash,format=raw,file={qemu_escape(str(variables))}"]
     if firmware.requires_smm:
         args += ["-global", "driver=cfi.pflash01,property=secure,value=on", "-global", "ICH9-LPC.disable_s3=1"]
@@ -249,8 +253,11 @@ def start_vm(project, args) -> int:
         raise KosiError(f"VSock=yes: {missing}")
     use_vsock = missing is None and vsock_mode not in ("no", "disabled", "false", "0")
 
-    if setting(config, "ForwardJournal"):
-        log.warn("ForwardJournal= is not supported by kosi vm yet; the guest's journal stays in the image")
+    for name, what in (("ForwardJournal", "the guest's journal stays in the image"),
+                       ("RuntimeTrees", "they need virtiofsd; use kosi shell/boot to get them mounted"),
+                       ("BindUser", "it needs virtiofsd")):
+        if flag(config, name) if name == "BindUser" else setting(config, name):
+            log.warn(f"{name}= is not supported by kosi vm yet: {what}")
     with tempfile.TemporaryDirectory(prefix="kosi-vm-", dir="/var/tmp") as tmp, runtime_image(config, output) as image:
         scratch = Path(tmp)
         facts = HostFacts(verdict, tools_root=tools or Path("/"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -278,3 +279,16 @@ def test_direct_boot_from_uki_and_split_artifacts(tmp_path):
     assert split.kernel == tmp_path / "image.vmlinuz" and split.initrd is None and split.cmdline == ["root=LABEL=r", "rw"]
     with pytest.raises(KosiError, match="no kernel found"):
         kernel.find_direct_boot(None, {}, gpt_image(tmp_path / "plain.raw", esp=False), tmp_path / "k2")
+
+
+def test_firmware_paths_seen_from_inside_the_tools_tree(tmp_path):
+    """With a tools tree qemu sees the tree's /usr as /usr: the code file is named by that path,
+    while the variables template is copied from the tree on the host."""
+    tree = tmp_path / "tools"
+    (tree / "usr/share/qemu").mkdir(parents=True)
+    shutil.copytree("/usr/share/qemu/firmware", tree / "usr/share/qemu/firmware")
+    shutil.copytree("/usr/share/OVMF", tree / "usr/share/OVMF")
+    image = gpt_image(tmp_path / "image.raw", esp=True)
+    plan = qemu.qemu_command(make_config(tmp_path), image, qemu.HostFacts(NO_KVM, tools_root=tree), tmp_path)
+    assert "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd" in arg_after(plan.cmd, "-drive")
+    assert (tmp_path / "ovmf_vars.fd").read_bytes() == (tree / "usr/share/OVMF/OVMF_VARS_4M.fd").read_bytes()
