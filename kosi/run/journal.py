@@ -34,7 +34,8 @@ def run_on_image(args, tool: str) -> int:
 
     from kosi.config.loader import load_project
     from kosi.run.image import ensure_built, verb_arguments
-    from kosi.tools_tree import ensure_tools_tree, tools_command
+    from kosi.run.toolsenv import runtime_prefix
+    from kosi.tools_tree import ensure_tools_tree
 
     project = load_project(args)
     image = ensure_built(project, args)
@@ -42,6 +43,6 @@ def run_on_image(args, tool: str) -> int:
     make = journalctl_command if tool == "journalctl" else coredumpctl_command
     cmd = make(image, verb_arguments(project.main, args))
     try:
-        return subprocess.run([*tools_command(tools, [image.parent]), *cmd]).returncode
+        return subprocess.run([*runtime_prefix(tools), *cmd]).returncode
     except FileNotFoundError:
         raise KosiError(f"{tool} is not installed (install systemd, or use ToolsTree=default)") from None

@@ -146,7 +146,8 @@ def run_container(config: Config, image: Path, *, boot: bool, arguments: list[st
 def start_container(project, args, *, boot: bool) -> int:
     """The shell and boot verbs: build if needed, then run the image (or its ephemeral copy)."""
     from kosi.run.image import ensure_built, runtime_image, verb_arguments
-    from kosi.tools_tree import ensure_tools_tree, tools_command
+    from kosi.run.toolsenv import runtime_prefix
+    from kosi.tools_tree import ensure_tools_tree
 
     config = project.main
     path = ensure_built(project, args)
@@ -158,4 +159,4 @@ def start_container(project, args, *, boot: bool) -> int:
         copy_config.values["Ephemeral"] = False
     with runtime_image(copy_config, path) as image:
         return run_container(config, image, boot=boot, arguments=arguments,
-                             tools_prefix=tools_command(tools, [image.parent]))
+                             tools_prefix=runtime_prefix(tools))

@@ -234,14 +234,15 @@ def start_vm(project, args) -> int:
     from kosi.run.image import ensure_built, machine_name, runtime_image, verb_arguments
     from kosi.run.tpm import swtpm, want_tpm
     from kosi.run.vsock import RuntimeInfo, choose_cid, free_tcp_port, runtime_file, vsock_available, write_runtime
-    from kosi.tools_tree import ensure_tools_tree, tools_command
+    from kosi.run.toolsenv import runtime_prefix
+    from kosi.tools_tree import ensure_tools_tree
 
     config = project.main
     output = ensure_built(project, args)
     if output.is_dir():
         raise KosiError("kosi vm cannot boot a directory image yet; use Format=disk (or `kosi boot` for a container)")
     tools = ensure_tools_tree(project, args)
-    prefix = tools_command(tools, [output.parent, Path("/var/tmp")])
+    prefix = runtime_prefix(tools)
     arch = architecture(config)
     verdict = probe_kvm(QEMU_BINARIES.get(arch, "qemu-system-x86_64")) if word(config, "KVM", "auto") == "auto" \
         else KvmVerdict(True, True, "")

@@ -11,12 +11,13 @@ from kosi.errors import KosiError
 def run(args) -> int:
     from kosi.config.loader import load_project
     from kosi.run.image import verb_arguments
-    from kosi.tools_tree import ensure_tools_tree, tools_command
+    from kosi.run.toolsenv import runtime_prefix
+    from kosi.tools_tree import ensure_tools_tree
 
     project = load_project(args)
     tools = ensure_tools_tree(project, args)
     command = verb_arguments(project.main, args) or [os.environ.get("SHELL") or "bash"]
     try:
-        return subprocess.run([*tools_command(tools, [os.getcwd()]), *command]).returncode
+        return subprocess.run([*runtime_prefix(tools), *command]).returncode
     except FileNotFoundError:
         raise KosiError(f"{command[0]}: command not found") from None

@@ -34,7 +34,8 @@ def run(args) -> int:
     from kosi.config.loader import load_project
     from kosi.outputs.naming import output_format
     from kosi.run.image import ensure_built
-    from kosi.tools_tree import ensure_tools_tree, tools_command
+    from kosi.run.toolsenv import runtime_prefix
+    from kosi.tools_tree import ensure_tools_tree
 
     words = list(getattr(args, "verb_args", []) or [])
     if len(words) != 1:
@@ -51,7 +52,7 @@ def run(args) -> int:
         raise KosiError(f"burn writes disk images; Format={output_format(project.main)}", hint="use Format=disk")
     image = ensure_built(project, args)
     tools = ensure_tools_tree(project, args)
-    prefix = tools_command(tools, [image.parent])
+    prefix = runtime_prefix(tools)
     for cmd in burn_commands(image, device, copy_from=repart_copy_from_supported(tools)):
         log.step(" ".join(cmd))
         if subprocess.run([*prefix, *cmd]).returncode != 0:
