@@ -106,21 +106,34 @@ def uki_from_esp(image: Path, scratch: Path) -> Path | None:
     return destination
 
 
+def concatenated_initrd(parts: list[Path], scratch: Path) -> Path | None:
+    """qemu takes one initrd; cpio archives concatenate (the kernel unpacks them in order)."""
+    parts = [p for p in parts if p and p.exists()]
+    if len(parts) <= 1:
+        return parts[0] if parts else None
+    scratch.mkdir(parents=True, exist_ok=True)
+    target = scratch / "initrd.combined"
+    with target.open("wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+    return target
+
+
 def find_direct_boot(linux: Path | None, artifacts: dict[str, Path], image: Path, scratch: Path) -> DirectBoot:
-    """Linux= wins; then the split artifacts; then the UKI inside the image's ESP."""
+    """Linux= wins; then the split artifacts (the UKI first: its initrd already includes the
+    kernel modules and it carries the command line); then the UKI inside the image's ESP."""
+    initrds = [artifacts.get("initrd"), artifacts.get("kernel-modules-initrd")]
     if linux is not None:
         if not linux.exists():
             raise KosiError(f"Linux=: {linux} does not exist")
         if is_uki(linux):
             return from_uki(linux, scratch)
-        initrd = artifacts.get("initrd")
-        return DirectBoot(linux, initrd if initrd and initrd.exists() else None, [])
-    kernel, initrd, uki = artifacts.get("vmlinuz"), artifacts.get("initrd"), artifacts.get("efi")
-    if kernel and kernel.exists():
-        return DirectBoot(kernel, initrd if initrd and initrd.exists() else None,
-                          from_uki(uki, scratch / "uki").cmdline if uki and uki.exists() else [])
-    if uki and uki.exists():
+        return DirectBoot(linux, concatenated_initrd(initrds, scratch), [])
+    uki, kernel = artifacts.get("efi"), artifacts.get("vmlinuz")
+    if uki and uki.exists() and is_uki(uki):
         return from_uki(uki, scratch)
+    if kernel and kernel.exists():
+        return DirectBoot(kernel, concatenated_initrd(initrds, scratch), [])
     if image.is_file() and is_uki(image):
         return from_uki(image, scratch)
     if image.is_file():

@@ -158,6 +158,13 @@ def network_args(config: Config, facts: HostFacts) -> list[str]:
     return ["-nic", nic]
 
 
+def split_artifacts(config: Config) -> dict[str, Path]:
+    """The kernel pieces a build wrote next to the image (SplitArtifacts=)."""
+    from kosi.run.image import artifact
+
+    return {suffix: artifact(config, suffix) for suffix in ("efi", "vmlinuz", "initrd", "kernel-modules-initrd")}
+
+
 def direct_boot_args(boot: DirectBoot, extra: list[str], *, with_initrd: bool) -> list[str]:
     args = ["-kernel", str(boot.kernel)]
     if with_initrd and boot.initrd:
@@ -202,7 +209,8 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
         creds.setdefault(USER_NET_CREDENTIAL, USER_NET_NETWORK.encode())
     linux = setting(config, "Linux")
     if choice.direct_kernel:
-        boot = direct_boot or find_direct_boot(Path(linux) if linux else None, {}, image, scratch / "kernel")
+        boot = direct_boot or find_direct_boot(Path(linux) if linux else None, split_artifacts(config), image,
+                                               scratch / "kernel")
         cmd += direct_boot_args(boot, extra, with_initrd=choice.kind == "linux")
     elif linux:  # UEFI firmware runs the given kernel/UKI itself
         cmd += ["-kernel", str(linux), "-append", " ".join(extra)]

@@ -275,8 +275,13 @@ def test_direct_boot_from_uki_and_split_artifacts(tmp_path):
     assert boot.kernel.read_bytes() == b"KERNEL" and boot.initrd.read_bytes() == b"INITRD"
     assert boot.cmdline == ["root=LABEL=r", "rw"]
     (tmp_path / "image.vmlinuz").write_bytes(b"K2")
-    split = kernel.find_direct_boot(None, {"efi": uki, "vmlinuz": tmp_path / "image.vmlinuz"}, tmp_path / "x", tmp_path)
-    assert split.kernel == tmp_path / "image.vmlinuz" and split.initrd is None and split.cmdline == ["root=LABEL=r", "rw"]
+    (tmp_path / "image.initrd").write_bytes(b"I1")
+    (tmp_path / "image.kernel-modules-initrd").write_bytes(b"I2")
+    artifacts = {"vmlinuz": tmp_path / "image.vmlinuz", "initrd": tmp_path / "image.initrd",
+                 "kernel-modules-initrd": tmp_path / "image.kernel-modules-initrd"}
+    split = kernel.find_direct_boot(None, artifacts, tmp_path / "x", tmp_path / "s")
+    assert split.kernel == tmp_path / "image.vmlinuz" and split.initrd.read_bytes() == b"I1I2"
+    assert kernel.find_direct_boot(None, {**artifacts, "efi": uki}, tmp_path / "x", tmp_path / "u").kernel.read_bytes() == b"KERNEL"
     with pytest.raises(KosiError, match="no kernel found"):
         kernel.find_direct_boot(None, {}, gpt_image(tmp_path / "plain.raw", esp=False), tmp_path / "k2")
 
