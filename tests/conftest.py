@@ -64,3 +64,16 @@ def bootable_disk_project(tmp_path_factory) -> Path:
 def bootable_disk_image(bootable_disk_project) -> Path:
     """Path of a bootable Debian trixie disk image (systemd-boot, a UKI with the default initrd)."""
     return bootable_disk_project / "mkosi.output" / "image.raw"
+
+
+@pytest.fixture(scope="session")
+def default_tools_tree() -> Path:
+    """The default tools tree (built on first use, then reused from the cache)."""
+    import types
+
+    from kosi.config.model import Config, Project
+    from kosi.tools_tree import ensure_tools_tree
+
+    config = Config({"Distribution": "debian", "Release": "trixie", "Format": "disk", "ToolsTree": "default"},
+                    directory=REPO)
+    return ensure_tools_tree(Project(images=[config]), types.SimpleNamespace(verb="build", force=0))
