@@ -152,7 +152,9 @@ class InstallBootloader(Step):
             if systemd_boot.find_binary(context.root, context.tools) is None and bootable_mode(context) == "auto":
                 log.info("systemd-boot is not installed: no boot loader (Bootable=auto)")
                 return
-            systemd_boot.install(esp, context.root, context.tools, signed=bootloader(context).endswith("signed"))
+            binary = systemd_boot.install(esp, context.root, context.tools,
+                                          signed=bootloader(context).endswith("signed"))
+            log.debug(f"systemd-boot from {binary}")
         if word(context.config, "BiosBootloader", "none") == "grub":
             grub.stage_modules(esp, context.root, context.tools)
 

@@ -22,12 +22,13 @@ DEBIAN_PACKAGES = ("systemd-boot", "systemd-boot-efi")
 
 
 def find_binary(root: Path, tools: Path | None, signed: bool = False) -> Path | None:
-    names = (SIGNED, BINARY) if signed else (BINARY,)
-    for base in (root, tools):
-        for name in names:
-            if base is not None and (base / name).exists():
-                return base / name
-    return None
+    """The image's own boot loader first (Debian's systemd-boot may pull only the signed
+    build, systemd-boot-efi-amd64-signed, which boots just as well without Secure Boot),
+    then the tools tree's."""
+    candidates = [root / SIGNED, root / BINARY] if signed else [root / BINARY, root / SIGNED]
+    if tools is not None:
+        candidates.append(tools / BINARY)
+    return next((path for path in candidates if path.exists()), None)
 
 
 def install(esp: Path, root: Path, tools: Path | None, *, timeout: int | None = None, signed: bool = False) -> Path:
