@@ -17,6 +17,12 @@ from pathlib import Path
 from kosi.errors import KosiError
 
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+# Discoverable Partitions Specification root types. Without UEFI nobody tells the initrd
+# which disk it booted from, so gpt-auto cannot find the root: name it on the command line.
+ROOT_TYPES = {
+    "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",  # x86-64
+    "B921B045-1DF0-41C3-AF44-4C6F280D3FAE",  # arm64
+}
 
 
 @dataclass
@@ -70,11 +76,27 @@ def from_uki(uki: Path, scratch: Path) -> DirectBoot:
     return DirectBoot(kernel, initrd, cmdline)
 
 
-def esp_offset(image: Path) -> int | None:
+def partition_table(image: Path) -> dict:
     result = subprocess.run(["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     if result.returncode != 0:
+        return {}
+    return json.loads(result.stdout).get("partitiontable", {})
+
+
+def root_argument(image: Path) -> list[str]:
+    """root=PARTUUID=... for the image's root partition (direct kernel boot of a disk image)."""
+    if not image.is_file():
+        return []
+    for partition in partition_table(image).get("partitions", []):
+        if str(partition.get("type", "")).upper() in ROOT_TYPES and partition.get("uuid"):
+            return [f"root=PARTUUID={str(partition['uuid']).lower()}"]
+    return []
+
+
+def esp_offset(image: Path) -> int | None:
+    table = partition_table(image)
+    if not table:
         return None
-    table = json.loads(result.stdout).get("partitiontable", {})
     sector = int(table.get("sectorsize", 512))
     for partition in table.get("partitions", []):
         if str(partition.get("type", "")).upper() == ESP_TYPE:

@@ -24,7 +24,7 @@ from kosi.outputs.naming import output_format
 from kosi.pipeline.settings_access import architecture, flag, setting, word
 from kosi.run.credentials import qemu_credential_args, qemu_escape, runtime_credentials, smbios_kernel_cmdline_extra
 from kosi.run.firmware import FirmwareChoice, choose_firmware, find_uefi_firmware
-from kosi.run.kernel import DirectBoot, find_direct_boot, has_esp
+from kosi.run.kernel import DirectBoot, find_direct_boot, has_esp, root_argument
 from kosi.run.kvm import KvmVerdict, probe_kvm
 
 QEMU_BINARIES = {"x86-64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
@@ -211,6 +211,8 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     if choice.direct_kernel:
         boot = direct_boot or find_direct_boot(Path(linux) if linux else None, split_artifacts(config), image,
                                                scratch / "kernel")
+        if not any(word.startswith(("root=", "mount.usr=")) for word in [*boot.cmdline, *extra]):
+            extra = [*root_argument(image), *extra]
         cmd += direct_boot_args(boot, extra, with_initrd=choice.kind == "linux")
     elif linux:  # UEFI firmware runs the given kernel/UKI itself
         cmd += ["-kernel", str(linux), "-append", " ".join(extra)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import struct
@@ -92,6 +93,14 @@ def test_qemu_auto_firmware_without_esp_boots_the_kernel_directly(tmp_path):
     assert arg_after(plan.cmd, "-initrd") == [str(tmp_path / "initrd")]
     assert arg_after(plan.cmd, "-append") == ["root=LABEL=root rw console=ttyS0 systemd.firstboot=no kosi.stay"]
     assert not any("kernel-cmdline-extra" in s for s in arg_after(plan.cmd, "-smbios"))
+
+    # Without root= in the UKI's command line, the root partition is named: no EFI variable
+    # tells gpt-auto which disk we booted from.
+    bare = kernel.DirectBoot(tmp_path / "vmlinuz", None, ["rw"])
+    partuuid = json.loads(subprocess.run(["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, text=True,
+                                         check=True).stdout)["partitiontable"]["partitions"][0]["uuid"].lower()
+    named = qemu.qemu_command(config, image, qemu.HostFacts(NO_KVM), tmp_path, direct_boot=bare)
+    assert arg_after(named.cmd, "-append")[0].startswith(f"rw root=PARTUUID={partuuid} console=ttyS0")
 
     noinitrd = qemu.qemu_command(make_config(tmp_path, Firmware="linux-noinitrd"), image, qemu.HostFacts(NO_KVM),
                                  tmp_path, direct_boot=boot)
