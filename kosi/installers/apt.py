@@ -32,6 +32,7 @@ from kosi.config.model import Config
 from kosi.distributions import get as get_distribution
 from kosi.distributions.debian import Debian, deb_architecture
 from kosi.errors import KosiError
+from kosi.installers import essential_cache
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import EATMYDATA, eatmydata_library, in_root
 from kosi.installers.base import PackageManager
@@ -367,10 +368,22 @@ class Apt(PackageManager):
         missing = [d.name for d in debs if not d.exists()]
         if missing:
             raise KosiError(f"apt did not download the essential package {missing[0]} into {archives}")
+        # The environment without its per-build paths (APT_CONFIG is in the workspace).
+        environment = {k: v for k, v in self.environment(context).items() if k not in ("APT_CONFIG", "PATH")}
+        key = essential_cache.tree_key(root, debs, doc_options(context.config), environment)
+        started = time.monotonic()
+        reused = essential_cache.restore_or_build(
+            context, self.cache_dir(context), root, key, lambda: self._install_essential(context, root, debs),
+            sandbox=in_root(context, root, apivfs=False, network=False))
+        context.state["apt-essential-reused"] = reused
+        context.state.setdefault("apt-timings", {})["essential set"] = time.monotonic() - started
+        # Everything else in one apt run, from the archives already downloaded.
+        self._install_with_apt(context, root, ["install", *base, *packages], apivfs=True)
+
+    def _install_essential(self, context: "Context", root: Path, debs: Sequence[Path]) -> None:
         started = time.monotonic()
         extract(context, debs, root)
         context.state.setdefault("apt-timings", {})["extract (essential set)"] = time.monotonic() - started
-
         # Register and configure the essential set: dpkg runs maintainer scripts chrooted into
         # the root, which now has a shell. Dependencies among them are resolved by ordering
         # within this one dpkg run, hence --force-depends.
@@ -379,8 +392,6 @@ class Apt(PackageManager):
         with _services_disabled(root):
             # quiet: --force-depends makes dpkg warn about every pre-dependency it orders itself
             self._run(context, dpkg, root=root, apivfs=True, what="dpkg (essential set)", quiet=True)
-        # Everything else in one apt run, from the archives already downloaded.
-        self._install_with_apt(context, root, ["install", *base, *packages], apivfs=True)
 
     def remove(self, context: "Context", packages: Sequence[str]) -> None:
         if not packages:

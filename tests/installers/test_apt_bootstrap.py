@@ -143,6 +143,30 @@ def test_second_bootstrap_downloads_nothing(bootstrapped, tmp_path):
     assert "trixie" in (other_root / "usr/lib/os-release").read_text()
 
 
+def test_warm_bootstrap_reuses_the_configured_essential_set(bootstrapped, tmp_path):
+    """Same packages, options and starting root: the cached essential tree replaces extract + dpkg."""
+    assert bootstrapped.state["apt-essential-reused"] is False
+    context = new_context(tmp_path, bootstrapped.package_cache, "warm", WithDocs=False, CacheOnly="metadata")
+    pm = package_manager(context)
+    pm.setup(context)
+    pm.sync(context)
+    pm.install(context, [])
+    assert context.state["apt-essential-reused"] is True
+    assert "dpkg (essential set)" not in context.state["apt-timings"]
+    status = chroot_query(context.root, "dpkg-query", "-W", "-f", "${db:Status-Abbrev}\n")
+    assert set(status.split()) == {"ii"}
+    assert chroot_query(context.root, "stat", "-c", "%U:%G", "/etc/shadow").strip() == "root:shadow"
+    # A different starting root (a skeleton file) is a different tree.
+    other = new_context(tmp_path, bootstrapped.package_cache, "skeleton", WithDocs=False, CacheOnly="metadata")
+    (other.root / "etc").mkdir(parents=True)
+    (other.root / "etc/skeleton-file").write_text("from the skeleton\n")
+    pm.setup(other)
+    pm.sync(other)
+    pm.install(other, [])
+    assert other.state["apt-essential-reused"] is False
+    assert (other.root / "etc/skeleton-file").read_text() == "from the skeleton\n"
+
+
 def test_unreachable_mirror_names_it(tmp_path):
     context = new_context(tmp_path, tmp_path / "cache", "unreachable", Mirror="http://127.0.0.1:9")
     pm = package_manager(context)
