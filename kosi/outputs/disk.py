@@ -125,25 +125,30 @@ def repart_command(context: Context, image: Path, directories: list[Path], *, sp
     return [*cmd, str(image)]
 
 
-def explain_failure(stderr: str, directories: list[Path]) -> str:
-    """repart's error as one line naming the partition and the size setting to change."""
-    lines = [l.strip() for l in stderr.splitlines() if l.strip()]
-    files = sorted(f for d in directories for f in d.glob("*.conf"))
-    culprit = None
+def failing_definition(lines: list[str], files: list[Path]) -> Path | None:
+    """The definition repart was working on when it failed: the last "future partition N"
+    (partitions are numbered in the order of the sorted definition files), else the last
+    definition file named in the log."""
+    for line in reversed(lines):
+        match = re.search(r"future partition (\d+)", line)
+        if match and int(match.group(1)) < len(files):
+            return files[int(match.group(1))]
     for line in reversed(lines):
         for f in files:
-            if f.name in line or f.stem in line:
-                culprit = f
-                break
-        if culprit:
-            break
-    if culprit is None:
-        for f in files:
-            text = f.read_text()
-            if re.search(r"Type=esp", text) and any(k in s for s in lines for k in ("vfat", "mcopy", "FAT", "Disk full")):
-                culprit = f
-    last = next((l for l in reversed(lines) if "rror" in l or "ailed" in l or "not" in l), lines[-1] if lines else "")
-    full = any(k in stderr for k in ("No space left", "Disk full", "too large", "larger than", "fit", "exceeds"))
+            if f.name in line:
+                return f
+    return None
+
+
+def explain_failure(stderr: str, directories: list[Path]) -> str:
+    """repart's error as one line naming the partition and the size setting to change."""
+    lines = [l.strip() for l in stderr.replace("\r", "\n").splitlines() if l.strip()]
+    files = sorted((f for d in directories for f in d.glob("*.conf")), key=lambda f: f.name)
+    culprit = failing_definition(lines, files)
+    last = next((l for l in reversed(lines) if "rror" in l or "ailed" in l or "full" in l.lower()),
+                lines[-1] if lines else "")
+    full = any(k in stderr for k in ("No space left", "Disk full", "too large", "larger than", "exceeds",
+                                     "Can't fit", "cannot fit", "does not fit"))
     if culprit and full:
         return (f"partition {culprit.name} is too small for its content ({last}); raise SizeMaxBytes=/SizeMinBytes= "
                 f"in {culprit} (or provide your own definitions with RepartDirectories=)")

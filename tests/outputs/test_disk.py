@@ -49,7 +49,9 @@ def test_full_partition_names_definition_and_setting(tmp_path):
     directory.mkdir()
     (directory / "00-esp.conf").write_text("[Partition]\nType=esp\nFormat=vfat\n")
     (directory / "10-root.conf").write_text("[Partition]\nType=root\n")
-    stderr = "Populating vfat filesystem.\nDisk full\nFailed to populate vfat file system: No space left on device\n"
+    stderr = ("Copying in '/var/tmp/x' on block level into future partition 1.\n/var/tmp/x -> 10-root.conf 32M\n"
+              "Formatting future partition 0.\nPreparing to populate vfat filesystem.\nDisk full\n"
+              "(mcopy) failed with exit status 1.\n")
     message = disk.explain_failure(stderr, [directory])
     assert "00-esp.conf" in message and "SizeMaxBytes=" in message and "\n" not in message
 
@@ -135,3 +137,21 @@ def test_full_esp_is_one_line_naming_the_partition(tmp_path, default_tools_tree)
         disk.run_repart(ctx, ctx.staging / "image.raw")
     message = str(failure.value)
     assert "00-esp.conf" in message and "SizeMaxBytes=" in message and "\n" not in message
+
+
+@pytest.mark.image
+def test_uki_output(tmp_path_factory, kosi_build):
+    """Format=uki: the UKI itself is the output, with kernel, initrd and os-release sections."""
+    directory = tmp_path_factory.mktemp("uki")
+    (directory / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=debian\nRelease=trixie\n\n[Output]\nFormat=uki\nCompressOutput=no\n\n"
+        "[Content]\nPackages=systemd\n         udev\n         linux-image-amd64\n"
+        "KernelCommandLine=quiet\n")
+    (directory / "mkosi.output").mkdir()
+    result = kosi_build(directory)
+    assert result.returncode == 0, result.stdout[-3000:]
+    uki = (directory / "mkosi.output/image.efi").read_bytes()
+    assert uki[:2] == b"MZ"
+    for section in (b".linux", b".initrd", b".osrel", b".cmdline", b".uname"):
+        assert section in uki[:4096], section
+    assert b"console=ttyS0" in uki and b"quiet" in uki
