@@ -44,3 +44,22 @@ def test_journal_commands_address_trees_and_disk_images(tmp_path):
     disk = tmp_path / "image.raw"
     disk.write_bytes(b"")
     assert journal.coredumpctl_command(disk, ["list"]) == ["coredumpctl", f"--image={disk}", "list"]
+
+
+def test_runtime_size_grows_a_throwaway_copy_and_keeps_the_output(tmp_path):
+    from kosi.config.model import Config
+    from kosi.run.image import runtime_image
+
+    image = tmp_path / "image.raw"
+    with image.open("wb") as f:
+        f.truncate(8 * 1024**2)
+    subprocess.run(["sfdisk", "-q", str(image)], input="label: gpt\nstart=2048, size=4096\n", text=True, check=True)
+    config = Config({"Format": "disk", "RuntimeSize": 64 * 1024**2}, directory=tmp_path)
+    with runtime_image(config, image) as copy:
+        assert copy != image and copy.stat().st_size == 64 * 1024**2
+        verify = subprocess.run(["sfdisk", "--verify", str(copy)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        assert verify.returncode == 0, verify.stdout  # backup GPT moved to the new end
+    assert not copy.exists() and image.stat().st_size == 8 * 1024**2
+    with runtime_image(Config({"Format": "disk"}, directory=tmp_path), image) as same:
+        assert same == image  # neither Ephemeral= nor RuntimeSize=: the output itself
