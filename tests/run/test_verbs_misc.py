@@ -63,3 +63,37 @@ def test_runtime_size_grows_a_throwaway_copy_and_keeps_the_output(tmp_path):
     assert not copy.exists() and image.stat().st_size == 8 * 1024**2
     with runtime_image(Config({"Format": "disk"}, directory=tmp_path), image) as same:
         assert same == image  # neither Ephemeral= nor RuntimeSize=: the output itself
+
+
+def test_serve_publishes_the_output_directory_on_8081(tmp_path):
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    import pytest
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 8081)) == 0:
+            pytest.skip("port 8081 is in use")
+    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=custom\n[Output]\nFormat=directory\nOutput=image\n")
+    (tmp_path / "image").mkdir()  # already built: serve must not build
+    (tmp_path / "marker.txt").write_text("served by kosi\n")
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, str(repo / "bin/kosi"), "-C", str(tmp_path), "serve"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        body = None
+        for _ in range(100):
+            try:
+                body = urllib.request.urlopen("http://127.0.0.1:8081/marker.txt", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(proc.stderr.read().decode())
+                time.sleep(0.1)
+        assert body == b"served by kosi\n"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stderr.close()
