@@ -162,7 +162,10 @@ class Apt(PackageManager):
                 options[f"Acquire::https::Proxy::{host}"] = "DIRECT"
         lines = [f'{key} "{value}";' for key, value in options.items()]
         # Speed: no fsync per file (the image is written once and synced as a whole).
-        dpkg_options = ["--force-unsafe-io", "--force-confdef", "--force-confold", *doc_options(config)]
+        # Without man-db's auto-update flag its trigger does nothing: rebuilding the man page index
+        # for every package is the slowest trigger there is, and the index is a cache anyway.
+        dpkg_options = ["--force-unsafe-io", "--force-confdef", "--force-confold", *doc_options(config),
+                        "--path-exclude=/var/lib/man-db/auto-update"]
         lines.append("DPkg::Options { " + " ".join(f'"{o}";' for o in dpkg_options) + " };")
         return "\n".join(lines) + "\n"
 
