@@ -138,9 +138,11 @@ def run_configure_scripts(config: Config) -> Config:
     with tempfile.TemporaryDirectory(prefix="kosi-configure-") as tmp:
         context = Context(config=config, workspace=Path(tmp), package_cache=Path(tmp))
         for script in scripts:
+            script = script.resolve()
             env = script_environment(context, "configure", script, Path(config.directory), None)
-            result = subprocess.run([str(script.resolve())], input=config_json(config), env=env, text=True,
-                                    stdout=subprocess.PIPE, cwd=config.directory)
+            sandbox = script_sandbox(context, "configure", script, Path(config.directory), env)
+            result = run([str(script)], sandbox=sandbox, input=config_json(config), env=env,
+                         stdout=subprocess.PIPE, check=False)
             if result.returncode != 0:
                 raise KosiError(f"configure script {script} failed with exit status {result.returncode}")
             try:
@@ -150,5 +152,5 @@ def run_configure_scripts(config: Config) -> Config:
             config = config.copy()
             for name, value in document.items():
                 known = SETTINGS_BY_NAME.get(name)
-                config.values[name] = known.type.from_json(value) if known else value
+                config.values[name] = known.type.from_json(value) if known and value is not None else value
     return config

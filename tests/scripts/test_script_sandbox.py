@@ -96,3 +96,16 @@ def test_failing_script_names_itself(context):
     script(context.config.directory / "mkosi.prepare", "exit 3\n")
     with pytest.raises(KosiError, match=r"prepare script .*mkosi.prepare failed with exit status 3"):
         run_scripts(context, "prepare")
+
+
+def test_configure_script_runs_sandboxed_and_changes_the_config(context):
+    from kosi.scripts.execute import run_configure_scripts
+
+    project = context.config.directory
+    script(project / "mkosi.configure", """
+test -e /home && exit 7
+touch /usr/kosi-probe 2>/dev/null && exit 8
+python3 -c 'import json, sys; c = json.load(sys.stdin); c["ImageId"] = "configured"; print(json.dumps(c))'
+""")
+    config = run_configure_scripts(context.config)
+    assert config["ImageId"] == "configured"
