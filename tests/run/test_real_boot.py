@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BOOTABLE_CONF
+from tests.conftest import BOOTABLE_CONF  # tests/config has a conftest.py too: name this one fully
 
 REPO = Path(__file__).resolve().parents[2]
 KOSI = [sys.executable, str(REPO / "bin/kosi")]
