@@ -126,7 +126,14 @@ def profiles_for(project: Project, verb: str) -> list[str]:
 def tools_config(project: Project, verb: str) -> Config:
     """The configuration of the default tools tree: mkosi.tools.conf's, with our packages added."""
     main = project.main
-    base = project.tools.copy() if project.tools is not None else Config(image="tools", directory=main.directory)
+    if project.tools is not None:
+        base = project.tools.copy()
+    elif hasattr(main, "origins"):  # loaded from files: mkosi.tools.conf and ToolsTree*= apply
+        from kosi.config.loader import tools_tree_config
+
+        base = tools_tree_config(main)
+    else:
+        base = Config(image="tools", directory=main.directory)
     host_distribution = str(_value(main, "ToolsTreeDistribution", None) or "debian")
     if host_distribution == "ubuntu":  # kosi's default tree for Ubuntu hosts is Debian's, as mkosi's
         host_distribution = "debian"

@@ -52,3 +52,20 @@ def test_explicit_tools_tree_path_is_used(tmp_path):
     args = types.SimpleNamespace(verb="build", force=0)
     assert tools_tree.ensure_tools_tree(project(ToolsTree=str(tmp_path)), args) == tmp_path
     assert tools_tree.ensure_tools_tree(project(ToolsTree="no", Format="disk"), args) is None
+
+
+def test_mkosi_tools_conf_adds_packages_and_invalidates(tmp_path):
+    from kosi.config.cli_args import parse_command_line
+    from kosi.config.loader import load_project
+
+    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=debian\n\n[Output]\nFormat=disk\n")
+    (tmp_path / "mkosi.tools.conf").write_text("[Content]\nPackages=hello\n")
+    loaded = load_project(parse_command_line(["-C", str(tmp_path), "build"]))
+    config = tools_tree.tools_config(loaded, "build")
+    assert "hello" in config.values["Packages"] and "systemd-repart" in config.values["Packages"]
+    assert config.values["Release"] == "trixie"
+    plain = tools_tree.inputs_of(tools_tree.tools_config(project(Format="disk"), "build"))
+    tree = tmp_path / "debian-trixie"
+    tree.mkdir()
+    tree.with_name(tree.name + ".json").write_text(json.dumps(plain))
+    assert "lacks hello" in tools_tree.cached_tree_usable(tree, tools_tree.inputs_of(config))
