@@ -107,7 +107,7 @@ class Apt(PackageManager):
     def _write_local_source(self, context: "Context") -> None:
         path = context.pkgmngr / "etc/apt/sources.list.d/kosi-local.sources"
         if local_repository.has_packages(context.repository):
-            local_repository.index(context.repository)
+            local_repository.index(context.repository, context.tools)
             context.state["apt-local-fingerprint"] = local_repository.fingerprint(context.repository)
             path.write_text(local_repository.sources_stanza(context.repository))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from kosi.errors import KosiError
-from kosi.sandbox import run
+from kosi.sandbox import Mount, run, sandbox_command
 
 
 def populate(repository: Path, directories: Iterable[Path]) -> None:
@@ -48,9 +48,11 @@ def has_packages(repository: Path) -> bool:
     return repository.is_dir() and any(p.suffix == ".deb" for p in repository.iterdir())
 
 
-def index(repository: Path) -> None:
+def index(repository: Path, tools: Path | None = None) -> None:
     """(Re)write Packages and Release for the .deb files in the repository."""
-    result = run(["dpkg-scanpackages", "--multiversion", ".", "/dev/null"], cwd=repository,
+    sandbox = sandbox_command(mounts=[Mount(repository, str(repository), "ro-bind")], tools=tools,
+                              workdir=str(repository))
+    result = run(["dpkg-scanpackages", "--multiversion", ".", "/dev/null"], sandbox=sandbox,
                  stdout=-1, stderr=-1, check=False)
     if result.returncode != 0:
         message = (result.stderr or b"").decode(errors="replace").strip().splitlines()
