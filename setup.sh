@@ -7,7 +7,7 @@ packages=(
     uidmap util-linux mount tar cpio zstd xz-utils gzip openssl
     systemd-container qemu-system-x86 ovmf swtpm socat
     dosfstools mtools e2fsprogs squashfs-tools erofs-utils fdisk kmod
-    mmdebstrap busybox-static strace zsh fish groff-base man-db
+    mmdebstrap busybox-static strace zsh fish groff-base man-db udev
 )
 
 sudo=""
