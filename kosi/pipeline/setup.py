@@ -1,7 +1,8 @@
 """Image setup after the packages: systemd's offline tools and small configuration files.
 
-Each tool runs with --root= on the image and is skipped (with the reason) when the image
-does not ship what it works on.
+Each tool runs with --root= on the image, in the sandbox with /usr from the tools tree (or the
+host's), and is skipped with the reason when it is nowhere to be found or the image does not
+ship what it works on.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import shutil
 import uuid
 from pathlib import Path
 
+from kosi import log
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
 from kosi.pipeline.step import Step
-from kosi.sandbox import run
+from kosi.pipeline.tools import find_tool, missing_reason, run_on_root
+from kosi.sandbox import Mount
 
 
 def in_image(context: Context, *candidates: str) -> Path | None:
@@ -35,11 +38,23 @@ def tool_environment(context: Context) -> dict[str, str]:
     return env
 
 
-def host_tool(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/lib/systemd")
-    if not found:
-        raise KosiError(f"{name} is not installed (install systemd, or use ToolsTree=default)")
-    return found
+class ImageTool(Step):
+    """A step that runs `program` on the image root; skipped when the image needs nothing from
+    it, or (a missing tool is not a failure) when neither the tools tree nor the host has it."""
+
+    program: str = ""
+
+    def skip(self, context):
+        return self.nothing_to_do(context) or missing_reason(self.program, context.tools)
+
+    def nothing_to_do(self, context) -> str | None:
+        return None
+
+    def run_tool(self, context: Context, arguments: list[str], *, mounts: list[Mount] = (), check: bool = True):
+        tool = find_tool(self.program, context.tools)
+        if tool is None:  # the runner asked skip() first; only a tree changing under us gets here
+            raise KosiError(missing_reason(self.program, context.tools))
+        return run_on_root(tool, context.root, arguments, mounts=mounts, env=tool_environment(context), check=check)
 
 
 class ConfigFiles(Step):
@@ -87,49 +102,127 @@ class ConfigFiles(Step):
                 (wants / "ssh.socket").symlink_to("/usr/lib/systemd/system/ssh.socket")
 
 
-class Sysusers(Step):
-    name = "systemd-sysusers"
+class Sysusers(ImageTool):
+    name = program = "systemd-sysusers"
 
-    def skip(self, context):
+    def nothing_to_do(self, context):
         if not in_image(context, "usr/lib/sysusers.d"):
             return "image has no /usr/lib/sysusers.d"
         return None
 
     def run(self, context):
-        run([host_tool("systemd-sysusers"), f"--root={context.root}"], env=tool_environment(context))
+        self.run_tool(context, [f"--root={context.root}"])
 
 
-class Tmpfiles(Step):
-    name = "systemd-tmpfiles"
+class Tmpfiles(ImageTool):
+    name = program = "systemd-tmpfiles"
 
-    def skip(self, context):
+    def nothing_to_do(self, context):
         if not in_image(context, "usr/lib/tmpfiles.d"):
             return "image has no /usr/lib/tmpfiles.d"
         return None
 
     def run(self, context):
-        cmd = [host_tool("systemd-tmpfiles"), f"--root={context.root}", "--boot", "--create", "--remove"]
-        cmd += [f"--exclude-prefix={p}" for p in ("/dev", "/proc", "/sys", "/run", "/tmp", "/var/tmp", "/home", "/srv")]
+        arguments = [f"--root={context.root}", "--boot", "--create", "--remove"]
+        arguments += [f"--exclude-prefix={p}" for p in ("/dev", "/proc", "/sys", "/run", "/tmp", "/var/tmp", "/home", "/srv")]
         # 65 (bad lines) and 73 (cannot create some paths offline) are expected in an image.
-        result = run(cmd, env=tool_environment(context), check=False)
+        result = self.run_tool(context, arguments, check=False)
         if result.returncode not in (0, 65, 73):
             raise KosiError(f"systemd-tmpfiles failed with exit status {result.returncode}")
 
 
-class Presets(Step):
+class Presets(ImageTool):
     name = "systemctl preset-all"
+    program = "systemctl"
 
-    def skip(self, context):
+    def nothing_to_do(self, context):
         if not in_image(context, "usr/bin/systemctl", "bin/systemctl"):
             return "image has no systemctl"
         return None
 
     def run(self, context):
-        run([host_tool("systemctl"), f"--root={context.root}", "preset-all"], env=tool_environment(context))
+        self.run_tool(context, [f"--root={context.root}", "preset-all"])
 
 
-class Depmod(Step):
-    name = "depmod"
+#: what depmod reads besides the module files: its configuration (lowest precedence first; a
+#: file name in a later directory overrides the same name in an earlier one) and the kernel's lists
+DEPMOD_CONFIG_DIRECTORIES = ("usr/lib/depmod.d", "usr/local/lib/depmod.d", "etc/depmod.d")
+DEPMOD_LISTS = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
+DEPMOD_INDEXES = ("modules.dep", "modules.dep.bin", "modules.alias.bin", "modules.symbols.bin")
+MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
+
+
+def depmod_configuration(root: Path) -> dict[str, Path]:
+    """The image's depmod.d files by name, the overriding one for each name."""
+    files: dict[str, Path] = {}
+    for directory in DEPMOD_CONFIG_DIRECTORIES:
+        base = root / directory
+        if base.is_dir():
+            for path in sorted(base.iterdir()):
+                if path.name.endswith(".conf"):
+                    files[path.name] = path
+    return {name: path for name, path in files.items() if path.is_file()}  # /dev/null symlinks mask
+
+
+def module_files(moddir: Path) -> dict[str, int]:
+    """Module files below `moddir` (relative paths, as modules.dep names them) and their mtimes."""
+    found: dict[str, int] = {}
+    for directory, _, names in os.walk(moddir):
+        for name in names:
+            if name.endswith(MODULE_SUFFIXES):
+                path = os.path.join(directory, name)
+                found[os.path.relpath(path, moddir)] = os.lstat(path).st_mtime_ns
+    return found
+
+
+def module_name(relative: str) -> str:
+    name = os.path.basename(relative)
+    return name[:name.index(".ko")].replace("-", "_")
+
+
+def stale_index(root: Path, kver: str) -> str | None:
+    """Why depmod's indexes of `kver` no longer describe its modules, or None when they do.
+
+    Decompressing every module is what makes depmod slow (over 500 MB of xz for a Debian
+    kernel: about 10 s of one core), and the kernel package's postinst has already run it in
+    the image. A rerun is needed only when modules came or went (modules.dep lists every one)
+    or a module, list or depmod.d file changed after the index was written.
+    """
+    moddir = root / "usr/lib/modules" / kver
+    missing = [index for index in DEPMOD_INDEXES if not (moddir / index).is_file()]
+    if missing:
+        return f"no {missing[0]}"
+    written = (moddir / "modules.dep").stat().st_mtime_ns
+    listed = {line.split(":", 1)[0] for line in (moddir / "modules.dep").read_text().splitlines() if ":" in line}
+    found = module_files(moddir)
+    removed = listed - set(found)
+    # A module left out because another file of the same name won (depmod.d search order) is
+    # not listed either; only a name modules.dep does not know at all is a new module.
+    known = {module_name(m) for m in listed}
+    added = {m for m in set(found) - listed if module_name(m) not in known}
+    if removed or added:
+        example = sorted(removed | added)[0]
+        return f"{len(removed)} modules removed and {len(added)} added since modules.dep was written (e.g. {example})"
+    newer = [name for name, mtime in found.items() if mtime > written]
+    newer += [p.name for p in [*(moddir / n for n in DEPMOD_LISTS), *depmod_configuration(root).values()]
+              if p.exists() and p.stat().st_mtime_ns > written]
+    if newer:
+        return f"{sorted(newer)[0]} is newer than modules.dep"
+    return None
+
+
+def system_map(root: Path, kver: str) -> Path | None:
+    for candidate in (root / "boot" / f"System.map-{kver}", root / "usr/lib/modules" / kver / "System.map"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class Depmod(ImageTool):
+    """depmod for each kernel in usr/lib/modules whose indexes are out of date, with the image's
+    depmod.d configuration (not the host's or the tools tree's) and the kernel's System.map."""
+
+    name = program = "depmod"
 
     def kernels(self, context) -> list[str]:
         modules = context.root / "usr/lib/modules"
@@ -137,14 +230,32 @@ class Depmod(Step):
             return []
         return sorted(p.name for p in modules.iterdir() if (p / "kernel").is_dir())
 
-    def skip(self, context):
-        if not self.kernels(context):
+    def stale(self, context) -> dict[str, str]:
+        reasons = {kver: stale_index(context.root, kver) for kver in self.kernels(context)}
+        return {kver: reason for kver, reason in reasons.items() if reason}
+
+    def nothing_to_do(self, context):
+        kernels = self.kernels(context)
+        if not kernels:
             return "image has no kernel modules"
+        if not self.stale(context):
+            return f"module indexes of {', '.join(kernels)} are up to date"
         return None
 
     def run(self, context):
-        for version in self.kernels(context):
-            run([host_tool("depmod"), f"--basedir={context.root}", version])
+        config = context.workspace / "depmod.d"
+        shutil.rmtree(config, ignore_errors=True)
+        config.mkdir(parents=True)
+        for name, path in depmod_configuration(context.root).items():
+            shutil.copyfile(path, config / name)
+        for kver, reason in self.stale(context).items():
+            log.debug(f"depmod {kver}: {reason}")
+            arguments = ["--all", f"--basedir={context.root}", f"--config={config}"]
+            symbols = system_map(context.root, kver)
+            if symbols:
+                arguments.append(f"--filesyms={symbols}")
+            self.run_tool(context, [*arguments, kver], mounts=[Mount(config, str(config), "ro-bind")])
+        shutil.rmtree(config)
 
 
 FIRSTBOOT = (
@@ -168,33 +279,33 @@ def root_password(context: Context) -> tuple[str, bool] | None:
     return value, False
 
 
-class Firstboot(Step):
+class Firstboot(ImageTool):
     """Locale=, Keymap=, Timezone=, Hostname=, RootShell=, RootPassword= via systemd-firstboot,
     and the same values as credentials in /usr/lib/credstore for /usr-only images."""
 
-    name = "systemd-firstboot"
+    name = program = "systemd-firstboot"
 
     def options(self, context) -> list[tuple[str, str, str]]:
         return [(option, context.config[name], credential)
                 for name, option, credential in FIRSTBOOT if context.config[name]]
 
-    def skip(self, context):
+    def nothing_to_do(self, context):
         if not self.options(context) and root_password(context) is None:
             return "no Locale=, Keymap=, Timezone=, Hostname=, RootShell= or RootPassword="
         return None
 
     def run(self, context):
-        cmd = [host_tool("systemd-firstboot"), f"--root={context.root}", "--force"]
+        arguments = [f"--root={context.root}", "--force"]
         credentials: dict[str, str] = {}
         for option, value, credential in self.options(context):
-            cmd.append(f"{option}={value}")
+            arguments.append(f"{option}={value}")
             credentials[credential] = value
         password = root_password(context)
         if password is not None:
             secret, hashed = password
-            cmd.append(f"--root-password-hashed={secret}" if hashed else f"--root-password={secret}")
+            arguments.append(f"--root-password-hashed={secret}" if hashed else f"--root-password={secret}")
             credentials["passwd.hashed-password.root" if hashed else "passwd.plaintext-password.root"] = secret
-        run(cmd, env=tool_environment(context))
+        self.run_tool(context, arguments)
         credstore = context.root / "usr/lib/credstore"
         credstore.mkdir(parents=True, exist_ok=True)
         for name, value in credentials.items():
@@ -202,16 +313,16 @@ class Firstboot(Step):
             (credstore / name).chmod(0o600 if name.startswith("passwd.") else 0o644)
 
 
-class Hwdb(Step):
-    name = "systemd-hwdb"
+class Hwdb(ImageTool):
+    name = program = "systemd-hwdb"
 
-    def skip(self, context):
+    def nothing_to_do(self, context):
         if not in_image(context, "usr/lib/udev/hwdb.d"):
             return "image has no /usr/lib/udev/hwdb.d"
         return None
 
     def run(self, context):
-        run([host_tool("systemd-hwdb"), f"--root={context.root}", "--usr", "--strict", "update"])
+        self.run_tool(context, [f"--root={context.root}", "--usr", "--strict", "update"])
 
 
 class MachineId(Step):
