@@ -20,6 +20,7 @@ from kosi.errors import KosiError
 from kosi.pipeline.context import Context
 from kosi.pipeline.settings_access import flag, paths, setting, word
 from kosi.pipeline.step import Step
+from kosi.pipeline.tools import find_tool
 
 
 def bootable_mode(context: Context) -> str:
@@ -186,8 +187,9 @@ class GenerateUKIs(Step):
         base_initrds = [Path(p) for p in paths(context.config, "Initrds")] or [default_initrd(context)]
         ukis_mode = word(context.config, "UnifiedKernelImages", "auto").lower()
         use_ukis = bootloader(context) == "uki" or ukis_mode not in ("no", "none", "false", "0")
-        if use_ukis and ukis_mode == "auto" and find_stub(context.root, context.tools) is None:
-            use_ukis = False
+        if use_ukis and ukis_mode == "auto" and (find_stub(context.root, context.tools) is None
+                                                 or find_tool("ukify", context.tools) is None):
+            use_ukis = False  # UnifiedKernelImages=auto: Type 1 entries when a UKI can't be built
         token = entry_token(context)
         release = os_release(context.root)
         title = release.get("PRETTY_NAME", "Linux")
