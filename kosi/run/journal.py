@@ -45,4 +45,5 @@ def run_on_image(args, tool: str) -> int:
     try:
         return subprocess.run([*runtime_prefix(tools), *cmd]).returncode
     except FileNotFoundError:
-        raise KosiError(f"{tool} is not installed (install systemd, or use ToolsTree=default)") from None
+        package = "systemd-coredump" if tool == "coredumpctl" else "systemd"
+        raise KosiError(f"{tool} is not installed (install {package}, or use ToolsTree=default)") from None
