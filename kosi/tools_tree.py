@@ -22,8 +22,8 @@ from typing import Any, Iterable
 
 from kosi import __version__, log
 from kosi.config.model import Config, Project
+from kosi.config.values import Feature
 from kosi.errors import KosiError
-from kosi.pipeline.settings_access import setting, word
 
 #: Packages of the default tools tree, per tools tree distribution and profile. "base" is
 #: always installed; the other profiles follow ToolsTreeProfiles= (or the work at hand).
@@ -64,17 +64,9 @@ def location() -> Path:
     return cache_root() / "tools"
 
 
-def _value(config: Config | None, name: str, default: Any = None) -> Any:
-    if config is None:
-        return default
-    value = setting(config, name)
-    value = getattr(value, "value", value)  # enums (Feature, Choice) as their word
-    return default if value in (None, [], "") else value
-
-
 def _explicit(config: Config, name: str) -> Any:
     """A value the user set; defaults derived from the host (its release) do not apply here."""
-    return _value(config, name) if config.is_set(name) else None
+    return config[name] if config.is_set(name) else None
 
 
 def systemd_version(binary: str, tools: Path | None = None) -> int | None:
@@ -91,15 +83,16 @@ def systemd_version(binary: str, tools: Path | None = None) -> int | None:
 
 
 def bootable(config: Config) -> bool:
-    value = str(_value(config, "Bootable", "auto")).lower()
-    if value == "auto":
-        return word(config, "Format", "disk") in ("disk", "uki", "esp")
-    return value in ("yes", "true", "1", "enabled", "on")
+    """Whether the build will need the boot tools (ukify, the EFI stub): Bootable=yes, or
+    auto for the formats that carry a kernel."""
+    if config.bootable == Feature.auto:
+        return config.format in ("disk", "uki", "esp")
+    return config.bootable == Feature.enabled
 
 
 def host_shortcoming(config: Config, verb: str = "build") -> str | None:
     """Why the host cannot do the configured work itself, or None when it can."""
-    fmt = word(config, "Format", "disk")
+    fmt = config.format
     if fmt in ("disk", "esp", "uki") or bootable(config):
         version = systemd_version("systemd-repart")
         if fmt == "disk" and (version or 0) < MINIMUM_SYSTEMD:
@@ -114,9 +107,9 @@ def host_shortcoming(config: Config, verb: str = "build") -> str | None:
 
 def profiles_for(project: Project, verb: str) -> list[str]:
     """The profiles to install: ToolsTreeProfiles= when set, else only what the work needs."""
-    configured = _value(project.main, "ToolsTreeProfiles", None) if project.main.is_set("ToolsTreeProfiles") else None
+    configured = _explicit(project.main, "ToolsTreeProfiles")
     if configured:
-        return sorted({str(getattr(p, "value", p)) for p in configured})
+        return sorted(set(configured))
     profiles = {"package-manager"}
     if verb in RUNTIME_VERBS:
         profiles.add("runtime")
@@ -134,7 +127,7 @@ def tools_config(project: Project, verb: str) -> Config:
         base = tools_tree_config(main)
     else:
         base = Config(image="tools", directory=main.directory)
-    host_distribution = str(_value(main, "ToolsTreeDistribution", None) or "debian")
+    host_distribution = main.tools_tree_distribution or "debian"
     if host_distribution == "ubuntu":  # kosi's default tree for Ubuntu hosts is Debian's, as mkosi's
         host_distribution = "debian"
     distribution = str(_explicit(base, "Distribution") or host_distribution)
@@ -145,7 +138,7 @@ def tools_config(project: Project, verb: str) -> Config:
     packages: list[str] = list(PACKAGES[distribution]["base"])
     for profile in profiles:
         packages += PACKAGES[distribution].get(profile, ())
-    packages += list(_value(main, "ToolsTreePackages", []) or [])
+    packages += main.tools_tree_packages
     values = dict(base.values)
     values.update({
         "Distribution": distribution,
@@ -154,7 +147,7 @@ def tools_config(project: Project, verb: str) -> Config:
         or DEFAULT_RELEASES.get(distribution, "trixie"),
         "Format": "directory",
         "Packages": list(dict.fromkeys([*(values.get("Packages") or []), *packages])),
-        "Bootable": "no",
+        "Bootable": Feature.disabled,
         "WithDocs": False,
     })
     mirror = _explicit(main, "ToolsTreeMirror") or _explicit(base, "Mirror")
@@ -235,8 +228,7 @@ def ensure_tools_tree(project: Project, args: Any) -> Path | None:
     """The tools tree to use for this invocation, building the default one if needed."""
     main = project.main
     verb = getattr(args, "verb", "build") or "build"
-    setting = _value(main, "ToolsTree", None)
-    text = str(setting) if setting is not None else None
+    text = str(main.tools_tree) if main.tools_tree is not None else None
     if text and text not in ("default", "yes", "no", "none"):
         tree = Path(text)
         if not tree.is_dir():

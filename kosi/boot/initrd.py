@@ -16,8 +16,8 @@ from typing import Any
 
 from kosi import __version__, log
 from kosi.config.model import Config
+from kosi.config.values import Feature
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import setting
 from kosi.sandbox import run
 from kosi.tools_tree import cache_root, tools_command
 
@@ -37,22 +37,21 @@ PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info",
 
 
 def initrd_config(main: Config) -> Config:
-    distribution = setting(main, "Distribution", "debian")
     manager = "apt"
     packages = list(PACKAGES[manager])
-    for profile in setting(main, "InitrdProfiles", []) or []:
-        packages += PROFILE_PACKAGES[manager].get(str(profile), [])
-    packages += list(setting(main, "InitrdPackages", []) or [])
+    for profile in main.initrd_profiles:
+        packages += PROFILE_PACKAGES[manager].get(profile, [])
+    packages += main.initrd_packages
     values = {
-        "Distribution": getattr(distribution, "value", distribution),
-        "Release": setting(main, "Release"),
-        "Mirror": setting(main, "Mirror"),
-        "Repositories": setting(main, "Repositories"),
-        "Architecture": setting(main, "Architecture"),
+        "Distribution": main.distribution,
+        "Release": main.release,
+        "Mirror": main.mirror,
+        "Repositories": main.repositories,
+        "Architecture": main.architecture,
         "Format": "cpio",
         "Packages": list(dict.fromkeys(packages)),
         "MakeInitrd": True,
-        "Bootable": "no",
+        "Bootable": Feature.disabled,
         "WithDocs": False,
     }
     return Config({k: v for k, v in values.items() if v not in (None, [])}, image="default-initrd",
@@ -125,8 +124,8 @@ def modules_initrd(context: Context, kver: str, output: Path) -> Path:
     """The per-kernel cpio with KernelInitrdModules= (default set when unset) and their firmware."""
     from kosi.boot.modules import stage_modules
 
-    patterns = list(setting(context.config, "KernelInitrdModules", []) or []) or ["default"]
-    firmware = list(setting(context.config, "FirmwareFiles", []) or [])
+    patterns = context.config.kernel_initrd_modules or ["default"]
+    firmware = context.config.firmware_files
     tree = context.workspace / f"modules-initrd-{kver}"
     shutil.rmtree(tree, ignore_errors=True)
     count = stage_modules(context.root, kver, patterns, firmware, tree, context.tools)

@@ -16,35 +16,32 @@ from kosi.boot.initrd import default_initrd, modules_initrd
 from kosi.boot.kernels import Kernel, find_kernels
 from kosi.boot.modules import filter_image_modules
 from kosi.boot.uki import UKIRequest, build_uki, default_format, entry_name, find_stub
+from kosi.config.values import Feature
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import flag, paths, setting, word
 from kosi.pipeline.step import Step
 from kosi.pipeline.tools import find_tool
 
 
-def bootable_mode(context: Context) -> str:
-    """"yes", "no" or "auto" (Bootable= as a word)."""
-    value = word(context.config, "Bootable", "auto").lower()
-    if value in ("yes", "true", "1", "enabled"):
-        return "yes"
-    if value in ("no", "false", "0", "disabled"):
-        return "no"
-    return "auto"
-
-
 def wants_boot(context: Context) -> bool:
-    fmt = word(context.config, "Format", "disk")
-    mode = bootable_mode(context)
-    if mode == "auto":  # an initrd (cpio) or extension image is never made bootable on its own
+    fmt = context.config.format
+    if context.config.bootable == Feature.auto:  # an initrd (cpio) or extension image is never bootable on its own
         return fmt in ("disk", "uki", "esp", "directory", "tar")
-    return mode == "yes" and fmt not in ("none", "sysext", "confext", "portable", "addon")
+    return context.config.bootable == Feature.enabled and fmt not in ("none", "sysext", "confext", "portable", "addon")
 
 
 def bootloader(context: Context) -> str:
-    if word(context.config, "Format", "disk") == "uki":
-        return "uki"
-    return word(context.config, "Bootloader", "systemd-boot").lower()
+    """Bootloader=, except that Format=uki means the UKI is the boot loader."""
+    return "uki" if context.config.format == "uki" else context.config.bootloader
+
+
+def uki_is_bootloader(context: Context) -> bool:
+    """Bootloader=uki / uki-signed (or Format=uki): the newest kernel's UKI is EFI/BOOT/BOOTX64.EFI."""
+    return bootloader(context) in ("uki", "uki-signed")
+
+
+def bios_grub(context: Context) -> bool:
+    return context.config.bios_bootloader == "grub"
 
 
 def esp_tree(context: Context) -> Path:
@@ -73,10 +70,7 @@ def os_release(root: Path) -> dict[str, str]:
 
 def kernel_command_line(context: Context) -> str:
     """KernelCommandLine=, plus the defaults a fresh image needs to boot and show a console."""
-    configured = setting(context.config, "KernelCommandLine", []) or []
-    if isinstance(configured, str):
-        configured = configured.split()
-    args = [str(a) for a in configured]
+    args = list(context.config.kernel_command_line)
     keys = {a.split("=", 1)[0] for a in args}
     defaults = []
     if "console" not in keys:
@@ -88,7 +82,7 @@ def kernel_command_line(context: Context) -> str:
 
 def require_kernels(context: Context) -> list[Kernel]:
     kernels = find_kernels(context.root)
-    if not kernels and bootable_mode(context) == "yes":
+    if not kernels and context.config.bootable == Feature.enabled:
         raise KosiError("Bootable=yes but no kernel is installed in the image",
                         hint="add a kernel package to Packages=, e.g. linux-image-amd64")
     return kernels
@@ -100,19 +94,17 @@ class KernelModules(Step):
     name = "select kernel modules"
 
     def skip(self, context: Context) -> str | None:
-        if not setting(context.config, "KernelModules", []):
+        if not context.config.kernel_modules:
             return "KernelModules= is not set"
         return None
 
     def inputs(self, context: Context) -> dict[str, Any]:
-        return {"KernelModules": setting(context.config, "KernelModules", []),
-                "FirmwareFiles": setting(context.config, "FirmwareFiles", [])}
+        return {"KernelModules": context.config.kernel_modules, "FirmwareFiles": context.config.firmware_files}
 
     def run(self, context: Context) -> None:
-        patterns = [str(p) for p in setting(context.config, "KernelModules", [])]
-        firmware = [str(p) for p in setting(context.config, "FirmwareFiles", []) or []]
         for kernel in find_kernels(context.root):
-            removed = filter_image_modules(context.root, kernel.version, patterns, firmware, context.tools)
+            removed = filter_image_modules(context.root, kernel.version, context.config.kernel_modules,
+                                           context.config.firmware_files, context.tools)
             log.debug(f"{kernel.version}: removed {removed} modules not selected by KernelModules=")
 
 
@@ -122,7 +114,7 @@ def add_bootloader_packages(context: Context, packages: tuple[str, ...]) -> None
     from kosi.distributions import get
     from kosi.installers.base import package_manager
 
-    if get(word(context.config, "Distribution", "debian")).package_manager != "apt":
+    if get(context.config.distribution).package_manager != "apt":
         return
     log.info(f"Bootloader={bootloader(context)}: installing {', '.join(packages)}, which the image lacks")
     package_manager(context).install(context, list(packages))
@@ -136,7 +128,7 @@ class InstallBootloader(Step):
     def skip(self, context: Context) -> str | None:
         if not wants_boot(context):
             return "Bootable=no"
-        if bootloader(context) in ("none", "uki") and word(context.config, "BiosBootloader", "none") != "grub":
+        if (bootloader(context) == "none" or uki_is_bootloader(context)) and not bios_grub(context):
             return f"Bootloader={bootloader(context)}"
         return None
 
@@ -150,13 +142,13 @@ class InstallBootloader(Step):
         if bootloader(context) in ("systemd-boot", "systemd-boot-signed"):
             if systemd_boot.find_binary(context.root, context.tools) is None:
                 add_bootloader_packages(context, systemd_boot.DEBIAN_PACKAGES)
-            if systemd_boot.find_binary(context.root, context.tools) is None and bootable_mode(context) == "auto":
+            if systemd_boot.find_binary(context.root, context.tools) is None and context.config.bootable == Feature.auto:
                 log.info("systemd-boot is not installed: no boot loader (Bootable=auto)")
                 return
             binary = systemd_boot.install(esp, context.root, context.tools,
                                           signed=bootloader(context).endswith("signed"))
             log.debug(f"systemd-boot from {binary}")
-        if word(context.config, "BiosBootloader", "none") == "grub":
+        if bios_grub(context):
             grub.stage_modules(esp, context.root, context.tools)
 
 
@@ -168,79 +160,79 @@ class GenerateUKIs(Step):
     def skip(self, context: Context) -> str | None:
         if not wants_boot(context):
             return "Bootable=no"
-        if bootloader(context) == "none" and word(context.config, "Format", "disk") != "uki":
+        if bootloader(context) == "none" and not bios_grub(context):
             return "Bootloader=none"
         return None
 
     def inputs(self, context: Context) -> dict[str, Any]:
         names = ("Bootloader", "UnifiedKernelImages", "UnifiedKernelImageFormat", "Initrds", "InitrdPackages",
                  "KernelCommandLine", "KernelInitrdModules", "KernelModulesInitrd", "Splash")
-        return {n: setting(context.config, n) for n in names}
+        return {n: context.config[n] for n in names}
 
     def run(self, context: Context) -> None:
         kernels = require_kernels(context)
         if not kernels:
             return
+        config = context.config
         context.state["kernels"] = [k.version for k in kernels]
         esp = esp_tree(context)
         cmdline = kernel_command_line(context)
-        base_initrds = [Path(p) for p in paths(context.config, "Initrds")] or [default_initrd(context)]
-        ukis_mode = word(context.config, "UnifiedKernelImages", "auto").lower()
-        use_ukis = bootloader(context) == "uki" or ukis_mode not in ("no", "none", "false", "0")
-        if use_ukis and ukis_mode == "auto" and (find_stub(context.root, context.tools) is None
-                                                 or find_tool("ukify", context.tools) is None):
+        base_initrds = list(config.initrds) or [default_initrd(context)]
+        # With Bootloader=none only grub (BiosBootloader=grub) boots the image, and it takes Type 1 files.
+        use_ukis = uki_is_bootloader(context) or (bootloader(context) != "none"
+                                                  and config.unified_kernel_images != "none")
+        if (use_ukis and not uki_is_bootloader(context) and config.unified_kernel_images == "auto"
+                and (find_stub(context.root, context.tools) is None or find_tool("ukify", context.tools) is None)):
             use_ukis = False  # UnifiedKernelImages=auto: Type 1 entries when a UKI can't be built
         token = entry_token(context)
-        release = os_release(context.root)
-        title = release.get("PRETTY_NAME", "Linux")
-        if bootloader(context) == "uki":
+        title = os_release(context.root).get("PRETTY_NAME", "Linux")
+        if uki_is_bootloader(context):
             kernels = kernels[:1]  # only the newest kernel, as the default boot entry
         ukis: list[Path] = []
-        grub_entries = []
+        initrds_of: dict[str, list[Path]] = {}
         for kernel in kernels:
-            initrds = list(base_initrds)
-            if flag(context.config, "KernelModulesInitrd", True):
+            initrds = initrds_of[kernel.version] = list(base_initrds)
+            if config.kernel_modules_initrd:
                 initrds.append(modules_initrd(context, kernel.version,
                                               context.workspace / f"kernel-modules-{kernel.version}.cpio"))
+                context.state["split_modules_initrd"] = str(initrds[-1])
             context.state["split_kernel"] = str(kernel.image)
             context.state["split_initrd"] = str(base_initrds[0])
-            if len(initrds) > len(base_initrds):
-                context.state["split_modules_initrd"] = str(initrds[-1])
             if not use_ukis:
                 systemd_boot.write_type1_entry(esp, token, kernel.version, kernel.image, initrds, cmdline, title)
-                grub_entries.append((title, f"{token}/{kernel.version}/linux",
-                                     [f"{token}/{kernel.version}/initrd{i or ''}" for i in range(len(initrds))], cmdline))
                 continue
-            pattern = setting(context.config, "UnifiedKernelImageFormat") or default_format(cmdline, context.root)
-            name = entry_name(str(pattern), token, kernel.version, cmdline) + ".efi"
+            pattern = config.unified_kernel_image_format or default_format(cmdline, context.root)
+            name = entry_name(pattern, token, kernel.version, cmdline) + ".efi"
             output = context.workspace / "ukis" / name
             output.parent.mkdir(parents=True, exist_ok=True)
-            splash = setting(context.config, "Splash")
             request = UKIRequest(kernel=kernel.image, kver=kernel.version, initrds=initrds, cmdline=cmdline,
                                  os_release=context.root / "usr/lib/os-release", output=output,
-                                 splash=context.root / str(splash).lstrip("/") if splash else None,
-                                 profiles=[Path(p) for p in paths(context.config, "UnifiedKernelImageProfiles")])
+                                 splash=context.root / config.splash.lstrip("/") if config.splash else None,
+                                 profiles=list(config.unified_kernel_image_profiles))
             build_uki(request, context.root, context.tools, context.workspace)
             ukis.append(output)
-            if bootloader(context) == "uki":
-                target = esp / "EFI/BOOT/BOOTX64.EFI"
-            else:
-                target = esp / "EFI/Linux" / name
+            target = esp / "EFI/BOOT/BOOTX64.EFI" if uki_is_bootloader(context) else esp / "EFI/Linux" / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(output, target)
         context.state["ukis"] = [str(u) for u in ukis]
-        if word(context.config, "BiosBootloader", "none") == "grub":
-            if use_ukis:  # BIOS cannot start a PE file: boot kernel + initrds directly
-                grub_entries = []
-                for kernel in kernels:
-                    systemd_boot.write_type1_entry(esp, token, kernel.version, kernel.image, base_initrds
-                                                   + [context.workspace / f"kernel-modules-{kernel.version}.cpio"]
-                                                   * flag(context.config, "KernelModulesInitrd", True), cmdline, title)
-                    (esp / "loader/entries" / f"{token}-{kernel.version}.conf").unlink()
-                    count = len(base_initrds) + int(flag(context.config, "KernelModulesInitrd", True))
-                    grub_entries.append((title, f"{token}/{kernel.version}/linux",
-                                         [f"{token}/{kernel.version}/initrd{i or ''}" for i in range(count)], cmdline))
-            grub.write_config(esp, grub_entries, None)
+        if bios_grub(context):
+            write_grub_entries(esp, token, title, cmdline, kernels, initrds_of, type1_written=not use_ukis)
+
+
+def write_grub_entries(esp: Path, token: str, title: str, cmdline: str, kernels: list[Kernel],
+                       initrds_of: dict[str, list[Path]], *, type1_written: bool) -> None:
+    """BiosBootloader=grub: BIOS cannot start a PE file, so grub boots kernel + initrds directly,
+    from the files a Type 1 entry puts into the ESP (written here, without the entry, if UKIs
+    were built instead)."""
+    entries = []
+    for kernel in kernels:
+        initrds = initrds_of[kernel.version]
+        if not type1_written:
+            systemd_boot.write_type1_entry(esp, token, kernel.version, kernel.image, initrds, cmdline, title)
+            (esp / "loader/entries" / f"{token}-{kernel.version}.conf").unlink()
+        entries.append((title, f"{token}/{kernel.version}/linux",
+                        [f"{token}/{kernel.version}/initrd{i or ''}" for i in range(len(initrds))], cmdline))
+    grub.write_config(esp, entries, None)
 
 
 STEPS = (KernelModules, InstallBootloader, GenerateUKIs)

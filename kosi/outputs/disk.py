@@ -14,18 +14,17 @@ import os
 import re
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
 from kosi import log
+from kosi.config.values import Feature
 from kosi.distributions import get as get_distribution
 from kosi.errors import KosiError
 from kosi.outputs.base import OutputFormat
 from kosi.outputs.compression import compress_level, compression_for
 from kosi.outputs.naming import base_name
 from kosi.pipeline.context import Context
-from kosi.pipeline.settings_access import local_file, paths, setting, word
 from kosi.sandbox import run
 from kosi.tools_tree import bootable, tools_command
 
@@ -51,36 +50,21 @@ Minimize=guess
 """
 
 
-def split_artifacts(config) -> set[str]:
-    value = setting(config, "SplitArtifacts", [])
-    if isinstance(value, str):
-        value = value.replace(",", " ").split()
-    words = {getattr(v, "value", str(v)) for v in value}
-    if words & {"yes", "true", "1"}:  # the old boolean form meant the partitions
-        words = (words - {"yes", "true", "1"}) | {"uki", "kernel", "initrd", "partitions", "roothash"}
-    return words
-
-
 def is_bootable(context: Context) -> bool:
     """Bootable=yes, or auto with a kernel found by the boot steps."""
-    value = word(context.config, "Bootable", "auto").lower()
-    if value in ("no", "false", "0", "disabled"):
-        return False
-    if value in ("yes", "true", "1", "enabled"):
-        return True
-    return bool(context.state.get("kernels")) or bootable(context.config) and bool(context.state.get("ukis"))
+    if context.config.bootable == Feature.auto:
+        return bool(context.state.get("kernels")) or bootable(context.config) and bool(context.state.get("ukis"))
+    return context.config.bootable == Feature.enabled
 
 
 def bios_grub(context: Context) -> bool:
-    return word(context.config, "BiosBootloader", "none").lower() == "grub" and is_bootable(context)
+    return context.config.bios_bootloader == "grub" and is_bootable(context)
 
 
 def default_or_configured_definitions(context: Context) -> list[Path]:
-    """The repart.d directories to use, writing the default definitions when none are configured."""
-    configured = paths(context.config, "RepartDirectories")
-    local = local_file(context.config, "mkosi.repart")
-    if local and local.is_dir() and local not in configured:
-        configured.append(local)
+    """The repart.d directories to use (RepartDirectories=, which the loader fills with
+    mkosi.repart/ when it exists), writing the default definitions when none are configured."""
+    configured = context.config.repart_directories
     if configured:
         for directory in configured:
             if not directory.is_dir():
@@ -93,33 +77,17 @@ def default_or_configured_definitions(context: Context) -> list[Path]:
         (directory / "00-esp.conf").write_text(ESP_DEFINITION)
         if bios_grub(context):
             (directory / "05-bios.conf").write_text(BIOS_DEFINITION)
-    distribution = get_distribution(word(context.config, "Distribution", "debian"))
+    distribution = get_distribution(context.config.distribution)
     (directory / "10-root.conf").write_text(ROOT_DEFINITION.format(filesystem=distribution.filesystem))
     return [directory]
 
 
-def seed(config) -> str:
-    """Seed=, or mkosi.seed, or random. Validated so a typo names the setting."""
-    value = setting(config, "Seed")
-    if value in (None, ""):
-        local = local_file(config, "mkosi.seed")
-        value = local.read_text().strip() if local and local.is_file() else "random"
-    value = str(value)
-    if value != "random":
-        try:
-            uuid.UUID(value)
-        except ValueError:
-            raise KosiError(f"Seed={value}: expected a UUID or 'random'") from None
-    return value
-
-
 def repart_command(context: Context, image: Path, directories: list[Path], *, split: bool) -> list[str]:
     cmd = ["systemd-repart", "--empty=create", "--size=auto", "--dry-run=no", "--offline=yes", "--no-pager",
-           f"--root={context.root}", f"--seed={seed(context.config)}", "--json=pretty"]
+           f"--root={context.root}", f"--seed={context.config.seed or 'random'}", "--json=pretty"]
     cmd += [f"--definitions={d}" for d in directories]
-    sector = setting(context.config, "SectorSize")
-    if sector not in (None, ""):
-        cmd.append(f"--sector-size={sector}")
+    if context.config.sector_size is not None:
+        cmd.append(f"--sector-size={context.config.sector_size}")
     if split:
         cmd.append("--split=yes")
     return [*cmd, str(image)]
@@ -185,7 +153,7 @@ class DiskOutput(OutputFormat):
         raw = self.target if compression is None else self.target.with_suffix("")
         if compression is not None:
             raw = self.context.staging / (self.target.name[: -len(compression.extension)])
-        wanted = split_artifacts(self.config)
+        wanted = set(self.config.split_artifacts)
         table = run_repart(self.context, raw, split="partitions" in wanted)
         if bios_grub(self.context):
             from kosi.boot import grub

@@ -7,6 +7,7 @@ import types
 
 from kosi import tools_tree
 from kosi.config.model import Config, Project
+from kosi.config.values import Feature
 
 
 def project(**values) -> Project:
@@ -21,7 +22,14 @@ def test_disk_build_on_old_host_wants_tools_tree():
 
 
 def test_directory_build_needs_no_tools_tree():
-    assert tools_tree.host_shortcoming(Config({"Format": "directory", "Bootable": "no"})) is None
+    assert tools_tree.host_shortcoming(Config({"Format": "directory", "Bootable": Feature.disabled})) is None
+
+
+def test_bootable_follows_the_feature_and_format():
+    assert tools_tree.bootable(Config({"Format": "disk"}))  # unset: auto
+    assert not tools_tree.bootable(Config({"Format": "directory"}))
+    assert tools_tree.bootable(Config({"Format": "directory", "Bootable": Feature.enabled}))
+    assert not tools_tree.bootable(Config({"Format": "disk", "Bootable": Feature.disabled}))
 
 
 def test_disk_build_does_not_pull_qemu():

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from kosi.config.cli_args import parse_command_line
+from kosi.config.loader import load_project
 from kosi.config.model import Config
+from kosi.config.values import Feature
 from kosi.errors import KosiError
 from kosi.outputs import disk
 from kosi.pipeline.context import Context
@@ -23,25 +26,49 @@ def context(tmp_path: Path, **values) -> Context:
     return Context(config=config, workspace=tmp_path / "ws", package_cache=tmp_path / "cache")
 
 
+def loaded_context(directory: Path, conf: str) -> Context:
+    """A context for the main image of a real mkosi.conf, loaded as `kosi build` loads it."""
+    (directory / "mkosi.conf").write_text(conf)
+    config = load_project(parse_command_line(["-C", str(directory), "build"])).main
+    return Context(config=config, workspace=directory / "ws", package_cache=directory / "cache")
+
+
 def test_default_definitions_follow_bootable_and_bios(tmp_path):
-    plain = disk.default_or_configured_definitions(context(tmp_path, Bootable="no"))[0]
+    plain = disk.default_or_configured_definitions(context(tmp_path, Bootable=Feature.disabled))[0]
     assert sorted(p.name for p in plain.iterdir()) == ["10-root.conf"]
     assert "Format=ext4" in (plain / "10-root.conf").read_text()
-    both = disk.default_or_configured_definitions(context(tmp_path, Bootable="yes", BiosBootloader="grub"))[0]
+    both = disk.default_or_configured_definitions(
+        context(tmp_path, Bootable=Feature.enabled, BiosBootloader="grub"))[0]
     assert sorted(p.name for p in both.iterdir()) == ["00-esp.conf", "05-bios.conf", "10-root.conf"]
     assert "CopyFiles=/boot:/" in (both / "00-esp.conf").read_text()
+    # Bootable=auto: the ESP only when the boot steps found a kernel
+    auto = context(tmp_path)
+    assert sorted(p.name for p in disk.default_or_configured_definitions(auto)[0].iterdir()) == ["10-root.conf"]
+    auto.state["kernels"] = ["6.12.0-1-amd64"]
+    assert "00-esp.conf" in [p.name for p in disk.default_or_configured_definitions(auto)[0].iterdir()]
 
 
 def test_repart_directory_replaces_defaults(tmp_path):
     (tmp_path / "mkosi.repart").mkdir()
-    assert disk.default_or_configured_definitions(context(tmp_path, Bootable="yes")) == [tmp_path / "mkosi.repart"]
+    ctx = loaded_context(tmp_path, "[Output]\nFormat=disk\n\n[Content]\nBootable=yes\n")
+    assert disk.default_or_configured_definitions(ctx) == [tmp_path / "mkosi.repart"]
 
 
-def test_seed_is_validated(tmp_path):
-    with pytest.raises(KosiError, match="Seed=nope"):
-        disk.seed(context(tmp_path, Seed="nope").config)
+def test_seed_and_sector_size_reach_repart(tmp_path):
     (tmp_path / "mkosi.seed").write_text("b3f1a5b6-8b3c-4a8e-9d2c-111111111111\n")
-    assert disk.seed(context(tmp_path).config) == "b3f1a5b6-8b3c-4a8e-9d2c-111111111111"
+    ctx = loaded_context(tmp_path, "[Output]\nFormat=disk\nSectorSize=4096\n")
+    command = disk.repart_command(ctx, tmp_path / "image.raw", [tmp_path], split=False)
+    assert "--seed=b3f1a5b6-8b3c-4a8e-9d2c-111111111111" in command and "--sector-size=4096" in command
+    unset = disk.repart_command(context(tmp_path), tmp_path / "image.raw", [tmp_path], split=True)
+    assert "--seed=random" in unset and "--split=yes" in unset
+    assert not any(a.startswith("--sector-size") for a in unset)
+
+
+def test_bad_seed_names_file_and_line(tmp_path):
+    with pytest.raises(KosiError) as failure:
+        loaded_context(tmp_path, "[Output]\nFormat=disk\nSeed=nope\n")
+    assert "Seed=" in str(failure.value) and "UUID" in str(failure.value)
+    assert failure.value.file and failure.value.file.endswith("mkosi.conf") and failure.value.line == 3
 
 
 def test_full_partition_names_definition_and_setting(tmp_path):
@@ -122,7 +149,7 @@ def test_bios_grub_image(tmp_path_factory, kosi_build, bootable_config):
 @pytest.mark.image
 def test_full_esp_is_one_line_naming_the_partition(tmp_path, default_tools_tree):
     """A real repart failure (ESP content larger than the ESP) becomes one actionable line."""
-    ctx = context(tmp_path, Bootable="yes")
+    ctx = context(tmp_path, Bootable=Feature.enabled)
     ctx.tools = default_tools_tree
     (ctx.root / "boot").mkdir(parents=True)
     (ctx.root / "boot/big").write_bytes(b"\1" * (3 * 1024 * 1024))
