@@ -6,6 +6,10 @@ same, as modprobe treats them); a pattern with "/" matches the path below
 /usr/lib/modules/<kver>/kernel without the .ko suffix, so "drivers/virtio/*" selects a
 directory. Everything a selected module needs (modules.dep) and the firmware it asks for
 (modinfo's firmware field) comes along, so a selection never yields an unloadable module.
+
+Removing modules from the image leaves its indexes stale; the Depmod setup step that follows
+(kosi/pipeline/setup.py) notices and reruns depmod. The staged modules initrd gets its own
+depmod run here, with the image's depmod.d and System.map like that step.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import subprocess
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from kosi.sandbox import run
-from kosi.tools_tree import tools_command
+from kosi.errors import KosiError
+from kosi.pipeline.setup import depmod_configuration, system_map
+from kosi.pipeline.tools import find_tool, run_on_root
+from kosi.sandbox import Mount, last_error_line, run
 
 MODULE_SUFFIX = re.compile(r"\.ko(\.(xz|zst|gz))?$")
 FIRMWARE_SUFFIX = re.compile(r"\.(xz|zst)$")
@@ -108,9 +114,20 @@ def firmware_of(moddir: Path, modules: Iterable[str], tools: Path | None) -> set
     """Firmware files the modules declare (modinfo -F firmware), relative to /usr/lib/firmware."""
     paths = [str(moddir / m) for m in sorted(modules)]
     found: set[str] = set()
+    if not paths:
+        return found
+    tool = find_tool("modinfo", tools)
+    if tool is None:
+        raise KosiError("choosing kernel modules needs modinfo (for their firmware), which neither the host "
+                        "nor the tools tree has", hint="install kmod, or use ToolsTree=default")
+    # The sandbox shows only what is mounted: the modules directory, at its own path.
+    sandbox = tool.sandbox([Mount(moddir, str(moddir), "ro-bind")])
     for start in range(0, len(paths), 500):  # keep the command line short enough
-        result = run(["modinfo", "-F", "firmware", *paths[start:start + 500]], sandbox=tools_command(tools),
-                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+        result = run([tool.path, "-F", "firmware", *paths[start:start + 500]], sandbox=sandbox,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        if result.returncode != 0:
+            raise KosiError(f"modinfo could not read the modules in {moddir}: "
+                            f"{last_error_line(result.stderr) or f'exit status {result.returncode}'}")
         found.update(line.strip() for line in (result.stdout or b"").decode().splitlines() if line.strip())
     return found
 
@@ -147,8 +164,27 @@ def resolve(root: Path, kver: str, patterns: Sequence[str], tools: Path | None) 
     return modules, firmware_files(root, firmware_of(moddir, modules, tools), ())
 
 
-def depmod(root: Path, kver: str, tools: Path | None) -> None:
-    run(["depmod", "--all", "--basedir", str(root), kver], sandbox=tools_command(tools, [root]))
+def depmod_staged(image: Path, staged: Path, kver: str, tools: Path | None) -> None:
+    """depmod over the modules staged below `staged`, configured as the image configures it."""
+    tool = find_tool("depmod", tools)
+    if tool is None:
+        raise KosiError("the kernel modules initrd needs depmod, which neither the host nor the tools tree has",
+                        hint="install kmod, or use ToolsTree=default")
+    config = staged.with_name(staged.name + ".depmod.d")
+    shutil.rmtree(config, ignore_errors=True)
+    config.mkdir(parents=True)
+    for name, path in depmod_configuration(image).items():
+        shutil.copyfile(path, config / name)
+    arguments = ["--all", f"--basedir={staged}", f"--config={config}"]
+    mounts = [Mount(config, str(config), "ro-bind")]
+    symbols = system_map(image, kver)
+    if symbols:
+        arguments.append(f"--filesyms={symbols}")
+        mounts.append(Mount(symbols, str(symbols), "ro-bind"))
+    try:
+        run_on_root(tool, staged, [*arguments, kver], mounts=mounts)
+    finally:
+        shutil.rmtree(config)
 
 
 def filter_image_modules(root: Path, kver: str, patterns: Sequence[str], firmware_patterns: Sequence[str],
@@ -167,7 +203,6 @@ def filter_image_modules(root: Path, kver: str, patterns: Sequence[str], firmwar
         for path in list(base.rglob("*")):
             if (path.is_file() or path.is_symlink()) and path not in keep_firmware:
                 path.unlink()
-    depmod(root, kver, tools)
     return removed
 
 
@@ -195,7 +230,7 @@ def stage_modules(root: Path, kver: str, patterns: Sequence[str], firmware_patte
     link = destination / "lib"
     link.symlink_to("usr/lib")
     try:
-        depmod(destination, kver, tools)
+        depmod_staged(root, destination, kver, tools)
     finally:
         link.unlink()
     return len(modules)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
 from kosi.boot import modules
 
 CANDIDATES = [
@@ -36,3 +42,72 @@ def test_dependencies_are_closed_over():
     deps = {"kernel/fs/ext4/ext4.ko.xz": ["kernel/fs/jbd2/jbd2.ko.xz"], "kernel/fs/jbd2/jbd2.ko.xz": []}
     assert modules.with_dependencies({"kernel/fs/ext4/ext4.ko.xz"}, deps) == set(deps)
 
+
+
+# --- real modinfo and depmod on stand-in modules (ELF objects with a .modinfo section) ---
+
+KVER = "6.1.0-test"
+
+
+def fake_module(directory: Path, name: str, firmware: str | None = None) -> Path:
+    """A relocatable ELF object carrying .modinfo, which modinfo and depmod read as a module."""
+    source = directory / f"{name}.c"
+    source.write_text(f"int {name}_data;\n")
+    subprocess.run(["gcc", "-c", str(source), "-o", str(directory / f"{name}.o")], check=True)
+    info = directory / f"{name}.modinfo"
+    info.write_bytes((f"firmware={firmware}\0" if firmware else "").encode() + f"license=GPL\0name={name}\0".encode())
+    module = directory / f"{name}.ko"
+    subprocess.run(["objcopy", "--add-section", f".modinfo={info}", "--set-section-flags", ".modinfo=alloc,readonly",
+                    str(directory / f"{name}.o"), str(module)], check=True)
+    return module
+
+
+@pytest.fixture
+def image_root(tmp_path: Path) -> Path:
+    """An image root with two modules (one asking for firmware), that firmware, an unrelated
+    firmware file and an indexed modules directory."""
+    if not (shutil.which("gcc") and shutil.which("objcopy")):
+        pytest.skip("needs gcc and objcopy to make stand-in modules")
+    root = tmp_path / "root"
+    moddir = root / "usr/lib/modules" / KVER / "kernel/drivers/fake"
+    moddir.mkdir(parents=True)
+    shutil.copy(fake_module(tmp_path, "fake_net", "fake/net.bin"), moddir)
+    shutil.copy(fake_module(tmp_path, "fake_gpu"), moddir)
+    (root / "usr/lib/firmware/fake").mkdir(parents=True)
+    (root / "usr/lib/firmware/fake/net.bin").write_bytes(b"fw")
+    (root / "usr/lib/firmware/fake/other.bin").write_bytes(b"fw")
+    (root / "lib").symlink_to("usr/lib")
+    subprocess.run(["depmod", "--all", f"--basedir={root}", KVER], check=True, stderr=subprocess.DEVNULL)
+    return root
+
+
+def cached_tools_tree() -> Path:
+    from kosi.tools_tree import location
+
+    tree = location() / "debian-trixie"
+    if not (tree / "usr/bin/kmod").exists():
+        pytest.skip("no cached default tools tree (the image tests build it)")
+    return tree
+
+
+@pytest.mark.parametrize("where", ["host", "tools tree"])
+def test_staged_modules_bring_their_firmware_and_indexes(image_root: Path, tmp_path: Path, where: str):
+    """modinfo and depmod run in the sandbox, which must show them the modules (with a tools
+    tree it shows nothing else of the host)."""
+    tools = cached_tools_tree() if where == "tools tree" else None
+    staged = tmp_path / "staged"
+    assert modules.stage_modules(image_root, KVER, ["fake_net"], [], staged, tools) == 1
+    moddir = staged / "usr/lib/modules" / KVER
+    assert (moddir / "kernel/drivers/fake/fake_net.ko").is_file()
+    assert not (moddir / "kernel/drivers/fake/fake_gpu.ko").exists()
+    assert (staged / "usr/lib/firmware/fake/net.bin").read_bytes() == b"fw"  # modinfo's firmware field
+    assert not (staged / "usr/lib/firmware/fake/other.bin").exists()
+    assert (moddir / "modules.dep").read_text() == "kernel/drivers/fake/fake_net.ko:\n"  # depmod ran on the tree
+    assert not (staged / "lib").exists() and not (tmp_path / "staged.depmod.d").exists()
+
+
+def test_filtering_the_image_keeps_selected_modules_and_firmware_globs(image_root: Path):
+    removed = modules.filter_image_modules(image_root, KVER, ["fake_gpu"], ["fake/other*"], None)
+    moddir = image_root / "usr/lib/modules" / KVER / "kernel/drivers/fake"
+    assert removed == 1 and sorted(p.name for p in moddir.iterdir()) == ["fake_gpu.ko"]
+    assert sorted(p.name for p in (image_root / "usr/lib/firmware/fake").iterdir()) == ["other.bin"]
