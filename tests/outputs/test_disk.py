@@ -149,13 +149,13 @@ def test_bios_grub_image(tmp_path_factory, kosi_build, bootable_config):
 @pytest.mark.image
 def test_full_esp_is_one_line_naming_the_partition(tmp_path, default_tools_tree):
     """A real repart failure (ESP content larger than the ESP) becomes one actionable line."""
-    ctx = context(tmp_path, Bootable=Feature.enabled)
+    definitions = tmp_path / "mkosi.repart"
+    definitions.mkdir()
+    ctx = context(tmp_path, Bootable=Feature.enabled, RepartDirectories=[definitions])
     ctx.tools = default_tools_tree
     (ctx.root / "boot").mkdir(parents=True)
     (ctx.root / "boot/big").write_bytes(b"\1" * (3 * 1024 * 1024))
     (ctx.root / "usr").mkdir()
-    definitions = tmp_path / "mkosi.repart"
-    definitions.mkdir()
     (definitions / "00-esp.conf").write_text(
         "[Partition]\nType=esp\nFormat=vfat\nCopyFiles=/boot:/\nSizeMinBytes=2M\nSizeMaxBytes=2M\n")
     (definitions / "10-root.conf").write_text("[Partition]\nType=root\nFormat=ext4\nCopyFiles=/usr\nMinimize=guess\n")
