@@ -29,6 +29,7 @@ def build_steps() -> list[Step]:
         scripts.BuildScripts(),           # 13 mkosi.build
         scripts.FinalizeNoneFormat(),     # 14 Format=none ends here
         scripts.CopyBuildOutputs(),       # 15 $DESTDIR into the image
+        packages.InstallVolatilePackages(),  #    VolatilePackages=, after the build scripts
         trees.ExtraTrees(),               # 16 mkosi.extra
         scripts.PostinstScripts(),        # 17 mkosi.postinst
         setup.ConfigFiles(),              # 18 Ssh=, Autologin=, MakeInitrd=

@@ -104,6 +104,23 @@ class InstallPackages(Step):
         package_manager(context).install(context, packages)
 
 
+class InstallVolatilePackages(Step):
+    """VolatilePackages= after the build scripts: outside the Incremental= cache, so a new
+    version of them never invalidates it (manual: VolatilePackages=)."""
+
+    name = "install volatile packages"
+
+    def skip(self, context):
+        if not context.config.volatile_packages:
+            return "VolatilePackages= is empty"
+        if package_manager(context) is None:
+            return "no package manager (Distribution=custom)"
+        return None
+
+    def run(self, context):
+        package_manager(context).install(context, context.config.volatile_packages)
+
+
 class InstallBuildPackages(Step):
     """BuildPackages= go into a copy of the root that is thrown away after the build scripts:
     they never reach the final image."""

@@ -122,6 +122,7 @@ ImageId=full
 [Content]
 Packages=less
 BuildPackages=gcc make libc6-dev
+VolatilePackages=tree
 Hostname=kosi-test
 Locale=C.UTF-8
 Timezone=Europe/Berlin
@@ -175,6 +176,7 @@ def test_full_image_contents(full):
     assert extract(tar, "./etc/shadow").startswith("root::")
     assert 'IMAGE_ID="full"' in extract(tar, "./usr/lib/os-release")
     assert extract(tar, "./etc/postinst-chroot").strip() == "/work/mkosi.postinst.chroot /"
+    assert "./usr/bin/tree" in listing  # VolatilePackages=, installed after the build scripts
     assert "./usr/bin/less" not in listing  # RemovePackages=
     assert "./usr/share/doc/less/" not in listing  # RemoveFiles=
     assert not any((d / "ws").iterdir()), "workspace left behind"
