@@ -37,13 +37,15 @@ def modules_directory(root: Path, tools: Path | None) -> tuple[Path, Path | None
 
 def write_config(esp: Path, entries: Sequence[tuple[str, str, list[str], str]], esp_uuid: str | None) -> Path:
     """grub/grub.cfg in the ESP; entries are (title, kernel path, initrd paths, cmdline) relative to the ESP."""
-    lines = ["set timeout=0", "set default=0"]
+    # The serial console too, so `kosi vm` (and anyone on a serial line) sees grub at work.
+    lines = ["serial --unit=0 --speed=115200", "terminal_input serial console", "terminal_output serial console",
+             "set timeout=0", "set default=0"]
     if esp_uuid:
         lines.append(f"search --no-floppy --set=root --fs-uuid {esp_uuid}")
     for title, kernel, initrds, cmdline in entries:
-        lines += [f"menuentry '{title}' {{", f"    linux /{kernel} {cmdline}"]
+        lines += [f"menuentry '{title}' {{", f"    echo 'Loading Linux /{kernel} ...'", f"    linux /{kernel} {cmdline}"]
         if initrds:
-            lines.append("    initrd " + " ".join(f"/{i}" for i in initrds))
+            lines += ["    echo 'Loading initial ramdisk ...'", "    initrd " + " ".join(f"/{i}" for i in initrds)]
         lines.append("}")
     cfg = esp / "grub/grub.cfg"
     cfg.parent.mkdir(parents=True, exist_ok=True)

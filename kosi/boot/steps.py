@@ -216,7 +216,17 @@ class GenerateUKIs(Step):
             shutil.copy2(output, target)
         context.state["ukis"] = [str(u) for u in ukis]
         if bios_grub(context):
-            write_grub_entries(esp, token, title, cmdline, kernels, initrds_of, type1_written=not use_ukis)
+            write_grub_entries(esp, token, title, bios_command_line(context, cmdline), kernels, initrds_of,
+                               type1_written=not use_ukis)
+
+
+def bios_command_line(context: Context, cmdline: str) -> str:
+    """Under BIOS no boot loader tells the initrd which partition it came from (UEFI's
+    LoaderDevicePartUUID), so name the root partition by the label systemd-repart gives the
+    default 10-root.conf ("root-<architecture>"). Own repart definitions need their own root=."""
+    if any(word.startswith("root=") for word in cmdline.split()) or context.config.repart_directories:
+        return cmdline
+    return f"{cmdline} root=PARTLABEL=root-{context.config.architecture}"
 
 
 def write_grub_entries(esp: Path, token: str, title: str, cmdline: str, kernels: list[Kernel],

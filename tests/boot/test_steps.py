@@ -96,4 +96,6 @@ def test_bios_grub_without_efi_loader_gets_kernel_files(tmp_path):
     token = TOKEN
     config = (context.root / "boot/grub/grub.cfg").read_text()
     assert f"/{token}/{KVER}/linux" in config and f"/{token}/{KVER}/initrd" in config
+    assert "root=PARTLABEL=root-x86-64" in config  # BIOS: no LoaderDevicePartUUID to find the root
+    assert "terminal_output serial console" in config
     assert (context.root / "boot" / token / KVER / "linux").read_bytes() == b"kernel"
