@@ -37,7 +37,7 @@ from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import EATMYDATA, eatmydata_library, in_root
 from kosi.installers.base import PackageManager
 from kosi.config.values import Feature
-from kosi.sandbox import last_error_line, run
+from kosi.sandbox import Mount, last_error_line, run
 
 if TYPE_CHECKING:
     from kosi.pipeline.context import Context
@@ -221,7 +221,7 @@ class Apt(PackageManager):
         eatmydata = eatmydata_library(context, deb_architecture(context.config))
         if eatmydata:  # set inside the sandbox, where the library is
             cmd = ["env", f"LD_PRELOAD={EATMYDATA}", *cmd]
-        result = run(cmd, sandbox=in_root(context, root, apivfs=apivfs, eatmydata=eatmydata), env=self.environment(context),
+        result = run(cmd, sandbox=apt_sandbox(context, root, apivfs=apivfs, eatmydata=eatmydata), env=self.environment(context),
                      stdout=-1, stderr=-1 if quiet else None, tee_stderr=not quiet, check=False, input="")
         timings = context.state.setdefault("apt-timings", {})
         timings[what] = timings.get(what, 0.0) + time.monotonic() - start
@@ -251,8 +251,11 @@ class Apt(PackageManager):
             key = re.search(r"(NO_PUBKEY|EXPKEYSIG|BADSIG|REVKEYSIG) (\S+)", line)
             if repo and key:
                 problem = "is not in the configured keyring" if key.group(1) == "NO_PUBKEY" else f"fails ({key.group(1)})"
-                return (f"signature check failed for repository {repo.group(1)}: key {key.group(2)} {problem} "
-                        f"(RepositoryKeyCheck=no skips the check)")
+                # RepositoryKeyCheck= covers only the distribution's repositories, not the user's own sources.
+                ours = {r.uri.rstrip("/") for r in dist.repositories(config)}
+                hint = ("RepositoryKeyCheck=no skips the check" if repo.group(1).split()[0].rstrip("/") in ours
+                        else "Signed-By: in its sources file names the keyring apt checks against")
+                return f"signature check failed for repository {repo.group(1)}: key {key.group(2)} {problem} ({hint})"
         for line in lines:
             m = re.search(r"Release file for (\S+) is expired \(([^)]*)\)", line)
             if m:
@@ -455,8 +458,8 @@ class Apt(PackageManager):
     def wrappers(self, context: "Context") -> dict[str, list[str]]:
         env = ["env", *(f"{k}={v}" for k, v in self.environment(context).items())]
         root = context.root
-        sandbox = [*env, *in_root(context, root)]
-        query = [*env, *in_root(context, root, apivfs=False, network=False)]
+        sandbox = [*env, *apt_sandbox(context, root)]
+        query = [*env, *apt_sandbox(context, root, apivfs=False, network=False)]
         apt_get = [*sandbox, "apt-get", *self.root_options(context, root)]
         return {
             "apt": [*sandbox, "apt", *self.root_options(context, root)],
@@ -472,6 +475,14 @@ class Apt(PackageManager):
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def apt_sandbox(context: "Context", root: Path, **options) -> list[str]:
+    """The package manager sandbox with the configuration tree's etc/apt as its /etc/apt: sources
+    from mkosi.sandbox/ name their keyrings by absolute path (Signed-By: /etc/apt/keyrings/...),
+    as they would on the machine they were written for."""
+    etc_apt = Mount(context.pkgmngr / "etc/apt", "/etc/apt", "ro-bind")
+    return in_root(context, root, extra=[etc_apt], **options)
 
 
 def sandbox_keyring(context: "Context", keyring: str) -> str:
