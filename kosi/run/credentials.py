@@ -12,11 +12,9 @@ import os
 import stat
 import subprocess
 from pathlib import Path
-from typing import Any, Iterable
 
 from kosi.config.model import Config
 from kosi.errors import KosiError
-from kosi.pipeline.settings_access import setting
 
 # SMBIOS strings are limited in size by the firmware tables; larger credentials go through fw_cfg.
 SMBIOS_LIMIT = 4000
@@ -40,34 +38,14 @@ def credentials_from_path(path: Path) -> dict[str, bytes]:
     return {path.name: read_credential_file(path)}
 
 
-def credentials_from_entries(entries: Iterable[Any], base: Path) -> dict[str, bytes]:
-    """Credentials= entries: NAME=VALUE pairs or paths to files/directories."""
-    result: dict[str, bytes] = {}
-    for entry in entries:
-        if isinstance(entry, tuple) and len(entry) == 2:
-            result[str(entry[0])] = str(entry[1]).encode()
-            continue
-        text = str(entry)
-        name, sep, value = text.partition("=")
-        if sep and "/" not in name:
-            result[name] = value.encode()
-            continue
-        path = Path(text) if Path(text).is_absolute() else base / text
-        if not path.exists():
-            raise KosiError(f"Credentials=: {text!r} is neither NAME=VALUE nor an existing file or directory")
-        result.update(credentials_from_path(path))
-    return result
-
-
 def configured_credentials(config: Config) -> dict[str, bytes]:
-    value = setting(config, "Credentials", [])
-    entries = list(value.items()) if isinstance(value, dict) else list(value or [])
-    directory = Path(config.directory)
+    """mkosi.credentials/, then Credentials= (already read into NAME, VALUE pairs by the
+    loader), which take precedence as the manual says."""
     result: dict[str, bytes] = {}
-    local = directory / "mkosi.credentials"
+    local = Path(config.directory) / "mkosi.credentials"
     if local.is_dir():
         result.update(credentials_from_path(local))
-    result.update(credentials_from_entries(entries, directory))
+    result.update({name: value.encode() for name, value in config.credentials})
     return result
 
 
@@ -93,22 +71,14 @@ def ssh_public_key(certificate: Path) -> str:
     return key.stdout.strip()
 
 
-def ssh_certificate(config: Config) -> Path | None:
-    value = setting(config, "SshCertificate")
-    if value:
-        return Path(value)
-    local = Path(config.directory) / "mkosi.crt"
-    return local if local.exists() else None
-
-
 def runtime_credentials(config: Config) -> dict[str, bytes]:
     """Everything a booted image receives: firstboot defaults, the SSH key, then the user's own."""
     creds: dict[str, bytes] = {
         "firstboot.locale": b"C.UTF-8",
         "firstboot.timezone": host_timezone().encode(),
     }
-    certificate = ssh_certificate(config)
-    if certificate and certificate.exists():
+    certificate = config.ssh_certificate  # the loader assigns mkosi.crt when it exists
+    if certificate is not None:
         creds["ssh.authorized_keys.root"] = (ssh_public_key(certificate) + "\n").encode()
     creds.update(configured_credentials(config))
     return creds

@@ -15,7 +15,6 @@ from kosi import log
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
 from kosi.outputs.naming import base_name, output_directory, output_format, output_name
-from kosi.pipeline.settings_access import flag, setting
 
 
 def option(args: Any, name: str, default: Any = None) -> Any:
@@ -56,7 +55,7 @@ def verb_arguments(config: Config, args: Any) -> list[str]:
 
 def machine_name(config: Config) -> str:
     """Machine=, or the image's name made acceptable as a hostname."""
-    name = setting(config, "Machine") or base_name(config)
+    name = config.machine or base_name(config)
     cleaned = "".join(c if c.isalnum() or c in "-" else "-" for c in str(name)).strip("-")
     return cleaned[:64] or "kosi"
 
@@ -89,9 +88,8 @@ def grow_disk(path: Path, size: int) -> None:
 def runtime_image(config: Config, path: Path) -> Iterator[Path]:
     """The image to run: a throw-away copy for Ephemeral= (and whenever RuntimeSize= grows a
     disk, so the build output itself is never modified), else the output itself."""
-    runtime_size = setting(config, "RuntimeSize")
-    ephemeral = flag(config, "Ephemeral")
-    needs_copy = ephemeral or (runtime_size and is_disk(config, path))
+    runtime_size = config.runtime_size
+    needs_copy = config.ephemeral or (runtime_size and is_disk(config, path))
     if not needs_copy:
         yield path
         return
@@ -101,7 +99,7 @@ def runtime_image(config: Config, path: Path) -> Iterator[Path]:
     try:
         copy_image(path, copy)
         if runtime_size and is_disk(config, copy):
-            grow_disk(copy, int(runtime_size))
+            grow_disk(copy, runtime_size)
         yield copy
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -15,44 +15,27 @@ from kosi import log
 from kosi.config.model import Config
 from kosi.errors import KosiError
 from kosi.outputs.naming import base_name, output_directory
-from kosi.pipeline.settings_access import flag, local_file, setting, word
 from kosi.run.credentials import nspawn_credential_args, runtime_credentials
 from kosi.run.image import machine_name
 from kosi.run.registration import registration_args
 
-RUNTIME_TREE_DEFAULT = "/root/src"
-
-
 def runtime_tree_binds(config: Config) -> list[str]:
-    """RuntimeTrees=: SOURCE[:TARGET], TARGET defaulting to /root/src and relative to it."""
-    binds = []
-    for tree in setting(config, "RuntimeTrees", []) or []:
-        source = getattr(tree, "source", None)
-        target = getattr(tree, "target", None)
-        if source is None:  # a plain "source:target" string from a hand-made Config
-            source, _, target = str(tree).partition(":")
-        target = target or RUNTIME_TREE_DEFAULT
-        if not str(target).startswith("/"):
-            target = f"{RUNTIME_TREE_DEFAULT}/{target}"
-        binds.append(f"--bind={Path(source).absolute()}:{target}")
-    return binds
+    """RuntimeTrees=: the table already made relative targets absolute under /root/src."""
+    return [f"--bind={tree.source}:{tree.target or '/root/src'}" for tree in config.runtime_trees]
 
 
 def network_args(config: Config) -> list[str]:
     """RuntimeNetwork=: user shares the host's network (nspawn's default), interface adds a veth
     pair, none leaves only loopback."""
-    mode = word(config, "RuntimeNetwork", "user")
-    if mode == "interface":
+    if config.runtime_network == "interface":
         return ["--network-veth"]
-    if mode == "none":
+    if config.runtime_network == "none":
         return ["--private-network"]
-    if mode != "user":
-        raise KosiError(f"RuntimeNetwork=: invalid value {mode!r}, expected user, interface or none")
     return []
 
 
 def bind_user_args(config: Config) -> list[str]:
-    if not flag(config, "BindUser"):
+    if not config.bind_user:
         return []
     user = os.environ.get("SUDO_USER") or getpass.getuser()
     if user == "root":
@@ -62,13 +45,9 @@ def bind_user_args(config: Config) -> list[str]:
 
 
 def settings_file(config: Config) -> Path | None:
-    """NSpawnSettings=, mkosi.nspawn, or the copy the build placed next to the image."""
-    configured = setting(config, "NSpawnSettings")
-    if configured:
-        return Path(configured)
-    local = local_file(config, "mkosi.nspawn")
-    if local:
-        return local
+    """NSpawnSettings= (the loader assigns mkosi.nspawn), or the copy the build placed next to the image."""
+    if config.nspawn_settings is not None:
+        return config.nspawn_settings
     published = output_directory(config) / f"{base_name(config)}.nspawn"
     return published if published.exists() else None
 
@@ -112,15 +91,14 @@ def nspawn_command(config: Config, image: Path, *, boot: bool, arguments: list[s
     cmd += network_args(config)
     cmd += runtime_tree_binds(config)
     cmd += bind_user_args(config)
-    for prop in setting(config, "UnitProperties", []) or []:
-        cmd.append(f"--property={prop}")
+    cmd += [f"--property={prop}" for prop in config.unit_properties]
     cmd += nspawn_credential_args(runtime_credentials(config), credential_dir)
-    if setting(config, "ForwardJournal"):
+    if config.forward_journal is not None:
         log.warn("ForwardJournal= is only supported by the vm verb here; the container's journal stays in the image")
     # Extra words: nspawn options first, then (for shell) the command or (for boot) init's arguments.
     cmd += arguments
     if boot:
-        cmd += [str(w) for w in setting(config, "KernelCommandLineExtra", []) or []]
+        cmd += config.kernel_command_line_extra
     return cmd
 
 
@@ -130,7 +108,7 @@ def run_container(config: Config, image: Path, *, boot: bool, arguments: list[st
 
     machine = machine_name(config)
     # nspawn's own --ephemeral snapshot is cheaper than copying; RuntimeSize= images were copied already.
-    ephemeral = flag(config, "Ephemeral") and not (setting(config, "RuntimeSize") and image.is_file())
+    ephemeral = config.ephemeral and not (config.runtime_size and image.is_file())
     with tempfile.TemporaryDirectory(prefix="kosi-credentials-") as scratch, \
             installed_settings(config, machine) as settings_args:
         cmd = nspawn_command(config, image, boot=boot, arguments=arguments, credential_dir=Path(scratch),
@@ -155,7 +133,7 @@ def start_container(project, args, *, boot: bool) -> int:
     arguments = verb_arguments(config, args)
     # nspawn --ephemeral snapshots by itself; only a disk that must grow needs our copy first.
     copy_config = config.copy()
-    if not (setting(config, "RuntimeSize") and path.is_file()):
+    if not (config.runtime_size and path.is_file()):
         copy_config.values["Ephemeral"] = False
     with runtime_image(copy_config, path) as image:
         return run_container(config, image, boot=boot, arguments=arguments,

@@ -9,19 +9,20 @@ the work around it: building, the ephemeral copy, swtpm, drives, the runtime fil
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kosi import log
 from kosi.config.model import Config
+from kosi.config.specifiers import expand_delayed
+from kosi.config.values import Feature
 from kosi.errors import KosiError
 from kosi.outputs.naming import output_format
-from kosi.pipeline.settings_access import architecture, flag, setting, word
 from kosi.run.credentials import qemu_credential_args, qemu_escape, runtime_credentials, smbios_kernel_cmdline_extra
 from kosi.run.firmware import FirmwareChoice, choose_firmware, find_uefi_firmware
 from kosi.run.kernel import DirectBoot, find_direct_boot, has_esp, root_argument
@@ -29,7 +30,6 @@ from kosi.run.kvm import KvmVerdict, probe_kvm
 
 QEMU_BINARIES = {"x86-64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
 MACHINES = {"x86-64": "q35", "arm64": "virt"}
-CONSOLES = ("interactive", "read-only", "native", "gui")
 MiB = 1024**2
 
 
@@ -53,21 +53,10 @@ class VmPlan:
     notes: list[str]  # reasons for automatic choices, printed as one line
 
 
-def memory_megabytes(value: Any, default: int) -> int:
-    if value is None or value == "":
-        return default
-    if isinstance(value, int):
-        return max(1, value // MiB)
-    from kosi.config.values import Origin, Size
-
-    return max(1, Size().parse("RAM", str(value), Origin()) // MiB)
-
-
 def choose_accel(config: Config, verdict: KvmVerdict, notes: list[str]) -> str:
-    mode = word(config, "KVM", "auto").lower()
-    if mode in ("no", "false", "0", "disabled", "off"):
+    if config.kvm == Feature.disabled:
         return "tcg"
-    if mode in ("yes", "true", "1", "enabled", "on"):
+    if config.kvm == Feature.enabled:
         return "kvm"
     if verdict.usable:
         return "kvm"
@@ -83,7 +72,7 @@ def kernel_extra_words(config: Config, console: str, *, user_networking: bool = 
     words.append("systemd.firstboot=no")
     if user_networking:
         words += USER_NET_KERNEL_WORDS
-    words += [str(w) for w in setting(config, "KernelCommandLineExtra", []) or []]
+    words += config.kernel_command_line_extra
     return words
 
 
@@ -117,10 +106,10 @@ def firmware_args(choice: FirmwareChoice, config: Config, facts: HostFacts, scra
         return []
     secure = choice.kind == "uefi-secure-boot"
     firmware = find_uefi_firmware(secure_boot=secure, root=facts.tools_root)
-    variables_setting = setting(config, "FirmwareVariables")
-    if variables_setting and str(variables_setting) not in ("microsoft", "microsoft-mok", "custom"):
-        template = Path(variables_setting)
-    elif str(variables_setting) in ("microsoft", "microsoft-mok"):
+    variables_setting = config.firmware_variables  # a Path, one of the words, or None
+    if isinstance(variables_setting, Path):
+        template = variables_setting
+    elif variables_setting in ("microsoft", "microsoft-mok"):
         template = facts.tools_root / "usr/share/OVMF/OVMF_VARS_4M.ms.fd"
     else:
         template = firmware.variables
@@ -141,16 +130,15 @@ def firmware_args(choice: FirmwareChoice, config: Config, facts: HostFacts, scra
 
 def image_args(config: Config, image: Path) -> list[str]:
     drive = f"if=none,id=root,format=raw,file={qemu_escape(str(image))},discard=unmap,cache=unsafe"
-    if flag(config, "Removable"):
+    if config.removable:
         return ["-drive", drive, "-device", "qemu-xhci", "-device", "usb-storage,drive=root,removable=on,bootindex=1"]
     return ["-drive", drive, "-device", "virtio-blk-pci,drive=root,bootindex=1"]
 
 
 def network_args(config: Config, facts: HostFacts) -> list[str]:
-    mode = word(config, "RuntimeNetwork", "user")
-    if mode == "none":
+    if config.runtime_network == "none":
         return ["-nic", "none"]
-    if mode == "interface":
+    if config.runtime_network == "interface":
         return ["-nic", "tap,script=no,downscript=no,model=virtio-net-pci"]
     nic = "user,model=virtio-net-pci"
     if facts.ssh_port:
@@ -173,14 +161,33 @@ def direct_boot_args(boot: DirectBoot, extra: list[str], *, with_initrd: bool) -
     return args
 
 
+def linux_kernel(config: Config) -> Path | None:
+    """Linux=, with its delayed &b (the final build directory: BuildDirectory=/BuildKey=) and &&
+    expanded now that the build has happened."""
+    linux = config.linux
+    if not isinstance(linux, str):
+        return linux
+
+    def expand(match: re.Match) -> str:
+        if match[1] == "&":
+            return "&"
+        if match[1] != "b":
+            raise KosiError(f"Linux=: unknown specifier &{match[1]} in {linux!r}, expected &b or &&")
+        if config.build_directory is None:
+            raise KosiError(f"Linux={linux}: &b needs BuildDirectory= (or a mkosi.builddir/ directory)")
+        return str(Path(config.build_directory) / expand_delayed(str(config.build_key), config))
+
+    return Path(re.sub(r"&(.?)", expand, linux))
+
+
 def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *, arguments: list[str] = (),
                  direct_boot: DirectBoot | None = None) -> VmPlan:
     notes: list[str] = []
-    arch = architecture(config)
+    arch = config.architecture
     if arch not in QEMU_BINARIES:
         raise KosiError(f"Architecture={arch}: kosi vm supports {', '.join(QEMU_BINARIES)}")
     accel = choose_accel(config, facts.verdict, notes)
-    requested = word(config, "Firmware", "auto")
+    requested = config.firmware
     esp = has_esp(image)
     choice = choose_firmware(requested, facts.verdict, accel=accel, has_esp=esp)
     if choice.reason:
@@ -188,17 +195,15 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     if choice.kind == "uefi-secure-boot" and accel == "kvm" and not facts.verdict.smm and requested != "auto":
         raise KosiError(f"Firmware=uefi-secure-boot needs System Management Mode: {facts.verdict.reason}",
                         hint="use Firmware=uefi or KVM=no")
-    console = word(config, "Console", "interactive")
-    if console not in CONSOLES:
-        raise KosiError(f"Console=: invalid value {console!r}, expected one of {', '.join(CONSOLES)}")
+    console = config.console
 
     smm = "on" if choice.kind == "uefi-secure-boot" else "off"
     machine = MACHINES[arch] + (f",smm={smm}" if arch == "x86-64" else "")
-    ram = memory_megabytes(setting(config, "RAM"), 2048)
-    maxmem = memory_megabytes(setting(config, "MaxMem"), ram)
+    ram = max(1, config.ram // MiB)
+    maxmem = max(1, (config.max_mem or config.ram) // MiB)
     memory = f"{ram}M" + (f",slots=2,maxmem={maxmem}M" if maxmem > ram else "")
     cmd = [QEMU_BINARIES[arch], "-machine", machine, "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
-           "-smp", str(setting(config, "CPUs", 2)), "-m", memory, "-nodefaults", "-no-user-config",
+           "-smp", str(config.cpus), "-m", memory, "-nodefaults", "-no-user-config",
            "-device", "virtio-rng-pci"]
     cmd += console_args(console)
     cmd += firmware_args(choice, config, facts, scratch)
@@ -207,9 +212,9 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     creds = runtime_credentials(config)
     if facts.ssh_port:
         creds.setdefault(USER_NET_CREDENTIAL, USER_NET_NETWORK.encode())
-    linux = setting(config, "Linux")
+    linux = linux_kernel(config)
     if choice.direct_kernel:
-        boot = direct_boot or find_direct_boot(Path(linux) if linux else None, split_artifacts(config), image,
+        boot = direct_boot or find_direct_boot(linux, split_artifacts(config), image,
                                                scratch / "kernel")
         if not any(word.startswith(("root=", "mount.usr=")) for word in [*boot.cmdline, *extra]):
             extra = [*root_argument(image), *extra]
@@ -232,8 +237,7 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     cmd += facts.tpm_args
     cmd += facts.drive_args
     cmd += qemu_credential_args(creds, scratch / "credentials")
-    qemu_args = setting(config, "QemuArgs", []) or []
-    cmd += shlex.split(qemu_args) if isinstance(qemu_args, str) else [str(a) for a in qemu_args]
+    cmd += config.qemu_args
     cmd += list(arguments)
     return VmPlan(cmd, accel, choice, notes)
 
@@ -253,40 +257,38 @@ def start_vm(project, args) -> int:
         raise KosiError("kosi vm cannot boot a directory image yet; use Format=disk (or `kosi boot` for a container)")
     tools = ensure_tools_tree(project, args)
     prefix = runtime_prefix(tools)
-    arch = architecture(config)
-    verdict = probe_kvm(QEMU_BINARIES.get(arch, "qemu-system-x86_64")) if word(config, "KVM", "auto") == "auto" \
-        else KvmVerdict(True, True, "")
+    verdict = probe_kvm(QEMU_BINARIES.get(config.architecture, "qemu-system-x86_64")) \
+        if config.kvm == Feature.auto else KvmVerdict(True, True, "")
     machine = machine_name(config)
 
-    vsock_mode = word(config, "VSock", "auto").lower()
     missing = vsock_available()
-    if vsock_mode in ("yes", "enabled", "true", "1") and missing:
+    if config.vsock == Feature.enabled and missing:
         raise KosiError(f"VSock=yes: {missing}")
-    use_vsock = missing is None and vsock_mode not in ("no", "disabled", "false", "0")
+    use_vsock = missing is None and config.vsock != Feature.disabled
 
-    for name, what in (("ForwardJournal", "the guest's journal stays in the image"),
-                       ("RuntimeTrees", "they need virtiofsd; use kosi shell/boot to get them mounted"),
-                       ("BindUser", "it needs virtiofsd")):
-        if flag(config, name) if name == "BindUser" else setting(config, name):
+    for name, unsupported, what in (
+            ("ForwardJournal", config.forward_journal is not None, "the guest's journal stays in the image"),
+            ("RuntimeTrees", bool(config.runtime_trees), "they need virtiofsd; use kosi shell/boot to get them mounted"),
+            ("BindUser", config.bind_user, "it needs virtiofsd")):
+        if unsupported:
             log.warn(f"{name}= is not supported by kosi vm yet: {what}")
     with tempfile.TemporaryDirectory(prefix="kosi-vm-", dir="/var/tmp") as tmp, runtime_image(config, output) as image:
         scratch = Path(tmp)
         facts = HostFacts(verdict, tools_root=tools or Path("/"))
         if use_vsock:
-            facts.vsock_cid = choose_cid(setting(config, "VSockCID"), image)
-        elif word(config, "RuntimeNetwork", "user") == "user":
+            facts.vsock_cid = choose_cid(config.vsock_cid, image)
+        elif config.runtime_network == "user":
             facts.ssh_port = free_tcp_port()
             log.debug(f"no vsock ({missing}); forwarding 127.0.0.1:{facts.ssh_port} to the guest's SSH port")
         with contextlib.ExitStack() as stack:
-            if want_tpm(word(config, "TPM", "auto").lower(), tools):
+            if want_tpm(config.tpm, tools):
                 facts.tpm_args = stack.enter_context(swtpm(scratch, prefix))
-            facts.drive_args = stack.enter_context(drive_args(setting(config, "Drives", []) or [], machine))
+            facts.drive_args = stack.enter_context(drive_args(config.drives, machine))
             plan = qemu_command(config, image, facts, scratch, arguments=verb_arguments(config, args))
             if plan.notes:
                 log.info("‣ " + "; ".join(plan.notes))
             log.debug("+ " + shlex.join(plan.cmd))
-            console = word(config, "Console", "interactive")
-            stdin = subprocess.DEVNULL if console == "read-only" else None
+            stdin = subprocess.DEVNULL if config.console == "read-only" else None
             try:
                 proc = subprocess.Popen([*prefix, *plan.cmd], stdin=stdin)
             except FileNotFoundError:

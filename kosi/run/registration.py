@@ -12,8 +12,8 @@ import shutil
 import subprocess
 
 from kosi.config.model import Config
+from kosi.config.values import Feature
 from kosi.errors import KosiError
-from kosi.pipeline.settings_access import word
 
 
 def systemd_is_init() -> bool:
@@ -32,13 +32,12 @@ def machined_available() -> bool:
 
 
 def should_register(config: Config) -> bool:
-    mode = word(config, "Register", "auto").lower()
-    if mode in ("yes", "true", "1", "enabled", "on"):
+    if config.register == Feature.enabled:
         if not machined_available():
             raise KosiError("Register=yes: systemd-machined is not reachable on this host",
                             hint="use Register=auto or Register=no")
         return True
-    if mode in ("no", "false", "0", "disabled", "off"):
+    if config.register == Feature.disabled:
         return False
     return machined_available()
 

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from kosi.config.model import Config
+from kosi.config.values import KeyPath
 from kosi.errors import KosiError
-from kosi.pipeline.settings_access import setting
 from kosi.run.vsock import RuntimeInfo
 
 COMMON_OPTIONS = ["-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "LogLevel=ERROR",
@@ -16,12 +16,17 @@ COMMON_OPTIONS = ["-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChec
 
 
 def ssh_key(config: Config) -> Path:
-    configured = setting(config, "SshKey")
-    key = Path(configured) if configured else Path(config.directory) / "mkosi.key"
-    if not key.exists():
-        raise KosiError(f"no SSH key: {key} does not exist",
+    """SshKey= (the loader assigns mkosi.key when it exists)."""
+    key = config.ssh_key
+    if key is None:
+        raise KosiError("no SSH key: SshKey= is not set and there is no mkosi.key",
                         hint="run `kosi genkey` to create mkosi.key and mkosi.crt, or set SshKey=")
-    return key
+    if KeyPath.is_uri(str(key)):
+        raise KosiError(f"SshKey=: ssh needs a key file, not {key}")
+    if not Path(key).exists():
+        raise KosiError(f"SshKey=: {key} does not exist",
+                        hint="run `kosi genkey` to create mkosi.key and mkosi.crt, or set SshKey=")
+    return Path(key)
 
 
 def vsock_proxy(cid: int, tools: Path | None) -> str:

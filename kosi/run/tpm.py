@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from kosi.config.values import Feature
 from kosi.errors import KosiError
 
 
@@ -44,13 +45,11 @@ def swtpm(scratch: Path, tools_prefix: list[str] = ()) -> Iterator[list[str]]:
             proc.stderr.close()
 
 
-def want_tpm(value: str, tools: Path | None) -> bool:
+def want_tpm(tpm: Feature, tools: Path | None) -> bool:
     """TPM=auto uses swtpm when it is installed (in the tools tree, or on the host)."""
-    found = (tools is not None and (tools / "usr/bin/swtpm").exists()) or (tools is None and shutil.which("swtpm"))
-    if value in ("yes", "enabled", "true", "1"):
-        if not found:
-            raise KosiError("TPM=yes: swtpm is not installed (install swtpm or use TPM=auto)")
-        return True
-    if value in ("no", "disabled", "false", "0"):
+    if tpm == Feature.disabled:
         return False
-    return bool(found)
+    found = (tools / "usr/bin/swtpm").exists() if tools is not None else shutil.which("swtpm") is not None
+    if tpm == Feature.enabled and not found:
+        raise KosiError("TPM=yes: swtpm is not installed (install swtpm or use TPM=auto)")
+    return found

@@ -54,19 +54,13 @@ def hash_cid(image: Path) -> int:
     return CID_MIN + int.from_bytes(digest[:4], "little") % (CID_MAX - CID_MIN)
 
 
-def choose_cid(setting: str | int | None, image: Path) -> int:
-    """VSockCID=: a number, hash (derived from the image path) or auto (a free one)."""
-    text = str(setting if setting is not None else "auto").lower()
-    if text == "hash":
+def choose_cid(setting: int | str, image: Path) -> int:
+    """VSockCID=: a number (the table checked its range), hash (derived from the image path)
+    or auto (a free one)."""
+    if isinstance(setting, int):
+        return setting
+    if setting == "hash":
         return hash_cid(image)
-    if text != "auto":
-        try:
-            cid = int(text, 0)
-        except ValueError:
-            raise KosiError(f"VSockCID=: invalid value {text!r}, expected a number, hash or auto") from None
-        if not CID_MIN <= cid < 0xFFFFFFFF:
-            raise KosiError(f"VSockCID=: {cid} is outside [3, 0xFFFFFFFF)")
-        return cid
     first = hash_cid(image)
     if cid_is_free(first):
         return first
