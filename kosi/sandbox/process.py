@@ -140,8 +140,10 @@ def _run_teeing(argv: list[str], *, env, input, stdout, cwd, text: bool) -> subp
     process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if input is not None else None,
                                stdout=stdout, stderr=subprocess.PIPE)
     tee = _Tee(process.stderr)
-    tee.start()
     try:
+        # Started inside the try: once the tee shows the child's first line, a Ctrl-C may
+        # arrive at any moment and must still kill the child.
+        tee.start()
         if input is not None:
             data = input.encode() if isinstance(input, str) else input
             writer = threading.Thread(target=_feed, args=(process.stdin, data), daemon=True)
