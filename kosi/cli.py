@@ -49,7 +49,7 @@ def protect_host(keep_writable: list[str]) -> None:
     the project (where outputs go by default) stay writable."""
     import os
 
-    from kosi.sandbox.enter import CLONE_NEWNS, MS_PRIVATE, MS_REC, make_readonly, mount, unshare
+    from kosi.sandbox.enter import CLONE_NEWNS, MS_BIND, MS_PRIVATE, MS_REC, make_readonly, mount, unshare
 
     unshare(CLONE_NEWNS)
     mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -59,7 +59,7 @@ def protect_host(keep_writable: list[str]) -> None:
         if not os.path.isdir(real) or any(k == real or k.startswith(real + "/") for k in keep):
             continue
         try:
-            mount(real, real, None, 4096 | MS_REC)  # MS_BIND: its own mount, so only it turns read-only
+            mount(real, real, None, MS_BIND | MS_REC)  # its own mount, so only it turns read-only
             make_readonly(real)
         except OSError as e:
             log.debug(f"cannot make {directory} read-only: {e}")
