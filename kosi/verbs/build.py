@@ -95,21 +95,19 @@ def build_project(project: Project, args: Any) -> list[Path]:
     outputs: list[Path] = []
     for config in images:
         outputs += build_image(config, args, tools=tools)
-    if option(args, "auto_bump"):
-        try:
-            from kosi.verbs import bump
-
-            bump.auto_bump(project.main)
-        except (ImportError, AttributeError):
-            log.warn("--auto-bump: the bump verb is not available yet")
     return outputs
 
 
 def run(args) -> int:
     from kosi.config.loader import load_project
+    from kosi.verbs import bump
 
+    # --auto-bump: the build uses the bumped version (so %v sees it); the file is only
+    # written when every image was built.
+    pending = bump.auto_bump_begin(args) if option(args, "auto_bump") else None
     project = load_project(args)
     if not project.images:
         raise KosiError("nothing to build")
     build_project(project, args)
+    bump.auto_bump_commit(pending)
     return 0

@@ -99,16 +99,6 @@ def auto_bump_commit(pending: PendingBump | None) -> None:
     log.info(f"bumped version {pending.old} -> {pending.new} in {pending.path}")
 
 
-def auto_bump(config: Any) -> str | None:
-    """Bump mkosi.version after a successful build (for callers that do not use begin/commit)."""
-    try:
-        path = version_file(Path(config.directory))
-    except KosiError as e:
-        log.warn(f"--auto-bump: {e}")
-        return None
-    return bump_file(path)
-
-
 def run(args) -> int:
     bump_file(version_file(project_directory(args)))
     return 0

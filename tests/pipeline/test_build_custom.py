@@ -169,3 +169,24 @@ def test_failure_keeps_previous_output_and_removes_workspace(tmp_path):
         build_project(Project([config(d, tmp_path)]), args(force=1))
     assert (tmp_path / "out/demo_1.2.tar.zst").read_bytes() == before
     assert not any((tmp_path / "ws").iterdir())
+
+
+KOSI = Path(__file__).resolve().parents[2] / "bin" / "kosi"
+
+
+def test_auto_bump_builds_with_the_new_version_and_writes_it_only_on_success(tmp_path):
+    d = tmp_path / "bump"
+    (d / "mkosi.output").mkdir(parents=True)
+    (d / "mkosi.conf").write_text("[Distribution]\nDistribution=custom\n\n[Output]\nFormat=directory\n"
+                                  "ImageId=app\n\n[Build]\nWorkspaceDirectory=%s\n" % tmp_path)
+    (d / "mkosi.version").write_text("1.9\n")
+
+    result = subprocess.run([str(KOSI), "-C", str(d), "-B", "build"], stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (d / "mkosi.output/app_1.10").is_dir()  # the build used the bumped version
+    assert (d / "mkosi.version").read_text() == "1.10\n"
+
+    script(d / "mkosi.finalize", "exit 3\n")
+    result = subprocess.run([str(KOSI), "-C", str(d), "-B", "-f", "build"], stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (d / "mkosi.version").read_text() == "1.10\n"  # a failed build bumps nothing
