@@ -10,6 +10,24 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+
+@pytest.fixture(scope="session")
+def readable_checkout():
+    """A copy of kosi that throwaway test users can read: the checkout itself may sit below a
+    directory only root may enter (e.g. a clone in `mktemp -d`)."""
+    import os
+    import shutil
+    import tempfile
+
+    target = Path(tempfile.mkdtemp(prefix="kosi-copy-", dir="/var/tmp"))
+    os.chmod(target, 0o755)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO / "kosi", target / "kosi", ignore=ignore)
+    shutil.copytree(REPO / "bin", target / "bin", symlinks=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(target)], check=True)
+    yield target
+    shutil.rmtree(target, ignore_errors=True)
+
 # --- boot fixtures: one bootable Debian trixie disk image for every test that needs one ---
 
 BOOTABLE_CONF = """\

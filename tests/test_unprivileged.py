@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 # The pyenv interpreter running the tests lives under /root, which an ordinary user cannot enter.
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else shutil.which("python3")
 SHARED_CACHE = Path("/var/tmp/kosi-test-pkgcache")  # debs other image tests already downloaded
@@ -35,7 +34,7 @@ def _remove_lines(path: Path, user: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def user_build():
+def user_build(readable_checkout):
     name = f"kosib{uuid.uuid4().hex[:8]}"
     home = Path(tempfile.mkdtemp(prefix="kosi-unpriv-", dir="/var/tmp"))
     subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/bin/sh", name], check=True)
@@ -57,7 +56,7 @@ def user_build():
             subprocess.run(["cp", "-a", "--reflink=auto", str(SHARED_CACHE / "debian~trixie~amd64"), str(cache)],
                            check=True)
         subprocess.run(["chown", "-R", f"{name}:{name}", str(home)], check=True)
-        result = subprocess.run(["runuser", "-u", name, "--", "env", f"HOME={home}", PYTHON, str(REPO / "bin/kosi"),
+        result = subprocess.run(["runuser", "-u", name, "--", "env", f"HOME={home}", PYTHON, str(readable_checkout / "bin/kosi"),
                                  "build"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         yield name, project, result
     finally:

@@ -15,7 +15,6 @@ import pytest
 
 from kosi.sandbox.userns import subordinate_range
 
-REPO = Path(__file__).resolve().parents[2]
 # The pyenv interpreter running the tests lives under /root, which an ordinary user cannot enter.
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 
@@ -53,8 +52,8 @@ def shared_dir():
         shutil.rmtree(path)
 
 
-def _as_user(user: str, code: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["runuser", "-u", user, "--", "env", f"PYTHONPATH={REPO}", PYTHON, "-c", code],
+def _as_user(user: str, code: str, cwd: Path, checkout: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["runuser", "-u", user, "--", "env", f"PYTHONPATH={checkout}", PYTHON, "-c", code],
                           cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -76,7 +75,7 @@ print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "uid_map": open("/proc
 """
 
 
-def test_become_root_maps_subordinate_ids(throwaway_user, shared_dir):
+def test_become_root_maps_subordinate_ids(throwaway_user, shared_dir, readable_checkout):
     for path in (Path("/etc/subuid"), Path("/etc/subgid")):
         _remove_lines(path, throwaway_user)  # useradd may have added a range already; use ours
         with path.open("a") as f:
@@ -84,7 +83,7 @@ def test_become_root_maps_subordinate_ids(throwaway_user, shared_dir):
     work = shared_dir / "work"
     work.mkdir()
     shutil.chown(work, throwaway_user)
-    result = _as_user(throwaway_user, BECOME_ROOT, work)
+    result = _as_user(throwaway_user, BECOME_ROOT, work, readable_checkout)
     assert result.returncode == 0, result.stderr
     state = json.loads(result.stdout)
     host_uid = int(subprocess.run(["id", "-u", throwaway_user], stdout=subprocess.PIPE, check=True).stdout)
@@ -95,10 +94,10 @@ def test_become_root_maps_subordinate_ids(throwaway_user, shared_dir):
     assert " 1000 1000 " in state["listing"]  # the sandbox in the namespace sees the same ids
 
 
-def test_missing_subuid_range_gives_a_hint(throwaway_user, shared_dir):
+def test_missing_subuid_range_gives_a_hint(throwaway_user, shared_dir, readable_checkout):
     for path in (Path("/etc/subuid"), Path("/etc/subgid")):
         _remove_lines(path, throwaway_user)
-    result = _as_user(throwaway_user, BECOME_ROOT, shared_dir)
+    result = _as_user(throwaway_user, BECOME_ROOT, shared_dir, readable_checkout)
     assert result.returncode == 3
     line = result.stderr.strip()
     assert line.count("\n") == 0
