@@ -69,9 +69,14 @@ class PackageManager:
 
 def package_manager(context: "Context") -> PackageManager:
     """The package manager of the context's distribution."""
+    return package_manager_for(context.config)
+
+
+def package_manager_for(config) -> PackageManager:
+    """The package manager of a configuration's distribution."""
     from kosi.distributions import get
 
-    distribution = get(str(context.config["Distribution"]))
+    distribution = get(str(config["Distribution"]))
     if distribution.package_manager == "apt":
         from kosi.installers.apt import Apt
 
