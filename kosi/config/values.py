@@ -71,8 +71,9 @@ def parse_boolean(text: str) -> bool | None:
     return None
 
 
-def invalid(setting: str, value: str, allowed: str, origin: Origin) -> KosiError:
-    return KosiError(f"{setting}=: invalid value {value!r}, expected {allowed}", file=origin.file, line=origin.line)
+def invalid(setting: str, value: str, allowed: str, origin: Origin, *, hint: str | None = None) -> KosiError:
+    return KosiError(f"{setting}=: invalid value {value!r}, expected {allowed}", file=origin.file, line=origin.line,
+                     hint=hint)
 
 
 class ValueType:
@@ -172,7 +173,10 @@ class Choice(ValueType):
             value = parse_boolean(word)
             if value is not None:
                 return self.booleans[0] if value else self.booleans[1]
-        raise invalid(setting, text, self.describe(), origin)
+        import difflib  # only on the error path: start-up stays fast
+
+        close = difflib.get_close_matches(word, self.choices, n=1)
+        raise invalid(setting, text, self.describe(), origin, hint=f"did you mean {close[0]}?" if close else None)
 
     def from_json(self, value):
         if isinstance(value, bool) and self.booleans is not None:

@@ -258,3 +258,12 @@ def test_executable_credential_failure_is_reported(tmp_path):
     with pytest.raises(KosiError, match="exited with status 3"):
         parse(CredentialsValue(), "broken", Origin(file="f", line=1, directory=tmp_path))
     assert os.access(script, os.X_OK)
+
+
+def test_a_misspelt_choice_suggests_the_closest_word():
+    from kosi.config.settings import SETTINGS_BY_NAME
+
+    with pytest.raises(KosiError) as error:
+        SETTINGS_BY_NAME["Format"].type.parse("Format", "dsk", Origin(file="mkosi.conf", line=2))
+    assert str(error.value).startswith("mkosi.conf:2: Format=: invalid value 'dsk', expected one of directory")
+    assert str(error.value).endswith("(did you mean disk?)")
