@@ -190,3 +190,25 @@ def test_auto_bump_builds_with_the_new_version_and_writes_it_only_on_success(tmp
     result = subprocess.run([str(KOSI), "-C", str(d), "-B", "-f", "build"], stderr=subprocess.PIPE, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert (d / "mkosi.version").read_text() == "1.10\n"  # a failed build bumps nothing
+
+
+def test_debug_shell_opens_in_the_image_when_a_step_fails(tmp_path):
+    busybox = Path("/bin/busybox")
+    if not busybox.exists():
+        pytest.skip("busybox-static is not installed (setup.sh installs it)")
+    d = tmp_path / "debug"
+    (d / "mkosi.skeleton/usr/bin").mkdir(parents=True)
+    (d / "mkosi.skeleton/etc").mkdir()
+    (d / "mkosi.skeleton/etc/only-in-the-image").write_text("image-side\n")
+    subprocess.run(["cp", str(busybox), str(d / "mkosi.skeleton/usr/bin/busybox")], check=True)
+    (d / "mkosi.skeleton/usr/bin/sh").symlink_to("busybox")
+    (d / "mkosi.skeleton/bin").symlink_to("usr/bin")
+    (d / "mkosi.conf").write_text("[Distribution]\nDistribution=custom\n\n[Output]\nFormat=directory\n\n"
+                                  "[Build]\nWorkspaceDirectory=%s\n" % tmp_path)
+    script(d / "mkosi.finalize", "exit 3\n")
+
+    result = subprocess.run([str(KOSI), "-C", str(d), "--debug-shell", "build"], input="cat /etc/only-in-the-image\nexit\n",
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert "opening a shell in the image" in result.stdout
+    assert "image-side" in result.stdout  # the shell ran chrooted in the image
+    assert result.returncode == 1 and "Traceback" not in result.stdout
