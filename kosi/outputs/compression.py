@@ -31,10 +31,9 @@ ALGORITHMS = {
 }
 
 
-def compression_for(config: Config, output_format: str | None = None) -> Compression | None:
+def compression_for(config: Config) -> Compression | None:
     """The compressor of CompressOutput= ("none", "zstd", "xz" or "gzip"; booleans and the
-    zst/gz spellings are mapped by the settings table, whose default follows Format=).
-    `output_format` is unused and only kept for callers that still pass it."""
+    zst/gz spellings are mapped by the settings table, whose default follows Format=)."""
     return ALGORITHMS.get(config.compress_output)
 
 

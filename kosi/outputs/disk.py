@@ -149,7 +149,7 @@ class DiskOutput(OutputFormat):
     format = "disk"
 
     def write(self) -> None:
-        compression = compression_for(self.config, "disk")
+        compression = compression_for(self.config)
         raw = self.target if compression is None else self.target.with_suffix("")
         if compression is not None:
             raw = self.context.staging / (self.target.name[: -len(compression.extension)])

@@ -23,7 +23,7 @@ class UKIOutput(OutputFormat):
 
 
 def write_maybe_compressed(output: OutputFormat, source: Path) -> None:
-    compression = compression_for(output.config, output.format)
+    compression = compression_for(output.config)
     if compression is None:
         shutil.copy2(source, output.target)
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -73,7 +74,8 @@ def build_image(config: Config, args: Any, tools: Path | None = None) -> list[Pa
         else:
             shutil.rmtree(workspace, ignore_errors=True)
             if workspace.exists():  # a mount left behind; try harder rather than leak the tree
-                os.system(f"umount -R {workspace}/* 2>/dev/null")
+                for mount in workspace.iterdir():
+                    subprocess.run(["umount", "-R", str(mount)], stderr=subprocess.DEVNULL, check=False)
                 shutil.rmtree(workspace, ignore_errors=True)
     for path in outputs:
         log.info(f"wrote {path}")
