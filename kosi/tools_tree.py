@@ -49,7 +49,10 @@ PACKAGES["ubuntu"] = PACKAGES["kali"] = PACKAGES["debian"]
 DEFAULT_RELEASES = {"debian": "trixie", "kali": "kali-rolling", "ubuntu": "noble"}
 
 #: verbs that start the image and so need the runtime profile (qemu, firmware, swtpm)
-RUNTIME_VERBS = {"vm", "qemu", "boot", "shell", "ssh", "box"}
+RUNTIME_VERBS = {"vm", "qemu", "boot", "shell", "ssh", "box", "sysupdate"}
+
+#: where distributions install systemd-sysupdate (it is not on $PATH); the runtime profile has it
+SYSUPDATE_PATHS = ("/usr/lib/systemd/systemd-sysupdate", "/usr/bin/systemd-sysupdate")
 
 #: minimum host versions for the work; older ones make kosi use a tools tree
 MINIMUM_SYSTEMD = 254
@@ -101,8 +104,10 @@ def host_shortcoming(config: Config, verb: str = "build") -> str | None:
             return f"Format=disk needs systemd-repart >= {MINIMUM_SYSTEMD}, the host has {found}"
         if bootable(config) and (systemd_version("ukify") or 0) < MINIMUM_SYSTEMD:
             return f"a bootable image needs ukify >= {MINIMUM_SYSTEMD}, which the host lacks"
-    if verb in RUNTIME_VERBS - {"shell", "boot", "box"} and not shutil.which("qemu-system-x86_64"):
+    if verb in ("vm", "qemu", "ssh") and not shutil.which("qemu-system-x86_64"):
         return "the vm verb needs qemu, which the host lacks"
+    if verb == "sysupdate" and not any(Path(p).exists() for p in SYSUPDATE_PATHS):
+        return "the sysupdate verb needs systemd-sysupdate, which the host lacks"
     return None
 
 
