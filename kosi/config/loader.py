@@ -298,7 +298,8 @@ class Loader:
                 origin = Origin(file=str(path), line=None, directory=directory, local=layer is self.state.local)
                 text = _read_default_path(setting, path) if setting.path_read else str(path)
                 self.assign(layer, setting, text, origin)
-                break
+                if not setting.is_list:
+                    break  # a list takes every default path present (mkosi.build and mkosi.build.d/)
 
     # ---- Include= ------------------------------------------------------------------------
 

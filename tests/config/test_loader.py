@@ -129,6 +129,14 @@ def test_default_paths_are_picked_up_per_directory(project):
     assert [t.source for t in trees] == [root / "mkosi.extra", root / "mkosi.conf.d/sub/mkosi.extra"]
 
 
+def test_list_settings_take_every_default_path_present(project):
+    root = project({"mkosi.build": "#!/bin/sh\n", "mkosi.build.d/10-more.sh": "#!/bin/sh\n", "mkosi.key": "k"})
+    (root / "mkosi.key").chmod(0o600)
+    scripts = [str(p) for p in main_config(root).build_scripts]
+    assert scripts == [str(root / "mkosi.build"), str(root / "mkosi.build.d")]
+    assert str(main_config(root).secure_boot_key) == str(root / "mkosi.key")  # a single value takes one
+
+
 def test_profiles_after_dropins_and_undefined_profile_accepted(project):
     root = project({
         "mkosi.conf": "[Config]\nProfiles=p1\n",
