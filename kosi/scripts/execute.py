@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +15,7 @@ from kosi.errors import KosiError
 from kosi.pipeline.context import Context
 from kosi.scripts.environment import CHROOT_WORK, project_file, script_environment
 from kosi.scripts.helpers import write_helpers
+from kosi.scripts.sources import Sources, prepare_sources
 from kosi.sandbox import Mount, run, sandbox_command, script_network
 
 SETTING_OF_KIND = {
@@ -46,46 +46,20 @@ def find_scripts(config: Config, kind: str) -> list[Path]:
     return scripts
 
 
-def source_directory(context: Context) -> Path:
-    """$SRCDIR: the project directory, or BuildSources= laid out under one directory.
-
-    A fresh copy for every script kind when sources are assembled or BuildSourcesEphemeral=
-    asks for it, so scripts cannot change the originals.
-    """
-    sources = context.config["BuildSources"] or []
-    ephemeral = context.config["BuildSourcesEphemeral"] not in ("no", False, None)
-    if not sources and not ephemeral:
-        return Path(context.config.directory)
-    if len(sources) == 1 and not getattr(sources[0], "target", None) and not ephemeral:
-        return Path(sources[0].source)
-    target = context.workspace / "src"
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    trees = sources or [type("T", (), {"source": Path(context.config.directory), "target": None})()]
-    for tree in sorted(trees, key=lambda t: t.target or ""):
-        destination = target / (tree.target or "").lstrip("/")
-        destination.mkdir(parents=True, exist_ok=True)
-        from kosi.sandbox import run
-
-        run(["cp", "--reflink=auto", "-a", "--no-target-directory", str(tree.source), str(destination)])
-    return target
-
-
 def script_command(script: Path, helpers: Path, arguments: list[str]) -> list[str]:
     if script.name.endswith(".chroot"):
         return [str(helpers / "mkosi-chroot"), f"{CHROOT_WORK}/{script.name}", *arguments]
     return [str(script), *arguments]
 
 
-def script_sandbox(context: Context, kind: str, script: Path, srcdir: Path, env: dict[str, str],
+def script_sandbox(context: Context, kind: str, script: Path, sources: Sources, env: dict[str, str],
                    network: bool | None = None) -> list[str]:
     """The sandbox a script runs in: only what it is meant to change is writable (the workspace
     with $BUILDROOT, $DESTDIR, $OUTPUTDIR, $ARTIFACTDIR and $PACKAGEDIR; the sources, the build
     directory and the package cache); /usr is read-only and /home, /root, /var, /srv, ... are
     not there at all. The script itself and kosi (for mkosi-chroot and the package manager
     wrappers) are visible read-only."""
-    writable = [context.workspace, srcdir, context.package_cache]
+    writable = [context.workspace, context.package_cache]
     if env.get("BUILDDIR"):
         writable.append(Path(env["BUILDDIR"]))
     readonly = [script, Path(kosi.__file__).resolve().parent]
@@ -100,9 +74,10 @@ def script_sandbox(context: Context, kind: str, script: Path, srcdir: Path, env:
         path.mkdir(parents=True, exist_ok=True)
         mounts.append(Mount(path, str(path)))
     mounts += [Mount(path, str(path), "ro-bind") for path in readonly]
+    mounts += sources.mounts
     if network is None:
         network = script_network(kind, bool(context.config["WithNetwork"]))
-    return sandbox_command(mounts=mounts, tools=context.tools, network=network, workdir=str(srcdir))
+    return sandbox_command(mounts=mounts, tools=context.tools, network=network, workdir=str(sources.directory))
 
 
 def run_scripts(context: Context, kind: str, arguments: list[str] | None = None, *, network: bool | None = None) -> int:
@@ -112,16 +87,20 @@ def run_scripts(context: Context, kind: str, arguments: list[str] | None = None,
     if not scripts:
         return 0
     arguments = arguments or []
-    srcdir = source_directory(context)
-    for script in scripts:
-        script = script.resolve()
-        helpers = write_helpers(context, context.workspace / "helpers" / kind, script)
-        env = script_environment(context, kind, script, srcdir, helpers)
-        cmd = script_command(script, helpers, arguments)
-        log.info(f"running {kind} script {script}" + (f" {' '.join(arguments)}" if arguments else ""))
-        result = run(cmd, sandbox=script_sandbox(context, kind, script, srcdir, env, network), env=env, check=False)
-        if result.returncode != 0:
-            raise KosiError(f"{kind} script {script} failed with exit status {result.returncode}")
+    sources = prepare_sources(context, kind)
+    try:
+        for script in scripts:
+            script = script.resolve()
+            helpers = write_helpers(context, context.workspace / "helpers" / kind, script)
+            env = script_environment(context, kind, script, sources.directory, helpers)
+            cmd = script_command(script, helpers, arguments)
+            log.info(f"running {kind} script {script}" + (f" {' '.join(arguments)}" if arguments else ""))
+            sandbox = script_sandbox(context, kind, script, sources, env, network)
+            result = run(cmd, sandbox=sandbox, env=env, check=False)
+            if result.returncode != 0:
+                raise KosiError(f"{kind} script {script} failed with exit status {result.returncode}")
+    finally:
+        sources.discard()
     return len(scripts)
 
 
@@ -139,8 +118,9 @@ def run_configure_scripts(config: Config) -> Config:
         context = Context(config=config, workspace=Path(tmp), package_cache=Path(tmp))
         for script in scripts:
             script = script.resolve()
-            env = script_environment(context, "configure", script, Path(config.directory), None)
-            sandbox = script_sandbox(context, "configure", script, Path(config.directory), env)
+            directory = Path(config.directory)
+            env = script_environment(context, "configure", script, directory, None)
+            sandbox = script_sandbox(context, "configure", script, Sources(directory, [Mount(directory, str(directory))]), env)
             result = run([str(script)], sandbox=sandbox, input=config_json(config), env=env,
                          stdout=subprocess.PIPE, check=False)
             if result.returncode != 0:

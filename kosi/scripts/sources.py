@@ -1,0 +1,111 @@
+"""$SRCDIR for scripts: the build sources, mounted as BuildSourcesEphemeral= asks.
+
+- `no` (and always for sync scripts): the sources themselves, writable; what a script changes
+  is changed for real. A single tree without a target is $SRCDIR as it is; several trees (or
+  one with a target) are bind-mounted below <workspace>/src.
+- `yes`: every tree is an overlay whose upper directory lives in the workspace and is thrown
+  away after all scripts of one kind ran, so each kind starts from the original sources.
+- `buildcache`: build scripts get overlays whose upper directories persist in the build
+  directory (BuildDirectory=, below the BuildKey= subdirectory), so what one build changes in
+  the sources (generated files, patches, a configured build tree) is there again in the next
+  build of the same key, while the real sources stay untouched. Other script kinds behave as
+  with `yes`. Removing the build directory (`kosi clean -ff`) resets it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kosi.config.values import Tree
+from kosi.errors import KosiError
+from kosi.pipeline.context import Context
+from kosi.sandbox import Mount
+from kosi.scripts.environment import build_directory
+
+#: where buildcache keeps the overlays' upper directories, inside the build directory
+BUILDCACHE_DIRECTORY = ".kosi-sources"
+
+
+@dataclass
+class Sources:
+    """$SRCDIR on the host and the mounts that fill it in a script's sandbox; `scratch` is
+    removed once the scripts of the kind ran."""
+
+    directory: Path
+    mounts: list[Mount] = field(default_factory=list)
+    scratch: Path | None = None
+
+    def discard(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def ephemeral_mode(context: Context, kind: str) -> str:
+    """"no", "yes" or "buildcache" as it applies to scripts of `kind`."""
+    value = context.config["BuildSourcesEphemeral"]
+    mode = "yes" if value is True or value == "yes" else "buildcache" if value == "buildcache" else "no"
+    if kind == "sync":  # sync scripts exist to update the real sources
+        return "no"
+    if mode == "buildcache" and kind != "build":
+        return "yes"
+    return mode
+
+
+def source_trees(context: Context) -> list[Tree]:
+    trees = list(context.config["BuildSources"] or [])
+    if not trees:
+        trees = [Tree(Path(context.config.directory), None)]
+    # Parents before the trees mounted inside them.
+    return sorted(trees, key=lambda t: (t.target or "").strip("/"))
+
+
+def overlay_storage(context: Context, kind: str, mode: str) -> Path:
+    if mode == "buildcache":
+        builddir = build_directory(context)
+        if builddir is None:
+            raise KosiError("BuildSourcesEphemeral=buildcache keeps the changed sources in the build directory, "
+                            "but there is none (set BuildDirectory= or create mkosi.builddir/)")
+        return builddir / BUILDCACHE_DIRECTORY
+    storage = context.workspace / "src-changes" / kind
+    shutil.rmtree(storage, ignore_errors=True)
+    return storage
+
+
+def layer_name(tree: Tree) -> str:
+    """A directory name per tree, stable across builds (it names the persisted layer)."""
+    target = (tree.target or "").strip("/")
+    return "root" if not target else "tree-" + target.replace("/", "-")
+
+
+def prepare_sources(context: Context, kind: str) -> Sources:
+    mode = ephemeral_mode(context, kind)
+    trees = source_trees(context)
+    if mode == "no" and len(trees) == 1 and not trees[0].target:
+        source = Path(trees[0].source)
+        return Sources(source, [Mount(source, str(source))])
+    directory = context.workspace / "src"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    sources = Sources(directory, [Mount(directory, str(directory))])
+    if mode == "no":
+        sources.mounts += [Mount(Path(t.source), str(directory / (t.target or "").strip("/"))) for t in trees]
+        return sources
+    storage = overlay_storage(context, kind, mode)
+    if mode == "yes":
+        sources.scratch = storage
+    for tree in trees:
+        target = directory / (tree.target or "").strip("/")
+        layer = storage / layer_name(tree)
+        (layer / "upper").mkdir(parents=True, exist_ok=True)
+        (layer / "work").mkdir(exist_ok=True)
+        sources.mounts.append(Mount.overlay([Path(tree.source)], str(target), upperdir=layer / "upper",
+                                            workdir=layer / "work"))
+        # overlayfs refuses to look up its own upper directory through the lower one (a build
+        # or workspace directory inside the project): show the real directory there instead.
+        source = Path(tree.source).resolve()
+        if storage.resolve().is_relative_to(source):
+            sources.mounts.append(Mount(storage, str(target / storage.resolve().relative_to(source)), "ro-bind"))
+    return sources
