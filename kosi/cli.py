@@ -14,6 +14,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "summary": ("summary", "Show the effective settings of every image"),
     "cat-config": ("cat_config", "Show every configuration file that was read"),
     "build": ("build", "Build the image(s) (the default verb)"),
+    "plan": ("plan", "Show what build would do and why, without doing it"),
     "shell": ("shell", "Run a shell or command in the image with systemd-nspawn"),
     "boot": ("boot", "Boot the image with systemd-nspawn"),
     "vm": ("vm", "Boot the image in a virtual machine"),
@@ -104,6 +105,10 @@ def main(argv: list[str] | None = None) -> None:
             verb = args.verb if args.verb in argv and args.verb != "help" else (args.verb_args or [None])[0]
             sys.stdout.write(render_version() if args.version else render_help(verb))
             sys.exit(0)
+        if args.debug_sandbox:
+            from kosi.sandbox import trace_sandboxes
+
+            trace_sandboxes()
         start_up(args.verb, args)
         status = run_verb(args.verb, args)
     except KosiError as e:

@@ -14,15 +14,18 @@ Interface used by the rest of kosi:
 - `run(cmd, sandbox=prefix, ...)`: run a command, log it with --debug, and turn a failure into
   a one-line KosiError naming the tool and its own last error line (see kosi.sandbox.process).
 - `become_root()`: step 4 of the execution flow for unprivileged users (kosi.sandbox.userns).
+- `trace_sandboxes()`: --debug-sandbox; every sandbox started afterwards is set up under strace.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
+from kosi import log
 from kosi.sandbox.process import last_error_line, run
 from kosi.sandbox.userns import become_root
 
@@ -31,7 +34,28 @@ MountKind = Literal["bind", "ro-bind", "tmpfs", "proc", "dev", "sysfs", "overlay
 ENTRY_POINT = str(Path(__file__).with_name("enter.py"))
 
 __all__ = ["Mount", "sandbox_command", "chroot_command", "apivfs_mounts", "script_network", "run",
-           "last_error_line", "become_root"]
+           "last_error_line", "become_root", "trace_sandboxes"]
+
+#: the system calls that build a sandbox; the entry's own interpreter start-up is left out
+TRACED_CALLS = "unshare,mount,mount_setattr,umount2,pivot_root,chdir,mkdir,symlink,execve"
+#: the strace command line sandboxes start under (--debug-sandbox), or None
+_tracer: list[str] | None = None
+
+
+def trace_sandboxes() -> None:
+    """--debug-sandbox: run the sandbox entry of every later command under strace (on stderr).
+
+    strace shows how the sandbox is built (unshare, the mounts, pivot_root) and where it fails,
+    and lets go when the entry execs the command, so the tool itself runs untraced and at full
+    speed. strace has to run outside the sandbox, on the host: a tools tree's strace would need
+    a sandbox of its own to find its libraries.
+    """
+    global _tracer
+    strace = shutil.which("strace")
+    if strace is None:
+        log.warn("--debug-sandbox: strace is not installed on the host; sandboxes run untraced")
+        return
+    _tracer = [strace, "--detach-on=execve", "-e", f"trace={TRACED_CALLS}", "-s", "256"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +107,7 @@ def sandbox_command(
     """
     # -S -E -s: no site, no PYTHON* variables, no user site; the entry needs only the stdlib and
     # runs before every tool, so each millisecond of interpreter start-up counts.
-    prefix = [sys.executable, "-S", "-E", "-s", ENTRY_POINT]
+    prefix = [*(_tracer or ()), sys.executable, "-S", "-E", "-s", ENTRY_POINT]
     if root is not None:
         prefix += ["--root", str(root)]
     elif tools is not None:
