@@ -660,8 +660,9 @@ def read_credential(setting: str, path: Path, origin: Origin) -> str:
         if result.returncode != 0:
             raise KosiError(f"{setting}=: {path} exited with status {result.returncode}", file=origin.file,
                             line=origin.line)
-        return result.stdout.decode(errors="replace")
-    return path.read_bytes().decode(errors="replace")
+        return result.stdout.decode(errors="surrogateescape")
+    # surrogateescape: binary credentials come back byte for byte (kosi.run.credentials encodes them)
+    return path.read_bytes().decode(errors="surrogateescape")
 
 
 class DelayedPath(PathValue):

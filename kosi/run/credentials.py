@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-import stat
 import subprocess
 from pathlib import Path
 
@@ -23,8 +22,7 @@ FW_CFG_NAME_LIMIT = 55  # fw_cfg file names are at most 56 bytes with the termin
 
 def read_credential_file(path: Path) -> bytes:
     """A file's content, or its output when it is executable (as the manual says)."""
-    mode = path.stat().st_mode
-    if mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+    if os.access(path, os.X_OK):
         result = subprocess.run([str(path)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         if result.returncode != 0:
             raise KosiError(f"credential script {path} failed with exit status {result.returncode}")
@@ -38,6 +36,12 @@ def credentials_from_path(path: Path) -> dict[str, bytes]:
     return {path.name: read_credential_file(path)}
 
 
+def credential_bytes(value: str) -> bytes:
+    """The loader keeps credential values as text, with the bytes of binary files as
+    surrogate escapes: undo that exactly."""
+    return value.encode(errors="surrogateescape")
+
+
 def configured_credentials(config: Config) -> dict[str, bytes]:
     """mkosi.credentials/, then Credentials= (already read into NAME, VALUE pairs by the
     loader), which take precedence as the manual says."""
@@ -45,7 +49,7 @@ def configured_credentials(config: Config) -> dict[str, bytes]:
     local = Path(config.directory) / "mkosi.credentials"
     if local.is_dir():
         result.update(credentials_from_path(local))
-    result.update({name: value.encode() for name, value in config.credentials})
+    result.update({name: credential_bytes(value) for name, value in config.credentials})
     return result
 
 

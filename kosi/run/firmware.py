@@ -116,3 +116,41 @@ def find_uefi_firmware(*, secure_boot: bool, root: Path = Path("/"), arch: str =
 
 def rebase(root: Path, path: str) -> Path:
     return root / path.lstrip("/")
+
+
+# The owner GUID recorded with the certificates kosi enrolls (any stable GUID will do; it
+# only tells who added an entry).
+KOSI_OWNER_GUID = "7b9e5f3a-1c4d-4b8e-9f2a-6d0c3e8a5b41"
+MICROSOFT_VARIABLES = "usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+
+
+def variables_plan(setting, firmware: UefiFirmware, tools_root: Path,
+                   certificate: Path | None) -> tuple[Path | None, list[str]]:
+    """FirmwareVariables=: the template to copy, and the virt-fw-vars options that enroll our
+    certificate into the copy (none to run). A path is used as it is; microsoft has the
+    Microsoft keys; microsoft-mok adds SecureBootCertificate= as a shim MOK on top; custom
+    enrolls SecureBootCertificate= as PK, KEK and db of the default variables, without the
+    Microsoft keys; unset means the default variables."""
+    if isinstance(setting, Path):
+        return setting, []
+    if setting in ("microsoft", "microsoft-mok"):
+        template = tools_root / MICROSOFT_VARIABLES
+        if setting == "microsoft":
+            return template, []
+        return template, ["--add-mok", KOSI_OWNER_GUID, str(needs_certificate(setting, certificate))]
+    if setting == "custom":
+        cert = str(needs_certificate(setting, certificate))
+        return firmware.variables, ["--enroll-cert", cert, "--add-db", KOSI_OWNER_GUID, cert, "--no-microsoft",
+                                    "--secure-boot"]
+    return firmware.variables, []
+
+
+def needs_certificate(setting: str, certificate: Path | None) -> Path:
+    if certificate is None or not Path(certificate).exists():
+        raise KosiError(f"FirmwareVariables={setting} enrolls SecureBootCertificate=, which is not set "
+                        "(or there is no mkosi.crt)", hint="run `kosi genkey` or set SecureBootCertificate=")
+    return Path(certificate)
+
+
+def enroll_command(template: Path, output: Path, options: list[str]) -> list[str]:
+    return ["virt-fw-vars", "--input", str(template), "--output", str(output), "--loglevel", "WARNING", *options]

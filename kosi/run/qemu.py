@@ -23,10 +23,12 @@ from kosi.config.specifiers import expand_delayed
 from kosi.config.values import Feature
 from kosi.errors import KosiError
 from kosi.outputs.naming import output_format
+from kosi.run import journal_forward, notify, virtiofs
 from kosi.run.credentials import qemu_credential_args, qemu_escape, runtime_credentials, smbios_kernel_cmdline_extra
-from kosi.run.firmware import FirmwareChoice, choose_firmware, find_uefi_firmware
+from kosi.run.firmware import FirmwareChoice, choose_firmware, enroll_command, find_uefi_firmware, variables_plan
 from kosi.run.kernel import DirectBoot, find_direct_boot, has_esp, root_argument
 from kosi.run.kvm import KvmVerdict, probe_kvm
+from kosi.run.virtiofs import BoundUser, Share
 
 QEMU_BINARIES = {"x86-64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
 MACHINES = {"x86-64": "q35", "arm64": "virt"}
@@ -43,6 +45,10 @@ class HostFacts:
     tools_root: Path = Path("/")
     tpm_args: list[str] = field(default_factory=list)
     drive_args: list[str] = field(default_factory=list)
+    shares: list[tuple[Share, Path]] = field(default_factory=list)  # served by virtiofsd on these sockets
+    bound_user: BoundUser | None = None  # BindUser=: created in the guest with the host's IDs
+    journal_address: str | None = None  # ForwardJournal=: where the guest's journald sends entries
+    notify_address: str | None = None  # where the guest's systemd sends EXIT_STATUS= (vsock only)
 
 
 @dataclass
@@ -106,17 +112,15 @@ def firmware_args(choice: FirmwareChoice, config: Config, facts: HostFacts, scra
         return []
     secure = choice.kind == "uefi-secure-boot"
     firmware = find_uefi_firmware(secure_boot=secure, root=facts.tools_root)
-    variables_setting = config.firmware_variables  # a Path, one of the words, or None
-    if isinstance(variables_setting, Path):
-        template = variables_setting
-    elif variables_setting in ("microsoft", "microsoft-mok"):
-        template = facts.tools_root / "usr/share/OVMF/OVMF_VARS_4M.ms.fd"
-    else:
-        template = firmware.variables
+    template, enroll = variables_plan(config.firmware_variables, firmware, facts.tools_root,
+                                      config.secure_boot_certificate)
     if template is None or not template.exists():
         raise KosiError(f"FirmwareVariables=: {template} does not exist")
     variables = scratch / "ovmf_vars.fd"
-    shutil.copyfile(template, variables)  # the VM writes to its variables; never to the template
+    if enroll:
+        run_enrollment(enroll_command(template, variables, enroll), facts.tools_root)
+    else:
+        shutil.copyfile(template, variables)  # the VM writes to its variables; never to the template
     # qemu runs with the tools tree's /usr as /usr, where the tree's own path is not mounted.
     code = firmware.code
     if facts.tools_root != Path("/") and code.is_relative_to(facts.tools_root):
@@ -126,6 +130,21 @@ def firmware_args(choice: FirmwareChoice, config: Config, facts: HostFacts, scra
     if firmware.requires_smm:
         args += ["-global", "driver=cfi.pflash01,property=secure,value=on", "-global", "ICH9-LPC.disable_s3=1"]
     return args
+
+
+def run_enrollment(cmd: list[str], tools_root: Path) -> None:
+    from kosi.run.toolsenv import runtime_prefix
+
+    prefix = runtime_prefix(tools_root if tools_root != Path("/") else None)
+    try:
+        result = subprocess.run([*prefix, *cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except FileNotFoundError:
+        result = None
+    if result is None or result.returncode == 127:
+        raise KosiError("FirmwareVariables=: enrolling the certificate needs virt-fw-vars, which is not installed",
+                        hint="install python3-virt-firmware (in the host or the tools tree)")
+    if result.returncode != 0:
+        raise KosiError(f"FirmwareVariables=: virt-fw-vars failed: {(result.stdout.strip().splitlines() or ['?'])[-1]}")
 
 
 def image_args(config: Config, image: Path) -> list[str]:
@@ -180,6 +199,22 @@ def linux_kernel(config: Config) -> Path | None:
     return Path(re.sub(r"&(.?)", expand, linux))
 
 
+def add_runtime_credentials(creds: dict[str, bytes], facts: HostFacts) -> None:
+    """What the guest needs to know about the host's services: our lines go before the user's
+    own fstab.extra/sysusers.extra; the user's own addresses win."""
+    def prepend(name: str, value: bytes) -> None:
+        creds[name] = value + creds.get(name, b"")
+
+    if facts.shares:
+        prepend("fstab.extra", virtiofs.fstab_extra([share for share, _ in facts.shares]))
+    if facts.bound_user is not None:
+        prepend("sysusers.extra", virtiofs.sysusers_extra(facts.bound_user))
+    if facts.journal_address:
+        creds.setdefault(journal_forward.CREDENTIAL, facts.journal_address.encode())
+    if facts.notify_address:
+        creds.setdefault(notify.CREDENTIAL, facts.notify_address.encode())
+
+
 def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *, arguments: list[str] = (),
                  direct_boot: DirectBoot | None = None) -> VmPlan:
     notes: list[str] = []
@@ -212,6 +247,7 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     creds = runtime_credentials(config)
     if facts.ssh_port:
         creds.setdefault(USER_NET_CREDENTIAL, USER_NET_NETWORK.encode())
+    add_runtime_credentials(creds, facts)
     linux = linux_kernel(config)
     if choice.direct_kernel:
         boot = direct_boot or find_direct_boot(linux, split_artifacts(config), image,
@@ -231,6 +267,7 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     elif not (fmt == "uki" and choice.direct_kernel):
         cmd += image_args(config, image)
 
+    cmd += virtiofs.qemu_args(facts.shares, ram)
     cmd += network_args(config, facts)
     if facts.vsock_cid is not None:
         cmd += ["-device", f"vhost-vsock-pci,guest-cid={facts.vsock_cid}"]
@@ -240,6 +277,35 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     cmd += config.qemu_args
     cmd += list(arguments)
     return VmPlan(cmd, accel, choice, notes)
+
+
+def start_host_services(config: Config, facts: HostFacts, scratch: Path, prefix: list[str],
+                        stack: contextlib.ExitStack) -> notify.NotifyListener | None:
+    """virtiofsd for the shared directories, systemd-journal-remote for ForwardJournal=, the
+    vsock listener for the guest's exit status: all started before qemu, stopped after it
+    (the ExitStack unwinds after qemu has exited)."""
+    from kosi.run.vsock import free_tcp_port
+
+    if config.bind_user:
+        facts.bound_user = virtiofs.invoking_user()
+        if facts.bound_user is None:
+            log.warn("BindUser=yes: not binding root's home directory into the VM; run kosi via sudo as a user")
+    shares = virtiofs.runtime_shares(config, facts.bound_user)
+    if shares:
+        facts.shares = stack.enter_context(virtiofs.virtiofsd_running(shares, scratch, prefix))
+    if config.forward_journal is not None:
+        plan = journal_forward.plan_forwarding(vsock=facts.vsock_cid is not None, port=free_tcp_port(),
+                                               user_networking=config.runtime_network == "user")
+        stack.enter_context(journal_forward.journal_remote_running(plan, Path(config.forward_journal), scratch,
+                                                                   prefix))
+        facts.journal_address = plan.guest_address
+    if facts.vsock_cid is None:
+        log.debug("the guest's exit status cannot reach kosi without vsock (sd_notify speaks only AF_UNIX and "
+                  "AF_VSOCK); reporting qemu's")
+        return None
+    listener = stack.enter_context(notify.vsock_notify_listener())
+    facts.notify_address = listener.guest_address
+    return listener
 
 
 def start_vm(project, args) -> int:
@@ -266,12 +332,6 @@ def start_vm(project, args) -> int:
         raise KosiError(f"VSock=yes: {missing}")
     use_vsock = missing is None and config.vsock != Feature.disabled
 
-    for name, unsupported, what in (
-            ("ForwardJournal", config.forward_journal is not None, "the guest's journal stays in the image"),
-            ("RuntimeTrees", bool(config.runtime_trees), "they need virtiofsd; use kosi shell/boot to get them mounted"),
-            ("BindUser", config.bind_user, "it needs virtiofsd")):
-        if unsupported:
-            log.warn(f"{name}= is not supported by kosi vm yet: {what}")
     with tempfile.TemporaryDirectory(prefix="kosi-vm-", dir="/var/tmp") as tmp, runtime_image(config, output) as image:
         scratch = Path(tmp)
         facts = HostFacts(verdict, tools_root=tools or Path("/"))
@@ -284,6 +344,7 @@ def start_vm(project, args) -> int:
             if want_tpm(config.tpm, tools):
                 facts.tpm_args = stack.enter_context(swtpm(scratch, prefix))
             facts.drive_args = stack.enter_context(drive_args(config.drives, machine))
+            notifications = start_host_services(config, facts, scratch, prefix, stack)
             plan = qemu_command(config, image, facts, scratch, arguments=verb_arguments(config, args))
             if plan.notes:
                 log.info("‣ " + "; ".join(plan.notes))
@@ -296,7 +357,9 @@ def start_vm(project, args) -> int:
             write_runtime(output, RuntimeInfo(machine=machine, pid=proc.pid, cid=facts.vsock_cid,
                                               ssh_port=facts.ssh_port))
             try:
-                return proc.wait()
+                status = proc.wait()
+                guest_status = notify.exit_status(notifications.messages) if notifications else None
+                return status if guest_status is None else guest_status
             except KeyboardInterrupt:
                 proc.terminate()
                 proc.wait()
