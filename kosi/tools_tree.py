@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -230,41 +231,62 @@ def _quiet_args(args: Any) -> Any:
                                  debug_shell=False, auto_bump=False, verb="build")
 
 
-def ensure_tools_tree(project: Project, args: Any) -> Path | None:
-    """The tools tree to use for this invocation, building the default one if needed."""
+@dataclass
+class ToolsTreeChoice:
+    """Which tools tree an invocation uses, and whether (and why) it must be built first."""
+
+    tree: Path | None
+    why_used: str | None = None  # why the default tree is used at all, when not asked for
+    why_build: str | None = None  # why it must be (re)built, None when the cached one serves
+    config: Config | None = None
+    inputs: dict[str, Any] | None = None
+
+
+def choose_tools_tree(project: Project, verb: str, force: int = 0) -> ToolsTreeChoice:
+    """Decide without side effects (`kosi plan` shows this; ensure_tools_tree acts on it)."""
     main = project.main
-    verb = getattr(args, "verb", "build") or "build"
     text = str(main.tools_tree) if main.tools_tree is not None else None
     if text and text not in ("default", "yes", "no", "none"):
         tree = Path(text)
         if not tree.is_dir():
             raise KosiError(f"ToolsTree={text}: no such directory", hint="give a directory, 'default' or 'no'")
-        return tree
+        return ToolsTreeChoice(tree)
     if text in ("no", "none"):
-        return None
+        return ToolsTreeChoice(None)
+    why_used = None
     if text is None:
         local = main.directory / "mkosi.tools"
         if local.is_dir():
-            return local
-        reason = host_shortcoming(main, verb)
-        if reason is None:
-            return None
-        log.info(f"using the default tools tree: {reason}")
+            return ToolsTreeChoice(local)
+        why_used = host_shortcoming(main, verb)
+        if why_used is None:
+            return ToolsTreeChoice(None)
     config = tools_config(project, verb)
     inputs = inputs_of(config)
     tree = location() / f"{inputs['distribution']}-{inputs['release']}"
-    why = cached_tree_usable(tree, inputs)
-    force = getattr(args, "force", 0) or 0
-    if why is None and force < 3:
+    why_build = cached_tree_usable(tree, inputs)
+    if why_build is None and force >= 3:
+        why_build = "forced with -fff"
+    return ToolsTreeChoice(tree, why_used, why_build, config, inputs)
+
+
+def ensure_tools_tree(project: Project, args: Any) -> Path | None:
+    """The tools tree to use for this invocation, building the default one if needed."""
+    verb = getattr(args, "verb", "build") or "build"
+    choice = choose_tools_tree(project, verb, getattr(args, "force", 0) or 0)
+    if choice.why_used:
+        log.info(f"using the default tools tree: {choice.why_used}")
+    tree = choice.tree
+    if tree is None or choice.why_build is None:
         return tree
-    log.step(f"building the default tools tree in {tree} ({why or 'forced with -fff'})")
+    log.step(f"building the default tools tree in {tree} ({choice.why_build})")
     staging = tree.with_name(tree.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
-    build_tree(config, staging, args)
+    build_tree(choice.config, staging, args)
     shutil.rmtree(tree, ignore_errors=True)
     staging.rename(tree)
-    tree.with_name(tree.name + ".json").write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n")
+    tree.with_name(tree.name + ".json").write_text(json.dumps(choice.inputs, indent=2, sort_keys=True) + "\n")
     return tree
 
 

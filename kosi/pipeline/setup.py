@@ -15,7 +15,7 @@ from pathlib import Path
 from kosi import log
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
-from kosi.pipeline.step import Step
+from kosi.pipeline.step import ImageDependent, Step
 from kosi.pipeline.tools import find_tool, missing_reason, run_on_root
 from kosi.sandbox import Mount
 
@@ -107,7 +107,7 @@ class Sysusers(ImageTool):
 
     def nothing_to_do(self, context):
         if not in_image(context, "usr/lib/sysusers.d"):
-            return "image has no /usr/lib/sysusers.d"
+            return ImageDependent("image has no /usr/lib/sysusers.d")
         return None
 
     def run(self, context):
@@ -119,7 +119,7 @@ class Tmpfiles(ImageTool):
 
     def nothing_to_do(self, context):
         if not in_image(context, "usr/lib/tmpfiles.d"):
-            return "image has no /usr/lib/tmpfiles.d"
+            return ImageDependent("image has no /usr/lib/tmpfiles.d")
         return None
 
     def run(self, context):
@@ -137,7 +137,7 @@ class Presets(ImageTool):
 
     def nothing_to_do(self, context):
         if not in_image(context, "usr/bin/systemctl", "bin/systemctl"):
-            return "image has no systemctl"
+            return ImageDependent("image has no systemctl")
         return None
 
     def run(self, context):
@@ -237,9 +237,9 @@ class Depmod(ImageTool):
     def nothing_to_do(self, context):
         kernels = self.kernels(context)
         if not kernels:
-            return "image has no kernel modules"
+            return ImageDependent("image has no kernel modules")
         if not self.stale(context):
-            return f"module indexes of {', '.join(kernels)} are up to date"
+            return ImageDependent(f"module indexes of {', '.join(kernels)} are up to date")
         return None
 
     def run(self, context):
@@ -318,7 +318,7 @@ class Hwdb(ImageTool):
 
     def nothing_to_do(self, context):
         if not in_image(context, "usr/lib/udev/hwdb.d"):
-            return "image has no /usr/lib/udev/hwdb.d"
+            return ImageDependent("image has no /usr/lib/udev/hwdb.d")
         return None
 
     def run(self, context):
@@ -352,7 +352,7 @@ class OsRelease(Step):
         if not (context.config.image_id or context.config.image_version):
             return "no ImageId= or ImageVersion="
         if not self.path(context):
-            return "image has no os-release"
+            return ImageDependent("image has no os-release")
         return None
 
     def path(self, context) -> Path | None:

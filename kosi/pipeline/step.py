@@ -8,6 +8,11 @@ if TYPE_CHECKING:
     from kosi.pipeline.context import Context
 
 
+class ImageDependent(str):
+    """A skip reason that depends on what the image holds (a tool, a directory), so it is
+    known only while building: `kosi plan` shows such a step as conditional, not skipped."""
+
+
 class Step:
     """A small named unit of the build.
 

@@ -21,14 +21,14 @@ VERB_ARGUMENTS = {
 }  # fmt: skip
 
 #: Verbs that read the project's configuration, so every setting option applies to them.
-CONFIG_VERBS = {"summary", "cat-config", "build", "shell", "boot", "vm", "ssh", "journalctl", "coredumpctl",
+CONFIG_VERBS = {"summary", "cat-config", "build", "plan", "shell", "boot", "vm", "ssh", "journalctl", "coredumpctl",
                 "sysupdate", "box", "clean", "serve", "burn", "latest-snapshot"}  # fmt: skip
 
 #: Command-line-only options (by dest) that matter to one verb beyond the common ones.
 VERB_OPTIONS = {
     "build": ("force", "auto_bump", "wipe_build_dir", "rerun_build_scripts", "debug_shell", "debug_workspace",
               "debug_sandbox"),
-    "summary": ("json",), "clean": ("force",), "genkey": ("force", "genkey_common_name", "genkey_valid_days"),
+    "summary": ("json",), "plan": ("json", "force"), "clean": ("force",), "genkey": ("force", "genkey_common_name", "genkey_valid_days"),
     "documentation": ("doc_format",), "serve": ("force",), "burn": ("force",), "shell": ("force",),
     "boot": ("force",), "vm": ("force",),
 }  # fmt: skip

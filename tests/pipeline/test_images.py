@@ -7,6 +7,7 @@ fixture's build rather than new builds where you can.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -208,6 +209,20 @@ def test_incremental_reuse_and_invalidation(full):
     assert "reusing cached image (key" in logs[1]
     assert "part of the cached image" in logs[1]
     assert "cache invalid: Packages= changed" in logs[2]
+
+
+
+def test_plan_tells_what_the_next_build_would_reuse(full):
+    """`kosi plan` after the three builds: the cache now holds the image with `file`."""
+    d, _ = full
+    same = json.loads(kosi(d, "--package", "file", "plan", "--json").stdout)
+    steps = {s["step"]: s["skip"] for s in same["Images"][0]["steps"]}
+    assert steps["reuse cached image"] is None
+    assert steps["install distribution and packages"] == "part of the cached image"
+    assert same["Images"][0]["blocked"].endswith("exists (use -f)")
+    changed = kosi(d, "plan")  # without the extra package the cache does not match
+    assert "reuse cached image" in changed.stdout and "Packages= changed" in changed.stdout
+    assert "install distribution and packages" in changed.stdout
 
 
 # --- reproducibility: the same tar twice -----------------------------------------------------

@@ -1,0 +1,79 @@
+"""`kosi plan`: what `kosi build` would do and why, without doing any of it.
+
+For each image, in build order: whether its outputs are in the way (needs -f), whether
+the tools tree would be used and (re)built, whether the Incremental= cache would be
+reused or why not, and every step of the execution flow with the reason it would be
+skipped. It reads the same step objects the build runs, so it cannot drift from them.
+Configure scripts are not run (they may have side effects): the plan shows the
+configuration as written.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kosi.config.model import Config
+from kosi.outputs.publish import existing_outputs
+from kosi.pipeline.context import Context
+from kosi.pipeline.flow import build_steps
+from kosi.pipeline.runner import plan as step_plan
+from kosi.pipeline.step import ImageDependent
+
+
+def image_plan(config: Config, args: Any, tools: Path | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"kosi-plan-{config.image}-") as tmp:
+        context = Context(config=config, workspace=Path(tmp), package_cache=Path(tmp), tools=tools, args=args)
+        steps = [{"step": name, "skip": reason, "depends-on-image": isinstance(reason, ImageDependent)}
+                 for name, reason in step_plan(context, build_steps())]
+    existing = existing_outputs(config)
+    force = int(getattr(args, "force", 0) or 0)
+    return {
+        "image": config.image,
+        "format": str(config.format),
+        "blocked": f"output {existing[0]} exists (use -f)" if existing and not force else None,
+        "steps": steps,
+    }
+
+
+def render(tools: dict[str, Any], images: list[dict[str, Any]]) -> str:
+    lines = []
+    if tools["tree"]:
+        state = f"build it ({tools['build']})" if tools["build"] else "cached, reused"
+        lines.append(f"tools tree {tools['tree']}: {state}" + (f" — used because {tools['why']}" if tools["why"]
+                                                                else ""))
+    else:
+        lines.append("tools tree: none, the host's tools serve")
+    for image in images:
+        lines.append(f"image '{image['image']}' (Format={image['format']}):")
+        if image["blocked"]:
+            lines.append(f"  stops: {image['blocked']}")
+        width = max(len(s["step"]) for s in image["steps"])
+        for number, step in enumerate(image["steps"], start=1):
+            if step["skip"] is None:
+                verdict = "run"
+            elif step["depends-on-image"]:
+                verdict = f"run, unless {step['skip']}"
+            else:
+                verdict = f"skip: {step['skip']}"
+            lines.append(f"  {number:2}. {step['step']:<{width}}  {verdict}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from kosi.config.loader import load_project
+    from kosi.tools_tree import choose_tools_tree
+
+    project = load_project(args)
+    choice = choose_tools_tree(project, "build", int(getattr(args, "force", 0) or 0))
+    tools = {"tree": str(choice.tree) if choice.tree else None, "why": choice.why_used, "build": choice.why_build}
+    # An unbuilt tools tree cannot answer "is this tool in it"; steps then judge by the host.
+    usable = choice.tree if choice.tree and not choice.why_build else None
+    images = [image_plan(config, args, usable) for config in project.images]
+    if getattr(args, "json", False):
+        print(json.dumps({"ToolsTree": tools, "Images": images}, indent=2))
+    else:
+        print(render(tools, images))
+    return 0
