@@ -32,7 +32,7 @@ from kosi.config.model import Config
 from kosi.distributions import get as get_distribution
 from kosi.distributions.debian import Debian, deb_architecture
 from kosi.errors import KosiError
-from kosi.installers import essential_cache
+from kosi.installers import apt_sources, essential_cache
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import EATMYDATA, eatmydata_library, in_root
 from kosi.installers.base import PackageManager
@@ -480,9 +480,14 @@ class Apt(PackageManager):
 def apt_sandbox(context: "Context", root: Path, **options) -> list[str]:
     """The package manager sandbox with the configuration tree's etc/apt as its /etc/apt: sources
     from mkosi.sandbox/ name their keyrings by absolute path (Signed-By: /etc/apt/keyrings/...),
-    as they would on the machine they were written for."""
-    etc_apt = Mount(context.pkgmngr / "etc/apt", "/etc/apt", "ro-bind")
-    return in_root(context, root, extra=[etc_apt], **options)
+    as they would on the machine they were written for. Local repositories (file:/ URIs) and
+    keyrings those sources name elsewhere on the host are there too, read-only."""
+    etc_apt = context.pkgmngr / "etc/apt"
+    visible = [Path(context.workspace), Path(context.package_cache), Path(root)]
+    extra = [Mount(etc_apt, "/etc/apt", "ro-bind")]
+    extra += [Mount(path, str(path), "ro-bind") for path in apt_sources.host_paths(etc_apt)
+              if not any(path.is_relative_to(v) for v in visible)]
+    return in_root(context, root, extra=extra, **options)
 
 
 def sandbox_keyring(context: "Context", keyring: str) -> str:
