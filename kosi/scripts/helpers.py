@@ -30,10 +30,13 @@ def write_helpers(context: Context, directory: Path, script: Path | None) -> Pat
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     package_root = Path(kosi.__file__).resolve().parent.parent
+    # kosi goes on sys.path from within Python, not through $PYTHONPATH: the command run in the
+    # image inherits the environment and must see exactly the manual's variables.
+    bootstrap = f"import sys; sys.path.insert(0, {str(package_root)!r}); import runpy; " \
+                "runpy.run_module('kosi.scripts.chroot', run_name='__main__')"
     _write(directory, "mkosi-chroot",
            "#!/bin/sh\n"
-           f"PYTHONPATH={shlex.quote(str(package_root))}${{PYTHONPATH:+:$PYTHONPATH}} "
-           f"exec {shlex.quote(sys.executable)} -m kosi.scripts.chroot {shlex.quote(str(script or ''))} \"$@\"\n")
+           f"exec {shlex.quote(sys.executable)} -c {shlex.quote(bootstrap)} {shlex.quote(str(script or ''))} \"$@\"\n")
     git = _host_tool("git", directory)
     if git:
         # Sources are owned by the invoking user, scripts run as (namespace) root.
