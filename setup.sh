@@ -8,6 +8,7 @@ packages=(
     systemd-container qemu-system-x86 ovmf swtpm socat
     dosfstools mtools e2fsprogs squashfs-tools erofs-utils fdisk kmod
     mmdebstrap busybox-static strace zsh fish groff-base man-db udev
+    device-tree-compiler
 )
 
 sudo=""

@@ -82,14 +82,17 @@ def make_initrd_tree(root: Path) -> None:
         shutil.rmtree(root / relative, ignore_errors=True)
 
 
-def write_cpio(tree: Path, output: Path, tools: Path | None) -> None:
+def write_cpio(tree: Path, output: Path, tools: Path | None, *, compress: bool = True) -> None:
     """A zstd-compressed newc archive of `tree` (sorted, reproducible); the kernel unpacks
-    concatenated compressed archives, and the UKI itself is not compressed."""
+    concatenated compressed archives, and the UKI itself is not compressed. Early microcode
+    must stay uncompressed (compress=False): the kernel reads it before any decompressor."""
     names = subprocess.run(["find", ".", "-mindepth", "1", "-print0"], cwd=tree, stdout=subprocess.PIPE,
                            check=True).stdout
     listing = b"\0".join(sorted(n for n in names.split(b"\0") if n)) + b"\0"
     output.parent.mkdir(parents=True, exist_ok=True)
-    script = 'cpio --create --reproducible --null --format=newc --quiet | zstd -q -T0 -12 -c'
+    script = 'cpio --create --reproducible --null --format=newc --quiet'
+    if compress:
+        script += ' | zstd -q -T0 -12 -c'
     with open(output, "wb") as out:
         run(["sh", "-c", script], sandbox=tools_command(tools, [tree]), input=listing, stdout=out, cwd=tree)
 

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from kosi import log
-from kosi.boot import grub, systemd_boot
+from kosi.boot import grub, shim, signing, systemd_boot
+from kosi.boot.devicetree import add_to_type1_entry, find_devicetrees
 from kosi.boot.initrd import default_initrd, modules_initrd
 from kosi.boot.kernels import Kernel, find_kernels
+from kosi.boot.microcode import microcode_cpio
 from kosi.boot.modules import filter_image_modules
 from kosi.boot.uki import UKIRequest, build_uki, default_format, entry_name, find_stub
 from kosi.config.values import Feature
@@ -140,14 +142,17 @@ class InstallBootloader(Step):
             return
         esp = esp_tree(context)
         if bootloader(context) in ("systemd-boot", "systemd-boot-signed"):
-            if systemd_boot.find_binary(context.root, context.tools) is None:
-                add_bootloader_packages(context, systemd_boot.DEBIAN_PACKAGES)
+            signed = bootloader(context).endswith("signed")
+            if missing := systemd_boot.missing_packages(context.root, context.tools, signed=signed):
+                add_bootloader_packages(context, missing)
             if systemd_boot.find_binary(context.root, context.tools) is None and context.config.bootable == Feature.auto:
                 log.info("systemd-boot is not installed: no boot loader (Bootable=auto)")
                 return
             binary = systemd_boot.install(esp, context.root, context.tools,
-                                          signed=bootloader(context).endswith("signed"))
+                                          signed=signed)
             log.debug(f"systemd-boot from {binary}")
+        if missing := shim.missing_packages(context.root, context.config.shim_bootloader):
+            add_bootloader_packages(context, missing)
         if bios_grub(context):
             grub.stage_modules(esp, context.root, context.tools)
 
@@ -166,7 +171,8 @@ class GenerateUKIs(Step):
 
     def inputs(self, context: Context) -> dict[str, Any]:
         names = ("Bootloader", "UnifiedKernelImages", "UnifiedKernelImageFormat", "Initrds", "InitrdPackages",
-                 "KernelCommandLine", "KernelInitrdModules", "KernelModulesInitrd", "Splash")
+                 "KernelCommandLine", "KernelInitrdModules", "KernelModulesInitrd", "Splash", "Devicetrees",
+                 "MicrocodeHost", "UnifiedKernelImageProfiles")
         return {n: context.config[n] for n in names}
 
     def run(self, context: Context) -> None:
@@ -190,16 +196,22 @@ class GenerateUKIs(Step):
             kernels = kernels[:1]  # only the newest kernel, as the default boot entry
         ukis: list[Path] = []
         initrds_of: dict[str, list[Path]] = {}
+        microcode = microcode_cpio(context.root, config.microcode_host, context.workspace, context.tools)
         for kernel in kernels:
-            initrds = initrds_of[kernel.version] = list(base_initrds)
+            devicetrees = find_devicetrees(context.root, kernel.version, config.devicetrees)
+            initrds = list(base_initrds)
             if config.kernel_modules_initrd:
                 initrds.append(modules_initrd(context, kernel.version,
                                               context.workspace / f"kernel-modules-{kernel.version}.cpio"))
                 context.state["split_modules_initrd"] = str(initrds[-1])
+            # Without a UKI's .ucode section (Type 1 entries, grub), early microcode is the first initrd.
+            initrds_of[kernel.version] = [microcode, *initrds] if microcode else initrds
             context.state["split_kernel"] = str(kernel.image)
             context.state["split_initrd"] = str(base_initrds[0])
             if not use_ukis:
-                systemd_boot.write_type1_entry(esp, token, kernel.version, kernel.image, initrds, cmdline, title)
+                entry = systemd_boot.write_type1_entry(esp, token, kernel.version, kernel.image,
+                                                       initrds_of[kernel.version], cmdline, title)
+                add_to_type1_entry(entry, esp, devicetrees)
                 continue
             pattern = config.unified_kernel_image_format or default_format(cmdline, context.root)
             name = entry_name(pattern, token, kernel.version, cmdline) + ".efi"
@@ -208,13 +220,15 @@ class GenerateUKIs(Step):
             request = UKIRequest(kernel=kernel.image, kver=kernel.version, initrds=initrds, cmdline=cmdline,
                                  os_release=context.root / "usr/lib/os-release", output=output,
                                  splash=context.root / config.splash.lstrip("/") if config.splash else None,
-                                 profiles=list(config.unified_kernel_image_profiles))
+                                 profiles=list(config.unified_kernel_image_profiles), microcode=microcode,
+                                 devicetrees=devicetrees)
             build_uki(request, context.root, context.tools, context.workspace)
             ukis.append(output)
             target = esp / "EFI/BOOT/BOOTX64.EFI" if uki_is_bootloader(context) else esp / "EFI/Linux" / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(output, target)
         context.state["ukis"] = [str(u) for u in ukis]
+        signing.secure_esp(context, esp)  # SecureBoot=, ShimBootloader=, SecureBootAutoEnroll=
         if bios_grub(context):
             write_grub_entries(esp, token, title, bios_command_line(context, cmdline), kernels, initrds_of,
                                type1_written=not use_ukis)

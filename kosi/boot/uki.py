@@ -3,17 +3,19 @@
 The stub comes from the image when it ships systemd-boot-efi (so the UKI matches the
 image's systemd), else from the tools tree. UnifiedKernelImageProfiles= files
 ([UKIProfile] Profile=/Cmdline=) become extra profiles: each is built as a profile-only
-PE and joined into the UKI, the profile's command line extending the base one.
+PE (.profile and .cmdline only) and joined into the UKI, the profile's command line
+extending the base one; the base profile is the one ukify names ID=main. Early microcode
+goes into .ucode, Devicetrees= into .dtb / .dtbauto.
 """
 
 from __future__ import annotations
 
-import configparser
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+from kosi.boot.devicetree import ukify_arguments as devicetree_arguments
 from kosi.errors import KosiError
 from kosi.sandbox import run
 from kosi.tools_tree import tools_command
@@ -31,6 +33,8 @@ class UKIRequest:
     output: Path
     splash: Path | None = None
     profiles: list[Path] = field(default_factory=list)
+    microcode: Path | None = None  # the early microcode cpio, into the .ucode section
+    devicetrees: list[Path] = field(default_factory=list)
 
 
 def find_stub(root: Path, tools: Path | None) -> Path | None:
@@ -40,21 +44,57 @@ def find_stub(root: Path, tools: Path | None) -> Path | None:
     return None
 
 
-def read_profile(path: Path) -> tuple[str, str]:
-    """A UKI profile file -> (the .profile section text, its extra command line)."""
-    parser = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
-    parser.optionxform = str  # keys are case-sensitive
-    try:
-        parser.read_string(path.read_text())
-    except configparser.Error as e:
-        raise KosiError(f"cannot parse UKI profile: {e}", file=str(path)) from None
-    if not parser.has_section("UKIProfile"):
-        raise KosiError("a UKI profile needs a [UKIProfile] section", file=str(path))
-    section = parser["UKIProfile"]
-    pairs = section.get("Profile", "").split()
-    if not any(p.startswith("ID=") for p in pairs):
-        raise KosiError("UnifiedKernelImageProfiles=: Profile= must contain ID=", file=str(path))
-    return "\n".join(pairs), section.get("Cmdline", "").strip()
+@dataclass(frozen=True)
+class Profile:
+    """One UnifiedKernelImageProfiles= file: its .profile section and extra command line."""
+
+    text: str  # KEY=VALUE lines, ID= first
+    cmdline: str
+    sign_expected_pcr: bool = True
+
+
+def read_profile(path: Path) -> Profile:
+    """Parse a profile file ([UKIProfile] Profile=, Cmdline=, SignExpectedPcr=) with the
+    types of UKI_PROFILE_SETTINGS, so quoting and errors work as in mkosi.conf."""
+    from kosi.config.parser import parse_ini
+    from kosi.config.settings import UKI_PROFILE_SETTINGS_BY_NAME
+    from kosi.config.values import Origin
+
+    values: dict[str, Any] = {}
+    for section in parse_ini(path):
+        if section.name != "UKIProfile":
+            raise KosiError(f"unknown section [{section.name}] in a UKI profile (allowed: [UKIProfile])",
+                            file=str(path), line=section.line)
+        for entry in section.entries:
+            setting = UKI_PROFILE_SETTINGS_BY_NAME.get(entry.key)
+            if setting is None:
+                known = ", ".join(UKI_PROFILE_SETTINGS_BY_NAME)
+                raise KosiError(f"unknown setting {entry.key}= in [UKIProfile] (known: {known})",
+                                file=str(path), line=entry.line)
+            origin = Origin(str(path), entry.line, path.parent)
+            parsed = setting.type.parse(entry.key, entry.value, origin)
+            if setting.type.is_list:
+                values[entry.key] = [*values.get(entry.key, []), *parsed] if entry.value else []
+            else:
+                values[entry.key] = parsed
+    pairs: dict[str, str] = {}
+    for assignment in values.get("Profile", []):
+        pairs.update(assignment)
+    if "ID" not in pairs:
+        raise KosiError("UnifiedKernelImageProfiles=: [UKIProfile] Profile= must contain ID=", file=str(path))
+    ordered = {"ID": pairs.pop("ID"), **pairs}
+    text = "\n".join(f"{key}={value}" for key, value in ordered.items())
+    sign = values.get("SignExpectedPcr")
+    return Profile(text, " ".join(values.get("Cmdline", [])), True if sign is None else bool(sign))
+
+
+def profile_files(paths: list[Path]) -> list[Path]:
+    """UnifiedKernelImageProfiles= entries: files, or directories (mkosi.uki-profiles/) of
+    *.conf files taken in name order."""
+    files: list[Path] = []
+    for path in paths:
+        files += sorted(path.glob("*.conf")) if path.is_dir() else [path]
+    return files
 
 
 def build_uki(request: UKIRequest, root: Path, tools: Path | None, workspace: Path) -> Path:
@@ -62,21 +102,25 @@ def build_uki(request: UKIRequest, root: Path, tools: Path | None, workspace: Pa
     if stub is None:
         raise KosiError("no EFI stub (linuxx64.efi.stub) in the image or the tools tree",
                         hint="install systemd-boot-efi, or use ToolsTree=default")
+    extras = [p for p in (request.splash, request.microcode) if p]
     sandbox = tools_command(tools, [root, workspace, request.output.parent, stub, request.kernel, request.os_release,
-                                    *request.initrds, *request.profiles, *([request.splash] if request.splash else [])])
-    common = ["--stub", str(stub), "--uname", request.kver]
+                                    *request.initrds, *request.profiles, *request.devicetrees, *extras])
     joins: list[str] = []
-    for index, profile_file in enumerate(request.profiles):
-        profile, extra_cmdline = read_profile(profile_file)
+    for index, profile_file in enumerate(profile_files(request.profiles)):
+        # A profile PE holds only what differs from the base: its .profile and .cmdline.
+        profile = read_profile(profile_file)
         out = workspace / f"uki-profile-{index}.efi"
-        cmd = ["ukify", "build", *common, f"--profile={profile}", f"--output={out}"]
-        if extra_cmdline:
-            cmd.append(f"--cmdline={request.cmdline} {extra_cmdline}")
+        cmd = ["ukify", "build", "--stub", str(stub), f"--profile={profile.text}", f"--output={out}"]
+        if profile.cmdline:
+            cmd.append(f"--cmdline={request.cmdline} {profile.cmdline}")
         ukify(cmd, sandbox)
         joins.append(f"--join-profile={out}")
-    cmd = ["ukify", "build", *common, f"--linux={request.kernel}", f"--cmdline={request.cmdline}",
-           f"--os-release=@{request.os_release}", f"--output={request.output}"]
+    cmd = ["ukify", "build", "--stub", str(stub), "--uname", request.kver, f"--linux={request.kernel}",
+           f"--cmdline={request.cmdline}", f"--os-release=@{request.os_release}", f"--output={request.output}"]
     cmd += [f"--initrd={initrd}" for initrd in request.initrds]
+    if request.microcode:
+        cmd.append(f"--microcode={request.microcode}")
+    cmd += devicetree_arguments(request.devicetrees)
     if request.splash:
         cmd.append(f"--splash={request.splash}")
     ukify([*cmd, *joins], sandbox)

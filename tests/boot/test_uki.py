@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kosi.boot.uki import default_format, entry_name, read_profile
+from kosi.boot.uki import default_format, entry_name, profile_files, read_profile
 from kosi.errors import KosiError
 
 
@@ -26,9 +26,25 @@ def test_default_format_adds_roothash_and_tries(tmp_path):
 
 def test_profile_file(tmp_path):
     good = tmp_path / "debug.conf"
-    good.write_text("[UKIProfile]\nProfile=ID=debug TITLE=Debug\nCmdline=systemd.log_level=debug\n")
-    assert read_profile(good) == ("ID=debug\nTITLE=Debug", "systemd.log_level=debug")
+    good.write_text('[UKIProfile]\nProfile=TITLE="Debug mode" ID=debug\nCmdline=systemd.log_level=debug\n'
+                    "        quiet\nSignExpectedPcr=no\n")
+    profile = read_profile(good)
+    assert profile.text == "ID=debug\nTITLE=Debug mode"  # ID= first, quotes keep the space
+    assert profile.cmdline == "systemd.log_level=debug quiet" and profile.sign_expected_pcr is False
     bad = tmp_path / "bad.conf"
     bad.write_text("[UKIProfile]\nProfile=TITLE=x\n")
     with pytest.raises(KosiError, match="ID="):
         read_profile(bad)
+    typo = tmp_path / "typo.conf"
+    typo.write_text("[UKIProfile]\nProfile=ID=a\nCmdLine=x\n")
+    with pytest.raises(KosiError, match="CmdLine") as failure:
+        read_profile(typo)
+    assert failure.value.line == 3
+
+
+def test_profile_directory_takes_conf_files_in_order(tmp_path):
+    (tmp_path / "d").mkdir()
+    for name in ("20-b.conf", "10-a.conf", "README"):
+        (tmp_path / "d" / name).write_text("")
+    single = tmp_path / "single.conf"
+    assert [p.name for p in profile_files([tmp_path / "d", single])] == ["10-a.conf", "20-b.conf", "single.conf"]
