@@ -1,0 +1,268 @@
+"""SecureBoot=, SecureBootAutoEnroll=, SecureBootSignTool=, Bootloader=*-signed and ShimBootloader=.
+
+Two real Debian trixie disk images are built once per session: one with SecureBoot=yes and
+auto-enrollment (systemd-boot, a UKI, both signed with a key made by `kosi genkey`), one
+with shim and the distribution's pre-signed systemd-boot. Their ESPs (SplitArtifacts=
+partitions) are read with mtools and checked with sbverify from the tools tree. Booting
+with Firmware=uefi-secure-boot needs SMM, which this host's qemu lacks, so no test boots.
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from kosi.boot import shim, signing, systemd_boot
+from kosi.config.values import KeySource
+from kosi.errors import KosiError
+from tests.conftest import BOOTABLE_CONF, REPO, build_project
+
+FILE = KeySource()
+EFI_CERT_X509 = uuid.UUID("a5c059a1-94e4-4aa7-87b5-ab155c2bf072")
+
+
+def key(key_source=FILE, certificate_source=FILE):
+    return signing.SigningKey("/k/mkosi.key", key_source, "/k/mkosi.crt", certificate_source)
+
+
+# ---- pure logic -----------------------------------------------------------------------------
+
+
+def test_sbsign_command():
+    cmd = signing.sign_command("sbsign", "/usr/bin/sbsign", key(), Path("/e/in.efi"), Path("/e/out.efi"))
+    assert cmd == ["/usr/bin/sbsign", "--key", "/k/mkosi.key", "--cert", "/k/mkosi.crt", "--output", "/e/out.efi",
+                   "/e/in.efi"]
+    engine = signing.sign_command("sbsign", "sbsign", key(KeySource("engine", "pkcs11")), Path("i"), Path("o"))
+    assert engine[5:7] == ["--engine", "pkcs11"]
+
+
+def test_systemd_sbsign_command_passes_sources():
+    cmd = signing.sign_command("systemd-sbsign", "/usr/lib/systemd/systemd-sbsign",
+                               key(KeySource("provider", "pkcs11"), KeySource("provider", "pkcs11")),
+                               Path("/e/in.efi"), Path("/e/out.efi"))
+    assert cmd == ["/usr/lib/systemd/systemd-sbsign", "sign", "--private-key=/k/mkosi.key",
+                   "--certificate=/k/mkosi.crt", "--private-key-source=provider:pkcs11",
+                   "--certificate-source=provider:pkcs11", "--output=/e/out.efi", "/e/in.efi"]
+    plain = signing.sign_command("systemd-sbsign", "s", key(), Path("i"), Path("o"))
+    assert not any("source" in arg for arg in plain)
+
+
+def test_auto_prefers_systemd_sbsign_and_falls_back():
+    assert signing.choose_tool("auto", key(), lambda t: True) == "systemd-sbsign"
+    assert signing.choose_tool("auto", key(), lambda t: t == "sbsign") == "sbsign"
+    with pytest.raises(KosiError, match="systemd-sbsign or sbsign"):
+        signing.choose_tool("auto", key(), lambda t: False)
+
+
+def test_providers_need_systemd_sbsign():
+    provider = key(KeySource("provider", "pkcs11"))
+    with pytest.raises(KosiError, match="SecureBootSignTool=sbsign cannot"):
+        signing.choose_tool("sbsign", provider, lambda t: True)
+    with pytest.raises(KosiError, match="needs systemd-sbsign"):
+        signing.choose_tool("auto", provider, lambda t: t == "sbsign")
+    with pytest.raises(KosiError, match="SecureBootSignTool=systemd-sbsign: systemd-sbsign is neither"):
+        signing.choose_tool("systemd-sbsign", key(), lambda t: t == "sbsign")
+
+
+def config(**values):
+    defaults = dict(secure_boot_key=None, secure_boot_certificate=None, secure_boot_key_source=FILE,
+                    secure_boot_certificate_source=FILE)
+    return SimpleNamespace(**{**defaults, **values})
+
+
+def test_missing_key_or_certificate_names_setting_and_genkey(tmp_path):
+    with pytest.raises(KosiError) as error:
+        signing.signing_key(config())
+    assert "SecureBootKey=" in str(error.value) and "kosi genkey" in error.value.hint
+    (tmp_path / "mkosi.key").write_text("k")
+    with pytest.raises(KosiError, match="SecureBootCertificate="):
+        signing.signing_key(config(secure_boot_key=tmp_path / "mkosi.key"))
+    with pytest.raises(KosiError, match="SecureBootCertificate=.*no such file"):
+        signing.signing_key(config(secure_boot_key=tmp_path / "mkosi.key",
+                                   secure_boot_certificate=tmp_path / "gone.crt"))
+
+
+def test_readable_key_is_refused_when_the_configuration_is_loaded(tmp_path):
+    """The loader refuses every *Key= file others can read; SecureBootKey= included."""
+    (tmp_path / "mkosi.conf").write_text("[Validation]\nSecureBoot=yes\nSecureBootKey=sb.key\n")
+    (tmp_path / "sb.key").write_text("secret")
+    (tmp_path / "sb.key").chmod(0o640)
+    result = subprocess.run([str(REPO / "bin/kosi"), "-C", str(tmp_path), "summary"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "sb.key holds a secret but is readable by others" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    (tmp_path / "sb.key").chmod(0o600)
+    ok = subprocess.run([str(REPO / "bin/kosi"), "-C", str(tmp_path), "summary"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_enroll_commands_sign_pk_kek_db_with_one_owner(tmp_path):
+    cmds = signing.enroll_commands(key(), tmp_path / "db.esl", tmp_path / "auto", "2024-01-01 00:00:00", "g",
+                                   ("cert-to-efi-sig-list", "sign-efi-sig-list"))
+    assert cmds[0] == ["cert-to-efi-sig-list", "-g", "g", "/k/mkosi.crt", str(tmp_path / "db.esl")]
+    assert [c[-3] for c in cmds[1:]] == ["PK", "KEK", "db"]
+    assert [Path(c[-1]).name for c in cmds[1:]] == ["PK.auth", "KEK.auth", "db.auth"]
+    assert all(c[c.index("-t") + 1] == "2024-01-01 00:00:00" for c in cmds[1:])
+    assert signing.enroll_timestamp(0) == "1970-01-01 00:00:00"
+
+
+def test_type1_kernels_follow_the_entries(tmp_path):
+    esp = tmp_path / "esp"
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"MZ")
+    systemd_boot.write_type1_entry(esp, "debian", "6.12", kernel, [], "rw", "Debian")
+    assert signing.type1_kernels(esp) == [esp / "debian/6.12/linux"]
+
+
+def put(path, content=b"MZ"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def test_signed_systemd_boot_needs_the_signed_package(tmp_path):
+    root = tmp_path / "root"
+    put(root / systemd_boot.BINARY)
+    assert systemd_boot.missing_packages(root, None) == ()
+    assert systemd_boot.missing_packages(root, None, signed=True) == ("systemd-boot-efi-amd64-signed",)
+    with pytest.raises(KosiError, match="systemd-boot-signed.*not in the image"):
+        systemd_boot.install(tmp_path / "esp", root, None, signed=True)
+    put(root / systemd_boot.SIGNED, b"MZsigned")
+    assert systemd_boot.missing_packages(root, None, signed=True) == ()
+    systemd_boot.install(tmp_path / "esp", root, None, signed=True)
+    assert (tmp_path / "esp/EFI/BOOT/BOOTX64.EFI").read_bytes() == b"MZsigned"
+
+
+def test_shim_goes_in_front_and_chains_to_grubx64(tmp_path):
+    root, esp = tmp_path / "root", tmp_path / "esp"
+    assert shim.missing_packages(root, "signed") == ("shim-signed",)
+    assert shim.missing_packages(root, "none") == ()
+    with pytest.raises(KosiError, match="ShimBootloader=unsigned: .*shimx64.efi"):
+        shim.install(esp, root, "unsigned")
+    put(root / "usr/lib/shim/shimx64.efi", b"MZshim")
+    put(root / "usr/lib/shim/mmx64.efi", b"MZmm")
+    put(esp / "EFI/BOOT/BOOTX64.EFI", b"MZloader")
+    signed = []
+    shim.install(esp, root, "unsigned", SimpleNamespace(sign=signed.append))
+    assert (esp / "EFI/BOOT/BOOTX64.EFI").read_bytes() == b"MZshim"
+    assert (esp / "EFI/BOOT/mmx64.efi").read_bytes() == b"MZmm"
+    assert (esp / "EFI/BOOT/grubx64.efi").read_bytes() == b"MZloader"
+    assert signed == [esp / "EFI/BOOT/BOOTX64.EFI", esp / "EFI/BOOT/mmx64.efi"]
+
+
+# ---- real images ----------------------------------------------------------------------------
+
+
+def tool(tools: Path, directories, *cmd, check=True) -> subprocess.CompletedProcess:
+    from kosi.tools_tree import tools_command
+
+    return subprocess.run([*tools_command(tools, directories), *map(str, cmd)], capture_output=True, text=True,
+                          check=check)
+
+
+def genkey(directory: Path) -> None:
+    subprocess.run([str(REPO / "bin/kosi"), "-C", str(directory), "genkey"], check=True, capture_output=True)
+
+
+def build(tmp_path_factory, name: str, extra_conf: str) -> Path:
+    directory = tmp_path_factory.mktemp(name)
+    (directory / "mkosi.conf").write_text(BOOTABLE_CONF + extra_conf)
+    (directory / "mkosi.output").mkdir()
+    genkey(directory)
+    result = build_project(directory)
+    (directory / "build.log").write_text(result.stdout)
+    if result.returncode != 0:
+        pytest.fail(f"building {name} failed:\n{result.stdout[-4000:]}")
+    return directory
+
+
+def extract_esp(project: Path, tools: Path) -> Path:
+    """Every file of the ESP partition, copied out with mcopy."""
+    esp = project / "mkosi.output/image.esp.raw"
+    target = project / "esp"
+    target.mkdir(exist_ok=True)
+    tool(tools, [project], "mcopy", "-s", "-n", "-i", esp, "::/*", target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def secure_boot_esp(tmp_path_factory, default_tools_tree) -> Path:
+    project = build(tmp_path_factory, "secure-boot",
+                    "\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=yes\n")
+    return extract_esp(project, default_tools_tree)
+
+
+@pytest.fixture(scope="session")
+def shim_esp(tmp_path_factory, default_tools_tree) -> Path:
+    project = build(tmp_path_factory, "shim",
+                    "\n[Content]\nBootloader=systemd-boot-signed\nShimBootloader=signed\nUnifiedKernelImages=unsigned\n"
+                    "\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=no\n")
+    return extract_esp(project, default_tools_tree)
+
+
+def verifies(tools: Path, binary: Path, certificate: Path) -> bool:
+    result = tool(tools, [binary.parent, certificate.parent], "sbverify", "--cert", certificate, binary, check=False)
+    return result.returncode == 0
+
+
+@pytest.mark.image
+def test_boot_loader_and_uki_are_signed_with_the_key(secure_boot_esp, default_tools_tree):
+    project = secure_boot_esp.parent
+    certificate = project / "mkosi.crt"
+    ukis = sorted((secure_boot_esp / "EFI/Linux").glob("*.efi"))
+    assert ukis, "no UKI in the ESP"
+    binaries = [secure_boot_esp / "EFI/BOOT/BOOTX64.EFI", secure_boot_esp / "EFI/systemd/systemd-bootx64.efi",
+                *ukis, project / "mkosi.output/image.efi"]
+    for binary in binaries:
+        assert verifies(default_tools_tree, binary, certificate), binary
+    # The check can fail: the same files against another certificate, and an unsigned systemd-boot.
+    other = project / "other"
+    other.mkdir()
+    genkey(other)
+    assert not any(verifies(default_tools_tree, b, other / "mkosi.crt") for b in binaries)
+    unsigned = default_tools_tree / systemd_boot.BINARY
+    assert not verifies(default_tools_tree, unsigned, certificate)
+
+
+def signature_list_certificate(auth: bytes) -> bytes:
+    """The X.509 certificate of an authenticated variable: EFI_TIME (16 bytes), then a
+    WIN_CERTIFICATE_UEFI_GUID of dwLength bytes, then one EFI_SIGNATURE_LIST."""
+    (cert_length,) = struct.unpack_from("<I", auth, 16)
+    esl = auth[16 + cert_length:]
+    signature_type = uuid.UUID(bytes_le=esl[:16])
+    list_size, header_size, signature_size = struct.unpack_from("<III", esl, 16)
+    assert signature_type == EFI_CERT_X509 and list_size == len(esl) and header_size == 0
+    return esl[28 + 16: 28 + signature_size]  # after the list header and the owner GUID
+
+
+@pytest.mark.image
+def test_auto_enroll_keys_hold_the_certificate(secure_boot_esp, default_tools_tree):
+    project = secure_boot_esp.parent
+    der = tool(default_tools_tree, [project], "openssl", "x509", "-in", project / "mkosi.crt", "-outform", "DER",
+               "-out", project / "mkosi.der")
+    assert der.returncode == 0
+    for variable in ("PK", "KEK", "db"):
+        auth = (secure_boot_esp / "loader/keys/auto" / f"{variable}.auth").read_bytes()
+        assert signature_list_certificate(auth) == (project / "mkosi.der").read_bytes(), variable
+
+
+@pytest.mark.image
+def test_shim_chains_to_the_presigned_systemd_boot(shim_esp, default_tools_tree):
+    boot = shim_esp / "EFI/BOOT"
+    assert sorted(p.name for p in boot.iterdir()) == ["BOOTX64.EFI", "grubx64.efi", "mmx64.efi"]
+    certificate = shim_esp.parent / "mkosi.crt"
+    # shim and systemd-boot keep the distribution's signatures; only the UKI carries ours.
+    listing = tool(default_tools_tree, [boot], "sbverify", "--list", boot / "BOOTX64.EFI").stdout
+    assert "Microsoft" in listing
+    loader = tool(default_tools_tree, [boot], "sbverify", "--list", boot / "grubx64.efi").stdout
+    assert "Debian" in loader
+    assert (boot / "grubx64.efi").read_bytes() == (shim_esp / "EFI/systemd/systemd-bootx64.efi").read_bytes()
+    assert not verifies(default_tools_tree, boot / "grubx64.efi", certificate)
+    ukis = sorted((shim_esp / "EFI/Linux").glob("*.efi"))
+    assert ukis and all(verifies(default_tools_tree, u, certificate) for u in ukis)
+    assert not (shim_esp / "loader/keys").exists()
