@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import time
 import uuid
@@ -151,16 +152,46 @@ def binaries_to_sign(context, esp: Path, ukis: Sequence[Path]) -> list[Path]:
     paths: list[Path] = []
     if loader in ("systemd-boot", "grub"):
         paths += [esp / "EFI/BOOT/BOOTX64.EFI", esp / "EFI/systemd/systemd-bootx64.efi"]
-    paths += sorted((esp / "EFI/Linux").glob("*.efi")) if (esp / "EFI/Linux").is_dir() else []
-    paths += list(ukis)
-    if loader == "uki":
-        paths.append(esp / "EFI/BOOT/BOOTX64.EFI")
+    if not wants_prebuilt_uki(loader, context.config.unified_kernel_images):
+        paths += sorted((esp / "EFI/Linux").glob("*.efi")) if (esp / "EFI/Linux").is_dir() else []
+        paths += list(ukis)
+        if loader in ("uki", "uki-signed"):
+            paths.append(esp / "EFI/BOOT/BOOTX64.EFI")
     paths += type1_kernels(esp)
     unique: dict[Path, None] = {}
     for path in paths:
         if path.is_file() and not path.is_symlink():
             unique.setdefault(path, None)
     return list(unique)
+
+
+def wants_prebuilt_uki(loader: str, unified_kernel_images: str) -> bool:
+    """A signed Bootloader= variant takes the distribution's signed UKIs, unless
+    UnifiedKernelImages=unsigned asks for local ones (to be signed with SecureBootKey=)."""
+    return loader.endswith("-signed") and unified_kernel_images in ("auto", "signed")
+
+
+def find_prebuilt_uki(root: Path, kver: str) -> Path | None:
+    """A UKI the distribution ships with the kernel, e.g. Fedora's kernel-uki-virt
+    (/usr/lib/modules/<kver>/vmlinuz-virt.efi)."""
+    return next(iter(sorted((root / "usr/lib/modules" / kver).glob("vmlinuz*.efi"))), None)
+
+
+def copy_prebuilt_uki(context, kver: str, output: Path) -> bool:
+    """Put the pre-built UKI at `output` when Bootloader= wants one; False when kosi builds it."""
+    from kosi.boot.steps import bootloader
+
+    loader, setting = bootloader(context), context.config.unified_kernel_images
+    if not wants_prebuilt_uki(loader, setting):
+        return False
+    prebuilt = find_prebuilt_uki(context.root, kver)
+    if prebuilt is None:
+        raise KosiError(f"Bootloader={loader} with UnifiedKernelImages={setting}: the image has no signed UKI for "
+                        f"kernel {kver} (/usr/lib/modules/{kver}/vmlinuz*.efi)",
+                        hint="set UnifiedKernelImages=unsigned to build one (signed with SecureBootKey= when "
+                             "SecureBoot=yes), or UnifiedKernelImages=none for Type 1 entries")
+    shutil.copyfile(prebuilt, output)
+    return True
 
 
 def owner_guid(certificate: Path) -> str:

@@ -222,7 +222,8 @@ class GenerateUKIs(Step):
                                  splash=context.root / config.splash.lstrip("/") if config.splash else None,
                                  profiles=list(config.unified_kernel_image_profiles), microcode=microcode,
                                  devicetrees=devicetrees)
-            build_uki(request, context.root, context.tools, context.workspace)
+            if not signing.copy_prebuilt_uki(context, kernel.version, output):
+                build_uki(request, context.root, context.tools, context.workspace)
             ukis.append(output)
             target = esp / "EFI/BOOT/BOOTX64.EFI" if uki_is_bootloader(context) else esp / "EFI/Linux" / name
             target.parent.mkdir(parents=True, exist_ok=True)

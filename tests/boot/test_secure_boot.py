@@ -155,6 +155,23 @@ def test_shim_goes_in_front_and_chains_to_grubx64(tmp_path):
     assert signed == [esp / "EFI/BOOT/BOOTX64.EFI", esp / "EFI/BOOT/mmx64.efi"]
 
 
+def test_signed_bootloader_takes_the_prebuilt_uki_unless_unsigned(tmp_path):
+    assert signing.wants_prebuilt_uki("systemd-boot-signed", "auto")
+    assert signing.wants_prebuilt_uki("uki-signed", "signed")
+    assert not signing.wants_prebuilt_uki("uki-signed", "unsigned")
+    assert not signing.wants_prebuilt_uki("systemd-boot", "auto")
+    context = SimpleNamespace(root=tmp_path / "root", config=SimpleNamespace(
+        format="disk", bootloader="systemd-boot-signed", unified_kernel_images="auto"))
+    with pytest.raises(KosiError, match="no signed UKI for kernel 6.12") as error:
+        signing.copy_prebuilt_uki(context, "6.12", tmp_path / "out.efi")
+    assert "UnifiedKernelImages=unsigned" in error.value.hint
+    put(tmp_path / "root/usr/lib/modules/6.12/vmlinuz-virt.efi", b"MZuki")
+    assert signing.copy_prebuilt_uki(context, "6.12", tmp_path / "out.efi")
+    assert (tmp_path / "out.efi").read_bytes() == b"MZuki"
+    context.config.unified_kernel_images = "unsigned"
+    assert not signing.copy_prebuilt_uki(context, "6.12", tmp_path / "other.efi")
+
+
 # ---- real images ----------------------------------------------------------------------------
 
 
