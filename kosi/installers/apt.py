@@ -32,7 +32,7 @@ from kosi.config.model import Config
 from kosi.distributions import get as get_distribution
 from kosi.distributions.debian import Debian, deb_architecture
 from kosi.errors import KosiError
-from kosi.installers import apt_sources, essential_cache
+from kosi.installers import apt_keys, apt_sources, essential_cache
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import EATMYDATA, eatmydata_library, in_root
 from kosi.installers.base import PackageManager
@@ -90,6 +90,8 @@ class Apt(PackageManager):
             (context.workspace / "apt" / sub).mkdir(parents=True, exist_ok=True)
 
         # Our repositories; the user's sources.list.d files from mkosi.sandbox sit next to them.
+        if config["RepositoryKeyFetch"]:
+            self._fetch_missing_keyrings(context)
         stanzas = []
         for repo in dist.repositories(config):
             keyring = None if repo.trusted or not repo.keyring else sandbox_keyring(context, repo.keyring)
@@ -112,13 +114,20 @@ class Apt(PackageManager):
             path.write_text(local_repository.sources_stanza(context.repository))
 
     @staticmethod
-    def keyring_path(context: "Context", keyring: str) -> Path:
-        """The distribution keyring, taken from the tools tree when one is used."""
-        if context.tools:
-            candidate = Path(context.tools) / keyring.lstrip("/")
-            if candidate.exists():
-                return candidate
-        return Path(keyring)
+    def keyring_path(context: "Context", keyring: str) -> Path | None:
+        """The distribution keyring: the tools tree's (or the host's without one), else the one
+        RepositoryKeyFetch= left in the package cache; None when there is neither."""
+        fetched = apt_keys.fetched_keyring(Apt.cache_dir(context), keyring)
+        return apt_keys.local_keyring(context, keyring) or (fetched if fetched.exists() else None)
+
+    def _fetch_missing_keyrings(self, context: "Context") -> None:
+        """RepositoryKeyFetch=yes: download the keyrings neither the tools tree nor the host has."""
+        dist = distribution(context.config)
+        for repo in dist.repositories(context.config):
+            if repo.trusted or not repo.keyring or self.keyring_path(context, repo.keyring) is not None:
+                continue
+            apt_keys.fetch_keyring(context, dist, repo, self.cache_dir(context), self.environment(context),
+                                   deb_architecture(context.config))
 
     def _apt_conf(self, context: "Context") -> str:
         config = context.config
@@ -148,7 +157,6 @@ class Apt(PackageManager):
             "Acquire::Languages": "none",
             "Acquire::Retries": "3",
             "Acquire::http::Pipeline-Depth": "32",
-            "Acquire::Check-Valid-Until": "false" if config["Snapshot"] else "true",
             "DPkg::Use-Pty": "false",
             "DPkg::Path": "/usr/sbin:/usr/bin:/sbin:/bin",
             "DPkg::Lock::Timeout": "300",  # another build sharing the cache: wait, don't fail
@@ -302,10 +310,11 @@ class Apt(PackageManager):
         for repo in dist.repositories(context.config):
             if repo.trusted or not repo.keyring:
                 continue
-            path = self.keyring_path(context, repo.keyring)
-            if not path.exists():
-                raise KosiError(f"keyring {path} for repository {repo.uri} {repo.suite} is missing: install "
-                                f"{dist.keyring_package} (or use ToolsTree=default, or RepositoryKeyCheck=no)")
+            if self.keyring_path(context, repo.keyring) is None:
+                where = f"{repo.keyring} (in the tools tree {context.tools})" if context.tools else repo.keyring
+                raise KosiError(f"keyring {where} for repository {repo.uri} {repo.suite} is missing: install "
+                                f"{dist.keyring_package}, or let kosi fetch it with RepositoryKeyFetch=yes "
+                                "(or use ToolsTree=default, or RepositoryKeyCheck=no)")
 
     def _update_local_repository(self, context: "Context") -> None:
         """Re-index $PACKAGEDIR when build scripts added packages, and refresh only that source."""
@@ -321,15 +330,16 @@ class Apt(PackageManager):
         context.state["apt-local-synced"] = True
 
     def latest_snapshot(self, config: Config) -> str:
-        """The newest snapshot ID (YYYYMMDDTHHMMSSZ) the snapshot service redirects "now" to."""
+        """The newest snapshot ID (YYYYMMDDTHHMMSSZ): the one the snapshot service (Mirror= when set)
+        redirects the current time to, or the current time where every time is a snapshot (Ubuntu's)."""
         dist = distribution(config)
         now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        url = f"{dist.snapshot_url}/{dist.archive_path}/{now}/"
+        url = dist.snapshot_url(config, now) + "/"
         try:
             with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=30) as response:
                 final = response.geturl()
         except OSError as e:
-            raise KosiError(f"cannot reach snapshot service {dist.snapshot_url}: {e}") from None
+            raise KosiError(f"cannot reach snapshot service {dist.snapshot_service_url(config)}: {e}") from None
         return parse_snapshot_id(final) or now
 
     # ---- installing --------------------------------------------------------------------
@@ -491,10 +501,16 @@ def apt_sandbox(context: "Context", root: Path, **options) -> list[str]:
 
 
 def sandbox_keyring(context: "Context", keyring: str) -> str:
-    """The keyring's path as apt sees it in its sandbox, whose /usr is the tools tree's or the host's."""
-    if keyring.startswith("/usr/"):
+    """The keyring's path as apt sees it in its sandbox, whose /usr is the tools tree's or the
+    host's and which has the package cache (where fetched keyrings are) and the workspace (with
+    the sandbox trees' keyrings) at their own paths."""
+    local = apt_keys.local_keyring(context, keyring)
+    if local and local.is_relative_to(context.pkgmngr):
+        return str(local)
+    if keyring.startswith("/usr/") and local:
         return keyring
-    return str(Apt.keyring_path(context, keyring))
+    path = Apt.keyring_path(context, keyring)
+    return str(path) if path else keyring
 
 
 def deb_filename(name: str, version: str, arch: str) -> str:
