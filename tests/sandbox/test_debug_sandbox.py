@@ -35,7 +35,7 @@ def test_sandbox_setup_is_traced_and_the_command_is_not(tracing, tmp_path):
     assert result.stdout == "payload\n"  # strace writes to stderr only
     trace = result.stderr
     assert "unshare(CLONE_NEWNS" in trace
-    assert f'"/tmp/srv/data", NULL, MS_BIND|MS_REC' in trace  # our bind mount, onto the new root
+    assert '"/tmp/srv/data", NULL, MS_BIND|MS_REC' in trace  # our bind mount, onto the new root
     assert 'pivot_root(".", ".")' in trace
     assert 'execve("/usr/bin/sh"' in trace
     # Detached at the command's execve: its own mkdir is not traced.

@@ -7,8 +7,7 @@ the image test builds a Debian trixie image twice with BuildSourcesEphemeral=bui
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from kosi.errors import KosiError
 from kosi.pipeline.context import Context
 from kosi.scripts.execute import run_scripts
 
-REPO = Path(__file__).resolve().parents[2]
 #: the package cache tests/pipeline/test_images.py uses: Debian is downloaded there already
 PKGCACHE = Path("/var/tmp/kosi-test-pkgcache-pipeline")
 needs_root = pytest.mark.skipif(os.getuid() != 0, reason="overlay mounts need root (or a user namespace)")
@@ -156,3 +154,26 @@ def test_buildcache_in_a_real_trixie_build(tmp_path, kosi_build):
     # The real sources never saw the build script's changes.
     assert (directory / "notes.txt").read_text() == "original\n"
     assert not (directory / "counter").exists()
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="needs busybox")
+def test_chroot_build_script_sees_the_overlay_at_work_src(tmp_path):
+    """mkosi-chroot binds $SRCDIR (the overlay) into the image as /work/src."""
+    directory = project(tmp_path, "buildcache")
+    (directory / "mkosi.build").unlink()
+    chroot_script = directory / "mkosi.build.chroot"
+    chroot_script.write_text('#!/bin/sh\nset -e\necho "chroot $(pwd)" >> /work/src/notes.txt\n'
+                             'cat /work/src/notes.txt > /work/dest/notes-seen\n')
+    chroot_script.chmod(0o755)
+    for n in (1, 2):
+        ctx = context_for(directory, "buildcache", tmp_path / f"ws{n}")
+        (ctx.root / "bin").mkdir(parents=True)
+        for sub in ("etc", "proc", "dev", "sys", "tmp", "run"):
+            (ctx.root / sub).mkdir()
+        shutil.copy(shutil.which("busybox"), ctx.root / "bin/busybox")
+        for tool in ("sh", "cat", "echo", "pwd"):
+            (ctx.root / "bin" / tool).symlink_to("busybox")
+        run_scripts(ctx, "build")
+        assert seen(ctx) == ["original"] + ["chroot /work/src"] * n
+    assert (directory / "notes.txt").read_text() == "original\n"
