@@ -10,10 +10,14 @@
   the sources (generated files, patches, a configured build tree) is there again in the next
   build of the same key, while the real sources stay untouched. Other script kinds behave as
   with `yes`. Removing the build directory (`kosi clean -ff`) resets it.
+
+overlayfs cannot keep its upper directory on overlayfs (a container's root file system): there
+`yes` copies the sources into the workspace instead, and `buildcache` is refused.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +25,7 @@ from pathlib import Path
 from kosi.config.values import Tree
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
-from kosi.sandbox import Mount
+from kosi.sandbox import Mount, run
 from kosi.scripts.environment import build_directory
 
 #: where buildcache keeps the overlays' upper directories, inside the build directory
@@ -73,6 +77,27 @@ def overlay_storage(context: Context, kind: str, mode: str) -> Path:
     return storage
 
 
+def filesystem_type(path: Path) -> str:
+    """The type of the file system `path` is on, from the longest mount point above it."""
+    path = path.resolve()
+    best, kind = "", ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            # mount ID, parent, dev, root, MOUNT POINT, options, optional fields..., "-", TYPE, ...
+            mountpoint = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            if path.is_relative_to(mountpoint) and len(mountpoint) >= len(best):
+                best, kind = mountpoint, fields[fields.index("-") + 1]
+    return kind
+
+
+def copy_trees(trees: list[Tree], directory: Path) -> None:
+    for tree in trees:
+        destination = directory / (tree.target or "").strip("/")
+        destination.mkdir(parents=True, exist_ok=True)
+        run(["cp", "--reflink=auto", "-a", "--no-target-directory", str(tree.source), str(destination)])
+
+
 def layer_name(tree: Tree) -> str:
     """A directory name per tree, stable across builds (it names the persisted layer)."""
     target = (tree.target or "").strip("/")
@@ -94,6 +119,13 @@ def prepare_sources(context: Context, kind: str) -> Sources:
         sources.mounts += [Mount(Path(t.source), str(directory / (t.target or "").strip("/"))) for t in trees]
         return sources
     storage = overlay_storage(context, kind, mode)
+    storage.mkdir(parents=True, exist_ok=True)
+    if filesystem_type(storage) == "overlay":
+        if mode == "buildcache":
+            raise KosiError(f"BuildSourcesEphemeral=buildcache: the build directory {storage.parent} is on overlayfs, "
+                            "which cannot hold the sources' overlay (put BuildDirectory= on another file system)")
+        copy_trees(trees, directory)
+        return sources
     if mode == "yes":
         sources.scratch = storage
     for tree in trees:

@@ -177,3 +177,27 @@ def test_chroot_build_script_sees_the_overlay_at_work_src(tmp_path):
         run_scripts(ctx, "build")
         assert seen(ctx) == ["original"] + ["chroot /work/src"] * n
     assert (directory / "notes.txt").read_text() == "original\n"
+
+
+@needs_root
+def test_on_overlayfs_yes_copies_and_buildcache_refuses(tmp_path, monkeypatch):
+    """A workspace or build directory on overlayfs (a container's root) cannot hold an upper directory."""
+    import kosi.scripts.sources as sources
+
+    monkeypatch.setattr(sources, "filesystem_type", lambda path: "overlay")
+    directory = project(tmp_path, "yes")
+    for n in (1, 2):
+        ctx = context_for(directory, "yes", tmp_path / f"ws{n}")
+        run_scripts(ctx, "build")
+        assert len(seen(ctx)) == 2
+    assert (directory / "notes.txt").read_text() == "original\n"
+    ctx = context_for(directory, "buildcache", tmp_path / "ws3")
+    with pytest.raises(KosiError, match="overlayfs"):
+        run_scripts(ctx, "build")
+
+
+def test_filesystem_type_of_real_mounts():
+    from kosi.scripts.sources import filesystem_type
+
+    assert filesystem_type(Path("/proc/self")) == "proc"
+    assert filesystem_type(Path("/dev/shm")) == "tmpfs"
