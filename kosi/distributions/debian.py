@@ -6,6 +6,7 @@ components, keyrings); installing them is the apt backend's job (kosi/installers
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -13,6 +14,10 @@ from kosi.architecture import ARCHITECTURES
 from kosi.config.model import Config
 from kosi.distributions import register
 from kosi.distributions.base import Distribution
+from kosi.errors import KosiError
+
+#: how snapshot services name a snapshot: the UTC time it was taken
+SNAPSHOT_ID = re.compile(r"\d{8}T\d{6}Z")
 
 @dataclass(frozen=True)
 class AptRepository:
@@ -60,7 +65,8 @@ class Debian(Distribution):
     default_components: ClassVar[tuple[str, ...]] = ("main",)
     #: releases that get no -updates / -security suites
     rolling_releases: ClassVar[frozenset[str]] = frozenset({"sid", "unstable", "experimental", "rc-buggy"})
-    snapshot_url: ClassVar[str] = "https://snapshot.debian.org/archive"
+    #: where Snapshot= downloads from unless Mirror= names another copy of the service
+    snapshot_service: ClassVar[str | None] = "https://snapshot.debian.org"
 
     @classmethod
     def release(cls, config: Config) -> str:
@@ -93,6 +99,26 @@ class Debian(Distribution):
         return f"{mirror}/{path}" if path else mirror
 
     @classmethod
+    def snapshot_service_url(cls, config: Config) -> str:
+        """With Snapshot=, Mirror= names the snapshot service (the manual's table of snapshot mirrors)."""
+        if not cls.snapshot_service:
+            raise KosiError(f"Snapshot=: {cls.pretty_name} has no snapshot service")
+        return (config.mirror or cls.snapshot_service).rstrip("/")
+
+    @classmethod
+    def snapshot_url(cls, config: Config, snapshot: str, archive: str | None = None) -> str:
+        """One archive (default: the distribution's) as it was at `snapshot`."""
+        return f"{cls.snapshot_service_url(config)}/archive/{archive or cls.archive_path}/{snapshot}"
+
+    @classmethod
+    def snapshot(cls, config: Config) -> str | None:
+        snapshot = config.snapshot
+        if snapshot and not SNAPSHOT_ID.fullmatch(snapshot):
+            raise KosiError(f"Snapshot={snapshot}: expected a snapshot ID like 20250102T030405Z "
+                            "(`kosi latest-snapshot` prints the newest)")
+        return snapshot or None
+
+    @classmethod
     def local_mirror_repositories(cls, config: Config) -> list[AptRepository]:
         """LocalMirror=: one plain repository holding everything, used only while building."""
         return [AptRepository("local-mirror", config.local_mirror, cls.release(config),
@@ -105,10 +131,11 @@ class Debian(Distribution):
         if local and config.local_mirror:
             return cls.local_mirror_repositories(config)
 
-        snapshot = config.snapshot
+        snapshot = cls.snapshot(config)
         if snapshot:
-            base = f"{cls.snapshot_url}/{cls.archive_path}/{snapshot}"
-            security = f"{cls.snapshot_url}/debian-security/{snapshot}"
+            base = cls.snapshot_url(config, snapshot)
+            security = cls.snapshot_url(config, snapshot, "debian-security")
+            # A snapshot's Release files expired long ago: that is what makes it a snapshot.
             valid_until = False
         else:
             mirror = cls.mirror(config)
@@ -132,6 +159,7 @@ class Kali(Debian):
     keyring = "/usr/share/keyrings/kali-archive-keyring.gpg"
     keyring_package = "kali-archive-keyring"
     rolling_releases = frozenset({"kali-rolling", "kali-dev", "kali-experimental", "kali-last-snapshot"})
+    snapshot_service = None  # kali-last-snapshot is a suite, not a service for points in time
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[AptRepository]:
@@ -150,36 +178,41 @@ class Ubuntu(Debian):
     keyring_package = "ubuntu-keyring"
     default_components = ("main", "universe")
     rolling_releases = frozenset({"devel"})
-    snapshot_url = "https://snapshot.ubuntu.com"
+    snapshot_service = "https://snapshot.ubuntu.com"
 
     @classmethod
     def ports(cls, config: Config) -> bool:
         return config.architecture not in ("x86-64", "x86")
 
     @classmethod
+    def archive(cls, config: Config) -> str:
+        """Architectures other than x86 live in a separate archive, on ports.ubuntu.com and in snapshots."""
+        return "ubuntu-ports" if cls.ports(config) else "ubuntu"
+
+    @classmethod
+    def snapshot_url(cls, config: Config, snapshot: str, archive: str | None = None) -> str:
+        return f"{cls.snapshot_service_url(config)}/{archive or cls.archive(config)}/{snapshot}"
+
+    @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[AptRepository]:
         release, components, trusted = cls.release(config), cls.components(config), not _key_check(config)
         if local and config.local_mirror:
             return cls.local_mirror_repositories(config)
-        path = "ubuntu-ports" if cls.ports(config) else "ubuntu"
-        snapshot = config.snapshot
-        mirror = cls.mirror(config)
+        snapshot = cls.snapshot(config)
         if snapshot:
-            base = security = f"{cls.snapshot_url}/{path.replace('-ports', '')}/{snapshot}"
+            base = security = cls.snapshot_url(config, snapshot)
         else:
-            base = cls.archive_url(mirror, path)
+            base = cls.archive_url(cls.mirror(config), cls.archive(config))
             # Security updates come from security.ubuntu.com unless the user picked a mirror.
             if config.mirror or cls.ports(config):
                 security = base
             else:
                 security = "http://security.ubuntu.com/ubuntu"
-        suites = [("main", release)]
+        suites = [("main", base, release)]
         if release not in cls.rolling_releases:
-            suites += [("updates", f"{release}-updates")]
-        repos = [AptRepository(name, base, suite, components, cls.keyring, trusted) for name, suite in suites]
-        if release not in cls.rolling_releases:
-            repos.append(AptRepository("security", security, f"{release}-security", components, cls.keyring, trusted))
-        return repos
+            suites += [("updates", base, f"{release}-updates"), ("security", security, f"{release}-security")]
+        return [AptRepository(name, uri, suite, components, cls.keyring, trusted, check_valid_until=not snapshot)
+                for name, uri, suite in suites]
 
 
 def _key_check(config: Config) -> bool:

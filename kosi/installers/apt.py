@@ -350,9 +350,12 @@ class Apt(PackageManager):
         self._update_local_repository(context)
         if not _bootstrapped(root):
             self.bootstrap(context, root, packages)
-            return
-        if packages:
+        elif packages:
             self._install_with_apt(context, root, ["install", *packages], apivfs=apivfs)
+        if root == Path(context.root):
+            # The pipeline's metadata step runs before the first install (manual: EXECUTION FLOW),
+            # when a new image has no apt yet: the image gets its lists and sources once apt is in.
+            self.copy_metadata_into_image(context)
 
     def _install_with_apt(self, context: "Context", root: Path, args: list[str], *, apivfs: bool) -> None:
         extra = ["--no-download"] if str(context.config["CacheOnly"]) == "always" else []
