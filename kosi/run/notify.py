@@ -63,10 +63,8 @@ class NotifyListener:
 
 
 @contextlib.contextmanager
-def vsock_notify_listener() -> Iterator[NotifyListener]:
-    sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-    sock.bind((socket.VMADDR_CID_ANY, socket.VMADDR_PORT_ANY))
-    sock.listen(16)
+def serving(sock: socket.socket) -> Iterator[NotifyListener]:
+    """Collect the messages arriving on the listening socket sock until the block ends."""
     listener = NotifyListener(sock)
     thread = threading.Thread(target=listener.serve, daemon=True)
     thread.start()
@@ -77,3 +75,12 @@ def vsock_notify_listener() -> Iterator[NotifyListener]:
             sock.shutdown(socket.SHUT_RDWR)
         sock.close()
         thread.join(timeout=2)
+
+
+@contextlib.contextmanager
+def vsock_notify_listener() -> Iterator[NotifyListener]:
+    sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    sock.bind((socket.VMADDR_CID_ANY, socket.VMADDR_PORT_ANY))
+    sock.listen(16)
+    with serving(sock) as listener:
+        yield listener

@@ -10,6 +10,8 @@ on the host.
 from __future__ import annotations
 
 import base64
+import socket
+import time
 import subprocess
 from pathlib import Path
 
@@ -112,6 +114,23 @@ def test_notify_messages_give_the_exit_status():
     messages = notify.parse_messages(b"READY=1\nSTATUS=going down\nEXIT_STATUS=3\n")
     assert messages["STATUS"] == "going down" and notify.exit_status(messages) == 3
     assert notify.exit_status(notify.parse_messages(b"READY=1")) is None
+
+
+def test_notify_listener_collects_messages_per_connection(tmp_path):
+    """The listener's loop for real, on an AF_UNIX stream socket (this host has no vsock
+    transport; only the socket's family differs)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp_path / "notify"))
+    server.listen(4)
+    with notify.serving(server) as listener:
+        for message in (b"READY=1\n", b"STATUS=bye\nEXIT_STATUS=5"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.connect(str(tmp_path / "notify"))
+                client.sendall(message)
+        deadline = time.monotonic() + 5
+        while "EXIT_STATUS" not in listener.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert notify.exit_status(listener.messages) == 5 and listener.messages["READY"] == "1"
 
 
 # --- credentials and firmware variables ------------------------------------------------------------
