@@ -105,6 +105,7 @@ def layer_name(tree: Tree) -> str:
 
 
 def prepare_sources(context: Context, kind: str) -> Sources:
+    """$SRCDIR and its mounts for the scripts of `kind` (see the module's docstring)."""
     mode = ephemeral_mode(context, kind)
     trees = source_trees(context)
     if mode == "no" and len(trees) == 1 and not trees[0].target:
@@ -120,14 +121,14 @@ def prepare_sources(context: Context, kind: str) -> Sources:
         return sources
     storage = overlay_storage(context, kind, mode)
     storage.mkdir(parents=True, exist_ok=True)
+    if mode == "yes":
+        sources.scratch = storage
     if filesystem_type(storage) == "overlay":
         if mode == "buildcache":
             raise KosiError(f"BuildSourcesEphemeral=buildcache: the build directory {storage.parent} is on overlayfs, "
                             "which cannot hold the sources' overlay (put BuildDirectory= on another file system)")
         copy_trees(trees, directory)
         return sources
-    if mode == "yes":
-        sources.scratch = storage
     for tree in trees:
         target = directory / (tree.target or "").strip("/")
         layer = storage / layer_name(tree)
