@@ -5,6 +5,12 @@ Firmware starts EFI/BOOT/BOOTX64.EFI; shim started from there runs the fallback
 fallback makes shim chain straight to grubx64.efi, so the real boot loader (systemd-boot,
 grub or a UKI) moves from BOOTX64.EFI to EFI/BOOT/grubx64.efi and shim takes its place.
 The systemd-boot copy in EFI/systemd/ stays, for firmware with an NVRAM entry for it.
+
+The binaries come from the image (/usr/lib/shim, Packages=shim-signed). When the image
+lacks them, Debian's shim packages are downloaded and unpacked in the workspace rather
+than installed: installing shim after systemd-boot fires systemd-boot's dpkg trigger,
+which fails without a mounted ESP (`set -e` around `bootctl --print-esp-path`), and
+the image does not need shim's files outside the ESP anyway.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from kosi import log
 from kosi.errors import KosiError
 
 SHIM_DIRECTORY = "usr/lib/shim"
@@ -24,23 +31,50 @@ BINARIES = {
 DEBIAN_PACKAGES = {"signed": ("shim-signed",), "unsigned": ("shim-unsigned",)}
 #: the name shim chains to
 CHAINED = "grubx64.efi"
+#: where fetched packages are unpacked, below the workspace
+FETCHED = "shim-packages"
 
 
-def find_binaries(root: Path, mode: str) -> tuple[Path, Path] | None:
-    shim, manager = (root / SHIM_DIRECTORY / name for name in BINARIES[mode])
-    return (shim, manager) if shim.is_file() and manager.is_file() else None
+def find_binaries(roots: list[Path], mode: str) -> tuple[Path, Path] | None:
+    for root in roots:
+        shim, manager = (root / SHIM_DIRECTORY / name for name in BINARIES[mode])
+        if shim.is_file() and manager.is_file():
+            return shim, manager
+    return None
 
 
-def missing_packages(root: Path, mode: str) -> tuple[str, ...]:
-    if mode == "none" or find_binaries(root, mode) is not None:
-        return ()
-    return DEBIAN_PACKAGES[mode]
+def fetch_if_missing(context) -> None:
+    """Debian's shim packages unpacked in the workspace when ShimBootloader= finds nothing in the image."""
+    from kosi.distributions import get
+    from kosi.pipeline.packages import package_manager
+    from kosi.pipeline.tools import find_tool
+    from kosi.sandbox import Mount, run
+
+    mode = context.config.shim_bootloader
+    if mode == "none" or find_binaries([context.root], mode) is not None:
+        return
+    if get(context.config.distribution).package_manager != "apt":
+        return  # install() names the packages to add
+    packages = DEBIAN_PACKAGES[mode]
+    log.info(f"ShimBootloader={mode}: fetching {', '.join(packages)} (not in the image) for the ESP")
+    debs = context.workspace / "shim-debs"
+    (debs / "partial").mkdir(parents=True, exist_ok=True)
+    package_manager(context).apt_get(context, ["install", "--download-only", "-o", f"Dir::Cache::Archives={debs}",
+                                               *packages], what="apt-get download shim")
+    target = context.workspace / FETCHED
+    dpkg_deb = find_tool("dpkg-deb", context.tools)
+    if dpkg_deb is None:
+        raise KosiError(f"ShimBootloader={mode}: dpkg-deb is needed to unpack {packages[0]}")
+    for deb in sorted(debs.glob("shim-*.deb")):
+        run([dpkg_deb.path, "-x", str(deb), str(target)],
+            sandbox=dpkg_deb.sandbox([Mount(context.workspace, str(context.workspace))]))
 
 
-def install(esp: Path, root: Path, mode: str, signer=None) -> None:
-    """Put shim in front of the boot loader at EFI/BOOT/BOOTX64.EFI; `signer` (SecureBoot=yes)
-    signs an unsigned shim and MokManager, never ones the distribution signed."""
-    binaries = find_binaries(root, mode)
+def install(esp: Path, roots: list[Path], mode: str, signer=None) -> None:
+    """Put shim in front of the boot loader at EFI/BOOT/BOOTX64.EFI, taking the binaries from the
+    first of `roots` that has them; `signer` (SecureBoot=yes) signs an unsigned shim and
+    MokManager, never ones the distribution signed."""
+    binaries = find_binaries(roots, mode)
     if binaries is None:
         names = " and ".join(f"/{SHIM_DIRECTORY}/{n}" for n in BINARIES[mode])
         raise KosiError(f"ShimBootloader={mode}: {names} are not in the image",

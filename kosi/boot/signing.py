@@ -253,6 +253,6 @@ def secure_esp(context, esp: Path) -> None:
         for path in binaries_to_sign(context, esp, [Path(u) for u in context.state.get("ukis", [])]):
             signer.sign(path)
     if config.shim_bootloader != "none":
-        shim.install(esp, context.root, config.shim_bootloader, signer)
+        shim.install(esp, [context.root, context.workspace / shim.FETCHED], config.shim_bootloader, signer)
     if config.secure_boot and config.secure_boot_auto_enroll:
         write_auto_enroll_keys(config, esp, context.tools, context.workspace)

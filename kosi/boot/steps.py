@@ -151,8 +151,7 @@ class InstallBootloader(Step):
             binary = systemd_boot.install(esp, context.root, context.tools,
                                           signed=signed)
             log.debug(f"systemd-boot from {binary}")
-        if missing := shim.missing_packages(context.root, context.config.shim_bootloader):
-            add_bootloader_packages(context, missing)
+        shim.fetch_if_missing(context)  # ShimBootloader=
         if bios_grub(context):
             grub.stage_modules(esp, context.root, context.tools)
 

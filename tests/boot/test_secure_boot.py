@@ -139,16 +139,15 @@ def test_signed_systemd_boot_needs_the_signed_package(tmp_path):
 
 
 def test_shim_goes_in_front_and_chains_to_grubx64(tmp_path):
-    root, esp = tmp_path / "root", tmp_path / "esp"
-    assert shim.missing_packages(root, "signed") == ("shim-signed",)
-    assert shim.missing_packages(root, "none") == ()
-    with pytest.raises(KosiError, match="ShimBootloader=unsigned: .*shimx64.efi"):
-        shim.install(esp, root, "unsigned")
-    put(root / "usr/lib/shim/shimx64.efi", b"MZshim")
-    put(root / "usr/lib/shim/mmx64.efi", b"MZmm")
+    root, fetched, esp = tmp_path / "root", tmp_path / "fetched", tmp_path / "esp"
+    with pytest.raises(KosiError, match="ShimBootloader=unsigned: .*shimx64.efi") as error:
+        shim.install(esp, [root, fetched], "unsigned")
+    assert "shim-unsigned" in error.value.hint
+    put(fetched / "usr/lib/shim/shimx64.efi", b"MZshim")
+    put(fetched / "usr/lib/shim/mmx64.efi", b"MZmm")
     put(esp / "EFI/BOOT/BOOTX64.EFI", b"MZloader")
     signed = []
-    shim.install(esp, root, "unsigned", SimpleNamespace(sign=signed.append))
+    shim.install(esp, [root, fetched], "unsigned", SimpleNamespace(sign=signed.append))
     assert (esp / "EFI/BOOT/BOOTX64.EFI").read_bytes() == b"MZshim"
     assert (esp / "EFI/BOOT/mmx64.efi").read_bytes() == b"MZmm"
     assert (esp / "EFI/BOOT/grubx64.efi").read_bytes() == b"MZloader"
