@@ -54,8 +54,12 @@ def initrd_config(main: Config) -> Config:
         "Bootable": Feature.disabled,
         "WithDocs": False,
     }
+    # Not the project's directory: the pipeline looks there for mkosi.postinst, mkosi.env, ...,
+    # which belong to the user's image, not to the initrd.
+    directory = cache_root() / "initrd"
+    directory.mkdir(parents=True, exist_ok=True)
     return Config({k: v for k, v in values.items() if v not in (None, [])}, image="default-initrd",
-                  directory=main.directory)
+                  directory=directory)
 
 
 def inputs_of(config: Config) -> dict[str, Any]:
@@ -136,3 +140,25 @@ def modules_initrd(context: Context, kver: str, output: Path) -> Path:
     write_cpio(tree, output, context.tools)
     shutil.rmtree(tree, ignore_errors=True)
     return output
+
+
+def image_initrds(context: Context) -> list[Path]:
+    """Format=uki / esp: the image itself is the initrd (manual: "a unified kernel image with the
+    OS image in the .initrd PE section"), packed from the finished root. The kernel starts /init
+    from an initramfs and panics without it (there is no root= to fall back to), so when the
+    image has none, a second tiny archive adds /init pointing at systemd; systemd runs the whole
+    system from memory then, as /etc/initrd-release is absent."""
+    image = context.workspace / "image-initrd.cpio"
+    log.step("packing the image as the initrd of its UKI")
+    write_cpio(context.root, image, context.tools)
+    initrds = [image]
+    init = context.root / "init"
+    if not init.exists() and not init.is_symlink() and (context.root / "usr/lib/systemd/systemd").exists():
+        tree = context.workspace / "image-init-tree"
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.mkdir()
+        (tree / "init").symlink_to("usr/lib/systemd/systemd")
+        initrds.append(context.workspace / "image-init.cpio")
+        write_cpio(tree, initrds[-1], context.tools, compress=False)
+        shutil.rmtree(tree)
+    return initrds

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from kosi import log
-from kosi.boot import grub, shim, signing, systemd_boot
+from kosi.boot import grub, grub_efi, shim, signing, systemd_boot
 from kosi.boot.devicetree import add_to_type1_entry, find_devicetrees
-from kosi.boot.initrd import default_initrd, modules_initrd
+from kosi.boot.initrd import default_initrd, image_initrds, modules_initrd
 from kosi.boot.kernels import Kernel, find_kernels
 from kosi.boot.microcode import microcode_cpio
 from kosi.boot.modules import filter_image_modules
@@ -151,6 +151,8 @@ class InstallBootloader(Step):
             binary = systemd_boot.install(esp, context.root, context.tools,
                                           signed=signed)
             log.debug(f"systemd-boot from {binary}")
+        if bootloader(context) in ("grub", "grub-signed"):
+            install_grub_efi(context, esp)
         shim.fetch_if_missing(context)  # ShimBootloader=
         if bios_grub(context):
             grub.stage_modules(esp, context.root, context.tools)
@@ -182,10 +184,15 @@ class GenerateUKIs(Step):
         context.state["kernels"] = [k.version for k in kernels]
         esp = esp_tree(context)
         cmdline = kernel_command_line(context)
-        base_initrds = list(config.initrds) or [default_initrd(context)]
+        # Format=uki / esp: the image is the initrd, with its own modules
+        image_is_initrd = config.format in ("uki", "esp")
+        base_initrds = image_initrds(context) if image_is_initrd else list(config.initrds) or [default_initrd(context)]
         # With Bootloader=none only grub (BiosBootloader=grub) boots the image, and it takes Type 1 files.
         use_ukis = uki_is_bootloader(context) or (bootloader(context) != "none"
                                                   and config.unified_kernel_images != "none")
+        if (bootloader(context) == "grub-signed" and config.unified_kernel_images == "auto"
+                and any(signing.find_prebuilt_uki(context.root, k.version) is None for k in kernels)):
+            use_ukis = False  # the signed grub boots the distribution's signed kernel (Secure Boot through shim)
         if (use_ukis and not uki_is_bootloader(context) and config.unified_kernel_images == "auto"
                 and (find_stub(context.root, context.tools) is None or find_tool("ukify", context.tools) is None)):
             use_ukis = False  # UnifiedKernelImages=auto: Type 1 entries when a UKI can't be built
@@ -194,12 +201,13 @@ class GenerateUKIs(Step):
         if uki_is_bootloader(context):
             kernels = kernels[:1]  # only the newest kernel, as the default boot entry
         ukis: list[Path] = []
+        esp_ukis: dict[str, str] = {}  # kernel version -> its UKI, relative to the ESP
         initrds_of: dict[str, list[Path]] = {}
         microcode = microcode_cpio(context.root, config.microcode_host, context.workspace, context.tools)
         for kernel in kernels:
             devicetrees = find_devicetrees(context.root, kernel.version, config.devicetrees)
             initrds = list(base_initrds)
-            if config.kernel_modules_initrd:
+            if config.kernel_modules_initrd and not image_is_initrd:
                 initrds.append(modules_initrd(context, kernel.version,
                                               context.workspace / f"kernel-modules-{kernel.version}.cpio"))
                 context.state["split_modules_initrd"] = str(initrds[-1])
@@ -227,11 +235,12 @@ class GenerateUKIs(Step):
             target = esp / "EFI/BOOT/BOOTX64.EFI" if uki_is_bootloader(context) else esp / "EFI/Linux" / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(output, target)
+            esp_ukis[kernel.version] = str(target.relative_to(esp))
         context.state["ukis"] = [str(u) for u in ukis]
         signing.secure_esp(context, esp)  # SecureBoot=, ShimBootloader=, SecureBootAutoEnroll=
-        if bios_grub(context):
-            write_grub_entries(esp, token, title, bios_command_line(context, cmdline), kernels, initrds_of,
-                               type1_written=not use_ukis)
+        if bios_grub(context) or bootloader(context) in ("grub", "grub-signed"):
+            write_grub_entries(context, esp, token, title, bios_command_line(context, cmdline), kernels, initrds_of,
+                               esp_ukis)
 
 
 def bios_command_line(context: Context, cmdline: str) -> str:
@@ -243,20 +252,33 @@ def bios_command_line(context: Context, cmdline: str) -> str:
     return f"{cmdline} root=PARTLABEL=root-{context.config.architecture}"
 
 
-def write_grub_entries(esp: Path, token: str, title: str, cmdline: str, kernels: list[Kernel],
-                       initrds_of: dict[str, list[Path]], *, type1_written: bool) -> None:
-    """BiosBootloader=grub: BIOS cannot start a PE file, so grub boots kernel + initrds directly,
-    from the files a Type 1 entry puts into the ESP (written here, without the entry, if UKIs
-    were built instead)."""
+def install_grub_efi(context: Context, esp: Path) -> None:
+    """Bootloader=grub / grub-signed: grub's EFI image into the ESP tree."""
+    signed = bootloader(context) == "grub-signed"
+    if missing := grub_efi.missing_packages(context.root, context.tools, signed=signed):
+        add_bootloader_packages(context, missing)
+    binary = grub_efi.install(esp, context.root, context.tools, context.workspace / "grub", signed=signed,
+                              vendor=os_release(context.root).get("ID", "linux"))
+    log.debug(f"grub for UEFI at {binary}")
+
+
+def write_grub_entries(context: Context, esp: Path, token: str, title: str, cmdline: str, kernels: list[Kernel],
+                       initrds_of: dict[str, list[Path]], esp_ukis: dict[str, str]) -> None:
+    """grub.cfg: UEFI grub chainloads the UKIs when there are some; BIOS grub (and UEFI grub
+    without UKIs) boots kernel + initrds from the files a Type 1 entry puts into the ESP
+    (written here, without the entry, if only UKIs were built)."""
+    bios = bios_grub(context)
     entries = []
     for kernel in kernels:
         initrds = initrds_of[kernel.version]
-        if not type1_written:
+        uki = esp_ukis.get(kernel.version) if bootloader(context) in ("grub", "grub-signed") else None
+        if kernel.version in esp_ukis and (bios or uki is None):
             systemd_boot.write_type1_entry(esp, token, kernel.version, kernel.image, initrds, cmdline, title)
             (esp / "loader/entries" / f"{token}-{kernel.version}.conf").unlink()
-        entries.append((title, f"{token}/{kernel.version}/linux",
-                        [f"{token}/{kernel.version}/initrd{i or ''}" for i in range(len(initrds))], cmdline))
-    grub.write_config(esp, entries, None)
+        entries.append(grub.GrubEntry(title, f"{token}/{kernel.version}/linux",
+                                      tuple(f"{token}/{kernel.version}/initrd{i or ''}" for i in range(len(initrds))),
+                                      cmdline, uki))
+    grub.write_config(esp, entries, bios=bios)
 
 
 STEPS = (KernelModules, InstallBootloader, GenerateUKIs)

@@ -21,6 +21,9 @@ from kosi.sandbox import run
 from kosi.tools_tree import tools_command
 
 STUB = "usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+#: profile PEs are built on the addon stub: the UKI stub's own sections (.sbat) would come
+#: before .profile, and ukify wants .profile first in a profile PE
+ADDON_STUB = "usr/lib/systemd/boot/efi/addonx64.efi.stub"
 
 
 @dataclass
@@ -37,10 +40,10 @@ class UKIRequest:
     devicetrees: list[Path] = field(default_factory=list)
 
 
-def find_stub(root: Path, tools: Path | None) -> Path | None:
+def find_stub(root: Path, tools: Path | None, name: str = STUB) -> Path | None:
     for base in (root, tools or Path("/")):
-        if (base / STUB).exists():
-            return base / STUB
+        if (base / name).exists():
+            return base / name
     return None
 
 
@@ -102,15 +105,20 @@ def build_uki(request: UKIRequest, root: Path, tools: Path | None, workspace: Pa
     if stub is None:
         raise KosiError("no EFI stub (linuxx64.efi.stub) in the image or the tools tree",
                         hint="install systemd-boot-efi, or use ToolsTree=default")
-    extras = [p for p in (request.splash, request.microcode) if p]
+    profiles = profile_files(request.profiles)
+    addon_stub = find_stub(root, tools, ADDON_STUB) if profiles else None
+    if profiles and addon_stub is None:
+        raise KosiError("UnifiedKernelImageProfiles=: no addonx64.efi.stub in the image or the tools tree",
+                        hint="install systemd-boot-efi, or use ToolsTree=default")
+    extras = [p for p in (request.splash, request.microcode, addon_stub) if p]
     sandbox = tools_command(tools, [root, workspace, request.output.parent, stub, request.kernel, request.os_release,
-                                    *request.initrds, *request.profiles, *request.devicetrees, *extras])
+                                    *request.initrds, *profiles, *request.devicetrees, *extras])
     joins: list[str] = []
-    for index, profile_file in enumerate(profile_files(request.profiles)):
+    for index, profile_file in enumerate(profiles):
         # A profile PE holds only what differs from the base: its .profile and .cmdline.
         profile = read_profile(profile_file)
         out = workspace / f"uki-profile-{index}.efi"
-        cmd = ["ukify", "build", "--stub", str(stub), f"--profile={profile.text}", f"--output={out}"]
+        cmd = ["ukify", "build", "--stub", str(addon_stub), f"--profile={profile.text}", f"--output={out}"]
         if profile.cmdline:
             cmd.append(f"--cmdline={request.cmdline} {profile.cmdline}")
         ukify(cmd, sandbox)

@@ -1,4 +1,5 @@
-"""Format=uki: the unified kernel image of the newest kernel, as the output itself."""
+"""Format=uki: the unified kernel image of the newest kernel, with the image itself as its
+initrd (the boot steps build it), as the output."""
 
 from __future__ import annotations
 

@@ -183,7 +183,8 @@ def test_microcode_host_only(uki_bytes, esp_uki_bytes):
         # matches, and updates follow each other by their total size (offset 32)
         offset = 0
         while offset < len(ours):
-            signature, total = struct.unpack_from("<I", ours, offset + 12)[0], struct.unpack_from("<I", ours, offset + 32)[0]
+            signature = struct.unpack_from("<I", ours, offset + 12)[0]
+            total = struct.unpack_from("<I", ours, offset + 32)[0]
             assert signature == intel_signature(family, model, stepping)
             offset += total or 2048
 
