@@ -10,6 +10,7 @@ on the host.
 from __future__ import annotations
 
 import base64
+import shutil
 import socket
 import time
 import subprocess
@@ -168,6 +169,21 @@ def test_firmware_variables_words(tmp_path):
     assert template.name == "OVMF_VARS_4M.ms.fd" and options == ["--add-mok", firmware.KOSI_OWNER_GUID, str(cert)]
     with pytest.raises(KosiError, match="FirmwareVariables=custom.*SecureBootCertificate="):
         firmware.variables_plan("custom", default, Path("/"), None)
+
+
+def test_firmware_variables_custom_runs_virt_fw_vars_or_says_it_is_missing(tmp_path):
+    cert = tmp_path / "mkosi.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "mkosi.key"),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=kosi-sb"], check=True, capture_output=True)
+    image = gpt_image(tmp_path / "image.raw", esp=True)
+    config = make_config(tmp_path, FirmwareVariables="custom", SecureBootCertificate=str(cert))
+    if shutil.which("virt-fw-vars") is None:
+        with pytest.raises(KosiError, match="needs virt-fw-vars"):
+            qemu.qemu_command(config, image, qemu.HostFacts(NO_KVM), tmp_path)
+        return
+    qemu.qemu_command(config, image, qemu.HostFacts(NO_KVM), tmp_path)
+    printed = subprocess.run(["virt-fw-vars", "-i", str(tmp_path / "ovmf_vars.fd"), "-p"], capture_output=True, text=True)
+    assert "PK " in printed.stdout and "db " in printed.stdout
 
 
 # --- for real -------------------------------------------------------------------------------------
