@@ -1,16 +1,18 @@
-"""BiosBootloader=grub (and Bootloader=grub's configuration).
+"""BiosBootloader=grub, and the grub.cfg every grub kosi installs reads (grub_efi.py: UEFI).
 
 For BIOS boot on GPT, grub's core image lives in the BIOS boot partition (type
 21686148-...). After systemd-repart wrote the disk, grub-mkimage builds core.img with
 what it needs to find the ESP, boot.img goes into the MBR boot code (with the core's
 sector patched in, which grub-bios-setup does) and the modules plus grub.cfg into the
 ESP's grub/ directory. grub.cfg boots each kernel with linux/initrd entries (BIOS cannot
-run a UKI), or chainloads the UKIs under EFI.
+run a UKI), or chainloads the UKIs under UEFI; one file serves both, so an image with
+Bootloader=grub and BiosBootloader=grub boots either way.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +20,8 @@ from kosi.errors import KosiError
 from kosi.sandbox import run
 from kosi.tools_tree import tools_command
 
+#: the menu, relative to the ESP; every grub kosi installs reads it
+CONFIG = "grub/grub.cfg"
 BIOS_BOOT_TYPE = "21686148-6449-6e6f-744e-656564454649"
 GRUB_I386_PC = "usr/lib/grub/i386-pc"
 #: grub-pc-bin ships the i386-pc modules and grub-mkimage/grub-bios-setup
@@ -35,21 +39,67 @@ def modules_directory(root: Path, tools: Path | None) -> tuple[Path, Path | None
                     hint="add grub-pc-bin to Packages=, or use ToolsTree=default")
 
 
-def write_config(esp: Path, entries: Sequence[tuple[str, str, list[str], str]], esp_uuid: str | None) -> Path:
-    """grub/grub.cfg in the ESP; entries are (title, kernel path, initrd paths, cmdline) relative to the ESP."""
+@dataclass(frozen=True)
+class GrubEntry:
+    """One menu entry. Paths are relative to the ESP: `kernel` and `initrds` are the Type 1
+    files (which both platforms can boot), `uki` the unified kernel image, if one was built."""
+
+    title: str
+    kernel: str
+    initrds: tuple[str, ...]
+    cmdline: str
+    uki: str | None = None
+
+
+def render_config(entries: Sequence[GrubEntry], *, bios: bool) -> str:
+    """grub.cfg for every platform the image boots on (`bios`: i386-pc grub reads it too).
+
+    Under UEFI grub chainloads the UKI when there is one: the UKI carries its own command
+    line and initrds, is what SecureBoot= signs, and its stub tells systemd which partition
+    it came from (LoaderDevicePartUUID), which grub's `linux` does not. BIOS cannot run a PE
+    file, so there (and without UKIs) grub loads kernel and initrds itself."""
     # The serial console too, so `kosi vm` (and anyone on a serial line) sees grub at work.
-    lines = ["serial --unit=0 --speed=115200", "terminal_input serial console", "terminal_output serial console",
+    # UEFI firmware (OVMF) already mirrors its console on the serial port; grub writing
+    # there too would print everything twice.
+    lines = ['if [ "$grub_platform" = "pc" ]; then', "    serial --unit=0 --speed=115200",
+             "    terminal_input serial console", "    terminal_output serial console", "fi",
              "set timeout=0", "set default=0"]
-    if esp_uuid:
-        lines.append(f"search --no-floppy --set=root --fs-uuid {esp_uuid}")
-    for title, kernel, initrds, cmdline in entries:
-        lines += [f"menuentry '{title}' {{", f"    echo 'Loading Linux /{kernel} ...'", f"    linux /{kernel} {cmdline}"]
-        if initrds:
-            lines += ["    echo 'Loading initial ramdisk ...'", "    initrd " + " ".join(f"/{i}" for i in initrds)]
+    for entry in entries:
+        lines.append(f"menuentry '{entry.title}' {{")
+        if entry.uki and bios:
+            lines += ['    if [ "$grub_platform" = "efi" ]; then', *_chainload(entry, "        "), "    else",
+                      *_linux(entry, "        "), "    fi"]
+        else:
+            lines += _chainload(entry, "    ") if entry.uki else _linux(entry, "    ")
         lines.append("}")
-    cfg = esp / "grub/grub.cfg"
+    return "\n".join(lines) + "\n"
+
+
+def _chainload(entry: GrubEntry, indent: str) -> list[str]:
+    return [f"{indent}echo 'Loading Linux from the unified kernel image /{entry.uki} ...'",
+            f"{indent}chainloader /{entry.uki}"]
+
+
+def _linux(entry: GrubEntry, indent: str) -> list[str]:
+    lines = [f"{indent}echo 'Loading Linux /{entry.kernel} ...'", f"{indent}linux /{entry.kernel} {entry.cmdline}"]
+    if entry.initrds:
+        lines += [f"{indent}echo 'Loading initial ramdisk ...'",
+                  f"{indent}initrd " + " ".join(f"/{i}" for i in entry.initrds)]
+    return lines
+
+
+def missing_packages(root: Path, tools: Path | None) -> tuple[str, ...]:
+    """What to add to the image for BiosBootloader=grub: nothing when the image or the tools tree has the modules."""
+    if any(base is not None and (base / GRUB_I386_PC / "boot.img").exists() for base in (root, tools)):
+        return ()
+    return DEBIAN_PACKAGES
+
+
+def write_config(esp: Path, entries: Sequence[GrubEntry], *, bios: bool) -> Path:
+    """grub/grub.cfg in the ESP, where BIOS grub's core image and kosi's EFI grub look."""
+    cfg = esp / CONFIG
     cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text("\n".join(lines) + "\n")
+    cfg.write_text(render_config(entries, bios=bios))
     return cfg
 
 
