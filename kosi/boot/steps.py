@@ -13,7 +13,7 @@ from typing import Any
 from kosi import log
 from kosi.boot import grub, grub_efi, shim, signing, systemd_boot
 from kosi.boot.devicetree import add_to_type1_entry, find_devicetrees
-from kosi.boot.initrd import default_initrd, modules_initrd
+from kosi.boot.initrd import default_initrd, image_initrds, modules_initrd
 from kosi.boot.kernels import Kernel, find_kernels
 from kosi.boot.microcode import microcode_cpio
 from kosi.boot.modules import filter_image_modules
@@ -153,8 +153,7 @@ class InstallBootloader(Step):
             log.debug(f"systemd-boot from {binary}")
         if bootloader(context) in ("grub", "grub-signed"):
             install_grub_efi(context, esp)
-        if missing := shim.missing_packages(context.root, context.config.shim_bootloader):
-            add_bootloader_packages(context, missing)
+        shim.fetch_if_missing(context)  # ShimBootloader=
         if bios_grub(context):
             grub.stage_modules(esp, context.root, context.tools)
 
@@ -185,7 +184,9 @@ class GenerateUKIs(Step):
         context.state["kernels"] = [k.version for k in kernels]
         esp = esp_tree(context)
         cmdline = kernel_command_line(context)
-        base_initrds = list(config.initrds) or [default_initrd(context)]
+        # Format=uki / esp: the image is the initrd, with its own modules
+        image_is_initrd = config.format in ("uki", "esp")
+        base_initrds = image_initrds(context) if image_is_initrd else list(config.initrds) or [default_initrd(context)]
         # With Bootloader=none only grub (BiosBootloader=grub) boots the image, and it takes Type 1 files.
         use_ukis = uki_is_bootloader(context) or (bootloader(context) != "none"
                                                   and config.unified_kernel_images != "none")
@@ -206,7 +207,7 @@ class GenerateUKIs(Step):
         for kernel in kernels:
             devicetrees = find_devicetrees(context.root, kernel.version, config.devicetrees)
             initrds = list(base_initrds)
-            if config.kernel_modules_initrd:
+            if config.kernel_modules_initrd and not image_is_initrd:
                 initrds.append(modules_initrd(context, kernel.version,
                                               context.workspace / f"kernel-modules-{kernel.version}.cpio"))
                 context.state["split_modules_initrd"] = str(initrds[-1])
