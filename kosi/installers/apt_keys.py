@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from kosi import log
 from kosi.errors import KosiError
+from kosi.installers.apt_sources import local_path
 from kosi.sandbox import Mount, last_error_line, run, sandbox_command
 
 if TYPE_CHECKING:
@@ -108,9 +109,9 @@ def fetch_keyring(context: "Context", dist: "type[Debian]", repo: "AptRepository
         (work / "sources.list").write_text(f"deb [trusted=yes] {uri} {repo.suite} main\n")
         (work / "download").mkdir()
         mounts = [Mount(work, str(work))]
-        local = uri.split(":", 1)[1].lstrip("/") if uri.startswith(("file:", "copy:")) else None
-        if local is not None and Path("/" + local).exists():
-            mounts.append(Mount(Path("/" + local), "/" + local, "ro-bind"))
+        local = local_path(uri)
+        if local is not None and local.exists():
+            mounts.append(Mount(local, str(local), "ro-bind"))
         env = {**environment, "APT_CONFIG": "/dev/null"}
         options = apt_options(work, architecture)
         for args, workdir in ((["update"], None), (["download", dist.keyring_package], str(work / "download"))):

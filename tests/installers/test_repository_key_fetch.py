@@ -8,6 +8,7 @@ apt-get update then checks the archive against the fetched keyring.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -125,3 +126,36 @@ def test_build_on_a_host_without_the_keyring(tmp_path):
         assert f"Signed-By: {fetched}\n" in sources[0].read_text()
     finally:
         fetched.unlink(missing_ok=True)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root for the sandbox")
+def test_fetch_from_a_local_mirror(tmp_path):
+    """A file:/ mirror outside everything the sandbox shows is bound in; a keyring package that
+    ships the keyring as .pgp (as newer ones do) is accepted."""
+    mirror = tmp_path / "mirror"
+    tree = tmp_path / "pkg"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN/control").write_text("Package: debian-archive-keyring\nVersion: 9999\nArchitecture: all\n"
+                                         "Maintainer: kosi tests <kosi@kosi.invalid>\nDescription: test keyring\n")
+    (tree / "usr/share/keyrings").mkdir(parents=True)
+    (tree / "usr/share/keyrings/debian-archive-keyring.pgp").write_bytes(b"not really a keyring\n")
+    pool = mirror / "pool/main"
+    pool.mkdir(parents=True)
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(pool / "keyring_9999_all.deb")],
+                   check=True, capture_output=True)
+    binary = mirror / "dists/trixie/main/binary-amd64"
+    binary.mkdir(parents=True)
+    packages = subprocess.run(["dpkg-scanpackages", "pool"], cwd=mirror, check=True, capture_output=True).stdout
+    (binary / "Packages").write_bytes(packages)
+    digest = hashlib.sha256(packages).hexdigest()
+    (mirror / "dists/trixie/Release").write_text(
+        "Suite: trixie\nCodename: trixie\nComponents: main\nArchitectures: amd64\n"
+        f"SHA256:\n {digest} {len(packages)} main/binary-amd64/Packages\n")
+
+    ctx = context(tmp_path / "build", LocalMirror=f"file:{mirror}")
+    dist = distribution(ctx.config)
+    repo = dist.repositories(ctx.config)[0]
+    assert repo.uri == f"file:{mirror}"
+    keyring = apt_keys.fetch_keyring(ctx, dist, repo, Apt.cache_dir(ctx), {"PATH": os.environ["PATH"]}, "amd64")
+    assert keyring.read_bytes() == b"not really a keyring\n"
+    assert keyring.name == "debian-archive-keyring.gpg"  # where apt is told to look, whatever the package calls it
