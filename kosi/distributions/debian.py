@@ -176,7 +176,7 @@ class Ubuntu(Debian):
     archive_path = "ubuntu"
     keyring = "/usr/share/keyrings/ubuntu-archive-keyring.gpg"
     keyring_package = "ubuntu-keyring"
-    default_components = ("main", "universe")
+    # main only, as Debian: universe (most of Ubuntu) takes Repositories=universe, as in mkosi
     rolling_releases = frozenset({"devel"})
     snapshot_service = "https://snapshot.ubuntu.com"
 

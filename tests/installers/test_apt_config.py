@@ -54,7 +54,7 @@ def test_mirror_snapshot_and_local_mirror():
 
 def test_ubuntu_and_kali_sources():
     ubuntu = get("ubuntu")
-    x86 = ubuntu.repositories(Config({"Distribution": "ubuntu", "Architecture": "x86-64"}))
+    x86 = ubuntu.repositories(Config({"Distribution": "ubuntu", "Architecture": "x86-64", "Repositories": ["universe"]}))
     assert sources(x86) == [
         ("http://archive.ubuntu.com/ubuntu", "noble", ("main", "universe")),
         ("http://archive.ubuntu.com/ubuntu", "noble-updates", ("main", "universe")),

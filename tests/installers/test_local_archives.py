@@ -150,6 +150,7 @@ def test_snapshot_urls():
     assert all(not r.check_valid_until for r in arm)
     x86 = ubuntu.repositories(Config({"Distribution": "ubuntu", "Architecture": "x86-64", "Snapshot": "20250101T000000Z"}))
     assert {r.uri for r in x86} == {"https://snapshot.ubuntu.com/ubuntu/20250101T000000Z"}
+    assert {r.components for r in x86} == {("main",)}  # universe only with Repositories=universe
     with pytest.raises(KosiError, match="Snapshot=yesterday: expected a snapshot ID"):
         debian.repositories(Config({"Snapshot": "yesterday"}))
     with pytest.raises(KosiError, match="Kali Linux has no snapshot service"):
@@ -162,9 +163,9 @@ def test_snapshot_urls():
 @pytest.mark.image
 def test_ubuntu_release_updates_security_and_components(archive, package_cache, tmp_path):
     root = build_image(tmp_path, archive, package_cache, "ubuntu",
-                       f"Release=noble\nMirror={archive.url}\nRepositories=multiverse\n\n[Content]\n"
+                       f"Release=noble\nMirror={archive.url}\nRepositories=universe,multiverse\n\n[Content]\n"
                        "Packages=kosi-universe\n         kosi-multiverse\n         kosi-updates\n         kosi-security\n")
-    # universe (on by default), multiverse (Repositories=), -updates and -security each gave one.
+    # universe and multiverse (Repositories=), -updates and -security each gave one.
     for package in ("kosi-universe", "kosi-multiverse", "kosi-updates", "kosi-security"):
         assert installed(root, package) == "1.0", package
     assert installed(root, "apt")
