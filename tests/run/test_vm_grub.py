@@ -1,0 +1,130 @@
+"""Bootloader=grub for real: one Debian trixie image with grub for UEFI and BIOS (one
+grub.cfg for both), booted with `kosi vm` under UEFI and BIOS until the marker unit
+prints; and Bootloader=grub-signed, Debian's signed grub reading its configuration
+through EFI/debian/grub.cfg."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.run.vm_support import VM_CONF, boot_vm, build, needs_root
+
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+BIOS_BOOT_TYPE = "21686148-6449-6E6F-744E-656564454649"
+ROOT_X86_64_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
+#: TCG on two shared cores: firmware, grub and a full boot take minutes
+BOOT_TIMEOUT = 900
+
+GRUB_CONF = VM_CONF + "Bootloader=grub\n"
+# Debian's signed grub and nothing for BIOS; the signed kernel, no UKI (Debian ships none)
+SIGNED_CONF = (VM_CONF.replace("         grub-pc-bin\n", "").replace("BiosBootloader=grub\n", "")
+               + "Bootloader=grub-signed\n")
+
+
+def built(tmp_path_factory, name: str, conf: str) -> Path:
+    if not shutil.which("qemu-system-x86_64"):
+        pytest.skip("qemu-system-x86_64 is not installed")
+    directory = tmp_path_factory.mktemp(name)
+    (directory / "mkosi.conf").write_text(conf)
+    (directory / "mkosi.output").mkdir()
+    build(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def grub_project(tmp_path_factory) -> Path:
+    return built(tmp_path_factory, "grub", GRUB_CONF)
+
+
+@pytest.fixture(scope="module")
+def signed_project(tmp_path_factory) -> Path:
+    return built(tmp_path_factory, "grub-signed", SIGNED_CONF)
+
+
+def partition_types(image: Path) -> list[str]:
+    out = subprocess.run(["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, check=True, text=True).stdout
+    return [p["type"] for p in json.loads(out)["partitiontable"]["partitions"]]
+
+
+def esp_file(project: Path, path: str) -> bytes:
+    """A file from the ESP (the image's split ESP partition, SplitArtifacts=partitions)."""
+    esp = project / "mkosi.output/image.esp.raw"
+    return subprocess.run(["mtype", "-i", str(esp), f"::/{path}"], stdout=subprocess.PIPE, check=True).stdout
+
+
+def esp_listing(project: Path) -> set[str]:
+    esp = project / "mkosi.output/image.esp.raw"
+    out = subprocess.run(["mdir", "-b", "-s", "-i", str(esp), "::"], stdout=subprocess.PIPE, text=True).stdout
+    return set(out.split())
+
+
+@needs_root
+@pytest.mark.image
+def test_grub_image_layout(grub_project):
+    assert "Bootloader=grub: installing" not in (grub_project / "build.log").read_text()  # the tools tree's modules
+    assert partition_types(grub_project / "mkosi.output/image.raw") == [ESP_TYPE, BIOS_BOOT_TYPE, ROOT_X86_64_TYPE]
+    files = esp_listing(grub_project)
+    assert {"::/EFI/BOOT/BOOTX64.EFI", "::/grub/grub.cfg", "::/EFI/debian/grub.cfg",
+            "::/grub/x86_64-efi/linux.mod", "::/grub/i386-pc/linux.mod"} <= files
+    loader = esp_file(grub_project, "EFI/BOOT/BOOTX64.EFI")
+    assert loader[:2] == b"MZ" and b"\x00/grub\x00" in loader and b"sbat,1,SBAT Version" in loader
+    config = esp_file(grub_project, "grub/grub.cfg").decode()
+    ukis = [f for f in files if f.startswith("::/EFI/Linux/") and f.endswith(".efi")]
+    assert len(ukis) == 1 and f"chainloader {ukis[0][2:]}\n" in config  # UEFI: the UKI
+    kernel = re.search(r"linux (/debian/[^/]+/linux) ", config).group(1)  # BIOS: kernel + initrds
+    assert f"::{kernel}" in files and "root=PARTLABEL=root-x86-64" in config
+    for initrd in re.search(r"initrd (.*)\n", config).group(1).split():
+        assert f"::{initrd}" in files
+    assert "configfile ($root)/grub/grub.cfg" in esp_file(grub_project, "EFI/debian/grub.cfg").decode()
+
+
+@needs_root
+@pytest.mark.vm
+def test_uefi_grub_chainloads_the_uki_to_multi_user(grub_project):
+    status, output, elapsed = boot_vm(grub_project, "--firmware=uefi", timeout=BOOT_TIMEOUT)
+    assert "KOSI-BOOT-OK via-smbios" in output, output[-3000:]
+    assert status == 0
+    assert "Booting `Debian GNU/Linux 13 (trixie)'" in output  # grub's menu entry, on the serial console
+    assert "Loading Linux from the unified kernel image" in output
+    print(f"Firmware=uefi (grub, UKI) boot to marker and poweroff: {elapsed:.1f}s")
+
+
+@needs_root
+@pytest.mark.vm
+def test_bios_grub_boots_the_same_image(grub_project):
+    status, output, elapsed = boot_vm(grub_project, "--firmware=bios", timeout=BOOT_TIMEOUT)
+    assert "KOSI-BOOT-OK via-smbios" in output, output[-3000:]
+    assert status == 0
+    assert "Loading Linux /debian/" in output  # grub.cfg's BIOS branch: kernel + initrds
+    print(f"Firmware=bios (grub, same image) boot to marker and poweroff: {elapsed:.1f}s")
+
+
+@needs_root
+@pytest.mark.image
+def test_grub_signed_image_layout(signed_project):
+    log = (signed_project / "build.log").read_text()
+    assert "Bootloader=grub-signed: installing grub-efi-amd64-signed" in log  # added to the image
+    assert partition_types(signed_project / "mkosi.output/image.raw") == [ESP_TYPE, ROOT_X86_64_TYPE]
+    files = esp_listing(signed_project)
+    loader = esp_file(signed_project, "EFI/BOOT/BOOTX64.EFI")
+    assert b"/EFI/debian\x00" in loader and b"grub.debian" in loader  # Debian's build, as shipped
+    assert "configfile ($root)/grub/grub.cfg" in esp_file(signed_project, "EFI/debian/grub.cfg").decode()
+    config = esp_file(signed_project, "grub/grub.cfg").decode()
+    assert "chainloader" not in config and not any(f.startswith("::/EFI/Linux/") for f in files)
+    kernel = re.search(r"linux (/debian/[^/]+/linux) ", config).group(1)
+    assert f"::{kernel}" in files and not any("x86_64-efi" in f for f in files)
+
+
+@needs_root
+@pytest.mark.vm
+def test_signed_grub_finds_its_config_and_boots(signed_project):
+    status, output, elapsed = boot_vm(signed_project, "--firmware=uefi", timeout=BOOT_TIMEOUT)
+    assert "KOSI-BOOT-OK via-smbios" in output, output[-3000:]
+    assert status == 0
+    assert "Loading Linux /debian/" in output  # grub/grub.cfg, reached through EFI/debian/grub.cfg
+    print(f"Firmware=uefi (Debian's signed grub) boot to marker and poweroff: {elapsed:.1f}s")
