@@ -23,6 +23,7 @@ import re
 import shlex
 import shutil
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -336,8 +337,12 @@ class Apt(PackageManager):
         now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         url = dist.snapshot_url(config, now) + "/"
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=30) as response:
+            # GET, not HEAD: the redirect is all that is read, and every web server answers GET.
+            with urllib.request.urlopen(url, timeout=30) as response:
                 final = response.geturl()
+        except urllib.error.HTTPError as e:
+            raise KosiError(f"snapshot service {dist.snapshot_service_url(config)} has no snapshot at {url}: "
+                            f"HTTP {e.code} {e.reason}") from None
         except OSError as e:
             raise KosiError(f"cannot reach snapshot service {dist.snapshot_service_url(config)}: {e}") from None
         return parse_snapshot_id(final) or now

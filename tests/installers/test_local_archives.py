@@ -126,11 +126,17 @@ def test_latest_snapshot_prints_where_the_service_redirects_now(tmp_path):
     try:
         (tmp_path / "mkosi.conf").write_text(f"[Distribution]\nDistribution=debian\nRelease=trixie\nMirror={url}\n")
         result = kosi(tmp_path, "latest-snapshot")
+        # This service has no Ubuntu: said in one line.
+        (tmp_path / "mkosi.conf").write_text(f"[Distribution]\nDistribution=ubuntu\nMirror={url}\n")
+        missing = kosi(tmp_path, "latest-snapshot")
     finally:
         server.shutdown()
         server.server_close()
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{local_archive.SNAPSHOTS[-1]}\n"
+    assert missing.returncode == 1 and missing.stdout == "" and "Traceback" not in missing.stderr
+    line = missing.stderr.rstrip("\n").splitlines()[-1]
+    assert f"snapshot service {url} has no snapshot at {url}/ubuntu/" in line and "HTTP 404" in line, line
 
 
 def test_latest_snapshot_without_a_service_fails_in_one_line(tmp_path):
