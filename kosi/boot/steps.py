@@ -257,6 +257,10 @@ def install_grub_efi(context: Context, esp: Path) -> None:
     signed = bootloader(context) == "grub-signed"
     if missing := grub_efi.missing_packages(context.root, context.tools, signed=signed):
         add_bootloader_packages(context, missing)
+        if context.config.bootable == Feature.auto and grub_efi.missing_packages(context.root, context.tools,
+                                                                                 signed=signed):
+            log.info("grub is not installed: no boot loader (Bootable=auto)")
+            return
     binary = grub_efi.install(esp, context.root, context.tools, context.workspace / "grub", signed=signed,
                               vendor=os_release(context.root).get("ID", "linux"))
     log.debug(f"grub for UEFI at {binary}")
