@@ -46,6 +46,7 @@ def initrd_config(main: Config) -> Config:
         "Distribution": main.distribution,
         "Release": main.release,
         "Mirror": main.mirror,
+        "Snapshot": main.snapshot,  # with Snapshot=, Mirror= is the snapshot service: they go together
         "Repositories": main.repositories,
         "Architecture": main.architecture,
         "Format": "cpio",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from kosi.boot.initrd import initrd_config
 from kosi.config.model import Config
 from kosi.distributions import get
 from kosi.errors import KosiError
@@ -157,6 +158,9 @@ def test_snapshot_urls():
     x86 = ubuntu.repositories(Config({"Distribution": "ubuntu", "Architecture": "x86-64", "Snapshot": "20250101T000000Z"}))
     assert {r.uri for r in x86} == {"https://snapshot.ubuntu.com/ubuntu/20250101T000000Z"}
     assert {r.components for r in x86} == {("main",)}  # universe only with Repositories=universe
+    # The default initrd comes from the same snapshot (Mirror= alone would name the service, not an archive).
+    main = Config({"Distribution": "debian", "Release": "trixie", "Mirror": "http://s.example", "Snapshot": "20250101T000000Z"})
+    assert [r.uri for r in debian.repositories(initrd_config(main))] == [r.uri for r in debian.repositories(main)]
     with pytest.raises(KosiError, match="Snapshot=yesterday: expected a snapshot ID"):
         debian.repositories(Config({"Snapshot": "yesterday"}))
     with pytest.raises(KosiError, match="Kali Linux has no snapshot service"):
