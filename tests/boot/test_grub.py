@@ -130,3 +130,18 @@ def test_grub_mkimage_builds_an_efi_image_with_sbat(tmp_path, default_tools_tree
     assert b"sbat,1,SBAT Version" in data and b"\ngrub," in data  # shim insists on SBAT data
     assert (esp / "grub/x86_64-efi/linux.mod").is_file() and (esp / "grub/x86_64-efi/bli.mod").is_file()
     assert (esp / "EFI/debian/grub.cfg").is_file()
+
+
+@pytest.mark.parametrize("bootable, fails", [("auto", False), ("yes", True)])
+def test_grub_missing_on_a_distribution_kosi_cannot_add_it_to(tmp_path, bootable, fails):
+    from tests.boot.test_steps import loaded
+
+    context = loaded(tmp_path, "[Distribution]\nDistribution=fedora\n[Output]\nFormat=disk\n"
+                     f"[Content]\nBootloader=grub\nBootable={bootable}\n")
+    context.tools = None
+    if fails:
+        with pytest.raises(KosiError, match="grub-efi-amd64-bin"):
+            steps.install_grub_efi(context, tmp_path / "esp")
+    else:
+        steps.install_grub_efi(context, tmp_path / "esp")
+        assert not (tmp_path / "esp").exists()
