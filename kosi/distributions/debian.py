@@ -135,7 +135,7 @@ class Debian(Distribution):
         if snapshot:
             base = cls.snapshot_url(config, snapshot)
             security = cls.snapshot_url(config, snapshot, "debian-security")
-            # A snapshot's Release files expired long ago: that is what makes it a snapshot.
+            # A snapshot keeps the Release files of its day, whose Valid-Until passed long ago.
             valid_until = False
         else:
             mirror = cls.mirror(config)
