@@ -216,8 +216,8 @@ def secure_boot_esp(tmp_path_factory, default_tools_tree) -> Path:
 @pytest.fixture(scope="session")
 def shim_esp(tmp_path_factory, default_tools_tree) -> Path:
     project = build(tmp_path_factory, "shim",
-                    "\n[Content]\nBootloader=systemd-boot-signed\nShimBootloader=signed\nUnifiedKernelImages=unsigned\n"
-                    "\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=no\n")
+                    "\n[Content]\nBootloader=systemd-boot-signed\nShimBootloader=signed\nUnifiedKernelImages=none\n"
+                    "\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=no\nSecureBootSignTool=sbsign\n")
     return extract_esp(project, default_tools_tree)
 
 
@@ -272,13 +272,24 @@ def test_shim_chains_to_the_presigned_systemd_boot(shim_esp, default_tools_tree)
     boot = shim_esp / "EFI/BOOT"
     assert sorted(p.name for p in boot.iterdir()) == ["BOOTX64.EFI", "grubx64.efi", "mmx64.efi"]
     certificate = shim_esp.parent / "mkosi.crt"
-    # shim and systemd-boot keep the distribution's signatures; only the UKI carries ours.
+    # shim and systemd-boot keep the distribution's signatures (SecureBoot=yes does not re-sign them).
     listing = tool(default_tools_tree, [boot], "sbverify", "--list", boot / "BOOTX64.EFI").stdout
     assert "Microsoft" in listing
     loader = tool(default_tools_tree, [boot], "sbverify", "--list", boot / "grubx64.efi").stdout
     assert "Debian" in loader
     assert (boot / "grubx64.efi").read_bytes() == (shim_esp / "EFI/systemd/systemd-bootx64.efi").read_bytes()
     assert not verifies(default_tools_tree, boot / "grubx64.efi", certificate)
-    ukis = sorted((shim_esp / "EFI/Linux").glob("*.efi"))
-    assert ukis and all(verifies(default_tools_tree, u, certificate) for u in ukis)
     assert not (shim_esp / "loader/keys").exists()
+
+
+@pytest.mark.image
+def test_type1_kernels_carry_our_signature_and_debians(shim_esp, default_tools_tree):
+    """UnifiedKernelImages=none: the kernels of the Type 1 entries are signed (sbsign here)."""
+    kernels = signing.type1_kernels(shim_esp)
+    assert kernels and not list((shim_esp / "EFI/Linux").glob("*.efi"))
+    certificate = shim_esp.parent / "mkosi.crt"
+    for kernel in kernels:
+        assert verifies(default_tools_tree, kernel, certificate), kernel
+        listing = tool(default_tools_tree, [kernel.parent], "sbverify", "--list", kernel).stdout
+        assert "Debian" in listing and "mkosi of" in listing
+    assert "signing 1 EFI binaries with sbsign" in (shim_esp.parent / "build.log").read_text()
