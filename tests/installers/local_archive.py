@@ -89,16 +89,22 @@ def parse_packages(text: str, origin: str) -> dict[str, Package]:
     return packages
 
 
-def newer(a: str, b: str) -> bool:
-    return subprocess.run(["dpkg", "--compare-versions", a, "gt", b]).returncode == 0
+def newest(candidates: list[Package]) -> Package:
+    """The version apt would pick among a package's versions in several suites."""
+    best = candidates[0]
+    for package in candidates[1:]:
+        if package.version != best.version and subprocess.run(
+                ["dpkg", "--compare-versions", package.version, "gt", best.version]).returncode == 0:
+            best = package
+    return best
 
 
-def trixie_index() -> dict[str, Package]:
-    """trixie as apt sees it: the newest version of each package over trixie, -updates and -security."""
+def trixie_index() -> dict[str, list[Package]]:
+    """trixie as apt sees it: every package's versions in trixie, -updates and -security."""
     lists = next((c / "lists" for c in PACKAGE_CACHES if (c / "lists").is_dir() and any((c / "lists").glob("*_Packages"))),
                  None)
     suites = [("debian", "trixie"), ("debian", "trixie-updates"), ("debian-security", "trixie-security")]
-    index: dict[str, Package] = {}
+    index: dict[str, list[Package]] = {}
     for archive, suite in suites:
         name = f"deb.debian.org_{archive}_dists_{suite}_main_binary-amd64_Packages"
         if lists and (lists / name).exists():
@@ -107,9 +113,7 @@ def trixie_index() -> dict[str, Package]:
             with urllib.request.urlopen(f"{DEBIAN}/{archive}/dists/{suite}/main/binary-amd64/Packages.gz") as r:
                 text = gzip.decompress(r.read()).decode()
         for package in parse_packages(text, f"{DEBIAN}/{archive}").values():
-            known = index.get(package.name)
-            if known is None or newer(package.version, known.version):
-                index[package.name] = package
+            index.setdefault(package.name, []).append(package)
     return index
 
 
@@ -122,20 +126,20 @@ def dependency_names(value: str) -> list[list[str]]:
     return [c for c in clauses if c]
 
 
-def closure(index: dict[str, Package], wanted: list[str]) -> list[Package]:
-    """`wanted` and everything they depend on (first satisfiable alternative, virtual names by Provides)."""
+def closure(index: dict[str, list[Package]], wanted: list[str]) -> list[Package]:
+    """`wanted` and everything they depend on, each at its newest version (first satisfiable
+    alternative, virtual names by Provides)."""
     providers: dict[str, list[str]] = {}
-    for package in index.values():
-        for clause in dependency_names(package.fields.get("Provides", "")):
-            providers.setdefault(clause[0], []).append(package.name)
+    for candidates in index.values():
+        for clause in dependency_names(candidates[0].fields.get("Provides", "")):
+            providers.setdefault(clause[0], []).append(candidates[0].name)
     chosen: dict[str, Package] = {}
     todo = list(wanted)
     while todo:
         name = todo.pop()
         if name in chosen:
             continue
-        package = index[name]
-        chosen[name] = package
+        package = chosen[name] = newest(index[name])
         for field_name in ("Pre-Depends", "Depends"):
             for clause in dependency_names(package.fields.get(field_name, "")):
                 if any(alt in chosen or any(p in chosen for p in providers.get(alt, ())) for alt in clause):
@@ -149,8 +153,8 @@ def closure(index: dict[str, Package], wanted: list[str]) -> list[Package]:
 
 def base_packages() -> list[Package]:
     index = trixie_index()
-    wanted = [p.name for p in index.values()
-              if p.fields.get("Essential") == "yes" or p.fields.get("Priority") == "required"]
+    wanted = [name for name, candidates in index.items()
+              if candidates[0].fields.get("Essential") == "yes" or candidates[0].fields.get("Priority") == "required"]
     return closure(index, [*wanted, *EXTRA_PACKAGES])
 
 
