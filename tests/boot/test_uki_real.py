@@ -150,15 +150,19 @@ def test_uki_profiles(uki_bytes):
 
 @pytest.mark.image
 def test_uki_profiles_as_ukify_sees_them(uki_project, default_tools_tree):
-    """ukify's own reading of the result agrees: three profiles."""
+    """ukify's own reading of the result agrees: three profiles, the last two with their command
+    lines (its JSON output folds repeated sections into one key, so read the text)."""
     from kosi.tools_tree import tools_command
 
     uki = uki_project / "mkosi.output/image.efi"
-    result = subprocess.run([*tools_command(default_tools_tree, [uki.parent]), "ukify", "inspect", "--json=short",
-                             str(uki)], stdout=subprocess.PIPE, text=True, check=True)
-    inspected = json.loads(result.stdout)
-    profiles = [value["text"] for key, value in inspected.items() if key.startswith(".profile")]
-    assert len(profiles) == 3 and "ID=rescue" in profiles[-1]
+    text = subprocess.run([*tools_command(default_tools_tree, [uki.parent]), "ukify", "inspect", str(uki)],
+                          stdout=subprocess.PIPE, text=True, check=True).stdout
+    blocks = [block.split("\n", 1) for block in ("\n" + text).split("\n.")[1:]]
+    order = [(head.rstrip(":"), body) for head, body in blocks]
+    profiles = [i for i, (name, _) in enumerate(order) if name == "profile"]
+    assert len(profiles) == 3
+    assert "ID=debug" in order[profiles[1]][1] and "systemd.log_level=debug" in order[profiles[1] + 1][1]
+    assert "ID=rescue" in order[profiles[2]][1] and "systemd.unit=rescue.target" in order[profiles[2] + 1][1]
 
 
 @pytest.mark.image
