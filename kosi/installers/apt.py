@@ -434,18 +434,38 @@ class Apt(PackageManager):
         root = context.root
         if not (root / "usr/bin/apt-get").exists():
             return
+        if context.state.get("apt-lists-copied"):
+            return  # once per build: every later install uses the same metadata
+        context.state["apt-lists-copied"] = True
         lists = self.cache_dir(context) / "lists"
         target = root / "var/lib/apt/lists"
         (target / "partial").mkdir(parents=True, exist_ok=True)
-        for path in lists.iterdir():
-            if path.is_file() and path.name != "lock":
-                shutil.copy2(path, target / path.name)
+        for path in self.lists_in_use(context, lists):
+            shutil.copy2(path, target / path.name)
         sources = root / "etc/apt/sources.list.d"
         if not any((sources.glob("*.sources") if sources.is_dir() else [])) and not _has_content(root / "etc/apt/sources.list"):
             sources.mkdir(parents=True, exist_ok=True)
             dist = distribution(context.config)
             stanzas = [r.deb822() for r in dist.repositories(context.config, local=False)]
             (sources / f"{dist.name}.sources").write_text("\n".join(stanzas))
+
+    def lists_in_use(self, context: "Context", lists: Path) -> list[Path]:
+        """The list files of the repositories this build uses, Release files included: the
+        package cache may be shared with builds that had other sources. apt itself names
+        the index files (indextargets); every file sharing a repository's prefix (everything
+        before the index's MetaKey) belongs to that repository."""
+        output = self.apt_get(context, ["indextargets", "--format", "$(FILENAME) $(METAKEY)"], what="apt-get indextargets")
+        prefixes = set()
+        for line in output.splitlines():
+            filename, _, metakey = line.strip().partition(" ")
+            name = Path(filename).name
+            mangled = metakey.replace("/", "_")
+            if mangled and mangled in name:
+                prefixes.add(name[:name.index(mangled)])
+        candidates = [p for p in lists.iterdir() if p.is_file() and p.name != "lock"]
+        if not prefixes:  # apt named nothing (an unusual setup): keep everything rather than guess
+            return candidates
+        return [p for p in candidates if any(p.name.startswith(prefix) for prefix in prefixes)]
 
     def clean_metadata(self, context: "Context") -> None:
         mode = context.config["CleanPackageMetadata"]

@@ -74,8 +74,15 @@ def read_env(path: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def minimal(tmp_path_factory) -> Path:
     d = project(tmp_path_factory.mktemp("minimal"), "[Output]\nFormat=directory\nOutput=min\n")
+    # A list another build sharing the package cache left behind: it must not reach this image.
+    lists = PKGCACHE / "debian~trixie~amd64/lists"
+    lists.mkdir(parents=True, exist_ok=True)
+    (lists / FOREIGN_LIST).write_text("Origin: elsewhere\n")
     build(d)
     return d
+
+
+FOREIGN_LIST = "elsewhere.example_repo_dists_x_InRelease"
 
 
 def test_minimal_directory_image(minimal):
@@ -84,6 +91,10 @@ def test_minimal_directory_image(minimal):
     assert 'VERSION_CODENAME=trixie' in os_release, "Release= must default to trixie, not the host's release"
     assert (root / "usr/bin/dpkg").exists()
     assert (root / "etc/machine-id").read_text() == "uninitialized\n"
+    lists = {p.name for p in (root / "var/lib/apt/lists").iterdir()}
+    assert {"deb.debian.org_debian_dists_trixie_InRelease",
+            "deb.debian.org_debian_dists_trixie_main_binary-amd64_Packages"} <= lists
+    assert FOREIGN_LIST not in lists
     assert not any((minimal / "ws").iterdir()), "workspace left behind"
 
 
