@@ -1,8 +1,10 @@
 """SecureBoot=, SecureBootAutoEnroll=, SecureBootSignTool=, Bootloader=*-signed and ShimBootloader=.
 
-Two real Debian trixie disk images are built once per session: one with SecureBoot=yes and
-auto-enrollment (systemd-boot, a UKI, both signed with a key made by `kosi genkey`), one
-with shim and the distribution's pre-signed systemd-boot. Their ESPs (SplitArtifacts=
+Two real Debian trixie disk images are built once per session: one with SecureBoot=yes,
+auto-enrollment and ShimBootloader=unsigned (shim, systemd-boot and a UKI, all signed with a
+key made by `kosi genkey`, systemd-sbsign picked by SecureBootSignTool=auto), one with
+Debian's signed shim and pre-signed systemd-boot in front of Type 1 entries whose kernels
+sbsign signs. Their ESPs (SplitArtifacts=
 partitions) are read with mtools and checked with sbverify from the tools tree. Booting
 with Firmware=uefi-secure-boot needs SMM, which this host's qemu lacks, so no test boots.
 """
@@ -209,7 +211,7 @@ def extract_esp(project: Path, tools: Path) -> Path:
 @pytest.fixture(scope="session")
 def secure_boot_esp(tmp_path_factory, default_tools_tree) -> Path:
     project = build(tmp_path_factory, "secure-boot",
-                    "\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=yes\n")
+                    "\n[Content]\nShimBootloader=unsigned\n\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=yes\n")
     return extract_esp(project, default_tools_tree)
 
 
@@ -232,7 +234,12 @@ def test_boot_loader_and_uki_are_signed_with_the_key(secure_boot_esp, default_to
     certificate = project / "mkosi.crt"
     ukis = sorted((secure_boot_esp / "EFI/Linux").glob("*.efi"))
     assert ukis, "no UKI in the ESP"
-    binaries = [secure_boot_esp / "EFI/BOOT/BOOTX64.EFI", secure_boot_esp / "EFI/systemd/systemd-bootx64.efi",
+    boot = secure_boot_esp / "EFI/BOOT"
+    systemd_boot_binary = secure_boot_esp / "EFI/systemd/systemd-bootx64.efi"
+    # ShimBootloader=unsigned: shim in front, systemd-boot behind it as grubx64.efi, all signed by us.
+    assert b"UEFI shim" in (boot / "BOOTX64.EFI").read_bytes()
+    assert (boot / "grubx64.efi").read_bytes() == systemd_boot_binary.read_bytes()
+    binaries = [boot / "BOOTX64.EFI", boot / "mmx64.efi", boot / "grubx64.efi", systemd_boot_binary,
                 *ukis, project / "mkosi.output/image.efi"]
     for binary in binaries:
         assert verifies(default_tools_tree, binary, certificate), binary
