@@ -70,6 +70,15 @@ def signing_key(config) -> SigningKey:
     return signing
 
 
+def check_keys(config) -> None:
+    """Before the build: SecureBoot=yes on an image that may boot needs its key and certificate,
+    rather than failing once packages are installed."""
+    from kosi.config.values import Feature
+
+    if config.secure_boot and config.bootable != Feature.disabled:
+        signing_key(config)
+
+
 def choose_tool(setting: str, key: SigningKey, available: Callable[[str], bool]) -> str:
     """SecureBootSignTool= resolved to a program name; `available` says whether one can be found."""
     providers = "provider" in (key.key_source.type, key.certificate_source.type)

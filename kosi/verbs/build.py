@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kosi import log
+from kosi.boot.signing import check_keys
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
 from kosi.outputs.publish import check_previous, publish
@@ -91,6 +92,7 @@ def build_project(project: Project, args: Any) -> list[Path]:
     # Refuse (or with -f clean up) before spending time on any image.
     for config in images:
         check_previous(config, force)
+        check_keys(config)  # SecureBoot=yes without a key
     from kosi.tools_tree import ensure_tools_tree
 
     tools = ensure_tools_tree(project, args)

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 
 from kosi.boot import shim, signing, systemd_boot
-from kosi.config.values import KeySource
+from kosi.config.values import Feature, KeySource
 from kosi.errors import KosiError
 from tests.conftest import BOOTABLE_CONF, REPO, build_project
 
@@ -87,6 +87,21 @@ def test_missing_key_or_certificate_names_setting_and_genkey(tmp_path):
     with pytest.raises(KosiError, match="SecureBootCertificate=.*no such file"):
         signing.signing_key(config(secure_boot_key=tmp_path / "mkosi.key",
                                    secure_boot_certificate=tmp_path / "gone.crt"))
+
+
+def test_build_without_key_fails_at_once_naming_genkey(tmp_path):
+    """Checked before the tools tree or any package: one line, no traceback."""
+    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=debian\n\n[Output]\nFormat=disk\n\n"
+                                         "[Content]\nBootable=yes\n\n[Validation]\nSecureBoot=yes\n")
+    result = subprocess.run([str(REPO / "bin/kosi"), "-C", str(tmp_path), "build"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert "SecureBoot=yes needs SecureBootKey=" in result.stderr and "kosi genkey" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    genkey(tmp_path)  # with mkosi.key/mkosi.crt the check passes; Bootable=no needs no key
+    signing.check_keys(config(secure_boot=True, bootable=Feature.enabled, secure_boot_key=tmp_path / "mkosi.key",
+                              secure_boot_certificate=tmp_path / "mkosi.crt"))
+    signing.check_keys(config(secure_boot=True, bootable=Feature.disabled))
 
 
 def test_readable_key_is_refused_when_the_configuration_is_loaded(tmp_path):
