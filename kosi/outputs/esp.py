@@ -2,7 +2,9 @@
 whose initrd is the image itself (the boot steps stage both in the image's /boot or /efi).
 
 The partition has the manual's 512M unless the staged content needs more (a UKI carrying a
-whole OS can), in which case it grows to the content plus room for the FAT metadata.
+whole OS can), in which case it grows to the content plus room for the FAT metadata. What
+Debian's kernel package leaves in /boot (vmlinuz-*, config-*, ...) stays out: the UKI has
+the kernel, and the ESP is meant to hold the boot loader and the UKI only.
 """
 
 from __future__ import annotations
@@ -20,19 +22,31 @@ DEFAULT_SIZE = 512 * MIB
 SLACK = 64 * MIB
 
 
-def content_size(*directories: Path) -> int:
+#: files distributions' kernel packages install in /boot, by prefix
+KERNEL_PACKAGE_FILES = ("vmlinuz-", "vmlinux-", "initrd.img-", "config-", "System.map-")
+
+
+def distribution_kernel_files(root: Path) -> list[Path]:
+    boot = root / "boot"
+    if not boot.is_dir():
+        return []
+    return sorted(p for p in boot.iterdir() if p.name.startswith(KERNEL_PACKAGE_FILES) and not p.is_dir())
+
+
+def content_size(root: Path, excluded: list[Path]) -> int:
     total = 0
-    for directory in directories:
+    for directory in (root / "boot", root / "efi"):
         for parent, _, files in os.walk(directory):
             total += sum(os.lstat(os.path.join(parent, name)).st_size for name in files)
-    return total
+    return total - sum(os.lstat(p).st_size for p in excluded)
 
 
-def esp_definition(size: int) -> str:
-    if size <= DEFAULT_SIZE:
-        return ESP_DEFINITION
-    return (ESP_DEFINITION.replace(f"SizeMinBytes={DEFAULT_SIZE // MIB}M", f"SizeMinBytes={size}")
-            .replace(f"SizeMaxBytes={DEFAULT_SIZE // MIB}M", f"SizeMaxBytes={size}"))
+def esp_definition(size: int, root: Path, excluded: list[Path]) -> str:
+    text = ESP_DEFINITION
+    if size > DEFAULT_SIZE:
+        text = (text.replace(f"SizeMinBytes={DEFAULT_SIZE // MIB}M", f"SizeMinBytes={size}")
+                .replace(f"SizeMaxBytes={DEFAULT_SIZE // MIB}M", f"SizeMaxBytes={size}"))
+    return text + "".join(f"ExcludeFiles=/{p.relative_to(root)}\n" for p in excluded)
 
 
 class ESPOutput(OutputFormat):
@@ -41,9 +55,10 @@ class ESPOutput(OutputFormat):
     def write(self) -> None:
         directory = self.context.workspace / "esp-definitions"
         directory.mkdir(parents=True, exist_ok=True)
-        needed = content_size(self.context.root / "boot", self.context.root / "efi") + SLACK
-        size = -(-needed // MIB) * MIB  # whole MiB
-        (directory / "00-esp.conf").write_text(esp_definition(size))
+        root = self.context.root
+        excluded = distribution_kernel_files(root)
+        size = -(-(content_size(root, excluded) + SLACK) // MIB) * MIB  # whole MiB
+        (directory / "00-esp.conf").write_text(esp_definition(size, root, excluded))
         raw = self.context.workspace / "esp.raw"
         run_repart(self.context, raw, definitions=[directory])
         write_maybe_compressed(self, raw)

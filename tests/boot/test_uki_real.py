@@ -222,11 +222,25 @@ def test_esp_image_holds_only_the_esp(esp_partition):
 
 
 @pytest.mark.image
-def test_esp_image_boots_systemd_boot_and_a_uki(esp_partition, esp_uki_bytes):
+def test_esp_image_boots_systemd_boot_and_a_uki(esp_partition, esp_uki_bytes, tmp_path):
+    """systemd-boot (the default Bootloader=) as the fallback loader, the UKI in EFI/Linux with the
+    image itself as its initrd, and nothing else: not the kernel package's files from /boot."""
     image, sector, table = esp_partition
     offset = table["partitions"][0]["start"] * sector
-    fallback = Path(image).parent / "bootx64.efi"
-    subprocess.run(["mcopy", "-o", "-i", f"{image}@@{offset}", "::/EFI/BOOT/BOOTX64.EFI", str(fallback)], check=True)
+    top = subprocess.run(["mdir", "-b", "-i", f"{image}@@{offset}", "::/"], stdout=subprocess.PIPE, text=True,
+                         check=True).stdout.split()
+    assert sorted(name.strip("/").rsplit("/", 1)[-1].lower() for name in top) == ["efi", "loader"]
+    fallback = tmp_path / "bootx64.efi"
+    subprocess.run(["mcopy", "-i", f"{image}@@{offset}", "::/EFI/BOOT/BOOTX64.EFI", str(fallback)], check=True)
     assert b"systemd-boot" in fallback.read_bytes()
     names = [name for name, _ in pe_sections(esp_uki_bytes)]
     assert {".linux", ".initrd", ".ucode", ".osrel"} <= set(names)
+    # the image as initrd: a zstd-compressed cpio of the whole root (kernel modules included),
+    # then a small uncompressed one adding /init -> systemd
+    initrd = section(esp_uki_bytes, ".initrd")
+    assert initrd[:4] == b"\x28\xb5\x2f\xfd"
+    listing = subprocess.run("zstd -dcq 2>/dev/null | cpio -t --quiet 2>/dev/null", shell=True, input=initrd,
+                             stdout=subprocess.PIPE).stdout.split()
+    assert b"usr/lib/os-release" in listing and b"usr/bin/systemctl" in listing
+    assert any(name.startswith(b"usr/lib/modules/") and name.endswith(b"/modules.dep") for name in listing)
+    assert b"init\0" in initrd[-4096:] and b"usr/lib/systemd/systemd" in initrd[-4096:]
