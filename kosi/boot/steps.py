@@ -190,9 +190,9 @@ class GenerateUKIs(Step):
         # With Bootloader=none only grub (BiosBootloader=grub) boots the image, and it takes Type 1 files.
         use_ukis = uki_is_bootloader(context) or (bootloader(context) != "none"
                                                   and config.unified_kernel_images != "none")
-        if (bootloader(context) == "grub-signed" and config.unified_kernel_images == "auto"
+        if (bootloader(context) in ("grub-signed", "systemd-boot-signed") and config.unified_kernel_images == "auto"
                 and any(signing.find_prebuilt_uki(context.root, k.version) is None for k in kernels)):
-            use_ukis = False  # the signed grub boots the distribution's signed kernel (Secure Boot through shim)
+            use_ukis = False  # a signed boot loader boots the distribution's signed kernel (Secure Boot through shim)
         if (use_ukis and not uki_is_bootloader(context) and config.unified_kernel_images == "auto"
                 and (find_stub(context.root, context.tools) is None or find_tool("ukify", context.tools) is None)):
             use_ukis = False  # UnifiedKernelImages=auto: Type 1 entries when a UKI can't be built

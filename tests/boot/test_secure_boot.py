@@ -177,7 +177,7 @@ def test_signed_bootloader_takes_the_prebuilt_uki_unless_unsigned(tmp_path):
     assert not signing.wants_prebuilt_uki("uki-signed", "unsigned")
     assert not signing.wants_prebuilt_uki("systemd-boot", "auto")
     context = SimpleNamespace(root=tmp_path / "root", config=SimpleNamespace(
-        format="disk", bootloader="systemd-boot-signed", unified_kernel_images="auto"))
+        format="disk", bootloader="systemd-boot-signed", unified_kernel_images="signed"))
     with pytest.raises(KosiError, match="no signed UKI for kernel 6.12") as error:
         signing.copy_prebuilt_uki(context, "6.12", tmp_path / "out.efi")
     assert "UnifiedKernelImages=unsigned" in error.value.hint
@@ -186,6 +186,36 @@ def test_signed_bootloader_takes_the_prebuilt_uki_unless_unsigned(tmp_path):
     assert (tmp_path / "out.efi").read_bytes() == b"MZuki"
     context.config.unified_kernel_images = "unsigned"
     assert not signing.copy_prebuilt_uki(context, "6.12", tmp_path / "other.efi")
+
+
+def signed_boot(directory: Path, content: str, prebuilt: bool = False):
+    """GenerateUKIs on test_steps' stand-in kernel with Bootloader=systemd-boot-signed."""
+    from kosi.boot import steps
+    from tests.boot.test_steps import KVER, loaded, with_kernel
+
+    directory.mkdir()
+    (directory / "my.initrd").write_bytes(b"initrd")
+    context = with_kernel(loaded(directory, "[Output]\nFormat=disk\n[Content]\nKernelModulesInitrd=no\n"
+                                 "Initrds=my.initrd\nBootloader=systemd-boot-signed\n" + content))
+    if prebuilt:
+        put(context.root / "usr/lib/modules" / KVER / "vmlinuz-virt.efi", b"MZuki")
+    steps.GenerateUKIs().run(context)
+    return context
+
+
+def test_signed_boot_loader_takes_prebuilt_ukis_or_type1_entries(tmp_path):
+    """UnifiedKernelImages=auto without a pre-built UKI: Type 1 entries (the distribution's
+    signed kernel); with one: that UKI; =signed without one: one line."""
+    from tests.boot.test_steps import KVER, TOKEN
+
+    context = signed_boot(tmp_path / "auto", "")
+    assert (context.root / "boot/loader/entries" / f"{TOKEN}-{KVER}.conf").exists()
+    assert context.state["ukis"] == []
+    with pytest.raises(KosiError, match=f"no signed UKI for kernel {KVER}"):
+        signed_boot(tmp_path / "signed", "UnifiedKernelImages=signed\n")
+    context = signed_boot(tmp_path / "prebuilt", "UnifiedKernelImages=signed\n", prebuilt=True)
+    ukis = list((context.root / "boot/EFI/Linux").glob("*.efi"))
+    assert [u.read_bytes() for u in ukis] == [b"MZuki"]
 
 
 # ---- real images ----------------------------------------------------------------------------
