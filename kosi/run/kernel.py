@@ -48,7 +48,8 @@ def pe_sections(path: Path) -> dict[str, bytes]:
         entry = table + index * 40
         name = data[entry:entry + 8].rstrip(b"\0").decode(errors="replace")
         virtual_size, _, raw_size, raw_offset = struct.unpack_from("<IIII", data, entry + 8)
-        sections[name] = data[raw_offset:raw_offset + min(virtual_size or raw_size, raw_size)]
+        # the first of a name: a UKI's later .cmdline/.profile sections belong to extra profiles
+        sections.setdefault(name, data[raw_offset:raw_offset + min(virtual_size or raw_size, raw_size)])
     return sections
 
 

@@ -244,3 +244,14 @@ def test_esp_image_boots_systemd_boot_and_a_uki(esp_partition, esp_uki_bytes, tm
     assert b"usr/lib/os-release" in listing and b"usr/bin/systemctl" in listing
     assert any(name.startswith(b"usr/lib/modules/") and name.endswith(b"/modules.dep") for name in listing)
     assert b"init\0" in initrd[-4096:] and b"usr/lib/systemd/systemd" in initrd[-4096:]
+
+
+@pytest.mark.image
+@pytest.mark.vm
+def test_uki_image_boots_from_memory(uki_project):
+    """The Format=uki output boots: its initrd is the whole image, systemd starts from the /init
+    link and reaches multi-user (the marker unit) in the base profile, not in the later ones."""
+    from tests.run.vm_support import boot_vm
+
+    returncode, output, _ = boot_vm(uki_project)
+    assert returncode == 0 and "KOSI-BOOT-OK" in output, output[-3000:]
