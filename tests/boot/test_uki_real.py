@@ -255,3 +255,14 @@ def test_uki_image_boots_from_memory(uki_project):
 
     returncode, output, _ = boot_vm(uki_project)
     assert returncode == 0 and "KOSI-BOOT-OK" in output, output[-3000:]
+
+
+@pytest.mark.image
+@pytest.mark.vm
+def test_esp_image_boots_through_systemd_boot(esp_project):
+    """UEFI firmware starts systemd-boot from the ESP image, which starts the UKI, whose initrd
+    (the image) reaches multi-user."""
+    from tests.run.vm_support import boot_vm
+
+    returncode, output, _ = boot_vm(esp_project, timeout=600)
+    assert returncode == 0 and "KOSI-BOOT-OK" in output, output[-3000:]
