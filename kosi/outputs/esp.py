@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from kosi.outputs.base import OutputFormat
-from kosi.outputs.disk import ESP_DEFINITION, run_repart
+from kosi.outputs.disk import ESP_DEFINITION, run_repart, write_split_artifacts
 from kosi.outputs.uki import write_maybe_compressed
 
 MIB = 1024 * 1024
@@ -60,5 +60,7 @@ class ESPOutput(OutputFormat):
         size = -(-(content_size(root, excluded) + SLACK) // MIB) * MIB  # whole MiB
         (directory / "00-esp.conf").write_text(esp_definition(size, root, excluded))
         raw = self.context.workspace / "esp.raw"
-        run_repart(self.context, raw, definitions=[directory])
+        wanted = set(self.config.split_artifacts)
+        table = run_repart(self.context, raw, split="partitions" in wanted, definitions=[directory])
+        write_split_artifacts(self.context, table, wanted)
         write_maybe_compressed(self, raw)

@@ -9,6 +9,7 @@ from pathlib import Path
 from kosi.errors import KosiError
 from kosi.outputs.base import OutputFormat
 from kosi.outputs.compression import compress_level, compression_for
+from kosi.outputs.disk import write_split_artifacts
 from kosi.sandbox import run
 
 
@@ -20,6 +21,8 @@ class UKIOutput(OutputFormat):
         if not ukis:
             raise KosiError("Format=uki: no unified kernel image was built (is a kernel installed in the image?)",
                             hint="add a kernel package, e.g. linux-image-amd64, to Packages=")
+        # SplitArtifacts=: the UKI's kernel and initrd (the image), os-release, ... next to it
+        write_split_artifacts(self.context, [], set(self.config.split_artifacts))
         write_maybe_compressed(self, Path(ukis[0]))
 
 

@@ -108,7 +108,8 @@ def uki_bytes(uki_project) -> bytes:
 def esp_project(tmp_path_factory, kosi_build) -> Path:
     """Format=esp with MicrocodeHost=no: every microcode update of both vendors."""
     directory = tmp_path_factory.mktemp("esp-real")
-    (directory / "mkosi.conf").write_text(COMMON.format(format="esp", host="no"))
+    (directory / "mkosi.conf").write_text(COMMON.format(format="esp", host="no")
+                                          + "\n[Output]\nSplitArtifacts=uki,os-release\n")
     build_or_fail(directory, kosi_build)
     return directory
 
@@ -212,6 +213,14 @@ def esp_uki_bytes(esp_partition, tmp_path_factory) -> bytes:
     target = tmp_path_factory.mktemp("esp-uki") / "uki.efi"
     subprocess.run(["mcopy", "-i", f"{image}@@{offset}", f"::/EFI/Linux/{ukis[0]}", str(target)], check=True)
     return target.read_bytes()
+
+
+@pytest.mark.image
+def test_esp_split_artifacts(esp_project, esp_uki_bytes):
+    """SplitArtifacts=uki copies out the UKI that is in the ESP."""
+    output = esp_project / "mkosi.output"
+    assert (output / "image.efi").read_bytes() == esp_uki_bytes
+    assert "ID=debian" in (output / "image.osrelease").read_text()
 
 
 @pytest.mark.image
