@@ -1,7 +1,8 @@
 """Bootloader=grub for real: one Debian trixie image with grub for UEFI and BIOS (one
 grub.cfg for both), booted with `kosi vm` under UEFI and BIOS until the marker unit
 prints; and Bootloader=grub-signed, Debian's signed grub reading its configuration
-through EFI/debian/grub.cfg."""
+through EFI/debian/grub.cfg behind Debian's signed shim, booted under Secure Boot with
+the Microsoft keys: shim, grub and kernel all keep the distribution's signatures."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from kosi.boot import grub_efi
 from tests.run.vm_support import VM_CONF, boot_vm, build, needs_root
 
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -21,9 +23,9 @@ ROOT_X86_64_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
 BOOT_TIMEOUT = 900
 
 GRUB_CONF = VM_CONF + "Bootloader=grub\n"
-# Debian's signed grub and nothing for BIOS; the signed kernel, no UKI (Debian ships none)
+# Debian's signed shim and grub and nothing for BIOS; the signed kernel, no UKI (Debian ships none)
 SIGNED_CONF = (VM_CONF.replace("         grub-pc-bin\n", "").replace("BiosBootloader=grub\n", "")
-               + "Bootloader=grub-signed\n")
+               + "Bootloader=grub-signed\nShimBootloader=signed\n")
 
 
 def built(tmp_path_factory, name: str, conf: str) -> Path:
@@ -111,8 +113,9 @@ def test_grub_signed_image_layout(signed_project):
     assert "Bootloader=grub-signed: installing grub-efi-amd64-signed" in log  # added to the image
     assert partition_types(signed_project / "mkosi.output/image.raw") == [ESP_TYPE, ROOT_X86_64_TYPE]
     files = esp_listing(signed_project)
-    loader = esp_file(signed_project, "EFI/BOOT/BOOTX64.EFI")
-    assert b"/EFI/debian\x00" in loader and b"grub.debian" in loader  # Debian's build, as shipped
+    assert {"::/EFI/BOOT/BOOTX64.EFI", "::/EFI/BOOT/mmx64.efi"} <= files  # shim in front
+    grub = esp_file(signed_project, str(grub_efi.efi_binary(Path(), "signed")))  # shim chains to grubx64.efi
+    assert b"/EFI/debian\x00" in grub and b"grub.debian" in grub  # Debian's build, as shipped
     assert "configfile ($root)/grub/grub.cfg" in esp_file(signed_project, "EFI/debian/grub.cfg").decode()
     config = esp_file(signed_project, "grub/grub.cfg").decode()
     assert "chainloader" not in config and not any(f.startswith("::/EFI/Linux/") for f in files)
@@ -122,9 +125,11 @@ def test_grub_signed_image_layout(signed_project):
 
 @needs_root
 @pytest.mark.vm
-def test_signed_grub_finds_its_config_and_boots(signed_project):
-    status, output, elapsed = boot_vm(signed_project, "--firmware=uefi", timeout=BOOT_TIMEOUT)
+def test_secure_boot_through_shim_and_signed_grub(signed_project):
+    status, output, elapsed = boot_vm(signed_project, "--firmware=uefi-secure-boot", "--firmware-variables=microsoft",
+                                      timeout=BOOT_TIMEOUT)
     assert "KOSI-BOOT-OK via-smbios" in output, output[-3000:]
     assert status == 0
     assert "Loading Linux /debian/" in output  # grub/grub.cfg, reached through EFI/debian/grub.cfg
-    print(f"Firmware=uefi (Debian's signed grub) boot to marker and poweroff: {elapsed:.1f}s")
+    assert "secureboot: Secure boot enabled" in output  # shim let grub run, grub let the kernel run
+    print(f"Firmware=uefi-secure-boot (shim, Debian's signed grub) boot to marker and poweroff: {elapsed:.1f}s")
