@@ -25,6 +25,13 @@ VMADDR_CID_HOST = 2
 SLIRP_HOST = "10.0.2.2"  # the host's loopback as qemu's user networking shows it to the guest
 TCP_LISTEN, TCP_ESTABLISHED, TCP_CLOSE_WAIT = "0A", "01", "08"
 
+# journald connects its forwarding socket with a blocking connect() and keeps running across the
+# switch from the initrd. When the initrd's networkd configures the NIC, journald's first SYNs
+# there went unanswered in our boots, and journald hung for minutes (its watchdog killed it,
+# journal flushing timed out, nothing arrived). Without network in the initrd, its connects
+# fail at once until the system's networkd is up, and the connection then works.
+NO_INITRD_NETWORK_WORDS = ["rd.systemd.mask=systemd-networkd.service", "rd.systemd.mask=systemd-networkd.socket"]
+
 
 @dataclass(frozen=True)
 class ForwardPlan:

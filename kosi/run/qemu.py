@@ -244,6 +244,8 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     cmd += firmware_args(choice, config, facts, scratch)
 
     extra = kernel_extra_words(config, console, user_networking=bool(facts.ssh_port))
+    if facts.journal_address and not facts.journal_address.startswith("vsock"):
+        extra += journal_forward.NO_INITRD_NETWORK_WORDS
     creds = runtime_credentials(config)
     if facts.ssh_port:
         creds.setdefault(USER_NET_CREDENTIAL, USER_NET_NETWORK.encode())

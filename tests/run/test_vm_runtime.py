@@ -10,6 +10,7 @@ on the host.
 from __future__ import annotations
 
 import base64
+import pwd
 import shutil
 import socket
 import time
@@ -77,6 +78,8 @@ def test_virtiofsd_is_sandboxed_and_qemu_gets_shared_memory_and_devices(tmp_path
     assert creds["sysusers.extra"].startswith(b"g alice 1300\n")
     assert creds["journal.forward_to_socket"] == b"10.0.2.2:4711"
     assert "vmm.notify_socket" not in creds  # no vsock: nothing to send the exit status to
+    cmdline = [value for value in arg_after(cmd, "-smbios") if "kernel-cmdline-extra" in value]
+    assert "rd.systemd.mask=systemd-networkd.service" in cmdline[0]  # over TCP: no network in the initrd
 
     plain = qemu.qemu_command(make_config(tmp_path), image, qemu.HostFacts(NO_KVM), tmp_path).cmd
     assert "-numa" not in plain and "fstab.extra" not in smbios_credentials(plain)
@@ -199,28 +202,54 @@ Type=oneshot
 ExecStart=/bin/sh -c 'echo KOSI-RT "$$(cat /mnt/kosi-rt/hello.txt)" >/dev/ttyS0'
 ExecStart=/bin/sh -c 'echo KOSI-JOURNAL-MARKER-7731 from the guest'
 """
+# With BindUser=: the user exists in the guest with the host's IDs and owns the shared home.
+BIND_USER_CHECK = """\
+ExecStart=/bin/sh -c 'echo KOSI-USER "$$(stat -c %%U:%%u {home})" "$$(getent passwd {name})" >/dev/ttyS0'
+"""
+
+
+def host_user_with_home() -> pwd.struct_passwd | None:
+    """A non-root user of this host whose home directory exists, for BindUser= (root's home is
+    never shared)."""
+    for entry in pwd.getpwall():
+        if 1000 <= entry.pw_uid < 60000 and Path(entry.pw_dir).is_dir() and entry.pw_dir != "/":
+            return entry
+    return None
 
 
 @needs_root
 @pytest.mark.vm
-def test_vm_mounts_runtime_tree_and_forwards_its_journal(vm_project, tmp_path):
+def test_vm_mounts_runtime_tree_binds_user_and_forwards_its_journal(vm_project, tmp_path, monkeypatch):
     """One boot: the runtime tree is mounted through virtiofsd at /mnt/kosi-rt, a unit prints a
-    file of it to the serial console, and the guest's journal (with the unit's output) lands
-    in the ForwardJournal= file on the host."""
+    file of it to the serial console (and, where the host has a non-root user, that user's
+    shared home and guest account: BindUser= for the user behind sudo), and the guest's
+    journal (with the unit's output) lands in the ForwardJournal= file on the host."""
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "hello.txt").write_text("runtime-tree-content-4242\n")
     extra = tmp_path / "credentials"
     extra.mkdir()
-    (extra / "systemd.extra-unit.kosi-rt-check.service").write_text(RUNTIME_CHECK_UNIT)
+    unit = RUNTIME_CHECK_UNIT
+    options = ["--firmware=linux", f"--runtime-tree={tree}:/mnt/kosi-rt"]
+    user = host_user_with_home()
+    if user is not None:
+        monkeypatch.setenv("SUDO_USER", user.pw_name)
+        unit = unit.replace("/mnt/kosi-rt\n", f"/mnt/kosi-rt {user.pw_dir}\n") + \
+            BIND_USER_CHECK.format(home=user.pw_dir, name=user.pw_name)
+        options.append("--bind-user=yes")
+    (extra / "systemd.extra-unit.kosi-rt-check.service").write_text(unit)
     # Before the marker unit, whose poweroff would otherwise race with this check.
     (extra / "systemd.unit-dropin.kosi-test-marker.service").write_text(
         "[Unit]\nWants=kosi-rt-check.service\nAfter=kosi-rt-check.service\n")
     journal = tmp_path / "forwarded/vm.journal"
-    status, output, elapsed = boot_vm(vm_project, "--firmware=linux", f"--runtime-tree={tree}:/mnt/kosi-rt",
-                                      f"--forward-journal={journal}", f"--credential={extra}")
+    status, output, elapsed = boot_vm(vm_project, *options, f"--forward-journal={journal}", f"--credential={extra}")
     assert "KOSI-RT runtime-tree-content-4242" in output, output[-3000:]
     assert "KOSI-BOOT-OK via-smbios" in output and status == 0
+    if user is not None:
+        owner = f"KOSI-USER {user.pw_name}:{user.pw_uid} {user.pw_name}:x:{user.pw_uid}:{user.pw_gid}:"
+        assert owner in output, output[-3000:]
+    # A stalled journald (its forwarding connection hanging) shows as a timed out flush.
+    assert "Failed to start systemd-journal-flush" not in output
     # The tools tree's journalctl: the host's v252 may not read files written by v257.
     tools = location() / "debian-trixie"
     read = subprocess.run([*runtime_prefix(tools if tools.is_dir() else None), "journalctl", f"--file={journal}",
