@@ -133,3 +133,32 @@ def test_secure_boot_through_shim_and_signed_grub(signed_project):
     assert "Loading Linux /debian/" in output  # grub/grub.cfg, reached through EFI/debian/grub.cfg
     assert "secureboot: Secure boot enabled" in output  # shim let grub run, grub let the kernel run
     print(f"Firmware=uefi-secure-boot (shim, Debian's signed grub) boot to marker and poweroff: {elapsed:.1f}s")
+
+
+@pytest.fixture(scope="module")
+def secure_grub_esp(tmp_path_factory, default_tools_tree) -> Path:
+    """Bootloader=grub (our grub-mkimage build) behind Debian's signed shim, SecureBoot=yes with a local key."""
+    from tests.boot.test_secure_boot import extract_esp, genkey
+
+    directory = tmp_path_factory.mktemp("grub-secure-boot")
+    genkey(directory)
+    conf = SIGNED_CONF.replace("Bootloader=grub-signed\n", "Bootloader=grub\n") + "\n[Validation]\nSecureBoot=yes\n"
+    (directory / "mkosi.conf").write_text(conf)
+    (directory / "mkosi.output").mkdir()
+    build(directory)
+    return extract_esp(directory, default_tools_tree)
+
+
+@needs_root
+@pytest.mark.image
+def test_secure_boot_signs_our_grub_behind_shim(secure_grub_esp, default_tools_tree):
+    from tests.boot.test_secure_boot import verifies
+
+    certificate = secure_grub_esp.parent / "mkosi.crt"
+    grub = grub_efi.efi_binary(secure_grub_esp, "signed")
+    assert verifies(default_tools_tree, grub, certificate)  # signed before shim took its place
+    assert b"\x00/grub\x00" in grub.read_bytes() and b"sbat,1,SBAT Version" in grub.read_bytes()  # shim checks SBAT
+    assert not verifies(default_tools_tree, secure_grub_esp / "EFI/BOOT/BOOTX64.EFI", certificate)  # Debian's shim
+    ukis = sorted((secure_grub_esp / "EFI/Linux").glob("*.efi"))
+    assert len(ukis) == 1 and verifies(default_tools_tree, ukis[0], certificate)
+    assert f"chainloader /EFI/Linux/{ukis[0].name}" in (secure_grub_esp / "grub/grub.cfg").read_text()
