@@ -56,8 +56,9 @@ def render_config(entries: Sequence[GrubEntry], *, bios: bool) -> str:
 
     Under UEFI grub chainloads the UKI when there is one: the UKI carries its own command
     line and initrds, is what SecureBoot= signs, and its stub tells systemd which partition
-    it came from (LoaderDevicePartUUID), which grub's `linux` does not. BIOS cannot run a PE
-    file, so there (and without UKIs) grub loads kernel and initrds itself."""
+    it came from (LoaderDevicePartUUID), which grub does only with its bli module (Debian's
+    signed grub lacks it). BIOS cannot run a PE file, so there (and without UKIs) grub loads
+    kernel and initrds itself, and the command line names the root partition."""
     # The serial console too, so `kosi vm` (and anyone on a serial line) sees grub at work.
     # UEFI firmware (OVMF) already mirrors its console on the serial port; grub writing
     # there too would print everything twice.
