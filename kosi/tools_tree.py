@@ -38,7 +38,7 @@ PACKAGES: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "package-manager": ("apt", "dpkg", "debian-archive-keyring", "gpgv"),
         "runtime": ("qemu-system-x86", "ovmf", "swtpm", "systemd-container", "socat", "openssh-client", "virtiofsd",
-                    "systemd-journal-remote"),
+                    "systemd-journal-remote", "python3-virt-firmware"),
         "misc": ("git-core", "less", "nano", "strace", "rsync"),
         "devel": ("make", "gcc", "pkg-config"),
     },
