@@ -303,7 +303,10 @@ class Apt(PackageManager):
                 context.state["apt-synced"] = True
                 return
         self._check_keyrings(context)
-        self.apt_get(context, ["update", "--error-on=any"], what="apt-get update")
+        # The lists are shared by every build of this distribution, release and architecture:
+        # a build with fewer components must not delete the lists another one uses (copies
+        # into an image are filtered to the build's own repositories, see lists_in_use).
+        self.apt_get(context, ["update", "--error-on=any", "-o", "APT::Get::List-Cleanup=0"], what="apt-get update")
         context.state["apt-synced"] = True
 
     def _check_keyrings(self, context: "Context") -> None:

@@ -95,6 +95,8 @@ def test_minimal_directory_image(minimal):
     assert {"deb.debian.org_debian_dists_trixie_InRelease",
             "deb.debian.org_debian_dists_trixie_main_binary-amd64_Packages"} <= lists
     assert FOREIGN_LIST not in lists
+    # ... and the shared cache keeps it: another build's lists are not this build's to clean up.
+    assert (PKGCACHE / "debian~trixie~amd64/lists" / FOREIGN_LIST).exists()
     assert not any((minimal / "ws").iterdir()), "workspace left behind"
 
 
