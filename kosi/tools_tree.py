@@ -216,8 +216,11 @@ def build_tree(config: Config, destination: Path, args: Any) -> None:
 
     values = dict(config.values, Format="directory", Output=destination.name, OutputDirectory=destination.parent)
     values.pop("_tools_profiles", None)
-    build_image(helper_image_config(values, image=config.image, directory=config.directory), _quiet_args(args),
-                tools=None)
+    # Not the project's directory: the pipeline looks there for mkosi.postinst, mkosi.env, ...,
+    # which belong to the user's image (mkosi.tools.conf's own scripts are in its settings).
+    directory = cache_root() / "tools-build"
+    directory.mkdir(parents=True, exist_ok=True)
+    build_image(helper_image_config(values, image=config.image, directory=directory), _quiet_args(args), tools=None)
     if not destination.is_dir():
         raise KosiError(f"building the {config.image} image produced no directory at {destination}")
 

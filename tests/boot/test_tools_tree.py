@@ -77,3 +77,26 @@ def test_mkosi_tools_conf_adds_packages_and_invalidates(tmp_path):
     tree.mkdir()
     tree.with_name(tree.name + ".json").write_text(json.dumps(plain))
     assert "lacks hello" in tools_tree.cached_tree_usable(tree, tools_tree.inputs_of(config))
+
+
+def test_tools_tree_build_never_runs_the_projects_scripts(tmp_path, monkeypatch):
+    """The tools tree is built from the project's directory settings, but the project's
+    mkosi.postinst, mkosi.build, ... belong to the user's image (a real failure: the tools
+    tree ran a postinst that copied a file only the user's image has)."""
+    from kosi.scripts.execute import find_scripts
+    from kosi.verbs import build
+
+    for name in ("mkosi.postinst", "mkosi.build", "mkosi.finalize"):
+        (tmp_path / name).write_text("#!/bin/sh\nexit 1\n")
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setattr(tools_tree, "cache_root", lambda: tmp_path / "cache")
+    seen = {}
+    monkeypatch.setattr(build, "build_image", lambda config, args, tools=None: seen.setdefault("config", config))
+    config = Config({"Distribution": "debian", "Release": "trixie", "Packages": ["systemd"]}, image="tools",
+                    directory=tmp_path)
+    try:
+        tools_tree.build_tree(config, tmp_path / "tree", types.SimpleNamespace())
+    except Exception:  # no tree was really built; only the configuration handed on matters here
+        pass
+    built = seen["config"]
+    assert all(find_scripts(built, kind) == [] for kind in ("postinst", "build", "finalize"))
