@@ -138,9 +138,9 @@ def compress_output(config: "Config") -> str:
 
 
 def tools_tree_distribution(config: "Config") -> str:
-    # The image's distribution (itself the host's unless configured), except where another one
-    # builds it better: Ubuntu's tools come from Debian, the RHEL family's from Fedora.
-    name = text(config["Distribution"])
+    # The host's distribution (manual; mkosi 27.1 agrees), not the image's, except where another
+    # one builds it better: Ubuntu's tools come from Debian, the RHEL family's from Fedora.
+    name = host_distribution()[0]
     try:
         return distributions.get(name).tools_tree_distribution or name
     except KeyError:

@@ -126,7 +126,7 @@ def _fallback_tools_distribution(ctx: MatchContext) -> str:
     current = _current(ctx.config, "ToolsTreeDistribution")
     if current:
         return _value_text(current)
-    name = _value_text(ctx.config["Distribution"]) if _is_set(ctx.config, "Distribution") else host_distribution()[0]
+    name = host_distribution()[0]  # the host's, whatever the image's Distribution= (manual)
     try:
         return distributions.get(name).tools_tree_distribution or name
     except KeyError:

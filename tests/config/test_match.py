@@ -58,7 +58,8 @@ CASES = [
     ("", "HostArchitecture=alpha", False),
     ("", "ToolsTreeDistribution=debian", True),  # fallback tools tree distribution for a debian host
     ("[Distribution]\nDistribution=ubuntu", "ToolsTreeDistribution=debian", True),
-    ("[Distribution]\nDistribution=fedora", "ToolsTreeDistribution=fedora", True),
+    ("[Distribution]\nDistribution=fedora", "ToolsTreeDistribution=fedora", False),  # the host's (mkosi 27.1)
+    ("[Distribution]\nDistribution=fedora", "ToolsTreeDistribution=debian", True),
     ("[Build]\nToolsTreeDistribution=arch", "ToolsTreeDistribution=arch", True),
     ("", "ToolsTreeRelease=trixie", True),  # default release of the fallback (debian)
     ("[Build]\nToolsTreeRelease=sid", "ToolsTreeRelease=sid", True),

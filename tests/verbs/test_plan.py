@@ -46,3 +46,12 @@ def test_plan_json_and_existing_output(tmp_path):
     assert {"tree", "why", "build"} <= set(data["ToolsTree"])
     forced = json.loads(kosi("-C", str(tmp_path), "-f", "plan", "--json").stdout)
     assert forced["Images"][0]["blocked"] is None
+
+
+def test_plan_for_another_distribution_does_not_blame_the_tools_tree(tmp_path):
+    # ToolsTreeDistribution= defaults to the host's distribution (manual, mkosi 27.1), so a
+    # Fedora image on a Debian host gets a Debian tools tree; whatever `plan` then says about
+    # Fedora itself, it is not that there is no Fedora tools tree.
+    write(tmp_path / "mkosi.conf", "[Output]\nFormat=disk\n")
+    result = kosi("-C", str(tmp_path), "-d", "fedora", "plan", check=False)
+    assert "ToolsTree" not in result.stdout + result.stderr
