@@ -24,3 +24,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
+python3 -c 'import hypothesis' 2>/dev/null || python3 -m pip install -q hypothesis
+
+# The oracle of tests/compat: mkosi 27.1 from Debian sid, unpacked into /var/cache/kosi-oracle.
+$sudo python3 "$(dirname "$0")/tests/compat/oracle.py" >/dev/null
