@@ -228,10 +228,9 @@ def build_tree(config: Config, destination: Path, args: Any) -> None:
 def _quiet_args(args: Any) -> Any:
     """The build options that apply to helper images: not the main image's --force counts
     or debug shells, which are about the user's image."""
-    import types
+    from kosi.config.cli_args import Args
 
-    return types.SimpleNamespace(force=0, debug_workspace=getattr(args, "debug_workspace", False),
-                                 debug_shell=False, auto_bump=False, verb="build")
+    return Args(verb="build", debug_workspace=bool(getattr(args, "debug_workspace", False)))
 
 
 @dataclass

@@ -106,7 +106,7 @@ def default_initrd(context: Context) -> Path:
     """The cached default initrd for this image's distribution, built when missing."""
     config = initrd_config(context.config)
     cached = cache_path(config)
-    if cached.exists() and (getattr(context.args, "force", 0) or 0) < 3:
+    if cached.exists() and context.args.force < 3:
         log.debug(f"default initrd: reusing {cached}")
         return cached
     from kosi.tools_tree import build_tree

@@ -259,7 +259,7 @@ def secure_esp(context, esp: Path) -> None:
     config = context.config
     signer = Signer(config, context.tools) if config.secure_boot else None
     if signer is not None:
-        binaries = binaries_to_sign(context, esp, [Path(u) for u in context.state.get("ukis", [])])
+        binaries = binaries_to_sign(context, esp, list(context.state.ukis))
         log.info(f"SecureBoot=yes: signing {len(binaries)} EFI binaries with {signer.tool.name} ({signer.tool.where()})")
         for path in binaries:
             signer.sign(path)

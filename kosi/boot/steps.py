@@ -136,7 +136,7 @@ class InstallBootloader(Step):
 
     def run(self, context: Context) -> None:
         kernels = require_kernels(context)
-        context.state["kernels"] = [k.version for k in kernels]
+        context.state.kernels = [k.version for k in kernels]
         if not kernels:
             log.info("no kernel in the image: not installing a boot loader (Bootable=auto)")
             return
@@ -181,7 +181,7 @@ class GenerateUKIs(Step):
         if not kernels:
             return
         config = context.config
-        context.state["kernels"] = [k.version for k in kernels]
+        context.state.kernels = [k.version for k in kernels]
         esp = esp_tree(context)
         cmdline = kernel_command_line(context)
         # Format=uki / esp: the image is the initrd, with its own modules
@@ -210,11 +210,11 @@ class GenerateUKIs(Step):
             if config.kernel_modules_initrd and not image_is_initrd:
                 initrds.append(modules_initrd(context, kernel.version,
                                               context.workspace / f"kernel-modules-{kernel.version}.cpio"))
-                context.state["split_modules_initrd"] = str(initrds[-1])
+                context.state.split_modules_initrd = initrds[-1]
             # Without a UKI's .ucode section (Type 1 entries, grub), early microcode is the first initrd.
             initrds_of[kernel.version] = [microcode, *initrds] if microcode else initrds
-            context.state["split_kernel"] = str(kernel.image)
-            context.state["split_initrd"] = str(base_initrds[0])
+            context.state.split_kernel = kernel.image
+            context.state.split_initrd = base_initrds[0]
             if not use_ukis:
                 entry = systemd_boot.write_type1_entry(esp, token, kernel.version, kernel.image,
                                                        initrds_of[kernel.version], cmdline, title)
@@ -236,7 +236,7 @@ class GenerateUKIs(Step):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(output, target)
             esp_ukis[kernel.version] = str(target.relative_to(esp))
-        context.state["ukis"] = [str(u) for u in ukis]
+        context.state.ukis = ukis
         signing.secure_esp(context, esp)  # SecureBoot=, ShimBootloader=, SecureBootAutoEnroll=
         if bios_grub(context) or bootloader(context) in ("grub", "grub-signed"):
             write_grub_entries(context, esp, token, title, bios_command_line(context, cmdline), kernels, initrds_of,

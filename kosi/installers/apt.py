@@ -111,7 +111,7 @@ class Apt(PackageManager):
         path = context.pkgmngr / "etc/apt/sources.list.d/kosi-local.sources"
         if local_repository.has_packages(context.repository):
             local_repository.index(context.repository, context.tools)
-            context.state["apt-local-fingerprint"] = local_repository.fingerprint(context.repository)
+            context.state.installer.local_fingerprint = local_repository.fingerprint(context.repository)
             path.write_text(local_repository.sources_stanza(context.repository))
 
     @staticmethod
@@ -232,7 +232,7 @@ class Apt(PackageManager):
             cmd = ["env", f"LD_PRELOAD={EATMYDATA}", *cmd]
         result = run(cmd, sandbox=apt_sandbox(context, root, apivfs=apivfs, eatmydata=eatmydata), env=self.environment(context),
                      stdout=-1, stderr=-1 if quiet else None, tee_stderr=not quiet, check=False, input="")
-        timings = context.state.setdefault("apt-timings", {})
+        timings = context.state.installer.timings
         timings[what] = timings.get(what, 0.0) + time.monotonic() - start
         log.debug(f"{what}: {time.monotonic() - start:.1f}s")
         if log.DEBUG and result.stdout:
@@ -289,25 +289,25 @@ class Apt(PackageManager):
     # ---- metadata ----------------------------------------------------------------------
 
     def sync(self, context: "Context", force: bool = False) -> None:
-        if context.state.get("apt-synced") and not force:
+        if context.state.installer.synced and not force:
             return
         lists = self.cache_dir(context) / "lists"
         have_lists = any(p.name.endswith("Packages") or "_Packages" in p.name for p in lists.glob("*"))
         mode = str(context.config["CacheOnly"])
-        if mode in ("always", "metadata") or (mode == "auto" and context.state.get("cached")):
+        if mode in ("always", "metadata") or (mode == "auto" and context.state.cached):
             if not have_lists and mode in ("always", "metadata"):
                 raise KosiError(f"CacheOnly={mode}: no repository metadata in the package cache {lists.parent} "
                                 "(build once with CacheOnly=auto first)")
             if have_lists:
                 self._update_local_repository(context)
-                context.state["apt-synced"] = True
+                context.state.installer.synced = True
                 return
         self._check_keyrings(context)
         # The lists are shared by every build of this distribution, release and architecture:
         # a build with fewer components must not delete the lists another one uses (copies
         # into an image are filtered to the build's own repositories, see lists_in_use).
         self.apt_get(context, ["update", "--error-on=any", "-o", "APT::Get::List-Cleanup=0"], what="apt-get update")
-        context.state["apt-synced"] = True
+        context.state.installer.synced = True
 
     def _check_keyrings(self, context: "Context") -> None:
         dist = distribution(context.config)
@@ -326,12 +326,12 @@ class Apt(PackageManager):
             return
         fingerprint = local_repository.fingerprint(context.repository)
         source = context.pkgmngr / "etc/apt/sources.list.d/kosi-local.sources"
-        if fingerprint == context.state.get("apt-local-fingerprint") and source.exists() and context.state.get("apt-local-synced"):
+        if fingerprint == context.state.installer.local_fingerprint and source.exists() and context.state.installer.local_synced:
             return
         self._write_local_source(context)
         self.apt_get(context, ["update", "-o", f"Dir::Etc::SourceList={source}", "-o", "Dir::Etc::SourceParts=-",
                                "-o", "APT::Get::List-Cleanup=0"], what="apt-get update (local packages)")
-        context.state["apt-local-synced"] = True
+        context.state.installer.local_synced = True
 
     def latest_snapshot(self, config: Config) -> str:
         """The newest snapshot ID (YYYYMMDDTHHMMSSZ): the one the snapshot service (Mirror= when set)
@@ -369,7 +369,7 @@ class Apt(PackageManager):
         extra = ["--no-download"] if str(context.config["CacheOnly"]) == "always" else []
         with _services_disabled(root):
             output = self.apt_get(context, [*args, *extra], root=root, apivfs=apivfs, what="apt-get install")
-        context.state["apt-downloaded"] = context.state.get("apt-downloaded", 0) + output.count("\nGet:")
+        context.state.installer.downloaded += output.count("\nGet:")
 
     def bootstrap(self, context: "Context", root: Path, packages: Sequence[str]) -> None:
         """Install the essential set and `packages` into an empty root."""
@@ -388,7 +388,7 @@ class Apt(PackageManager):
         extra = ["--no-download"] if str(context.config["CacheOnly"]) == "always" else []
         output = self.apt_get(context, ["install", "--download-only", *extra, *base, *packages], root=root,
                               what="apt-get install")
-        context.state["apt-downloaded"] = context.state.get("apt-downloaded", 0) + output.count("\nGet:")
+        context.state.installer.downloaded += output.count("\nGet:")
 
         archives = self.cache_dir(context) / "archives"
         debs = [archives / deb_filename(name, version, arch) for name, version, arch in essential]
@@ -402,15 +402,15 @@ class Apt(PackageManager):
         reused = essential_cache.restore_or_build(
             context, self.cache_dir(context), root, key, lambda: self._install_essential(context, root, debs),
             sandbox=in_root(context, root, apivfs=False, network=False))
-        context.state["apt-essential-reused"] = reused
-        context.state.setdefault("apt-timings", {})["essential set"] = time.monotonic() - started
+        context.state.installer.essential_reused = reused
+        context.state.installer.timings["essential set"] = time.monotonic() - started
         # Everything else in one apt run, from the archives already downloaded.
         self._install_with_apt(context, root, ["install", *base, *packages], apivfs=True)
 
     def _install_essential(self, context: "Context", root: Path, debs: Sequence[Path]) -> None:
         started = time.monotonic()
         extract(context, debs, root)
-        context.state.setdefault("apt-timings", {})["extract (essential set)"] = time.monotonic() - started
+        context.state.installer.timings["extract (essential set)"] = time.monotonic() - started
         # Register and configure the essential set: dpkg runs maintainer scripts chrooted into
         # the root, which now has a shell. Dependencies among them are resolved by ordering
         # within this one dpkg run, hence --force-depends.
@@ -437,9 +437,9 @@ class Apt(PackageManager):
         root = context.root
         if not (root / "usr/bin/apt-get").exists():
             return
-        if context.state.get("apt-lists-copied"):
+        if context.state.installer.lists_copied:
             return  # once per build: every later install uses the same metadata
-        context.state["apt-lists-copied"] = True
+        context.state.installer.lists_copied = True
         lists = self.cache_dir(context) / "lists"
         target = root / "var/lib/apt/lists"
         (target / "partial").mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,7 @@ Minimize=guess
 def is_bootable(context: Context) -> bool:
     """Bootable=yes, or auto with a kernel found by the boot steps."""
     if context.config.bootable == Feature.auto:
-        return bool(context.state.get("kernels")) or bootable(context.config) and bool(context.state.get("ukis"))
+        return bool(context.state.kernels) or bootable(context.config) and bool(context.state.ukis)
     return context.config.bootable == Feature.enabled
 
 
@@ -128,7 +128,7 @@ def explain_failure(stderr: str, directories: list[Path]) -> str:
 def run_repart(context: Context, image: Path, *, split: bool = False,
                definitions: list[Path] | None = None) -> list[dict[str, Any]]:
     directories = definitions or default_or_configured_definitions(context)
-    context.state["repart_definitions"] = directories
+    context.state.repart_definitions = directories
     image.unlink(missing_ok=True)
     sandbox = tools_command(context.tools, [context.root, context.workspace, image.parent, *directories])
     result = run(repart_command(context, image, directories, split=split), sandbox=sandbox,
@@ -141,7 +141,7 @@ def run_repart(context: Context, image: Path, *, split: bool = False,
         table = json.loads(result.stdout or b"[]")
     except ValueError:
         raise KosiError("systemd-repart printed no partition table (is it older than v254?)") from None
-    context.state["partitions"] = table
+    context.state.partitions = table
     return table
 
 
@@ -194,14 +194,13 @@ def write_split_artifacts(context: Context, table: list[dict[str, Any]], wanted:
         target = staging / f"{name}.repart.d"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir()
-        for directory in context.state.get("repart_definitions", []):
+        for directory in context.state.repart_definitions:
             for conf in sorted(directory.glob("*.conf")):
                 shutil.copy2(conf, target / conf.name)
-    for kind, key in (("uki", "ukis"), ("kernel", "split_kernel"), ("initrd", "split_initrd"),
-                      ("kernel-modules-initrd", "split_modules_initrd")):
-        sources = context.state.get(key)
-        if kind in wanted and sources:
-            source = Path(sources[0] if isinstance(sources, list) else sources)
+    state = context.state
+    for kind, source in (("uki", state.ukis[0] if state.ukis else None), ("kernel", state.split_kernel),
+                         ("initrd", state.split_initrd), ("kernel-modules-initrd", state.split_modules_initrd)):
+        if kind in wanted and source:
             suffix = {"uki": "efi", "kernel": "vmlinuz", "initrd": "initrd",
                       "kernel-modules-initrd": "kernel-modules-initrd"}[kind]
             shutil.copy2(source, staging / f"{name}.{suffix}")

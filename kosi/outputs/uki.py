@@ -17,7 +17,7 @@ class UKIOutput(OutputFormat):
     format = "uki"
 
     def write(self) -> None:
-        ukis = self.context.state.get("ukis") or []
+        ukis = self.context.state.ukis
         if not ukis:
             raise KosiError("Format=uki: no unified kernel image was built (is a kernel installed in the image?)",
                             hint="add a kernel package, e.g. linux-image-amd64, to Packages=")

@@ -1,4 +1,5 @@
-"""What the build steps of one image share: its config, workspace and the directories in it."""
+"""What the build steps of one image share: its config, workspace, the directories in it, and
+the facts earlier steps hand to later ones (`BuildState`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,53 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kosi.config.cli_args import Args
 from kosi.config.model import Config
+
+
+@dataclass
+class InstallerState:
+    """What the package manager backend (apt, dnf, ...) remembers between its calls in one build."""
+
+    synced: bool = False  # repository metadata is up to date (synced at most once per build)
+    local_fingerprint: str | None = None  # contents of the local repository when it was indexed
+    local_synced: bool = False  # the local repository's metadata was synced
+    lists_copied: bool = False  # the synced metadata was copied into the image
+    downloaded: int = 0  # packages fetched from the network in this build
+    essential_reused: bool | None = None  # the cached essential set was reused (None: not bootstrapped)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, for --debug and benchmarks
+
+
+@dataclass
+class BuildState:
+    """Facts a step hands to later steps of the same build. Every field has one writer
+    (named in its comment); readers treat the default as "that step did not run"."""
+
+    #: the Incremental= cached image is used for this build (runner; $CACHED for scripts)
+    cached: bool = False
+    #: key of the Incremental= cache this build reads or writes (runner), None without Incremental=
+    cache_key: str | None = None
+    #: build scripts run now, so $BUILDROOT is the build overlay (scripts.PrepareBuild/BuildScripts)
+    build_phase: bool = False
+    #: the throwaway copy of the root holding BuildPackages= (packages.InstallBuildPackages)
+    build_root: Path | None = None
+    #: the package manager backend, once looked up (packages.package_manager); a
+    #: kosi.installers.base.PackageManager, typed Any so this module imports no installer
+    package_manager: Any = None
+    package_manager_known: bool = False
+    installer: InstallerState = field(default_factory=InstallerState)
+    #: kernel versions installed in the image (boot.InstallBootloader / KernelModules)
+    kernels: list[str] = field(default_factory=list)
+    #: the UKIs built for the image (boot.GenerateUKIs)
+    ukis: list[Path] = field(default_factory=list)
+    #: split artifacts of a Type 1 / split-UKI build (boot.GenerateUKIs)
+    split_kernel: Path | None = None
+    split_initrd: Path | None = None
+    split_modules_initrd: Path | None = None
+    #: the repart.d directories systemd-repart used (outputs.disk.run_repart)
+    repart_definitions: list[Path] = field(default_factory=list)
+    #: systemd-repart's JSON partition table of the written image (outputs.disk.run_repart)
+    partitions: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -22,9 +69,8 @@ class Context:
     workspace: Path
     package_cache: Path  # the package manager's download cache (PackageCacheDirectory=)
     tools: Path | None = None  # root of the tools tree, None to use the host's /usr
-    args: Any = None  # the parsed command line (kosi.config.cli_args.Args)
-    #: free-form facts steps hand to later steps (e.g. "cached": True, "kernels": [...])
-    state: dict[str, Any] = field(default_factory=dict)
+    args: Args = field(default_factory=Args)  # the parsed command line
+    state: BuildState = field(default_factory=BuildState)
 
     @property
     def root(self) -> Path:

@@ -18,8 +18,8 @@ from kosi.pipeline.step import Step
 
 def package_manager(context: Context) -> Any:
     """The installer backend for this image's distribution, or None (Distribution=custom)."""
-    if "package_manager" in context.state:
-        return context.state["package_manager"]
+    if context.state.package_manager_known:
+        return context.state.package_manager
     manager = None
     if context.config.distribution != "custom":
         try:
@@ -28,7 +28,8 @@ def package_manager(context: Context) -> Any:
             lookup = None
         if lookup is not None:
             manager = lookup(context)
-    context.state["package_manager"] = manager
+    context.state.package_manager = manager
+    context.state.package_manager_known = True
     return manager
 
 
@@ -73,7 +74,7 @@ class SyncMetadata(Step):
         cache_only = context.config.cache_only
         if cache_only in ("always", "metadata"):
             return  # CacheOnly= forbids refreshing the metadata
-        if cache_only == "auto" and context.state.get("cached"):
+        if cache_only == "auto" and context.state.cached:
             return  # the cached image already has its packages
         manager.sync(context)
 
@@ -140,7 +141,7 @@ class InstallBuildPackages(Step):
     def run(self, context):
         target = build_root(context)
         copy_tree(context.root, target)
-        context.state["build_root"] = target
+        context.state.build_root = target
         packages = context.config.build_packages
         if packages:
             package_manager(context).install(context, packages, root=target)
@@ -180,4 +181,4 @@ def discard_build_root(context: Context) -> None:
     target = build_root(context)
     if target.is_dir():
         shutil.rmtree(target)
-    context.state.pop("build_root", None)
+    context.state.build_root = None

@@ -132,6 +132,7 @@ def plan(context: Context, steps: Sequence[Step]) -> list[tuple[str, str | None]
         invalid = cache.why_invalid(location, cache.input_digests(cache_inputs(context, steps)))
         reuse_reason = None if invalid is None else invalid
     out: list[tuple[str, str | None]] = []
+    ended_by: str | None = None
     for i, step in enumerate(steps):
         if span and isinstance(step, ReuseCache):
             out.append((step.name, "Incremental=no" if mode == "no" else reuse_reason))
@@ -142,8 +143,13 @@ def plan(context: Context, steps: Sequence[Step]) -> list[tuple[str, str | None]
                 out.append((step.name, "cached image is current" if reuse_reason is None else None))
         elif span and mode != "no" and reuse_reason is None and span[0] < i < span[1]:
             out.append((step.name, "part of the cached image"))
+        elif ended_by is not None:
+            out.append((step.name, ended_by))
         else:
-            out.append((step.name, step.skip(context)))
+            reason = step.skip(context)
+            out.append((step.name, reason))
+            if reason is None and step.ends_build:
+                ended_by = step.ends_build
     return out
 
 
@@ -154,40 +160,43 @@ class Runner:
         #: called with (context, step, exception) when a step fails, e.g. for --debug-shell
         self.on_failure = on_failure
         self.records: list[StepRecord] = []
+        self.cache_digests: dict[str, str] = {}
+        self.cache_location: cache.CacheLocation | None = None
+        self.ended_by: str | None = None  # a step that ends the build ran (Step.ends_build)
 
     def prepare_cache(self, context: Context) -> None:
         """Decide before any step runs whether the cached image is used (scripts see $CACHED)."""
         mode = incremental_mode(context)
-        context.state.setdefault("cached", False)
         if mode == "no" or not cached_span(self.steps):
             return
         location = cache.cache_location(context)
-        if getattr(context.args, "force", 0) >= 2 and location.exists():
+        if context.args.force >= 2 and location.exists():
             log.info(f"dropping cached image {location.root} (-ff)")
             location.remove()
         digests = cache.input_digests(cache_inputs(context, self.steps))
-        context.state["cache_key"] = cache.key_of(digests)
-        context.state["cache_digests"] = digests
-        context.state["cache_location"] = location
+        context.state.cache_key = cache.key_of(digests)
+        self.cache_digests = digests
+        self.cache_location = location
         reason = cache.why_invalid(location, digests)
         if reason is None:
-            context.state["cached"] = True
+            context.state.cached = True
             return
         if mode == "strict":
             raise KosiError(f"Incremental=strict: no usable cached image for '{context.config.image}' ({reason})",
                             hint="build once with Incremental=yes, or drop the cache with -ff")
         if reason == "no cached image yet":
-            log.info(f"no cached image yet (key {context.state['cache_key']})")
+            log.info(f"no cached image yet (key {context.state.cache_key})")
         else:
             log.info(f"cache invalid: {reason}")
 
     def run(self, context: Context) -> list[StepRecord]:
         self.records = []
+        self.ended_by = None
         span = cached_span(self.steps)
         progress = Progress(self.stream)
         try:
             self.prepare_cache(context)
-            cached = context.state.get("cached", False)
+            cached = context.state.cached
             total = len(self.steps)
             for index, step in enumerate(self.steps, start=1):
                 reason = self.skip_reason(context, step, index - 1, span, cached)
@@ -208,6 +217,8 @@ class Runner:
                 elapsed = time.monotonic() - started
                 progress.finish(f"‣ [{index}/{total}] {step.name} ({elapsed:.1f}s)")
                 self.records.append(StepRecord(step.name, "done", elapsed))
+                if step.ends_build:
+                    self.ended_by = step.ends_build
         finally:
             if self.records:
                 print(format_table(self.records, f"Build steps of '{context.config.image}'"), file=self.stream, flush=True)
@@ -225,23 +236,25 @@ class Runner:
             return "cached image is current" if cached else None
         if span and cached and span[0] < i < span[1]:
             return "part of the cached image"
-        if context.state.get("done_reason"):
-            return context.state["done_reason"]
+        if self.ended_by is not None:
+            return self.ended_by
         return step.skip(context)
 
     def run_step(self, context: Context, step: Step, cached: bool) -> None:
         if isinstance(step, ReuseCache):
-            location = context.state["cache_location"]
-            log.info(f"reusing cached image (key {context.state['cache_key']})")
+            location = self.cache_location
+            assert location is not None
+            log.info(f"reusing cached image (key {context.state.cache_key})")
             build_root = context.workspace / "build-root"
             cache.restore(location, context, build_root)
             if build_root.is_dir():  # the build overlay was cached too; build scripts run on it
-                context.state["build_root"] = build_root
+                context.state.build_root = build_root
             return
         if isinstance(step, SaveCache):
-            location = context.state["cache_location"]
+            location = self.cache_location
+            assert location is not None
             build_root = context.workspace / "build-root"
-            cache.save(location, context, context.state["cache_digests"], build_root if build_root.is_dir() else None)
-            log.info(f"cached image (key {context.state['cache_key']}) in {location.root}")
+            cache.save(location, context, self.cache_digests, build_root if build_root.is_dir() else None)
+            log.info(f"cached image (key {context.state.cache_key}) in {location.root}")
             return
         step.run(context)

@@ -47,11 +47,11 @@ class PrepareBuild(ScriptStep):
         return super().skip(context)
 
     def run(self, context):
-        context.state["build_phase"] = True
+        context.state.build_phase = True
         try:
             run_scripts(context, "prepare", ["build"])
         finally:
-            context.state["build_phase"] = False
+            context.state.build_phase = False
 
 
 class BuildScripts(ScriptStep):
@@ -64,12 +64,12 @@ class BuildScripts(ScriptStep):
     def run(self, context):
         destdir = context.workspace / "destdir"
         destdir.mkdir(exist_ok=True)
-        context.state["build_phase"] = True
+        context.state.build_phase = True
         try:
             run_scripts(context, "build", list(context.config.arguments),
                         network=context.config.with_network)
         finally:
-            context.state["build_phase"] = False
+            context.state.build_phase = False
             discard_build_root(context)
 
 
@@ -83,8 +83,10 @@ class FinalizeNoneFormat(Step):
 
         return None if output_format(context.config) == "none" else "Format= is not none"
 
+    ends_build = "Format=none"
+
     def run(self, context):
-        context.state["done_reason"] = "Format=none"
+        pass  # the runner skips every later step (ends_build)
 
 
 class CopyBuildOutputs(Step):

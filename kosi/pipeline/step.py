@@ -23,6 +23,8 @@ class Step:
     """
 
     name: str = ""
+    #: when set, running this step ends the build: every later step is skipped with this reason
+    ends_build: str | None = None
 
     def skip(self, context: "Context") -> str | None:
         return None

@@ -166,7 +166,7 @@ def script_values(context: Context, kind: str, script: Path | None, srcdir: Path
     config = context.config
     arch = str(config["Architecture"])
     ws = context.workspace
-    build_root = context.state.get("build_root") if kind in ("prepare", "build") and context.state.get("build_phase") else None
+    build_root = context.state.build_root if kind in ("prepare", "build") and context.state.build_phase else None
     builddir = build_directory(context) if kind in VARIABLES["BUILDDIR"] else None
     config_file = ws / "config.json"
     if kind != "configure" and not config_file.exists():
@@ -177,7 +177,7 @@ def script_values(context: Context, kind: str, script: Path | None, srcdir: Path
         "ARTIFACTDIR": str(context.artifacts),
         "BUILDDIR": str(builddir) if builddir else None,
         "BUILDROOT": str(build_root or context.root),
-        "CACHED": "1" if context.state.get("cached") else "0",
+        "CACHED": "1" if context.state.cached else "0",
         "CHROOT_BUILDDIR": CHROOT_PATHS["BUILDDIR"] if builddir else None,
         "CHROOT_DESTDIR": CHROOT_PATHS["DESTDIR"],
         "CHROOT_OUTPUTDIR": CHROOT_PATHS["OUTPUTDIR"],

@@ -43,7 +43,7 @@ def workspace_parent(config: Config) -> Path:
 def debug_shell(context: Context, step, error: BaseException) -> None:
     """--debug-shell: a shell in the image where the build failed."""
     log.error(f"step '{step.name}' failed: {error}; opening a shell in the image (exit to continue)")
-    root = context.state.get("build_root") or context.root
+    root = context.state.build_root or context.root
     env = dict(os.environ, BUILDROOT=str(root))
     from kosi.scripts.chroot import main as chroot
 

@@ -108,7 +108,7 @@ def test_grub_signed_prefers_the_signed_kernel_to_a_local_uki(tmp_path):
     context = boot_from(tmp_path, "Bootloader=grub-signed\n")
     config = (context.root / "boot/grub/grub.cfg").read_text()
     assert f"linux /{TOKEN}/{KVER}/linux " in config and "chainloader" not in config
-    assert context.state["ukis"] == []
+    assert context.state.ukis == []
 
 
 def test_grub_skips_neither_step(tmp_path):

@@ -210,7 +210,7 @@ def test_signed_boot_loader_takes_prebuilt_ukis_or_type1_entries(tmp_path):
 
     context = signed_boot(tmp_path / "auto", "")
     assert (context.root / "boot/loader/entries" / f"{TOKEN}-{KVER}.conf").exists()
-    assert context.state["ukis"] == []
+    assert context.state.ukis == []
     with pytest.raises(KosiError, match=f"no signed UKI for kernel {KVER}"):
         signed_boot(tmp_path / "signed", "UnifiedKernelImages=signed\n")
     context = signed_boot(tmp_path / "prebuilt", "UnifiedKernelImages=signed\n", prebuilt=True)

@@ -87,8 +87,8 @@ def test_type1_entry_with_configured_initrds(tmp_path):
     assert f"linux /{token}/{KVER}/linux" in entry and f"initrd /{token}/{KVER}/initrd\n" in entry
     assert "initrd1" not in entry and "options console=ttyS0 console=tty0 rw quiet" in entry
     assert (context.root / "boot" / token / KVER / "initrd").read_bytes() == b"initrd"
-    assert context.state["ukis"] == [] and context.state["split_initrd"] == str(tmp_path / "my.initrd")
-    assert "split_modules_initrd" not in context.state
+    assert context.state.ukis == [] and context.state.split_initrd == tmp_path / "my.initrd"
+    assert context.state.split_modules_initrd is None
 
 
 def test_bios_grub_without_efi_loader_gets_kernel_files(tmp_path):

@@ -70,7 +70,7 @@ def test_minimal_trixie_root(bootstrapped):
     # libeatmydata was preloaded from the sandbox's /run only: nothing of it is in the image.
     assert not any((root / "run").iterdir())
     assert "eatmydata" not in (root / "etc/ld.so.preload").read_text() if (root / "etc/ld.so.preload").exists() else True
-    assert {"apt-get update", "dpkg (essential set)", "extract (essential set)"} <= set(bootstrapped.state["apt-timings"])
+    assert {"apt-get update", "dpkg (essential set)", "extract (essential set)"} <= set(bootstrapped.state.installer.timings)
 
 
 def test_package_manager_sandbox_hides_the_host(bootstrapped, tmp_path):
@@ -138,21 +138,21 @@ def test_second_bootstrap_downloads_nothing(bootstrapped, tmp_path):
     pm.sync(context)
     other_root = tmp_path / "other-root"
     pm.install(context, [], root=other_root)
-    assert context.state["apt-downloaded"] == 0
+    assert context.state.installer.downloaded == 0
     assert {p.name: p.stat().st_mtime_ns for p in archives.glob("*.deb")} == before
     assert "trixie" in (other_root / "usr/lib/os-release").read_text()
 
 
 def test_warm_bootstrap_reuses_the_configured_essential_set(bootstrapped, tmp_path):
     """Same packages, options and starting root: the cached essential tree replaces extract + dpkg."""
-    assert bootstrapped.state["apt-essential-reused"] is False
+    assert bootstrapped.state.installer.essential_reused is False
     context = new_context(tmp_path, bootstrapped.package_cache, "warm", WithDocs=False, CacheOnly="metadata")
     pm = package_manager(context)
     pm.setup(context)
     pm.sync(context)
     pm.install(context, [])
-    assert context.state["apt-essential-reused"] is True
-    assert "dpkg (essential set)" not in context.state["apt-timings"]
+    assert context.state.installer.essential_reused is True
+    assert "dpkg (essential set)" not in context.state.installer.timings
     status = chroot_query(context.root, "dpkg-query", "-W", "-f", "${db:Status-Abbrev}\n")
     assert set(status.split()) == {"ii"}
     assert chroot_query(context.root, "stat", "-c", "%U:%G", "/etc/shadow").strip() == "root:shadow"
@@ -163,7 +163,7 @@ def test_warm_bootstrap_reuses_the_configured_essential_set(bootstrapped, tmp_pa
     pm.setup(other)
     pm.sync(other)
     pm.install(other, [])
-    assert other.state["apt-essential-reused"] is False
+    assert other.state.installer.essential_reused is False
     assert (other.root / "etc/skeleton-file").read_text() == "from the skeleton\n"
 
 

@@ -44,7 +44,7 @@ def test_default_definitions_follow_bootable_and_bios(tmp_path):
     # Bootable=auto: the ESP only when the boot steps found a kernel
     auto = context(tmp_path)
     assert sorted(p.name for p in disk.default_or_configured_definitions(auto)[0].iterdir()) == ["10-root.conf"]
-    auto.state["kernels"] = ["6.12.0-1-amd64"]
+    auto.state.kernels = ["6.12.0-1-amd64"]
     assert "00-esp.conf" in [p.name for p in disk.default_or_configured_definitions(auto)[0].iterdir()]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import subprocess
 import tarfile
-import types
 from pathlib import Path
 
 import pytest
@@ -76,8 +75,9 @@ def config(directory: Path, tmp_path: Path, **values) -> Config:
 
 
 def args(**kw):
-    return types.SimpleNamespace(force=kw.get("force", 0), debug_workspace=False, debug_shell=False, auto_bump=False,
-                                 wipe_build_dir=False)
+    from kosi.config.cli_args import Args
+
+    return Args(force=kw.get("force", 0))
 
 
 def read_env(path: Path) -> dict[str, str]:

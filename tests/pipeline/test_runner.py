@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import io
-import types
-
 import pytest
 
+from kosi.config.cli_args import Args
 from kosi.config.model import Config
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
@@ -28,7 +27,14 @@ class Write(Step):
         target = context.root / self.path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(self.text)
-        context.state.setdefault("ran", []).append(self.name)
+        RAN.setdefault(id(context), []).append(self.name)
+
+
+RAN: dict[int, list[str]] = {}  # names of the steps each context ran
+
+
+def ran(context):
+    return RAN.get(id(context), [])
 
 
 class Fail(Step):
@@ -43,7 +49,7 @@ def make_context(tmp_path, **values):
     config = Config(values, directory=tmp_path)
     ws = tmp_path / "ws"
     (ws / "root").mkdir(parents=True)
-    return Context(config=config, workspace=ws, package_cache=tmp_path / "pkg", args=types.SimpleNamespace(force=0))
+    return Context(config=config, workspace=ws, package_cache=tmp_path / "pkg", args=Args())
 
 
 def flow(packages="a b"):
@@ -61,7 +67,7 @@ def test_runs_in_order_and_prints_table_with_skip_reason(tmp_path):
     ctx = make_context(tmp_path)
     out = io.StringIO()
     records = Runner(flow(), stream=out).run(ctx)
-    assert ctx.state["ran"] == ["base", "install", "extra"]
+    assert ran(ctx) == ["base", "install", "extra"]
     assert [r.status for r in records] == ["done", "skipped", "done", "skipped", "skipped", "done"]
     text = out.getvalue()
     assert "skipped: WithDocs=no" in text
@@ -75,28 +81,28 @@ def test_table_printed_when_a_step_fails(tmp_path):
     with pytest.raises(KosiError):
         Runner([Write("one", "x", "1"), Fail(), Write("never", "y", "1")], stream=out).run(ctx)
     assert "fails" in out.getvalue() and "FAILED" in out.getvalue()
-    assert "never" not in ctx.state["ran"]
+    assert "never" not in ran(ctx)
 
 
 def test_incremental_reuse_and_invalidation(tmp_path, capsys):
     ctx = make_context(tmp_path, Incremental="yes")
     Runner(flow(), stream=io.StringIO()).run(ctx)
     assert "no cached image yet" in capsys.readouterr().err
-    assert ctx.state["cached"] is False
+    assert ctx.state.cached is False
 
     ctx2 = make_context(tmp_path / "second", Incremental="yes", CacheDirectory=tmp_path / "cache")
     Runner(flow(), stream=io.StringIO()).run(ctx2)
     err = capsys.readouterr().err
-    assert f"reusing cached image (key {ctx.state['cache_key']})" in err
-    assert ctx2.state["ran"] == ["base", "extra"]  # install came from the cache
+    assert f"reusing cached image (key {ctx.state.cache_key})" in err
+    assert ran(ctx2) == ["base", "extra"]  # install came from the cache
     assert (ctx2.root / "usr/pkgs").read_text() == "a b"
 
     ctx3 = make_context(tmp_path / "third", Incremental="yes", CacheDirectory=tmp_path / "cache")
     assert [r for n, r in plan(ctx3, flow("a b c")) if n == "install"] == [None]
     Runner(flow("a b c"), stream=io.StringIO()).run(ctx3)
     assert "cache invalid: Packages= changed" in capsys.readouterr().err
-    assert ctx3.state["cache_key"] != ctx.state["cache_key"]
-    assert "install" in ctx3.state["ran"]
+    assert ctx3.state.cache_key != ctx.state.cache_key
+    assert "install" in ran(ctx3)
 
 
 def test_strict_fails_without_cache_and_ff_drops_it(tmp_path, capsys):
@@ -108,7 +114,7 @@ def test_strict_fails_without_cache_and_ff_drops_it(tmp_path, capsys):
     ctx = make_context(tmp_path / "c", Incremental="yes", CacheDirectory=tmp_path / "cache")
     ctx.args.force = 2
     Runner(flow(), stream=io.StringIO()).run(ctx)
-    assert "install" in ctx.state["ran"]
+    assert "install" in ran(ctx)
     assert "dropping cached image" in capsys.readouterr().err
 
 

@@ -7,11 +7,11 @@ import os
 import shutil
 import subprocess
 import time
-import types
 from pathlib import Path
 
 import pytest
 
+from kosi.config.cli_args import Args
 from kosi.config.model import Config
 from kosi.pipeline import setup, tools
 from kosi.pipeline.context import Context
@@ -32,7 +32,7 @@ def make_context(tmp_path: Path, tools_tree: Path | None = None, **values) -> Co
     (root / "usr/sbin").mkdir(parents=True)
     (root / "etc").mkdir()
     return Context(config=Config(values, directory=tmp_path), workspace=ws, package_cache=tmp_path / "pkg",
-                   tools=tools_tree, args=types.SimpleNamespace(force=0))
+                   tools=tools_tree, args=Args(force=0))
 
 
 def write(path: Path, text: str) -> Path:

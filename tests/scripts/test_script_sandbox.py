@@ -59,7 +59,7 @@ echo built > "$SRCDIR/built-file"
 pwd > "$DESTDIR/cwd"
 touch "$BUILDROOT/from-build-script"
 """)
-    context.state["build_phase"] = False
+    context.state.build_phase = False
     assert run_scripts(context, "build") == 1
     destdir = context.workspace / "destdir"
     assert (destdir / "interfaces").read_text().split() == ["lo"]
