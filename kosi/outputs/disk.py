@@ -24,9 +24,10 @@ from kosi.errors import KosiError
 from kosi.outputs.base import OutputFormat
 from kosi.outputs.compression import compress_level, compression_for
 from kosi.outputs.naming import base_name
+from kosi.outputs.repart_secrets import check_signature_partition, repart_secrets
 from kosi.pipeline.context import Context
 from kosi.sandbox import run
-from kosi.tools_tree import bootable, tools_command
+from kosi.tools_tree import bootable
 
 ESP_DEFINITION = """[Partition]
 Type=esp
@@ -82,10 +83,12 @@ def default_or_configured_definitions(context: Context) -> list[Path]:
     return [directory]
 
 
-def repart_command(context: Context, image: Path, directories: list[Path], *, split: bool) -> list[str]:
+def repart_command(context: Context, image: Path, directories: list[Path], *, split: bool,
+                   extra: list[str] | None = None) -> list[str]:
     cmd = ["systemd-repart", "--empty=create", "--size=auto", "--dry-run=no", "--offline=yes", "--no-pager",
            f"--root={context.root}", f"--seed={context.config.seed or 'random'}", "--json=pretty"]
     cmd += [f"--definitions={d}" for d in directories]
+    cmd += extra or []
     if context.config.sector_size is not None:
         cmd.append(f"--sector-size={context.config.sector_size}")
     if split:
@@ -130,9 +133,11 @@ def run_repart(context: Context, image: Path, *, split: bool = False,
     directories = definitions or default_or_configured_definitions(context)
     context.state.repart_definitions = directories
     image.unlink(missing_ok=True)
-    sandbox = tools_command(context.tools, [context.root, context.workspace, image.parent, *directories])
-    result = run(repart_command(context, image, directories, split=split), sandbox=sandbox,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False, cwd=image.parent)
+    secrets = repart_secrets(context.config, directories)
+    sandbox = repart_sandbox(context, [context.root, context.workspace, image.parent, *directories], secrets.files)
+    command = repart_command(context, image, directories, split=split, extra=secrets.arguments)
+    result = run(command, sandbox=sandbox, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+                 cwd=image.parent)
     stderr = (result.stderr or b"").decode(errors="replace")
     if result.returncode != 0:
         log.debug(stderr)
@@ -141,8 +146,23 @@ def run_repart(context: Context, image: Path, *, split: bool = False,
         table = json.loads(result.stdout or b"[]")
     except ValueError:
         raise KosiError("systemd-repart printed no partition table (is it older than v254?)") from None
+    check_signature_partition(context.config, table)
     context.state.partitions = table
     return table
+
+
+def repart_sandbox(context: Context, directories: list[Path], files: list[Path]) -> list[str]:
+    """repart's sandbox: the tools tree with `directories` writable and each of `files` (keys,
+    the passphrase) bound read-only on its own, so nothing else next to them becomes visible."""
+    if context.tools is None:
+        return []
+    from kosi.sandbox import Mount, sandbox_command
+
+    directories = sorted(set(directories))
+    outermost = [d for d in directories if not any(o != d and o in d.parents for o in directories)]
+    mounts = [Mount(d, str(d)) for d in outermost]
+    mounts += [Mount(f, str(f), "ro-bind") for f in files if not any(d in f.parents for d in outermost)]
+    return sandbox_command(tools=context.tools, mounts=mounts)
 
 
 class DiskOutput(OutputFormat):
