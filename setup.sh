@@ -9,6 +9,7 @@ packages=(
     dosfstools mtools e2fsprogs squashfs-tools erofs-utils fdisk kmod
     mmdebstrap busybox-static strace zsh fish groff-base man-db udev
     device-tree-compiler
+    pacman-package-manager archlinux-keyring makepkg libarchive-tools
 )
 
 sudo=""

@@ -44,6 +44,11 @@ PACKAGES: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 PACKAGES["ubuntu"] = PACKAGES["kali"] = PACKAGES["debian"]
+#: what the package-manager profile of a Debian tree adds for images of other package managers
+FOREIGN_PACKAGE_MANAGERS: dict[str, tuple[str, ...]] = {
+    "pacman": ("pacman-package-manager", "archlinux-keyring", "libarchive-tools"),
+    "zypper": ("zypper", "rpm", "createrepo-c"),
+}
 
 #: release of the default tools tree unless ToolsTreeRelease= says otherwise: new enough
 #: for systemd-repart/ukify (>= 257), whatever the host runs
@@ -138,6 +143,11 @@ def tools_config(project: Project, verb: str) -> Config:
     if host_distribution == "ubuntu":  # kosi's default tree for Ubuntu hosts is Debian's, as mkosi's
         host_distribution = "debian"
     distribution = str(_explicit(base, "Distribution") or host_distribution)
+    fallback = distribution not in PACKAGES and not _explicit(main, "ToolsTreeDistribution")
+    if fallback:
+        # kosi builds Debian tools trees only; their package-manager profile carries pacman, zypper, ...
+        log.debug(f"tools tree: Debian's (kosi builds no {distribution} tools tree)")
+        distribution = "debian"
     if distribution not in PACKAGES:
         raise KosiError(f"ToolsTreeDistribution={distribution}: kosi has no default tools tree for it",
                         hint="use debian, or point ToolsTree= at a tree you built")
@@ -145,12 +155,16 @@ def tools_config(project: Project, verb: str) -> Config:
     packages: list[str] = list(PACKAGES[distribution]["base"])
     for profile in profiles:
         packages += PACKAGES[distribution].get(profile, ())
+    if "package-manager" in profiles and distribution in ("debian", "ubuntu", "kali"):
+        from kosi.distributions import get
+
+        packages += FOREIGN_PACKAGE_MANAGERS.get(get(main.distribution).package_manager or "", ())
     packages += main.tools_tree_packages
     values = dict(base.values)
     values.update({
         "Distribution": distribution,
         # The host's release is usually what is too old; the default tree is the newest stable.
-        "Release": _explicit(base, "Release") or _explicit(main, "ToolsTreeRelease")
+        "Release": (None if fallback else _explicit(base, "Release")) or _explicit(main, "ToolsTreeRelease")
         or DEFAULT_RELEASES.get(distribution, "trixie"),
         "Format": "directory",
         "Packages": list(dict.fromkeys([*(values.get("Packages") or []), *packages])),

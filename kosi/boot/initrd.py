@@ -25,11 +25,19 @@ from kosi.tools_tree import cache_root, tools_command
 PACKAGES = {
     "apt": ["systemd", "udev", "kmod", "util-linux", "mount", "e2fsprogs", "dmsetup", "libcryptsetup12",
             "systemd-cryptsetup"],
+    "pacman": ["systemd", "util-linux", "kmod", "e2fsprogs", "dosfstools", "btrfs-progs", "xfsprogs", "cryptsetup",
+               "device-mapper"],
+    "zypper": ["systemd", "udev", "util-linux", "kmod", "e2fsprogs", "dosfstools", "btrfsprogs", "xfsprogs",
+               "cryptsetup", "device-mapper"],
 }
 #: InitrdProfiles= (manual: network, lvm, raid, ...) -> extra packages
 PROFILE_PACKAGES = {
     "apt": {"lvm": ["lvm2"], "network": ["systemd-resolved", "iproute2"], "raid": ["mdadm"],
             "nfs": ["nfs-common"], "pkcs11": ["opensc"], "plymouth": ["plymouth"]},
+    "pacman": {"lvm": ["lvm2"], "network": ["iproute2"], "raid": ["mdadm"], "nfs": ["nfs-utils"],
+               "pkcs11": ["opensc"], "plymouth": ["plymouth"]},
+    "zypper": {"lvm": ["lvm2"], "network": ["iproute2"], "raid": ["mdadm"], "nfs": ["nfs-client"],
+               "pkcs11": ["opensc"], "plymouth": ["plymouth"]},
 }
 #: large parts of the packages that an initrd never uses
 PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "usr/share/zoneinfo",
@@ -37,7 +45,10 @@ PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info",
 
 
 def initrd_config(main: Config) -> Config:
-    manager = "apt"
+    from kosi.distributions import get
+
+    manager = get(main.distribution).package_manager or "apt"
+    manager = manager if manager in PACKAGES else "apt"
     packages = list(PACKAGES[manager])
     for profile in main.initrd_profiles:
         packages += PROFILE_PACKAGES[manager].get(profile, [])

@@ -46,7 +46,7 @@ def register(cls: type[Distribution]) -> type[Distribution]:
 
 def get(name: str) -> type[Distribution]:
     # Modules with behaviour register themselves on import.
-    for module in ("debian",):
+    for module in ("debian", "arch"):
         try:
             __import__(f"kosi.distributions.{module}")
         except ModuleNotFoundError as e:

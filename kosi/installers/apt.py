@@ -37,6 +37,7 @@ from kosi.installers import apt_keys, apt_sources, essential_cache
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import EATMYDATA, eatmydata_library, in_root
 from kosi.installers.base import PackageManager
+from kosi.installers.base import environment as common_environment
 from kosi.config.values import Feature
 from kosi.sandbox import Mount, last_error_line, run
 
@@ -63,6 +64,9 @@ def distribution(config: Config) -> type[Debian]:
 
 class Apt(PackageManager):
     name = "apt"
+
+    def sources(self, config: Config) -> list[str]:
+        return [f"{r.name}: {r.uri} {r.suite} {' '.join(r.components)}" for r in distribution(config).repositories(config)]
 
     # ---- paths -------------------------------------------------------------------------
 
@@ -181,25 +185,15 @@ class Apt(PackageManager):
     # ---- running apt and dpkg ----------------------------------------------------------
 
     def environment(self, context: "Context") -> dict[str, str]:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        env = common_environment(context)
+        # the Environment= settings (last in the common ones) win over apt's own variables
+        return {
             "APT_CONFIG": str(self.apt_config(context)),
             "DEBIAN_FRONTEND": "noninteractive",
             "DEBCONF_NONINTERACTIVE_SEEN": "true",
-            "LC_ALL": "C.UTF-8",
-            "HOME": "/",  # debconf reads ~/.debconfrc; the caller's home is not in the sandbox
             "INITRD": "No",  # kernel packages: the initrd is built by kosi, not by package scripts
-            "KERNEL_INSTALL_BYPASS": "1",
+            **env,
         }
-        epoch = context.config["SourceDateEpoch"] or os.environ.get("SOURCE_DATE_EPOCH")
-        if epoch is not None:
-            env["SOURCE_DATE_EPOCH"] = str(epoch)
-        proxy = context.config["ProxyUrl"]
-        if proxy:
-            for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-                env[name] = str(proxy)
-        env.update(_environment_setting(context.config))
-        return env
 
     def root_options(self, context: "Context", root: Path) -> list[str]:
         """apt options that point it at one image root's package database."""
@@ -619,13 +613,6 @@ class _services_disabled:
     def __exit__(self, *exc):
         if self.created:
             self.path.unlink(missing_ok=True)
-
-
-def _environment_setting(config: Config) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for assignments in config["Environment"] or ():
-        env.update({str(k): str(v) for k, v in assignments.items()})
-    return env
 
 
 def _has_content(path: Path) -> bool:

@@ -63,8 +63,36 @@ class PackageManager:
         """Commands acting on the image, by the name scripts call them with."""
         raise NotImplementedError
 
+    def sources(self, config) -> list[str]:
+        """Where packages come from, one line per repository (for `kosi plan`)."""
+        return []
+
     def latest_snapshot(self, context_or_config) -> str:
         raise KosiError(f"{self.name} has no snapshot support")
+
+
+def environment(context: "Context") -> dict[str, str]:
+    """What every package manager runs with: the locale, the build's SOURCE_DATE_EPOCH and
+    proxy, no kernel-install from package scripts, and Environment= on top."""
+    import os
+
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "LC_ALL": "C.UTF-8",
+        "HOME": "/",  # the caller's home is not in the sandbox
+        "KERNEL_INSTALL_BYPASS": "1",
+    }
+    config = context.config
+    epoch = config["SourceDateEpoch"] or os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None:
+        env["SOURCE_DATE_EPOCH"] = str(epoch)
+    proxy = config["ProxyUrl"]
+    if proxy:
+        for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+            env[name] = str(proxy)
+    for assignments in config["Environment"] or ():
+        env.update({str(k): str(v) for k, v in assignments.items()})
+    return env
 
 
 def package_manager(context: "Context") -> PackageManager:
@@ -81,5 +109,9 @@ def package_manager_for(config) -> PackageManager:
         from kosi.installers.apt import Apt
 
         return Apt()
+    if distribution.package_manager == "pacman":
+        from kosi.installers.pacman import Pacman
+
+        return Pacman()
     raise KosiError(f"Distribution={distribution.name} is not supported yet (its package manager "
                     f"{distribution.package_manager or 'none'} has no kosi backend)")

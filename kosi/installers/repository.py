@@ -12,19 +12,21 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from kosi.errors import KosiError
 from kosi.sandbox import Mount, run, sandbox_command
 
 
-def populate(repository: Path, directories: Iterable[Path]) -> None:
-    """Copy (hard-link where possible) the .deb files of `directories` into the repository."""
+def populate(repository: Path, directories: Iterable[Path], match: Callable[[Path], bool] | None = None) -> None:
+    """Copy (hard-link where possible) the .deb files (or the files `match` picks: .rpm, .pkg.tar.zst)
+    of `directories` into the repository."""
     repository.mkdir(parents=True, exist_ok=True)
     for directory in directories:
         if not directory.is_dir():
             raise KosiError(f"PackageDirectories=: {directory} is not a directory")
-        for deb in sorted(directory.rglob("*.deb")):
+        found = directory.rglob("*") if match else directory.rglob("*.deb")
+        for deb in sorted(p for p in found if match is None or match(p)):
             target = repository / deb.name
             if target.exists():
                 continue
@@ -34,18 +36,22 @@ def populate(repository: Path, directories: Iterable[Path]) -> None:
                 shutil.copy2(deb, target)
 
 
-def fingerprint(repository: Path) -> str:
+def _is_deb(path: Path) -> bool:
+    return path.suffix == ".deb"
+
+
+def fingerprint(repository: Path, match: Callable[[Path], bool] = _is_deb) -> str:
     """Changes when a package is added, removed or replaced: tells whether to re-index."""
     if not repository.is_dir():
         return ""
     entries = sorted(
-        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in repository.iterdir() if p.suffix == ".deb"
+        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in repository.iterdir() if match(p)
     )
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
-def has_packages(repository: Path) -> bool:
-    return repository.is_dir() and any(p.suffix == ".deb" for p in repository.iterdir())
+def has_packages(repository: Path, match: Callable[[Path], bool] = _is_deb) -> bool:
+    return repository.is_dir() and any(match(p) for p in repository.iterdir())
 
 
 def index(repository: Path, tools: Path | None = None) -> None:

@@ -33,6 +33,17 @@ def debian_packages(root: Path) -> list[dict]:
     return packages
 
 
+def installed_packages(context: Context) -> list[dict]:
+    """The image's packages: from its dpkg or pacman database, or as a backend recorded them
+    before CleanPackageMetadata= removed the database."""
+    from kosi.installers.pacman import installed_packages as pacman_packages
+
+    recorded = context.state.get("manifest-packages")
+    if recorded is not None:
+        return recorded
+    return debian_packages(context.root) or pacman_packages(context.root)
+
+
 def manifest_formats(config: Config) -> list[str]:
     return config.manifest_format
 

@@ -108,12 +108,12 @@ class WriteOutput(Step):
 
     def run(self, context):
         from kosi.outputs.base import for_context
-        from kosi.outputs.manifest import debian_packages, manifest_formats, write_manifests
+        from kosi.outputs.manifest import installed_packages, manifest_formats, write_manifests
         from kosi.outputs.publish import copy_nspawn_settings
 
         context.staging.mkdir(parents=True, exist_ok=True)
         if manifest_formats(context.config):
-            write_manifests(context, debian_packages(context.root))
+            write_manifests(context, installed_packages(context))
         for_context(context).write()
         copy_nspawn_settings(context)
 

@@ -29,11 +29,22 @@ def image_plan(config: Config, args: Any, tools: Path | None) -> dict[str, Any]:
         steps = [{"step": name, "skip": reason, "depends-on-image": isinstance(reason, ImageDependent)}
                  for name, reason in step_plan(context, build_steps())]
     existing = existing_outputs(config)
+    packages, sources = list(config.packages), []
+    if config.distribution != "custom":
+        from kosi.errors import KosiError
+        from kosi.installers.base import package_manager_for
+
+        try:
+            sources = package_manager_for(config).sources(config)
+        except KosiError as e:
+            sources = [f"(none: {e})"]
     force = int(getattr(args, "force", 0) or 0)
     return {
         "image": config.image,
         "format": str(config.format),
         "blocked": f"output {existing[0]} exists (use -f)" if existing and not force else None,
+        "packages": packages,
+        "sources": sources,
         "steps": steps,
     }
 
@@ -50,6 +61,9 @@ def render(tools: dict[str, Any], images: list[dict[str, Any]]) -> str:
         lines.append(f"image '{image['image']}' (Format={image['format']}):")
         if image["blocked"]:
             lines.append(f"  stops: {image['blocked']}")
+        if image.get("packages") or image.get("sources"):
+            lines.append(f"  packages: {' '.join(image['packages']) or '(only the base system)'}")
+            lines += [f"    from {source}" for source in image["sources"]]
         width = max(len(s["step"]) for s in image["steps"])
         for number, step in enumerate(image["steps"], start=1):
             if step["skip"] is None:

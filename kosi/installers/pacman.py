@@ -1,0 +1,443 @@
+"""pacman backend: Arch Linux images.
+
+Layout while building (absolute paths, so one configuration serves every root):
+
+    <workspace>/pacman/pacman.conf              the repositories, SigLevel=, NoExtract= (WithDocs=no)
+    <workspace>/pacman/gnupg                    GPGDir: a private keyring, made by pacman-key --init
+                                                and --populate archlinux from archlinux-keyring's
+                                                files only (never the host's other keyrings)
+    <package cache>/arch~<release>~<arch>/pkg   CacheDir: downloaded packages, kept across builds
+    <package cache>/arch~<release>~<arch>/db/sync  the repository databases (-Sy), kept across builds
+    <root>/var/lib/pacman                       DBPath: the image's own package database; its sync/
+                                                gets a copy of the cached databases before each install
+    <root>/etc/pacman.d/hooks                   HookDir (the image's own hooks in usr/share/libalpm too)
+
+Local packages (PackageDirectories=, mkosi.packages, $PACKAGEDIR) form the repository
+[mkosi] (repo-add), listed first so they win over the distribution's.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kosi import log
+from kosi.config.model import Config
+from kosi.config.values import Feature
+from kosi.distributions import get as get_distribution
+from kosi.distributions.arch import Arch, PacmanRepository, pacman_architecture
+from kosi.errors import KosiError
+from kosi.installers import apt_keys
+from kosi.installers import repository as local_repository
+from kosi.installers.apivfs import in_root
+from kosi.installers.base import PackageManager
+from kosi.installers.base import environment as common_environment
+from kosi.sandbox import Mount, last_error_line, run, sandbox_command
+
+if TYPE_CHECKING:
+    from kosi.pipeline.context import Context
+
+#: what WithDocs=no keeps out of the image (pacman's NoExtract= globs, relative to the root)
+DOC_EXCLUDES = ("usr/share/doc/*", "usr/share/man/*", "usr/share/info/*", "usr/share/gtk-doc/*")
+#: the files of archlinux-keyring pacman-key --populate archlinux reads
+KEYRING_FILES = ("archlinux.gpg", "archlinux-trusted", "archlinux-revoked")
+#: the name of the local repository (PackageDirectories=, $PACKAGEDIR)
+LOCAL_REPOSITORY = "mkosi"
+#: what package scripts write with the wall clock in it (relative to the root)
+UNREPRODUCIBLE = ("var/log/pacman.log", "var/cache/ldconfig/aux-cache", "var/lib/systemd/random-seed",
+                  "var/lib/pacman/db.lck")
+PACKAGE_SUFFIXES = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar")
+
+
+def distribution(config: Config) -> type[Arch]:
+    cls = get_distribution(str(config["Distribution"]))
+    if not issubclass(cls, Arch):
+        raise KosiError(f"Distribution={cls.name} does not use pacman")
+    return cls
+
+
+def is_package(path: Path) -> bool:
+    return path.name.endswith(PACKAGE_SUFFIXES)
+
+
+class Pacman(PackageManager):
+    name = "pacman"
+
+    def sources(self, config: Config) -> list[str]:
+        arch = pacman_architecture(config)
+        return [f"[{r.name}] {r.url.replace('$repo', r.name).replace('$arch', arch)}"
+                for r in distribution(config).repositories(config)]
+
+    # ---- paths -------------------------------------------------------------------------
+
+    @staticmethod
+    def cache_dir(context: Context) -> Path:
+        config = context.config
+        dist = distribution(config)
+        return context.package_cache / f"{dist.name}~{dist.release(config)}~{pacman_architecture(config)}"
+
+    @staticmethod
+    def state_dir(context: Context) -> Path:
+        return context.workspace / "pacman"
+
+    def config_file(self, context: Context) -> Path:
+        return self.state_dir(context) / "pacman.conf"
+
+    def sync_dir(self, context: Context) -> Path:
+        return self.cache_dir(context) / "db/sync"
+
+    # ---- setup -------------------------------------------------------------------------
+
+    def setup(self, context: Context) -> None:
+        config = context.config
+        state = self.state_dir(context)
+        for sub in ("gnupg", "keyrings", "log"):
+            (state / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(state / "gnupg", 0o700)
+        for sub in ("pkg", "db/sync"):
+            (self.cache_dir(context) / sub).mkdir(parents=True, exist_ok=True)
+
+        directories = [Path(p) for p in [*(config["PackageDirectories"] or ()), *(config["VolatilePackageDirectories"] or ())]]
+        if not directories and (Path(config.directory) / "mkosi.packages").is_dir():
+            directories.append(Path(config.directory) / "mkosi.packages")
+        local_repository.populate(context.repository, directories, match=is_package)
+        self._index_local_repository(context)
+        self.config_file(context).write_text(self.pacman_conf(context))
+
+    def siglevel(self, config: Config) -> str:
+        return "Required DatabaseOptional" if config.repository_key_check else "Never"
+
+    def pacman_conf(self, context: Context, *, local_repository: bool = True) -> str:
+        config = context.config
+        dist = distribution(config)
+        lines = [
+            "[options]",
+            f"Architecture = {pacman_architecture(config)}",
+            f"SigLevel = {self.siglevel(config)}",
+            "LocalFileSigLevel = Optional",
+            "ParallelDownloads = 5",
+        ]
+        if not config["WithDocs"]:
+            lines.append(f"NoExtract = {' '.join(DOC_EXCLUDES)}")
+        # User configuration from the sandbox trees (mkosi.sandbox/etc/pacman.d/*.conf) comes first,
+        # so its repositories are preferred, as pacman prefers repositories in the order listed.
+        includes = sorted((context.pkgmngr / "etc/pacman.d").glob("*.conf"))
+        sections = []
+        if local_repository and has_packages(context.repository):
+            sections.append(PacmanRepository(LOCAL_REPOSITORY, f"file://{context.repository}").section("Never"))
+        sections += [f"Include = {path}\n" for path in includes]
+        sections += [repo.section() for repo in dist.repositories(config)]
+        return "\n".join(lines) + "\n\n" + "\n".join(sections)
+
+    def _index_local_repository(self, context: Context) -> None:
+        repository = context.repository
+        if not has_packages(repository):
+            return
+        fingerprint = local_repository.fingerprint(repository, is_package)
+        if context.state.get("pacman-local-fingerprint") == fingerprint:
+            return
+        database = repository / f"{LOCAL_REPOSITORY}.db.tar"
+        for old in repository.glob(f"{LOCAL_REPOSITORY}.*"):
+            old.unlink()
+        packages = sorted(str(p) for p in repository.iterdir() if is_package(p))
+        sandbox = sandbox_command(mounts=[Mount(repository, str(repository))], tools=context.tools)
+        result = run(["repo-add", "--quiet", str(database), *packages], sandbox=sandbox, stdout=-1, stderr=-1,
+                     check=False)
+        if result.returncode != 0:
+            raise KosiError(f"repo-add failed in {repository}: {last_error_line(result.stderr) or result.returncode}")
+        context.state["pacman-local-fingerprint"] = fingerprint
+        context.state.pop("pacman-local-synced", None)
+
+    # ---- running pacman ----------------------------------------------------------------
+
+    def environment(self, context: Context) -> dict[str, str]:
+        return common_environment(context)
+
+    def options(self, context: Context, root: Path, dbpath: Path | None = None, conf: Path | None = None) -> list[str]:
+        """pacman's options that point it at one image root with our configuration and state."""
+        return [
+            "--config", str(conf or self.config_file(context)),
+            "--root", str(root),
+            "--dbpath", str(dbpath or root / "var/lib/pacman"),
+            "--cachedir", str(self.cache_dir(context) / "pkg"),
+            "--gpgdir", str(self.state_dir(context) / "gnupg"),
+            "--hookdir", str(root / "etc/pacman.d/hooks"),
+            "--logfile", str(self.state_dir(context) / "log/pacman.log"),
+            "--arch", pacman_architecture(context.config),
+            "--color", "never",
+            "--noconfirm",
+            "--noprogressbar",
+        ]
+
+    def sandbox(self, context: Context, root: Path, *, apivfs: bool = True, network: bool = True) -> list[str]:
+        extra = [Mount(context.repository, str(context.repository), "ro-bind")] if context.repository.is_dir() else []
+        return in_root(context, root, apivfs=apivfs, network=network, extra=extra)
+
+    def _run(self, context: Context, cmd: Sequence[str], *, root: Path, apivfs: bool, what: str,
+             network: bool = True) -> str:
+        start = time.monotonic()
+        with open(self.cache_dir(context) / "kosi.lock", "a") as lock:
+            # builds sharing the package cache take turns at its databases and packages
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            result = run(cmd, sandbox=self.sandbox(context, root, apivfs=apivfs, network=network),
+                         env=self.environment(context), stdout=-1, stderr=-1, check=False, input="")
+        log.debug(f"{what}: {time.monotonic() - start:.1f}s")
+        output = f"{result.stdout or ''}\n{result.stderr or ''}"
+        if log.DEBUG:
+            log.debug(output.rstrip())
+        if result.returncode != 0:
+            raise KosiError(self.explain_failure(context, what, output, returncode=result.returncode))
+        downloaded = len(re.findall(r"^\s*\S+ downloading\.\.\.$", output, re.MULTILINE))
+        context.state["pacman-downloaded"] = context.state.get("pacman-downloaded", 0) + downloaded
+        return output
+
+    def explain_failure(self, context: Context, what: str, output: str, *, returncode: int | None = None) -> str:
+        """pacman's output reduced to the one line a user needs."""
+        config = context.config
+        dist = distribution(config)
+        names = ", ".join(r.name for r in dist.repositories(config))
+        lines = output.splitlines()
+        for line in lines:
+            m = re.match(r"error: target not found: (\S+)", line)
+            if m:
+                return f"package '{m.group(1)}' not found in {dist.name} ({names})"
+        for line in lines:
+            m = re.match(r"error: (\S+): signature from \"([^\"]*)\" is (unknown trust|invalid|marginal trust)", line)
+            if m:
+                return (f"signature check failed for package {m.group(1)}: its signature by \"{m.group(2)}\" is "
+                        f"{m.group(3)} (keyring {self.keyring_origin(context)}; RepositoryKeyCheck=no skips the check)")
+            m = re.match(r"error: (?:\S+: )?key \"([^\"]*)\" (?:is unknown|could not be looked up remotely)", line)
+            if m:
+                return (f"signature check failed: key {m.group(1)} is not in the keyring "
+                        f"{self.keyring_origin(context)} (RepositoryKeyCheck=no skips the check)")
+        for line in lines:
+            m = re.match(r"error: failed retrieving file '([^']+)' from (\S+) : (.*)", line)
+            if m:
+                return f"cannot fetch {self.url_of(context, m.group(1), m.group(2))}: {m.group(3).strip()}"
+        for line in lines:
+            m = re.match(r"error: failed to prepare transaction \((.*)\)", line)
+            if m:
+                detail = next((l.removeprefix(":: ").strip() for l in lines if l.startswith(":: ") and "required by" in l), "")
+                return f"{what}: {m.group(1)}" + (f": {detail}" if detail else "")
+        errors = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+        if errors:
+            return f"{what}: {errors[-1]}"
+        status = f" with exit status {returncode}" if returncode is not None else ""
+        return f"{what} failed{status}: {last_error_line(output) or 'no output'}"
+
+    def url_of(self, context: Context, filename: str, host: str) -> str:
+        """The URL of a file pacman failed to download, from the repository it belongs to."""
+        config = context.config
+        repos = distribution(config).repositories(config)
+        name = filename.split(".db")[0] if ".db" in filename or ".files" in filename else None
+        repo = next((r for r in repos if r.name == name), None) or next((r for r in repos if host in r.url), None)
+        if repo is None:
+            return f"{filename} from {host}"
+        base = repo.url.replace("$repo", repo.name).replace("$arch", pacman_architecture(config))
+        return f"{base}/{filename}"
+
+    # ---- keys ----------------------------------------------------------------------------
+
+    def keyring_origin(self, context: Context) -> str:
+        """Where the Arch keyring came from, as the user knows it."""
+        keyring = distribution(context.config).keyring
+        found = apt_keys.local_keyring(context, keyring)
+        if found and found.is_relative_to(context.pkgmngr):
+            return f"{keyring} from the sandbox trees"
+        return str(found or keyring)
+
+    def setup_keyring(self, context: Context) -> None:
+        """A private GPGDir holding only Arch's keys: pacman-key sees a /usr/share/keyrings with
+        archlinux-keyring's three files and nothing else, so --populate cannot import Debian's
+        (or any other) keyrings the host or tools tree has next to them. Populating Arch's real
+        keyring takes half a minute, so the result is kept in the package cache, by the keyring's
+        content, and copied into the workspace by later builds."""
+        if not context.config.repository_key_check or context.state.get("pacman-keyring"):
+            return
+        dist = distribution(context.config)
+        keyrings = self.state_dir(context) / "keyrings"
+        digest = hashlib.sha256()
+        for name in KEYRING_FILES:
+            wanted = str(Path(dist.keyring).with_name(name))
+            found = apt_keys.local_keyring(context, wanted)
+            if found is None and name == "archlinux.gpg":
+                where = f"{wanted} (in the tools tree {context.tools})" if context.tools else wanted
+                raise KosiError(f"keyring {where} for the Arch Linux repositories is missing: install "
+                                f"{dist.keyring_package}, or use ToolsTree=default (or RepositoryKeyCheck=no)")
+            content = found.read_bytes() if found else b""
+            (keyrings / name).write_bytes(content)
+            digest.update(name.encode() + b"\0" + content + b"\0")
+        gnupg = self.state_dir(context) / "gnupg"
+        cached = self.cache_dir(context) / f"gnupg-{digest.hexdigest()[:16]}"
+        if cached.is_dir():
+            shutil.rmtree(gnupg)
+            shutil.copytree(cached, gnupg, symlinks=True)
+            context.state["pacman-keyring"] = True
+            return
+        state = self.state_dir(context)
+        mounts = [Mount(state, str(state)), Mount(keyrings, "/usr/share/keyrings", "ro-bind")]
+        sandbox = sandbox_command(mounts=mounts, tools=context.tools)
+        for args in (["--init"], ["--populate", "archlinux"]):
+            result = run(["pacman-key", "--config", str(self.config_file(context)), "--gpgdir", str(gnupg), *args],
+                         sandbox=sandbox, env=self.environment(context), stdout=-1, stderr=-1, check=False)
+            if result.returncode != 0:
+                raise KosiError(f"pacman-key {args[0]} failed with the keyring {self.keyring_origin(context)}: "
+                                f"{last_error_line(result.stderr) or result.returncode}")
+        partial = cached.with_name(cached.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(gnupg, partial, symlinks=True, ignore=shutil.ignore_patterns("S.*"))
+        partial.rename(cached)
+        context.state["pacman-keyring"] = True
+
+    # ---- metadata ----------------------------------------------------------------------
+
+    def sync(self, context: Context, force: bool = False) -> None:
+        if context.state.get("pacman-synced") and not force:
+            return
+        mode = str(context.config["CacheOnly"])
+        have = any(self.sync_dir(context).glob("*.db"))
+        if mode in ("always", "metadata"):
+            if not have:
+                raise KosiError(f"CacheOnly={mode}: no repository metadata in the package cache "
+                                f"{self.cache_dir(context)} (build once with CacheOnly=auto first)")
+            context.state["pacman-synced"] = True
+            return
+        self.setup_keyring(context)
+        dbpath = self.cache_dir(context) / "db"
+        # The databases of the distribution's repositories only: the local one is synced per install.
+        conf = self.state_dir(context) / "pacman-sync.conf"
+        conf.write_text(self.pacman_conf(context, local_repository=False))
+        cmd = ["pacman", *self.options(context, self.state_dir(context), dbpath, conf), "-Sy"]
+        self._run(context, cmd, root=self.state_dir(context), apivfs=False, what="pacman -Sy")
+        context.state["pacman-synced"] = True
+
+    def _prepare_root(self, context: Context, root: Path) -> None:
+        """The image's database directory with a copy of the cached repository databases."""
+        for sub in ("var/lib/pacman/sync", "var/cache/pacman/pkg", "etc/pacman.d/hooks", "var/log"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        target = root / "var/lib/pacman/sync"
+        for db in self.sync_dir(context).iterdir():
+            if db.is_file() and db.name != f"{LOCAL_REPOSITORY}.db":
+                shutil.copy2(db, target / db.name)
+
+    def _sync_local_repository(self, context: Context, root: Path) -> None:
+        """Build scripts may have added packages to $PACKAGEDIR: index them and give the root the database."""
+        self._index_local_repository(context)
+        self.config_file(context).write_text(self.pacman_conf(context))
+        if has_packages(context.repository):
+            shutil.copy2(context.repository / f"{LOCAL_REPOSITORY}.db.tar",
+                         root / "var/lib/pacman/sync" / f"{LOCAL_REPOSITORY}.db")
+
+    def latest_snapshot(self, config: Config) -> str:
+        """The newest day archive.archlinux.org has (its repos/last/lastsync, a Unix time)."""
+        import urllib.request
+
+        dist = distribution(config)
+        url = f"{(config.mirror or dist.snapshot_service).rstrip('/')}/repos/last/lastsync"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                stamp = int(response.read().decode().strip())
+        except (OSError, ValueError) as e:
+            raise KosiError(f"cannot read the latest snapshot from {url}: {e}") from None
+        return time.strftime("%Y/%m/%d", time.gmtime(stamp))
+
+    # ---- installing --------------------------------------------------------------------
+
+    def install(self, context: Context, packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True) -> None:
+        root = Path(root or context.root)
+        self.sync(context)
+        self.setup_keyring(context)
+        first = not (root / "var/lib/pacman/local").is_dir()
+        self._prepare_root(context, root)
+        self._sync_local_repository(context, root)
+        if first:
+            log.step(f"Bootstrapping {distribution(context.config).pretty_name}")
+            # The file system layout (merged /usr, /etc/passwd, ...) comes first, from Arch's own package.
+            self._pacman(context, root, ["-S", "--needed", "filesystem"], apivfs=False)
+        if packages:
+            self._pacman(context, root, ["-S", "--needed", *packages], apivfs=apivfs)
+
+    def _pacman(self, context: Context, root: Path, args: list[str], *, apivfs: bool) -> str:
+        # kosi builds the initrd: kernel packages must not pull mkinitcpio or dracut
+        cmd = ["pacman", *self.options(context, root), "--assume-installed", "initramfs", *args]
+        return self._run(context, cmd, root=root, apivfs=apivfs, what=f"pacman {args[0]}")
+
+    def remove(self, context: Context, packages: Sequence[str]) -> None:
+        if not packages:
+            return
+        cmd = ["pacman", *self.options(context, context.root), "-R", "--nosave", "--recursive", *packages]
+        self._run(context, cmd, root=context.root, apivfs=True, what="pacman -R", network=False)
+
+    # ---- after installation ------------------------------------------------------------
+
+    def copy_metadata_into_image(self, context: Context) -> None:
+        """The image keeps the repository databases the build used (install copies them into
+        var/lib/pacman/sync); the local repository's is dropped, its packages are not in the image."""
+        (context.root / "var/lib/pacman/sync" / f"{LOCAL_REPOSITORY}.db").unlink(missing_ok=True)
+
+    def clean_metadata(self, context: Context) -> None:
+        mode = context.config["CleanPackageMetadata"]
+        if mode == Feature.disabled:
+            return
+        root = context.root
+        if mode == Feature.enabled or not (root / "usr/bin/pacman").exists():
+            context.state["manifest-packages"] = installed_packages(root)  # the manifest needs them later
+            for sub in ("var/lib/pacman", "var/cache/pacman", "var/log/pacman.log"):
+                _remove(root / sub)
+
+    def normalise_for_reproducibility(self, context: Context) -> None:
+        for sub in UNREPRODUCIBLE:
+            _remove(context.root / sub)
+
+    def wrappers(self, context: Context) -> dict[str, list[str]]:
+        env = ["env", *(f"{k}={v}" for k, v in self.environment(context).items())]
+        root = context.root
+        pacman = [*env, *self.sandbox(context, root), "pacman", *self.options(context, root)]
+        return {
+            "pacman": pacman,
+            "mkosi-install": [*pacman, "-S", "--needed"],
+            "mkosi-reinstall": [*pacman, "-S"],
+            "mkosi-upgrade": [*pacman, "-Syu"],
+            "mkosi-remove": [*pacman, "-R", "--nosave", "--recursive"],
+        }
+
+
+# ---- the local repository and the package database ------------------------------------------
+
+
+def has_packages(repository: Path) -> bool:
+    return local_repository.has_packages(repository, is_package)
+
+
+def installed_packages(root: Path) -> list[dict]:
+    """The image's installed packages from pacman's local database (var/lib/pacman/local/*/desc)."""
+    local = root / "var/lib/pacman/local"
+    packages = []
+    for desc in sorted(local.glob("*/desc")) if local.is_dir() else []:
+        fields: dict[str, list[str]] = {}
+        key = None
+        for line in desc.read_text(errors="replace").splitlines():
+            if line.startswith("%") and line.endswith("%"):
+                key = line.strip("%")
+                fields[key] = []
+            elif line and key:
+                fields[key].append(line)
+        one = {k: v[0] if v else "" for k, v in fields.items()}
+        packages.append({"type": "pacman", "name": one.get("NAME", ""), "version": one.get("VERSION", ""),
+                         "architecture": one.get("ARCH", ""), "size": int(one.get("SIZE") or 0),
+                         "source": one.get("BASE") or one.get("NAME", "")})
+    return sorted(packages, key=lambda p: p["name"])
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()

@@ -1,0 +1,263 @@
+"""Arch Linux with the pacman backend: repository layouts, plans, and real images built from a
+local mirror (tests/installers/pacman_repo.py) laid out and signed as Arch's mirrors are."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kosi.config.model import Config
+from kosi.distributions import get
+from kosi.errors import KosiError
+from kosi.installers.pacman import Pacman, installed_packages
+from kosi.pipeline.context import Context
+
+sys.path.insert(0, str(Path(__file__).parent))
+import pacman_repo
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def kosi(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *args],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def arch_config(**values) -> Config:
+    return Config({"Distribution": "arch", **values}, directory=Path("/nonexistent"))
+
+
+# ---- repositories and configuration (no image) --------------------------------------------------
+
+
+def test_default_repositories_follow_the_mirror_layout():
+    repos = get("arch").repositories(arch_config())
+    assert [(r.name, r.url) for r in repos] == [("core", "https://fastly.mirror.pkgbuild.com/$repo/os/$arch"),
+                                                ("extra", "https://fastly.mirror.pkgbuild.com/$repo/os/$arch")]
+
+
+def test_repositories_snapshot_arm_and_local_mirror():
+    arch = get("arch")
+    extra = arch.repositories(arch_config(Repositories=["core-testing", "multilib"], Mirror="http://m.example/"))
+    assert [r.name for r in extra] == ["core-testing", "multilib", "core", "extra"]
+    assert extra[0].url == "http://m.example/$repo/os/$arch"
+    snap = arch.repositories(arch_config(Snapshot="2025/01/31"))
+    assert snap[0].url == "https://archive.archlinux.org/repos/2025/01/31/$repo/os/$arch"
+    arm = arch.repositories(arch_config(Architecture="arm64"))
+    assert [r.name for r in arm] == ["core", "extra", "alarm"]
+    assert arm[0].url == "http://mirror.archlinuxarm.org/$arch/$repo"
+    local = arch.repositories(arch_config(LocalMirror="file:///srv/arch", Mirror="http://m.example"))
+    assert [(r.name, r.url) for r in local] == [("core", "file:///srv/arch")]
+    # the image gets the real mirror, not the local one
+    assert arch.mirrorlist(arch_config(LocalMirror="file:///srv/arch", Mirror="http://m.example")) == \
+        "Server = http://m.example/$repo/os/$arch\n"
+
+
+def test_bad_snapshot_and_repository_are_one_line():
+    with pytest.raises(KosiError, match=r"Snapshot=20250131T000000Z: Arch Linux snapshots are days"):
+        get("arch").repositories(arch_config(Snapshot="20250131T000000Z"))
+    with pytest.raises(KosiError, match=r"Repositories=universe: not an Arch Linux repository"):
+        get("arch").repositories(arch_config(Repositories=["universe"]))
+
+
+def test_pacman_conf(tmp_path):
+    context = Context(config=arch_config(WithDocs=False, RepositoryKeyCheck=False), workspace=tmp_path,
+                      package_cache=tmp_path / "cache")
+    conf = Pacman().pacman_conf(context)
+    assert "Architecture = x86_64" in conf and "SigLevel = Never" in conf
+    assert "NoExtract = usr/share/doc/* usr/share/man/*" in conf
+    assert "[core]\nServer = https://fastly.mirror.pkgbuild.com/$repo/os/$arch" in conf
+    checked = Context(config=arch_config(), workspace=tmp_path, package_cache=tmp_path / "cache")
+    assert "SigLevel = Required DatabaseOptional" in Pacman().pacman_conf(checked)
+
+
+def test_plan_shows_what_is_installed_from_where(tmp_path):
+    result = kosi(tmp_path, "-d", "arch", "-p", "systemd", "-p", "udev", "-p", "linux", "-t", "disk", "plan")
+    assert result.returncode == 0, result.stderr
+    assert "packages: systemd udev linux" in result.stdout
+    assert "from [core] https://fastly.mirror.pkgbuild.com/core/os/x86_64" in result.stdout
+    assert "from [extra] https://fastly.mirror.pkgbuild.com/extra/os/x86_64" in result.stdout
+    assert "install distribution and packages           run" in result.stdout
+
+
+def vagrant_project(directory: Path) -> Path:
+    """The Vagrant how-to's configuration (../shared/spec/vagrant-boxes-howto.txt), with its profiles."""
+    (directory / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=arch\n\n[Content]\nPackages=\n systemd\n udev\n linux\n base\n grub\n"
+        " openssh\n sudo\n btrfs-progs\n reflector\nHostname=archlinux\nLocale=C.UTF-8\nTimezone=UTC\nKeymap=us\n"
+        "Bootable=yes\nBootloader=grub\nBiosBootloader=grub\nKernelCommandLine=net.ifnames=0\n")
+    repart = directory / "mkosi.repart"
+    repart.mkdir()
+    (repart / "00-esp.conf").write_text("[Partition]\nType=esp\nFormat=vfat\nCopyFiles=/boot:/\nCopyFiles=/efi:/\n"
+                                        "SizeMinBytes=512M\nSizeMaxBytes=512M\n")
+    (repart / "05-bios.conf").write_text("[Partition]\nType=21686148-6449-6e6f-744e-656564454649\n"
+                                         "SizeMinBytes=1M\nSizeMaxBytes=1M\n")
+    (repart / "10-root.conf").write_text("[Partition]\nType=root\nFormat=btrfs\nCopyFiles=/\n"
+                                         "SizeMinBytes=20G\nSizeMaxBytes=20G\n")
+    (directory / "mkosi.postinst.chroot").write_text(
+        '#!/bin/sh\nuseradd --create-home --user-group vagrant --password "$(openssl passwd -6 vagrant)"\n')
+    (directory / "mkosi.postinst.chroot").chmod(0o755)
+    (directory / "mkosi.extra/etc/sudoers.d").mkdir(parents=True)
+    (directory / "mkosi.extra/etc/sudoers.d/vagrant").write_text(
+        "Defaults:vagrant !requiretty\nvagrant ALL=(ALL) NOPASSWD: ALL\n")
+    (directory / "mkosi.extra/etc/systemd/system-preset").mkdir(parents=True)
+    (directory / "mkosi.extra/etc/systemd/system-preset/10-base-image.preset").write_text("enable sshd.service\n")
+    virtualbox = directory / "mkosi.profiles/virtualbox"
+    virtualbox.mkdir(parents=True)
+    (virtualbox / "mkosi.conf").write_text("[Output]\nImageId=Arch-Linux-x86_64-virtualbox\n\n[Content]\n"
+                                           "Packages=\n virtualbox-guest-utils-nox\n")
+    libvirt = directory / "mkosi.profiles/libvirt"
+    libvirt.mkdir(parents=True)
+    (libvirt / "mkosi.conf").write_text("[Output]\nFormat=disk\nImageId=Arch-Linux-x86_64\n")
+    return directory
+
+
+@pytest.mark.parametrize("profile", ["libvirt", "virtualbox"])
+def test_vagrant_howto_plans_cleanly(tmp_path, profile):
+    result = kosi(vagrant_project(tmp_path), "--profile", profile, "--json", "plan")
+    assert result.returncode == 0, result.stderr
+    image = json.loads(result.stdout)["Images"][0]
+    assert image["packages"][:3] == ["systemd", "udev", "linux"]
+    assert ("virtualbox-guest-utils-nox" in image["packages"]) == (profile == "virtualbox")
+    assert image["sources"] == ["[core] https://fastly.mirror.pkgbuild.com/core/os/x86_64",
+                                "[extra] https://fastly.mirror.pkgbuild.com/extra/os/x86_64"]
+    steps = {s["step"]: s["skip"] for s in image["steps"]}
+    assert steps["install distribution and packages"] is None
+    assert steps["install bootloader"] is None
+
+
+# ---- real images from a local mirror -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    mirror = pacman_repo.serve(pacman_repo.build(tmp_path_factory.mktemp("arch-mirror")))
+    yield mirror
+    mirror.stop()
+
+
+@pytest.fixture(scope="module")
+def package_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("arch-cache")
+
+
+def project(directory: Path, mirror: pacman_repo.Mirror, cache: Path, settings: str = "") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "mkosi.conf").write_text(
+        f"[Distribution]\nDistribution=arch\nMirror={mirror.url}\n\n[Output]\nFormat=directory\nOutput=image\n"
+        f"ManifestFormat=json\n\n[Build]\nPackageCacheDirectory={cache}\n{settings}\n")
+    keyrings = directory / "mkosi.sandbox/usr/share/keyrings"
+    keyrings.mkdir(parents=True, exist_ok=True)
+    for path in mirror.keyrings.iterdir():
+        (keyrings / path.name).write_bytes(path.read_bytes())
+    return directory
+
+
+def build(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    return kosi(directory, "-f", *args, "build")
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory, mirror, package_cache) -> Path:
+    directory = project(tmp_path_factory.mktemp("arch-image"), mirror, package_cache,
+                        "[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\n")
+    result = build(directory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return directory
+
+
+@pytest.mark.image
+def test_image_has_the_package_and_its_dependency(image):
+    root = image / "image"
+    assert (root / "usr/share/kosi-hello/hello").read_text() == "hello from arch\n"
+    assert (root / "usr/lib/kosi-libhello.so").read_text() == "libhello\n"
+    assert "ID=arch" in (root / "usr/lib/os-release").read_text()  # from the filesystem package
+    names = {p["name"]: p["version"] for p in installed_packages(root)}
+    assert names == {"filesystem": "2025.01-1", "kosi-hello": "1.0-1", "kosi-libhello": "2.0-1"}
+    # the repository databases stay in the image for pacman in it; the manifest lists the packages
+    assert {p.name for p in (root / "var/lib/pacman/sync").iterdir()} == {"core.db", "extra.db"}
+    manifest = json.loads((image / "image.manifest").read_text())
+    assert {(p["type"], p["name"]) for p in manifest["packages"]} == {
+        ("pacman", "filesystem"), ("pacman", "kosi-hello"), ("pacman", "kosi-libhello")}
+
+
+@pytest.mark.image
+def test_private_keyring_holds_only_the_given_keys(image, package_cache):
+    """--populate archlinux read the test keyring only, not Debian's or the host's archlinux.gpg."""
+    gnupg = next(package_cache.glob("arch~rolling~x86_64/gnupg-*"))
+    keys = subprocess.run(["gpg", "--homedir", str(gnupg), "--with-colons", "--list-keys"], capture_output=True,
+                          text=True, check=True).stdout
+    uids = [line.split(":")[9] for line in keys.splitlines() if line.startswith("uid")]
+    assert "kosi Arch test key <arch@kosi.invalid>" in uids
+    assert not [u for u in uids if "debian" in u.lower() or "archlinux.org" in u.lower()]
+
+
+@pytest.mark.image
+def test_warm_build_downloads_nothing(image, mirror, package_cache, tmp_path):
+    """With the mirror gone, a build from the warm package cache still succeeds."""
+    other = pacman_repo.serve(pacman_repo.Mirror(mirror.root, mirror.keyrings))
+    cold = project(tmp_path / "cold", other, package_cache, "[Content]\nPackages=kosi-hello\n")
+    assert build(cold).returncode == 0
+    other.stop()
+    requests = list(other.requests)
+    warm = project(tmp_path / "warm", other, package_cache, "[Content]\nPackages=kosi-hello\nCacheOnly=metadata\n")
+    result = build(warm)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (warm / "image/usr/share/kosi-hello/hello").exists()
+    assert other.requests == requests  # nothing asked of the (stopped) mirror
+
+
+@pytest.mark.image
+def test_package_directory(mirror, package_cache, tmp_path):
+    packages = tmp_path / "packages"
+    pacman_repo.local_package(packages)
+    directory = project(tmp_path / "p", mirror, package_cache,
+                        f"[Content]\nPackages=kosi-local\nPackageDirectories={packages}\n")
+    result = build(directory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    root = directory / "image"
+    assert (root / "usr/share/kosi-local/file").read_text() == "local package\n"
+    assert (root / "usr/lib/kosi-libhello.so").exists()  # its dependency, from the mirror
+
+
+@pytest.mark.image
+def test_missing_package_is_one_line(mirror, package_cache, tmp_path):
+    result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-nope\n"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: package 'kosi-nope' not found in arch (core, extra)"
+
+
+@pytest.mark.image
+def test_bad_signature_is_one_line(mirror, package_cache, tmp_path):
+    result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-tampered\n"))
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: signature check failed for package kosi-tampered: its signature by "
+                           '"kosi Arch test key <arch@kosi.invalid>" is invalid'), last
+
+
+@pytest.mark.image
+def test_unreachable_mirror_is_one_line(mirror, tmp_path):
+    directory = project(tmp_path, mirror, tmp_path / "cache")
+    conf = directory / "mkosi.conf"
+    conf.write_text(conf.read_text().replace(mirror.url, "http://127.0.0.1:9"))
+    result = build(directory)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: cannot fetch http://127.0.0.1:9/core/os/x86_64/core.db: ")
+
+
+def test_missing_keyring_is_one_line(tmp_path):
+    context = Context(config=Config({"Distribution": "arch", "Mirror": "http://127.0.0.1:9"}, directory=tmp_path),
+                      workspace=tmp_path / "ws", package_cache=tmp_path / "cache", tools=tmp_path / "empty-tools")
+    (tmp_path / "empty-tools/usr").mkdir(parents=True)
+    pm = Pacman()
+    pm.setup(context)
+    with pytest.raises(KosiError) as e:
+        pm.sync(context)
+    assert str(e.value).startswith("keyring /usr/share/keyrings/archlinux.gpg (in the tools tree ")
+    assert "\n" not in str(e.value)
