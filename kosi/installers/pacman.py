@@ -141,7 +141,7 @@ class Pacman(PackageManager):
         if not has_packages(repository):
             return
         fingerprint = local_repository.fingerprint(repository, is_package)
-        if context.state.get("pacman-local-fingerprint") == fingerprint:
+        if context.state.installer.local_fingerprint == fingerprint:
             return
         database = repository / f"{LOCAL_REPOSITORY}.db.tar"
         for old in repository.glob(f"{LOCAL_REPOSITORY}.*"):
@@ -152,8 +152,8 @@ class Pacman(PackageManager):
                      check=False)
         if result.returncode != 0:
             raise KosiError(f"repo-add failed in {repository}: {last_error_line(result.stderr) or result.returncode}")
-        context.state["pacman-local-fingerprint"] = fingerprint
-        context.state.pop("pacman-local-synced", None)
+        context.state.installer.local_fingerprint = fingerprint
+        context.state.installer.local_synced = False
 
     # ---- running pacman ----------------------------------------------------------------
 
@@ -195,7 +195,7 @@ class Pacman(PackageManager):
         if result.returncode != 0:
             raise KosiError(self.explain_failure(context, what, output, returncode=result.returncode))
         downloaded = len(re.findall(r"^\s*\S+ downloading\.\.\.$", output, re.MULTILINE))
-        context.state["pacman-downloaded"] = context.state.get("pacman-downloaded", 0) + downloaded
+        context.state.installer.downloaded += downloaded
         return output
 
     def explain_failure(self, context: Context, what: str, output: str, *, returncode: int | None = None) -> str:
@@ -259,7 +259,7 @@ class Pacman(PackageManager):
         (or any other) keyrings the host or tools tree has next to them. Populating Arch's real
         keyring takes half a minute, so the result is kept in the package cache, by the keyring's
         content, and copied into the workspace by later builds."""
-        if not context.config.repository_key_check or context.state.get("pacman-keyring"):
+        if not context.config.repository_key_check or context.state.installer.keyring_ready:
             return
         dist = distribution(context.config)
         keyrings = self.state_dir(context) / "keyrings"
@@ -279,7 +279,7 @@ class Pacman(PackageManager):
         if cached.is_dir():
             shutil.rmtree(gnupg)
             shutil.copytree(cached, gnupg, symlinks=True)
-            context.state["pacman-keyring"] = True
+            context.state.installer.keyring_ready = True
             return
         state = self.state_dir(context)
         mounts = [Mount(state, str(state)), Mount(keyrings, "/usr/share/keyrings", "ro-bind")]
@@ -294,12 +294,12 @@ class Pacman(PackageManager):
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(gnupg, partial, symlinks=True, ignore=shutil.ignore_patterns("S.*"))
         partial.rename(cached)
-        context.state["pacman-keyring"] = True
+        context.state.installer.keyring_ready = True
 
     # ---- metadata ----------------------------------------------------------------------
 
     def sync(self, context: Context, force: bool = False) -> None:
-        if context.state.get("pacman-synced") and not force:
+        if context.state.installer.synced and not force:
             return
         mode = str(context.config["CacheOnly"])
         have = any(self.sync_dir(context).glob("*.db"))
@@ -307,7 +307,7 @@ class Pacman(PackageManager):
             if not have:
                 raise KosiError(f"CacheOnly={mode}: no repository metadata in the package cache "
                                 f"{self.cache_dir(context)} (build once with CacheOnly=auto first)")
-            context.state["pacman-synced"] = True
+            context.state.installer.synced = True
             return
         self.setup_keyring(context)
         dbpath = self.cache_dir(context) / "db"
@@ -316,7 +316,7 @@ class Pacman(PackageManager):
         conf.write_text(self.pacman_conf(context, local_repository=False))
         cmd = ["pacman", *self.options(context, self.state_dir(context), dbpath, conf), "-Sy"]
         self._run(context, cmd, root=self.state_dir(context), apivfs=False, what="pacman -Sy")
-        context.state["pacman-synced"] = True
+        context.state.installer.synced = True
 
     def _prepare_root(self, context: Context, root: Path) -> None:
         """The image's database directory with a copy of the cached repository databases."""
@@ -388,7 +388,7 @@ class Pacman(PackageManager):
             return
         root = context.root
         if mode == Feature.enabled or not (root / "usr/bin/pacman").exists():
-            context.state["manifest-packages"] = installed_packages(root)  # the manifest needs them later
+            context.state.installer.manifest = installed_packages(root)  # the manifest needs them later
             for sub in ("var/lib/pacman", "var/cache/pacman", "var/log/pacman.log"):
                 _remove(root / sub)
 

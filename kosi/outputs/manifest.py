@@ -38,7 +38,7 @@ def installed_packages(context: Context) -> list[dict]:
     before CleanPackageMetadata= removed the database."""
     from kosi.installers.pacman import installed_packages as pacman_packages
 
-    recorded = context.state.get("manifest-packages")
+    recorded = context.state.installer.manifest
     if recorded is not None:
         return recorded
     return debian_packages(context.root) or pacman_packages(context.root)

@@ -22,6 +22,9 @@ class InstallerState:
     downloaded: int = 0  # packages fetched from the network in this build
     essential_reused: bool | None = None  # the cached essential set was reused (None: not bootstrapped)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, for --debug and benchmarks
+    keyring_ready: bool = False  # the private keyring (pacman's GPGDir) is set up
+    #: the installed packages, recorded before CleanPackageMetadata= removed the database (for the manifest)
+    manifest: list[dict[str, Any]] | None = None
 
 
 @dataclass
