@@ -21,38 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from kosi import __version__, log
+from kosi import __version__, distributions, log
 from kosi.config.model import Config, Project
 from kosi.config.values import Feature
 from kosi.errors import KosiError
-
-#: Packages of the default tools tree, per tools tree distribution and profile. "base" is
-#: always installed; the other profiles follow ToolsTreeProfiles= (or the work at hand).
-PACKAGES: dict[str, dict[str, tuple[str, ...]]] = {
-    "debian": {
-        "base": (
-            "systemd", "systemd-repart", "systemd-ukify", "python3-pefile", "systemd-boot-efi", "systemd-boot",
-            "udev", "dosfstools", "mtools", "e2fsprogs", "xfsprogs", "btrfs-progs", "squashfs-tools", "erofs-utils",
-            "cryptsetup-bin", "openssl", "sbsigntool", "kmod", "cpio", "zstd", "xz-utils", "fdisk", "tar",
-            "ca-certificates", "grub-pc-bin", "grub-efi-amd64-bin", "efitools",
-        ),
-        "package-manager": ("apt", "dpkg", "debian-archive-keyring", "gpgv"),
-        "runtime": ("qemu-system-x86", "ovmf", "swtpm", "systemd-container", "socat", "openssh-client", "virtiofsd",
-                    "systemd-journal-remote", "python3-virt-firmware"),
-        "misc": ("git-core", "less", "nano", "strace", "rsync"),
-        "devel": ("make", "gcc", "pkg-config"),
-    },
-}
-PACKAGES["ubuntu"] = PACKAGES["kali"] = PACKAGES["debian"]
-#: what the package-manager profile of a Debian tree adds for images of other package managers
-FOREIGN_PACKAGE_MANAGERS: dict[str, tuple[str, ...]] = {
-    "pacman": ("pacman-package-manager", "archlinux-keyring", "libarchive-tools"),
-    "zypper": ("zypper", "rpm", "createrepo-c"),
-}
-
-#: release of the default tools tree unless ToolsTreeRelease= says otherwise: new enough
-#: for systemd-repart/ukify (>= 257), whatever the host runs
-DEFAULT_RELEASES = {"debian": "trixie", "kali": "kali-rolling", "ubuntu": "noble"}
+from kosi.outputs import format as formats
 
 #: verbs that start the image and so need the runtime profile (qemu, firmware, swtpm)
 RUNTIME_VERBS = {"vm", "qemu", "boot", "shell", "ssh", "box", "sysupdate"}
@@ -96,18 +69,18 @@ def bootable(config: Config) -> bool:
     """Whether the build will need the boot tools (ukify, the EFI stub): Bootable=yes, or
     auto for the formats that carry a kernel."""
     if config.bootable == Feature.auto:
-        return config.format in ("disk", "uki", "esp")
+        return formats.get(config.format).needs_boot_tools
     return config.bootable == Feature.enabled
 
 
 def host_shortcoming(config: Config, verb: str = "build") -> str | None:
     """Why the host cannot do the configured work itself, or None when it can."""
-    fmt = config.format
-    if fmt in ("disk", "esp", "uki") or bootable(config):
+    fmt = formats.get(config.format)
+    if fmt.needs_repart or fmt.needs_boot_tools or bootable(config):
         version = systemd_version("systemd-repart")
-        if fmt == "disk" and (version or 0) < MINIMUM_SYSTEMD:
+        if fmt.needs_repart and (version or 0) < MINIMUM_SYSTEMD:
             found = f"systemd-repart {version}" if version else "no systemd-repart"
-            return f"Format=disk needs systemd-repart >= {MINIMUM_SYSTEMD}, the host has {found}"
+            return f"Format={fmt.name} needs systemd-repart >= {MINIMUM_SYSTEMD}, the host has {found}"
         if bootable(config) and (systemd_version("ukify") or 0) < MINIMUM_SYSTEMD:
             return f"a bootable image needs ukify >= {MINIMUM_SYSTEMD}, which the host lacks"
     if verb in ("vm", "qemu", "ssh") and not shutil.which("qemu-system-x86_64"):
@@ -143,29 +116,28 @@ def tools_config(project: Project, verb: str) -> Config:
     if host_distribution == "ubuntu":  # kosi's default tree for Ubuntu hosts is Debian's, as mkosi's
         host_distribution = "debian"
     distribution = str(_explicit(base, "Distribution") or host_distribution)
-    fallback = distribution not in PACKAGES and not _explicit(main, "ToolsTreeDistribution")
+    fallback = not distributions.get(distribution).tools_tree_packages and not _explicit(main, "ToolsTreeDistribution")
     if fallback:
         # kosi builds Debian tools trees only; their package-manager profile carries pacman, zypper, ...
         log.debug(f"tools tree: Debian's (kosi builds no {distribution} tools tree)")
         distribution = "debian"
-    if distribution not in PACKAGES:
+    table = distributions.get(distribution).tools_tree_packages
+    if not table:
         raise KosiError(f"ToolsTreeDistribution={distribution}: kosi has no default tools tree for it",
                         hint="use debian, or point ToolsTree= at a tree you built")
     profiles = profiles_for(project, verb)
-    packages: list[str] = list(PACKAGES[distribution]["base"])
+    packages: list[str] = list(table["base"])
     for profile in profiles:
-        packages += PACKAGES[distribution].get(profile, ())
-    if "package-manager" in profiles and distribution in ("debian", "ubuntu", "kali"):
-        from kosi.distributions import get
-
-        packages += FOREIGN_PACKAGE_MANAGERS.get(get(main.distribution).package_manager or "", ())
+        packages += table.get(profile, ())
+    if "package-manager" in profiles and distributions.get(distribution).package_manager == "apt":
+        packages += distributions.get(main.distribution).foreign_tools_packages
     packages += main.tools_tree_packages
     values = dict(base.values)
     values.update({
         "Distribution": distribution,
         # The host's release is usually what is too old; the default tree is the newest stable.
         "Release": (None if fallback else _explicit(base, "Release")) or _explicit(main, "ToolsTreeRelease")
-        or DEFAULT_RELEASES.get(distribution, "trixie"),
+        or distributions.get(distribution).default_release,
         "Format": "directory",
         "Packages": list(dict.fromkeys([*(values.get("Packages") or []), *packages])),
         "Bootable": Feature.disabled,

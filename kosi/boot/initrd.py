@@ -14,44 +14,23 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from kosi import __version__, log
+from kosi import __version__, distributions, log
 from kosi.config.model import Config
 from kosi.config.values import Feature
 from kosi.pipeline.context import Context
 from kosi.sandbox import run
 from kosi.tools_tree import cache_root, tools_command
 
-#: what the initrd needs to find, check and mount the root file system and switch to it
-PACKAGES = {
-    "apt": ["systemd", "udev", "kmod", "util-linux", "mount", "e2fsprogs", "dmsetup", "libcryptsetup12",
-            "systemd-cryptsetup"],
-    "pacman": ["systemd", "util-linux", "kmod", "e2fsprogs", "dosfstools", "btrfs-progs", "xfsprogs", "cryptsetup",
-               "device-mapper"],
-    "zypper": ["systemd", "udev", "util-linux", "kmod", "e2fsprogs", "dosfstools", "btrfsprogs", "xfsprogs",
-               "cryptsetup", "device-mapper"],
-}
-#: InitrdProfiles= (manual: network, lvm, raid, ...) -> extra packages
-PROFILE_PACKAGES = {
-    "apt": {"lvm": ["lvm2"], "network": ["systemd-resolved", "iproute2"], "raid": ["mdadm"],
-            "nfs": ["nfs-common"], "pkcs11": ["opensc"], "plymouth": ["plymouth"]},
-    "pacman": {"lvm": ["lvm2"], "network": ["iproute2"], "raid": ["mdadm"], "nfs": ["nfs-utils"],
-               "pkcs11": ["opensc"], "plymouth": ["plymouth"]},
-    "zypper": {"lvm": ["lvm2"], "network": ["iproute2"], "raid": ["mdadm"], "nfs": ["nfs-client"],
-               "pkcs11": ["opensc"], "plymouth": ["plymouth"]},
-}
 #: large parts of the packages that an initrd never uses
 PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "usr/share/zoneinfo",
          "var/cache/apt", "var/lib/apt/lists", "usr/lib/modules", "usr/lib/firmware")  # fmt: skip
 
 
 def initrd_config(main: Config) -> Config:
-    from kosi.distributions import get
-
-    manager = get(main.distribution).package_manager or "apt"
-    manager = manager if manager in PACKAGES else "apt"
-    packages = list(PACKAGES[manager])
+    distribution = distributions.get(main.distribution)
+    packages = list(distribution.initrd_packages)
     for profile in main.initrd_profiles:
-        packages += PROFILE_PACKAGES[manager].get(profile, [])
+        packages += distribution.initrd_profile_packages.get(profile, ())
     packages += main.initrd_packages
     values = {
         "Distribution": main.distribution,

@@ -46,7 +46,7 @@ def find_binaries(roots: list[Path], mode: str) -> tuple[Path, Path] | None:
 def fetch_if_missing(context) -> None:
     """Debian's shim packages unpacked in the workspace when ShimBootloader= finds nothing in the image."""
     from kosi.distributions import get
-    from kosi.pipeline.packages import package_manager
+    from kosi.installers.base import package_manager
     from kosi.pipeline.tools import find_tool
     from kosi.sandbox import Mount, run
 

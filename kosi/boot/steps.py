@@ -20,16 +20,17 @@ from kosi.boot.modules import filter_image_modules
 from kosi.boot.uki import UKIRequest, build_uki, default_format, entry_name, find_stub
 from kosi.config.values import Feature
 from kosi.errors import KosiError
+from kosi.outputs import format as formats
 from kosi.pipeline.context import Context
 from kosi.pipeline.step import Step
 from kosi.pipeline.tools import find_tool
 
 
 def wants_boot(context: Context) -> bool:
-    fmt = context.config.format
+    fmt = formats.get(context.config.format)
     if context.config.bootable == Feature.auto:  # an initrd (cpio) or extension image is never bootable on its own
-        return fmt in ("disk", "uki", "esp", "directory", "tar")
-    return context.config.bootable == Feature.enabled and fmt not in ("none", "sysext", "confext", "portable", "addon")
+        return fmt.boots_by_default
+    return context.config.bootable == Feature.enabled and fmt.can_boot
 
 
 def bootloader(context: Context) -> str:

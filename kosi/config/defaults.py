@@ -13,31 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from kosi import architecture as architectures
 from kosi import distributions
+from kosi.outputs import format as formats
 
 if TYPE_CHECKING:
     from kosi.config.model import Config
-
-#: os-release IDs (and ID_LIKE words) that name a distribution kosi knows by another name.
-OS_RELEASE_IDS = {
-    "almalinux": "alma", "rocky": "rocky", "centos": "centos", "rhel": "rhel", "fedora": "fedora",
-    "debian": "debian", "ubuntu": "ubuntu", "kali": "kali", "arch": "arch", "mageia": "mageia",
-    "openmandriva": "openmandriva", "azurelinux": "azure", "postmarketos": "postmarketos",
-    "opensuse-tumbleweed": "opensuse", "opensuse-leap": "opensuse", "opensuse": "opensuse",
-}  # fmt: skip
-
-#: Distributions whose releases up to 8 compress with xz by default (the manual: "CentOS and
-#: derivatives up to version 8").
-CENTOS_FAMILY = ("centos", "alma", "rocky", "rhel", "rhel-ubi")
-
-#: Formats whose output is compressed unless CompressOutput= says otherwise.
-COMPRESSED_FORMATS = ("tar", "cpio", "uki", "esp", "oci", "addon")
-
-#: The file extension of each format's main output; formats without one produce a directory or nothing.
-OUTPUT_EXTENSIONS = {
-    "disk": "raw", "esp": "raw", "sysext": "raw", "confext": "raw", "portable": "raw",
-    "tar": "tar", "cpio": "cpio", "uki": "efi", "addon": "efi",
-}  # fmt: skip
-
 
 def read_os_release(root: Path = Path("/")) -> dict[str, str]:
     for candidate in ("etc/os-release", "usr/lib/os-release"):
@@ -59,13 +38,11 @@ def host_distribution() -> tuple[str, str]:
     """(Distribution=, Release=) of the host; ("custom", "") when kosi does not support it."""
     fields = read_os_release()
     # Only ID counts: ID_LIKE alone does not make a derivative supported, its repositories differ.
-    name = OS_RELEASE_IDS.get(fields.get("ID", ""))
+    name = distributions.by_os_release_id(fields.get("ID", ""))
     if name is None:
         return "custom", ""
-    release = fields.get("VERSION_CODENAME") if name in ("debian", "ubuntu", "kali") else fields.get("VERSION_ID")
-    if not release:
-        release = distributions.get(name).default_release
-    return name, release
+    distribution = distributions.get(name)
+    return name, fields.get(distribution.os_release_release_field) or distribution.default_release
 
 
 def text(value: Any) -> str:
@@ -118,20 +95,26 @@ def output(config: "Config") -> str:
 
 
 def output_extension(config: "Config") -> str | None:
-    return OUTPUT_EXTENSIONS.get(text(config["Format"]))
+    try:
+        return formats.get(text(config["Format"])).extension
+    except KeyError:
+        return None
 
 
 def compress_output(config: "Config") -> str:
-    fmt = text(config["Format"])
-    if fmt == "oci":
-        return "gzip"
-    if fmt not in COMPRESSED_FORMATS:
+    try:
+        fmt = formats.get(text(config["Format"]))
+    except KeyError:
         return "none"
-    if text(config["Distribution"]) in CENTOS_FAMILY:
-        major = text(config["Release"]).split(".")[0]
-        if major.isdigit() and int(major) <= 8:
-            return "xz"
-    return "zstd"
+    if not fmt.compressed:
+        return "none"
+    if fmt.compressor:
+        return fmt.compressor
+    try:
+        distribution = distributions.get(text(config["Distribution"]))
+    except KeyError:
+        return "zstd"
+    return distribution.default_compression(text(config["Release"]))
 
 
 # ---- [Build] ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ BUILDING MULTIPLE IMAGES lists; every [Runtime] setting is main-only.
 
 from __future__ import annotations
 
-from kosi import architecture
+from kosi import architecture, distributions
 from kosi.config import defaults
 from kosi.config.setting import MatchKind, Scope, Setting
 from kosi.config.values import (
@@ -35,15 +35,7 @@ from kosi.config.values import (
     UUIDOrRandom,
     Version,
 )
-
-DISTRIBUTIONS = (
-    "fedora", "debian", "kali", "ubuntu", "arch", "opensuse", "mageia", "centos", "rhel",
-    "rhel-ubi", "openmandriva", "rocky", "alma", "azure", "postmarketos", "custom",
-)  # fmt: skip
-
-FORMATS = (
-    "directory", "tar", "cpio", "disk", "uki", "esp", "oci", "sysext", "confext", "portable", "addon", "none",
-)  # fmt: skip
+from kosi.outputs import format as formats
 
 SPLIT_ARTIFACTS = (
     "uki", "kernel", "initrd", "os-release", "pcrs", "partitions", "roothash", "kernel-modules-initrd",
@@ -70,7 +62,7 @@ TREES = ListOf(TreeValue())
 
 SETTINGS: list[Setting] = [
     # ---- [Distribution] ----
-    Setting("Distribution", D, Choice(*DISTRIBUTIONS), "Distribution to install",
+    Setting("Distribution", D, Choice(source=distributions.names), "Distribution to install",
             default_factory=defaults.distribution, long="--distribution", short="-d", scope=UNIVERSAL,
             match=PLAIN, specifier="d"),
     Setting("Release", D, String(), "Release of the distribution to install",
@@ -93,7 +85,7 @@ SETTINGS: list[Setting] = [
     Setting("Repositories", D, ListOf(String()), "Extra repositories or components to enable",
             long="--repositories", scope=UNIVERSAL, match=PLAIN),
     # ---- [Output] ----
-    Setting("Format", O, Choice(*FORMATS), "Kind of output to produce", default="disk",
+    Setting("Format", O, Choice(source=formats.names), "Kind of output to produce", default="disk",
             long="--format", short="-t", match=PLAIN, specifier="t"),
     Setting("ManifestFormat", O, ListOf(Choice("json", "changelog")), "Manifests to write next to the output",
             long="--manifest-format"),
@@ -262,7 +254,7 @@ SETTINGS: list[Setting] = [
     # ---- [Build] ----
     Setting("ToolsTree", B, PathOrWords("default", "yes", "no", "none"), "Tree the build tools are taken from",
             long="--tools-tree", scope=UNIVERSAL, paths=("mkosi.tools",)),
-    Setting("ToolsTreeDistribution", B, Choice(*DISTRIBUTIONS), "Distribution of the default tools tree",
+    Setting("ToolsTreeDistribution", B, Choice(source=distributions.names), "Distribution of the default tools tree",
             default_factory=defaults.tools_tree_distribution, long="--tools-tree-distribution", scope=MAIN,
             match=PLAIN),
     Setting("ToolsTreeRelease", B, String(), "Release of the default tools tree",

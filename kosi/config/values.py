@@ -12,7 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from kosi.errors import KosiError
 
@@ -158,11 +158,18 @@ class Choice(ValueType):
 
     metavar = "CHOICE"
 
-    def __init__(self, *words: str, aliases: dict[str, str] | None = None, booleans: tuple[str, str] | None = None):
-        self.choices = words
+    def __init__(self, *words: str, aliases: dict[str, str] | None = None, booleans: tuple[str, str] | None = None,
+                 source: Callable[[], Sequence[str]] | None = None):
+        self.words = words
+        #: where the words come from when a registry owns them (Format=, Distribution=); asked on first use
+        self.source = source
         self.aliases = aliases or {}
         # Some enums also take a boolean, e.g. CompressOutput=yes means the default algorithm.
         self.booleans = booleans
+
+    @property
+    def choices(self) -> Sequence[str]:  # type: ignore[override]
+        return tuple(self.source()) if self.source is not None else self.words
 
     def parse(self, setting, text, origin):
         word = text.strip()
@@ -352,7 +359,10 @@ class ListOf(ValueType):
         #: split like a shell would (QemuArgs=, UnitProperties=): quotes keep spaces inside one item
         self.shell = shell
         self.metavar = item.metavar
-        self.choices = item.choices
+
+    @property
+    def choices(self) -> Sequence[str]:  # type: ignore[override]
+        return self.item.choices
 
     def split(self, text: str) -> list[str]:
         if self.shell:

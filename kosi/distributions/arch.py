@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from kosi.config.model import Config
-from kosi.distributions import register
 from kosi.distributions.base import Distribution
 from kosi.errors import KosiError
 
@@ -53,6 +52,14 @@ class Arch(Distribution):
     pretty_name = "Arch Linux"
     default_release = "rolling"
     package_manager = "pacman"
+    installer = "pacman"
+    foreign_tools_packages = ("pacman-package-manager", "archlinux-keyring", "libarchive-tools")
+    initrd_packages = ("systemd", "util-linux", "kmod", "e2fsprogs", "dosfstools", "btrfs-progs", "xfsprogs",
+                       "cryptsetup", "device-mapper")  # fmt: skip
+    initrd_profile_packages = {
+        "lvm": ("lvm2",), "network": ("iproute2",), "raid": ("mdadm",), "nfs": ("nfs-utils",),
+        "pkcs11": ("opensc",), "plymouth": ("plymouth",),
+    }  # fmt: skip
     filesystem = "ext4"
     mirrors = {"x86-64": "https://fastly.mirror.pkgbuild.com", "*": "http://mirror.archlinuxarm.org"}
     tools_tree_distribution = "arch"
@@ -60,8 +67,7 @@ class Arch(Distribution):
     #: the keyring pacman-key --populate reads (Debian's archlinux-keyring puts it here)
     keyring: ClassVar[str] = "/usr/share/keyrings/archlinux.gpg"
     keyring_package: ClassVar[str] = "archlinux-keyring"
-    #: the kernel package of a bootable image
-    kernel_packages: ClassVar[tuple[str, ...]] = ("linux",)
+    kernel_packages = ("linux",)
 
     @classmethod
     def release(cls, config: Config) -> str:
@@ -119,5 +125,3 @@ class Arch(Distribution):
         """/etc/pacman.d/mirrorlist for the image: the mirror the build used (not LocalMirror=)."""
         return f"Server = {cls.server(config, local=False)}\n"
 
-
-register(Arch)

@@ -1,8 +1,28 @@
-"""What kosi knows about a distribution. One small subclass per distribution."""
+"""What kosi knows about a distribution: one class per distribution carries its facts.
+
+To add a distribution, write one module in kosi/distributions/ holding one class:
+
+    class Fedora(Distribution):
+        name = "fedora"                  # the Distribution= word
+        pretty_name = "Fedora Linux"
+        default_release = "43"
+        package_manager = "dnf"          # the distribution's own package manager
+        installer = "dnf"                # the kosi installer (kosi/installers/) that builds it
+        ...                              # the other facts below, where they differ
+
+Defining the class registers it (`__init_subclass__`); every module of kosi/distributions/
+is imported on the first look-up (kosi.distributions.get), so no list names them. A class
+without an installer is known (summary and --json show it, as mkosi does) but building it
+is refused in one line before anything is installed; one with an installer replaces such a
+planned one of the same name (planned.py), so the new module is the only file to touch.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+
+#: the registry, filled by subclassing; kosi.distributions reads it
+REGISTRY: dict[str, type[Distribution]] = {}
 
 
 class Distribution:
@@ -13,11 +33,43 @@ class Distribution:
     filesystem: ClassVar[str] = "ext4"
     #: "apt", "dnf", "pacman", "zypper", "apk" or None for custom
     package_manager: ClassVar[str | None] = None
+    #: the kosi installer (a PackageManager's name in kosi/installers/) that builds it; None: not yet
+    installer: ClassVar[str | None] = None
     #: default mirror per architecture (kosi names: x86-64, arm64, ...); "*" for any
     mirrors: ClassVar[dict[str, str]] = {}
     #: distribution used for the default tools tree when building this one on such a host
     tools_tree_distribution: ClassVar[str | None] = None
+    #: packages of the default tools tree built from this distribution, per profile
+    #: ("base" always; "package-manager", "runtime", "misc", "devel" per ToolsTreeProfiles=)
+    tools_tree_packages: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: what the package-manager profile of a Debian tools tree adds to build this distribution
+    foreign_tools_packages: ClassVar[tuple[str, ...]] = ()
+    #: what the default initrd needs to find, check and mount the root file system
+    initrd_packages: ClassVar[tuple[str, ...]] = ()
+    #: InitrdProfiles= (network, lvm, raid, ...) -> extra packages
+    initrd_profile_packages: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: the kernel package of a bootable image (named in hints)
+    kernel_packages: ClassVar[tuple[str, ...]] = ()
+    #: os-release IDs that name this distribution (default: its name)
+    os_release_ids: ClassVar[tuple[str, ...]] = ()
+    #: the os-release field holding the host's release (Debian: the code name)
+    os_release_release_field: ClassVar[str] = "VERSION_ID"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            return
+        known = REGISTRY.get(cls.name)
+        if known is not None and known is not cls and known.installer and cls.installer:
+            raise TypeError(f"Distribution={cls.name} is built by both {known.__qualname__} and {cls.__qualname__}")
+        if known is None or cls.installer or not known.installer:
+            REGISTRY[cls.name] = cls
 
     @classmethod
     def default_mirror(cls, architecture: str) -> str | None:
         return cls.mirrors.get(architecture) or cls.mirrors.get("*")
+
+    @classmethod
+    def default_compression(cls, release: str) -> str:
+        """CompressOutput='s default for the formats compressed by default."""
+        return "zstd"

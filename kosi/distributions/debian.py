@@ -12,7 +12,6 @@ from typing import ClassVar
 
 from kosi.architecture import ARCHITECTURES
 from kosi.config.model import Config
-from kosi.distributions import register
 from kosi.distributions.base import Distribution
 from kosi.errors import KosiError
 
@@ -56,8 +55,30 @@ class Debian(Distribution):
     pretty_name = "Debian"
     default_release = "trixie"
     package_manager = "apt"
+    installer = "apt"
     mirrors = {"*": "http://deb.debian.org"}
     tools_tree_distribution = "debian"
+    tools_tree_packages = {
+        "base": (
+            "systemd", "systemd-repart", "systemd-ukify", "python3-pefile", "systemd-boot-efi", "systemd-boot",
+            "udev", "dosfstools", "mtools", "e2fsprogs", "xfsprogs", "btrfs-progs", "squashfs-tools", "erofs-utils",
+            "cryptsetup-bin", "openssl", "sbsigntool", "kmod", "cpio", "zstd", "xz-utils", "fdisk", "tar",
+            "ca-certificates", "grub-pc-bin", "grub-efi-amd64-bin", "efitools",
+        ),
+        "package-manager": ("apt", "dpkg", "debian-archive-keyring", "gpgv"),
+        "runtime": ("qemu-system-x86", "ovmf", "swtpm", "systemd-container", "socat", "openssh-client", "virtiofsd",
+                    "systemd-journal-remote", "python3-virt-firmware"),
+        "misc": ("git-core", "less", "nano", "strace", "rsync"),
+        "devel": ("make", "gcc", "pkg-config"),
+    }  # fmt: skip
+    initrd_packages = ("systemd", "udev", "kmod", "util-linux", "mount", "e2fsprogs", "dmsetup", "libcryptsetup12",
+                       "systemd-cryptsetup")  # fmt: skip
+    initrd_profile_packages = {
+        "lvm": ("lvm2",), "network": ("systemd-resolved", "iproute2"), "raid": ("mdadm",),
+        "nfs": ("nfs-common",), "pkcs11": ("opensc",), "plymouth": ("plymouth",),
+    }  # fmt: skip
+    kernel_packages = ("linux-image-amd64",)
+    os_release_release_field = "VERSION_CODENAME"
     #: path below the mirror where the archive lives
     archive_path: ClassVar[str] = "debian"
     keyring: ClassVar[str] = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -217,7 +238,3 @@ class Ubuntu(Debian):
 
 def _key_check(config: Config) -> bool:
     return config.repository_key_check
-
-
-for _cls in (Debian, Kali, Ubuntu):
-    register(_cls)

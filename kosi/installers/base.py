@@ -2,7 +2,7 @@
 
 The pipeline calls, in this order (manual: EXECUTION FLOW):
 
-    pm = package_manager(context)
+    pm = package_manager(context)             # the installer the distribution names
     pm.setup(context)                       # configuration into context.pkgmngr
     pm.sync(context)                        # repository metadata, once per build
     pm.install(context, packages)           # the first call on an empty root bootstraps it
@@ -21,16 +21,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
+from kosi.discovery import import_modules
 from kosi.errors import KosiError
 
 if TYPE_CHECKING:
     from kosi.pipeline.context import Context
 
+_INSTALLERS: dict[str, type[PackageManager]] = {}
+
 
 class PackageManager:
-    """One package manager (apt, dnf, ...) driven for one image. Stateless: state lives in the context."""
+    """One package manager (apt, dnf, ...) driven for one image. Stateless: state lives in the context.
+
+    Subclasses register by their `name`, which a distribution's `installer` names
+    (kosi/distributions/base.py): a new installer is one module in kosi/installers/.
+    """
 
     name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            _INSTALLERS[cls.name] = cls
 
     def setup(self, context: "Context") -> None:
         """Write the package manager's configuration into context.pkgmngr."""
@@ -95,23 +107,28 @@ def environment(context: "Context") -> dict[str, str]:
     return env
 
 
-def package_manager(context: "Context") -> PackageManager:
-    """The package manager of the context's distribution."""
-    return package_manager_for(context.config)
+def package_manager(context: "Context") -> PackageManager | None:
+    """The installer of this image's distribution (None for Distribution=custom), once per build."""
+    if not context.state.package_manager_known:
+        custom = str(context.config["Distribution"]) == "custom"
+        context.state.package_manager = None if custom else package_manager_for(context.config)
+        context.state.package_manager_known = True
+    return context.state.package_manager
 
 
 def package_manager_for(config) -> PackageManager:
-    """The package manager of a configuration's distribution."""
-    from kosi.distributions import get
+    """The installer the configuration's distribution names; one line if kosi cannot build it yet."""
+    from kosi import distributions
 
-    distribution = get(str(config["Distribution"]))
-    if distribution.package_manager == "apt":
-        from kosi.installers.apt import Apt
+    distribution = distributions.require_installer(str(config["Distribution"]))
+    assert distribution.installer is not None
+    return installer(distribution.installer)()
 
-        return Apt()
-    if distribution.package_manager == "pacman":
-        from kosi.installers.pacman import Pacman
 
-        return Pacman()
-    raise KosiError(f"Distribution={distribution.name} is not supported yet (its package manager "
-                    f"{distribution.package_manager or 'none'} has no kosi backend)")
+def installer(name: str) -> type[PackageManager]:
+    """The installer called `name`: importing each module of kosi/installers/ registers them."""
+    import_modules("kosi.installers")
+    try:
+        return _INSTALLERS[name]
+    except KeyError:
+        raise KosiError(f"kosi has no installer called {name}") from None

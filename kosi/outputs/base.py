@@ -1,39 +1,24 @@
-"""One class per output format behind one interface; the output step picks by Format=."""
+"""The base of the output writers; the output step picks the class by Format= (format.py)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 from pathlib import Path
-from typing import ClassVar
 
 from kosi.errors import KosiError
+from kosi.outputs import format as formats
 from kosi.outputs.compression import compress_level, compression_for
 from kosi.outputs.naming import output_format, output_name
 from kosi.pipeline.context import Context
 
-FORMATS: dict[str, type["OutputFormat"]] = {}
 
-
-class OutputFormat:
-    """Turns the finished image root into the output in the staging directory."""
-
-    format: ClassVar[str]
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        FORMATS[cls.format] = cls
-
-    def __init__(self, context: Context):
-        self.context = context
-        self.config = context.config
+class OutputFormat(formats.Format):
+    """The base of the formats kosi can write: the output's path and archive helpers."""
 
     @property
     def target(self) -> Path:
         return self.context.staging / output_name(self.config)
-
-    def write(self) -> None:
-        raise NotImplementedError
 
     def pipe_compressed(self, producer: list[str], cwd: Path | None = None) -> None:
         """Run `producer` writing an archive to stdout, compressed per CompressOutput= into target."""
@@ -76,12 +61,5 @@ def source_date_epoch(context: Context) -> int | None:
     return int(text) if text else None
 
 
-def for_context(context: Context) -> OutputFormat:
-    # Importing the format modules registers them.
-    from kosi.outputs import cpio, directory, disk, esp, none, tar, uki  # noqa: F401
-
-    fmt = output_format(context.config)
-    cls = FORMATS.get(fmt)
-    if cls is None:
-        raise KosiError(f"Format={fmt}: not implemented yet (supported: {', '.join(sorted(FORMATS))})")
-    return cls(context)
+def for_context(context: Context) -> formats.Format:
+    return formats.require_writer(output_format(context.config))(context)

@@ -21,7 +21,9 @@ def clamp_mtimes(root, epoch: int) -> None:
 
 
 class CpioOutput(OutputFormat):
-    format = "cpio"
+    name = "cpio"
+    extension = "cpio"
+    compressed = True
 
     def write(self) -> None:
         root = self.context.root

@@ -6,7 +6,8 @@ from kosi.outputs.base import OutputFormat
 
 
 class DirectoryOutput(OutputFormat):
-    format = "directory"
+    name = "directory"
+    boots_by_default = True
 
     def write(self) -> None:
         self.context.root.rename(self.target)

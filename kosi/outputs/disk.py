@@ -166,7 +166,11 @@ def repart_sandbox(context: Context, directories: list[Path], files: list[Path])
 
 
 class DiskOutput(OutputFormat):
-    format = "disk"
+    name = "disk"
+    extension = "raw"
+    boots_by_default = True
+    needs_boot_tools = True
+    needs_repart = True
 
     def write(self) -> None:
         compression = compression_for(self.config)

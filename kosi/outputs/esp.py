@@ -50,7 +50,12 @@ def esp_definition(size: int, root: Path, excluded: list[Path]) -> str:
 
 
 class ESPOutput(OutputFormat):
-    format = "esp"
+    name = "esp"
+    extension = "raw"
+    compressed = True
+    boots_by_default = True
+    needs_boot_tools = True
+    needs_repart = True
 
     def write(self) -> None:
         directory = self.context.workspace / "esp-definitions"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kosi.config.model import Config
+from kosi.outputs import format as formats
 from kosi.outputs.compression import compression_for
 
 
@@ -22,7 +23,7 @@ def output_name(config: Config) -> str:
     fmt = output_format(config)
     name = base_name(config)
     extension = config.output_extension
-    if fmt in ("directory", "none"):
+    if formats.get(fmt).extension is None:  # a directory, or nothing
         return name
     name = f"{name}.{extension}" if extension else name
     compression = compression_for(config)

@@ -6,7 +6,8 @@ from kosi.outputs.base import OutputFormat
 
 
 class NoOutput(OutputFormat):
-    format = "none"
+    name = "none"
+    can_boot = False
 
     def write(self) -> None:
         pass

@@ -22,7 +22,10 @@ def tar_command(context, directory) -> list[str]:
 
 
 class TarOutput(OutputFormat):
-    format = "tar"
+    name = "tar"
+    extension = "tar"
+    compressed = True
+    boots_by_default = True
 
     def write(self) -> None:
         self.pipe_compressed(tar_command(self.context, self.context.root))

@@ -14,7 +14,11 @@ from kosi.sandbox import run
 
 
 class UKIOutput(OutputFormat):
-    format = "uki"
+    name = "uki"
+    extension = "efi"
+    compressed = True
+    boots_by_default = True
+    needs_boot_tools = True
 
     def write(self) -> None:
         ukis = self.context.state.ukis

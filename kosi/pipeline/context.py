@@ -40,7 +40,7 @@ class BuildState:
     build_phase: bool = False
     #: the throwaway copy of the root holding BuildPackages= (packages.InstallBuildPackages)
     build_root: Path | None = None
-    #: the package manager backend, once looked up (packages.package_manager); a
+    #: the package manager backend, once looked up (installers.base.package_manager); a
     #: kosi.installers.base.PackageManager, typed Any so this module imports no installer
     package_manager: Any = None
     package_manager_known: bool = False

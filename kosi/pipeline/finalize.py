@@ -8,7 +8,7 @@ import shutil
 
 from kosi.config.values import Feature
 from kosi.errors import KosiError
-from kosi.pipeline.packages import package_manager
+from kosi.installers.base import package_manager
 from kosi.pipeline.step import Step
 from kosi.sandbox import run
 

@@ -11,26 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from kosi.config.values import Feature
+from kosi.installers.base import package_manager
 from kosi.pipeline.cache import copy_tree, fingerprint_path
 from kosi.pipeline.context import Context
 from kosi.pipeline.step import Step
-
-
-def package_manager(context: Context) -> Any:
-    """The installer backend for this image's distribution, or None (Distribution=custom)."""
-    if context.state.package_manager_known:
-        return context.state.package_manager
-    manager = None
-    if context.config.distribution != "custom":
-        try:
-            from kosi.installers.base import package_manager as lookup
-        except ImportError:  # the installer backend is not there yet
-            lookup = None
-        if lookup is not None:
-            manager = lookup(context)
-    context.state.package_manager = manager
-    context.state.package_manager_known = True
-    return manager
 
 
 def build_scripts_configured(context: Context) -> bool:

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 from kosi import log
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
+from kosi.outputs import format as formats
 from kosi.outputs.naming import base_name, output_directory, output_format, output_name
 
 
@@ -61,7 +62,7 @@ def machine_name(config: Config) -> str:
 
 
 def is_disk(config: Config, path: Path) -> bool:
-    return path.is_file() and output_format(config) in ("disk", "esp", "sysext", "confext", "portable")
+    return path.is_file() and formats.get(output_format(config)).needs_repart  # a GPT disk image
 
 
 def copy_image(source: Path, target: Path) -> None:

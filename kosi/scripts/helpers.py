@@ -51,7 +51,7 @@ def write_helpers(context: Context, directory: Path, script: Path | None) -> Pat
 
 def add_installer_wrappers(context: Context, directory: Path) -> None:
     """apt, dpkg, mkosi-install, ... operating on the image, as the package manager backend defines them."""
-    from kosi.pipeline.packages import package_manager
+    from kosi.installers.base import package_manager
 
     manager = package_manager(context)
     if manager is None or not hasattr(manager, "wrappers"):

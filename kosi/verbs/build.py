@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kosi import log
+from kosi import distributions, log
 from kosi.boot.signing import check_keys
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
+from kosi.outputs import format as formats
 from kosi.outputs.publish import check_previous, publish
 from kosi.pipeline.cache import default_state_directory
 from kosi.pipeline.context import Context
@@ -84,6 +85,14 @@ def build_image(config: Config, args: Any, tools: Path | None = None) -> list[Pa
     return outputs
 
 
+def check_buildable(config: Config) -> None:
+    """Refuse, in one line and before anything runs, what kosi cannot build yet: a format
+    without a writer, a distribution without an installer (both still load, for summary)."""
+    formats.require_writer(config.format)
+    if config.distribution != "custom":
+        distributions.require_installer(config.distribution)
+
+
 def build_project(project: Project, args: Any) -> list[Path]:
     from kosi.scripts.execute import run_configure_scripts
 
@@ -91,6 +100,7 @@ def build_project(project: Project, args: Any) -> list[Path]:
     images = [run_configure_scripts(config) for config in project.images]
     # Refuse (or with -f clean up) before spending time on any image.
     for config in images:
+        check_buildable(config)
         check_previous(config, force)
         check_keys(config)  # SecureBoot=yes without a key
     from kosi.tools_tree import ensure_tools_tree

@@ -21,6 +21,7 @@ from kosi.pipeline.context import Context
 from kosi.pipeline.flow import build_steps
 from kosi.pipeline.runner import plan as step_plan
 from kosi.pipeline.step import ImageDependent
+from kosi.verbs.build import check_buildable
 
 
 def image_plan(config: Config, args: Any, tools: Path | None) -> dict[str, Any]:
@@ -81,6 +82,8 @@ def run(args) -> int:
     from kosi.tools_tree import choose_tools_tree
 
     project = load_project(args)
+    for config in project.images:
+        check_buildable(config)
     choice = choose_tools_tree(project, "build", int(getattr(args, "force", 0) or 0))
     tools = {"tree": str(choice.tree) if choice.tree else None, "why": choice.why_used, "build": choice.why_build}
     # An unbuilt tools tree cannot answer "is this tool in it"; steps then judge by the host.

@@ -265,5 +265,5 @@ def test_a_misspelt_choice_suggests_the_closest_word():
 
     with pytest.raises(KosiError) as error:
         SETTINGS_BY_NAME["Format"].type.parse("Format", "dsk", Origin(file="mkosi.conf", line=2))
-    assert str(error.value).startswith("mkosi.conf:2: Format=: invalid value 'dsk', expected one of directory")
+    assert str(error.value).startswith("mkosi.conf:2: Format=: invalid value 'dsk', expected one of addon, confext, cpio, directory")
     assert str(error.value).endswith("(did you mean disk?)")

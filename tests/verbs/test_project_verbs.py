@@ -15,9 +15,8 @@ from verbs_helpers import kosi, write
 
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
-from kosi.tools_tree import PACKAGES
 from kosi.verbs import bump, init
-from kosi.verbs.dependencies import host_distribution
+from kosi.verbs.dependencies import host_tools_distribution, tools_tree_packages
 
 needs_openssl = pytest.mark.skipif(not shutil.which("openssl"), reason="openssl is not installed")
 
@@ -114,7 +113,7 @@ def test_auto_bump_before_loading_reaches_specifiers(tmp_path: Path):
 
 def test_dependencies_lists_the_tools_tree_packages():
     out = kosi("dependencies").stdout.splitlines()
-    table = PACKAGES[host_distribution()]
+    table = tools_tree_packages(host_tools_distribution())
     assert out == list(dict.fromkeys([*table["base"], *table["package-manager"]]))
     with_runtime = kosi("dependencies", "--", "--profile", "runtime").stdout.splitlines()
     assert with_runtime[: len(out)] == out and set(table["runtime"]) <= set(with_runtime)

@@ -1,0 +1,46 @@
+"""Formats kosi knows (summary and --json show them, as mkosi does) but cannot write yet.
+
+Each is replaced by the class of the module that implements it (see format.py); building
+or planning one of these is refused before any step runs.
+"""
+
+from __future__ import annotations
+
+from kosi.outputs.format import Format
+
+
+class Oci(Format):
+    name = "oci"
+    compressed = True
+    compressor = "gzip"
+
+
+class Sysext(Format):
+    name = "sysext"
+    extension = "raw"
+    can_boot = False
+    needs_repart = True
+    extension_image = True
+
+
+class Confext(Format):
+    name = "confext"
+    extension = "raw"
+    can_boot = False
+    needs_repart = True
+    extension_image = True
+
+
+class Portable(Format):
+    name = "portable"
+    extension = "raw"
+    can_boot = False
+    needs_repart = True
+    extension_image = True
+
+
+class Addon(Format):
+    name = "addon"
+    extension = "efi"
+    compressed = True
+    can_boot = False
