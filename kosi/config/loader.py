@@ -5,7 +5,9 @@ the highest: `base` (what a subimage inherits from the main image), `config` (mk
 drop-ins, profiles, includes, default paths), `local` (mkosi.local.conf, mkosi.local/) and
 `cli`. A single value is taken from the highest layer that assigns it (an empty assignment
 there means "the default"); list values are appended layer after layer, and an empty
-assignment drops everything below it, defaults included.
+assignment drops everything below it (as mkosi 27.1 does, except in the local layer, whose
+empty assignment only drops the local items before it). A list's default is its value only
+while no layer assigns it.
 """
 
 from __future__ import annotations
@@ -24,10 +26,16 @@ from kosi.config.model import Config, Project
 from kosi.config.parser import Section, parse_ini
 from kosi.config.setting import Scope, Setting
 from kosi.config.specifiers import Location, expand_delayed, expand_specifiers
-from kosi.config.values import Origin
+from kosi.config.values import Origin, parse_boolean
 from kosi.errors import KosiError
 
-RESET = object()  # a single-value setting assigned the empty string: back to the default
+RESET = object()
+#: List settings that were booleans once; mkosi 27.1 reads yes/no as (the list for yes, for no).
+LEGACY_BOOLEAN_LISTS = {
+    "SplitArtifacts": (("uki", "kernel", "initrd", "partitions"), ("uki", "kernel", "initrd")),
+}
+#: Scopes of the settings mkosi 27.1 refuses in a subimage's configuration.
+MAIN_IMAGE_SCOPES = (Scope.universal, Scope.multiversal, Scope.main_only)  # a single-value setting assigned the empty string: back to the default
 
 #: Settings whose value holds &-specifiers expanded once parsing is done.
 DELAYED_SPECIFIER_SETTINGS = ("CacheKey", "BuildKey")
@@ -86,8 +94,8 @@ class ImageState:
                 if slot is None:
                     continue
                 assigned = True
-                if slot.cleared:
-                    items = []
+                if slot.cleared and layer is not self.local:
+                    items = []  # an empty assignment in mkosi.local.conf only drops the local items before it
                 items = items + slot.items
             return items if assigned else None
         for layer in reversed(self.layers):
@@ -98,9 +106,6 @@ class ImageState:
 
     def refresh(self, setting: Setting) -> None:
         self.config_view.values[setting.name] = self.effective(setting)
-
-    def list_cleared(self, setting: Setting) -> bool:
-        return any(layer.values[setting.name].cleared for layer in self.layers if setting.name in layer.values)
 
     def location(self, config_dir: Path) -> Location:
         return Location(config_dir, self.working_dir, self.invocation_dir, self.image)
@@ -122,9 +127,13 @@ def lookup_setting(key: str) -> Setting | None:
     return None
 
 
+#: Sections mkosi 27.1 still reads, with a warning, though no setting belongs there any more.
+DEPRECATED_SECTIONS = ("Host",)
+
+
 def _known_sections() -> set[str]:
     settings, _ = _settings()
-    return {s.section for s in settings} | set(CONDITION_SECTIONS) | {"Include"}
+    return {s.section for s in settings} | set(CONDITION_SECTIONS) | {"Include"} | set(DEPRECATED_SECTIONS)
 
 
 def _suggest(word: str, candidates: list[str] | set[str]) -> str:
@@ -141,15 +150,23 @@ class Loader:
     def assign(self, layer: Layer, setting: Setting, text: str, origin: Origin) -> None:
         state = self.state
         name = setting.name
-        if state.image != "main" and not origin.cli and setting.scope in (Scope.universal, Scope.multiversal):
+        if state.image not in ("main", "tools") and not origin.cli and setting.scope in MAIN_IMAGE_SCOPES:
+            kind = "a universal setting" if setting.scope != Scope.main_only else "a setting of the main image only"
             raise KosiError(
-                f"{name}= is a universal setting and can only be configured in the main image, not in subimage '{state.image}'",
+                f"{name}= is {kind} and cannot be configured in subimage '{state.image}'",
                 file=origin.file, line=origin.line, hint="gate it behind [Match] Image=main in shared files",
             )  # fmt: skip
-        if state.image != "main" and not origin.cli and setting.scope == Scope.main_only:
-            log.warn(f"{origin.where()}: {name}= only applies to the main image, ignoring it in subimage '{state.image}'")
-            return
         empty = not text.strip()
+        legacy = LEGACY_BOOLEAN_LISTS.get(name)
+        if legacy is not None and parse_boolean(text.strip()) is not None:
+            # mkosi 27.1 still reads the old boolean form: yes/no stand for a whole list
+            log.warn(f"{origin.where()}: {name}={text.strip()} is deprecated, list the artifacts instead")
+            # (replacing what the layer had; on the command line, added to what the files say)
+            items = list(legacy[0] if parse_boolean(text.strip()) else legacy[1])
+            layer.values[name] = ListSlot(layer is not state.cli, items)
+            layer.origins[name] = origin
+            state.refresh(setting)
+            return
         if setting.is_list:
             slot = layer.values.setdefault(name, ListSlot())
             if empty:
@@ -201,15 +218,19 @@ class Loader:
                 log.warn(f"{path}:{section.line}: unknown section [{section.name}]{_suggest(section.name, known_sections)}, ignoring it")
                 continue
             for entry in section.entries:
-                setting = lookup_setting(entry.key)
+                key = entry.key
+                if key.startswith("@"):  # the old spelling of a setting whose default the CLI overrides
+                    key = key[1:]
+                    log.warn(f"{path}:{entry.line}: {entry.key}= is deprecated, write {key}= instead")
+                setting = lookup_setting(key)
                 if setting is None:
-                    self._warn_unknown(path, section.name, entry.key, entry.line, setting)
+                    self._warn_unknown(path, section.name, key, entry.line, setting)
                     continue
                 if setting.section != section.name and not _section_alias(setting, section.name):
                     # mkosi projects in the wild misplace settings; applying them keeps them working.
-                    log.warn(f"{path}:{entry.line}: {entry.key}= belongs in the [{setting.section}] section, not [{section.name}]")
+                    log.warn(f"{path}:{entry.line}: {key}= belongs in the [{setting.section}] section, not [{section.name}]")
                 if setting.cli_only:
-                    raise KosiError(f"{entry.key}= can only be given on the command line", file=str(path), line=entry.line)
+                    raise KosiError(f"{key}= can only be given on the command line", file=str(path), line=entry.line)
                 origin = Origin(file=str(path), line=entry.line, directory=path.parent, local=layer is self.state.local)
                 text = expand_specifiers(entry.value, self.state.config_view, location, file=str(path), line=entry.line)
                 self.assign(layer, setting, text, origin)
@@ -483,11 +504,8 @@ def finalize(state: ImageState, args: Any) -> Config:
     settings, by_name = _settings()
     config = Config(image=state.image, directory=state.invocation_dir)
     for setting in settings:
-        value = state.effective(setting)
-        if setting.is_list and value is not None and not state.list_cleared(setting) and setting.name not in state.universal:
-            default = config[setting.name]  # still unset here, so this is the default
-            value = list(default or []) + value
-        config.values[setting.name] = value
+        # A list's default applies only while nothing assigns it: `ToolsTreeProfiles=devel` is ["devel"].
+        config.values[setting.name] = state.effective(setting)
     for name in DELAYED_SPECIFIER_SETTINGS:
         if name in by_name and isinstance(config[name], str):
             config.values[name] = expand_delayed(config[name], config)

@@ -3,6 +3,10 @@
 The parser knows nothing about settings; it keeps the file and line of every entry so that
 errors and warnings can point at them. Lines starting with whitespace continue the value of
 the previous entry (joined with a newline), which is how lists are spread over lines.
+
+As in mkosi 27.1, a `#` anywhere on a line starts a comment that runs to the end of the line
+(`Incremental=yes  # saves time`, also without whitespace before it and inside values), and
+`;` starts no comment: a line beginning with it is an entry without `=`, an error.
 """
 
 from __future__ import annotations
@@ -40,11 +44,10 @@ def parse_ini_text(text: str, file: str) -> list[Section]:
             current.entries.append(Entry(key, "\n".join(lines).strip(), lineno))
         pending = None
 
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        raw = line.partition("#")[0]
         stripped = raw.strip()
         if not stripped:
-            continue
-        if stripped[0] in "#;":
             continue
         if raw[0].isspace() and pending is not None:
             pending[1].append(stripped)

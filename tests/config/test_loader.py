@@ -17,9 +17,24 @@ def pkgs(root, *argv):
 
 
 def test_ini_parser_keeps_lines_and_continuations():
-    sections = parse_ini_text("# c\n[Content]\n; c\nPackages=a\n  b\n\tc\nEnvironment=X=1=2\n", "f")
+    sections = parse_ini_text("# c\n[Content]\n  # c\nPackages=a\n  b\n\tc\nEnvironment=X=1=2\n", "f")
     (content,) = sections
     assert [(e.key, e.value, e.line) for e in content.entries] == [("Packages", "a\nb\nc", 4), ("Environment", "X=1=2", 7)]
+
+
+@pytest.mark.parametrize(
+    "line,value",
+    [("Incremental=yes  # saves time", "yes"), ("Incremental=yes# x", "yes"), ("Incremental=#yes", ""),
+     ("Incremental=y;es", "y;es")],
+)  # fmt: skip
+def test_hash_starts_a_comment_anywhere_as_in_mkosi(line, value):
+    (section,) = parse_ini_text(f"[Build] # c\n{line}\n", "f")
+    assert [(e.key, e.value) for e in section.entries] == [("Incremental", value)]
+
+
+def test_semicolon_starts_no_comment_as_in_mkosi():
+    with pytest.raises(KosiError, match="f:2: expected Key=Value"):
+        parse_ini_text("[Build]\n; a comment in other ini dialects\n", "f")
 
 
 @pytest.mark.parametrize("text,line", [("[Content]\nPackages\n", 2), ("Packages=a\n", 1), ("[Content\n", 1)])

@@ -94,6 +94,12 @@ def test_names_flags_and_dests_are_unique():
     assert len(SETTINGS_BY_NAME) == len(SETTINGS_BY_DEST) == len(SETTINGS)
 
 
+MKOSI_SCOPES = {
+    "CacheOnly": Scope.passed_down, "Snapshot": Scope.multiversal, "InitrdPackages": Scope.main_only,
+    "InitrdProfiles": Scope.main_only, "InitrdVolatilePackages": Scope.main_only,
+}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "paragraph, scope",
     [("Several “multiversal” settings", Scope.multiversal), ("Several “universal” settings", Scope.universal),
@@ -106,6 +112,12 @@ def test_scopes_match_the_manual_lists(paragraph, scope):
         listed.discard("Every setting in the [Runtime] section")
         listed |= {s.name for s in SETTINGS if s.section == "Runtime"}
     assert len(listed) > 8
+    # Where mkosi 27.1 (the oracle: a subimage refuses or inherits the setting, the tools tree
+    # shares it or not) disagrees with the manual's lists, mkosi wins.
+    for name, mkosi_scope in MKOSI_SCOPES.items():
+        listed.discard(name)
+        if mkosi_scope == scope:
+            listed.add(name)
     assert {s.name for s in SETTINGS if s.scope == scope} == listed
 
 
