@@ -537,18 +537,9 @@ def tools_tree_config(main: Config, confdir: Path | None = None) -> Config:
     """Configuration of the default tools tree: a directory image of the fallback tools
     tree distribution, with ToolsTree<Setting>= applied as <Setting>=, multiversal settings
     from the main image, and mkosi.tools.conf (file or directory) on top."""
-    from kosi import distributions
-    from kosi.config.match import _fallback_tools_distribution
-
     settings, by_name = _settings()
     state = ImageState("tools", main.directory)
-    ctx = MatchContext(main, "main", Location(main.directory, main.directory, main.directory, "main"), "")
-    distribution = _fallback_tools_distribution(ctx)
-    fixed: dict[str, Any] = {"Distribution": distribution, "Format": "directory"}
-    try:
-        fixed["Release"] = distributions.get(distribution).default_release
-    except KeyError:
-        pass
+    fixed: dict[str, Any] = {"Format": "directory"}
     for setting in settings:
         if setting.scope == Scope.multiversal:
             fixed[setting.name] = main[setting.name]

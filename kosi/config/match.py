@@ -17,15 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from kosi import log
 from kosi.config.parser import Entry, Section
-from kosi.config.specifiers import (
-    Location,
-    _value_text,
-    expand_specifiers,
-    host_architecture,
-    host_distribution,
-)
+from kosi.config.specifiers import Location, _value_text, expand_specifiers, host_architecture, host_distribution
 from kosi.config.versions import version_matches
 from kosi.errors import KosiError
 
@@ -33,20 +26,12 @@ MATCH_SECTIONS = ("Match", "TriggerMatch")
 ASSERT_SECTIONS = ("Assert", "TriggerAssert")
 CONDITION_SECTIONS = MATCH_SECTIONS + ASSERT_SECTIONS
 
-#: Matchers whose value is compared with a glob or a rich version comparison, as the manual's table says.
-GLOB_MATCHERS = {"ImageId"}
-VERSION_MATCHERS = {"ImageVersion", "SystemdVersion"}
-#: Matchers that fail while their setting has not been configured yet (the manual's "match fails").
-FAIL_WHEN_UNSET = {"Profiles", "ImageId", "ImageVersion", "BuildSources"}
-
-UEFI_ARCHITECTURES = {"x86", "x86-64", "arm", "arm64", "riscv32", "riscv64", "loongarch64"}
-
 
 @dataclass
 class MatchContext:
     config: Any  # the Config as parsed so far
     image: str  # "main" or the subimage name
-    location: Location  # for specifiers and PathExists= (relative to location.config_dir)
+    location: Location  # for specifiers and PathExists= (relative to location.working_dir, %P)
     file: str
 
 
@@ -64,153 +49,110 @@ def host_systemd_version() -> str:
 def _setting(name: str):
     from kosi.config.settings import SETTINGS_BY_NAME
 
-    return SETTINGS_BY_NAME.get(name)
+    setting = SETTINGS_BY_NAME.get(name)
+    return setting if setting is not None and setting.match is not None else None
 
 
-def _is_set(config: Any, name: str) -> bool:
-    return _setting(name) is not None and config.is_set(name)
+# ---- the matchers that are no setting -------------------------------------------------------
 
 
-def _current(config: Any, name: str) -> Any:
-    return config[name] if _setting(name) is not None else None
-
-
-# ---- the special matchers: not a setting, or a setting with a special default -------------
-
-
-def _match_path_exists(ctx: MatchContext, value: str) -> bool:
+def _match_path_exists(ctx: MatchContext, value: str, entry: Entry) -> bool:
+    if not value:
+        return False
     path = Path(value)
-    if not path.is_absolute():
-        path = ctx.location.config_dir / path
+    if not path.is_absolute():  # as in mkosi 27.1: relative to the directory of the mkosi.conf being read
+        path = ctx.location.working_dir / path
     return path.exists()
 
 
-def _match_systemd_version(ctx: MatchContext, value: str) -> bool:
-    return version_matches(host_systemd_version(), value)
+def _match_systemd_version(ctx: MatchContext, value: str, entry: Entry) -> bool:
+    return bool(value) and version_matches(host_systemd_version(), value)
 
 
-def _match_host_architecture(ctx: MatchContext, value: str) -> bool:
-    return _architecture_equals(host_architecture(), value)
+def _match_host_architecture(ctx: MatchContext, value: str, entry: Entry) -> bool:
+    from kosi import architecture
+
+    if value not in architecture.names():  # mkosi 27.1 refuses a misspelt one (and uefi) here
+        raise _invalid(ctx, entry, value, "one of " + ", ".join(architecture.names()))
+    return host_architecture() == value
 
 
-def _match_image(ctx: MatchContext, value: str) -> bool:
+def _match_image(ctx: MatchContext, value: str, entry: Entry) -> bool:
     return ctx.image == value
 
 
-def _architecture_equals(actual: str, value: str) -> bool:
-    if value == "uefi":
-        return actual in UEFI_ARCHITECTURES
-    return actual == value
+#: [Match] conditions on something other than a setting; every other condition is a setting
+#: of the table whose `match` field says how it compares.
+HOST_MATCHERS: dict[str, Callable[[MatchContext, str, Entry], bool]] = {
+    "PathExists": _match_path_exists,
+    "SystemdVersion": _match_systemd_version,
+    "HostArchitecture": _match_host_architecture,
+    "Image": _match_image,
+}
 
 
-def _match_architecture(ctx: MatchContext, value: str) -> bool:
-    actual = _value_text(ctx.config["Architecture"]) if _is_set(ctx.config, "Architecture") else host_architecture()
-    return _architecture_equals(actual, value)
+def _invalid(ctx: MatchContext, entry: Entry, value: str, allowed: str) -> KosiError:
+    return KosiError(f"[Match] {entry.key}=: invalid value {value!r}, expected {allowed}", file=ctx.file, line=entry.line)
 
 
-def _match_distribution(ctx: MatchContext, value: str) -> bool:
-    if _is_set(ctx.config, "Distribution"):
-        return _value_text(ctx.config["Distribution"]) == value
-    return host_distribution()[0] == value
+# ---- conditions on a setting: compared the way its `match` field says --------------------
 
 
-def _match_release(ctx: MatchContext, value: str) -> bool:
-    if not _is_set(ctx.config, "Distribution"):
-        return host_distribution()[1] == value
-    return _value_text(_current(ctx.config, "Release")) == value
-
-
-def _fallback_tools_distribution(ctx: MatchContext) -> str:
-    from kosi import distributions
-
-    current = _current(ctx.config, "ToolsTreeDistribution")
-    if current:
-        return _value_text(current)
-    name = host_distribution()[0]  # the host's, whatever the image's Distribution= (manual)
-    try:
-        return distributions.get(name).tools_tree_distribution or name
-    except KeyError:
-        return "debian"
-
-
-def _match_tools_tree_distribution(ctx: MatchContext, value: str) -> bool:
-    return _fallback_tools_distribution(ctx) == value
-
-
-def _match_tools_tree_release(ctx: MatchContext, value: str) -> bool:
-    from kosi import distributions
-
-    current = _current(ctx.config, "ToolsTreeRelease")
-    if current:
-        return _value_text(current) == value
-    try:
-        return distributions.get(_fallback_tools_distribution(ctx)).default_release == value
-    except KeyError:
-        return False
-
-
-def _match_environment(ctx: MatchContext, value: str) -> bool:
+def _match_environment(current: Any, value: str) -> bool:
     environment: dict[str, str] = {}
-    for item in _current(ctx.config, "Environment") or []:
+    for item in current or []:
         if isinstance(item, dict):
             environment.update(item)
         elif isinstance(item, str):
             key, _, val = item.partition("=")
             environment[key] = val
     key, sep, wanted = value.partition("=")
-    if key not in environment:
+    if not key or key not in environment:
         return False
     return not sep or environment[key] == wanted
 
 
-def _match_build_sources(ctx: MatchContext, value: str) -> bool:
+def _match_target(current: Any, value: str) -> bool:
     wanted = value.strip("/")
-    for tree in _current(ctx.config, "BuildSources") or []:
+    for tree in current or []:
         target = getattr(tree, "target", None)
-        if target is not None and str(target).strip("/") == wanted:
+        if value and target is not None and str(target).strip("/") == wanted:
             return True
     return False
 
 
-SPECIAL_MATCHERS: dict[str, Callable[[MatchContext, str], bool]] = {
-    "PathExists": _match_path_exists,
-    "SystemdVersion": _match_systemd_version,
-    "HostArchitecture": _match_host_architecture,
-    "Image": _match_image,
-    "Architecture": _match_architecture,
-    "Distribution": _match_distribution,
-    "Release": _match_release,
-    "ToolsTreeDistribution": _match_tools_tree_distribution,
-    "ToolsTreeRelease": _match_tools_tree_release,
-    "Environment": _match_environment,
-    "BuildSources": _match_build_sources,
-}
-
-
-def _match_setting(ctx: MatchContext, name: str, value: str, entry: Entry) -> bool:
-    """Compare against a setting of the table, the way its `match` field says."""
+def _match_setting(ctx: MatchContext, setting: Any, value: str, entry: Entry) -> bool:
+    """Compare `value` with the setting's value so far (its default while unset)."""
     from kosi.config.setting import MatchKind
     from kosi.config.values import Boolean, Choice, FeatureType, Origin
 
-    setting = _setting(name)
-    if setting is None:  # a matcher of the manual whose setting the table does not know (yet)
-        return False
-    if name in FAIL_WHEN_UNSET and not ctx.config.is_set(name):
-        return False
-    current = ctx.config[name]
-    if setting.match == MatchKind.glob or name in GLOB_MATCHERS:
-        return current is not None and fnmatch.fnmatchcase(_value_text(current), value)
-    if setting.match == MatchKind.version or name in VERSION_MATCHERS:
-        return current is not None and version_matches(_value_text(current), value)
+    current = ctx.config[setting.name]
+    if setting.name == "Release" and not ctx.config.is_set("Release"):
+        # mkosi 27.1 builds the host's release when the distribution is the host's
+        host_id, host_release = host_distribution()
+        if _value_text(ctx.config["Distribution"]) == host_id:
+            current = host_release
+    kind = setting.match
+    if kind == MatchKind.glob:
+        return current is not None and bool(value) and fnmatch.fnmatchcase(_value_text(current), value)
+    if kind == MatchKind.version:
+        return current is not None and bool(value) and version_matches(_value_text(current), value)
+    if kind == MatchKind.environment:
+        return _match_environment(current, value)
+    if kind == MatchKind.target:
+        return _match_target(current, value)
+    if setting.is_list and not value:
+        return not current  # an empty condition holds while the list is empty
     item_type = getattr(setting.type, "item", setting.type)
     wanted: Any = value
+    if setting.name == "Architecture" and value == "uefi":
+        from kosi import architecture
+
+        arch = architecture.ARCHITECTURES.get(_value_text(current))
+        return arch is not None and arch.supports_uefi
     if isinstance(item_type, (Boolean, FeatureType, Choice)):
         origin = Origin(file=ctx.file, line=entry.line, directory=ctx.location.config_dir)
-        wanted = item_type.parse(f"[Match] {name}", value, origin)
-    if isinstance(item_type, FeatureType) and current is None:
-        from kosi.config.values import Feature
-
-        current = Feature.auto  # the manual: Bootable= matches the "auto" feature by default
+        wanted = item_type.parse(f"[Match] {setting.name}", value, origin)
     if setting.is_list:
         return any(_equal(item, wanted) for item in current or [])
     return _equal(current, wanted)
@@ -225,12 +167,20 @@ def _equal(current: Any, wanted: Any) -> bool:
 def known_matchers() -> set[str]:
     from kosi.config.settings import SETTINGS
 
-    names = {s.name for s in SETTINGS if s.match is not None}
-    return names | set(SPECIAL_MATCHERS) | GLOB_MATCHERS | VERSION_MATCHERS | FAIL_WHEN_UNSET
+    return {s.name for s in SETTINGS if s.match is not None} | set(HOST_MATCHERS)
 
 
-def evaluate_condition(ctx: MatchContext, entry: Entry) -> tuple[bool, bool]:
+def evaluate_condition(ctx: MatchContext, entry: Entry, section: str = "Match") -> tuple[bool, bool]:
     """(triggering, result) of one `Key=[|][!]value` condition."""
+    setting = _setting(entry.key)
+    if setting is None and entry.key not in HOST_MATCHERS:
+        known = known_matchers()
+        close = difflib.get_close_matches(entry.key, sorted(known), n=1)
+        hint = f" (did you mean {close[0]}=?)" if close else ""
+        raise KosiError(
+            f"{entry.key}= cannot be used in [{section}]{hint}; the conditions are: " + ", ".join(sorted(known)),
+            file=ctx.file, line=entry.line,
+        )  # fmt: skip
     text = entry.value.strip()
     trigger = text.startswith("|")
     if trigger:
@@ -239,10 +189,10 @@ def evaluate_condition(ctx: MatchContext, entry: Entry) -> tuple[bool, bool]:
     if negate:
         text = text[1:].lstrip()
     text = expand_specifiers(text, ctx.config, ctx.location, file=ctx.file, line=entry.line)
-    if entry.key in SPECIAL_MATCHERS:
-        result = SPECIAL_MATCHERS[entry.key](ctx, text)
+    if setting is None:
+        result = HOST_MATCHERS[entry.key](ctx, text, entry)
     else:
-        result = _match_setting(ctx, entry.key, text, entry)
+        result = _match_setting(ctx, setting, text, entry)
     return trigger, result != negate
 
 
@@ -250,14 +200,8 @@ def _section_holds(ctx: MatchContext, section: Section) -> tuple[bool, Entry | N
     """Whether one section holds, and the first condition that made it fail."""
     triggers: list[tuple[bool, Entry]] = []
     plain_failure: Entry | None = None
-    known = known_matchers()
     for entry in section.entries:
-        if entry.key not in known:
-            close = difflib.get_close_matches(entry.key, sorted(known), n=1)
-            hint = f" (did you mean {close[0]}=?)" if close else ""
-            log.warn(f"{ctx.file}:{entry.line}: unknown [{section.name}] condition {entry.key}={hint}, ignoring it")
-            continue
-        trigger, result = evaluate_condition(ctx, entry)
+        trigger, result = evaluate_condition(ctx, entry, section.name)
         if trigger:
             triggers.append((result, entry))
         elif not result and plain_failure is None:

@@ -26,9 +26,11 @@ class Scope(enum.Enum):
 class MatchKind(enum.Enum):
     """How a [Match] condition on this setting compares (manual: the matcher table)."""
 
-    plain = "plain"
-    glob = "glob"
-    version = "version"
+    plain = "plain"  # equal to the value (a member of a list), the default while unset
+    glob = "glob"  # a shell glob matching the value; fails while unset
+    version = "version"  # a version comparison (>=1.2, 1.2, !=1.2); fails while unset
+    environment = "environment"  # KEY or KEY=VALUE present in the environment list
+    target = "target"  # the target directory of one of the trees
 
 
 #: Mixed-case words that are one word, not several: `VSock` is not `v_sock`.

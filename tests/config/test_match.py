@@ -30,9 +30,10 @@ CASES = [
     ("[Distribution]\nArchitecture=s390x", "Architecture=uefi", False),
     ("[Distribution]\nRepositories=main,contrib", "Repositories=contrib", True),
     ("[Distribution]\nRepositories=main", "Repositories=non-free", False),
-    ("", "PathExists=50-drop.conf", True),  # relative to the drop-in's directory: mkosi.conf.d/
-    ("", "PathExists=mkosi.conf", False),
-    ("", "PathExists=../mkosi.conf", True),
+    ("", "PathExists=50-drop.conf", False),  # relative to the mkosi.conf's directory (mkosi 27.1), not the file's
+    ("", "PathExists=mkosi.conf", True),
+    ("", "PathExists=mkosi.conf.d/50-drop.conf", True),
+    ("", "PathExists=", False),
     ("", "PathExists=/nonexistent/x", False),
     ("[Output]\nImageId=web-server", "ImageId=web-*", True),
     ("[Output]\nImageId=db", "ImageId=web-*", False),
@@ -172,11 +173,18 @@ def test_asserts(project, asserts, ok):
     assert str(e.value).startswith(f"{root}/mkosi.conf.d/a.conf:2:" if "[Assert]" in asserts else f"{root}/mkosi.conf.d/a.conf:1:")
 
 
-def test_unknown_condition_warns_with_suggestion(project, capsys):
+def test_unknown_condition_is_an_error_with_suggestion(project):
     root = project({"mkosi.conf.d/a.conf": "[Match]\nDistributon=debian\n"})
-    main_config(root)
-    err = capsys.readouterr().err
-    assert "a.conf:2" in err and "Distributon" in err and "did you mean Distribution" in err
+    with pytest.raises(KosiError, match=r"a.conf:2: Distributon= cannot be used in \[Match\] \(did you mean Distribution=\?\)"):
+        main_config(root)
+
+
+@pytest.mark.parametrize("condition", ["Distribution=debain", "Architecture=amd64", "HostArchitecture=uefi", "Bootloader=lilo",
+                                       "ToolsTreeDistribution=", "Bootable=maybe"])
+def test_invalid_condition_values_are_errors_as_in_mkosi(project, condition):
+    root = project({"mkosi.conf.d/a.conf": f"[Match]\n{condition}\n"})
+    with pytest.raises(KosiError, match="a.conf:2"):
+        main_config(root)
 
 
 def test_invalid_match_value_is_an_error(project):
