@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import stat
 import subprocess
 from dataclasses import dataclass, field
@@ -231,7 +232,9 @@ class Loader:
                     log.warn(f"{path}:{entry.line}: {key}= belongs in the [{setting.section}] section, not [{section.name}]")
                 if setting.cli_only:
                     raise KosiError(f"{key}= can only be given on the command line", file=str(path), line=entry.line)
-                origin = Origin(file=str(path), line=entry.line, directory=path.parent, local=layer is self.state.local)
+                # relative paths are relative to the directory being parsed (%P), as mkosi 27.1 reads them
+                origin = Origin(file=str(path), line=entry.line, directory=self.state.working_dir,
+                                local=layer is self.state.local)
                 text = expand_specifiers(entry.value, self.state.config_view, location, file=str(path), line=entry.line)
                 self.assign(layer, setting, text, origin)
 
@@ -263,9 +266,9 @@ class Loader:
         conf = directory / "mkosi.conf"
         sections: list[Section] | None = None
         saved_working_dir = state.working_dir
+        state.working_dir = directory  # %P, and what relative paths are relative to, follows each directory
         if conf.is_file():
             sections = parse_ini(conf)
-            state.working_dir = directory  # %P follows each directory holding a mkosi.conf
             ctx = self.match_context(conf)
             if not conditions_hold(ctx, sections):
                 log.debug(f"{conf}: [Match] not satisfied, skipping {directory}")
@@ -326,8 +329,7 @@ class Loader:
 
     def _include_targets(self, text: str, origin: Origin) -> list[Path]:
         targets = []
-        for word in text.split():
-            word = word.strip(",")
+        for word in re.split(r"[\s,]+", text):
             if not word:
                 continue
             builtin = BUILTIN_INCLUDES_DIR / word
@@ -432,8 +434,9 @@ def load_main(args: Any, cwd: Path | None = None) -> tuple[ImageState, Path | No
             raise KosiError(f"--directory: {directory} is not a directory")
     state = ImageState("main", directory or cwd)
     loader = Loader(state)
-    apply_cli(loader, args.assignments, cwd)
-    include_from_cli(loader, args.assignments, cwd)
+    # as in mkosi 27.1, relative paths on the command line are relative to --directory
+    apply_cli(loader, args.assignments, directory or cwd)
+    include_from_cli(loader, args.assignments, directory or cwd)
     if directory is None:
         return state, None
     confdir = config_directory(directory)
@@ -528,6 +531,8 @@ def load_project(args: Any, cwd: Path | None = None) -> Project:
                 subimages[name] = sub
     main = finalize(main_state, args)
     configs = {name: finalize(state, args) for name, state in subimages.items()}
+    if not main.is_set("Dependencies"):
+        main.values["Dependencies"] = list(configs)  # as mkosi 27.1: the main image needs every subimage
     images = order_images(main, configs)
     options = {k: v for k, v in vars(args).items() if k not in ("assignments",)}
     return Project(images=images, tools=None, options=options)

@@ -166,7 +166,8 @@ def test_profiles_after_dropins_and_undefined_profile_accepted(project):
 def test_include_is_immediate_relative_and_once(project):
     root = project({
         "mkosi.conf": "[Content]\nPackages=before\n[Include]\nInclude=inc/one.conf\n[Content]\nPackages=after\n",
-        "inc/one.conf": "[Content]\nPackages=one\n[Include]\nInclude=two\n",
+        # relative to the directory being parsed (%P, mkosi 27.1), not to the including file
+        "inc/one.conf": "[Content]\nPackages=one\n[Include]\nInclude=inc/two\n",
         "inc/two/mkosi.conf": "[Content]\nPackages=two\n[Include]\nInclude=../one.conf\n",
         "cli.conf": "[Content]\nPackages=cli-include\n",
     })  # fmt: skip
@@ -181,10 +182,12 @@ def test_missing_include_target_is_an_error(project):
 
 
 def test_relative_paths(project, tmp_path, monkeypatch):
-    root = project({"mkosi.conf.d/a.conf": "[Content]\nExtraTrees=../tree\n", "tree/f": "", "elsewhere/t/f": ""})
+    # as mkosi 27.1: relative to the directory of the mkosi.conf being parsed (%P), and on the
+    # command line to --directory
+    root = project({"mkosi.conf.d/a.conf": "[Content]\nExtraTrees=tree\n", "tree/f": "", "t/f": "", "elsewhere/t/f": ""})
     monkeypatch.chdir(root / "elsewhere")
     config = main_config(root, "--extra-tree", "t")
-    assert [t.source for t in config.extra_trees] == [root / "tree", root / "elsewhere/t"]
+    assert [t.source for t in config.extra_trees] == [root / "tree", root / "t"]
 
 
 def test_minimum_version(project):

@@ -53,7 +53,7 @@ def test_universal_gated_by_image_match_is_fine(project):
     root = project({
         "shared.conf": "[Match]\nImage=main\n[Distribution]\nDistribution=fedora\n",
         "mkosi.conf": "[Include]\nInclude=shared.conf\n",
-        "mkosi.images/a.conf": "[Include]\nInclude=../shared.conf\n",
+        "mkosi.images/a.conf": "[Include]\nInclude=shared.conf\n",  # relative to %P: the top
     })  # fmt: skip
     project_ = load(root)
     assert [c.distribution for c in project_.images] == ["fedora", "fedora"]
