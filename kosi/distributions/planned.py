@@ -25,7 +25,7 @@ class RHELFamily(Distribution):
 class Fedora(Distribution):
     name = "fedora"
     pretty_name = "Fedora Linux"
-    default_release = "43"
+    default_release = "rawhide"
     package_manager = "dnf"
     filesystem = "btrfs"
     mirrors = {"*": "https://mirrors.fedoraproject.org"}

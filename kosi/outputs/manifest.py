@@ -34,14 +34,15 @@ def debian_packages(root: Path) -> list[dict]:
 
 
 def installed_packages(context: Context) -> list[dict]:
-    """The image's packages: from its dpkg or pacman database, or as a backend recorded them
+    """The image's packages: from its dpkg, pacman or rpm database, or as a backend recorded them
     before CleanPackageMetadata= removed the database."""
+    from kosi.installers.dnf import installed_packages as rpm_packages
     from kosi.installers.pacman import installed_packages as pacman_packages
 
     recorded = context.state.installer.manifest
     if recorded is not None:
         return recorded
-    return debian_packages(context.root) or pacman_packages(context.root)
+    return debian_packages(context.root) or pacman_packages(context.root) or rpm_packages(context)
 
 
 def manifest_formats(config: Config) -> list[str]:

@@ -1,0 +1,73 @@
+"""rpm around dnf: its macros, the image's rpm database, and the local rpm-md repository.
+
+rpm reads /etc/rpm/macros.* in the package manager sandbox, which is kosi's own
+<pkgmngr>/etc/rpm (a sandbox tree's etc/rpm is copied in first, so the user's macros stay):
+it says where the image keeps its database (%_dbpath: the distribution's, not the host
+rpm's), and in which format (sqlite, which every rpm since 4.16 reads and writes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kosi.errors import KosiError
+from kosi.installers.apivfs import in_root
+from kosi.sandbox import Mount, last_error_line, run, sandbox_command
+
+if TYPE_CHECKING:
+    from kosi.pipeline.context import Context
+
+#: the query behind the manifest: one package per line
+QUERY_FORMAT = r"%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\t%{ARCH}\t%{SIZE}\t%{SOURCERPM}\n"
+
+
+def write_macros(context: Context, dbpath: str) -> Path:
+    macros = context.pkgmngr / "etc/rpm"
+    macros.mkdir(parents=True, exist_ok=True)
+    (macros / "macros.kosi-dbpath").write_text(f"%_dbpath {dbpath}\n%_db_backend sqlite\n")
+    return macros
+
+
+def sandbox(context: Context, root: Path, **options) -> list[str]:
+    """The package manager sandbox for `root` with kosi's rpm macros at /etc/rpm."""
+    extra = [Mount(context.pkgmngr / "etc/rpm", "/etc/rpm", "ro-bind"), *options.pop("extra", ())]
+    return in_root(context, root, extra=extra, **options)
+
+
+def query(context: Context, root: Path, dbpath: str) -> list[dict]:
+    """The packages the image's rpm database lists, for the manifest."""
+    if not (root / dbpath.lstrip("/")).is_dir():
+        return []
+    result = run(["rpm", f"--root={root}", f"--dbpath={dbpath}", "-qa", "--qf", QUERY_FORMAT],
+                 sandbox=sandbox(context, root, apivfs=False, network=False), stdout=-1, stderr=-1, check=False,
+                 input="")
+    if result.returncode != 0:
+        raise KosiError(f"rpm -qa in {root} failed: {last_error_line(result.stderr) or result.returncode}")
+    packages = []
+    for line in sorted(result.stdout.splitlines()):
+        name, version, arch, size, source = (line.split("\t") + [""] * 5)[:5]
+        if name == "gpg-pubkey":  # imported keys live in the database as pseudo packages
+            continue
+        version = version.removeprefix("0:")
+        packages.append({"type": "rpm", "name": name, "version": version, "architecture": arch,
+                         "size": int(size or 0), "source": source.removesuffix(".src.rpm").rsplit("-", 2)[0] or name})
+    return packages
+
+
+# ---- the local repository ($PACKAGEDIR) --------------------------------------------------
+
+
+def index(repository: Path, tools: Path | None) -> None:
+    """(Re)write the repodata of the local repository with createrepo_c."""
+    prefix = sandbox_command(mounts=[Mount(repository, str(repository))], tools=tools)
+    result = run(["createrepo_c", "--quiet", "--no-database", str(repository)], sandbox=prefix,
+                 stdout=-1, stderr=-1, check=False)
+    if result.returncode != 0:
+        raise KosiError(f"createrepo_c failed in {repository}: {last_error_line(result.stderr) or result.returncode}")
+
+
+def stanza(repository: Path) -> str:
+    """The local repository for dnf: trusted (the packages are the user's), read afresh every time."""
+    return (f"[kosi-local]\nname=kosi-local\nbaseurl=file://{repository}\nenabled=1\ngpgcheck=0\n"
+            "repo_gpgcheck=0\nmetadata_expire=0\npriority=10\n")

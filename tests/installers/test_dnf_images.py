@@ -1,0 +1,225 @@
+"""Fedora and CentOS Stream images built for real with bin/kosi and dnf, from rpm-md
+repositories made here (tests/installers/rpm_repo.py): packages from rpmbuild, signed by a
+throwaway key, laid out as the distributions' mirrors are, served on 127.0.0.1.
+
+One server and one set of repositories for the module; every build has its own package
+cache unless it tests the warm cache.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import rpm_repo
+from rpm_repo import Spec
+
+pytestmark = pytest.mark.image
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    base = tmp_path_factory.mktemp("rpm-mirror")
+    key = rpm_repo.SigningKey.create(base / "gnupg", "kosi test")
+    other = rpm_repo.SigningKey.create(base / "gnupg-other", "someone else")
+    built = rpm_repo.build_packages(base / "build", [
+        *rpm_repo.base_specs(),
+        Spec("rogue", files={"/usr/share/rogue/marker": "signed by someone else"}),
+        Spec("epel-hello", requires=("hello",), files={"/usr/share/epel-hello/marker": "from EPEL"}),
+        Spec("localpkg", files={"/usr/share/localpkg/marker": "from a package directory"}),
+    ])
+    rpm_repo.sign([p for name, p in built.items() if name not in ("rogue", "localpkg")], key)
+    rpm_repo.sign([built["rogue"]], other)
+    root = base / "mirror"
+    distribution = [built[n] for n in ("filesystem", "libhello", "hello", "rogue")]
+    rpm_repo.publish(root / rpm_repo.fedora_release_path("42"), distribution, key)
+    rpm_repo.publish(root / rpm_repo.fedora_updates_path("42"), [], key)
+    rpm_repo.publish(root / rpm_repo.fedora_release_path("rawhide"), distribution, key)
+    # CentOS Stream 10: the library in BaseOS, the program in AppStream, EPEL next to it.
+    rpm_repo.publish(root / rpm_repo.centos_path("10", "BaseOS"), [built["filesystem"], built["libhello"]], key)
+    rpm_repo.publish(root / rpm_repo.centos_path("10", "AppStream"), [built["hello"]], key)
+    rpm_repo.publish(root / rpm_repo.centos_path("10", "CRB"), [], key)
+    rpm_repo.publish(root / rpm_repo.centos_extras_path("10"), [], key)
+    rpm_repo.publish(root / rpm_repo.epel_path("10"), [built["epel-hello"]], key)
+    local = base / "local-packages"
+    local.mkdir()
+    (local / built["localpkg"].name).write_bytes(built["localpkg"].read_bytes())
+    key.close()
+    other.close()
+    with rpm_repo.Server(root) as server:
+        yield {"url": server.url, "server": server, "key": key.public, "local": local, "base": base}
+
+
+def project(directory: Path, distribution: str, release: str, mirror_url: str, *, packages: str = "hello",
+            keys: dict[str, Path] | None = None, extra: str = "", cache: Path | None = None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ws").mkdir(exist_ok=True)
+    (directory / "mkosi.output").mkdir(exist_ok=True)
+    cache = cache or directory / "pkgcache"
+    (directory / "mkosi.conf").write_text(
+        f"[Distribution]\nDistribution={distribution}\nRelease={release}\nMirror={mirror_url}\n\n"
+        "[Output]\nFormat=directory\nOutput=image\nManifestFormat=json\n\n"
+        f"[Content]\nPackages={packages}\nBootable=no\nCleanPackageMetadata=no\nWithDocs=no\n{extra}\n"
+        f"[Build]\nWorkspaceDirectory={directory / 'ws'}\nPackageCacheDirectory={cache}\n")
+    pki = directory / "mkosi.sandbox/etc/pki/rpm-gpg"
+    pki.mkdir(parents=True, exist_ok=True)
+    for name, path in (keys or {}).items():
+        (pki / name).write_bytes(path.read_bytes())
+    return directory
+
+
+def kosi_build(directory: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), "-f", "build"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def rpm_qa(root: Path, dbpath: str = "/usr/lib/sysimage/rpm") -> set[str]:
+    result = subprocess.run(["rpm", f"--root={root}", f"--dbpath={dbpath}", "-qa", "--qf", "%{NAME}\n"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+    return set(result.stdout.split()) - {"gpg-pubkey"}
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    return lines[-1]
+
+
+FEDORA_KEY = "RPM-GPG-KEY-fedora-42-primary"
+
+
+@pytest.fixture(scope="module")
+def fedora_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("fedora-pkgcache")
+
+
+def test_fedora_package_and_its_dependency(mirror, tmp_path, fedora_cache):
+    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", keys={FEDORA_KEY: mirror["key"]},
+                cache=fedora_cache)
+    before = len(mirror["server"].requests)
+    result = kosi_build(d)
+    assert result.returncode == 0, result.stderr[-4000:]
+    root = d / "mkosi.output/image"
+    assert (root / "usr/bin/hello").read_text() == "#!/bin/sh\necho hello\n"
+    assert (root / "usr/lib64/libhello.so.2").read_text() == "libhello 2.1\n"
+    assert (root / "bin").is_symlink() and (root / "etc/kosi-test-release").exists()
+    assert not (root / "usr/share/doc/hello/README").exists()  # WithDocs=no
+    assert rpm_qa(root) == {"filesystem", "libhello", "hello"}
+    manifest = json.loads((d / "mkosi.output/image.manifest").read_text())
+    assert {p["name"]: p["version"] for p in manifest["packages"]} == \
+        {"filesystem": "3.18-1", "libhello": "2.1-1", "hello": "1.4-1"}
+    # The build's paths outside the image never land in it.
+    assert not (root / str(fedora_cache).lstrip("/")).exists()
+    assert not (root / str(d / "ws").lstrip("/")).exists()
+    requests = mirror["server"].requests[before:]
+    assert any(r.endswith("/releases/42/Everything/x86_64/os/Packages/h/hello-1.4-1.x86_64.rpm") for r in requests)
+    assert any(r.startswith("/fedora/linux/updates/42/Everything/x86_64/repodata/") for r in requests)
+    assert "Using dnf" in result.stderr + result.stdout
+
+
+def test_fedora_warm_cache_downloads_nothing(mirror, tmp_path, fedora_cache):
+    """The second build with the same package cache works with the mirror gone."""
+    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", keys={FEDORA_KEY: mirror["key"]},
+                cache=fedora_cache)
+    if not any(fedora_cache.rglob("hello-1.4-1.x86_64.rpm")):
+        assert kosi_build(d).returncode == 0
+    server = mirror["server"]
+    before = len(server.requests)
+    server.stop()
+    try:
+        result = kosi_build(d)
+    finally:
+        server.start()
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert server.requests[before:] == []
+    assert rpm_qa(d / "mkosi.output/image") == {"filesystem", "libhello", "hello"}
+
+
+def test_fedora_rawhide_is_the_default_release(mirror, tmp_path):
+    d = project(tmp_path, "fedora", "rawhide", f"{mirror['url']}/fedora",
+                keys={"RPM-GPG-KEY-fedora-rawhide-primary": mirror["key"]})
+    conf = d / "mkosi.conf"
+    conf.write_text(conf.read_text().replace("Release=rawhide\n", ""))
+    result = kosi_build(d)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert rpm_qa(d / "mkosi.output/image") == {"filesystem", "libhello", "hello"}
+    assert any("/fedora/linux/development/rawhide/Everything/x86_64/os/" in r for r in mirror["server"].requests)
+
+
+def test_fedora_package_directory(mirror, tmp_path):
+    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", packages="hello,localpkg",
+                keys={FEDORA_KEY: mirror["key"]}, extra=f"PackageDirectories={mirror['local']}\n")
+    result = kosi_build(d)
+    assert result.returncode == 0, result.stderr[-4000:]
+    root = d / "mkosi.output/image"
+    assert (root / "usr/share/localpkg/marker").read_text() == "from a package directory\n"
+    assert "localpkg" in rpm_qa(root)
+
+
+def test_fedora_missing_package_is_one_line(mirror, tmp_path):
+    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", packages="hello,no-such-package",
+                keys={FEDORA_KEY: mirror["key"]})
+    line = error_line(kosi_build(d))
+    assert "no-such-package" in line and "not found" in line, line
+
+
+def test_fedora_bad_signature_is_one_line(mirror, tmp_path):
+    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", packages="rogue",
+                keys={FEDORA_KEY: mirror["key"]})
+    line = error_line(kosi_build(d))
+    assert "signature" in line and "rogue-1.0-1.x86_64" in line and FEDORA_KEY in line, line
+    assert not (d / "mkosi.output/image/usr/share/rogue/marker").exists()
+
+
+def test_fedora_missing_key_is_one_line(mirror, tmp_path):
+    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora")
+    line = error_line(kosi_build(d))
+    assert FEDORA_KEY in line and "repository 'fedora'" in line, line
+
+
+def test_fedora_unreachable_mirror_is_one_line(mirror, tmp_path):
+    d = project(tmp_path, "fedora", "42", "http://127.0.0.1:9/fedora", keys={FEDORA_KEY: mirror["key"]})
+    line = error_line(kosi_build(d))
+    assert "http://127.0.0.1:9/fedora/linux/releases/42/Everything/x86_64/os" in line, line
+    assert "repository 'fedora'" in line and "Connection refused" in line, line
+
+
+CENTOS_KEY = "RPM-GPG-KEY-CentOS-Official-SHA256"
+
+
+def test_centos_stream_baseos_and_appstream(mirror, tmp_path):
+    """EPEL and HyperScale are defined but disabled: their keys are not needed."""
+    d = project(tmp_path, "centos", "10", f"{mirror['url']}/centos-stream",
+                keys={CENTOS_KEY: mirror["key"], "RPM-GPG-KEY-CentOS-SIG-Extras": mirror["key"]})
+    before = len(mirror["server"].requests)
+    result = kosi_build(d)
+    assert result.returncode == 0, result.stderr[-4000:]
+    root = d / "mkosi.output/image"
+    assert rpm_qa(root) == {"filesystem", "libhello", "hello"}
+    requests = mirror["server"].requests[before:]
+    assert any(r == "/centos-stream/10-stream/AppStream/x86_64/os/Packages/h/hello-1.4-1.x86_64.rpm" for r in requests)
+    assert any(r == "/centos-stream/10-stream/BaseOS/x86_64/os/Packages/l/libhello-2.1-1.x86_64.rpm" for r in requests)
+    assert not any("/epel/" in r for r in requests)
+
+
+def test_centos_epel_through_repositories(mirror, tmp_path):
+    keys = {CENTOS_KEY: mirror["key"], "RPM-GPG-KEY-CentOS-SIG-Extras": mirror["key"]}
+    d = project(tmp_path / "nokey", "centos", "10", f"{mirror['url']}/centos-stream", packages="epel-hello",
+                keys=keys, extra="Repositories=epel\n")
+    line = error_line(kosi_build(d))
+    assert "RPM-GPG-KEY-EPEL-10" in line and "repository 'epel'" in line, line
+
+    d = project(tmp_path / "key", "centos", "10", f"{mirror['url']}/centos-stream", packages="epel-hello",
+                keys={**keys, "RPM-GPG-KEY-EPEL-10": mirror["key"]}, extra="Repositories=epel\n")
+    result = kosi_build(d)
+    assert result.returncode == 0, result.stderr[-4000:]
+    root = d / "mkosi.output/image"
+    assert (root / "usr/share/epel-hello/marker").read_text() == "from EPEL\n"
+    assert rpm_qa(root) == {"filesystem", "libhello", "hello", "epel-hello"}
