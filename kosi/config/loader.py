@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from kosi import log
-from kosi.config.match import CONDITION_SECTIONS, MatchContext, check_asserts, conditions_hold
+from kosi.config.match import (
+    CONDITION_SECTIONS,
+    MatchContext,
+    check_asserts,
+    conditions_hold,
+)
 from kosi.config.model import Config, Project
 from kosi.config.parser import Section, parse_ini
 from kosi.config.setting import Scope, Setting
@@ -302,7 +307,7 @@ class Loader:
             as_file = directory / "mkosi.profiles" / f"{profile}.conf"
             if as_dir.is_dir():
                 self.parse_directory(as_dir, layer)
-            elif as_file.is_file():
+            if as_file.is_file():  # mkosi 27.1 reads both layouts when both are there, the directory first
                 self.parse_file(as_file, layer)
             # A selected profile without configuration is fine: it may only be matched on.
 
@@ -320,6 +325,10 @@ class Loader:
                 if not setting.is_list and self.state.effective(setting) is not None:
                     break  # an explicit value anywhere beats the default path
                 origin = Origin(file=str(path), line=None, directory=directory, local=layer is self.state.local)
+                if name.endswith(".d") and path.is_dir():  # mkosi 27.1 lists the files of a .d directory
+                    for entry in sorted((p for p in path.iterdir() if p.is_file()), key=lambda p: p.name):
+                        self.assign(layer, setting, str(entry), origin)
+                    continue
                 text = _read_default_path(setting, path) if setting.path_read else str(path)
                 self.assign(layer, setting, text, origin)
                 if not setting.is_list:
@@ -440,13 +449,18 @@ def load_main(args: Any, cwd: Path | None = None) -> tuple[ImageState, Path | No
     if directory is None:
         return state, None
     confdir = config_directory(directory)
-    local_conf = confdir / "mkosi.local.conf"
-    if local_conf.is_file():
-        loader.parse_file(local_conf, state.local)
-    if (confdir / "mkosi.local").is_dir():
-        loader.parse_directory(confdir / "mkosi.local", state.local)
+    parse_local(loader, confdir)
     loader.parse_directory(confdir, state.config, top=True)
     return state, confdir
+
+
+def parse_local(loader: Loader, directory: Path) -> None:
+    """mkosi.local.conf and mkosi.local/ of an image's directory (the main image's or a subimage's)."""
+    local_conf = directory / "mkosi.local.conf"
+    if local_conf.is_file():
+        loader.parse_file(local_conf, loader.state.local)
+    if (directory / "mkosi.local").is_dir():
+        loader.parse_directory(directory / "mkosi.local", loader.state.local)
 
 
 def subimage_paths(confdir: Path) -> list[tuple[str, Path]]:
@@ -479,6 +493,7 @@ def load_subimage(name: str, path: Path, main: ImageState) -> ImageState | None:
     loader = Loader(state)
     if path.is_dir():
         conf = path / "mkosi.conf"
+        parse_local(loader, path)
         before = len(state.files)
         loader.parse_directory(path, state.config, top=True)
         if conf.is_file() and conf not in state.files[before:]:

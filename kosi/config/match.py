@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kosi.config.parser import Entry, Section
-from kosi.config.specifiers import Location, _value_text, expand_specifiers, host_architecture, host_distribution
+from kosi.config.specifiers import (
+    Location,
+    _value_text,
+    expand_specifiers,
+    host_architecture,
+    host_distribution,
+)
 from kosi.config.versions import version_matches
 from kosi.errors import KosiError
 

@@ -51,8 +51,9 @@ def _paths(item=None, **kw) -> ListOf:
     return ListOf(item or PathValue(**kw))
 
 
-def _scripts(name: str) -> tuple[str, ...]:
-    return (name, f"{name}.chroot", f"{name}.d")
+def _scripts(name: str, chroot: bool = True) -> tuple[str, ...]:
+    # mkosi 27.1 looks for mkosi.<kind>.chroot only where scripts can run in the image
+    return (name, f"{name}.chroot", f"{name}.d") if chroot else (name, f"{name}.d")
 
 
 D, O, C, V, B, R, CFG = "Distribution", "Output", "Content", "Validation", "Build", "Runtime", "Config"
@@ -116,7 +117,7 @@ SETTINGS: list[Setting] = [
     Setting("Seed", O, UUIDOrRandom(), "Seed systemd-repart derives UUIDs from", long="--seed",
             paths=("mkosi.seed",), path_read=True),
     Setting("CleanScripts", O, _paths(), "Scripts run after cleaning outputs", long="--clean-script",
-            paths=_scripts("mkosi.clean")),
+            paths=_scripts("mkosi.clean", chroot=False)),
     # ---- [Content] ----
     Setting("Packages", C, ListOf(String()), "Packages to install", long="--package", short="-p"),
     Setting("BuildPackages", C, ListOf(String()), "Packages installed only in the build overlay",
@@ -143,7 +144,7 @@ SETTINGS: list[Setting] = [
     Setting("SourceDateEpoch", C, Integer(0), "Timestamp that file modification times are clamped to",
             long="--source-date-epoch", scope=MULTIVERSAL),
     Setting("SyncScripts", C, _paths(), "Scripts run before the image is built", long="--sync-script",
-            paths=_scripts("mkosi.sync")),
+            paths=_scripts("mkosi.sync", chroot=False)),
     Setting("PrepareScripts", C, _paths(), "Scripts run after packages are installed", long="--prepare-script",
             paths=_scripts("mkosi.prepare")),
     Setting("BuildScripts", C, _paths(), "Scripts that build sources into the image", long="--build-script",
@@ -153,7 +154,7 @@ SETTINGS: list[Setting] = [
     Setting("FinalizeScripts", C, _paths(), "Scripts run as the last step of preparing the image",
             long="--finalize-script", paths=_scripts("mkosi.finalize")),
     Setting("PostOutputScripts", C, _paths(), "Scripts run after the outputs are generated",
-            long="--postoutput-script", paths=_scripts("mkosi.postoutput")),
+            long="--postoutput-script", paths=_scripts("mkosi.postoutput", chroot=False)),
     Setting("Bootable", C, FeatureType(), "Make the image bootable", default=Feature.auto, long="--bootable",
             match=PLAIN),
     Setting("Bootloader", C,

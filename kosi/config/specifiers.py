@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kosi.errors import KosiError
-
 # machine() -> the architecture names of the manual (Architecture=)
 _MACHINE_TO_ARCHITECTURE = {
     "x86_64": "x86-64", "amd64": "x86-64", "i686": "x86", "i586": "x86", "i386": "x86",
@@ -84,12 +82,14 @@ def expand_specifiers(text: str, config: Any, where: Location, *, file: str | No
             out.append(architecture_of(config))
         elif letter and letter in by_letter:
             out.append(_value_text(_lookup(config, by_letter[letter])))
+        elif not letter:
+            out.append("%")  # a lone % at the end stays, as mkosi 27.1 keeps it
         else:
-            shown = f"%{letter}" if letter else "a lone '%' at the end"
-            raise KosiError(
-                f"unknown specifier {shown} in {text!r}", file=file, line=line,
-                hint="use %% for a literal %",
-            )  # fmt: skip
+            # mkosi 27.1 drops an unknown specifier with a warning
+            from kosi import log
+
+            where = f"{file}:{line}: " if file else ""
+            log.warn(f"{where}unknown specifier %{letter} in {text!r}, dropping it (use %% for a literal %)")
     return "".join(out)
 
 

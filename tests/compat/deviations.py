@@ -38,6 +38,7 @@ PENDING_KEYS: frozenset[str] = frozenset({
 
 #: TEMPORARY: cases failing for a known kosi bug being fixed, with the reason. Must end empty.
 PENDING_CASES: dict[str, str] = {
+    "loader-paths/output-dirs": "kosi's JSON lacks BuildSubdirectory (mkosi 27.1 prints it with mkosi.builddir/)",
     "loader-match/toolstreerelease-default": "mkosi 27.1's default ToolsTreeRelease= for a Debian tools tree is testing",
     "values-size/ram-fractional": "sizes with a fraction (1.5G) are refused",
     "cli-short/package-p": "mkosi sorts package lists",
