@@ -100,7 +100,7 @@ def option_tables() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _verbs() -> dict[str, Any]:
-    from kosi.cli import VERBS
+    from kosi.verbs.table import VERBS
 
     return VERBS
 

@@ -45,7 +45,7 @@ def option_specs() -> list[OptionSpec]:
 
 
 def verbs() -> list[str]:
-    from kosi.cli import VERBS
+    from kosi.verbs.table import VERBS
 
     return list(VERBS)
 

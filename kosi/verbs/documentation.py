@@ -69,7 +69,7 @@ def settings_markdown() -> str:
 
 
 def verbs_markdown() -> str:
-    from kosi.cli import VERBS
+    from kosi.verbs.table import VERBS
     from kosi.verbs.help import VERB_ARGUMENTS
 
     parts = []

@@ -1,6 +1,6 @@
 """`kosi help`, `--help`, `kosi VERB --help` and `--version`, rendered from the tables.
 
-The verbs come from kosi.cli.VERBS, the command-line-only options from
+The verbs come from kosi.verbs.table.VERBS, the command-line-only options from
 kosi.config.cli_args.CLI_ONLY_OPTIONS and the settings from the settings table, so the
 usage text cannot drift from what the parser accepts.
 """
@@ -100,7 +100,7 @@ def settings_lines(columns: int) -> list[str]:
 
 def render_help(verb: str | None = None) -> str:
     """The usage text: everything without a verb, a verb's description and options with one."""
-    from kosi.cli import VERBS
+    from kosi.verbs.table import VERBS
 
     columns = width()
     if verb is not None and verb not in ("help",) and verb in VERBS:

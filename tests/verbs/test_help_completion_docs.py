@@ -11,7 +11,7 @@ import pytest
 from verbs_helpers import kosi
 
 from kosi import __version__
-from kosi.cli import VERBS
+from kosi.verbs.table import VERBS
 from kosi.config.cli_args import CLI_ONLY_OPTIONS
 from kosi.config.settings import SETTINGS
 
