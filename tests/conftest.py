@@ -90,7 +90,7 @@ def default_tools_tree() -> Path:
     import types
 
     from kosi.config.model import Config, Project
-    from kosi.tools_tree import ensure_tools_tree
+    from kosi.verbs.build import ensure_tools_tree
 
     config = Config({"Distribution": "debian", "Release": "trixie", "Format": "disk", "ToolsTree": "default"},
                     directory=REPO)

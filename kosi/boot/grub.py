@@ -18,7 +18,7 @@ from typing import Sequence
 
 from kosi.errors import KosiError
 from kosi.sandbox import run
-from kosi.tools_tree import tools_command
+from kosi.tools.command import tools_command
 
 #: the menu, relative to the ESP; every grub kosi installs reads it
 CONFIG = "grub/grub.cfg"

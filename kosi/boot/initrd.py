@@ -17,11 +17,12 @@ from typing import Any
 from kosi import __version__, distributions, log
 from kosi.config.model import Config
 from kosi.config.values import Feature
+from kosi.errors import KosiError
 from kosi.pipeline.context import Context
 from kosi.sandbox import run
-from kosi.tools_tree import cache_root, tools_command
+from kosi.tools.command import tools_command
+from kosi.tools.tree import cache_root
 
-#: large parts of the packages that an initrd never uses
 PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "usr/share/zoneinfo",
          "var/cache/apt", "var/lib/apt/lists", "usr/lib/modules", "usr/lib/firmware")  # fmt: skip
 
@@ -99,12 +100,12 @@ def default_initrd(context: Context) -> Path:
     if cached.exists() and context.args.force < 3:
         log.debug(f"default initrd: reusing {cached}")
         return cached
-    from kosi.tools_tree import build_tree
-
+    if context.build_tree is None:
+        raise KosiError("the default initrd can only be built by the build verb")
     log.step("building the default initrd")
     tree = context.workspace / "default-initrd"
     shutil.rmtree(tree, ignore_errors=True)
-    build_tree(_as_directory(config), tree, context.args)
+    context.build_tree(_as_directory(config), tree, context.args)
     make_initrd_tree(tree)
     partial = cached.with_suffix(".partial")
     write_cpio(tree, partial, context.tools)

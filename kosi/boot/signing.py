@@ -155,7 +155,7 @@ def binaries_to_sign(context, esp: Path, ukis: Sequence[Path]) -> list[Path]:
     """What SecureBoot=yes signs: the boot loader unless it came signed, every UKI kosi built
     (in the ESP and the copies kept for Format=uki / SplitArtifacts=uki) and Type 1 kernels
     (distribution kernels are signed for the distribution's key, not for ours)."""
-    from kosi.boot.steps import bootloader
+    from kosi.boot.policy import bootloader
 
     loader = bootloader(context)
     paths: list[Path] = []
@@ -188,7 +188,7 @@ def find_prebuilt_uki(root: Path, kver: str) -> Path | None:
 
 def copy_prebuilt_uki(context, kver: str, output: Path) -> bool:
     """Put the pre-built UKI at `output` when Bootloader= wants one; False when kosi builds it."""
-    from kosi.boot.steps import bootloader
+    from kosi.boot.policy import bootloader
 
     loader, setting = bootloader(context), context.config.unified_kernel_images
     if not wants_prebuilt_uki(loader, setting):

@@ -17,34 +17,13 @@ from kosi.boot.initrd import default_initrd, image_initrds, modules_initrd
 from kosi.boot.kernels import Kernel, find_kernels
 from kosi.boot.microcode import microcode_cpio
 from kosi.boot.modules import filter_image_modules
+from kosi.boot.policy import bios_grub, bootloader, uki_is_bootloader, wants_boot
 from kosi.boot.uki import UKIRequest, build_uki, default_format, entry_name, find_stub
 from kosi.config.values import Feature
 from kosi.errors import KosiError
-from kosi.outputs import format as formats
 from kosi.pipeline.context import Context
 from kosi.pipeline.step import Step
 from kosi.pipeline.tools import find_tool
-
-
-def wants_boot(context: Context) -> bool:
-    fmt = formats.get(context.config.format)
-    if context.config.bootable == Feature.auto:  # an initrd (cpio) or extension image is never bootable on its own
-        return fmt.boots_by_default
-    return context.config.bootable == Feature.enabled and fmt.can_boot
-
-
-def bootloader(context: Context) -> str:
-    """Bootloader=, except that Format=uki means the UKI is the boot loader."""
-    return "uki" if context.config.format == "uki" else context.config.bootloader
-
-
-def uki_is_bootloader(context: Context) -> bool:
-    """Bootloader=uki / uki-signed (or Format=uki): the newest kernel's UKI is EFI/BOOT/BOOTX64.EFI."""
-    return bootloader(context) in ("uki", "uki-signed")
-
-
-def bios_grub(context: Context) -> bool:
-    return context.config.bios_bootloader == "grub"
 
 
 def esp_tree(context: Context) -> Path:

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from kosi.boot.devicetree import ukify_arguments as devicetree_arguments
 from kosi.errors import KosiError
 from kosi.sandbox import run
-from kosi.tools_tree import tools_command
+from kosi.tools.command import tools_command
 
 STUB = "usr/lib/systemd/boot/efi/linuxx64.efi.stub"
 #: profile PEs are built on the addon stub: the UKI stub's own sections (.sbat) would come

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kosi import log
-from kosi.config.values import Feature
+from kosi.boot.policy import installs_bios_grub, is_bootable
 from kosi.distributions import get as get_distribution
 from kosi.errors import KosiError
 from kosi.outputs.base import OutputFormat
@@ -27,7 +27,6 @@ from kosi.outputs.naming import base_name
 from kosi.outputs.repart_secrets import check_signature_partition, repart_secrets
 from kosi.pipeline.context import Context
 from kosi.sandbox import run
-from kosi.tools_tree import bootable
 
 ESP_DEFINITION = """[Partition]
 Type=esp
@@ -51,17 +50,6 @@ Minimize=guess
 """
 
 
-def is_bootable(context: Context) -> bool:
-    """Bootable=yes, or auto with a kernel found by the boot steps."""
-    if context.config.bootable == Feature.auto:
-        return bool(context.state.kernels) or bootable(context.config) and bool(context.state.ukis)
-    return context.config.bootable == Feature.enabled
-
-
-def bios_grub(context: Context) -> bool:
-    return context.config.bios_bootloader == "grub" and is_bootable(context)
-
-
 def default_or_configured_definitions(context: Context) -> list[Path]:
     """The repart.d directories to use (RepartDirectories=, which the loader fills with
     mkosi.repart/ when it exists), writing the default definitions when none are configured."""
@@ -76,7 +64,7 @@ def default_or_configured_definitions(context: Context) -> list[Path]:
     directory.mkdir(parents=True)
     if is_bootable(context):
         (directory / "00-esp.conf").write_text(ESP_DEFINITION)
-        if bios_grub(context):
+        if installs_bios_grub(context):
             (directory / "05-bios.conf").write_text(BIOS_DEFINITION)
     distribution = get_distribution(context.config.distribution)
     (directory / "10-root.conf").write_text(ROOT_DEFINITION.format(filesystem=distribution.filesystem))
@@ -179,7 +167,7 @@ class DiskOutput(OutputFormat):
             raw = self.context.staging / (self.target.name[: -len(compression.extension)])
         wanted = set(self.config.split_artifacts)
         table = run_repart(self.context, raw, split="partitions" in wanted)
-        if bios_grub(self.context):
+        if installs_bios_grub(self.context):
             from kosi.boot import grub
 
             esp_index = next((i for i, p in enumerate(table, 1) if p.get("type") == "esp"), 1)

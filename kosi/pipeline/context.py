@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kosi.config.cli_args import Args
 from kosi.config.model import Config
@@ -74,6 +74,10 @@ class Context:
     tools: Path | None = None  # root of the tools tree, None to use the host's /usr
     args: Args = field(default_factory=Args)  # the parsed command line
     state: BuildState = field(default_factory=BuildState)
+    #: builds a helper image (the default initrd) as a directory tree: (config, destination, args).
+    #: The build verb passes kosi.verbs.build.build_tree, so the steps need not import the verb
+    #: that runs them; None where nothing is built (plan).
+    build_tree: Callable[[Config, Path, Any], None] | None = None
 
     @property
     def root(self) -> Path:

@@ -35,7 +35,7 @@ def run_on_image(args, tool: str) -> int:
     from kosi.config.loader import load_project
     from kosi.run.image import ensure_built, verb_arguments
     from kosi.run.toolsenv import runtime_prefix
-    from kosi.tools_tree import ensure_tools_tree
+    from kosi.verbs.build import ensure_tools_tree
 
     project = load_project(args)
     image = ensure_built(project, args)

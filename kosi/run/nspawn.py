@@ -19,6 +19,7 @@ from kosi.run.credentials import nspawn_credential_args, runtime_credentials
 from kosi.run.image import machine_name
 from kosi.run.registration import registration_args
 
+
 def runtime_tree_binds(config: Config) -> list[str]:
     """RuntimeTrees=: the table already made relative targets absolute under /root/src."""
     return [f"--bind={tree.source}:{tree.target or '/root/src'}" for tree in config.runtime_trees]
@@ -125,7 +126,7 @@ def start_container(project, args, *, boot: bool) -> int:
     """The shell and boot verbs: build if needed, then run the image (or its ephemeral copy)."""
     from kosi.run.image import ensure_built, runtime_image, verb_arguments
     from kosi.run.toolsenv import runtime_prefix
-    from kosi.tools_tree import ensure_tools_tree
+    from kosi.verbs.build import ensure_tools_tree
 
     config = project.main
     path = ensure_built(project, args)

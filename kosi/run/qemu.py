@@ -24,8 +24,19 @@ from kosi.config.values import Feature
 from kosi.errors import KosiError
 from kosi.outputs.naming import output_format
 from kosi.run import journal_forward, notify, virtiofs
-from kosi.run.credentials import qemu_credential_args, qemu_escape, runtime_credentials, smbios_kernel_cmdline_extra
-from kosi.run.firmware import FirmwareChoice, choose_firmware, enroll_command, find_uefi_firmware, variables_plan
+from kosi.run.credentials import (
+    qemu_credential_args,
+    qemu_escape,
+    runtime_credentials,
+    smbios_kernel_cmdline_extra,
+)
+from kosi.run.firmware import (
+    FirmwareChoice,
+    choose_firmware,
+    enroll_command,
+    find_uefi_firmware,
+    variables_plan,
+)
 from kosi.run.kernel import DirectBoot, find_direct_boot, has_esp, root_argument
 from kosi.run.kvm import KvmVerdict, probe_kvm
 from kosi.run.virtiofs import BoundUser, Share
@@ -314,10 +325,17 @@ def start_vm(project, args) -> int:
     """The vm verb: build if needed, then boot the image (or its ephemeral copy) in qemu."""
     from kosi.run.drives import drive_args
     from kosi.run.image import ensure_built, machine_name, runtime_image, verb_arguments
-    from kosi.run.tpm import swtpm, want_tpm
-    from kosi.run.vsock import RuntimeInfo, choose_cid, free_tcp_port, runtime_file, vsock_available, write_runtime
     from kosi.run.toolsenv import runtime_prefix
-    from kosi.tools_tree import ensure_tools_tree
+    from kosi.run.tpm import swtpm, want_tpm
+    from kosi.run.vsock import (
+        RuntimeInfo,
+        choose_cid,
+        free_tcp_port,
+        runtime_file,
+        vsock_available,
+        write_runtime,
+    )
+    from kosi.verbs.build import ensure_tools_tree
 
     config = project.main
     output = ensure_built(project, args)

@@ -12,7 +12,7 @@ def run(args) -> int:
     from kosi.config.loader import load_project
     from kosi.run.image import verb_arguments
     from kosi.run.toolsenv import runtime_prefix
-    from kosi.tools_tree import ensure_tools_tree
+    from kosi.verbs.build import ensure_tools_tree
 
     project = load_project(args)
     tools = ensure_tools_tree(project, args)

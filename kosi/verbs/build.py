@@ -1,7 +1,13 @@
-"""`kosi build`: build every image of the project in order, publish outputs only on success."""
+"""`kosi build`: build every image of the project in order, publish outputs only on success.
+
+Also the helper images kosi builds with the same pipeline: the default tools tree
+(ensure_tools_tree; which one and with what is kosi/tools/tree.py's decision) and the
+default initrd (the boot steps call back through Context.build_tree).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +26,7 @@ from kosi.pipeline.cache import default_state_directory
 from kosi.pipeline.context import Context
 from kosi.pipeline.flow import build_steps
 from kosi.pipeline.runner import Runner
+from kosi.tools.tree import cache_root, choose_tools_tree, helper_image_config
 
 
 def option(args: Any, name: str, default: Any = None) -> Any:
@@ -62,7 +69,7 @@ def build_image(config: Config, args: Any, tools: Path | None = None) -> list[Pa
     started = time.monotonic()
     workspace = Path(tempfile.mkdtemp(prefix=f"kosi-{config.image}-", dir=workspace_parent(config)))
     context = Context(config=config, workspace=workspace, package_cache=package_cache_directory(config),
-                      tools=tools, args=args)
+                      tools=tools, args=args, build_tree=build_tree)
     for directory in (context.root, context.staging, context.pkgmngr, context.repository, context.artifacts):
         directory.mkdir(parents=True, exist_ok=True)
     keep = bool(option(args, "debug_workspace"))
@@ -103,7 +110,6 @@ def build_project(project: Project, args: Any) -> list[Path]:
         check_buildable(config)
         check_previous(config, force)
         check_keys(config)  # SecureBoot=yes without a key
-    from kosi.tools_tree import ensure_tools_tree
 
     tools = ensure_tools_tree(project, args)
     outputs: list[Path] = []
@@ -125,3 +131,48 @@ def run(args) -> int:
     build_project(project, args)
     bump.auto_bump_commit(pending)
     return 0
+
+
+# ---- helper images: the default tools tree and the default initrd, built by the pipeline ----
+
+
+def build_tree(config: Config, destination: Path, args: Any) -> None:
+    """Build the tools tree with kosi's own pipeline (a plain Format=directory image)."""
+    values = dict(config.values, Format="directory", Output=destination.name, OutputDirectory=destination.parent)
+    values.pop("_tools_profiles", None)
+    # Not the project's directory: the pipeline looks there for mkosi.postinst, mkosi.env, ...,
+    # which belong to the user's image (mkosi.tools.conf's own scripts are in its settings).
+    directory = cache_root() / "tools-build"
+    directory.mkdir(parents=True, exist_ok=True)
+    build_image(helper_image_config(values, image=config.image, directory=directory), _quiet_args(args), tools=None)
+    if not destination.is_dir():
+        raise KosiError(f"building the {config.image} image produced no directory at {destination}")
+
+
+def _quiet_args(args: Any) -> Any:
+    """The build options that apply to helper images: not the main image's --force counts
+    or debug shells, which are about the user's image."""
+    from kosi.config.cli_args import Args
+
+    return Args(verb="build", debug_workspace=bool(getattr(args, "debug_workspace", False)))
+
+
+def ensure_tools_tree(project: Project, args: Any) -> Path | None:
+    """The tools tree to use for this invocation, building the default one if needed."""
+    verb = getattr(args, "verb", "build") or "build"
+    choice = choose_tools_tree(project, verb, getattr(args, "force", 0) or 0)
+    if choice.why_used:
+        log.info(f"using the default tools tree: {choice.why_used}")
+    tree = choice.tree
+    if tree is None or choice.why_build is None:
+        return tree
+    log.step(f"building the default tools tree in {tree} ({choice.why_build})")
+    staging = tree.with_name(tree.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    build_tree(choice.config, staging, args)
+    shutil.rmtree(tree, ignore_errors=True)
+    staging.rename(tree)
+    tree.with_name(tree.name + ".json").write_text(json.dumps(choice.inputs, indent=2, sort_keys=True) + "\n")
+    return tree
+

@@ -17,7 +17,7 @@ from kosi.errors import KosiError
 
 
 def repart_copy_from_supported(tools: Path | None) -> bool:
-    from kosi.tools_tree import systemd_version
+    from kosi.tools.host import systemd_version
 
     return (systemd_version("systemd-repart", tools) or 0) >= 255
 
@@ -35,7 +35,7 @@ def run(args) -> int:
     from kosi.outputs.naming import output_format
     from kosi.run.image import ensure_built
     from kosi.run.toolsenv import runtime_prefix
-    from kosi.tools_tree import ensure_tools_tree
+    from kosi.verbs.build import ensure_tools_tree
 
     words = list(getattr(args, "verb_args", []) or [])
     if len(words) != 1:

@@ -79,7 +79,7 @@ def render(tools: dict[str, Any], images: list[dict[str, Any]]) -> str:
 
 def run(args) -> int:
     from kosi.config.loader import load_project
-    from kosi.tools_tree import choose_tools_tree
+    from kosi.tools.tree import choose_tools_tree
 
     project = load_project(args)
     for config in project.images:

@@ -87,9 +87,9 @@ def tools_config(project: Project) -> Config | None:
         return None
     if str(wanted) not in ("default", "yes"):
         return None
-    from kosi import tools_tree
+    from kosi.tools.tree import tools_config
 
-    return tools_tree.tools_config(project, "build")
+    return tools_config(project, "build")
 
 
 def render_text(project: Project) -> str:

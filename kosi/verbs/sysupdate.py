@@ -14,9 +14,8 @@ from pathlib import Path
 from kosi.errors import KosiError
 
 
-
 def find_sysupdate(tools: Path | None) -> str:
-    from kosi.tools_tree import SYSUPDATE_PATHS
+    from kosi.tools.host import SYSUPDATE_PATHS
 
     for location in SYSUPDATE_PATHS:
         # With a tools tree its /usr replaces the host's, so the path inside is the same.
@@ -38,7 +37,7 @@ def run(args) -> int:
     from kosi.outputs.naming import output_directory
     from kosi.run.image import ensure_built, verb_arguments
     from kosi.run.toolsenv import runtime_prefix
-    from kosi.tools_tree import ensure_tools_tree
+    from kosi.verbs.build import ensure_tools_tree
 
     project = load_project(args)
     config = project.main

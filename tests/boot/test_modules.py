@@ -82,7 +82,7 @@ def image_root(tmp_path: Path) -> Path:
 
 
 def cached_tools_tree() -> Path:
-    from kosi.tools_tree import location
+    from kosi.tools.tree import location
 
     tree = location() / "debian-trixie"
     if not (tree / "usr/bin/kmod").exists():

@@ -222,7 +222,7 @@ def test_signed_boot_loader_takes_prebuilt_ukis_or_type1_entries(tmp_path):
 
 
 def tool(tools: Path, directories, *cmd, check=True) -> subprocess.CompletedProcess:
-    from kosi.tools_tree import tools_command
+    from kosi.tools.command import tools_command
 
     return subprocess.run([*tools_command(tools, directories), *map(str, cmd)], capture_output=True, text=True,
                           check=check)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import types
 
-from kosi import tools_tree
+from kosi.boot.policy import needs_boot_tools
 from kosi.config.model import Config, Project
 from kosi.config.values import Feature
+from kosi.tools import host
+from kosi.tools import tree as tools_tree
+from kosi.verbs import build
 
 
 def project(**values) -> Project:
@@ -15,21 +18,21 @@ def project(**values) -> Project:
 
 
 def test_disk_build_on_old_host_wants_tools_tree():
-    if (tools_tree.systemd_version("systemd-repart") or 0) >= tools_tree.MINIMUM_SYSTEMD:
+    if (host.systemd_version("systemd-repart") or 0) >= host.MINIMUM_SYSTEMD:
         return  # this host can build disks itself; nothing to decide
-    reason = tools_tree.host_shortcoming(Config({"Format": "disk"}))
+    reason = host.host_shortcoming(Config({"Format": "disk"}))
     assert reason and "systemd-repart" in reason and "254" in reason
 
 
 def test_directory_build_needs_no_tools_tree():
-    assert tools_tree.host_shortcoming(Config({"Format": "directory", "Bootable": Feature.disabled})) is None
+    assert host.host_shortcoming(Config({"Format": "directory", "Bootable": Feature.disabled})) is None
 
 
 def test_bootable_follows_the_feature_and_format():
-    assert tools_tree.bootable(Config({"Format": "disk"}))  # unset: auto
-    assert not tools_tree.bootable(Config({"Format": "directory"}))
-    assert tools_tree.bootable(Config({"Format": "directory", "Bootable": Feature.enabled}))
-    assert not tools_tree.bootable(Config({"Format": "disk", "Bootable": Feature.disabled}))
+    assert needs_boot_tools(Config({"Format": "disk"}))  # unset: auto
+    assert not needs_boot_tools(Config({"Format": "directory"}))
+    assert needs_boot_tools(Config({"Format": "directory", "Bootable": Feature.enabled}))
+    assert not needs_boot_tools(Config({"Format": "disk", "Bootable": Feature.disabled}))
 
 
 def test_disk_build_does_not_pull_qemu():
@@ -58,8 +61,8 @@ def test_cached_tree_reused_until_inputs_change(tmp_path):
 
 def test_explicit_tools_tree_path_is_used(tmp_path):
     args = types.SimpleNamespace(verb="build", force=0)
-    assert tools_tree.ensure_tools_tree(project(ToolsTree=str(tmp_path)), args) == tmp_path
-    assert tools_tree.ensure_tools_tree(project(ToolsTree="no", Format="disk"), args) is None
+    assert build.ensure_tools_tree(project(ToolsTree=str(tmp_path)), args) == tmp_path
+    assert build.ensure_tools_tree(project(ToolsTree="no", Format="disk"), args) is None
 
 
 def test_mkosi_tools_conf_adds_packages_and_invalidates(tmp_path):
@@ -84,18 +87,17 @@ def test_tools_tree_build_never_runs_the_projects_scripts(tmp_path, monkeypatch)
     mkosi.postinst, mkosi.build, ... belong to the user's image (a real failure: the tools
     tree ran a postinst that copied a file only the user's image has)."""
     from kosi.scripts.execute import find_scripts
-    from kosi.verbs import build
 
     for name in ("mkosi.postinst", "mkosi.build", "mkosi.finalize"):
         (tmp_path / name).write_text("#!/bin/sh\nexit 1\n")
         (tmp_path / name).chmod(0o755)
-    monkeypatch.setattr(tools_tree, "cache_root", lambda: tmp_path / "cache")
+    monkeypatch.setattr(build, "cache_root", lambda: tmp_path / "cache")
     seen = {}
     monkeypatch.setattr(build, "build_image", lambda config, args, tools=None: seen.setdefault("config", config))
     config = Config({"Distribution": "debian", "Release": "trixie", "Packages": ["systemd"]}, image="tools",
                     directory=tmp_path)
     try:
-        tools_tree.build_tree(config, tmp_path / "tree", types.SimpleNamespace())
+        build.build_tree(config, tmp_path / "tree", types.SimpleNamespace())
     except Exception:  # no tree was really built; only the configuration handed on matters here
         pass
     built = seen["config"]

@@ -153,7 +153,7 @@ def test_uki_profiles(uki_bytes):
 def test_uki_profiles_as_ukify_sees_them(uki_project, default_tools_tree):
     """ukify's own reading of the result agrees: three profiles, the last two with their command
     lines (its JSON output folds repeated sections into one key, so read the text)."""
-    from kosi.tools_tree import tools_command
+    from kosi.tools.command import tools_command
 
     uki = uki_project / "mkosi.output/image.efi"
     text = subprocess.run([*tools_command(default_tools_tree, [uki.parent]), "ukify", "inspect", str(uki)],

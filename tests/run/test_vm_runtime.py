@@ -13,18 +13,18 @@ import base64
 import pwd
 import shutil
 import socket
-import time
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from tests.run.test_commands import NO_KVM, arg_after, gpt_image, make_config
-from tests.run.vm_support import boot_vm, needs_root
 
 from kosi.errors import KosiError
 from kosi.run import credentials, firmware, journal_forward, notify, qemu, virtiofs
 from kosi.run.toolsenv import runtime_prefix
-from kosi.tools_tree import location
+from kosi.tools.tree import location
+from tests.run.test_commands import NO_KVM, arg_after, gpt_image, make_config
+from tests.run.vm_support import boot_vm, needs_root
 
 # --- virtiofs -------------------------------------------------------------------------------------
 

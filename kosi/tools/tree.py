@@ -1,4 +1,5 @@
-"""The tools tree: a directory image holding the programs kosi runs, newer than the host's.
+"""The default tools tree: which tree an invocation uses, with which packages, and whether
+the cached one serves. Deciding only: building it is kosi/verbs/build.py's.
 
 ToolsTree= takes a path (use that tree), "default"/"yes" (build and cache kosi's own tree)
 or is unset, in which case mkosi.tools/ is used when present and otherwise the default
@@ -14,27 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from kosi import __version__, distributions, log
 from kosi.config.model import Config, Project
 from kosi.config.values import Feature
 from kosi.errors import KosiError
-from kosi.outputs import format as formats
+from kosi.tools.host import host_shortcoming
 
 #: verbs that start the image and so need the runtime profile (qemu, firmware, swtpm)
 RUNTIME_VERBS = {"vm", "qemu", "boot", "shell", "ssh", "box", "sysupdate"}
 
-#: where distributions install systemd-sysupdate (it is not on $PATH); the runtime profile has it
-SYSUPDATE_PATHS = ("/usr/lib/systemd/systemd-sysupdate", "/usr/bin/systemd-sysupdate")
-
-#: minimum host versions for the work; older ones make kosi use a tools tree
-MINIMUM_SYSTEMD = 254
 
 
 def cache_root() -> Path:
@@ -50,44 +43,6 @@ def location() -> Path:
 def _explicit(config: Config, name: str) -> Any:
     """A value the user set; defaults derived from the host (its release) do not apply here."""
     return config[name] if config.is_set(name) else None
-
-
-def systemd_version(binary: str, tools: Path | None = None) -> int | None:
-    """The version systemd tools report ("systemd 257 (257.13-1)"), None when not installed."""
-    path = shutil.which(binary, path=f"{tools}/usr/bin:{tools}/usr/sbin" if tools else None)
-    if not path:
-        return None
-    try:
-        out = subprocess.run([path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
-    except OSError:
-        return None
-    match = re.match(r"systemd (\d+)", out)
-    return int(match.group(1)) if match else None
-
-
-def bootable(config: Config) -> bool:
-    """Whether the build will need the boot tools (ukify, the EFI stub): Bootable=yes, or
-    auto for the formats that carry a kernel."""
-    if config.bootable == Feature.auto:
-        return formats.get(config.format).needs_boot_tools
-    return config.bootable == Feature.enabled
-
-
-def host_shortcoming(config: Config, verb: str = "build") -> str | None:
-    """Why the host cannot do the configured work itself, or None when it can."""
-    fmt = formats.get(config.format)
-    if fmt.needs_repart or fmt.needs_boot_tools or bootable(config):
-        version = systemd_version("systemd-repart")
-        if fmt.needs_repart and (version or 0) < MINIMUM_SYSTEMD:
-            found = f"systemd-repart {version}" if version else "no systemd-repart"
-            return f"Format={fmt.name} needs systemd-repart >= {MINIMUM_SYSTEMD}, the host has {found}"
-        if bootable(config) and (systemd_version("ukify") or 0) < MINIMUM_SYSTEMD:
-            return f"a bootable image needs ukify >= {MINIMUM_SYSTEMD}, which the host lacks"
-    if verb in ("vm", "qemu", "ssh") and not shutil.which("qemu-system-x86_64"):
-        return "the vm verb needs qemu, which the host lacks"
-    if verb == "sysupdate" and not any(Path(p).exists() for p in SYSUPDATE_PATHS):
-        return "the sysupdate verb needs systemd-sysupdate, which the host lacks"
-    return None
 
 
 def profiles_for(project: Project, verb: str) -> list[str]:
@@ -196,29 +151,6 @@ def helper_image_config(values: dict[str, Any], *, image: str, directory: Path) 
     return Config(filled, image=image, directory=directory)
 
 
-def build_tree(config: Config, destination: Path, args: Any) -> None:
-    """Build the tools tree with kosi's own pipeline (a plain Format=directory image)."""
-    from kosi.verbs.build import build_image  # late: the build verb imports us too
-
-    values = dict(config.values, Format="directory", Output=destination.name, OutputDirectory=destination.parent)
-    values.pop("_tools_profiles", None)
-    # Not the project's directory: the pipeline looks there for mkosi.postinst, mkosi.env, ...,
-    # which belong to the user's image (mkosi.tools.conf's own scripts are in its settings).
-    directory = cache_root() / "tools-build"
-    directory.mkdir(parents=True, exist_ok=True)
-    build_image(helper_image_config(values, image=config.image, directory=directory), _quiet_args(args), tools=None)
-    if not destination.is_dir():
-        raise KosiError(f"building the {config.image} image produced no directory at {destination}")
-
-
-def _quiet_args(args: Any) -> Any:
-    """The build options that apply to helper images: not the main image's --force counts
-    or debug shells, which are about the user's image."""
-    from kosi.config.cli_args import Args
-
-    return Args(verb="build", debug_workspace=bool(getattr(args, "debug_workspace", False)))
-
-
 @dataclass
 class ToolsTreeChoice:
     """Which tools tree an invocation uses, and whether (and why) it must be built first."""
@@ -257,44 +189,3 @@ def choose_tools_tree(project: Project, verb: str, force: int = 0) -> ToolsTreeC
         why_build = "forced with -fff"
     return ToolsTreeChoice(tree, why_used, why_build, config, inputs)
 
-
-def ensure_tools_tree(project: Project, args: Any) -> Path | None:
-    """The tools tree to use for this invocation, building the default one if needed."""
-    verb = getattr(args, "verb", "build") or "build"
-    choice = choose_tools_tree(project, verb, getattr(args, "force", 0) or 0)
-    if choice.why_used:
-        log.info(f"using the default tools tree: {choice.why_used}")
-    tree = choice.tree
-    if tree is None or choice.why_build is None:
-        return tree
-    log.step(f"building the default tools tree in {tree} ({choice.why_build})")
-    staging = tree.with_name(tree.name + ".new")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    build_tree(choice.config, staging, args)
-    shutil.rmtree(tree, ignore_errors=True)
-    staging.rename(tree)
-    tree.with_name(tree.name + ".json").write_text(json.dumps(choice.inputs, indent=2, sort_keys=True) + "\n")
-    return tree
-
-
-def tools_command(tools: Path | None, mounts: Iterable[Path] = ()) -> list[str]:
-    """A command prefix that runs a program with the tools tree's /usr (its libraries and
-    Python match its programs; a trixie binary cannot run against the host's libraries).
-
-    Uses kosi.sandbox when it isolates; until then a private mount namespace where the
-    tools tree's /usr is bound over /usr, the rest of the host (and so every path we pass)
-    staying visible.
-    """
-    from kosi.sandbox import Mount, sandbox_command
-
-    if tools is None:
-        return []
-    # The sandbox shows only what is mounted: every directory a command reads or writes.
-    directories = sorted({Path(p) if Path(p).is_dir() else Path(p).parent for p in mounts})
-    outermost = [d for d in directories if not any(o != d and o in d.parents for o in directories)]
-    prefix = sandbox_command(tools=tools, mounts=[Mount(d, str(d)) for d in outermost])
-    if prefix:
-        return prefix
-    script = 'mount --rbind "$0" /usr && exec env PATH=/usr/bin:/usr/sbin "$@"'
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(tools / "usr")]
