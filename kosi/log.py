@@ -1,19 +1,31 @@
-"""Logging to stderr, with colour unless NO_COLOR is set or stderr is not a terminal."""
+"""Logging to stderr, with colour unless NO_COLOR is set or stderr is not a terminal.
+
+While a build step runs, the output of the tools it runs is "chatter" (systemctl's "Created
+symlink ...", apt's progress): `chatter()` collects it instead of showing it, so the runner can
+show it only when the step fails. With --debug nothing is collected and tools write live.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from typing import Iterator
 
 DEBUG = False
+
+#: where tool output goes while a build step runs (None: straight to our stdout/stderr)
+_chatter: list[bytes] | None = None
 
 
 def colour_enabled() -> bool:
     return "NO_COLOR" not in os.environ and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
 
-def _paint(code: str, text: str) -> str:
+def paint(code: str, text: str) -> str:
+    """`text` in the SGR colour `code` when colour is enabled."""
     return f"\033[{code}m{text}\033[0m" if colour_enabled() else text
+
 
 
 def info(message: str) -> None:
@@ -21,17 +33,35 @@ def info(message: str) -> None:
 
 
 def step(message: str) -> None:
-    print(_paint("1", f"‣ {message}"), file=sys.stderr)
+    print(paint("1", f"‣ {message}"), file=sys.stderr)
 
 
 def warn(message: str) -> None:
-    print(_paint("33", f"warning: {message}"), file=sys.stderr)
+    print(paint("33", f"warning: {message}"), file=sys.stderr)
 
 
 def error(message: str) -> None:
-    print(_paint("31;1", f"error: {message}"), file=sys.stderr)
+    print(paint("31;1", f"error: {message}"), file=sys.stderr)
 
 
 def debug(message: str) -> None:
     if DEBUG:
-        print(_paint("2", message), file=sys.stderr)
+        print(paint("2", message), file=sys.stderr)
+
+
+@contextlib.contextmanager
+def chatter() -> Iterator[list[bytes]]:
+    """Collect the output of the tools run inside the block (nothing is collected with --debug)."""
+    global _chatter
+    saved = _chatter
+    collected: list[bytes] = []
+    _chatter = None if DEBUG else collected
+    try:
+        yield collected
+    finally:
+        _chatter = saved
+
+
+def chatter_sink() -> list[bytes] | None:
+    """Where a tool's output goes instead of the terminal, or None to show it."""
+    return _chatter

@@ -22,7 +22,7 @@ from kosi.boot.uki import UKIRequest, build_uki, default_format, entry_name, fin
 from kosi.config.values import Feature
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
-from kosi.pipeline.step import Step
+from kosi.pipeline.step import ImageDependent, Skipped, Step
 from kosi.pipeline.tools import find_tool
 
 
@@ -70,6 +70,14 @@ def require_kernels(context: Context) -> list[Kernel]:
     return kernels
 
 
+def no_kernel(context: Context) -> str | None:
+    """Bootable=auto without a kernel in the image: the boot steps have nothing to do (with
+    Bootable=yes they run, and fail saying what is missing)."""
+    if context.config.bootable == Feature.auto and not find_kernels(context.root):
+        return ImageDependent("no kernel in the image (Bootable=auto)")
+    return None
+
+
 class KernelModules(Step):
     """KernelModules=: keep only the selected modules (and what they need) in the image."""
 
@@ -112,22 +120,20 @@ class InstallBootloader(Step):
             return "Bootable=no"
         if (bootloader(context) == "none" or uki_is_bootloader(context)) and not bios_grub(context):
             return f"Bootloader={bootloader(context)}"
-        return None
+        return no_kernel(context)
 
     def run(self, context: Context) -> None:
         kernels = require_kernels(context)
         context.state.kernels = [k.version for k in kernels]
         if not kernels:
-            log.info("no kernel in the image: not installing a boot loader (Bootable=auto)")
-            return
+            raise Skipped("no kernel in the image (Bootable=auto)")
         esp = esp_tree(context)
         if bootloader(context) in ("systemd-boot", "systemd-boot-signed"):
             signed = bootloader(context).endswith("signed")
             if missing := systemd_boot.missing_packages(context.root, context.tools, signed=signed):
                 add_bootloader_packages(context, missing)
             if systemd_boot.find_binary(context.root, context.tools) is None and context.config.bootable == Feature.auto:
-                log.info("systemd-boot is not installed: no boot loader (Bootable=auto)")
-                return
+                raise Skipped("systemd-boot is not installed (Bootable=auto)")
             binary = systemd_boot.install(esp, context.root, context.tools,
                                           signed=signed)
             log.debug(f"systemd-boot from {binary}")
@@ -148,7 +154,7 @@ class GenerateUKIs(Step):
             return "Bootable=no"
         if bootloader(context) == "none" and not bios_grub(context):
             return "Bootloader=none"
-        return None
+        return no_kernel(context)
 
     def inputs(self, context: Context) -> dict[str, Any]:
         names = ("Bootloader", "UnifiedKernelImages", "UnifiedKernelImageFormat", "Initrds", "InitrdPackages",
@@ -159,7 +165,7 @@ class GenerateUKIs(Step):
     def run(self, context: Context) -> None:
         kernels = require_kernels(context)
         if not kernels:
-            return
+            raise Skipped("no kernel in the image (Bootable=auto)")
         config = context.config
         context.state.kernels = [k.version for k in kernels]
         esp = esp_tree(context)

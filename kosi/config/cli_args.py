@@ -31,6 +31,7 @@ class Args:
     wipe_build_dir: bool = False
     rerun_build_scripts: bool = False
     auto_bump: bool = False
+    log_json: str | None = None  # --log-json: the build's events as JSON lines in this file
     genkey_common_name: str = ""
     genkey_valid_days: str = "730"
     doc_format: str = "auto"
@@ -64,6 +65,7 @@ CLI_ONLY_OPTIONS = (
     Option("auto_bump", "--auto-bump", "-B", "bool", "Bump the version after a successful build"),
     Option("doc_format", "--doc-format", None, "value", "Format of the documentation verb"),
     Option("json", "--json", None, "flag", "Print the summary as JSON"),
+    Option("log_json", "--log-json", None, "value", "Write the build's events to this file as JSON lines"),
     Option("wipe_build_dir", "--wipe-build-dir", "-w", "flag", "Wipe the build directory first"),
     Option("rerun_build_scripts", "--rerun-build-scripts", "-R", "flag", "Rerun the build scripts"),
 )

@@ -79,18 +79,22 @@ def failure_message(cmd: Sequence[str | Path], returncode: int, stderr: str | by
 
 
 class _Tee(threading.Thread):
-    """Copies a child's stderr to ours line by line while keeping the last lines."""
+    """Copies a child's stderr to ours line by line while keeping the last lines (to the
+    running build step's chatter instead, see log.chatter)."""
 
     def __init__(self, stream: IO[bytes], keep: int = 200):
         super().__init__(daemon=True)
         self.stream = stream
         self.lines: collections.deque[bytes] = collections.deque(maxlen=keep)
+        self.sink = log.chatter_sink()
 
     def run(self) -> None:
         out = sys.stderr.buffer if hasattr(sys.stderr, "buffer") else None
         for line in iter(self.stream.readline, b""):
             self.lines.append(line)
-            if out is not None:
+            if self.sink is not None:
+                self.sink.append(line)
+            elif out is not None:
                 out.write(line)
                 out.flush()
             else:
@@ -112,11 +116,14 @@ def run(
     check: bool = True,
     cwd: Path | None = None,
     tee_stderr: bool = False,
+    chatter: bool = True,
 ) -> subprocess.CompletedProcess:
     """Run `cmd` (after the `sandbox` prefix). Output goes where it normally would unless
     `stdout`/`stderr` say otherwise; with `tee_stderr` stderr is shown live and also returned
     (as bytes, or str when `input` is str). A failure with `check` raises KosiError; Ctrl-C
-    kills the command and propagates."""
+    kills the command and propagates. Inside a build step, output left to the terminal is
+    collected as the step's chatter (log.chatter) unless `chatter` is False (scripts the user
+    wrote: their output is theirs to show)."""
     cmd = [str(a) for a in cmd]
     argv = [*sandbox, *cmd]
     log.debug("+ " + shlex.join(cmd))
@@ -127,12 +134,36 @@ def run(
         if tee_stderr:
             result = _run_teeing(argv, env=env, input=input, stdout=stdout, cwd=cwd, text=bool(text))
         else:
-            result = subprocess.run(argv, env=env, input=input, stdout=stdout, stderr=stderr, cwd=cwd, text=text)
+            result = _run_collecting(argv, env=env, input=input, stdout=stdout, stderr=stderr, cwd=cwd, text=text,
+                                     sink=log.chatter_sink() if chatter else None)
     except FileNotFoundError:
         raise KosiError(f"{tool_name(cmd)} is not installed (install it, or use a tools tree with ToolsTree=default)") from None
     result.args = cmd
     if check and result.returncode != 0:
         raise KosiError(failure_message(cmd, result.returncode, result.stderr))
+    return result
+
+
+def _run_collecting(argv: list[str], *, env, input, stdout, stderr, cwd, text,
+                    sink: list[bytes] | None) -> subprocess.CompletedProcess:
+    """subprocess.run, with what would reach the terminal collected into `sink` (when given):
+    the collected text is also the result's stderr when the caller did not capture it, so a
+    failure is still explained by the tool's own error line."""
+    if sink is None or (stdout is not None and stderr is not None):
+        return subprocess.run(argv, env=env, input=input, stdout=stdout, stderr=stderr, cwd=cwd, text=text)
+    if stdout is None and stderr is None:
+        result = subprocess.run(argv, env=env, input=input, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                cwd=cwd, text=text)
+        collected, result.stdout = result.stdout, None
+        result.stderr = collected
+    elif stderr is None:
+        result = subprocess.run(argv, env=env, input=input, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd, text=text)
+        collected = result.stderr
+    else:
+        result = subprocess.run(argv, env=env, input=input, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, text=text)
+        collected, result.stdout = result.stdout, None
+    if collected:
+        sink.append(collected.encode() if isinstance(collected, str) else collected)
     return result
 
 

@@ -96,7 +96,7 @@ def run_scripts(context: Context, kind: str, arguments: list[str] | None = None,
             cmd = script_command(script, helpers, arguments)
             log.info(f"running {kind} script {script}" + (f" {' '.join(arguments)}" if arguments else ""))
             sandbox = script_sandbox(context, kind, script, sources, env, network)
-            result = run(cmd, sandbox=sandbox, env=env, check=False)
+            result = run(cmd, sandbox=sandbox, env=env, check=False, chatter=False)  # the user's own output
             if result.returncode != 0:
                 raise KosiError(f"{kind} script {script} failed with exit status {result.returncode}")
     finally:

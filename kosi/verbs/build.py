@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from kosi.outputs.publish import check_previous, publish
 from kosi.pipeline.cache import default_state_directory
 from kosi.pipeline.context import Context
 from kosi.pipeline.flow import build_steps
+from kosi.pipeline.monitors import JsonLinesMonitor, Monitor, TerminalMonitor
 from kosi.pipeline.runner import Runner
 from kosi.tools.tree import cache_root, choose_tools_tree, helper_image_config
 
@@ -74,7 +76,10 @@ def build_image(config: Config, args: Any, tools: Path | None = None) -> list[Pa
         directory.mkdir(parents=True, exist_ok=True)
     keep = bool(option(args, "debug_workspace"))
     try:
-        runner = Runner(build_steps(), on_failure=debug_shell if option(args, "debug_shell") else None)
+        monitors: list[Monitor] = [TerminalMonitor(sys.stderr)]
+        if option(args, "log_json"):
+            monitors.append(JsonLinesMonitor(Path(option(args, "log_json"))))
+        runner = Runner(build_steps(), monitors=monitors, on_failure=debug_shell if option(args, "debug_shell") else None)
         runner.run(context)
         outputs = publish(context)
     finally:
@@ -125,6 +130,8 @@ def run(args) -> int:
     # --auto-bump: the build uses the bumped version (so %v sees it); the file is only
     # written when every image was built.
     pending = bump.auto_bump_begin(args) if option(args, "auto_bump") else None
+    if option(args, "log_json"):
+        Path(option(args, "log_json")).write_text("")  # this build's events only; each image appends
     project = load_project(args)
     if not project.images:
         raise KosiError("nothing to build")

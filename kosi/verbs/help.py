@@ -27,7 +27,7 @@ CONFIG_VERBS = {"summary", "cat-config", "build", "plan", "shell", "boot", "vm",
 #: Command-line-only options (by dest) that matter to one verb beyond the common ones.
 VERB_OPTIONS = {
     "build": ("force", "auto_bump", "wipe_build_dir", "rerun_build_scripts", "debug_shell", "debug_workspace",
-              "debug_sandbox"),
+              "debug_sandbox", "log_json"),
     "summary": ("json",), "plan": ("json", "force"), "clean": ("force",), "genkey": ("force", "genkey_common_name", "genkey_valid_days"),
     "documentation": ("doc_format",), "serve": ("force",), "burn": ("force",), "shell": ("force",),
     "boot": ("force",), "vm": ("force",),

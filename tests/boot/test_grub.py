@@ -112,10 +112,10 @@ def test_grub_signed_prefers_the_signed_kernel_to_a_local_uki(tmp_path):
 
 
 def test_grub_skips_neither_step(tmp_path):
-    from tests.boot.test_steps import loaded
+    from tests.boot.test_steps import loaded, with_kernel
 
     for loader in ("grub", "grub-signed"):
-        context = loaded(tmp_path / loader, f"[Output]\nFormat=disk\n[Content]\nBootloader={loader}\n")
+        context = with_kernel(loaded(tmp_path / loader, f"[Output]\nFormat=disk\n[Content]\nBootloader={loader}\n"))
         assert steps.InstallBootloader().skip(context) is None and steps.GenerateUKIs().skip(context) is None
 
 

@@ -12,6 +12,7 @@ from kosi.config.cli_args import parse_command_line
 from kosi.config.loader import load_project
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
+from kosi.pipeline.step import ImageDependent
 
 KVER = "6.12.9-amd64"
 TOKEN = "0123456789abcdef0123456789abcdef"  # the stand-in root's machine ID, the entry token
@@ -63,8 +64,13 @@ def test_bootloader_words(tmp_path):
     none = loaded(tmp_path / "d", "[Content]\nBootloader=none\n")
     assert steps.GenerateUKIs().skip(none) == "Bootloader=none"
     assert steps.InstallBootloader().skip(none) == "Bootloader=none"
-    grub = loaded(tmp_path / "e", "[Content]\nBootloader=none\nBiosBootloader=grub\n")
+    grub = with_kernel(loaded(tmp_path / "e", "[Content]\nBootloader=none\nBiosBootloader=grub\n"))
     assert steps.GenerateUKIs().skip(grub) is None and steps.InstallBootloader().skip(grub) is None
+    # Bootable=auto without a kernel: nothing to do, known only once the image is there
+    kernelless = loaded(tmp_path / "f", "[Output]\nFormat=disk\n")
+    for step in (steps.GenerateUKIs(), steps.InstallBootloader()):
+        assert step.skip(kernelless) == "no kernel in the image (Bootable=auto)"
+        assert isinstance(step.skip(kernelless), ImageDependent)
 
 
 def test_kernel_command_line_keeps_configured_console(tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kosi.scripts.environment import VARIABLES
+from tests.pipeline.test_plan_matches_build import compare_plan_with_events
 
 pytestmark = pytest.mark.image
 REPO = Path(__file__).resolve().parents[2]
@@ -171,7 +172,7 @@ def full(tmp_path_factory):
            'echo "$CHROOT_SCRIPT $BUILDROOT" > /etc/postinst-chroot\n')
     logs = [build(d).stderr]
     shutil.copytree(d / "envs", d / "envs-first")  # the environments of the cold build
-    logs.append(build(d).stderr)
+    logs.append(build(d, "--log-json", str(d / "second.jsonl")).stderr)
     logs.append(build(d, "--package", "file").stderr)
     return d, logs
 
@@ -215,10 +216,13 @@ def test_script_environments_match_the_manual(full):
 
 
 def test_incremental_reuse_and_invalidation(full):
-    _, logs = full
+    d, logs = full
     assert "no cached image yet" in logs[0]
     assert "reusing cached image (key" in logs[1]
-    assert "part of the cached image" in logs[1]
+    events = [json.loads(line) for line in (d / "second.jsonl").read_text().splitlines()]
+    skipped = {e["step"]: e["reason"] for e in events if e["kind"] == "step-skipped"}
+    assert skipped["install distribution and packages"] == "part of the cached image"
+    assert [e["key"] for e in events if e["kind"] == "cache-hit"]
     assert "cache invalid: Packages= changed" in logs[2]
 
 
@@ -258,8 +262,17 @@ def test_reproducible_tar(tmp_path):
 def test_hello_example_builds(tmp_path):
     """examples/hello as the README builds it; -O keeps the checkout clean (without -O and
     without an examples/hello/mkosi.output/ directory the output lands in examples/hello/)."""
-    result = kosi(REPO / "examples/hello", "-O", str(tmp_path), f"--package-cache-dir={PKGCACHE}", "-f", "build")
+    options = ("-O", str(tmp_path), f"--package-cache-dir={PKGCACHE}")
+    planned = json.loads(kosi(REPO / "examples/hello", *options, "plan", "--json").stdout)["Images"][0]["steps"]
+    events_file = tmp_path / "events.jsonl"
+    result = kosi(REPO / "examples/hello", *options, "--log-json", str(events_file), "-f", "build")
     assert result.returncode == 0, result.stderr[-4000:]
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    compare_plan_with_events(planned, events)
+    # systemd's presets ran (the image has systemctl) but their chatter stays out of a plain build's log
+    assert ("step-finished", "systemctl preset-all") in [(e["kind"], e.get("step")) for e in events]
+    assert "Created symlink" not in result.stderr and "Created symlink" not in result.stdout
+    assert "steps skipped (--debug lists them" in result.stderr
     root = tmp_path / "hello"
     assert (root / "etc/motd").read_text().strip()
     os_release = (root / "usr/lib/os-release").read_text()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+
 import pytest
 
+from kosi import log
 from kosi.config.cli_args import Args
 from kosi.config.model import Config
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
+from kosi.pipeline.monitors import TerminalMonitor
 from kosi.pipeline.runner import ReuseCache, Runner, SaveCache, plan
 from kosi.pipeline.step import Step
 
@@ -63,44 +66,59 @@ def flow(packages="a b"):
     ]
 
 
+def terminal():
+    out = io.StringIO()
+    return out, [TerminalMonitor(out)]
+
+
 def test_runs_in_order_and_prints_table_with_skip_reason(tmp_path):
     ctx = make_context(tmp_path)
-    out = io.StringIO()
-    records = Runner(flow(), stream=out).run(ctx)
+    out, monitors = terminal()
+    records = Runner(flow(), monitors=monitors).run(ctx)
     assert ran(ctx) == ["base", "install", "extra"]
     assert [r.status for r in records] == ["done", "skipped", "done", "skipped", "skipped", "done"]
     text = out.getvalue()
-    assert "skipped: WithDocs=no" in text
-    assert "skipped: Incremental=no" in text
     assert "total" in text and "‣ [3/6] install" in text
+    # skipped steps are summarised, not listed (--debug lists them)
+    assert "3 steps skipped" in text and "WithDocs=no" not in text
+
+
+def test_debug_lists_skipped_steps_with_reasons(tmp_path, monkeypatch):
+    monkeypatch.setattr(log, "DEBUG", True)
+    out, monitors = terminal()
+    Runner(flow(), monitors=monitors).run(make_context(tmp_path))
+    assert "skipped: WithDocs=no" in out.getvalue() and "skipped: Incremental=no" in out.getvalue()
 
 
 def test_table_printed_when_a_step_fails(tmp_path):
     ctx = make_context(tmp_path)
-    out = io.StringIO()
+    out, monitors = terminal()
     with pytest.raises(KosiError):
-        Runner([Write("one", "x", "1"), Fail(), Write("never", "y", "1")], stream=out).run(ctx)
+        Runner([Write("one", "x", "1"), Fail(), Write("never", "y", "1")], monitors=monitors).run(ctx)
     assert "fails" in out.getvalue() and "FAILED" in out.getvalue()
     assert "never" not in ran(ctx)
 
 
-def test_incremental_reuse_and_invalidation(tmp_path, capsys):
+def test_incremental_reuse_and_invalidation(tmp_path):
     ctx = make_context(tmp_path, Incremental="yes")
-    Runner(flow(), stream=io.StringIO()).run(ctx)
-    assert "no cached image yet" in capsys.readouterr().err
+    out, monitors = terminal()
+    Runner(flow(), monitors=monitors).run(ctx)
+    assert "no cached image yet" in out.getvalue()
     assert ctx.state.cached is False
 
     ctx2 = make_context(tmp_path / "second", Incremental="yes", CacheDirectory=tmp_path / "cache")
-    Runner(flow(), stream=io.StringIO()).run(ctx2)
-    err = capsys.readouterr().err
-    assert f"reusing cached image (key {ctx.state.cache_key})" in err
+    out, monitors = terminal()
+    Runner(flow(), monitors=monitors).run(ctx2)
+    assert f"reusing cached image (key {ctx.state.cache_key})" in out.getvalue()
+    assert ctx2.state.cached is True
     assert ran(ctx2) == ["base", "extra"]  # install came from the cache
     assert (ctx2.root / "usr/pkgs").read_text() == "a b"
 
     ctx3 = make_context(tmp_path / "third", Incremental="yes", CacheDirectory=tmp_path / "cache")
     assert [r for n, r in plan(ctx3, flow("a b c")) if n == "install"] == [None]
-    Runner(flow("a b c"), stream=io.StringIO()).run(ctx3)
-    assert "cache invalid: Packages= changed" in capsys.readouterr().err
+    out, monitors = terminal()
+    Runner(flow("a b c"), monitors=monitors).run(ctx3)
+    assert "cache invalid: Packages= changed" in out.getvalue()
     assert ctx3.state.cache_key != ctx.state.cache_key
     assert "install" in ran(ctx3)
 
@@ -108,12 +126,12 @@ def test_incremental_reuse_and_invalidation(tmp_path, capsys):
 def test_strict_fails_without_cache_and_ff_drops_it(tmp_path, capsys):
     ctx = make_context(tmp_path, Incremental="strict")
     with pytest.raises(KosiError, match="Incremental=strict"):
-        Runner(flow(), stream=io.StringIO()).run(ctx)
+        Runner(flow(), monitors=[TerminalMonitor(io.StringIO())]).run(ctx)
     ctx = make_context(tmp_path / "b", Incremental="yes", CacheDirectory=tmp_path / "cache")
-    Runner(flow(), stream=io.StringIO()).run(ctx)
+    Runner(flow(), monitors=[TerminalMonitor(io.StringIO())]).run(ctx)
     ctx = make_context(tmp_path / "c", Incremental="yes", CacheDirectory=tmp_path / "cache")
     ctx.args.force = 2
-    Runner(flow(), stream=io.StringIO()).run(ctx)
+    Runner(flow(), monitors=[TerminalMonitor(io.StringIO())]).run(ctx)
     assert "install" in ran(ctx)
     assert "dropping cached image" in capsys.readouterr().err
 
