@@ -95,3 +95,24 @@ def default_tools_tree() -> Path:
     config = Config({"Distribution": "debian", "Release": "trixie", "Format": "disk", "ToolsTree": "default"},
                     directory=REPO)
     return ensure_tools_tree(Project(images=[config]), types.SimpleNamespace(verb="build", force=0))
+
+
+# --- markers: the fast run (-m "not image and not vm") must not build from the archive or boot ---
+
+#: fixtures that build an image from the Debian archive (or a tools tree) or boot one
+IMAGE_FIXTURES = {"kosi_build", "bootable_disk_project", "bootable_disk_image", "default_tools_tree"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Refuse to run a test that uses an image-building fixture without an image or vm marker."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if IMAGE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and not (item.get_closest_marker("image") or item.get_closest_marker("vm"))
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that build or boot a real image must be marked @pytest.mark.image or @pytest.mark.vm:\n  "
+            + "\n  ".join(unmarked)
+        )
