@@ -26,6 +26,9 @@ fi
 
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
 python3 -c 'import hypothesis' 2>/dev/null || python3 -m pip install -q hypothesis
+# The linters .ci/lint runs (test-only; the versions main was checked with).
+python3 -m ruff --version >/dev/null 2>&1 || python3 -m pip install -q ruff==0.17.6
+python3 -m mypy --version >/dev/null 2>&1 || python3 -m pip install -q mypy==2.4.1
 
 # The oracle of tests/compat: mkosi 27.1 from Debian sid, unpacked into /var/cache/kosi-oracle.
 $sudo python3 "$(dirname "$0")/tests/compat/oracle.py" >/dev/null

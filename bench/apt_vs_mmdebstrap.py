@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kosi.config.model import Config  # noqa: E402
-from kosi.installers.base import package_manager  # noqa: E402
-from kosi.pipeline.context import Context  # noqa: E402
+from kosi.config.model import Config
+from kosi.installers.base import package_manager
+from kosi.pipeline.context import Context
 
 
 def kosi_bootstrap(directory: Path, release: str, mirror: str, packages: list[str], name: str = "kosi") -> float:

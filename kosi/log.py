@@ -27,7 +27,6 @@ def paint(code: str, text: str) -> str:
     return f"\033[{code}m{text}\033[0m" if colour_enabled() else text
 
 
-
 def info(message: str) -> None:
     print(message, file=sys.stderr)
 

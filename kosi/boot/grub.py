@@ -138,8 +138,8 @@ def install_bios(image: Path, root: Path, tools: Path | None, workspace: Path, e
     mountinfo = staged / "mountinfo"
     mountinfo.write_text(f"1 0 1:1 / / - fat {image}\n")
     # Debian keeps grub-bios-setup with the platform's modules rather than in $PATH.
-    setup = str(modules / "grub-bios-setup") if (source / "grub-bios-setup").exists() else "grub-bios-setup"
+    bios_setup = str(modules / "grub-bios-setup") if (source / "grub-bios-setup").exists() else "grub-bios-setup"
     script = 'mount --bind "$0" /proc/$$/mountinfo && exec "$@"'
-    prefix = sandbox or ["unshare", "--mount", "--propagation", "private"]
-    run(["sh", "-c", script, str(mountinfo), setup, f"--directory={staged}", f"--device-map={device_map}",
-         "--skip-fs-probe", str(image)], sandbox=prefix)
+    setup_sandbox = sandbox or ["unshare", "--mount", "--propagation", "private"]
+    run(["sh", "-c", script, str(mountinfo), bios_setup, f"--directory={staged}", f"--device-map={device_map}",
+         "--skip-fs-probe", str(image)], sandbox=setup_sandbox)

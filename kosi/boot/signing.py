@@ -64,8 +64,11 @@ def signing_key(config) -> SigningKey:
                             hint="run `kosi genkey` to create mkosi.key and mkosi.crt")
     signing = SigningKey(str(key), config.secure_boot_key_source, str(certificate),
                          config.secure_boot_certificate_source)
-    for path, setting in zip(signing.files(), ("SecureBootKey", "SecureBootCertificate")):
-        if not path.is_file():
+    # files() leaves out a key or certificate that comes from an engine or provider: pair by source
+    for setting, value, source in (("SecureBootKey", signing.key, signing.key_source),
+                                   ("SecureBootCertificate", signing.certificate, signing.certificate_source)):
+        path = Path(value)
+        if source.type == "file" and not path.is_file():
             raise KosiError(f"{setting}={path}: no such file", hint="run `kosi genkey` to create mkosi.key and mkosi.crt")
     return signing
 
@@ -231,8 +234,9 @@ def write_auto_enroll_keys(config, esp: Path, tools: Path | None, workspace: Pat
     if "provider" in (key.key_source.type, key.certificate_source.type):
         raise KosiError("SecureBootAutoEnroll=yes: efitools cannot use keys from OpenSSL providers",
                         hint="set SecureBootAutoEnroll=no, or use a key file or engine")
-    tools_found = [find_tool(name, tools) for name in ("cert-to-efi-sig-list", "sign-efi-sig-list")]
-    if None in tools_found:
+    found = [find_tool(name, tools) for name in ("cert-to-efi-sig-list", "sign-efi-sig-list")]
+    tools_found = [t for t in found if t is not None]
+    if len(tools_found) != len(found):
         raise KosiError("SecureBootAutoEnroll=yes needs efitools (cert-to-efi-sig-list, sign-efi-sig-list), "
                         "found neither on the host nor in the tools tree",
                         hint="use ToolsTree=default, or set SecureBootAutoEnroll=no")

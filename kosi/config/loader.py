@@ -94,7 +94,7 @@ class ImageState:
         if name in self.universal:
             return self.universal[name]
         if setting.is_list:
-            assigned, items = False, []
+            assigned, items = False, []  # type: tuple[bool, list[Any]]
             for layer in self.layers:
                 slot = layer.values.get(name)
                 if slot is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 import re
-from typing import Callable
+from typing import Any, Callable
 
 _VALID = re.compile(r"[A-Za-z0-9~\-^.]")
 
@@ -22,7 +22,8 @@ def _skip_invalid(s: str, i: int) -> int:
     return i
 
 
-def _cmp(x: int | str, y: int | str) -> int:
+def _cmp(x: Any, y: Any) -> int:
+    """-1, 0 or 1 for two values of one type (both ints or both strings)."""
     return (x > y) - (x < y)
 
 

@@ -210,9 +210,9 @@ def write_split_artifacts(context: Context, table: list[dict[str, Any]], wanted:
             for conf in sorted(directory.glob("*.conf")):
                 shutil.copy2(conf, target / conf.name)
     state = context.state
-    for kind, source in (("uki", state.ukis[0] if state.ukis else None), ("kernel", state.split_kernel),
-                         ("initrd", state.split_initrd), ("kernel-modules-initrd", state.split_modules_initrd)):
-        if kind in wanted and source:
+    for kind, artifact in (("uki", state.ukis[0] if state.ukis else None), ("kernel", state.split_kernel),
+                           ("initrd", state.split_initrd), ("kernel-modules-initrd", state.split_modules_initrd)):
+        if kind in wanted and artifact:
             suffix = {"uki": "efi", "kernel": "vmlinuz", "initrd": "initrd",
                       "kernel-modules-initrd": "kernel-modules-initrd"}[kind]
-            shutil.copy2(source, staging / f"{name}.{suffix}")
+            shutil.copy2(artifact, staging / f"{name}.{suffix}")

@@ -59,8 +59,11 @@ def verity_signing_key(config: Config) -> SigningKey | None:
     if mode not in ("signed", "auto") or not key or not certificate:
         return None
     signing = SigningKey(str(key), config.verity_key_source, str(certificate), config.verity_certificate_source)
-    for path, setting in zip(signing.files(), ("VerityKey", "VerityCertificate")):
-        if not path.is_file():
+    # files() leaves out a key or certificate that comes from an engine or provider: pair by source
+    for setting, value, source in (("VerityKey", signing.key, signing.key_source),
+                                   ("VerityCertificate", signing.certificate, signing.certificate_source)):
+        path = Path(value)
+        if source.type == "file" and not path.is_file():
             raise KosiError(f"{setting}={path}: no such file", hint="run `kosi genkey` to create mkosi.key and mkosi.crt")
     return signing
 

@@ -22,8 +22,17 @@ from typing import IO, Sequence
 from kosi import log
 
 #: the kinds of events, in the order a build may emit them
-EVENT_KINDS = ("build-started", "cache-miss", "cache-hit", "step-started", "step-skipped", "step-finished",
-               "step-failed", "cache-saved", "build-finished")
+EVENT_KINDS = (
+    "build-started",
+    "cache-miss",
+    "cache-hit",
+    "step-started",
+    "step-skipped",
+    "step-finished",
+    "step-failed",
+    "cache-saved",
+    "build-finished",
+)
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,9 @@ def cache_verdict(context: Context, steps: Sequence[Step]) -> CacheVerdict:
     return CacheVerdict(cache.why_invalid(location, digests), cache.key_of(digests), digests, location)
 
 
-def skip_reason(context: Context, steps: Sequence[Step], index: int, not_cached: str | None,
-                ended_by: str | None) -> str | None:
+def skip_reason(
+    context: Context, steps: Sequence[Step], index: int, not_cached: str | None, ended_by: str | None
+) -> str | None:
     """Why steps[index] does not run, or None when it runs: THE decision, for plan and build.
 
     `not_cached` is why the cached image is not used (None: it is), `ended_by` the reason of
@@ -120,8 +121,9 @@ FailureHook = Callable[[Context, Step, BaseException], None]
 
 
 class Runner:
-    def __init__(self, steps: Sequence[Step], *, monitors: Sequence[Monitor] = (),
-                 on_failure: FailureHook | None = None):
+    def __init__(
+        self, steps: Sequence[Step], *, monitors: Sequence[Monitor] = (), on_failure: FailureHook | None = None
+    ):
         self.steps = list(steps)
         self.monitors = list(monitors)
         #: called with (context, step, exception) when a step fails, e.g. for --debug-shell
@@ -148,8 +150,10 @@ class Runner:
         if verdict.reason is None:
             return
         if mode == "strict":
-            raise KosiError(f"Incremental=strict: no usable cached image for '{context.config.image}' "
-                            f"({verdict.reason})", hint="build once with Incremental=yes, or drop the cache with -ff")
+            raise KosiError(
+                f"Incremental=strict: no usable cached image for '{context.config.image}' ({verdict.reason})",
+                hint="build once with Incremental=yes, or drop the cache with -ff",
+            )
         self.emit(context, "cache-miss", reason=verdict.reason, key=verdict.key)
 
     def run(self, context: Context) -> list[StepRecord]:
@@ -191,8 +195,16 @@ class Runner:
         except BaseException as e:
             seconds = round(time.monotonic() - started, 3)
             self.records.append(StepRecord(step.name, "failed", seconds))
-            self.emit(context, "step-failed", step=step.name, index=index, total=total, seconds=seconds,
-                      error=str(e) or type(e).__name__, output=b"".join(output).decode(errors="replace") or None)
+            self.emit(
+                context,
+                "step-failed",
+                step=step.name,
+                index=index,
+                total=total,
+                seconds=seconds,
+                error=str(e) or type(e).__name__,
+                output=b"".join(output).decode(errors="replace") or None,
+            )
             if self.on_failure and not isinstance(e, KeyboardInterrupt):
                 self.on_failure(context, step, e)
             raise

@@ -11,11 +11,12 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Sequence
 
 from kosi import log
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
-from kosi.pipeline.step import ImageDependent, Step
+from kosi.pipeline.step import ImageDependent, Skipped, Step
 from kosi.pipeline.tools import find_tool, missing_reason, run_on_root
 from kosi.sandbox import Mount
 
@@ -50,10 +51,10 @@ class ImageTool(Step):
     def nothing_to_do(self, context) -> str | None:
         return None
 
-    def run_tool(self, context: Context, arguments: list[str], *, mounts: list[Mount] = (), check: bool = True):
+    def run_tool(self, context: Context, arguments: list[str], *, mounts: Sequence[Mount] = (), check: bool = True):
         tool = find_tool(self.program, context.tools)
         if tool is None:  # the runner asked skip() first; only a tree changing under us gets here
-            raise KosiError(missing_reason(self.program, context.tools))
+            raise KosiError(missing_reason(self.program, context.tools) or f"{self.program} is not installed")
         return run_on_root(tool, context.root, arguments, mounts=mounts, env=tool_environment(context), check=check)
 
 
@@ -360,6 +361,8 @@ class OsRelease(Step):
 
     def run(self, context):
         path = self.path(context)
+        if path is None:  # skip() saw it; only a tree changing under us gets here
+            raise Skipped("image has no os-release")
         if path.is_symlink():  # /etc/os-release -> ../usr/lib/os-release
             path = context.root / "usr/lib/os-release"
         fields = {"IMAGE_ID": context.config.image_id, "IMAGE_VERSION": context.config.image_version}

@@ -63,7 +63,7 @@ def journal_remote_command(plan: ForwardPlan, target: Path) -> list[str]:
 
 def tcp_states(port: int) -> list[str]:
     """The states of the host's IPv4 TCP sockets whose local port is port (from /proc)."""
-    states = []
+    states: list[str] = []
     try:
         lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
     except OSError:

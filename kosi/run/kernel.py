@@ -12,6 +12,7 @@ import json
 import struct
 import subprocess
 from dataclasses import dataclass
+from typing import Any, Sequence
 from pathlib import Path
 
 from kosi.errors import KosiError
@@ -43,7 +44,7 @@ def pe_sections(path: Path) -> dict[str, bytes]:
     count = struct.unpack_from("<H", data, pe + 6)[0]
     optional_size = struct.unpack_from("<H", data, pe + 20)[0]
     table = pe + 24 + optional_size
-    sections = {}
+    sections: dict[str, Any] = {}
     for index in range(count):
         entry = table + index * 40
         name = data[entry:entry + 8].rstrip(b"\0").decode(errors="replace")
@@ -129,9 +130,9 @@ def uki_from_esp(image: Path, scratch: Path) -> Path | None:
     return destination
 
 
-def concatenated_initrd(parts: list[Path], scratch: Path) -> Path | None:
+def concatenated_initrd(candidates: Sequence[Path | None], scratch: Path) -> Path | None:
     """qemu takes one initrd; cpio archives concatenate (the kernel unpacks them in order)."""
-    parts = [p for p in parts if p and p.exists()]
+    parts = [p for p in candidates if p and p.exists()]
     if len(parts) <= 1:
         return parts[0] if parts else None
     scratch.mkdir(parents=True, exist_ok=True)

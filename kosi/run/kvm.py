@@ -63,21 +63,23 @@ def run_probe(qemu: str, machine: str, *, accel: str = "kvm", timeout: float = P
         except OSError as e:
             return False, f"cannot start {qemu}: {e.strerror}"
         errors = b""
+        stderr = proc.stderr
+        assert stderr is not None  # stderr=PIPE
         deadline = time.monotonic() + timeout
         try:
             while proc.poll() is None and time.monotonic() < deadline:
-                ready, _, _ = select.select([proc.stderr], [], [], 0.05)
+                ready, _, _ = select.select([stderr], [], [], 0.05)
                 if ready:
-                    chunk = os.read(proc.stderr.fileno(), 4096)
+                    chunk = os.read(stderr.fileno(), 4096)
                     errors += chunk
                     if any(m.encode() in errors for m in FAILURE_MARKERS):
                         break  # qemu pauses the guest after such an error rather than exiting
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-            errors += proc.stderr.read() or b""
+            errors += stderr.read() or b""
         finally:
-            proc.stderr.close()
+            stderr.close()
         if proc.returncode == PROBE_SUCCESS_STATUS:
             return True, ""
         lines = [line.strip() for line in errors.decode(errors="replace").splitlines() if line.strip()]

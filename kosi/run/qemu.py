@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from kosi import log
 from kosi.config.model import Config
@@ -226,7 +227,7 @@ def add_runtime_credentials(creds: dict[str, bytes], facts: HostFacts) -> None:
         creds.setdefault(notify.CREDENTIAL, facts.notify_address.encode())
 
 
-def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *, arguments: list[str] = (),
+def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *, arguments: Sequence[str] = (),
                  direct_boot: DirectBoot | None = None) -> VmPlan:
     notes: list[str] = []
     arch = config.architecture

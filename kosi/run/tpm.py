@@ -7,14 +7,14 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from kosi.config.values import Feature
 from kosi.errors import KosiError
 
 
 @contextlib.contextmanager
-def swtpm(scratch: Path, tools_prefix: list[str] = ()) -> Iterator[list[str]]:
+def swtpm(scratch: Path, tools_prefix: Sequence[str] = ()) -> Iterator[list[str]]:
     """Start swtpm on a socket in scratch; yield the qemu options that attach it."""
     state = scratch / "tpm"
     state.mkdir(parents=True, exist_ok=True)
@@ -26,7 +26,7 @@ def swtpm(scratch: Path, tools_prefix: list[str] = ()) -> Iterator[list[str]]:
         deadline = time.monotonic() + 10
         while not socket.exists():
             if proc.poll() is not None:
-                message = proc.stderr.read().decode(errors="replace").strip().splitlines()
+                message = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace").strip().splitlines()
                 raise KosiError(f"swtpm failed to start: {message[-1] if message else proc.returncode}")
             if time.monotonic() > deadline:
                 raise KosiError("swtpm did not create its socket within 10 seconds")

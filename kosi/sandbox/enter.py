@@ -347,6 +347,7 @@ def setup(options: dict, mounts: list[tuple]) -> str:
         if options["network"]:
             propagate_resolv_conf(newroot)
     else:
+        assert usr_fd is not None and etc_fd is not None  # pinned above when there is no root
         mount("tmpfs", newroot, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
         bind(usr_fd, f"{newroot}/usr", readonly=True, recursive=False)
         for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):

@@ -124,9 +124,9 @@ def run(
     kills the command and propagates. Inside a build step, output left to the terminal is
     collected as the step's chatter (log.chatter) unless `chatter` is False (scripts the user
     wrote: their output is theirs to show)."""
-    cmd = [str(a) for a in cmd]
-    argv = [*sandbox, *cmd]
-    log.debug("+ " + shlex.join(cmd))
+    words = [str(a) for a in cmd]
+    argv = [*sandbox, *words]
+    log.debug("+ " + shlex.join(words))
     text = isinstance(input, str) or None
     if tee_stderr and stderr is not None:
         raise ValueError("tee_stderr and stderr cannot be combined")
@@ -138,7 +138,7 @@ def run(
                                      sink=log.chatter_sink() if chatter else None)
     except FileNotFoundError:
         raise KosiError(f"{tool_name(cmd)} is not installed (install it, or use a tools tree with ToolsTree=default)") from None
-    result.args = cmd
+    result.args = words
     if check and result.returncode != 0:
         raise KosiError(failure_message(cmd, result.returncode, result.stderr))
     return result
@@ -170,6 +170,7 @@ def _run_collecting(argv: list[str], *, env, input, stdout, stderr, cwd, text,
 def _run_teeing(argv: list[str], *, env, input, stdout, cwd, text: bool) -> subprocess.CompletedProcess:
     process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if input is not None else None,
                                stdout=stdout, stderr=subprocess.PIPE)
+    assert process.stderr is not None  # stderr=PIPE
     tee = _Tee(process.stderr)
     try:
         # Started inside the try: once the tee shows the child's first line, a Ctrl-C may
@@ -190,11 +191,10 @@ def _run_teeing(argv: list[str], *, env, input, stdout, cwd, text: bool) -> subp
     finally:
         if process.stdout is not None:
             process.stdout.close()
-    err = tee.text()
     if text:
-        out = out.decode(errors="replace") if out is not None else None
-        err = err.decode(errors="replace")
-    return subprocess.CompletedProcess(argv, returncode, out, err)
+        return subprocess.CompletedProcess(argv, returncode, out.decode(errors="replace") if out is not None else None,
+                                           tee.text().decode(errors="replace"))
+    return subprocess.CompletedProcess(argv, returncode, out, tee.text())
 
 
 def _feed(stream: IO[bytes], data: bytes) -> None:

@@ -68,8 +68,9 @@ def become_root(*, subuid: Path = Path("/etc/subuid"), subgid: Path = Path("/etc
         raise KosiError(f"running unprivileged needs a subordinate id range for {user} in {missing}",
                         hint=f"add '{user}:100000:65536' to /etc/subuid and /etc/subgid, "
                              f"or as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}")
-    tools = [shutil.which(t) for t in ("newuidmap", "newgidmap")]
-    if None in tools:
+    found = [shutil.which(t) for t in ("newuidmap", "newgidmap")]
+    tools = [t for t in found if t is not None]
+    if len(tools) != len(found):
         raise KosiError("running unprivileged needs newuidmap and newgidmap", hint="install the package uidmap")
 
     ready_r, ready_w = os.pipe()

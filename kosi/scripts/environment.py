@@ -211,6 +211,7 @@ def script_environment(context: Context, kind: str, script: Path | None, srcdir:
     env.update(user_environment(context.config))
     values = script_values(context, kind, script, srcdir)
     for name, kinds in VARIABLES.items():
-        if kind in kinds and values[name] is not None:
-            env[name] = values[name]
+        value = values[name]
+        if kind in kinds and value is not None:
+            env[name] = value
     return env

@@ -146,7 +146,7 @@ def helper_image_config(values: dict[str, Any], *, image: str, directory: Path) 
     settings are empty lists, as the loader makes them for configured images."""
     from kosi.config.settings import SETTINGS
 
-    filled = {s.name: [] for s in SETTINGS if s.is_list}
+    filled: dict[str, Any] = {s.name: [] for s in SETTINGS if s.is_list}
     filled.update({k: v for k, v in values.items() if v is not None})
     return Config(filled, image=image, directory=directory)
 

@@ -177,6 +177,7 @@ def ensure_tools_tree(project: Project, args: Any) -> Path | None:
     staging = tree.with_name(tree.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
+    assert choice.config is not None  # a tree to build has its configuration
     build_tree(choice.config, staging, args)
     shutil.rmtree(tree, ignore_errors=True)
     staging.rename(tree)

@@ -27,8 +27,10 @@ from kosi.verbs.build import check_buildable
 def image_plan(config: Config, args: Any, tools: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"kosi-plan-{config.image}-") as tmp:
         context = Context(config=config, workspace=Path(tmp), package_cache=Path(tmp), tools=tools, args=args)
-        steps = [{"step": name, "skip": reason, "depends-on-image": isinstance(reason, ImageDependent)}
-                 for name, reason in step_plan(context, build_steps())]
+        steps = [
+            {"step": name, "skip": reason, "depends-on-image": isinstance(reason, ImageDependent)}
+            for name, reason in step_plan(context, build_steps())
+        ]
     existing = existing_outputs(config)
     packages, sources = list(config.packages), []
     if config.distribution != "custom":
@@ -54,8 +56,9 @@ def render(tools: dict[str, Any], images: list[dict[str, Any]]) -> str:
     lines = []
     if tools["tree"]:
         state = f"build it ({tools['build']})" if tools["build"] else "cached, reused"
-        lines.append(f"tools tree {tools['tree']}: {state}" + (f" — used because {tools['why']}" if tools["why"]
-                                                                else ""))
+        lines.append(
+            f"tools tree {tools['tree']}: {state}" + (f" — used because {tools['why']}" if tools["why"] else "")
+        )
     else:
         lines.append("tools tree: none, the host's tools serve")
     for image in images:

@@ -142,7 +142,7 @@ def test_uki_profiles(uki_bytes):
     assert "TITLE=Debug mode" in profiles[1][1] and "TITLE=Rescue" in profiles[2][1]
     base_cmdline = sections[names.index(".cmdline")][1].decode().strip("\0 \n")
     assert "quiet" in base_cmdline and "systemd.log_level" not in base_cmdline
-    for (start, _), extra in zip(profiles[1:], ("systemd.log_level=debug", "systemd.unit=rescue.target")):
+    for (start, _), extra in zip(profiles[1:], ("systemd.log_level=debug", "systemd.unit=rescue.target"), strict=True):
         own = [content.decode().strip("\0 \n") for name, content in sections[start + 1:] if name == ".cmdline"][0]
         assert own == f"{base_cmdline} {extra}"
     # the profiles carry only what differs: no second kernel or initrd

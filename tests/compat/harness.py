@@ -138,7 +138,7 @@ def neutralise_random(case: Case, mkosi: Any, kosi: Any) -> None:
     set it, both documents only have to hold a UUID there."""
     if case.mentions("seed") or not isinstance(mkosi, dict) or not isinstance(kosi, dict):
         return
-    for ours, theirs in zip(kosi.get("Images") or [], mkosi.get("Images") or []):
+    for ours, theirs in zip(kosi.get("Images") or [], mkosi.get("Images") or [], strict=False):
         if is_uuid(ours.get("Seed")) and is_uuid(theirs.get("Seed")):
             ours["Seed"] = theirs["Seed"] = "<random uuid>"
 
@@ -153,7 +153,7 @@ def differences(expected: Any, actual: Any, path: str = "") -> list[tuple[str, A
     if (isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual)
             and any(isinstance(v, (dict, list)) for v in expected + actual)):
         out = []
-        for index, (a, b) in enumerate(zip(expected, actual)):
+        for index, (a, b) in enumerate(zip(expected, actual, strict=True)):
             out += differences(a, b, f"{path}[{index}]")
         return out
     if expected != actual or type(expected) is not type(actual):
@@ -224,7 +224,8 @@ def compare(case: Case, base: Path, mkosi_tool: tuple[list[str], dict[str, str]]
                 problems.append(f"kosi's error {lines[0]!r} does not match {case.expect_error!r}")
         return Outcome(case, mkosi, kosi, diffs, problems)
     if mkosi.status != 0 or mkosi.document is None:
-        problems.append(f"mkosi failed (exit status {mkosi.status}), the case is wrong or needs expect-error:\n{mkosi.stderr.strip()[-1500:]}")
+        problems.append(f"mkosi failed (exit status {mkosi.status}), the case is wrong or needs expect-error:\n"
+                        f"{mkosi.stderr.strip()[-1500:]}")
     if kosi.status != 0 or kosi.document is None:
         problems.append(f"kosi failed (exit status {kosi.status}) where mkosi succeeded:\n{kosi.stderr.strip()[-1500:]}")
     if not problems:

@@ -1,5 +1,3 @@
-import time
-
 import pytest
 
 from kosi.config.cli_args import parse_command_line

@@ -1,7 +1,6 @@
 """Precedence, directories, drop-ins, profiles, Include=, default paths and parse errors."""
 
 import os
-from pathlib import Path
 
 import pytest
 

@@ -21,7 +21,7 @@ from kosi.distributions import get
 from kosi.errors import KosiError
 
 sys.path.insert(0, str(Path(__file__).parent))
-import local_archive  # noqa: E402  (the helper module next to this file)
+import local_archive
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -148,7 +148,9 @@ def test_cpio_and_directory_and_manifest_checksum(tmp_path):
                                   ManifestFormat=["json"])]), args())
     out = tmp_path / "out"
     assert (out / "demo_1.2.cpio").is_file()
-    listing = subprocess.run(["cpio", "-it"], stdin=open(out / "demo_1.2.cpio", "rb"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.split()
+    with open(out / "demo_1.2.cpio", "rb") as archive:
+        listing = subprocess.run(["cpio", "-it"], stdin=archive, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 text=True).stdout.split()
     assert listing == sorted(listing) and "etc/hello" in listing
     sums = (out / "demo_1.2.SHA256SUMS").read_text()
     assert "*demo_1.2.cpio" in sums and "*demo_1.2.manifest" in sums

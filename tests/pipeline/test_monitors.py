@@ -44,7 +44,13 @@ class Chatty(Step):
         self.name, self.fail = name, fail
 
     def run(self, context):
-        run(["sh", "-c", "echo 'Created symlink /etc/a -> /usr/b.' >&2; echo to-stdout" + ("; exit 3" if self.fail else "")])
+        run(
+            [
+                "sh",
+                "-c",
+                "echo 'Created symlink /etc/a -> /usr/b.' >&2; echo to-stdout" + ("; exit 3" if self.fail else ""),
+            ]
+        )
 
 
 def make_context(tmp_path, **values):
@@ -66,18 +72,24 @@ def test_json_lines_record_every_event(tmp_path):
     assert all(e["kind"] in EVENT_KINDS and e["image"] == "main" and e["time"] > 0 for e in events)
     kinds = [(e["kind"], e.get("step")) for e in events]
     assert kinds[0] == ("build-started", None) and kinds[-1] == ("build-finished", None) and events[-1]["ok"] is True
-    assert ("cache-miss", None) in kinds and [e for e in events if e["kind"] == "cache-miss"][0]["reason"] == "no cached image yet"
+    assert ("cache-miss", None) in kinds and [e for e in events if e["kind"] == "cache-miss"][0][
+        "reason"
+    ] == "no cached image yet"
     assert ("step-finished", "first") in kinds and ("step-finished", "last") in kinds
     skipped = {e["step"]: e["reason"] for e in events if e["kind"] == "step-skipped"}
-    assert skipped == {"reuse cached image": "no cached image yet", "docs": "WithDocs=no",
-                       "look for kernels": "no kernel in the image"}
+    assert skipped == {
+        "reuse cached image": "no cached image yet",
+        "docs": "WithDocs=no",
+        "look for kernels": "no kernel in the image",
+    }
     saved = [e for e in events if e["kind"] == "cache-saved"]
     assert len(saved) == 1 and saved[0]["key"]
 
     # the second build reuses the cache and says so, with the key
     log_file.unlink()
-    Runner(steps, monitors=[JsonLinesMonitor(log_file)]).run(make_context(tmp_path / "2", Incremental="yes",
-                                                                         CacheDirectory=tmp_path / "cache"))
+    Runner(steps, monitors=[JsonLinesMonitor(log_file)]).run(
+        make_context(tmp_path / "2", Incremental="yes", CacheDirectory=tmp_path / "cache")
+    )
     events = read_events(log_file)
     assert [e["key"] for e in events if e["kind"] == "cache-hit"] == [saved[0]["key"]]
     assert {e["step"]: e["reason"] for e in events if e["kind"] == "step-skipped"}["docs"] == "part of the cached image"
@@ -96,7 +108,9 @@ def test_a_failed_step_is_an_event_with_its_error(tmp_path):
 def test_run_time_skip_counts_as_skipped_not_done(tmp_path):
     records = Runner([NothingFound(), Noop("after")]).run(make_context(tmp_path))
     assert [(r.name, r.status, r.reason) for r in records] == [
-        ("look for kernels", "skipped", "no kernel in the image"), ("after", "done", None)]
+        ("look for kernels", "skipped", "no kernel in the image"),
+        ("after", "done", None),
+    ]
 
 
 def test_a_step_that_ends_the_build_skips_the_rest_in_plan_and_build(tmp_path):

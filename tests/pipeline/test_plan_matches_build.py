@@ -77,9 +77,11 @@ def test_real_tar_build_runs_what_plan_lists(tmp_path):
     (project / "mkosi.extra/etc/hello").write_text("hi\n")
     (project / "mkosi.postinst").write_text("#!/bin/sh\necho postinst ran\n")
     (project / "mkosi.postinst").chmod(0o755)
-    conf = (f"[Distribution]\nDistribution=custom\n\n[Output]\nFormat=tar\nOutputDirectory={tmp_path / 'out'}\n\n"
-            f"[Build]\nWorkspaceDirectory={tmp_path}\nCacheDirectory={tmp_path / 'cache'}\n"
-            f"PackageCacheDirectory={tmp_path / 'pkgcache'}\n")
+    conf = (
+        f"[Distribution]\nDistribution=custom\n\n[Output]\nFormat=tar\nOutputDirectory={tmp_path / 'out'}\n\n"
+        f"[Build]\nWorkspaceDirectory={tmp_path}\nCacheDirectory={tmp_path / 'cache'}\n"
+        f"PackageCacheDirectory={tmp_path / 'pkgcache'}\n"
+    )
     config = load(project, conf)
     planned = image_plan(config, Args(), None)["steps"]
 
@@ -87,8 +89,12 @@ def test_real_tar_build_runs_what_plan_lists(tmp_path):
 
     events_file = tmp_path / "events.jsonl"
     repo = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, str(repo / "bin/kosi"), "-C", str(project), "--log-json", str(events_file),
-                             "build"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result = subprocess.run(
+        [sys.executable, str(repo / "bin/kosi"), "-C", str(project), "--log-json", str(events_file), "build"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "out/image.tar").exists() or list((tmp_path / "out").glob("*.tar*"))
     compare_plan_with_events(planned, [json.loads(line) for line in events_file.read_text().splitlines()])

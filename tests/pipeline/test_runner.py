@@ -139,6 +139,10 @@ def test_strict_fails_without_cache_and_ff_drops_it(tmp_path, capsys):
 def test_plan_lists_skips(tmp_path):
     ctx = make_context(tmp_path)
     assert dict(plan(ctx, flow())) == {
-        "base": None, "reuse cached image": "Incremental=no", "install": None,
-        "docs": "WithDocs=no", "cache image": "Incremental=no", "extra": None,
+        "base": None,
+        "reuse cached image": "Incremental=no",
+        "install": None,
+        "docs": "WithDocs=no",
+        "cache image": "Incremental=no",
+        "extra": None,
     }

@@ -253,7 +253,7 @@ def test_drives_files_shared_persistent_and_removed(tmp_path):
         specs = arg_after(args, "-blockdev")
         shared = tmp_path / "mkosi-drive-vm1-a"
         assert shared.stat().st_size == 1024**2  # the first drive with a file ID decides its size
-        assert specs[1].startswith(f"driver=raw,node-name=b,") and f"file.filename={shared}" in specs[1]
+        assert specs[1].startswith("driver=raw,node-name=b,") and f"file.filename={shared}" in specs[1]
         assert specs[2].endswith(",cache.direct=on")
     assert not shared.exists() and (tmp_path / "mkosi-drive-vm1-p").exists()
 
