@@ -9,7 +9,7 @@ import shutil
 from kosi.config.values import Feature
 from kosi.errors import KosiError
 from kosi.installers.base import package_manager
-from kosi.pipeline.step import Step
+from kosi.pipeline.step import ImageDependent, Step
 from kosi.sandbox import run
 
 
@@ -50,12 +50,12 @@ class SELinuxRelabel(Step):
         mode = context.config.selinux_relabel
         if mode == Feature.disabled:
             return "SELinuxRelabel=no"
-        if self.policy(context) is None:
-            return "no SELinux policy in the image"
-        if not shutil.which("setfiles"):
-            return "setfiles is not installed"
         if mode == Feature.auto and context.config.format == "directory":
             return "directory images are not relabelled with SELinuxRelabel=auto"
+        if not shutil.which("setfiles"):
+            return "setfiles is not installed"
+        if self.policy(context) is None:
+            return ImageDependent("no SELinux policy in the image")
         return None
 
     def run(self, context):
