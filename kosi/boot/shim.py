@@ -46,7 +46,8 @@ def find_binaries(roots: list[Path], mode: str) -> tuple[Path, Path] | None:
 def fetch_if_missing(context) -> None:
     """Debian's shim packages unpacked in the workspace when ShimBootloader= finds nothing in the image."""
     from kosi.distributions import get
-    from kosi.installers.base import package_manager
+    from kosi.installers.apt import Apt
+    from kosi.installers.base import required_package_manager
     from kosi.pipeline.tools import find_tool
     from kosi.sandbox import Mount, run
 
@@ -59,7 +60,9 @@ def fetch_if_missing(context) -> None:
     log.info(f"ShimBootloader={mode}: fetching {', '.join(packages)} (not in the image) for the ESP")
     debs = context.workspace / "shim-debs"
     (debs / "partial").mkdir(parents=True, exist_ok=True)
-    package_manager(context).apt_get(context, ["install", "--download-only", "-o", f"Dir::Cache::Archives={debs}",
+    apt = required_package_manager(context)
+    assert isinstance(apt, Apt)  # checked above: the distribution's package manager is apt
+    apt.apt_get(context, ["install", "--download-only", "-o", f"Dir::Cache::Archives={debs}",
                                                *packages], what="apt-get download shim")
     target = context.workspace / FETCHED
     dpkg_deb = find_tool("dpkg-deb", context.tools)

@@ -102,12 +102,12 @@ def add_bootloader_packages(context: Context, packages: tuple[str, ...]) -> None
     """Debian's systemd-boot does not pull systemd-boot-efi without Recommends; rather than
     failing late (as mkosi does), install what the boot loader needs into the image."""
     from kosi.distributions import get
-    from kosi.installers.base import package_manager
+    from kosi.installers.base import required_package_manager
 
     if get(context.config.distribution).package_manager != "apt":
         return
     log.info(f"Bootloader={bootloader(context)}: installing {', '.join(packages)}, which the image lacks")
-    package_manager(context).install(context, list(packages))
+    required_package_manager(context).install(context, list(packages))
 
 
 class InstallBootloader(Step):

@@ -116,6 +116,15 @@ def package_manager(context: "Context") -> PackageManager | None:
     return context.state.package_manager
 
 
+def required_package_manager(context: "Context") -> PackageManager:
+    """The installer of a step that runs only with one (its skip() said "no package manager"
+    otherwise)."""
+    manager = package_manager(context)
+    if manager is None:
+        raise KosiError(f"Distribution={context.config['Distribution']} has no package manager")
+    return manager
+
+
 def package_manager_for(config) -> PackageManager:
     """The installer the configuration's distribution names; one line if kosi cannot build it yet."""
     from kosi import distributions

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kosi.config.values import Feature
-from kosi.installers.base import package_manager
+from kosi.installers.base import package_manager, required_package_manager
 from kosi.pipeline.cache import copy_tree, fingerprint_path
 from kosi.pipeline.context import Context
 from kosi.pipeline.step import Step
@@ -53,7 +53,7 @@ class SyncMetadata(Step):
         return None
 
     def run(self, context):
-        manager = package_manager(context)
+        manager = required_package_manager(context)
         manager.setup(context)
         cache_only = context.config.cache_only
         if cache_only in ("always", "metadata"):
@@ -70,7 +70,7 @@ class MetadataSnapshot(Step):
         return None if package_manager(context) else "no package manager"
 
     def run(self, context):
-        package_manager(context).copy_metadata_into_image(context)
+        required_package_manager(context).copy_metadata_into_image(context)
 
 
 class InstallPackages(Step):
@@ -86,7 +86,7 @@ class InstallPackages(Step):
 
     def run(self, context):
         packages = context.config.packages
-        package_manager(context).install(context, packages)
+        required_package_manager(context).install(context, packages)
 
 
 class InstallVolatilePackages(Step):
@@ -103,7 +103,7 @@ class InstallVolatilePackages(Step):
         return None
 
     def run(self, context):
-        package_manager(context).install(context, context.config.volatile_packages)
+        required_package_manager(context).install(context, context.config.volatile_packages)
 
 
 class InstallBuildPackages(Step):
@@ -128,7 +128,7 @@ class InstallBuildPackages(Step):
         context.state.build_root = target
         packages = context.config.build_packages
         if packages:
-            package_manager(context).install(context, packages, root=target)
+            required_package_manager(context).install(context, packages, root=target)
 
 
 class RemovePackages(Step):
@@ -144,7 +144,7 @@ class RemovePackages(Step):
         return None
 
     def run(self, context):
-        package_manager(context).remove(context, context.config.remove_packages)
+        required_package_manager(context).remove(context, context.config.remove_packages)
 
 
 class CleanPackageMetadata(Step):
@@ -158,7 +158,7 @@ class CleanPackageMetadata(Step):
         return None
 
     def run(self, context):
-        package_manager(context).clean_metadata(context)
+        required_package_manager(context).clean_metadata(context)
 
 
 def discard_build_root(context: Context) -> None:
