@@ -9,7 +9,7 @@ $EPEL_MIRROR says otherwise.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Iterable
 
 from kosi.config.model import Config
 from kosi.distributions.rpm import (
@@ -25,6 +25,12 @@ from kosi.errors import KosiError
 FEDORA_METALINK = "https://mirrors.fedoraproject.org/metalink"
 HYPERSCALE = ("main", "experimental", "facebook", "hotfixes", "spin", "intel", "kernel")
 
+
+
+def _three(urls: Iterable[str]) -> tuple[str, str, str]:
+    """The URLs of a repository and its -debug and -source companions, as variants() takes them."""
+    url, debug, source = urls
+    return url, debug, source
 
 class RhelFamily(RpmDistribution):
     filesystem = "xfs"
@@ -73,7 +79,7 @@ class RhelFamily(RpmDistribution):
                          "epel-next": ("epel-next", "epel-next-debug", "epel-next-source"),
                          "epel-next-testing": ("epel-testing-next", "epel-testing-next-debug",
                                                "epel-testing-next-source")}[name]
-                urls = tuple(f"metalink={FEDORA_METALINK}?arch=$basearch&repo={link}{'' if link.startswith('testing') else '-'}{major}"
+                urls = _three(f"metalink={FEDORA_METALINK}?arch=$basearch&repo={link}{'' if link.startswith('testing') else '-'}{major}"
                              for link in links)
             repos += variants(name, *urls, keys, enabled=name in wanted)
         return repos
@@ -119,7 +125,7 @@ class CentOS(RhelFamily):
                         f"baseurl={join(mirror, f'$stream/{component}/$basearch/debug/tree')}",
                         f"baseurl={join(mirror, f'$stream/{component}/source/tree')}")
             else:
-                urls = tuple(f"metalink=https://mirrors.centos.org/metalink?arch=$basearch&repo=centos-{repo_id}{s}-$stream"
+                urls = _three(f"metalink=https://mirrors.centos.org/metalink?arch=$basearch&repo=centos-{repo_id}{s}-$stream"
                              for s in ("", "-debug", "-source"))
             repos += variants(repo_id, *urls, keys)
         if mirror:
@@ -172,7 +178,7 @@ class _Clone(RhelFamily):
                         f"baseurl={join(mirror, f'$releasever/{component}/$basearch/debug/tree')}",
                         f"baseurl={join(mirror, f'$releasever/{component}/source/tree')}")
             else:
-                urls = tuple(cls.mirrorlist(component + s) for s in ("", "-debug", "-source"))
+                urls = _three(cls.mirrorlist(component + s) for s in ("", "-debug", "-source"))
             repos += variants(component, *urls, keys)
         return repos + cls.epel(config)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kosi.config.model import Config
 from kosi.distributions.rpm import (
     RpmDistribution,
@@ -34,7 +36,7 @@ class Fedora(RpmDistribution):
         keys = cls.keys(config)
         release = cls.release(config)
         rawhide = release == "rawhide"
-        expire = {"metadata_expire": "6h"} if rawhide else {}
+        expire: dict[str, Any] = {"metadata_expire": "6h"} if rawhide else {}
         if local and config.local_mirror:
             return cls.local_mirror_repositories(config, keys)
         if config.snapshot:

@@ -153,7 +153,7 @@ class Dnf(PackageManager):
             enabled = repo.enabled or repo.id in dist.enabled_by_user(config)
             keys = [key.locate(context) for key in repo.keys] if check else []
             if enabled and check and repo.keys and not all(keys):
-                missing = next(key for key, url in zip(repo.keys, keys) if url is None)
+                missing = next(key for key, url in zip(repo.keys, keys, strict=True) if url is None)
                 raise KosiError(f"GPG key {missing.name} for repository '{repo.id}' ({repo.location}) not found in "
                                 f"{missing.where()}: install distribution-gpg-keys (ToolsTree=default has it), put it "
                                 "in mkosi.sandbox/etc/pki/rpm-gpg/, or set RepositoryKeyFetch=yes or RepositoryKeyCheck=no")
