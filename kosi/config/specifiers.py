@@ -88,8 +88,8 @@ def expand_specifiers(text: str, config: Any, where: Location, *, file: str | No
             # mkosi 27.1 drops an unknown specifier with a warning
             from kosi import log
 
-            where = f"{file}:{line}: " if file else ""
-            log.warn(f"{where}unknown specifier %{letter} in {text!r}, dropping it (use %% for a literal %)")
+            origin = f"{file}:{line}: " if file else ""
+            log.warn(f"{origin}unknown specifier %{letter} in {text!r}, dropping it (use %% for a literal %)")
     return "".join(out)
 
 

@@ -1,11 +1,8 @@
 from pathlib import Path
 
-import pytest
-
 from config_helpers import main_config
 from kosi.config.model import Config
 from kosi.config.specifiers import Location, expand_delayed, expand_specifiers, host_architecture
-from kosi.errors import KosiError
 
 WHERE = Location(Path("/c"), Path("/p"), Path("/d"), "sub")
 
@@ -23,6 +20,8 @@ def test_filesystem_specifier_follows_distribution():
 def test_unknown_specifier_is_dropped_with_a_warning_as_in_mkosi(capsys):
     assert expand_specifiers("a%Xb%", Config({}), WHERE, file="f.conf", line=3) == "ab%"
     assert "f.conf:3: unknown specifier %X" in capsys.readouterr().err
+    # the specifiers after an unknown one still expand (the warning once replaced the location)
+    assert expand_specifiers("%X%D/%I", Config({}), WHERE, file="f.conf", line=3) == "/d/sub"
 
 
 def test_delayed_specifiers():
