@@ -8,7 +8,7 @@ packages=(
     systemd-container qemu-system-x86 ovmf swtpm socat
     dosfstools mtools e2fsprogs squashfs-tools erofs-utils fdisk kmod
     mmdebstrap busybox-static strace zsh fish groff-base man-db udev
-    device-tree-compiler
+    device-tree-compiler python3-pip
     pacman-package-manager archlinux-keyring makepkg libarchive-tools
 )
 
@@ -26,9 +26,11 @@ fi
 
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
 python3 -c 'import hypothesis' 2>/dev/null || python3 -m pip install -q hypothesis
-# The linters .ci/lint runs (test-only; the versions main was checked with).
-python3 -m ruff --version >/dev/null 2>&1 || python3 -m pip install -q ruff==0.17.6
-python3 -m mypy --version >/dev/null 2>&1 || python3 -m pip install -q mypy==2.4.1
+# The linters .ci/lint runs (test-only; the versions main was checked with). Debian's own
+# python3 refuses pip installs outside a virtual environment unless told (PEP 668).
+pip_install() { python3 -m pip install -q "$@" || python3 -m pip install -q --break-system-packages "$@"; }
+python3 -m ruff --version >/dev/null 2>&1 || pip_install ruff==0.17.6
+python3 -m mypy --version >/dev/null 2>&1 || pip_install mypy==2.4.1
 
 # The oracle of tests/compat: mkosi 27.1 from Debian sid, unpacked into /var/cache/kosi-oracle.
 $sudo python3 "$(dirname "$0")/tests/compat/oracle.py" >/dev/null
