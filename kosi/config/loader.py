@@ -31,7 +31,7 @@ from kosi.config.match import (
 from kosi.config.model import Config, Project
 from kosi.config.parser import Section, parse_ini
 from kosi.config.setting import Scope, Setting
-from kosi.config.specifiers import Location, expand_delayed, expand_specifiers
+from kosi.config.specifiers import Location, expand_specifiers
 from kosi.config.values import Origin, parse_boolean
 from kosi.errors import KosiError
 
@@ -43,10 +43,6 @@ LEGACY_BOOLEAN_LISTS = {
 #: Scopes of the settings mkosi 27.1 refuses in a subimage's configuration.
 MAIN_IMAGE_SCOPES = (Scope.universal, Scope.multiversal, Scope.main_only)  # a single-value setting assigned the empty string: back to the default
 
-#: Settings whose value holds &-specifiers expanded once parsing is done.
-DELAYED_SPECIFIER_SETTINGS = ("CacheKey", "BuildKey")
-#: Files holding secrets: refused unless only their owner can read them.
-SECRET_FILE_NAMES = ("mkosi.rootpw", "mkosi.passphrase", "mkosi.key")
 #: Include= names that refer to configuration shipped with kosi rather than a path.
 BUILTIN_INCLUDES_DIR = Path(__file__).resolve().parent.parent / "resources" / "includes"
 
@@ -383,7 +379,7 @@ def _read_default_path(setting: Setting, path: Path) -> str:
                 file=str(path),
             )  # fmt: skip
         return result.stdout.strip()
-    if path.name in SECRET_FILE_NAMES:
+    if setting.secret:
         _check_secret_mode(path, None)
     return path.read_text().rstrip("\n")
 
@@ -399,8 +395,8 @@ def _check_secret_mode(path: Path, origin: Origin | None) -> None:
 
 
 def _refuse_readable_secret(setting: Setting, value: Any, origin: Origin) -> None:
-    """Passphrase= and *Key= files must only be readable by their owner."""
-    if not (setting.name == "Passphrase" or setting.name.endswith("Key")):
+    """Files of secret settings (Passphrase=, *Key=) must only be readable by their owner."""
+    if not setting.secret:
         return
     if isinstance(value, Path) and value.is_file() and not os.access(value, os.X_OK):
         _check_secret_mode(value, origin)
@@ -518,15 +514,14 @@ def _pass_environment(state: ImageState, main: ImageState, by_name: dict[str, Se
 
 
 def finalize(state: ImageState, args: Any) -> Config:
-    """The Config of one image: list defaults kept unless cleared, delayed specifiers expanded."""
+    """The Config of one image, as its layers merge."""
     settings, by_name = _settings()
     config = Config(image=state.image, directory=state.invocation_dir)
     for setting in settings:
         # A list's default applies only while nothing assigns it: `ToolsTreeProfiles=devel` is ["devel"].
         config.values[setting.name] = state.effective(setting)
-    for name in DELAYED_SPECIFIER_SETTINGS:
-        if name in by_name and isinstance(config[name], str):
-            config.values[name] = expand_delayed(config[name], config)
+    # &-specifiers (CacheKey=&d~&r) stay in the values, as mkosi 27.1 prints them; whoever
+    # uses such a value expands them (specifiers.expand_delayed)
     config.files = list(state.files)
     config.arguments = list(getattr(args, "cmdline", []) or [])
     config.origins = {s.name: state.origin_of(s.name) for s in settings if state.origin_of(s.name)}  # type: ignore[attr-defined]

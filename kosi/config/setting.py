@@ -65,6 +65,9 @@ class Setting:
     match: MatchKind | None = None
     #: the %X specifier that expands to this setting's value
     specifier: str | None = None
+    #: the value is also available as the delayed &X specifier (X = `specifier`), expanded in
+    #: values with `delayed_specifiers` once the value is final (CacheKey=&d~&r)
+    delayed_specifier: bool = False
     #: older names still accepted in config files
     compat_names: tuple[str, ...] = ()
     #: only accepted on the command line

@@ -65,13 +65,13 @@ SETTINGS: list[Setting] = [
     # ---- [Distribution] ----
     Setting("Distribution", D, Choice(source=distributions.names), "Distribution to install",
             default_factory=defaults.distribution, long="--distribution", short="-d", scope=UNIVERSAL,
-            match=PLAIN, specifier="d"),
+            match=PLAIN, specifier="d", delayed_specifier=True),
     Setting("Release", D, String(), "Release of the distribution to install",
             default_factory=defaults.release, long="--release", short="-r", scope=UNIVERSAL, match=PLAIN,
-            specifier="r"),
+            specifier="r", delayed_specifier=True),
     Setting("Architecture", D, Choice(*architecture.names()), "Architecture to build the image for",
             default_factory=defaults.architecture, long="--architecture", scope=UNIVERSAL, match=PLAIN,
-            specifier="a"),
+            specifier="a", delayed_specifier=True),
     # Unset (null) means the distribution's own mirror, defaults.mirror(); some repositories
     # (Ubuntu's security archive) only follow Mirror= when the user set it.
     Setting("Mirror", D, String(), "Mirror to download distribution packages from (default: the distribution's)",
@@ -103,9 +103,9 @@ SETTINGS: list[Setting] = [
             long="--output-directory", short="-O", scope=UNIVERSAL, paths=("mkosi.output",), specifier="O"),
     Setting("OutputMode", O, Mode(), "Access mode of the output file", long="--output-mode", scope=UNIVERSAL),
     Setting("ImageVersion", O, Version(), "Version of the image", long="--image-version", scope=PASSED,
-            paths=("mkosi.version",), path_read=True, match=MatchKind.version, specifier="v"),
+            paths=("mkosi.version",), path_read=True, match=MatchKind.version, specifier="v", delayed_specifier=True),
     Setting("ImageId", O, String(), "Identifier of the image", long="--image-id", scope=PASSED,
-            match=MatchKind.glob, specifier="i"),
+            match=MatchKind.glob, specifier="i", delayed_specifier=True),
     Setting("SplitArtifacts", O, ListOf(Choice(*SPLIT_ARTIFACTS)), "Artifacts to split out of the image",
             long="--split-artifacts"),
     Setting("RepartDirectories", O, _paths(), "Directories of systemd-repart partition definitions",

@@ -141,15 +141,17 @@ def host_distribution() -> tuple[str, str]:
 
 # ---- delayed &-specifiers (CacheKey=, BuildKey=) ---------------------------------------
 
-#: & letter -> setting name; &I is the image name, && a literal &. Others (&e, &k, &h of
-#: UnifiedKernelImageFormat=) are left alone for the build steps that know their values.
-DELAYED_SETTINGS = {"d": "Distribution", "r": "Release", "a": "Architecture", "i": "ImageId", "v": "ImageVersion"}
+def delayed_settings() -> dict[str, str]:
+    """& letter -> setting name, from the table; &I is the image name, && a literal &. Others
+    (&e, &k, &h of UnifiedKernelImageFormat=) are left for the build steps that know them."""
+    from kosi.config.settings import SETTINGS
+
+    return {s.specifier: s.name for s in SETTINGS if s.delayed_specifier and s.specifier}
 
 
 def expand_delayed(text: str, config: Any) -> str:
     """Expand &d &r &a &i &v &I && in `text` with the final values of `config`."""
-    from kosi.config.settings import SETTINGS_BY_NAME
-
+    by_letter = delayed_settings()
     out: list[str] = []
     i = 0
     while i < len(text):
@@ -165,9 +167,8 @@ def expand_delayed(text: str, config: Any) -> str:
             out.append(config.image)
         elif letter == "a":
             out.append(architecture_of(config))
-        elif letter in DELAYED_SETTINGS:
-            name = DELAYED_SETTINGS[letter]
-            out.append(_value_text(config[name]) if name in SETTINGS_BY_NAME else "")
+        elif letter in by_letter:
+            out.append(_value_text(config[by_letter[letter]]))
         else:
             out.append(c + letter)  # expanded later by whoever knows it
         i += 2

@@ -57,9 +57,7 @@ def format_value(setting: Any, value: Any) -> str:
 
 def is_secret(setting: Any) -> bool:
     """Settings read from a secret file (mkosi.rootpw, ...) are not printed for people to see."""
-    from kosi.config.loader import SECRET_FILE_NAMES
-
-    return setting.path_read and any(path in SECRET_FILE_NAMES for path in setting.paths)
+    return setting.path_read and setting.secret
 
 
 def render_image(config: Config, title: str) -> str:

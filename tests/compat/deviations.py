@@ -24,7 +24,7 @@ DEVIATIONS: dict[str, Deviation] = {}
 #: line), so cases on other rules can land before the contract is fixed. Every key leaves this
 #: set when it is fixed; the set must end empty.
 PENDING_KEYS: frozenset[str] = frozenset({
-    "BuildKey", "BuildSources", "CPUs", "CacheKey", "CompressLevel", "Console", "Credentials",
+    "BuildSources", "CPUs", "CompressLevel", "Console", "Credentials",
     "DelegateRanges", "DiskType", "ElTorito", "ElToritoPublisher", "ElToritoSystem",
     "ElToritoVolume", "Files", "FirmwareExclude", "ForeignUIDRange", "Image", "Include",
     "KernelModulesExclude", "KernelModulesIncludeHost", "KernelModulesInitrdExclude",
