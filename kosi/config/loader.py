@@ -43,8 +43,9 @@ LEGACY_BOOLEAN_LISTS = {
 #: Scopes of the settings mkosi 27.1 refuses in a subimage's configuration.
 MAIN_IMAGE_SCOPES = (Scope.universal, Scope.multiversal, Scope.main_only)  # a single-value setting assigned the empty string: back to the default
 
-#: Include= names that refer to configuration shipped with kosi rather than a path.
-BUILTIN_INCLUDES_DIR = Path(__file__).resolve().parent.parent / "resources" / "includes"
+#: Include= names that mean configuration shipped inside mkosi 27.1 rather than a path; kosi
+#: has none of it (docs/compatibility.md), so naming one is an error unless such a path exists.
+MKOSI_BUILTIN_INCLUDES = ("mkosi-initrd", "mkosi-vm", "mkosi-tools", "mkosi-obs", "mkosi-addon")
 
 
 @dataclass
@@ -152,10 +153,13 @@ class Loader:
     def assign(self, layer: Layer, setting: Setting, text: str, origin: Origin) -> None:
         state = self.state
         name = setting.name
-        if state.image not in ("main", "tools") and not origin.cli and setting.scope in MAIN_IMAGE_SCOPES:
+        if state.image != "main" and not origin.cli and (setting.scope in MAIN_IMAGE_SCOPES or
+                                                         (state.image == "tools" and name == "Format")):
             kind = "a universal setting" if setting.scope != Scope.main_only else "a setting of the main image only"
+            kind = "always directory for the tools tree" if setting.scope not in MAIN_IMAGE_SCOPES else kind
+            where = "the tools tree (mkosi.tools.conf)" if state.image == "tools" else f"subimage '{state.image}'"
             raise KosiError(
-                f"{name}= is {kind} and cannot be configured in subimage '{state.image}'",
+                f"{name}= is {kind} and cannot be configured in {where}",
                 file=origin.file, line=origin.line, hint="gate it behind [Match] Image=main in shared files",
             )  # fmt: skip
         empty = not text.strip()
@@ -337,11 +341,12 @@ class Loader:
         for word in re.split(r"[\s,]+", text):
             if not word:
                 continue
-            builtin = BUILTIN_INCLUDES_DIR / word
-            if "/" not in word and not (origin.directory / word).exists() and builtin.exists():
-                targets.append(builtin)
-                continue
             path = Path(os.path.normpath(origin.directory / Path(word).expanduser()))
+            if not path.exists() and word in MKOSI_BUILTIN_INCLUDES:
+                raise KosiError(
+                    f"Include={word}: kosi does not ship mkosi's built-in configuration {word}",
+                    file=origin.file, line=origin.line, hint="see docs/compatibility.md",
+                )  # fmt: skip
             if not path.exists():
                 raise KosiError(f"Include=: {path} does not exist", file=origin.file, line=origin.line)
             targets.append(path)

@@ -238,3 +238,13 @@ def test_fixture_project_loads():
 def test_arguments_after_double_dash(project):
     root = project({"mkosi.conf": ""})
     assert load(root, "build", "--", "-x", "y").main.arguments == ["-x", "y"]
+
+
+@pytest.mark.parametrize("name", ["mkosi-vm", "mkosi-initrd"])
+def test_mkosi_builtin_include_is_refused_in_one_line(project, name):
+    root = project({"mkosi.conf": f"[Include]\nInclude={name}\n"})
+    with pytest.raises(KosiError, match=rf"mkosi.conf:2: Include={name}: kosi does not ship mkosi's built-in"):
+        main_config(root)
+    local = project({"mkosi.conf": f"[Include]\nInclude={name}\n", f"{name}/mkosi.conf": "[Content]\nPackages=own\n"})
+    assert main_config(local).packages == ["own"]
+
