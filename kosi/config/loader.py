@@ -99,7 +99,7 @@ class ImageState:
                 assigned = True
                 if slot.cleared and layer is not self.local:
                     items = []  # an empty assignment in mkosi.local.conf only drops the local items before it
-                items = items + slot.items
+                items = items + (sorted(slot.items, key=str) if setting.sort_items else slot.items)
             return items if assigned else None
         for layer in reversed(self.layers):
             if name in layer.values:

@@ -68,6 +68,9 @@ class Setting:
     #: the value is also available as the delayed &X specifier (X = `specifier`), expanded in
     #: values with `delayed_specifiers` once the value is final (CacheKey=&d~&r)
     delayed_specifier: bool = False
+    #: a list whose items mkosi 27.1 sorts within each layer (configuration files, local
+    #: configuration, command line), e.g. Packages=
+    sort_items: bool = False
     #: older names still accepted in config files
     compat_names: tuple[str, ...] = ()
     #: only accepted on the command line

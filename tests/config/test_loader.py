@@ -165,14 +165,15 @@ def test_profiles_after_dropins_and_undefined_profile_accepted(project):
 
 def test_include_is_immediate_relative_and_once(project):
     root = project({
-        "mkosi.conf": "[Content]\nPackages=before\n[Include]\nInclude=inc/one.conf\n[Content]\nPackages=after\n",
+        "mkosi.conf": "[Content]\nKernelCommandLine=before\n[Include]\nInclude=inc/one.conf\n[Content]\nKernelCommandLine=after\n",
         # relative to the directory being parsed (%P, mkosi 27.1), not to the including file
-        "inc/one.conf": "[Content]\nPackages=one\n[Include]\nInclude=inc/two\n",
-        "inc/two/mkosi.conf": "[Content]\nPackages=two\n[Include]\nInclude=../one.conf\n",
-        "cli.conf": "[Content]\nPackages=cli-include\n",
+        "inc/one.conf": "[Content]\nKernelCommandLine=one\n[Include]\nInclude=inc/two\n",
+        "inc/two/mkosi.conf": "[Content]\nKernelCommandLine=two\n[Include]\nInclude=../one.conf\n",
+        "cli.conf": "[Content]\nKernelCommandLine=cli-include\n",
     })  # fmt: skip
-    assert pkgs(root) == ["before", "one", "two", "after"]
-    assert pkgs(root, "-I", str(root / "cli.conf")) == ["cli-include", "before", "one", "two", "after"]
+    assert main_config(root).kernel_command_line == ["before", "one", "two", "after"]
+    with_cli = main_config(root, "-I", str(root / "cli.conf")).kernel_command_line
+    assert with_cli == ["cli-include", "before", "one", "two", "after"]
 
 
 def test_missing_include_target_is_an_error(project):
@@ -230,9 +231,10 @@ def test_fixture_project_loads():
     assert [c.image for c in project_.images] == ["base", "app", "main"]
     main = project_.main
     assert main.output == "demo_1.2.3"
-    assert main.packages == ["systemd", "udev", "less", "apt", f"marker-{DATA / 'multi/mkosi.conf.d/30-dir'}"]
+    # sorted, as mkosi 27.1 sorts the packages the configuration files name
+    assert main.packages == sorted(["systemd", "udev", "less", "apt", f"marker-{DATA / 'multi/mkosi.conf.d/30-dir'}"])
     assert main.files[0] == DATA / "multi/mkosi.conf"
-    assert load(DATA / "multi", "--profile", "dev").main.packages[-1] == "gdb"
+    assert "gdb" in load(DATA / "multi", "--profile", "dev").main.packages
 
 
 def test_arguments_after_double_dash(project):

@@ -38,9 +38,9 @@ def test_directory_specifiers_follow_the_manual_table(project):
         "mkosi.conf.d/sub/mkosi.conf": "[Content]\nPackages=dir-%C-%P-%D\n",
     })  # fmt: skip
     d = str(root)
-    assert (main_config(root).packages or []) == [
+    assert (main_config(root).packages or []) == sorted([
         f"top-{d}-{d}-{d}", f"file-{d}/mkosi.conf.d-{d}-{d}", f"dir-{d}/mkosi.conf.d/sub-{d}/mkosi.conf.d/sub-{d}",
-    ]
+    ])  # fmt: skip
 
 
 def test_specifiers_use_values_set_so_far(project):

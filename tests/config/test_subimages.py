@@ -81,7 +81,7 @@ def test_image_name_specifier_and_match(project):
         "mkosi.images/web/mkosi.conf.d/x.conf": "[Match]\nImage=web\n[Content]\nPackages=only-web\n",
     })  # fmt: skip
     sub = load(root).images[0]
-    assert sub.image == "web" and sub.packages == ["web", "only-web"]
+    assert sub.image == "web" and sub.packages == ["only-web", "web"]
 
 
 def test_subimage_excluded_by_its_match(project):

@@ -78,7 +78,7 @@ def test_pacman_conf(tmp_path):
 def test_plan_shows_what_is_installed_from_where(tmp_path):
     result = kosi(tmp_path, "-d", "arch", "-p", "systemd", "-p", "udev", "-p", "linux", "-t", "disk", "plan")
     assert result.returncode == 0, result.stderr
-    assert "packages: systemd udev linux" in result.stdout
+    assert "packages: linux systemd udev" in result.stdout  # sorted, as mkosi 27.1 sorts Packages=
     assert "from [core] https://fastly.mirror.pkgbuild.com/core/os/x86_64" in result.stdout
     assert "from [extra] https://fastly.mirror.pkgbuild.com/extra/os/x86_64" in result.stdout
     assert "install distribution and packages           run" in result.stdout
@@ -121,7 +121,7 @@ def test_vagrant_howto_plans_cleanly(tmp_path, profile):
     result = kosi(vagrant_project(tmp_path), "--profile", profile, "--json", "plan")
     assert result.returncode == 0, result.stderr
     image = json.loads(result.stdout)["Images"][0]
-    assert image["packages"][:3] == ["systemd", "udev", "linux"]
+    assert {"systemd", "udev", "linux"} <= set(image["packages"])
     assert ("virtualbox-guest-utils-nox" in image["packages"]) == (profile == "virtualbox")
     assert image["sources"] == ["[core] https://fastly.mirror.pkgbuild.com/core/os/x86_64",
                                 "[extra] https://fastly.mirror.pkgbuild.com/extra/os/x86_64"]

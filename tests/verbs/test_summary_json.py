@@ -35,7 +35,7 @@ def test_json_summary_is_one_document_with_every_setting(project_dir: Path):
     initrd, main = document["Images"]
     assert initrd["Format"] == "cpio"
     assert main["Distribution"] == "debian" and main["Release"] == "bookworm"
-    assert main["Packages"] == ["vim", "less", "curl"]
+    assert main["Packages"] == ["curl", "less", "vim"]  # sorted, as mkosi 27.1 prints them
     assert main["WithDocs"] is False
 
 
@@ -50,7 +50,7 @@ def test_text_summary_groups_by_section_in_table_order(project_dir: Path):
     for setting in SETTINGS:
         assert f"\n    {setting.name}: " in main
     assert "    Distribution: debian\n" in main
-    assert "    Packages: vim, less, curl\n" in main
+    assert "    Packages: curl, less, vim\n" in main
 
 
 def test_summary_shows_tools_tree_when_configured(project_dir: Path):
