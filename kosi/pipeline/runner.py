@@ -147,7 +147,7 @@ class Runner:
         self.verdict = verdict = cache_verdict(context, self.steps)
         context.state.cache_key = verdict.key
         context.state.cached = verdict.reason is None
-        if verdict.reason is None:
+        if verdict.reason is None or verdict.key is None:  # used, or no cache to use (Incremental=no)
             return
         if mode == "strict":
             raise KosiError(

@@ -95,6 +95,14 @@ def test_json_lines_record_every_event(tmp_path):
     assert {e["step"]: e["reason"] for e in events if e["kind"] == "step-skipped"}["docs"] == "part of the cached image"
 
 
+def test_no_cache_events_without_incremental(tmp_path):
+    log_file = tmp_path / "events.jsonl"
+    Runner([Noop("a"), ReuseCache(), SaveCache()], monitors=[JsonLinesMonitor(log_file)]).run(make_context(tmp_path))
+    events = read_events(log_file)
+    assert not [e for e in events if e["kind"].startswith("cache-")]
+    assert {e["step"]: e["reason"] for e in events if e["kind"] == "step-skipped"}["cache image"] == "Incremental=no"
+
+
 def test_a_failed_step_is_an_event_with_its_error(tmp_path):
     log_file = tmp_path / "events.jsonl"
     with pytest.raises(KosiError):
