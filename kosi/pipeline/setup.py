@@ -64,9 +64,11 @@ class ConfigFiles(Step):
     name = "write autologin/initrd/ssh configuration"
 
     def skip(self, context):
-        if not (context.config.autologin or context.config.make_initrd or self.ssh_wanted(context)):
-            return "Autologin=, MakeInitrd= and Ssh= not enabled"
-        return None
+        if context.config.autologin or context.config.make_initrd or self.ssh_wanted(context):
+            return None
+        if context.config.ssh == "auto":  # sshd may come with the packages
+            return ImageDependent("Autologin= and MakeInitrd= not enabled, and the image has no sshd (Ssh=auto)")
+        return "Autologin=, MakeInitrd= and Ssh= not enabled"
 
     def ssh_wanted(self, context) -> bool:
         mode = context.config.ssh

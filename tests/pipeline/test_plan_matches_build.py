@@ -133,3 +133,36 @@ def compare_plan_with_events(planned: list[dict], events: list[dict]) -> None:
 def test_image_dependent_reasons_survive_the_dry_build(tmp_path):
     """The comparison above must see ImageDependent reasons as such (str subclass)."""
     assert isinstance(ImageDependent("x"), str)
+
+
+#: a root holding what the image-dependent steps look for
+FULL_ROOT = {
+    "usr/bin/systemctl": "",
+    "usr/sbin/sshd": "",
+    "usr/lib/sysusers.d/x.conf": "",
+    "usr/lib/tmpfiles.d/x.conf": "",
+    "usr/lib/udev/hwdb.d/x.hwdb": "",
+    "usr/lib/os-release": "ID=debian\n",
+    "usr/lib/modules/6.1.0-1-amd64/vmlinuz": "kernel",
+    "usr/lib/modules/6.1.0-1-amd64/kernel/x.ko": "",
+    "etc/selinux/config": "SELINUXTYPE=targeted\n",
+    "etc/selinux/targeted/policy/policy.33": "",
+    "etc/selinux/targeted/contexts/files/file_contexts": "",
+}
+
+
+@pytest.mark.parametrize("fmt", ["directory", "disk", "uki"])
+def test_a_reason_that_depends_on_the_image_says_so(tmp_path, fmt):
+    """A step whose skip() changes with what the image holds must give an ImageDependent
+    reason on the empty root: otherwise `kosi plan` (which sees no image) says "skip" for a
+    step the build then runs."""
+    config = load(tmp_path / "project", f"[Output]\nFormat={fmt}\n\n[Content]\nSELinuxRelabel=yes\n")
+    empty = context_for(config, tmp_path / "empty")
+    full = context_for(config, tmp_path / "full")
+    for path, text in FULL_ROOT.items():
+        (full.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (full.root / path).write_text(text)
+    for step in build_steps():
+        before, after = step.skip(empty), step.skip(full)
+        if before != after:
+            assert isinstance(before, ImageDependent), f"{step.name}: '{before}' depends on the image"
