@@ -316,8 +316,8 @@ class Loader:
         for setting in settings:
             if not setting.paths:
                 continue
-            if self.state.image != "main" and setting.scope in (Scope.universal, Scope.multiversal):
-                continue  # inherited from the main image
+            if self.state.image != "main" and setting.scope in MAIN_IMAGE_SCOPES:
+                continue  # the main image's alone (mkosi 27.1 ignores mkosi.nspawn, mkosi.crt... in a subimage)
             for name in setting.paths:
                 path = directory / name
                 if not (path.exists() or path.is_symlink()):
