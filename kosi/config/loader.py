@@ -457,11 +457,15 @@ def load_main(args: Any, cwd: Path | None = None) -> tuple[ImageState, Path | No
 
 def parse_local(loader: Loader, directory: Path) -> None:
     """mkosi.local.conf and mkosi.local/ of an image's directory (the main image's or a subimage's)."""
-    local_conf = directory / "mkosi.local.conf"
-    if local_conf.is_file():
-        loader.parse_file(local_conf, loader.state.local)
-    if (directory / "mkosi.local").is_dir():
-        loader.parse_directory(directory / "mkosi.local", loader.state.local)
+    saved, loader.state.working_dir = loader.state.working_dir, directory  # relative paths: to the image's directory
+    try:
+        local_conf = directory / "mkosi.local.conf"
+        if local_conf.is_file():
+            loader.parse_file(local_conf, loader.state.local)
+        if (directory / "mkosi.local").is_dir():
+            loader.parse_directory(directory / "mkosi.local", loader.state.local)
+    finally:
+        loader.state.working_dir = saved
 
 
 def subimage_paths(confdir: Path) -> list[tuple[str, Path]]:
