@@ -107,7 +107,7 @@ SETTINGS: list[Setting] = [
     Setting("ImageId", O, String(), "Identifier of the image", long="--image-id", scope=PASSED,
             match=MatchKind.glob, specifier="i", delayed_specifier=True),
     Setting("SplitArtifacts", O, ListOf(Choice(*SPLIT_ARTIFACTS)), "Artifacts to split out of the image",
-            long="--split-artifacts"),
+            default=("uki", "kernel", "initrd"), long="--split-artifacts"),
     Setting("RepartDirectories", O, _paths(), "Directories of systemd-repart partition definitions",
             long="--repart-directory", paths=("mkosi.repart",)),
     Setting("SectorSize", O, Integer(512, 65536), "Sector size of the disk image", long="--sector-size",

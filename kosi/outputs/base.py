@@ -8,8 +8,8 @@ from pathlib import Path
 
 from kosi.errors import KosiError
 from kosi.outputs import format as formats
-from kosi.outputs.compression import compress_level, compression_for
-from kosi.outputs.naming import output_format, output_name
+from kosi.outputs.compression import compress_level
+from kosi.outputs.naming import output_compression, output_format, output_name
 from kosi.pipeline.context import Context
 
 
@@ -24,7 +24,7 @@ class OutputFormat(formats.Format):
         """Run `producer` writing an archive to stdout, compressed per CompressOutput= into target."""
         from kosi import log
 
-        compression = compression_for(self.config)
+        compression = output_compression(self.config)
         log.debug("+ " + " ".join(producer) + (f" | {compression.name}" if compression else ""))
         with open(self.target, "wb") as out:
             if compression is None:

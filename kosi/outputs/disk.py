@@ -10,7 +10,6 @@ later steps (grub, split artifacts) and `kosi --json` read back.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,8 +21,8 @@ from kosi.boot.policy import installs_bios_grub, is_bootable
 from kosi.distributions import get as get_distribution
 from kosi.errors import KosiError
 from kosi.outputs.base import OutputFormat
-from kosi.outputs.compression import compress_level, compression_for
-from kosi.outputs.naming import base_name
+from kosi.outputs.compression import compress_level
+from kosi.outputs.naming import output_compression
 from kosi.outputs.repart_secrets import check_signature_partition, repart_secrets
 from kosi.pipeline.context import Context
 from kosi.sandbox import run
@@ -136,6 +135,7 @@ def run_repart(context: Context, image: Path, *, split: bool = False,
         raise KosiError("systemd-repart printed no partition table (is it older than v254?)") from None
     check_signature_partition(context.config, table)
     context.state.partitions = table
+    context.state.repart_image = image
     return table
 
 
@@ -161,7 +161,7 @@ class DiskOutput(OutputFormat):
     needs_repart = True
 
     def write(self) -> None:
-        compression = compression_for(self.config)
+        compression = output_compression(self.config)
         raw = self.target if compression is None else self.target.with_suffix("")
         if compression is not None:
             raw = self.context.staging / (self.target.name[: -len(compression.extension)])
@@ -172,47 +172,7 @@ class DiskOutput(OutputFormat):
 
             esp_index = next((i for i, p in enumerate(table, 1) if p.get("type") == "esp"), 1)
             grub.install_bios(raw, self.context.root, self.context.tools, self.context.workspace, esp_index)
-        write_split_artifacts(self.context, table, wanted)
         if compression is not None:
             with open(self.target, "wb") as out:
                 run(compression.command(compress_level(self.config)) + [str(raw)], stdout=out)
             raw.unlink()
-
-
-def write_split_artifacts(context: Context, table: list[dict[str, Any]], wanted: set[str]) -> None:
-    """SplitArtifacts=: files next to the image in the staging directory."""
-    name = base_name(context.config)
-    staging = context.staging
-    if "partitions" in wanted:
-        # repart --split=yes wrote <image>.<label>.raw files next to the image; name them ours.
-        for partition in table:
-            split_path = partition.get("split_path")
-            if split_path and Path(split_path).exists():
-                label = partition.get("type", "part")
-                target = staging / f"{name}.{label}.raw"
-                if Path(split_path) != target:
-                    os.replace(split_path, target)
-    if "roothash" in wanted:
-        roothash = next((p.get("roothash") for p in table if p.get("roothash")), None)
-        if roothash:
-            (staging / f"{name}.roothash").write_text(roothash + "\n")
-    if "os-release" in wanted:
-        for candidate in ("etc/os-release", "usr/lib/os-release"):
-            source = context.root / candidate
-            if source.exists():
-                shutil.copyfile(source, staging / f"{name}.osrelease")
-                break
-    if "repart-definitions" in wanted:
-        target = staging / f"{name}.repart.d"
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir()
-        for directory in context.state.repart_definitions:
-            for conf in sorted(directory.glob("*.conf")):
-                shutil.copy2(conf, target / conf.name)
-    state = context.state
-    for kind, artifact in (("uki", state.ukis[0] if state.ukis else None), ("kernel", state.split_kernel),
-                           ("initrd", state.split_initrd), ("kernel-modules-initrd", state.split_modules_initrd)):
-        if kind in wanted and artifact:
-            suffix = {"uki": "efi", "kernel": "vmlinuz", "initrd": "initrd",
-                      "kernel-modules-initrd": "kernel-modules-initrd"}[kind]
-            shutil.copy2(artifact, staging / f"{name}.{suffix}")

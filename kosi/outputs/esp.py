@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 from kosi.outputs.base import OutputFormat
-from kosi.outputs.disk import ESP_DEFINITION, run_repart, write_split_artifacts
-from kosi.outputs.uki import write_maybe_compressed
+from kosi.outputs.disk import ESP_DEFINITION, run_repart
+from kosi.outputs.uki import write_plain
 
 MIB = 1024 * 1024
 DEFAULT_SIZE = 512 * MIB
@@ -66,6 +66,5 @@ class ESPOutput(OutputFormat):
         (directory / "00-esp.conf").write_text(esp_definition(size, root, excluded))
         raw = self.context.workspace / "esp.raw"
         wanted = set(self.config.split_artifacts)
-        table = run_repart(self.context, raw, split="partitions" in wanted, definitions=[directory])
-        write_split_artifacts(self.context, table, wanted)
-        write_maybe_compressed(self, raw)
+        run_repart(self.context, raw, split="partitions" in wanted, definitions=[directory])
+        write_plain(self, raw)

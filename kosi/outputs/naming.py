@@ -6,7 +6,7 @@ from pathlib import Path
 
 from kosi.config.model import Config
 from kosi.outputs import format as formats
-from kosi.outputs.compression import compression_for
+from kosi.outputs.compression import Compression, compression_for
 
 
 def output_format(config: Config) -> str:
@@ -18,6 +18,17 @@ def base_name(config: Config) -> str:
     return config.output
 
 
+#: Formats whose whole output file CompressOutput= compresses (as mkosi 27.1). The others keep
+#: their plain file however CompressOutput= reads: a UKI or an ESP image must stay bootable as
+#: written (a .efi is not compressed), and OCI compresses its layers, not the layout directory.
+OUTER_COMPRESSION = ("tar", "cpio", "disk", "sysext", "confext", "portable")
+
+
+def output_compression(config: Config) -> Compression | None:
+    """The compressor applied to the main output file, if any."""
+    return compression_for(config) if output_format(config) in OUTER_COMPRESSION else None
+
+
 def output_name(config: Config) -> str:
     """The name of the main output in the output directory, with extension and compression suffix."""
     fmt = output_format(config)
@@ -26,8 +37,15 @@ def output_name(config: Config) -> str:
     if formats.get(fmt).extension is None:  # a directory, or nothing
         return name
     name = f"{name}.{extension}" if extension else name
-    compression = compression_for(config)
+    compression = output_compression(config)
     return name + (compression.extension if compression else "")
+
+
+def output_link(config: Config) -> str | None:
+    """mkosi 27.1 points a symlink named Output= at the main output when the two names differ
+    (image -> image.raw, image_1.2 -> image_1.2.tar.zst); None when there is no such link."""
+    name, main = base_name(config), output_name(config)
+    return name if output_format(config) != "none" and name != main else None
 
 
 def output_directory(config: Config) -> Path:
@@ -40,6 +58,7 @@ def artifact_names(config: Config) -> list[str]:
     """Every file the build may put into the output directory, for -f and `clean`."""
     base = base_name(config)
     main = output_name(config)
-    names = [main, f"{base}.manifest", f"{base}.changelog", f"{base}.SHA256SUMS", f"{base}.SHA256SUMS.gpg",
-             f"{base}.nspawn"]
-    return names
+    names = [main, base, f"{base}.manifest", f"{base}.changelog", f"{base}.SHA256SUMS", f"{base}.SHA256SUMS.gpg",
+             f"{base}.nspawn", f"{base}.osrelease", f"{base}.efi", f"{base}.vmlinuz", f"{base}.initrd",
+             f"{base}.kernel-modules-initrd", f"{base}.roothash", f"{base}.repart.d"]
+    return list(dict.fromkeys(names))

@@ -8,9 +8,6 @@ from pathlib import Path
 
 from kosi.errors import KosiError
 from kosi.outputs.base import OutputFormat
-from kosi.outputs.compression import compress_level, compression_for
-from kosi.outputs.disk import write_split_artifacts
-from kosi.sandbox import run
 
 
 class UKIOutput(OutputFormat):
@@ -25,15 +22,10 @@ class UKIOutput(OutputFormat):
         if not ukis:
             raise KosiError("Format=uki: no unified kernel image was built (is a kernel installed in the image?)",
                             hint="add a kernel package, e.g. linux-image-amd64, to Packages=")
-        # SplitArtifacts=: the UKI's kernel and initrd (the image), os-release, ... next to it
-        write_split_artifacts(self.context, [], set(self.config.split_artifacts))
-        write_maybe_compressed(self, Path(ukis[0]))
+        write_plain(self, Path(ukis[0]))
 
 
-def write_maybe_compressed(output: OutputFormat, source: Path) -> None:
-    compression = compression_for(output.config)
-    if compression is None:
-        shutil.copy2(source, output.target)
-        return
-    with open(output.target, "wb") as out:
-        run(compression.command(compress_level(output.config)) + [str(source)], stdout=out)
+def write_plain(output: OutputFormat, source: Path) -> None:
+    """A UKI or an ESP image is written as it is, whatever CompressOutput= says (as mkosi 27.1:
+    firmware boots the file itself)."""
+    shutil.copy2(source, output.target)

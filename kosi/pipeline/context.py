@@ -57,6 +57,8 @@ class BuildState:
     repart_definitions: list[Path] = field(default_factory=list)
     #: systemd-repart's JSON partition table of the written image (outputs.disk.run_repart)
     partitions: list[dict[str, Any]] = field(default_factory=list)
+    #: the disk image file systemd-repart wrote (split partitions are named after it)
+    repart_image: Path | None = None
 
 
 @dataclass

@@ -109,13 +109,25 @@ class WriteOutput(Step):
 
     def run(self, context):
         from kosi.outputs.base import for_context
-        from kosi.outputs.manifest import installed_packages, manifest_formats, write_manifests
+        from kosi.outputs.manifest import (
+            installed_packages,
+            manifest_formats,
+            write_manifests,
+        )
+        from kosi.outputs.naming import output_format, output_link, output_name
         from kosi.outputs.publish import copy_nspawn_settings
+        from kosi.outputs.split import write_split_artifacts
 
         context.staging.mkdir(parents=True, exist_ok=True)
-        if manifest_formats(context.config):
+        if manifest_formats(context.config) and context.config.distribution != "custom":
+            # as mkosi 27.1: no manifest without a package manager
             write_manifests(context, installed_packages(context))
         for_context(context).write()
+        if output_format(context.config) != "none":
+            write_split_artifacts(context, context.state.partitions, set(context.config.split_artifacts))
+        link = output_link(context.config)
+        if link:
+            (context.staging / link).symlink_to(output_name(context.config))
         copy_nspawn_settings(context)
 
 

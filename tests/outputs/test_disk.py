@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -127,11 +128,19 @@ def test_split_artifacts(bootable_disk_project: Path):
 def test_bios_grub_image(tmp_path_factory, kosi_build, bootable_config):
     directory = tmp_path_factory.mktemp("bios")
     conf = bootable_config.replace("Bootable=yes\n", "Bootable=yes\nBiosBootloader=grub\n")
-    (directory / "mkosi.conf").write_text(conf.replace("SplitArtifacts=", "#SplitArtifacts="))
+    # SplitArtifacts= left at its default (uki,kernel,initrd as mkosi 27.1), with Checksum=yes
+    conf = conf.replace("SplitArtifacts=", "#SplitArtifacts=").replace("[Content]", "[Validation]\nChecksum=yes\n\n[Content]")
+    (directory / "mkosi.conf").write_text(conf)
     (directory / "mkosi.output").mkdir()
     result = kosi_build(directory)
     assert result.returncode == 0, result.stdout[-3000:]
     image = directory / "mkosi.output/image.raw"
+    out = directory / "mkosi.output"
+    assert sorted(p.name for p in out.iterdir()) == ["image", "image.SHA256SUMS", "image.efi", "image.initrd",
+                                                     "image.raw", "image.vmlinuz"]
+    assert os.readlink(out / "image") == "image.raw"
+    sums = sorted(line.split(" *")[1] for line in (out / "image.SHA256SUMS").read_text().splitlines())
+    assert sums == ["image.efi", "image.initrd", "image.raw", "image.vmlinuz"]
     table = partitions(image)
     assert [p["type"] for p in table] == [ESP_TYPE, BIOS_BOOT_TYPE, ROOT_X86_64_TYPE]
     with open(image, "rb") as f:
