@@ -33,7 +33,7 @@ from kosi.config.model import Config
 from kosi.distributions import get as get_distribution
 from kosi.distributions.debian import Debian, deb_architecture
 from kosi.errors import KosiError
-from kosi.installers import apt_keys, apt_sources, essential_cache
+from kosi.installers import apt_keys, apt_release, apt_sources, essential_cache
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import EATMYDATA, eatmydata_library, in_root
 from kosi.installers.base import PackageManager
@@ -300,8 +300,20 @@ class Apt(PackageManager):
         # The lists are shared by every build of this distribution, release and architecture:
         # a build with fewer components must not delete the lists another one uses (copies
         # into an image are filtered to the build's own repositories, see lists_in_use).
-        self.apt_get(context, ["update", "--error-on=any", "-o", "APT::Get::List-Cleanup=0"], what="apt-get update")
+        # A Release file past its Valid-Until (a stale mirror) does not stop the build, as with
+        # mkosi 27.1; warn_expired() says which mirror and how long ago.
+        self.apt_get(context, ["update", "--error-on=any", "-o", "APT::Get::List-Cleanup=0",
+                               "-o", "Acquire::Check-Valid-Until=false"], what="apt-get update")
+        self.warn_expired(context, lists)
         context.state.installer.synced = True
+
+    def warn_expired(self, context: "Context", lists: Path) -> None:
+        exempt = {(r.uri.rstrip("/"), r.suite) for r in distribution(context.config).repositories(context.config)
+                  if not r.check_valid_until}
+        output = self.apt_get(context, ["indextargets", "--format", apt_release.INDEXTARGETS_FORMAT],
+                              what="apt-get indextargets")
+        for stale in apt_release.expired(output, lists, time.time(), exempt):
+            log.warn(stale.message())
 
     def _check_keyrings(self, context: "Context") -> None:
         dist = distribution(context.config)
