@@ -496,10 +496,8 @@ class Apt(PackageManager):
         for pattern in ("var/cache/debconf/*-old", "var/lib/dpkg/*-old", "etc/*-"):
             for path in root.glob(pattern):
                 _remove(path)
-        machine_id = root / "etc/machine-id"
-        if machine_id.exists() or machine_id.is_symlink():
-            machine_id.unlink()
-            machine_id.write_text("uninitialized\n")
+        # /etc/machine-id is the MachineId step's (MachineId=, else "uninitialized"), as with
+        # mkosi 27.1: a configured machine ID survives the reproducibility clean-up.
         # The apt lists' mtimes come from the mirror; apt's "extended_states" is content only.
 
     def wrappers(self, context: "Context") -> dict[str, list[str]]:

@@ -330,7 +330,7 @@ class Hwdb(ImageTool):
 
 class MachineId(Step):
     """MachineId= or mkosi.machine-id; otherwise "uninitialized", so every boot (and every
-    build) starts without a fixed id."""
+    build) starts without a fixed id. Always written, read-only (0444), as mkosi 27.1 does."""
 
     name = "write machine id"
 
@@ -339,12 +339,11 @@ class MachineId(Step):
         target = context.root / "etc/machine-id"
         if value == "random":
             value = uuid.uuid4().hex
-        if value:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(uuid.UUID(str(value)).hex + "\n")
-        elif target.exists() or (context.root / "usr/lib/systemd").is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text("uninitialized\n")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.write_text((uuid.UUID(str(value)).hex if value else "uninitialized") + "\n")
+        target.chmod(0o444)
         (context.root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
 
 

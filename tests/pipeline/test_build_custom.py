@@ -219,3 +219,16 @@ def test_debug_shell_opens_in_the_image_when_a_step_fails(tmp_path):
     assert "opening a shell in the image" in result.stdout
     assert "image-side" in result.stdout  # the shell ran chrooted in the image
     assert result.returncode == 1 and "Traceback" not in result.stdout
+
+
+def test_machine_id_written_read_only_as_mkosi(tmp_path):
+    """/etc/machine-id: MachineId= as given, else "uninitialized"; always written, mode 0444
+    (mkosi 27.1 does both, even for a Distribution=custom tree without systemd)."""
+    d = tmp_path / "p"
+    (d / "mkosi.extra/etc").mkdir(parents=True)
+    build_project(Project([config(d, tmp_path, Format="directory", Output="a")]), args())
+    machine_id = tmp_path / "out/a/etc/machine-id"
+    assert machine_id.read_text() == "uninitialized\n" and machine_id.stat().st_mode & 0o777 == 0o444
+    build_project(Project([config(d, tmp_path, Format="directory", Output="b",
+                                  MachineId="b92c3f2ea8c44e8f9b7bc1f0a0c6e3a1")]), args())
+    assert (tmp_path / "out/b/etc/machine-id").read_text() == "b92c3f2ea8c44e8f9b7bc1f0a0c6e3a1\n"

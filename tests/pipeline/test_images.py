@@ -139,6 +139,7 @@ Packages=less
 BuildPackages=gcc make libc6-dev
 VolatilePackages=tree
 Hostname=kosi-test
+MachineId=b92c3f2ea8c44e8f9b7bc1f0a0c6e3a1
 Locale=C.UTF-8
 Timezone=Europe/Berlin
 RootPassword=hashed:
@@ -186,6 +187,10 @@ def test_full_image_contents(full):
     assert "/usr/bin/gcc" not in listing and "x86_64-linux-gnu-gcc" not in listing, "build packages leaked"
     assert "./usr/bin/file" in listing  # the third build's extra package
     assert extract(tar, "./etc/hostname").strip() == "kosi-test"
+    # MachineId= survives the reproducibility clean-up (mkosi 27.1 keeps it too), read-only as Debian's
+    assert extract(tar, "./etc/machine-id") == "b92c3f2ea8c44e8f9b7bc1f0a0c6e3a1\n"
+    assert "-r--r--r-- 0/0" in subprocess.run(["tar", "-tvf", str(tar), "./etc/machine-id"], stdout=subprocess.PIPE,
+                                               text=True).stdout
     assert "Europe/Berlin" in subprocess.run(["tar", "-tvf", str(tar), "./etc/localtime"], stdout=subprocess.PIPE, text=True).stdout
     assert extract(tar, "./usr/lib/credstore/firstboot.timezone") == "Europe/Berlin"
     assert extract(tar, "./etc/shadow").startswith("root::")
