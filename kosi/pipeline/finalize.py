@@ -102,6 +102,25 @@ class Normalise(Step):
                     os.unlink(os.path.join(directory, name))
         for stale in glob.glob(str(root / "var/cache/apt/*.bin")):
             os.unlink(stale)
+        write_clock_epoch(context)
+
+
+def write_clock_epoch(context) -> None:
+    """/usr/lib/clock-epoch, as mkosi 27.1 leaves in every image: systemd never sets the clock
+    earlier than its mtime (the build's SOURCE_DATE_EPOCH, else the build time)."""
+    from kosi.outputs.base import source_date_epoch
+
+    usr_lib = context.root / "usr/lib"
+    if not usr_lib.is_dir():
+        return
+    epoch = source_date_epoch(context)
+    path = usr_lib / "clock-epoch"
+    if path.is_symlink():
+        path.unlink()
+    path.touch()
+    path.chmod(0o644)
+    if epoch is not None:
+        os.utime(path, (epoch, epoch))
 
 
 class WriteOutput(Step):

@@ -226,9 +226,13 @@ def test_machine_id_written_read_only_as_mkosi(tmp_path):
     (mkosi 27.1 does both, even for a Distribution=custom tree without systemd)."""
     d = tmp_path / "p"
     (d / "mkosi.extra/etc").mkdir(parents=True)
+    (d / "mkosi.extra/usr/lib").mkdir(parents=True)
     build_project(Project([config(d, tmp_path, Format="directory", Output="a")]), args())
     machine_id = tmp_path / "out/a/etc/machine-id"
     assert machine_id.read_text() == "uninitialized\n" and machine_id.stat().st_mode & 0o777 == 0o444
     build_project(Project([config(d, tmp_path, Format="directory", Output="b",
                                   MachineId="b92c3f2ea8c44e8f9b7bc1f0a0c6e3a1")]), args())
     assert (tmp_path / "out/b/etc/machine-id").read_text() == "b92c3f2ea8c44e8f9b7bc1f0a0c6e3a1\n"
+    # and /usr/lib/clock-epoch, dated SOURCE_DATE_EPOCH (systemd's lower bound for the clock)
+    epoch = tmp_path / "out/b/usr/lib/clock-epoch"
+    assert epoch.stat().st_mtime == 1700000000 and epoch.stat().st_size == 0
