@@ -89,6 +89,14 @@ class Setting:
     short_value: str | None = None
     #: the argument's name in --help and the docs; the type's when None
     metavar: str | None = None
+    #: printed by `--json summary` and handed to scripts; False for settings mkosi 27.1 does not
+    #: print per image (the ToolsTree*= settings of the main image, Include=)
+    json: bool = True
+    #: why kosi does not implement it yet; a non-default value warns (or fails, see below)
+    unsupported: str | None = None
+    #: a non-default value of an unsupported setting fails: ignoring it would weaken the image
+    #: (signing, verity, encryption) rather than only leave something out
+    unsupported_fails: bool = False
     dest: str = field(default="")
 
     def __post_init__(self) -> None:

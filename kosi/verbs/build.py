@@ -135,6 +135,9 @@ def run(args) -> int:
     project = load_project(args)
     if not project.images:
         raise KosiError("nothing to build")
+    from kosi.config import unsupported
+
+    unsupported.check(project)  # settings kosi does not implement: warn, or refuse when it matters
     build_project(project, args)
     bump.auto_bump_commit(pending)
     return 0

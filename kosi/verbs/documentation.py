@@ -52,6 +52,9 @@ def setting_entry(setting: Any) -> str:
         text += f" Scope: {setting.scope.value}."
     if not setting.long:
         text += " Only in configuration files."
+    if setting.unsupported:
+        effect = "refused" if setting.unsupported_fails else "ignored with a warning"
+        text += f" **Not supported by kosi yet** ({setting.unsupported}); a non-default value is {effect}."
     return ", ".join(flags) + "\n: " + text + "\n"
 
 

@@ -94,6 +94,8 @@ def settings_lines(columns: int) -> list[str]:
             section = setting.section
             lines += ["", f"{section} options ([{section}] in configuration files):"]
         text = f"{setting.help} ({setting.name}=)"
+        if setting.unsupported:
+            text += " [not supported by kosi yet]"
         lines += entry(option_label(setting.long, setting.short, setting_metavar(setting)), text, columns)
     return lines
 

@@ -1,0 +1,34 @@
+"""Settings kosi parses but does not implement yet (`Setting.unsupported` in the table).
+
+A configuration that gives one of them a non-default value is told so: a warning naming the
+setting, where it was set and what kosi does instead, or an error when ignoring the value would
+weaken what the user asked for (`Setting.unsupported_fails`: signing, verity, encryption).
+"""
+
+from __future__ import annotations
+
+from kosi import log
+from kosi.config.model import Project
+from kosi.errors import KosiError
+
+
+def check(project: Project) -> None:
+    from kosi.config.settings import SETTINGS
+
+    warned: set[str] = set()
+    for config in project.images:
+        origins = getattr(config, "origins", {})
+        for setting in SETTINGS:
+            if setting.unsupported is None or not config.is_set(setting.name):
+                continue
+            if config[setting.name] == setting.get_default(config):
+                continue
+            origin = origins.get(setting.name)
+            where = origin.where() if origin is not None else "configuration"
+            if setting.unsupported_fails:
+                raise KosiError(f"{setting.name}= is not supported by kosi: {setting.unsupported} "
+                                f"(remove it or leave it at its default)",
+                                file=getattr(origin, "file", None), line=getattr(origin, "line", None))
+            if setting.name not in warned:
+                warned.add(setting.name)
+                log.warn(f"{where}: {setting.name}= is not supported by kosi and has no effect: {setting.unsupported}")
