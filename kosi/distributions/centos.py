@@ -9,7 +9,8 @@ $EPEL_MIRROR says otherwise.
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterable
+from collections.abc import Iterable
+from typing import ClassVar
 
 from kosi.config.model import Config
 from kosi.distributions.rpm import (
@@ -26,22 +27,27 @@ FEDORA_METALINK = "https://mirrors.fedoraproject.org/metalink"
 HYPERSCALE = ("main", "experimental", "facebook", "hotfixes", "spin", "intel", "kernel")
 
 
-
 def _three(urls: Iterable[str]) -> tuple[str, str, str]:
     """The URLs of a repository and its -debug and -source companions, as variants() takes them."""
     url, debug, source = urls
     return url, debug, source
 
+
+def epel_metalinks(name: str, major: int) -> list[tuple[str, str]]:
+    """The metalink repo= names (and arch=) of an EPEL repository and its debug and source companions:
+    EPEL 10 names its testing repositories like the others and asks for arch=source."""
+    source_arch = "source" if major >= 10 else "$basearch"
+    if name == "epel-testing" and major < 10:
+        return [(f"testing-epel{major}", "$basearch"), (f"testing-debug-epel{major}", "$basearch"),
+                (f"testing-source-epel{major}", source_arch)]
+    base = {"epel-next-testing": "epel-testing-next"}.get(name, name)
+    return [(f"{base}-{major}", "$basearch"), (f"{base}-debug-{major}", "$basearch"), (f"{base}-source-{major}", source_arch)]
+
+
 class RhelFamily(RpmDistribution):
     filesystem = "xfs"
     default_release = "10"
     tools_tree_distribution = "fedora"
-    @classmethod
-    def default_compression(cls, release: str) -> str:
-        """xz up to release 8 (the manual)."""
-        major = release.split(".")[0]
-        return "xz" if major.isdigit() and int(major) <= 8 else "zstd"
-
     #: the enabled repositories, by their directory name on the mirror
     components: ClassVar[tuple[str, ...]] = ("BaseOS", "AppStream", "CRB")
 
@@ -62,7 +68,6 @@ class RhelFamily(RpmDistribution):
         """EPEL (and EPEL Next for 9), disabled unless Repositories= names them."""
         major = cls.major(config)
         keys = (RpmKey(f"RPM-GPG-KEY-EPEL-{major}", "epel"),)
-        wanted = cls.enabled_by_user(config)
         names = ["epel", "epel-testing"] + (["epel-next", "epel-next-testing"] if major < 10 else [])
         mirror = environment_mirror("EPEL_MIRROR")
         if mirror is None and config.mirror:
@@ -74,14 +79,9 @@ class RhelFamily(RpmDistribution):
                 base = join(mirror, f"epel/{path}{major}/Everything")
                 urls = (f"baseurl={base}/$basearch", f"baseurl={base}/$basearch/debug", f"baseurl={base}/source/tree")
             else:
-                links = {"epel": ("epel", "epel-debug", "epel-source"),
-                         "epel-testing": ("testing-epel", "testing-debug-epel", "testing-source-epel"),
-                         "epel-next": ("epel-next", "epel-next-debug", "epel-next-source"),
-                         "epel-next-testing": ("epel-testing-next", "epel-testing-next-debug",
-                                               "epel-testing-next-source")}[name]
-                urls = _three(f"metalink={FEDORA_METALINK}?arch=$basearch&repo={link}{'' if link.startswith('testing') else '-'}{major}"
-                             for link in links)
-            repos += variants(name, *urls, keys, enabled=name in wanted)
+                urls = _three(f"metalink={FEDORA_METALINK}?arch={arch}&repo={link}"
+                              for link, arch in epel_metalinks(name, major))
+            repos += variants(name, *urls, keys, enabled=cls.wanted(config, name))
         return repos
 
 
@@ -107,7 +107,6 @@ class CentOS(RhelFamily):
         hyperscale_keys = (RpmKey("RPM-GPG-KEY-CentOS-SIG-HyperScale", "centos"),)
         if local and config.local_mirror:
             return cls.local_mirror_repositories(config, keys)
-        wanted = cls.enabled_by_user(config)
         repos: list[RpmRepository] = []
         if config.snapshot:
             base = join(config.mirror or cls.snapshot_service,
@@ -125,8 +124,8 @@ class CentOS(RhelFamily):
                         f"baseurl={join(mirror, f'$stream/{component}/$basearch/debug/tree')}",
                         f"baseurl={join(mirror, f'$stream/{component}/source/tree')}")
             else:
-                urls = _three(f"metalink=https://mirrors.centos.org/metalink?arch=$basearch&repo=centos-{repo_id}{s}-$stream"
-                             for s in ("", "-debug", "-source"))
+                urls = _three(f"metalink=https://mirrors.centos.org/metalink?arch={arch}&repo=centos-{repo_id}{s}-$stream"
+                              for s, arch in (("", "$basearch"), ("-debug", "$basearch"), ("-source", "source")))
             repos += variants(repo_id, *urls, keys)
         if mirror:
             extras = f"baseurl={join(mirror, 'SIGs/$stream/extras/$basearch/extras-common')}"
@@ -145,8 +144,7 @@ class CentOS(RhelFamily):
             else:
                 url = ("metalink=https://mirrors.centos.org/metalink?arch=$basearch"
                        f"&repo=centos-hyperscale-sig-packages-{variant}-$stream")
-            repos.append(RpmRepository(repo_id, url, hyperscale_keys, repo_id in wanted or "hyperscale" in wanted,
-                                       priority=50))
+            repos.append(RpmRepository(repo_id, url, hyperscale_keys, cls.wanted(config, repo_id), priority=50))
         return repos
 
 
@@ -173,13 +171,8 @@ class _Clone(RhelFamily):
         mirror = cls.mirror(config)
         repos: list[RpmRepository] = []
         for component in cls.components:
-            if mirror:
-                urls = (f"baseurl={join(mirror, f'$releasever/{component}/$basearch/os')}",
-                        f"baseurl={join(mirror, f'$releasever/{component}/$basearch/debug/tree')}",
-                        f"baseurl={join(mirror, f'$releasever/{component}/source/tree')}")
-            else:
-                urls = _three(cls.mirrorlist(component + s) for s in ("", "-debug", "-source"))
-            repos += variants(component, *urls, keys)
+            url = f"baseurl={join(mirror, f'$releasever/{component}/$basearch/os')}" if mirror else cls.mirrorlist(component)
+            repos.append(RpmRepository(component, url, keys))
         return repos + cls.epel(config)
 
 
@@ -227,9 +220,11 @@ class RhelUbi(RhelFamily):
         repos: list[RpmRepository] = []
         for component in ("baseos", "appstream", "codeready-builder"):
             base = join(mirror, f"ubi{major}/{major}")
-            repos += variants(f"ubi-{major}-{component}-rpms", f"baseurl={base}/$basearch/{component}/os",
-                              f"baseurl={base}/$basearch/{component}/debug", f"baseurl={base}/$basearch/{component}/source/SRPMS",
-                              keys)
+            repos += [RpmRepository(f"ubi-{major}-{component}-rpms", f"baseurl={base}/$basearch/{component}/os", keys),
+                      RpmRepository(f"ubi-{major}-{component}-debug-rpms", f"baseurl={base}/$basearch/{component}/debug",
+                                    keys, enabled=False),
+                      RpmRepository(f"ubi-{major}-{component}-source", f"baseurl={base}/$basearch/{component}/source",
+                                    keys, enabled=False)]
         return repos + cls.epel(config)
 
 

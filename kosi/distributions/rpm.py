@@ -13,6 +13,7 @@ project's URL, and dnf downloads it.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,8 +147,13 @@ class RpmDistribution(Distribution):
 
     @classmethod
     def enabled_by_user(cls, config: Config) -> set[str]:
-        """Repository ids named in Repositories= (enabled although disabled by default)."""
+        """Repository ids (or globs: hyperscale-*) named in Repositories=, enabled although disabled
+        by default, as dnf's --enablerepo takes them."""
         return {word for entry in config.repositories for word in entry.replace(",", " ").split()}
+
+    @classmethod
+    def wanted(cls, config: Config, repo_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(repo_id, pattern) for pattern in cls.enabled_by_user(config))
 
 
 def environment_mirror(name: str) -> str | None:

@@ -97,8 +97,8 @@ class Dnf(PackageManager):
 
     def sources(self, config: Config) -> list[str]:
         dist = distribution(config)
-        wanted = dist.enabled_by_user(config)
-        return [f"[{r.id}] {expand(config, r.location)}" for r in dist.repositories(config) if r.enabled or r.id in wanted]
+        return [f"[{r.id}] {expand(config, r.location)}" for r in dist.repositories(config)
+                if r.enabled or dist.wanted(config, r.id)]
 
     # ---- paths -------------------------------------------------------------------------
 
@@ -150,7 +150,7 @@ class Dnf(PackageManager):
         check = bool(config["RepositoryKeyCheck"])
         stanzas = []
         for repo in dist.repositories(config):
-            enabled = repo.enabled or repo.id in dist.enabled_by_user(config)
+            enabled = repo.enabled or dist.wanted(config, repo.id)
             keys = [key.locate(context) for key in repo.keys] if check else []
             if enabled and check and repo.keys and not all(keys):
                 missing = next(key for key, url in zip(repo.keys, keys, strict=True) if url is None)
@@ -278,9 +278,15 @@ class Dnf(PackageManager):
                 reason = next((re.sub(r"^\s*-\s*", "", l).strip() for l in lines if "Curl error" in l or "Status code" in l), "")
                 reason = re.sub(r" for \S+ \[", " [", reason) if reason else probe(location, repo)
                 return f"cannot fetch repository '{m.group(1)}' from {location}: {reason}"
-        errors = [line.strip() for line in lines if line.startswith(("Error:", "error:"))]
-        if errors:
-            return f"{what}: {errors[-1].split(':', 1)[1].strip()}"
+        for line in lines:
+            m = re.search(r"(nothing provides .*|package \S+ (?:requires|conflicts) .*)", line)
+            if m:
+                return f"cannot resolve the packages of {where}: {m.group(1).strip()}"
+        for index, line in enumerate(lines):
+            if line.startswith(("Error:", "error:")):
+                message = line.split(":", 1)[1].strip() or next((l.strip() for l in lines[index + 1:] if l.strip()), "")
+                if message:
+                    return f"{what}: {message}"
         status = f" with exit status {returncode}" if returncode is not None else ""
         return f"{what} failed{status}: {last_error_line(output) or 'no output'}"
 

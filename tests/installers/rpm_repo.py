@@ -90,7 +90,8 @@ class Spec:
 
     def text(self) -> str:
         lines = [f"Name: {self.name}", f"Version: {self.version}", f"Release: {self.release}",
-                 f"Summary: {self.name} (kosi test package)", "License: MIT", f"BuildArch: {self.arch}"]
+                 f"Summary: {self.name} (kosi test package)", "License: MIT", f"BuildArch: {self.arch}",
+                 "AutoReqProv: no"]
         lines += [f"Requires: {r}" for r in self.requires]
         lines += [f"Provides: {p}" for p in self.provides]
         lines += ["", "%description", f"{self.name}, built by kosi's tests.", "", "%install"]
@@ -99,6 +100,8 @@ class Spec:
         for path, content in {**self.files, **self.docs}.items():
             lines.append(f"mkdir -p %{{buildroot}}{os.path.dirname(path)}")
             lines.append(f"printf '%s\\n' {shell_quote(content)} > %{{buildroot}}{path}")
+            if "/bin/" in path:
+                lines.append(f"chmod 0755 %{{buildroot}}{path}")
         for path, target in self.symlinks.items():
             lines.append(f"mkdir -p %{{buildroot}}{os.path.dirname(path)}")
             lines.append(f"ln -s {target} %{{buildroot}}{path}")

@@ -223,3 +223,33 @@ def test_centos_epel_through_repositories(mirror, tmp_path):
     root = d / "mkosi.output/image"
     assert (root / "usr/share/epel-hello/marker").read_text() == "from EPEL\n"
     assert rpm_qa(root) == {"filesystem", "libhello", "hello", "epel-hello"}
+
+
+def test_fedora_scripts_overlay_volatile_and_removal(mirror, tmp_path, fedora_cache):
+    """BuildPackages= only in the build overlay, VolatilePackages= from a package directory,
+    mkosi-install and rpm acting on the image from a postinst script, RemovePackages=."""
+    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", packages="filesystem,libhello",
+                keys={FEDORA_KEY: mirror["key"]}, cache=fedora_cache,
+                extra=f"BuildPackages=hello\nVolatilePackages=localpkg\nPackageDirectories={mirror['local']}\n"
+                      "RemovePackages=hello\n")
+    conf = d / "mkosi.conf"
+    conf.write_text(conf.read_text().replace("CleanPackageMetadata=no\n", ""))
+    build = d / "mkosi.build"
+    build.write_text('#!/bin/sh\nset -e\ntest -x "$BUILDROOT/usr/bin/hello"\necho built > "$DESTDIR/built-marker"\n')
+    postinst = d / "mkosi.postinst"
+    postinst.write_text('#!/bin/sh\nset -e\ntest ! -e "$BUILDROOT/usr/bin/hello"\nmkosi-install hello\n'
+                        'rpm -q hello > "$BUILDROOT/rpm-q-hello"\n')
+    build.chmod(0o755)
+    postinst.chmod(0o755)
+    result = kosi_build(d)
+    assert result.returncode == 0, result.stderr[-4000:]
+    root = d / "mkosi.output/image"
+    assert (root / "built-marker").read_text() == "built\n"
+    assert (root / "rpm-q-hello").read_text() == "hello-1.4-1.x86_64\n"
+    assert not (root / "usr/bin/hello").exists()  # RemovePackages=
+    assert (root / "usr/lib64/libhello.so.2").exists()
+    assert (root / "usr/share/localpkg/marker").exists()
+    # No rpm in the image: CleanPackageMetadata=auto removes the database, the manifest keeps the list.
+    assert not (root / "usr/lib/sysimage/rpm").exists()
+    manifest = json.loads((d / "mkosi.output/image.manifest").read_text())
+    assert sorted(p["name"] for p in manifest["packages"]) == ["filesystem", "libhello", "localpkg"]

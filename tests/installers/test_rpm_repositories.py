@@ -1,0 +1,83 @@
+"""The repositories each rpm distribution defines, as mkosi 27.1 writes them into its .repo file
+(the expectations were read from the oracle's generated mkosi.repo for the same settings)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kosi import distributions
+from kosi.config.model import Config
+from kosi.installers.dnf import Dnf, expand
+
+
+def repos(**values) -> dict[str, tuple[str, bool]]:
+    config = Config(values)
+    dist = distributions.get(values["Distribution"])
+    return {r.id: (r.url, r.enabled or dist.wanted(config, r.id)) for r in dist.repositories(config)}
+
+
+def test_fedora_release_from_a_mirror():
+    r = repos(Distribution="fedora", Release="42", Mirror="http://m/fedora")
+    assert r["fedora"] == ("baseurl=http://m/fedora/linux/releases/$releasever/Everything/$basearch/os", True)
+    assert r["updates"] == ("baseurl=http://m/fedora/linux/updates/$releasever/Everything/$basearch", True)
+    assert r["updates-testing"][1] is False and r["fedora-debuginfo"][1] is False
+
+
+def test_fedora_default_is_rawhide_from_the_metalink():
+    r = repos(Distribution="fedora")
+    assert r["fedora"] == ("metalink=https://mirrors.fedoraproject.org/metalink?arch=$basearch&repo=rawhide", True)
+    assert "updates" not in r
+    assert Config({"Distribution": "fedora"})["Release"] == "rawhide"
+
+
+def test_centos_stream_layout_and_disabled_extras():
+    r = repos(Distribution="centos", Mirror="http://m/centos-stream")
+    assert r["baseos"] == ("baseurl=http://m/centos-stream/$stream/BaseOS/$basearch/os", True)
+    assert r["crb"][1] and r["appstream"][1]
+    assert r["extras"] == ("baseurl=http://m/centos-stream/SIGs/$stream/extras/$basearch/extras-common", True)
+    assert r["epel"] == ("baseurl=http://m/fedora/epel/10/Everything/$basearch", False)
+    assert not r["hyperscale-packages-main"][1]
+    r = repos(Distribution="centos", Release="9", Repositories=["epel", "hyperscale-*"])
+    assert r["epel"] == ("metalink=https://mirrors.fedoraproject.org/metalink?arch=$basearch&repo=epel-9", True)
+    assert r["epel-testing"][0].endswith("repo=testing-epel9") and not r["epel-testing"][1]
+    assert r["hyperscale-packages-main"][1] and r["hyperscale-packages-kernel"][1]
+    assert r["baseos-source"][0] == "metalink=https://mirrors.centos.org/metalink?arch=source&repo=centos-baseos-source-$stream"
+
+
+def test_epel_mirror_from_the_environment(monkeypatch):
+    monkeypatch.setenv("EPEL_MIRROR", "http://epel.example/pub/")
+    r = repos(Distribution="alma", Mirror="http://m/almalinux")
+    assert r["epel"][0] == "baseurl=http://epel.example/pub/epel/10/Everything/$basearch"
+    assert r["BaseOS"] == ("baseurl=http://m/almalinux/$releasever/BaseOS/$basearch/os", True)
+
+
+@pytest.mark.parametrize("name, repo_id, url", [
+    ("rocky", "BaseOS", "mirrorlist=https://mirrors.rockylinux.org/mirrorlist?arch=$basearch&repo=BaseOS-$releasever"),
+    ("alma", "CRB", "mirrorlist=https://mirrors.almalinux.org/mirrorlist/$releasever/crb"),
+    ("rhel-ubi", "ubi-10-appstream-rpms", "baseurl=https://cdn-ubi.redhat.com/content/public/ubi/dist/ubi10/10/$basearch/appstream/os"),
+    ("azure", "base", "baseurl=https://packages.microsoft.com/azurelinux/3.0/prod/base/$basearch"),
+    ("mageia", "core-release", "mirrorlist=https://www.mageia.org/mirrorlist/?release=$releasever&arch=$basearch&section=core&repo=release"),
+    ("openmandriva", "main-updates", "baseurl=http://mirror.openmandriva.org/$releasever/repository/$basearch/main/updates"),
+])  # fmt: skip
+def test_default_repositories(name, repo_id, url):
+    assert repos(Distribution=name)[repo_id] == (url, True)
+
+
+def test_local_mirror_is_one_repository():
+    r = repos(Distribution="centos", LocalMirror="file:///srv/mirror", Mirror="http://m/centos-stream")
+    assert r == {"centos": ("baseurl=file:///srv/mirror", True)}
+
+
+def test_plan_lists_the_enabled_repositories_with_variables_filled_in():
+    config = Config({"Distribution": "centos", "Release": "9", "Mirror": "http://m/centos-stream"})
+    sources = Dnf().sources(config)
+    assert "[baseos] http://m/centos-stream/9-stream/BaseOS/x86_64/os" in sources
+    assert not any("epel" in line or "debuginfo" in line for line in sources)
+    assert expand(config, "$basearch/$releasever/$stream") == "x86_64/9/9-stream"
+
+
+def test_rhel_needs_a_mirror():
+    from kosi.errors import KosiError
+
+    with pytest.raises(KosiError, match="subscription"):
+        repos(Distribution="rhel")
