@@ -42,6 +42,7 @@ def initrd_config(main: Config) -> Config:
         "Architecture": main.architecture,
         "Format": "cpio",
         "Packages": list(dict.fromkeys(packages)),
+        "VolatilePackages": list(main.initrd_volatile_packages or []),
         "MakeInitrd": True,
         "Bootable": Feature.disabled,
         "WithDocs": False,

@@ -72,7 +72,8 @@ def default_or_configured_definitions(context: Context) -> list[Path]:
 
 def repart_command(context: Context, image: Path, directories: list[Path], *, split: bool,
                    extra: list[str] | None = None) -> list[str]:
-    cmd = ["systemd-repart", "--empty=create", "--size=auto", "--dry-run=no", "--offline=yes", "--no-pager",
+    offline = "yes" if context.config.repart_offline else "no"  # RepartOffline=no: loop devices, as the user asked
+    cmd = ["systemd-repart", "--empty=create", "--size=auto", "--dry-run=no", f"--offline={offline}", "--no-pager",
            f"--root={context.root}", f"--seed={context.config.seed or 'random'}", "--json=pretty"]
     cmd += [f"--definitions={d}" for d in directories]
     cmd += extra or []

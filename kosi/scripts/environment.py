@@ -150,6 +150,17 @@ def build_directory(context: Context) -> Path | None:
     return path
 
 
+def wipe_build_directory(config: Config) -> None:
+    """-w/--wipe-build-dir: remove the image's build directory, so build scripts start afresh."""
+    import shutil
+
+    context = Context(config=config, workspace=Path("/nonexistent"), package_cache=Path("/nonexistent"))
+    directory = build_directory(context)
+    if directory and directory.exists():
+        log.info(f"removing build directory {directory}")
+        shutil.rmtree(directory)
+
+
 def base_environment(helpers: Path | None) -> dict[str, str]:
     env = {
         "PATH": (f"{helpers}:" if helpers else "") + os.environ.get("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"),

@@ -116,6 +116,14 @@ def build_project(project: Project, args: Any) -> list[Path]:
         check_previous(config, force)
         check_keys(config)  # SecureBoot=yes without a key
 
+    if option(args, "wipe_build_dir"):
+        from kosi.scripts.environment import wipe_build_directory
+
+        for config in images:
+            wipe_build_directory(config)
+    if option(args, "rerun_build_scripts"):
+        log.warn("-R/--rerun-build-scripts is not supported by kosi yet: building the image as usual")
+
     tools = ensure_tools_tree(project, args)
     outputs: list[Path] = []
     for config in images:

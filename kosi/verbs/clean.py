@@ -30,12 +30,9 @@ def clean_image(config: Config, force: int, wipe_build_dir: bool) -> None:
         log.info(f"removing package cache {cache}")
         shutil.rmtree(cache, ignore_errors=True)
     if wipe_build_dir:
-        from kosi.scripts.environment import build_directory
+        from kosi.scripts.environment import wipe_build_directory
 
-        directory = build_directory(context)
-        if directory and directory.exists():
-            log.info(f"removing build directory {directory}")
-            shutil.rmtree(directory)
+        wipe_build_directory(config)
 
 
 def clean_project(project: Project, args: Any) -> None:

@@ -1,0 +1,68 @@
+"""Settings that were parsed and ignored, now read: RepartOffline=, InitrdVolatilePackages=,
+build -w (and -R, which kosi does not support yet, warns)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from kosi.boot.initrd import initrd_config
+from kosi.config.cli_args import parse_command_line
+from kosi.config.loader import load_project
+from kosi.outputs import disk
+from kosi.pipeline.context import Context
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _project(tmp_path: Path, text: str):
+    (tmp_path / "mkosi.conf").write_text(text)
+    return load_project(parse_command_line(["summary"]), cwd=tmp_path)
+
+
+def test_repart_offline_reaches_systemd_repart(tmp_path):
+    commands = {}
+    for value in ("yes", "no"):
+        config = _project(tmp_path, f"[Output]\nFormat=disk\n[Build]\nRepartOffline={value}\n").images[-1]
+        context = Context(config=config, workspace=tmp_path, package_cache=tmp_path)
+        commands[value] = disk.repart_command(context, tmp_path / "image.raw", [tmp_path], split=False)
+    assert "--offline=yes" in commands["yes"] and "--offline=no" not in commands["yes"]
+    assert "--offline=no" in commands["no"] and "--offline=yes" not in commands["no"]
+
+
+def test_initrd_volatile_packages_reach_the_default_initrd(tmp_path):
+    main = _project(tmp_path, "[Distribution]\nDistribution=debian\nRelease=trixie\n"
+                              "[Content]\nInitrdVolatilePackages=strace\n").images[-1]  # fmt: skip
+    initrd = initrd_config(main)
+    assert initrd["VolatilePackages"] == ["strace"] and "strace" not in initrd["Packages"]
+    plain = initrd_config(_project(tmp_path, "[Distribution]\nDistribution=debian\nRelease=trixie\n").images[-1])
+    assert not plain["VolatilePackages"]
+
+
+def _kosi(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), *args], cwd=directory, capture_output=True,
+                          text=True)  # fmt: skip
+
+
+def test_build_w_wipes_the_build_directory_and_R_warns(tmp_path):
+    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=custom\n[Output]\nFormat=directory\n")
+    (tmp_path / "mkosi.builddir").mkdir()
+    script = tmp_path / "mkosi.build"
+    script.write_text('#!/bin/sh\necho run >> "$BUILDDIR/runs"\n')
+    script.chmod(0o755)
+
+    def runs() -> int:
+        return sum(len(path.read_text().splitlines()) for path in (tmp_path / "mkosi.builddir").rglob("runs"))
+
+    first = _kosi(tmp_path, "build")
+    assert first.returncode == 0, first.stderr
+    assert runs() == 1
+    kept = _kosi(tmp_path, "-f", "build")
+    assert kept.returncode == 0, kept.stderr
+    assert runs() == 2, "without -w the build directory is kept"
+    wiped = _kosi(tmp_path, "-f", "-w", "build")
+    assert wiped.returncode == 0, wiped.stderr
+    assert runs() == 1, "-w started from an empty build directory"
+    rerun = _kosi(tmp_path, "-f", "-R", "build")
+    assert rerun.returncode == 0 and "-R/--rerun-build-scripts is not supported by kosi yet" in rerun.stderr
