@@ -98,10 +98,9 @@ def environment(context: "Context") -> dict[str, str]:
     epoch = config["SourceDateEpoch"] or os.environ.get("SOURCE_DATE_EPOCH")
     if epoch is not None:
         env["SOURCE_DATE_EPOCH"] = str(epoch)
-    proxy = config["ProxyUrl"]
-    if proxy:
-        for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-            env[name] = str(proxy)
+    from kosi.scripts.environment import proxy_environment
+
+    env.update(proxy_environment(config))
     for assignments in config["Environment"] or ():
         env.update({str(k): str(v) for k, v in assignments.items()})
     return env

@@ -161,6 +161,17 @@ def wipe_build_directory(config: Config) -> None:
         shutil.rmtree(directory)
 
 
+def proxy_environment(config: Config) -> dict[str, str]:
+    """ProxyUrl= and ProxyExclude= as the variables tools and scripts read (curl, apt, dnf, pip, ...)."""
+    env: dict[str, str] = {}
+    if config["ProxyUrl"]:
+        for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+            env[name] = str(config["ProxyUrl"])
+    if config["ProxyExclude"]:
+        env["no_proxy"] = env["NO_PROXY"] = ",".join(str(host) for host in config["ProxyExclude"])
+    return env
+
+
 def base_environment(helpers: Path | None) -> dict[str, str]:
     env = {
         "PATH": (f"{helpers}:" if helpers else "") + os.environ.get("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"),
@@ -219,6 +230,7 @@ def script_values(context: Context, kind: str, script: Path | None, srcdir: Path
 
 def script_environment(context: Context, kind: str, script: Path | None, srcdir: Path, helpers: Path | None) -> dict[str, str]:
     env = base_environment(helpers)
+    env.update(proxy_environment(context.config))
     env.update(user_environment(context.config))
     values = script_values(context, kind, script, srcdir)
     for name, kinds in VARIABLES.items():

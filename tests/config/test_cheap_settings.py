@@ -66,3 +66,24 @@ def test_build_w_wipes_the_build_directory_and_R_warns(tmp_path):
     assert runs() == 1, "-w started from an empty build directory"
     rerun = _kosi(tmp_path, "-f", "-R", "build")
     assert rerun.returncode == 0 and "-R/--rerun-build-scripts is not supported by kosi yet" in rerun.stderr
+
+
+def test_proxy_reaches_scripts_and_package_managers(tmp_path):
+    proxy = "[Build]\nProxyUrl=http://proxy.example:3128\nProxyExclude=example.org internal.lan\n"
+    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=custom\n[Output]\nFormat=directory\n" + proxy)
+    (tmp_path / "mkosi.builddir").mkdir()
+    script = tmp_path / "mkosi.build"
+    script.write_text('#!/bin/sh\nenv | grep -i proxy | sort > "$BUILDDIR/proxy.env"\n')
+    script.chmod(0o755)
+    build = _kosi(tmp_path, "build")
+    assert build.returncode == 0, build.stderr
+    (seen,) = (tmp_path / "mkosi.builddir").rglob("proxy.env")
+    lines = set(seen.read_text().splitlines())
+    assert {"http_proxy=http://proxy.example:3128", "HTTPS_PROXY=http://proxy.example:3128",
+            "no_proxy=example.org,internal.lan", "NO_PROXY=example.org,internal.lan"} <= lines  # fmt: skip
+
+    from kosi.installers.base import environment
+
+    debian = _project(tmp_path, "[Distribution]\nDistribution=debian\nRelease=trixie\n" + proxy).images[-1]
+    env = environment(Context(config=debian, workspace=tmp_path, package_cache=tmp_path))
+    assert env["https_proxy"] == "http://proxy.example:3128" and env["no_proxy"] == "example.org,internal.lan"
