@@ -42,6 +42,17 @@ TRACED_CALLS = "unshare,mount,mount_setattr,umount2,pivot_root,chdir,mkdir,symli
 _tracer: list[str] | None = None
 
 
+#: ToolsTreeCertificates=no: the host's certificates replace the tools tree's in every sandbox
+_host_certificates = False
+
+
+def use_host_certificates(enabled: bool) -> None:
+    """ToolsTreeCertificates=: with a tools tree, whether /etc/ssl, /etc/pki, /etc/ca-certificates
+    in the sandbox come from the host (no) or from the tools tree (yes, the default)."""
+    global _host_certificates
+    _host_certificates = enabled
+
+
 def trace_sandboxes() -> None:
     """--debug-sandbox: run the sandbox entry of every later command under strace (on stderr).
 
@@ -112,6 +123,8 @@ def sandbox_command(
         prefix += ["--root", str(root)]
     elif tools is not None:
         prefix += ["--usr", str(Path(tools) / "usr"), "--etc-from", str(tools)]
+        if _host_certificates:
+            prefix += ["--certificates-from", "/"]
     if network:
         prefix.append("--network")
     for device in devices:

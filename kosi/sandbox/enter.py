@@ -9,6 +9,7 @@ straight to the tool).
 Options (all paths on the host unless said otherwise; targets are paths inside the sandbox):
   --usr DIR            /usr of the sandbox (read-only); with --etc-from also the source of /etc files
   --etc-from DIR       tree whose etc/ provides passwd, group, ssl certificates, alternatives, ...
+  --certificates-from DIR  tree whose etc/ provides the certificates instead (ToolsTreeCertificates=no)
   --root DIR           chroot mode: DIR becomes / with /proc, /dev, /sys (ro), /run and /tmp mounted
   --network            keep the host network (otherwise a new network namespace with only lo)
   --bind SRC DST       read-write bind mount (recursive)
@@ -230,11 +231,16 @@ ETC_ENTRIES = ("passwd", "group", "nsswitch.conf", "hosts", "services", "protoco
                "crypto-policies", "os-release", "localtime", "mke2fs.conf")
 
 
-def populate_etc(newroot: str, source_root: str, network: bool) -> None:
+#: the ETC_ENTRIES that hold certificates and trust stores (ToolsTreeCertificates=)
+CERTIFICATE_ENTRIES = ("ssl", "ca-certificates", "ca-certificates.conf", "pki")
+
+
+def populate_etc(newroot: str, source_root: str, network: bool, certificates_root: str | None = None) -> None:
     etc = f"{newroot}/etc"
     os.mkdir(etc, 0o755)
     for name in ETC_ENTRIES:
-        source = f"{source_root}/etc/{name}"
+        root = certificates_root if certificates_root and name in CERTIFICATE_ENTRIES else source_root
+        source = f"{root}/etc/{name}"
         if os.path.islink(source):
             os.symlink(os.readlink(source), f"{etc}/{name}")
         elif os.path.isdir(source):
@@ -267,7 +273,7 @@ def propagate_resolv_conf(root: str) -> None:
 
 def parse(argv: list[str]) -> tuple[dict, list[tuple], list[str]]:
     options: dict = {"usr": None, "etc": None, "root": None, "network": False, "chdir": None,
-                     "fuse": False, "loop": False}
+                     "fuse": False, "loop": False, "certificates": None}
     mounts: list[tuple] = []
     lowers: list[str] = []
     i = 0
@@ -275,7 +281,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple], list[str]]:
         arg = argv[i]
         if arg == "--":
             return options, mounts, argv[i + 1:]
-        if arg in ("--usr", "--etc-from", "--root", "--chdir"):
+        if arg in ("--usr", "--etc-from", "--root", "--chdir", "--certificates-from"):
             options[arg[2:].split("-")[0]] = argv[i + 1]
             i += 2
         elif arg in ("--network", "--dev-fuse", "--dev-loop"):
@@ -356,7 +362,7 @@ def setup(options: dict, mounts: list[tuple]) -> str:
                 os.symlink(os.readlink(host), f"{newroot}/{name}")
             elif os.path.isdir(host):
                 bind(host, f"{newroot}/{name}", readonly=True, recursive=False)
-        populate_etc(newroot, etc_fd, options["network"])
+        populate_etc(newroot, etc_fd, options["network"], options["certificates"])
         mount_proc(f"{newroot}/proc")
         mount_dev(f"{newroot}/dev", fuse=options["fuse"], loop=options["loop"])
         mount_tmpfs(f"{newroot}/tmp", "1777")

@@ -177,6 +177,9 @@ def _quiet_args(args: Any) -> Any:
 
 def ensure_tools_tree(project: Project, args: Any) -> Path | None:
     """The tools tree to use for this invocation, building the default one if needed."""
+    from kosi.sandbox import use_host_certificates
+
+    use_host_certificates(project.main.tools_tree_certificates is False)
     verb = getattr(args, "verb", "build") or "build"
     choice = choose_tools_tree(project, verb, getattr(args, "force", 0) or 0)
     if choice.why_used:

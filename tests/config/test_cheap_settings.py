@@ -87,3 +87,31 @@ def test_proxy_reaches_scripts_and_package_managers(tmp_path):
     debian = _project(tmp_path, "[Distribution]\nDistribution=debian\nRelease=trixie\n" + proxy).images[-1]
     env = environment(Context(config=debian, workspace=tmp_path, package_cache=tmp_path))
     assert env["https_proxy"] == "http://proxy.example:3128" and env["no_proxy"] == "example.org,internal.lan"
+
+
+def test_tools_tree_certificates_choose_where_etc_ssl_comes_from(tmp_path):
+    import kosi.sandbox as sandbox
+
+    tools = tmp_path / "tools"
+    (tools / "etc/ssl").mkdir(parents=True)
+    (tools / "etc/ssl/from-the-tools-tree").write_text("")
+    (tools / "usr").symlink_to("/usr")  # the host's programs, the tree's /etc
+    for name in ("bin", "sbin", "lib", "lib64"):
+        if Path("/", name).is_symlink():
+            (tools / name).symlink_to(f"usr/{name}")
+
+    def listing() -> list[str]:
+        command = [*sandbox.sandbox_command(tools=tools), "ls", "-A", "/etc/ssl"]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+
+    try:
+        assert listing() == ["from-the-tools-tree"]  # ToolsTreeCertificates=yes, the default
+        sandbox.use_host_certificates(True)
+        host = listing()
+        assert "from-the-tools-tree" not in host
+        assert sorted(host) == sorted(p.name for p in Path("/etc/ssl").iterdir())
+    finally:
+        sandbox.use_host_certificates(False)
+
+    config = _project(tmp_path, "[Build]\nToolsTreeCertificates=no\n").images[-1]
+    assert config.tools_tree_certificates is False
