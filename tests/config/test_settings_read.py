@@ -73,6 +73,14 @@ def test_every_setting_is_read_or_marked_unsupported():
     )
 
 
+def test_no_setting_is_both_read_and_marked_unsupported():
+    # a helper that implements a marked setting must drop its mark, or kosi refuses or warns
+    # about a setting that works
+    reads = _reads(_build_files())
+    stale = [s.name for s in SETTINGS if s.unsupported is not None and (s.name in reads or s.dest in reads)]
+    assert stale == [], "read by build/run code but marked unsupported in kosi/config/settings.py: drop the mark"
+
+
 def test_the_scan_finds_reads():
     # the scan itself must see real reads, or the test above could never fail
     reads = _reads(_build_files())
