@@ -7,43 +7,15 @@ other settings through the Config (config["Distribution"]) and see their default
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kosi import architecture as architectures
 from kosi import distributions
+from kosi.distributions.host import host_distribution
 from kosi.outputs import format as formats
 
 if TYPE_CHECKING:
     from kosi.config.model import Config
-
-def read_os_release(root: Path = Path("/")) -> dict[str, str]:
-    for candidate in ("etc/os-release", "usr/lib/os-release"):
-        try:
-            text = (root / candidate).read_text()
-        except OSError:
-            continue
-        fields = {}
-        for line in text.splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not key.startswith("#"):
-                fields[key.strip()] = value.strip().strip("\"'")
-        return fields
-    return {}
-
-
-@functools.lru_cache(maxsize=1)
-def host_distribution() -> tuple[str, str]:
-    """(Distribution=, Release=) of the host; ("custom", "") when kosi does not support it."""
-    fields = read_os_release()
-    # Only ID counts: ID_LIKE alone does not make a derivative supported, its repositories differ.
-    name = distributions.by_os_release_id(fields.get("ID", ""))
-    if name is None:
-        return "custom", ""
-    distribution = distributions.get(name)
-    return name, fields.get(distribution.os_release_release_field) or distribution.default_release
-
 
 def text(value: Any) -> str:
     """A setting's value as the word it was configured with."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kosi.distributions.host import host_distribution
+
 # machine() -> the architecture names of the manual (Architecture=)
 _MACHINE_TO_ARCHITECTURE = {
     "x86_64": "x86-64", "amd64": "x86-64", "i686": "x86", "i586": "x86", "i386": "x86",
@@ -116,27 +118,6 @@ def default_filesystem(config: Any) -> str:
         return distributions.get(_value_text(name)).filesystem
     except KeyError:
         return "ext4"
-
-
-def host_distribution() -> tuple[str, str]:
-    """(ID, release) of the host from os-release; release is VERSION_CODENAME or VERSION_ID."""
-    fields: dict[str, str] = {}
-    for candidate in ("/etc/os-release", "/usr/lib/os-release"):
-        try:
-            text = Path(candidate).read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            key, sep, value = line.partition("=")
-            if sep:
-                fields[key.strip()] = value.strip().strip("\"'")
-        break
-    ident = fields.get("ID", "custom")
-    release = fields.get("VERSION_CODENAME") or fields.get("VERSION_ID", "")
-    if ident in ("arch", "opensuse-tumbleweed") and not fields.get("VERSION_ID"):
-        release = "rolling" if ident == "arch" else "tumbleweed"
-    ident = {"opensuse-tumbleweed": "opensuse", "opensuse-leap": "opensuse", "almalinux": "alma"}.get(ident, ident)
-    return ident, release
 
 
 # ---- delayed &-specifiers (CacheKey=, BuildKey=) ---------------------------------------

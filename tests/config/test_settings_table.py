@@ -16,6 +16,7 @@ from kosi.config.model import Config
 from kosi.config.setting import MatchKind, Scope
 from kosi.config.settings import SETTINGS, SETTINGS_BY_DEST, SETTINGS_BY_NAME, UKI_PROFILE_SETTINGS
 from kosi.config.values import Feature, Origin
+from kosi.distributions.host import read_os_release
 
 #: the manual the table must match, kept in the repository so these tests always run
 MANUAL = Path(__file__).resolve().parents[2] / "docs/spec/mkosi-manual.txt"
@@ -276,8 +277,8 @@ def test_constant_defaults():
 def test_host_distribution_reads_os_release(tmp_path):
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "os-release").write_text('ID=almalinux\nVERSION_ID="9.4"\n# comment\n')
-    assert defaults.read_os_release(tmp_path) == {"ID": "almalinux", "VERSION_ID": "9.4"}
-    assert defaults.read_os_release(tmp_path / "nothing") == {}
+    assert read_os_release(tmp_path) == {"ID": "almalinux", "VERSION_ID": "9.4"}
+    assert read_os_release(tmp_path / "nothing") == {}
 
 
 def test_architectures():
