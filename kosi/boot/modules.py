@@ -8,7 +8,7 @@ directory. Everything a selected module needs (modules.dep) and the firmware it 
 (modinfo's firmware field) comes along, so a selection never yields an unloadable module.
 
 Removing modules from the image leaves its indexes stale; the Depmod setup step that follows
-(kosi/pipeline/setup.py) notices and reruns depmod. The staged modules initrd gets its own
+(kosi/pipeline/depmod.py) notices and reruns depmod. The staged modules initrd gets its own
 depmod run here, with the image's depmod.d and System.map like that step.
 """
 
@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from kosi.errors import KosiError
-from kosi.pipeline.setup import depmod_configuration, system_map
+from kosi.pipeline.depmod import MODULE_SUFFIX, depmod_configuration, module_name, system_map
 from kosi.pipeline.tools import find_tool, run_on_root
 from kosi.sandbox import Mount, last_error_line, run
 
-MODULE_SUFFIX = re.compile(r"\.ko(\.(xz|zst|gz))?$")
 FIRMWARE_SUFFIX = re.compile(r"\.(xz|zst)$")
 
 #: What a generic initrd needs to find and mount a root file system on common (virtual)
@@ -40,10 +39,6 @@ DEFAULT_INITRD_MODULES = (
     "overlay", "loop", "dm-mod", "dm-crypt", "dm-verity", "dm-integrity", "efivarfs",
     "crc32c*", "libcrc32c", "qemu_fw_cfg", "vmw_pvscsi", "hv_storvsc", "xen-blkfront",
 )  # fmt: skip
-
-
-def module_name(relative: str) -> str:
-    return MODULE_SUFFIX.sub("", relative.rsplit("/", 1)[-1]).replace("-", "_")
 
 
 def expand_patterns(patterns: Iterable[str]) -> list[str]:

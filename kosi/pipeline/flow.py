@@ -7,7 +7,7 @@ with a valid Incremental= cache everything between them comes from the cache.
 from __future__ import annotations
 
 from kosi.boot import steps as boot
-from kosi.pipeline import finalize, packages, scripts, setup, trees
+from kosi.pipeline import depmod, finalize, packages, scripts, system_config, trees
 from kosi.pipeline.runner import ReuseCache, SaveCache
 from kosi.pipeline.step import Step
 
@@ -32,17 +32,17 @@ def build_steps() -> list[Step]:
         packages.InstallVolatilePackages(),  #    VolatilePackages=, after the build scripts
         trees.ExtraTrees(),               # 16 mkosi.extra
         scripts.PostinstScripts(),        # 17 mkosi.postinst
-        setup.ConfigFiles(),              # 18 Ssh=, Autologin=, MakeInitrd=
+        system_config.ConfigFiles(),              # 18 Ssh=, Autologin=, MakeInitrd=
         boot.InstallBootloader(),         # 19 systemd-boot, grub's files
-        setup.Sysusers(),                 # 20
-        setup.Tmpfiles(),                 # 21
-        setup.Presets(),                  # 22
+        system_config.Sysusers(),                 # 20
+        system_config.Tmpfiles(),                 # 21
+        system_config.Presets(),                  # 22
         boot.KernelModules(),             #    KernelModules= (runs depmod itself)
-        setup.Depmod(),                   # 23
-        setup.Firstboot(),                # 24
-        setup.Hwdb(),                     # 25
-        setup.MachineId(),                #    MachineId= / mkosi.machine-id
-        setup.OsRelease(),                #    IMAGE_ID= / IMAGE_VERSION=
+        depmod.Depmod(),                   # 23
+        system_config.Firstboot(),                # 24
+        system_config.Hwdb(),                     # 25
+        system_config.MachineId(),                #    MachineId= / mkosi.machine-id
+        system_config.OsRelease(),                #    IMAGE_ID= / IMAGE_VERSION=
         packages.RemovePackages(),        # 26 RemovePackages=
         finalize.RemoveFiles(),           # 26 RemoveFiles=
         packages.CleanPackageMetadata(),  #    CleanPackageMetadata=

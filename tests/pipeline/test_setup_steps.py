@@ -13,7 +13,7 @@ import pytest
 
 from kosi.config.cli_args import Args
 from kosi.config.model import Config
-from kosi.pipeline import setup, tools
+from kosi.pipeline import depmod, system_config, tools
 from kosi.pipeline.context import Context
 from kosi.pipeline.tools import find_tool
 
@@ -55,7 +55,7 @@ def needs(program: str):
 def test_sysusers_creates_the_user_with_source_date_epoch(tmp_path):
     context = make_context(tmp_path)
     write(context.root / "usr/lib/sysusers.d/kosi.conf", 'u kositest - "kosi test user" /var/lib/kositest\n')
-    run_step(setup.Sysusers(), context)
+    run_step(system_config.Sysusers(), context)
     passwd = (context.root / "etc/passwd").read_text()
     assert any(line.startswith("kositest:x:") and "kosi test user" in line for line in passwd.splitlines())
     shadow = {line.split(":")[0]: line.split(":") for line in (context.root / "etc/shadow").read_text().splitlines()}
@@ -67,7 +67,7 @@ def test_tmpfiles_creates_the_directory_and_leaves_excluded_prefixes(tmp_path):
     context = make_context(tmp_path)
     write(context.root / "usr/lib/tmpfiles.d/kosi.conf", "d /var/lib/kosi-state 0750 root root -\n"
                                                           "d /run/kosi-runtime 0755 root root -\n")
-    run_step(setup.Tmpfiles(), context)
+    run_step(system_config.Tmpfiles(), context)
     state = context.root / "var/lib/kosi-state"
     assert state.is_dir() and (state.stat().st_mode & 0o777) == 0o750
     assert not (context.root / "run/kosi-runtime").exists()
@@ -77,7 +77,7 @@ def test_tmpfiles_creates_the_directory_and_leaves_excluded_prefixes(tmp_path):
 def test_hwdb_writes_the_database_into_usr(tmp_path):
     context = make_context(tmp_path)
     write(context.root / "usr/lib/udev/hwdb.d/60-kosi.hwdb", "evdev:name:KosiTestKeyboard*\n KEYBOARD_KEY_01=reserved\n")
-    run_step(setup.Hwdb(), context)
+    run_step(system_config.Hwdb(), context)
     database = context.root / "usr/lib/udev/hwdb.bin"
     assert database.stat().st_size > 0 and b"KosiTestKeyboard" in database.read_bytes()
     assert not (context.root / "etc/udev/hwdb.bin").exists()
@@ -92,7 +92,7 @@ def test_preset_all_enables_the_preset_unit(tmp_path):
     write(context.root / "usr/lib/systemd/system/kosi-off.service",
           "[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n")
     write(context.root / "usr/lib/systemd/system-preset/90-kosi.preset", "enable kosi-test.service\ndisable *\n")
-    run_step(setup.Presets(), context)
+    run_step(system_config.Presets(), context)
     wants = context.root / "etc/systemd/system/multi-user.target.wants"
     # Debian's systemd 252 names the unit by /lib, newer ones by /usr/lib; both are the same file here.
     assert os.readlink(wants / "kosi-test.service") in ("/usr/lib/systemd/system/kosi-test.service",
@@ -104,7 +104,7 @@ def test_preset_all_enables_the_preset_unit(tmp_path):
 def test_firstboot_writes_hostname_and_credentials(tmp_path):
     context = make_context(tmp_path, Hostname="kosi-box", Timezone="Europe/Berlin")
     write(context.root / "usr/share/zoneinfo/Europe/Berlin", "TZif")
-    run_step(setup.Firstboot(), context)
+    run_step(system_config.Firstboot(), context)
     assert (context.root / "etc/hostname").read_text().strip() == "kosi-box"
     assert os.readlink(context.root / "etc/localtime").endswith("zoneinfo/Europe/Berlin")
     assert (context.root / "usr/lib/credstore/system.hostname").read_text() == "kosi-box"
@@ -112,9 +112,9 @@ def test_firstboot_writes_hostname_and_credentials(tmp_path):
 
 def test_nothing_to_do_is_a_skip_reason(tmp_path):
     context = make_context(tmp_path)
-    assert setup.Sysusers().skip(context) == "image has no /usr/lib/sysusers.d"
-    assert setup.Hwdb().skip(context) == "image has no /usr/lib/udev/hwdb.d"
-    assert setup.Depmod().skip(context) == "image has no kernel modules"
+    assert system_config.Sysusers().skip(context) == "image has no /usr/lib/sysusers.d"
+    assert system_config.Hwdb().skip(context) == "image has no /usr/lib/udev/hwdb.d"
+    assert depmod.Depmod().skip(context) == "image has no kernel modules"
 
 
 def test_missing_tool_skips_with_the_reason(tmp_path, monkeypatch):
@@ -125,9 +125,9 @@ def test_missing_tool_skips_with_the_reason(tmp_path, monkeypatch):
     (tree / "usr/bin").mkdir(parents=True)
     context = make_context(tmp_path, tools_tree=tree)
     write(context.root / "usr/lib/udev/hwdb.d/60-kosi.hwdb", "evdev:name:X*\n KEYBOARD_KEY_01=reserved\n")
-    assert setup.Hwdb().skip(context) == "systemd-hwdb not found on the host or in the tools tree"
+    assert system_config.Hwdb().skip(context) == "systemd-hwdb not found on the host or in the tools tree"
     context.tools = None
-    assert setup.Hwdb().skip(context) == "systemd-hwdb not found on the host"
+    assert system_config.Hwdb().skip(context) == "systemd-hwdb not found on the host"
 
 
 def test_tool_lookup_prefers_the_tools_tree_and_reads_its_symlinks_inside_it(tmp_path, monkeypatch):
@@ -174,7 +174,7 @@ def kernel_context(tmp_path):
     compile_module(MODULE_A, moddir / "kernel/a.ko")
     compile_module(MODULE_B, moddir / "kernel/b.ko")
     subprocess.run(["xz", str(moddir / "kernel/b.ko")], check=True)  # compressed like Debian's
-    for name in setup.DEPMOD_LISTS:
+    for name in depmod.DEPMOD_LISTS:
         write(moddir / name, "")
     write(context.root / "boot" / f"System.map-{KVER}", "ffffffff81000000 T _stext\n")
     return context
@@ -183,38 +183,38 @@ def kernel_context(tmp_path):
 def test_depmod_indexes_each_kernel_with_the_images_configuration(kernel_context):
     context = kernel_context
     moddir = context.root / "usr/lib/modules" / KVER
-    assert setup.stale_index(context.root, KVER) == "no modules.dep"
-    run_step(setup.Depmod(), context)
+    assert depmod.stale_index(context.root, KVER) == "no modules.dep"
+    run_step(depmod.Depmod(), context)
     assert (moddir / "modules.dep").read_text() == "kernel/b.ko.xz: kernel/a.ko\nkernel/a.ko:\n"
     assert "alias symbol:kosi_a_fn a" in (moddir / "modules.symbols").read_text()
     assert not (context.workspace / "depmod.d").exists()
-    assert setup.Depmod().skip(context) == f"module indexes of {KVER} are up to date"
+    assert depmod.Depmod().skip(context) == f"module indexes of {KVER} are up to date"
 
     # A second a.ko in extra/: depmod's default order prefers it, the image's depmod.d does not.
     compile_module(MODULE_A, moddir / "extra/a.ko")
-    assert setup.stale_index(context.root, KVER) == "extra/a.ko is newer than modules.dep"
-    run_step(setup.Depmod(), context)
+    assert depmod.stale_index(context.root, KVER) == "extra/a.ko is newer than modules.dep"
+    run_step(depmod.Depmod(), context)
     assert (moddir / "modules.dep").read_text().splitlines()[0] == "kernel/b.ko.xz: extra/a.ko"
     write(context.root / "etc/depmod.d/kosi.conf", "search built-in extra\n")
-    assert setup.stale_index(context.root, KVER) == "kosi.conf is newer than modules.dep"
-    run_step(setup.Depmod(), context)
+    assert depmod.stale_index(context.root, KVER) == "kosi.conf is newer than modules.dep"
+    run_step(depmod.Depmod(), context)
     assert (moddir / "modules.dep").read_text().splitlines()[0] == "kernel/b.ko.xz: kernel/a.ko"
-    assert setup.stale_index(context.root, KVER) is None  # extra/a.ko is unlisted but known by name
+    assert depmod.stale_index(context.root, KVER) is None  # extra/a.ko is unlisted but known by name
 
 
 def test_depmod_reruns_when_modules_come_or_go_whatever_their_mtime(kernel_context):
     context = kernel_context
     moddir = context.root / "usr/lib/modules" / KVER
-    run_step(setup.Depmod(), context)
+    run_step(depmod.Depmod(), context)
     old = time.time() - 86400 * 365
     compile_module(MODULE_A.replace("kosi_a_fn", "kosi_c_fn"), moddir / "kernel/c.ko")
     os.utime(moddir / "kernel/c.ko", (old, old))  # copied in with its original, older mtime
-    assert setup.stale_index(context.root, KVER).startswith("0 modules removed and 1 added")
-    run_step(setup.Depmod(), context)
+    assert depmod.stale_index(context.root, KVER).startswith("0 modules removed and 1 added")
+    run_step(depmod.Depmod(), context)
     assert "kernel/c.ko:" in (moddir / "modules.dep").read_text().splitlines()
     (moddir / "kernel/b.ko.xz").unlink()
-    assert setup.stale_index(context.root, KVER).startswith("1 modules removed")
-    run_step(setup.Depmod(), context)
+    assert depmod.stale_index(context.root, KVER).startswith("1 modules removed")
+    run_step(depmod.Depmod(), context)
     assert "b.ko" not in (moddir / "modules.dep").read_text()
 
 
@@ -223,9 +223,9 @@ def test_tools_come_from_the_tools_tree(kernel_context, default_tools_tree):
     context = kernel_context
     context.tools = default_tools_tree
     assert find_tool("depmod", context.tools).tools == default_tools_tree
-    run_step(setup.Depmod(), context)
+    run_step(depmod.Depmod(), context)
     # kmod 33 and later (trixie's, not bookworm's 30) also write modules.weakdep: the tree's depmod ran.
     assert (context.root / "usr/lib/modules" / KVER / "modules.weakdep").exists()
     write(context.root / "usr/lib/sysusers.d/kosi.conf", "u kositest - -\n")
-    run_step(setup.Sysusers(), context)
+    run_step(system_config.Sysusers(), context)
     assert "kositest:x:" in (context.root / "etc/passwd").read_text()
