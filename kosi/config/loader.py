@@ -153,13 +153,16 @@ class Loader:
     def assign(self, layer: Layer, setting: Setting, text: str, origin: Origin) -> None:
         state = self.state
         name = setting.name
-        if state.image != "main" and not origin.cli and (setting.scope in MAIN_IMAGE_SCOPES or
-                                                         (state.image == "tools" and name == "Format")):
-            kind = "a universal setting" if setting.scope != Scope.main_only else "a setting of the main image only"
-            kind = "always directory for the tools tree" if setting.scope not in MAIN_IMAGE_SCOPES else kind
-            where = "the tools tree (mkosi.tools.conf)" if state.image == "tools" else f"subimage '{state.image}'"
+        if state.image == "tools" and not origin.cli and not setting.tools_tree:
+            allowed = ", ".join(s.name for s in _settings()[0] if s.tools_tree)
             raise KosiError(
-                f"{name}= is {kind} and cannot be configured in {where}",
+                f"{name}= cannot be configured in the tools tree (mkosi.tools.conf); it takes: {allowed}",
+                file=origin.file, line=origin.line,
+            )  # fmt: skip
+        if state.image not in ("main", "tools") and not origin.cli and setting.scope in MAIN_IMAGE_SCOPES:
+            kind = "a universal setting" if setting.scope != Scope.main_only else "a setting of the main image only"
+            raise KosiError(
+                f"{name}= is {kind} and cannot be configured in subimage '{state.image}'",
                 file=origin.file, line=origin.line, hint="gate it behind [Match] Image=main in shared files",
             )  # fmt: skip
         empty = not text.strip()
@@ -316,7 +319,9 @@ class Loader:
         for setting in settings:
             if not setting.paths:
                 continue
-            if self.state.image != "main" and setting.scope in MAIN_IMAGE_SCOPES:
+            if self.state.image == "tools" and not setting.tools_tree:
+                continue
+            if self.state.image not in ("main", "tools") and setting.scope in MAIN_IMAGE_SCOPES:
                 continue  # the main image's alone (mkosi 27.1 ignores mkosi.nspawn, mkosi.crt... in a subimage)
             for name in setting.paths:
                 path = directory / name

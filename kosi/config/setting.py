@@ -68,6 +68,8 @@ class Setting:
     #: the value is also available as the delayed &X specifier (X = `specifier`), expanded in
     #: values with `delayed_specifiers` once the value is final (CacheKey=&d~&r)
     delayed_specifier: bool = False
+    #: may be configured in mkosi.tools.conf (mkosi 27.1 refuses every other setting there)
+    tools_tree: bool = False
     #: a list whose items mkosi 27.1 sorts within each layer (configuration files, local
     #: configuration, command line), e.g. Packages=
     sort_items: bool = False
