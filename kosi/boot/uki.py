@@ -76,19 +76,20 @@ def read_profile(path: Path) -> Profile:
                                 file=str(path), line=entry.line)
             origin = Origin(str(path), entry.line, path.parent)
             parsed = setting.type.parse(entry.key, entry.value, origin)
+            # keyed by dest: these are profile values, not the image's settings of the same name
             if setting.type.is_list:
-                values[entry.key] = [*values.get(entry.key, []), *parsed] if entry.value else []
+                values[setting.dest] = [*values.get(setting.dest, []), *parsed] if entry.value else []
             else:
-                values[entry.key] = parsed
+                values[setting.dest] = parsed
     pairs: dict[str, str] = {}
-    for assignment in values.get("Profile", []):
+    for assignment in values.get("profile", []):
         pairs.update(assignment)
     if "ID" not in pairs:
         raise KosiError("UnifiedKernelImageProfiles=: [UKIProfile] Profile= must contain ID=", file=str(path))
     ordered = {"ID": pairs.pop("ID"), **pairs}
     text = "\n".join(f"{key}={value}" for key, value in ordered.items())
-    sign = values.get("SignExpectedPcr")
-    return Profile(text, " ".join(values.get("Cmdline", [])), True if sign is None else bool(sign))
+    sign = values.get("sign_expected_pcr")
+    return Profile(text, " ".join(values.get("cmdline", [])), True if sign is None else bool(sign))
 
 
 def profile_files(paths: list[Path]) -> list[Path]:

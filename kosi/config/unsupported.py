@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from kosi import log
 from kosi.config.model import Project
+from kosi.config.values import Feature
 from kosi.errors import KosiError
+
+
+def _turns_off(value: object) -> bool:
+    """`no` asks for what kosi does anyway when it lacks the feature: nothing to refuse or warn."""
+    return value is False or value == Feature.disabled
 
 
 def check(project: Project) -> None:
@@ -21,7 +27,8 @@ def check(project: Project) -> None:
         for setting in SETTINGS:
             if setting.unsupported is None or not config.is_set(setting.name):
                 continue
-            if config[setting.name] == setting.get_default(config):
+            value = config[setting.name]
+            if value == setting.get_default(config) or _turns_off(value):
                 continue
             origin = origins.get(setting.name)
             where = origin.where() if origin is not None else "configuration"
