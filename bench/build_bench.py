@@ -2,13 +2,17 @@
 """Whole `kosi build` timings against mmdebstrap, in one run on the same machine.
 
 Cases (issue "Build real Debian and Ubuntu images"):
-  cold minimal         Format=directory, empty package cache   vs mmdebstrap --variant=minbase
-  cold systemd         same with Packages=systemd,udev,dbus     vs mmdebstrap --include=systemd,udev,dbus
+  cold minimal         Format=directory, empty package cache   vs mmdebstrap --variant=essential
+  cold systemd         same with Packages=systemd,udev,dbus     vs mmdebstrap --variant=essential --include=...
+
+Like with like: kosi (as mkosi 27.1) installs Debian's essential set plus Packages=, which is
+mmdebstrap's "essential" variant (its default variant, "required", also installs the rest of
+priority required: apt, login, tzdata, ...; "minbase" adds apt).
   warm rebuild         `kosi -f build` with the package cache populated (target < 0.7x cold)
   incremental rebuild  Incremental=yes, a file in mkosi.extra changed, `kosi -f build` (target < 4 s)
 
 Prints the median of --rounds runs (default 1) and the ratios. Reference figures measured
-on this host: mkosi 21.4 s / 39.6 s cold, 5.7 s incremental; mmdebstrap 15.2 s / 21.5 s.
+on this host: mkosi 21.4 s / 39.6 s cold, 5.7 s incremental; mmdebstrap 15.2 s / 21.5 s (measured with --variant=minbase).
 
     python3 bench/build_bench.py [--rounds N] [--release trixie]
 """
@@ -51,9 +55,13 @@ def kosi(directory: Path, *args: str) -> float:
     return timed([sys.executable, str(KOSI), "-C", str(directory), *args, "build"])
 
 
+#: the mmdebstrap variant installing what kosi installs: the essential set (plus --include=)
+VARIANT = "essential"
+
+
 def mmdebstrap(directory: Path, release: str, packages: list[str]) -> float:
     include = [f"--include={','.join(packages)}"] if packages else []
-    return timed(["mmdebstrap", "--variant=minbase", "--quiet", *include, release, str(directory / "mmdebstrap"), MIRROR])
+    return timed(["mmdebstrap", f"--variant={VARIANT}", "--quiet", *include, release, str(directory / "mmdebstrap"), MIRROR])
 
 
 def main() -> int:
@@ -90,7 +98,8 @@ def main() -> int:
             shutil.rmtree(scratch, ignore_errors=True)
 
     median = {name: statistics.median(values) for name, values in results.items()}
-    print(f"\nmedians of {args.rounds} round(s), release {args.release}")
+    print(f"\nmedians of {args.rounds} round(s), release {args.release}; mmdebstrap --variant={VARIANT}: the same"
+          " package set as kosi (the essential set plus the case's packages), not its default 'required'")
     for case in cases:
         cold, warm, reference = median[f"kosi cold {case}"], median[f"kosi warm {case}"], median[f"mmdebstrap {case}"]
         print(f"{case:<9} mmdebstrap {reference:6.1f} s  kosi cold {cold:6.1f} s ({cold / reference:.2f}x, target <= 1.2x)"

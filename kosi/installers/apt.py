@@ -147,8 +147,9 @@ class Apt(PackageManager):
             "Dir::Etc::TrustedParts": etc / "trusted.gpg.d",
             "Dir::Cache": context.workspace / "apt/cache",
             "Dir::Cache::Archives": cache / "archives",
-            # Built from the lists alone, so it stays valid across builds next to them.
-            "Dir::Cache::SrcPkgCache": cache / "srcpkgcache.bin",
+            # Built from the lists alone, so it stays valid across builds next to them (named
+            # for the ForceEssential setting below: caches built with apt's default mark apt essential).
+            "Dir::Cache::SrcPkgCache": cache / "srcpkgcache-essential.bin",
             "Dir::State::Lists": cache / "lists",
             "Dir::Log": context.workspace / "apt/log",
             "APT::Architecture": arch,
@@ -165,6 +166,9 @@ class Apt(PackageManager):
             "DPkg::Use-Pty": "false",
             "DPkg::Path": "/usr/sbin:/usr/bin:/sbin:/bin",
             "DPkg::Lock::Timeout": "300",  # another build sharing the cache: wait, don't fail
+            # apt counts itself essential by default, so ?essential would install it; mkosi 27.1
+            # clears this too: an image gets apt when Packages= asks for it.
+            "pkgCacheGen::ForceEssential": "",
         }
         proxy = config["ProxyUrl"]
         if proxy:
@@ -299,7 +303,7 @@ class Apt(PackageManager):
         self._check_keyrings(context)
         # The lists are shared by every build of this distribution, release and architecture:
         # a build with fewer components must not delete the lists another one uses (copies
-        # into an image are filtered to the build's own repositories, see lists_in_use).
+        # stay in the package cache; images get none, as with mkosi 27.1).
         # A Release file past its Valid-Until (a stale mirror) does not stop the build, as with
         # mkosi 27.1; warn_expired() says which mirror and how long ago.
         self.apt_get(context, ["update", "--error-on=any", "-o", "APT::Get::List-Cleanup=0",
@@ -381,7 +385,10 @@ class Apt(PackageManager):
         """Install the essential set and `packages` into an empty root."""
         log.step(f"Bootstrapping {distribution(context.config).pretty_name} {distribution(context.config).release(context.config)}")
         prepare_root(context, root)
-        base = ["?essential", "?priority(required)"]
+        # The essential set and what was asked for, as mkosi 27.1 installs (a minimal trixie
+        # image: 59 packages, no apt); not Debian's whole priority-required set. A user who
+        # wants apt, login, tzdata, ... lists them in Packages=.
+        base = ["?essential"]
 
         # Which packages make up the essential set with its dependencies, as apt resolves it
         # for an empty database: these are extracted before dpkg can run in the root.
@@ -439,42 +446,21 @@ class Apt(PackageManager):
     # ---- after installation ------------------------------------------------------------
 
     def copy_metadata_into_image(self, context: "Context") -> None:
-        """The image gets the repository metadata the build used, and sources for its mirror."""
+        """An image with apt gets sources for its mirror, as <release>.sources (as mkosi 27.1),
+        but not the repository metadata: like mkosi, kosi keeps apt's lists in the package
+        cache only, so an image's apt starts with `apt-get update`."""
         root = context.root
         if not (root / "usr/bin/apt-get").exists():
             return
         if context.state.installer.lists_copied:
-            return  # once per build: every later install uses the same metadata
+            return  # once per build
         context.state.installer.lists_copied = True
-        lists = self.cache_dir(context) / "lists"
-        target = root / "var/lib/apt/lists"
-        (target / "partial").mkdir(parents=True, exist_ok=True)
-        for path in self.lists_in_use(context, lists):
-            shutil.copy2(path, target / path.name)
         sources = root / "etc/apt/sources.list.d"
         if not any((sources.glob("*.sources") if sources.is_dir() else [])) and not _has_content(root / "etc/apt/sources.list"):
             sources.mkdir(parents=True, exist_ok=True)
             dist = distribution(context.config)
             stanzas = [r.deb822() for r in dist.repositories(context.config, local=False)]
-            (sources / f"{dist.name}.sources").write_text("\n".join(stanzas))
-
-    def lists_in_use(self, context: "Context", lists: Path) -> list[Path]:
-        """The list files of the repositories this build uses, Release files included: the
-        package cache may be shared with builds that had other sources. apt itself names
-        the index files (indextargets); every file sharing a repository's prefix (everything
-        before the index's MetaKey) belongs to that repository."""
-        output = self.apt_get(context, ["indextargets", "--format", "$(FILENAME) $(METAKEY)"], what="apt-get indextargets")
-        prefixes = set()
-        for line in output.splitlines():
-            filename, _, metakey = line.strip().partition(" ")
-            name = Path(filename).name
-            mangled = metakey.replace("/", "_")
-            if mangled and mangled in name:
-                prefixes.add(name[:name.index(mangled)])
-        candidates = [p for p in lists.iterdir() if p.is_file() and p.name != "lock"]
-        if not prefixes:  # apt named nothing (an unusual setup): keep everything rather than guess
-            return candidates
-        return [p for p in candidates if any(p.name.startswith(prefix) for prefix in prefixes)]
+            (sources / f"{dist.release(context.config)}.sources").write_text("\n".join(stanzas))
 
     def clean_metadata(self, context: "Context") -> None:
         mode = context.config["CleanPackageMetadata"]
@@ -575,6 +561,10 @@ def prepare_root(context: "Context", root: Path) -> None:
     if deb_architecture(context.config) in ("amd64", "ppc64el", "s390x", "loong64", "mips64el"):
         links.append("lib64")
         (root / "usr/lib64").mkdir(exist_ok=True)
+    if deb_architecture(context.config) == "amd64":  # the multilib directories, as mkosi 27.1 (and debootstrap)
+        for name in ("lib32", "libx32"):
+            links.append(name)
+            (root / "usr" / name).mkdir(exist_ok=True)
     for name in links:
         if not os.path.lexists(root / name):
             os.symlink(f"usr/{name}", root / name)

@@ -93,13 +93,13 @@ def test_snapshot_builds_from_that_snapshot_despite_expired_release_files(archiv
     old = archive.snapshots[0]
     root = build_image(tmp_path, archive, package_cache, "debian",
                        f"Release=trixie\nMirror={archive.url}\nSnapshot={old}\n\n"
-                       "[Content]\nPackages=kosi-snapshot\n         kosi-snapshot-security\n")
+                       "[Content]\nPackages=kosi-snapshot\n         kosi-snapshot-security\n         apt\n")
     # The older snapshot's packages, though the newer one has newer versions; its security archive too.
     assert installed(root, "kosi-snapshot") == "1.0"
     assert installed(root, "kosi-snapshot-security") == "1.0"
     assert installed(root, "apt") and (root / "usr/bin/apt-get").exists()
     # The image keeps using the snapshot, expired Release files and all.
-    sources = stanzas(root / "etc/apt/sources.list.d/debian.sources")
+    sources = stanzas(root / "etc/apt/sources.list.d/trixie.sources")
     assert [(s["URIs"], s["Suites"]) for s in sources] == [
         (f"{archive.url}/archive/debian/{old}", "trixie"),
         (f"{archive.url}/archive/debian/{old}", "trixie-updates"),
@@ -181,12 +181,12 @@ def test_snapshot_urls():
 def test_ubuntu_release_updates_security_and_components(archive, package_cache, tmp_path):
     root = build_image(tmp_path, archive, package_cache, "ubuntu",
                        f"Release=noble\nMirror={archive.url}\nRepositories=universe,multiverse\n\n[Content]\n"
-                       "Packages=kosi-universe\n         kosi-multiverse\n         kosi-updates\n         kosi-security\n")
+                       "Packages=kosi-universe\n         kosi-multiverse\n         kosi-updates\n         kosi-security\n         apt\n")
     # universe and multiverse (Repositories=), -updates and -security each gave one.
     for package in ("kosi-universe", "kosi-multiverse", "kosi-updates", "kosi-security"):
         assert installed(root, package) == "1.0", package
     assert installed(root, "apt")
-    sources = stanzas(root / "etc/apt/sources.list.d/ubuntu.sources")
+    sources = stanzas(root / "etc/apt/sources.list.d/noble.sources")
     assert [(s["URIs"], s["Suites"], s["Components"]) for s in sources] == [
         (f"{archive.url}/ubuntu", suite, "main universe multiverse")
         for suite in ("noble", "noble-updates", "noble-security")]
@@ -197,8 +197,8 @@ def test_ubuntu_release_updates_security_and_components(archive, package_cache, 
 @pytest.mark.image
 def test_kali_rolling(archive, package_cache, tmp_path):
     # The manual's Kali mirror includes the archive's path: http://http.kali.org/kali.
-    root = build_image(tmp_path, archive, package_cache, "kali", f"Mirror={archive.url}/kali\n\n[Content]\nPackages=kosi-kali\n")
+    root = build_image(tmp_path, archive, package_cache, "kali", f"Mirror={archive.url}/kali\n\n[Content]\nPackages=kosi-kali\n         apt\n")
     assert installed(root, "kosi-kali") == "1.0"
-    sources = stanzas(root / "etc/apt/sources.list.d/kali.sources")
+    sources = stanzas(root / "etc/apt/sources.list.d/kali-rolling.sources")
     assert [(s["URIs"], s["Suites"], s["Components"], s["Signed-By"]) for s in sources] == [
         (f"{archive.url}/kali", "kali-rolling", "main", "/usr/share/keyrings/kali-archive-keyring.gpg")]
