@@ -110,13 +110,18 @@ class RpmDistribution(Distribution):
     package_manager = "dnf"
     installer = "dnf"
     #: what a Debian tools tree needs to build an rpm distribution (trixie has all of them)
-    foreign_tools_packages = ("dnf", "dnf5", "rpm", "createrepo-c", "distribution-gpg-keys", "gpgv")
+    foreign_tools_packages = ("dnf", "dnf5", "rpm", "createrepo-c", "distribution-gpg-keys")
     #: where the image's rpm keeps its database (rpm's %_dbpath)
     rpm_dbpath: ClassVar[str] = "/usr/lib/sysimage/rpm"
     #: the distribution's kernel, and what a bootable image gets with it
     kernel_packages: ClassVar[tuple[str, ...]] = ("kernel",)
     #: packages of the default initrd (besides the kernel modules kosi copies in)
-    initrd_packages: ClassVar[tuple[str, ...]] = ("systemd", "systemd-udev", "util-linux", "kmod")
+    initrd_packages: ClassVar[tuple[str, ...]] = ("systemd", "systemd-udev", "util-linux", "kmod", "e2fsprogs",
+                                                  "xfsprogs", "dosfstools", "cryptsetup", "device-mapper")
+    initrd_profile_packages: ClassVar[dict[str, tuple[str, ...]]] = {
+        "lvm": ("lvm2",), "network": ("systemd-networkd",), "raid": ("mdadm",), "nfs": ("nfs-utils",),
+        "pkcs11": ("opensc",), "plymouth": ("plymouth",),
+    }  # fmt: skip
 
     @classmethod
     def release(cls, config: Config) -> str:

@@ -203,10 +203,10 @@ class Dnf(PackageManager):
         ]
         # dnf 4 writes dnf.log below the installroot (hawkey.log not): see _no_stray_paths
         options.append(f"--setopt=logdir={state / 'log'}")
-        if not is_dnf5(command):
-            options += ["--setopt=check_config_file_age=0", "--best"]
-        else:
-            options.append(f"--setopt=system_cachedir={self.cache_dir(context)}")
+        options += ["--setopt=check_config_file_age=0", "--best"]
+        if is_dnf5(command):
+            # dnf5 reads its configuration from the installroot unless told otherwise (as mkosi does)
+            options += ["--use-host-config", f"--setopt=system_cachedir={self.cache_dir(context)}"]
         if not config["WithDocs"]:
             options.append("--setopt=tsflags=nodocs")
         if not expire:  # after the one sync of the build: never look at the mirror for metadata again

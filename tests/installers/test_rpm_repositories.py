@@ -81,3 +81,16 @@ def test_rhel_needs_a_mirror():
 
     with pytest.raises(KosiError, match="subscription"):
         repos(Distribution="rhel")
+
+
+def test_debian_tools_tree_carries_dnf_for_rpm_distributions(monkeypatch):
+    from kosi.config import defaults
+    from kosi.config.model import Project
+    from kosi.tools import tree as tools_tree
+
+    monkeypatch.setattr(defaults, "host_distribution", lambda: ("debian", "12"))
+    config = tools_tree.tools_config(Project(images=[Config({"Distribution": "centos"})]), "build")
+    assert config.values["Distribution"] == "debian"
+    packages = config.values["Packages"]
+    for name in ("dnf5", "dnf", "rpm", "createrepo-c", "distribution-gpg-keys"):
+        assert name in packages
