@@ -64,9 +64,21 @@ def run_verb(verb: str, args) -> int:
     return module.run(args) or 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same clean-up runs (children killed, workspace removed)."""
+
+
+def on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> None:
+    import errno
+    import signal
+
     argv = sys.argv[1:] if argv is None else argv
     log.DEBUG = "--debug" in argv
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         from kosi.config.cli_args import parse_command_line
 
@@ -89,9 +101,17 @@ def main(argv: list[str] | None = None) -> None:
         if log.DEBUG:
             raise
         sys.exit(1)
+    except Terminated:
+        log.error("terminated")
+        sys.exit(143)
     except KeyboardInterrupt:
         log.error("interrupted")
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT) or log.DEBUG:
+            raise
+        log.error(f"no space left on device{f' writing {e.filename}' if e.filename else ''}")
+        sys.exit(1)
     sys.exit(status)

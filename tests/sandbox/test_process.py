@@ -75,7 +75,10 @@ def test_ctrl_c_kills_the_child_and_propagates(tee):
             f"run(['sh', '-c', 'echo $$ >&2; exec sleep 30'], tee_stderr={tee})")
     # The parent gets its own session so the SIGINT reaches only it, as a terminal's would reach both:
     # run() must kill the child itself.
-    parent = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, start_new_session=True)
+    # It also gets a default SIGINT handler: run from a background job the test inherits SIGINT
+    # ignored, and Python would then never raise KeyboardInterrupt.
+    parent = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, start_new_session=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     child = int(parent.stderr.readline())
     parent.send_signal(signal.SIGINT)
     assert parent.wait(timeout=20) != 0
