@@ -8,7 +8,7 @@ packages=(
     systemd-container qemu-system-x86 ovmf swtpm socat
     dosfstools mtools e2fsprogs squashfs-tools erofs-utils fdisk kmod
     mmdebstrap busybox-static strace zsh fish groff-base man-db udev
-    device-tree-compiler python3-pip
+    device-tree-compiler python3-pip cryptsetup-bin
     pacman-package-manager archlinux-keyring makepkg libarchive-tools
 )
 

@@ -15,30 +15,6 @@ class Oci(Format):
     compressor = "gzip"
 
 
-class Sysext(Format):
-    name = "sysext"
-    extension = "raw"
-    can_boot = False
-    needs_repart = True
-    extension_image = True
-
-
-class Confext(Format):
-    name = "confext"
-    extension = "raw"
-    can_boot = False
-    needs_repart = True
-    extension_image = True
-
-
-class Portable(Format):
-    name = "portable"
-    extension = "raw"
-    can_boot = False
-    needs_repart = True
-    extension_image = True
-
-
 class Addon(Format):
     name = "addon"
     extension = "efi"

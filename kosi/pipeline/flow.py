@@ -7,7 +7,7 @@ with a valid Incremental= cache everything between them comes from the cache.
 from __future__ import annotations
 
 from kosi.boot import steps as boot
-from kosi.pipeline import depmod, finalize, packages, scripts, system_config, trees
+from kosi.pipeline import depmod, finalize, layers, packages, scripts, system_config, trees
 from kosi.pipeline.runner import ReuseCache, SaveCache
 from kosi.pipeline.step import Step
 
@@ -43,6 +43,7 @@ def build_steps() -> list[Step]:
         system_config.Hwdb(),                     # 25
         system_config.MachineId(),                #    MachineId= / mkosi.machine-id
         system_config.OsRelease(),                #    IMAGE_ID= / IMAGE_VERSION=
+        layers.LayerFiles(),              #    extension-release, portable mount points
         packages.RemovePackages(),        # 26 RemovePackages=
         finalize.RemoveFiles(),           # 26 RemoveFiles=
         packages.CleanPackageMetadata(),  #    CleanPackageMetadata=
@@ -50,6 +51,7 @@ def build_steps() -> list[Step]:
         scripts.FinalizeScripts(),        # 28 mkosi.finalize
         boot.GenerateUKIs(),              # 29 UKIs or Type 1 entries
         finalize.Normalise(),             #    no wall-clock traces (SourceDateEpoch=)
+        layers.OverlayDiff(),             #    Overlay=: only the changes to BaseTrees=
         finalize.WriteOutput(),           # 30 the output format, manifest, nspawn settings
         scripts.PostoutputScripts(),      # 31 mkosi.postoutput
         finalize.Checksums(),             #    Checksum=, Sign= over everything produced

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
+from kosi.pipeline.layers import layered_skip
 from kosi.pipeline.step import Step
 from kosi.pipeline.tools import find_tool, missing_reason, run_on_root
 from kosi.sandbox import Mount
@@ -43,7 +44,7 @@ class ImageTool(Step):
     program: str = ""
 
     def skip(self, context):
-        return self.nothing_to_do(context) or missing_reason(self.program, context.tools)
+        return layered_skip(context.config) or self.nothing_to_do(context) or missing_reason(self.program, context.tools)
 
     def nothing_to_do(self, context) -> str | None:
         return None

@@ -14,6 +14,7 @@ from kosi.config.values import Feature
 from kosi.installers.base import package_manager, required_package_manager
 from kosi.pipeline.cache import copy_tree, fingerprint_path
 from kosi.pipeline.context import Context
+from kosi.pipeline.layers import layered_skip
 from kosi.pipeline.step import Step
 
 
@@ -79,6 +80,8 @@ class InstallPackages(Step):
     def skip(self, context):
         if package_manager(context) is None:
             return "no package manager (Distribution=custom)"
+        if layered_skip(context.config) and not context.config.base_trees:
+            return layered_skip(context.config).replace("does this", "is installed elsewhere (no BaseTrees=)")
         return None
 
     def inputs(self, context):

@@ -12,6 +12,7 @@ from pathlib import Path
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
 from kosi.pipeline.image_tool import ImageTool, in_image
+from kosi.pipeline.layers import environment_value, layered_skip
 from kosi.pipeline.step import ImageDependent, Skipped, Step
 
 
@@ -177,6 +178,9 @@ class MachineId(Step):
 
     name = "write machine id"
 
+    def skip(self, context):
+        return layered_skip(context.config)
+
     def run(self, context):
         value = context.config.machine_id  # a UUID, "random" or None; mkosi.machine-id is read by the loader
         target = context.root / "etc/machine-id"
@@ -190,12 +194,19 @@ class MachineId(Step):
         (context.root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
 
 
+def portable_prefixes(config) -> str | None:
+    """PORTABLE_PREFIXES from Environment=: written to os-release, where portablectl looks."""
+    return environment_value(config, "PORTABLE_PREFIXES")
+
+
 class OsRelease(Step):
     name = "write IMAGE_ID/IMAGE_VERSION to os-release"
 
     def skip(self, context):
-        if not (context.config.image_id or context.config.image_version):
-            return "no ImageId= or ImageVersion="
+        if layered_skip(context.config):
+            return layered_skip(context.config)
+        if not (context.config.image_id or context.config.image_version or portable_prefixes(context.config)):
+            return "no ImageId=, ImageVersion= or PORTABLE_PREFIXES in Environment="
         if not self.path(context):
             return ImageDependent("image has no os-release")
         return None
@@ -209,7 +220,8 @@ class OsRelease(Step):
             raise Skipped("image has no os-release")
         if path.is_symlink():  # /etc/os-release -> ../usr/lib/os-release
             path = context.root / "usr/lib/os-release"
-        fields = {"IMAGE_ID": context.config.image_id, "IMAGE_VERSION": context.config.image_version}
+        fields = {"IMAGE_ID": context.config.image_id, "IMAGE_VERSION": context.config.image_version,
+                  "PORTABLE_PREFIXES": portable_prefixes(context.config)}
         lines = [l for l in path.read_text().splitlines() if l.split("=", 1)[0] not in {k for k, v in fields.items() if v}]
         lines += [f'{k}="{v}"' for k, v in fields.items() if v]
         path.write_text("\n".join(lines) + "\n")

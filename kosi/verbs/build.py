@@ -19,6 +19,7 @@ from typing import Any
 
 from kosi import distributions, log
 from kosi.boot.signing import check_keys
+from kosi.pipeline.layers import check_layers
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
 from kosi.outputs import format as formats
@@ -115,6 +116,7 @@ def build_project(project: Project, args: Any) -> list[Path]:
         check_buildable(config)
         check_previous(config, force)
         check_keys(config)  # SecureBoot=yes without a key
+        check_layers(config)  # Packages= in a layer without BaseTrees=
 
     if option(args, "wipe_build_dir"):
         from kosi.scripts.environment import wipe_build_directory
