@@ -77,7 +77,7 @@ PORTABLE_MOUNTPOINTS = ("passwd", "group", "shadow", "gshadow", "nsswitch.conf",
 
 
 class LayerFiles(Step):
-    name = "write extension-release / portable mount points"
+    name = "write extension-release/mount points"
 
     def skip(self, context):
         if context.config.format not in EXTENSION_OR_PORTABLE:
@@ -218,7 +218,7 @@ def base_tree_directories(context: Context) -> list[Path]:
 
 
 class OverlayDiff(Step):
-    name = "keep only the changes to the base trees (Overlay=)"
+    name = "keep only changes to base trees"
 
     def skip(self, context):
         if not context.config.overlay:
