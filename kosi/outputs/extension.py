@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 from typing import ClassVar
 
 from kosi.errors import KosiError

@@ -3,7 +3,8 @@
 - `layered_skip()`: the reason the steps that set up a whole OS (sysusers, presets,
   machine-id, ...) leave such an image alone: that is its base image's job, and their
   changes would land in the layer.
-- `LayerFiles`: extension-release.<Output> for Format=sysext/confext, with the fields
+- `LayerFiles`: VerityCertificate= in /usr/lib/verity.d of a base image (mkosi 27.1 does so),
+  extension-release.<Output> for Format=sysext/confext, with the fields
   mkosi 27.1 writes (ID=, SYSEXT_LEVEL=/CONFEXT_LEVEL= or VERSION_ID=, *_ID=, *_VERSION_ID=,
   *_SCOPE=, ARCHITECTURE=), keeping any the image already has.
 - `OverlayDiff`: Overlay=yes keeps in the root only what it added or changed on top of
@@ -72,6 +73,14 @@ def environment_value(config: Config, name: str) -> str | None:
     return found
 
 
+def verity_certificate_file(config: Config) -> Path | None:
+    """VerityCertificate= when it is a file (a provider's certificate cannot be copied)."""
+    certificate = config.verity_certificate
+    if not certificate or config.verity_certificate_source.type != "file" or not Path(certificate).is_file():
+        return None
+    return Path(certificate)
+
+
 #: files portablectl mounts over in a portable service image, so they must exist
 PORTABLE_MOUNTPOINTS = ("passwd", "group", "shadow", "gshadow", "nsswitch.conf", "resolv.conf", "machine-id")
 
@@ -80,11 +89,20 @@ class LayerFiles(Step):
     name = "write extension-release/mount points"
 
     def skip(self, context):
-        if context.config.format not in EXTENSION_OR_PORTABLE:
-            return f"Format={context.config.format} is no extension or portable image"
+        if context.config.format not in EXTENSION_OR_PORTABLE and not verity_certificate_file(context.config):
+            return f"Format={context.config.format} is no extension or portable image, and no VerityCertificate="
         return None
 
     def run(self, context):
+        certificate = verity_certificate_file(context.config)
+        if context.config.format not in EXTENSION_OR_PORTABLE and certificate is not None:
+            # The base system trusts the verity certificate: systemd-dissect (sysext, confext,
+            # portablectl) checks signatures against /usr/lib/verity.d/*.crt, as mkosi ships it.
+            target = context.root / "usr/lib/verity.d" / f"{certificate.stem}.crt"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(certificate, target)
+            target.chmod(0o644)
+            return
         if context.config.format == "portable":
             etc = context.root / "etc"
             etc.mkdir(parents=True, exist_ok=True)

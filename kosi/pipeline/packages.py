@@ -80,8 +80,9 @@ class InstallPackages(Step):
     def skip(self, context):
         if package_manager(context) is None:
             return "no package manager (Distribution=custom)"
-        if layered_skip(context.config) and not context.config.base_trees:
-            return layered_skip(context.config).replace("does this", "is installed elsewhere (no BaseTrees=)")
+        layered = layered_skip(context.config)
+        if layered and not context.config.base_trees:
+            return layered.replace("does this", "is installed elsewhere (no BaseTrees=)")
         return None
 
     def inputs(self, context):
