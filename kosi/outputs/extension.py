@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from kosi.errors import KosiError
 from kosi.outputs.base import OutputFormat
-from kosi.outputs.disk import run_repart, write_split_artifacts
+from kosi.outputs.disk import run_repart
 from kosi.pipeline.layers import BaseView, base_tree_directories
 
 #: state a package manager keeps about the base system; it never belongs to an extension
@@ -92,7 +92,6 @@ class ExtensionImage(OutputFormat):
             (directory / name).write_text(text)
         wanted = set(self.config.split_artifacts)
         table = run_repart(self.context, self.target, split="partitions" in wanted, definitions=[directory])
-        write_split_artifacts(self.context, table, wanted)
         if not any(p.get("type", "").startswith("root-") for p in table):
             raise KosiError(f"Format={self.name}: systemd-repart wrote no root partition")
 
