@@ -8,8 +8,9 @@ which holds only what the package added, and one without, which holds the base's
 
     python3 bench/sysext_bench.py [--release trixie] [--package btrfs-progs]
 
-Measured on the development machine (trixie, btrfs-progs, signed verity):
-see the lead's report; run it to reproduce.
+Measured on the development machine (trixie, btrfs-progs, no keys so no verity):
+Overlay=yes 6.9 MiB image (5.9 MiB root file system), Overlay=no 156.5 MiB (155.5 MiB),
+22.6x smaller; 66 s for base and both sysexts.
 """
 
 from __future__ import annotations
