@@ -100,15 +100,16 @@ def _kosi(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True)  # fmt: skip
 
 
-def test_unsupported_overlay_refused_before_any_step_summary_still_works(tmp_path):
-    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=custom\n[Output]\nFormat=directory\nOverlay=yes\n")
+def test_unsupported_setting_refused_before_any_step_summary_still_works(tmp_path):
+    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=custom\n[Output]\nFormat=directory\n"
+                                         "[Build]\nProxyPeerCertificate=/etc/passwd\n")  # fmt: skip
     build = _kosi(tmp_path, "build")
     lines = [line for line in build.stderr.splitlines() if line.strip()]
     assert build.returncode == 1 and len(lines) == 1, build.stderr
-    assert "mkosi.conf:5" in lines[0] and "Overlay=" in lines[0] and "not supported by kosi" in lines[0]
+    assert "mkosi.conf:6" in lines[0] and "ProxyPeerCertificate=" in lines[0] and "not supported by kosi" in lines[0]
     assert not any(tmp_path.glob("image*")), "nothing was built"
     summary = _kosi(tmp_path, "--json", "summary")
-    assert summary.returncode == 0 and '"Overlay": true' in summary.stdout
+    assert summary.returncode == 0 and '"ProxyPeerCertificate": "/etc/passwd"' in summary.stdout
 
 
 def test_unsupported_harmless_setting_warns_once(tmp_path):
@@ -139,7 +140,7 @@ def test_docs_and_help_say_unsupported():
     from kosi.verbs.help import render_help
 
     assert "Not supported by kosi yet" in setting_entry(SETTINGS_BY_NAME["CXL"])
-    assert "refused" in setting_entry(SETTINGS_BY_NAME["Overlay"])
+    assert "refused" in setting_entry(SETTINGS_BY_NAME["ProxyPeerCertificate"])
     text = " ".join(render_help(None).split())  # unwrapped
     assert "(CXL=) [not supported by kosi yet]" in text
     assert "(Packages=) [not" not in text
