@@ -83,9 +83,36 @@ def _takes_optional_boolean(setting: Any) -> bool:
     return isinstance(setting.type, (Boolean, FeatureType))
 
 
+@dataclass(frozen=True)
+class Alias:
+    """Another spelling mkosi 27.1 accepts for a setting's option; `prefix` is put before each
+    list item (`--kernel-modules-include=foo` is KernelModules=re:foo, a regular expression)."""
+
+    setting: Any
+    prefix: str = ""
+
+
+#: mkosi 27.1's option names that differ from the manual's (the table's `long`), and its older
+#: regular-expression options, which it keeps as `re:` items of the glob lists.
+OPTION_ALIASES = {
+    "--package-cache-directory": ("PackageCacheDirectory", ""),
+    "--sign-expected-pcr-key-source": ("SignExpectedPcrKeySource", ""),
+    "--sign-expected-pcr-certificate-source": ("SignExpectedPcrCertificateSource", ""),
+    "--snapshot": ("Snapshot", ""),
+    "--kernel-initrd-modules": ("KernelInitrdModules", ""),
+    "--kernel-modules-include": ("KernelModules", "re:"),
+    "--kernel-modules-initrd-include": ("KernelInitrdModules", "re:"),
+    "--firmware-include": ("FirmwareFiles", "re:"),
+}
+
+
+#: Options that take one item each, as in mkosi 27.1 (`--initrd-profile=lvm --initrd-profile=raid`).
+ONE_ITEM_OPTIONS = ("--initrd-profile", "--tools-tree-profile")
+
+
 def option_tables() -> tuple[dict[str, Any], dict[str, Any]]:
-    """long -> Option or Setting, short -> Option or Setting."""
-    from kosi.config.settings import SETTINGS
+    """long -> Option, Setting or Alias; short -> Option or Setting."""
+    from kosi.config.settings import SETTINGS, SETTINGS_BY_NAME
 
     longs: dict[str, Any] = {}
     shorts: dict[str, Any] = {}
@@ -98,6 +125,8 @@ def option_tables() -> tuple[dict[str, Any], dict[str, Any]]:
             longs.setdefault(setting.long, setting)
         if setting.short:
             shorts.setdefault(setting.short, setting)
+    for long, (name, prefix) in OPTION_ALIASES.items():
+        longs[long] = Alias(SETTINGS_BY_NAME[name], prefix)
     return longs, shorts
 
 
@@ -117,7 +146,15 @@ def parse_command_line(argv: list[str]) -> Args:
     i = 0
 
     def record(target: Any, value: str | None, shown: str) -> None:
+        if isinstance(target, Alias):
+            setting = target.setting
+            if target.prefix and value:
+                value = " ".join(target.prefix + item for item in setting.type.split(value))
+            args.assignments.append((setting, value or ""))
+            return
         if isinstance(target, Setting):
+            if shown in ONE_ITEM_OPTIONS and value and len(target.type.split(value)) > 1:
+                raise KosiError(f"{shown}: invalid value {value!r}, give one profile per {shown}")
             if value is None:
                 # A bare short flag may mean something else than "yes" (-T turns tests off).
                 value = target.short_value if shown == target.short and target.short_value else "yes"
@@ -140,6 +177,8 @@ def parse_command_line(argv: list[str]) -> Args:
             setattr(args, target.dest, value)
 
     def needs_value(target: Any) -> bool:
+        if isinstance(target, Alias):
+            return True
         if isinstance(target, Setting):
             return not _takes_optional_boolean(target)
         return target.kind == "value"

@@ -30,10 +30,12 @@ def distribution(config: "Config") -> str:
 
 
 def release(config: "Config") -> str:
-    # Always a recent release of the distribution (Debian: the current stable), not the
-    # host's: an image built on an old host should not silently become an old image.
-    # [Match] Release= still compares against the host's release while unset (match.py).
+    # As mkosi 27.1: the host's release when the host runs the image's distribution, else a
+    # recent release of the distribution (Debian: the current stable).
     name = text(config["Distribution"])
+    host, host_release = host_distribution()
+    if host == name and host_release:
+        return host_release
     try:
         return distributions.get(name).default_release
     except KeyError:
@@ -66,11 +68,12 @@ def output(config: "Config") -> str:
     return f"{name}_{version}" if version else str(name)
 
 
-def output_extension(config: "Config") -> str | None:
+def output_extension(config: "Config") -> str:
+    # mkosi prints an empty extension for formats without one (directory, oci, none)
     try:
-        return formats.get(text(config["Format"])).extension
+        return formats.get(text(config["Format"])).extension or ""
     except KeyError:
-        return None
+        return ""
 
 
 def compress_output(config: "Config") -> str:
@@ -87,6 +90,25 @@ def compress_output(config: "Config") -> str:
     except KeyError:
         return "zstd"
     return distribution.default_compression(text(config["Release"]))
+
+
+def seed(config: "Config") -> str:
+    return random_seed()
+
+
+@functools.lru_cache(maxsize=1)
+def random_seed() -> str:
+    """One random seed per run, shared by every image (as mkosi, which draws it once)."""
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+# ---- [Validation] -------------------------------------------------------------------------
+
+
+def checksum(config: "Config") -> bool:
+    return bool(config["Sign"])  # signing SHA256SUMS needs SHA256SUMS
 
 
 # ---- [Build] ------------------------------------------------------------------------------
@@ -109,8 +131,23 @@ def tools_tree_release(config: "Config") -> str:
         return ""
 
 
+def build_sources(config: "Config") -> list:
+    from kosi.config.values import Tree
+
+    return [Tree(Path(config.directory), None)]
+
+
+#: Where hosts keep their bundle of CA certificates, the first that exists is the default.
+CA_BUNDLES = ("/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/ca-bundle.pem",
+              "/etc/ssl/cert.pem")
+
+
+def proxy_peer_certificate(config: "Config") -> Path | None:
+    return next((Path(p) for p in CA_BUNDLES if Path(p).exists()), None)
+
+
 # ---- [Runtime] ----------------------------------------------------------------------------
 
 
-def max_mem(config: "Config") -> int | None:
-    return config["RAM"]
+def machine(config: "Config") -> str:
+    return Path(config.directory).name

@@ -24,10 +24,20 @@ def value_to_json(setting: Any, value: Any) -> Any:
 
 
 def config_to_json(config: Config) -> dict[str, Any]:
-    """Every setting of the table, in table order, with its effective value (defaults applied)."""
+    """What mkosi 27.1 prints for an image: the image's name ("Image"), the configuration files
+    read ("Files"), and every setting of the table that mkosi prints (`Setting.json`) with its
+    effective value (defaults applied), keys sorted as mkosi sorts them."""
     from kosi.config.settings import SETTINGS
 
-    return {setting.name: value_to_json(setting, config[setting.name]) for setting in SETTINGS}
+    document: dict[str, Any] = {"Image": config.image, "Files": [str(f) for f in config.files]}
+    for setting in SETTINGS:
+        if not setting.json:
+            continue
+        if getattr(setting.type, "null_when_unset", False) and not config.is_set(setting.name):
+            document[setting.name] = None
+        else:
+            document[setting.name] = value_to_json(setting, config[setting.name])
+    return dict(sorted(document.items()))
 
 
 def config_from_json(document: dict[str, Any], *, image: str = "main", directory: Path | None = None,
@@ -43,6 +53,8 @@ def config_from_json(document: dict[str, Any], *, image: str = "main", directory
         raise KosiError("expected a JSON object mapping setting names to values", file=source)
     config = Config(image=image, directory=directory)
     for name, raw in document.items():
+        if name in ("Image", "Files"):  # what was read, not settings
+            continue
         setting = SETTINGS_BY_NAME.get(name)
         if setting is None:
             close = difflib.get_close_matches(name, list(SETTINGS_BY_NAME), n=1)
@@ -63,6 +75,8 @@ def update_from_json(config: Config, document: dict[str, Any], *, source: str | 
     parsed = config_from_json(document, image=config.image, directory=config.directory, source=source)
     updated = config.copy()
     for name in document:
+        if name in ("Image", "Files"):
+            continue
         if name in parsed.values:
             updated.values[name] = parsed.values[name]
         else:

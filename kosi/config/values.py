@@ -159,11 +159,13 @@ class Choice(ValueType):
     metavar = "CHOICE"
 
     def __init__(self, *words: str, aliases: dict[str, str] | None = None, booleans: tuple[str, str] | None = None,
-                 source: Callable[[], Sequence[str]] | None = None):
+                 source: Callable[[], Sequence[str]] | None = None, json_names: dict[str, str] | None = None):
         self.words = words
         #: where the words come from when a registry owns them (Format=, Distribution=); asked on first use
         self.source = source
         self.aliases = aliases or {}
+        #: words written differently in JSON (mkosi prints CompressOutput=gzip as "gz")
+        self.json_names = json_names or {}
         # Some enums also take a boolean, e.g. CompressOutput=yes means the default algorithm.
         self.booleans = booleans
 
@@ -185,9 +187,13 @@ class Choice(ValueType):
         close = difflib.get_close_matches(word, self.choices, n=1)
         raise invalid(setting, text, self.describe(), origin, hint=f"did you mean {close[0]}?" if close else None)
 
+    def to_json(self, value):
+        return self.json_names.get(value, value)
+
     def from_json(self, value):
         if isinstance(value, bool) and self.booleans is not None:
             return self.booleans[0] if value else self.booleans[1]
+        value = {v: k for k, v in self.json_names.items()}.get(value, value)
         if value not in self.choices:
             raise ValueError(f"{value!r} is not {self.describe()}")
         return value
@@ -200,8 +206,9 @@ class Choice(ValueType):
 class Integer(ValueType):
     metavar = "INTEGER"
 
-    def __init__(self, minimum: int | None = None, maximum: int | None = None):
+    def __init__(self, minimum: int | None = None, maximum: int | None = None, power_of_two: bool = False):
         self.minimum, self.maximum = minimum, maximum
+        self.power_of_two = power_of_two
 
     def parse(self, setting, text, origin):
         try:
@@ -209,6 +216,8 @@ class Integer(ValueType):
         except ValueError:
             raise invalid(setting, text, self.describe(), origin) from None
         if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            raise invalid(setting, text, self.describe(), origin)
+        if self.power_of_two and value & (value - 1):
             raise invalid(setting, text, self.describe(), origin)
         return value
 
@@ -218,6 +227,8 @@ class Integer(ValueType):
         return value
 
     def describe(self):
+        if self.power_of_two:
+            return f"a power of two between {self.minimum} and {self.maximum}"
         if self.minimum is not None and self.maximum is not None:
             return f"an integer between {self.minimum} and {self.maximum}"
         if self.minimum is not None:
@@ -229,15 +240,21 @@ SIZE_SUFFIXES = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024
 
 
 class Size(ValueType):
-    """A size in bytes, with optional K/M/G/T suffixes (powers of 1024)."""
+    """A size in bytes, with optional K/M/G/T suffixes (powers of 1024) and a fraction (1.5G);
+    rounded up to a multiple of 4096, as mkosi does."""
 
     metavar = "SIZE"
+    ALIGNMENT = 4096
 
     def parse(self, setting, text, origin):
-        match = re.fullmatch(r"\s*(\d+)\s*([KMGTB]?)(?:i?B)?\s*", text, re.IGNORECASE)
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTB]?)(?:i?B)?\s*", text, re.IGNORECASE)
         if not match:
             raise invalid(setting, text, self.describe(), origin)
-        return int(match.group(1)) * SIZE_SUFFIXES[match.group(2).upper()]
+        from fractions import Fraction
+
+        size = Fraction(match.group(1)) * SIZE_SUFFIXES[match.group(2).upper()]
+        blocks = -(-size // self.ALIGNMENT)  # ceil
+        return int(blocks) * self.ALIGNMENT
 
     def describe(self):
         return "a size in bytes with an optional K, M, G or T suffix"
@@ -264,8 +281,8 @@ class UUIDOrRandom(ValueType):
 
     def parse(self, setting, text, origin):
         word = text.strip()
-        if word == "random":
-            return "random"
+        if word == "random":  # mkosi picks the UUID while parsing, so the summary shows it
+            return str(uuid.uuid4())
         try:
             return str(uuid.UUID(word))
         except ValueError:
@@ -352,8 +369,13 @@ class ListOf(ValueType):
 
     is_list = True
 
-    def __init__(self, item: ValueType, separators: str = r"[,\s]+", unique: bool = False, shell: bool = False):
+    def __init__(self, item: ValueType, separators: str = r"[,\s]+", unique: bool = False, shell: bool = False,
+                 sort: Any = None, null_when_unset: bool = False):
         self.item = item
+        #: a sort key: printed sorted by it, as mkosi prints package lists
+        self.sort = sort
+        #: printed as null rather than [] while nothing assigns it (mkosi's ProxyExclude=)
+        self.null_when_unset = null_when_unset
         self.separators = separators
         self.unique = unique
         #: split like a shell would (QemuArgs=, UnitProperties=): quotes keep spaces inside one item
@@ -378,7 +400,8 @@ class ListOf(ValueType):
         return [self.item.parse(setting, word, origin) for word in self.split(text)]
 
     def to_json(self, value):
-        return [self.item.to_json(v) for v in value]
+        items = [self.item.to_json(v) for v in value]
+        return sorted(items, key=self.sort) if self.sort else items
 
     def from_json(self, value):
         return [self.item.from_json(v) for v in value]
@@ -411,9 +434,8 @@ class Assignments(ValueType):
                 raise invalid(setting, word, "NAME=VALUE assignments with a valid variable name", origin)
             if sep:
                 result[key] = value
-            elif self.passthrough:
-                if key in os.environ:
-                    result[key] = os.environ[key]
+            elif self.passthrough:  # the caller's value; empty when it has none, as mkosi
+                result[key] = os.environ.get(key, "")
             else:
                 raise invalid(setting, word, "KEY=VALUE pairs", origin)
         return [result]
@@ -436,6 +458,51 @@ class Assignments(ValueType):
         if not self.passthrough:
             return "space-separated KEY=VALUE assignments"
         return "space-separated NAME=VALUE assignments or variable names"
+
+
+class ImagePath(String):
+    """An absolute path inside the image (Splash=)."""
+
+    metavar = "PATH"
+
+    def parse(self, setting, text, origin):
+        word = text.strip()
+        if not word.startswith("/"):
+            raise invalid(setting, text, self.describe(), origin)
+        return word
+
+    def describe(self):
+        return "an absolute path inside the image"
+
+
+class Regex(String):
+    """A regular expression (KernelModulesExclude=, FirmwareExclude=): kept with a `re:` prefix,
+    the form KernelModules= and FirmwareFiles= take regular expressions in, as mkosi prints it."""
+
+    metavar = "REGEX"
+
+    def parse(self, setting, text, origin):
+        return f"re:{text.strip()}"
+
+    def describe(self):
+        return "a regular expression"
+
+
+class Password(String):
+    """RootPassword=: a password, or a hash when written `hashed:HASH`. JSON: [TEXT, IS_HASHED]."""
+
+    metavar = "PASSWORD"
+
+    def to_json(self, value):
+        if value.startswith("hashed:"):
+            return [value.removeprefix("hashed:"), True]
+        return [value, False]
+
+    def from_json(self, value):
+        if isinstance(value, list):
+            text, hashed = value
+            return f"hashed:{text}" if hashed else text
+        return value
 
 
 class Version(String):
@@ -471,9 +538,12 @@ class FileName(String):
 class IntegerOrWords(Integer):
     """An integer in a range, or one of a few words (VSockCID= takes hash or auto)."""
 
-    def __init__(self, *words: str, minimum: int | None = None, maximum: int | None = None):
+    def __init__(self, *words: str, minimum: int | None = None, maximum: int | None = None,
+                 json_numbers: dict[str, int] | None = None):
         super().__init__(minimum, maximum)
         self.choices = words
+        #: how each word is written in JSON (mkosi prints VSockCID=auto as -1, hash as -2)
+        self.json_numbers = json_numbers or {}
 
     def parse(self, setting, text, origin):
         word = text.strip()
@@ -481,7 +551,13 @@ class IntegerOrWords(Integer):
             return word
         return super().parse(setting, text, origin)
 
+    def to_json(self, value):
+        return self.json_numbers.get(value, value) if isinstance(value, str) else value
+
     def from_json(self, value):
+        words = {number: word for word, number in self.json_numbers.items()}
+        if not isinstance(value, bool) and value in words:
+            return words[value]
         return value if value in self.choices else super().from_json(value)
 
     def describe(self):
@@ -623,6 +699,25 @@ class DriveValue(ValueType):
         return "ID:SIZE[:DIRECTORY[:OPTIONS[:FILE-ID[:FLAGS]]]] with a size such as 10G"
 
 
+class Credential(tuple):
+    """One credential: a (NAME, VALUE) pair that also remembers the file it was read from."""
+
+    path: Path | None
+
+    def __new__(cls, name: str, value: str, path: Path | None = None) -> "Credential":
+        self = super().__new__(cls, (name, value))
+        self.path = path
+        return self
+
+    @property
+    def name(self) -> str:
+        return self[0]
+
+    @property
+    def value(self) -> str:
+        return self[1]
+
+
 class CredentialsValue(ValueType):
     """Credentials=: `NAME=VALUE` words, or files and directories whose files become credentials
     named after them (an executable file's output is the value). Files are read when parsed, so
@@ -636,26 +731,36 @@ class CredentialsValue(ValueType):
         for word in text.split():
             name, sep, value = word.partition("=")
             if sep and name and "/" not in name:
-                pairs.append((name, value))
+                pairs.append(Credential(name, value))
                 continue
             path = Path(normalise(origin.directory / Path(word).expanduser()))
             if path.is_dir():
-                pairs += [(f.name, read_credential(setting, f, origin)) for f in sorted(path.iterdir()) if f.is_file()]
+                pairs += [Credential(f.name, read_credential(setting, f, origin), f)
+                          for f in sorted(path.iterdir()) if f.is_file()]
             elif path.is_file():
-                pairs.append((path.name, read_credential(setting, path, origin)))
+                pairs.append(Credential(path.name, read_credential(setting, path, origin), path))
             else:
                 raise invalid(setting, word, "NAME=VALUE or an existing file or directory", origin)
         return pairs
 
     def to_json(self, value):
-        return dict(value)
+        # As mkosi: one object per credential, the file's path instead of its value when read from one.
+        return [{"Name": c[0], "Path": str(getattr(c, "path", None) or "") or None,
+                 "Value": None if getattr(c, "path", None) else c[1]} for c in value]
 
     def from_json(self, value):
-        if value == []:
-            return []
-        if not isinstance(value, dict):
-            raise ValueError("expected an object of NAME: VALUE strings")
-        return [(str(k), str(v)) for k, v in value.items()]
+        if isinstance(value, dict):  # the older shape, NAME: VALUE
+            return [Credential(str(k), str(v)) for k, v in value.items()]
+        if not isinstance(value, list):
+            raise ValueError("expected a list of {Name, Path, Value} objects")
+        result = []
+        for item in value:
+            path = Path(item["Path"]) if item.get("Path") else None
+            text = item.get("Value")
+            if text is None and path is not None:
+                text = path.read_bytes().decode(errors="surrogateescape")
+            result.append(Credential(str(item["Name"]), str(text or ""), path))
+        return result
 
     def describe(self):
         return "space-separated NAME=VALUE pairs or paths to credential files"

@@ -49,7 +49,7 @@ def configured_credentials(config: Config) -> dict[str, bytes]:
     local = Path(config.directory) / "mkosi.credentials"
     if local.is_dir():
         result.update(credentials_from_path(local))
-    result.update({name: credential_bytes(value) for name, value in config.credentials})
+    result.update({c[0]: credential_bytes(c[1]) for c in config.credentials})
     return result
 
 

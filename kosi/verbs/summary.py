@@ -106,8 +106,8 @@ def render_json(project: Project) -> dict[str, Any]:
 
     tools = tools_config(project)
     return {
-        "Tools": None if tools is None else config_to_json(tools),
         "Images": [config_to_json(config) for config in project.images],
+        "Tools": None if tools is None else config_to_json(tools),
     }
 
 

@@ -134,13 +134,19 @@ def is_uuid(value: Any) -> bool:
 
 
 def neutralise_random(case: Case, mkosi: Any, kosi: Any) -> None:
-    """Seed= defaults to a fresh random UUID on every run of either tool: when the case does not
-    set it, both documents only have to hold a UUID there."""
-    if case.mentions("seed") or not isinstance(mkosi, dict) or not isinstance(kosi, dict):
+    """Seed= defaults to a random UUID, and Seed=random or MachineId=random are a random UUID
+    too, drawn anew by every run of either tool: where mkosi's value is such a UUID (one the case
+    does not spell out), kosi's only has to be a UUID as well."""
+    if not isinstance(mkosi, dict) or not isinstance(kosi, dict):
         return
+    text = (b"\n".join(case.files.values()).decode(errors="replace") + " ".join(case.args)).lower()
     for ours, theirs in zip(kosi.get("Images") or [], mkosi.get("Images") or [], strict=False):
-        if is_uuid(ours.get("Seed")) and is_uuid(theirs.get("Seed")):
-            ours["Seed"] = theirs["Seed"] = "<random uuid>"
+        for key in RANDOM_KEYS:
+            if is_uuid(theirs.get(key)) and is_uuid(ours.get(key)) and theirs[key].lower() not in text:
+                ours[key] = theirs[key] = "<random uuid>"
+
+
+RANDOM_KEYS = ("Seed", "MachineId")
 
 
 def differences(expected: Any, actual: Any, path: str = "") -> list[tuple[str, Any, Any]]:

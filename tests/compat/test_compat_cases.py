@@ -8,7 +8,7 @@ from pathlib import Path
 
 import harness
 import pytest
-from deviations import DEVIATIONS, PENDING_CASES, PENDING_KEYS
+from deviations import DEVIATIONS, GENERATED_EXCLUSIONS, KOSI_ONLY_SETTINGS, PENDING_CASES, PENDING_KEYS
 
 COMPATIBILITY_DOC = harness.REPO / "docs/compatibility.md"
 
@@ -46,3 +46,5 @@ def test_deviations_are_documented() -> None:
         assert name in names, f"deviations.py names {name}, which is no case"
         assert deviation.doc in headings, f"{name}: docs/compatibility.md has no heading {deviation.doc!r}"
         assert deviation.keys, f"{name}: a deviation lists the keys that differ"
+    for name, heading in [*KOSI_ONLY_SETTINGS.items(), *((n, h) for n, (_, h) in GENERATED_EXCLUSIONS.items())]:
+        assert heading in headings, f"{name}: docs/compatibility.md has no heading {heading!r}"

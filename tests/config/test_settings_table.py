@@ -77,10 +77,20 @@ def test_every_manual_setting_is_in_the_table_with_its_section_and_flags():
         assert (setting.long, setting.short) == (long, short), name
 
 
+#: Settings mkosi 27.1 has (its --help and --json summary show them) that the manual does not
+#: document; tests/compat compares them with mkosi.
+BEYOND_MANUAL = {
+    "DelegateRanges", "DiskType", "ElTorito", "ElToritoPublisher", "ElToritoSystem", "ElToritoVolume",
+    "FirmwareExclude", "ForeignUIDRange", "KernelModulesExclude", "KernelModulesIncludeHost",
+    "KernelModulesInitrdExclude", "KernelModulesInitrdIncludeHost", "MakeScriptsExecutable", "OciAnnotations",
+    "OciLabels", "OutputSize", "SignInitrdPCRs", "ToolsTreeSnapshot",
+}  # fmt: skip
+
+
 def test_table_has_nothing_the_manual_does_not_document():
     documented = {name for section, name in manual_settings() if section != "UKIProfile"}
-    assert sorted(s.name for s in SETTINGS if s.name not in documented) == []
-    assert len(documented) == len(SETTINGS)
+    assert sorted(s.name for s in SETTINGS if s.name not in documented | BEYOND_MANUAL) == []
+    assert len(documented) + len(BEYOND_MANUAL) == len(SETTINGS)
 
 
 def test_names_flags_and_dests_are_unique():
@@ -108,7 +118,7 @@ def test_scopes_match_the_manual_lists(paragraph, scope):
     listed = set(manual_list(paragraph))
     if scope == Scope.main_only:
         listed.discard("Every setting in the [Runtime] section")
-        listed |= {s.name for s in SETTINGS if s.section == "Runtime"}
+        listed |= {s.name for s in SETTINGS if s.section == "Runtime" and s.name not in BEYOND_MANUAL}
     assert len(listed) > 8
     # Where mkosi 27.1 (the oracle: a subimage refuses or inherits the setting, the tools tree
     # shares it or not) disagrees with the manual's lists, mkosi wins.
@@ -116,7 +126,7 @@ def test_scopes_match_the_manual_lists(paragraph, scope):
         listed.discard(name)
         if mkosi_scope == scope:
             listed.add(name)
-    assert {s.name for s in SETTINGS if s.scope == scope} == listed
+    assert {s.name for s in SETTINGS if s.scope == scope and s.name not in BEYOND_MANUAL} == listed
 
 
 def test_matcher_table():
@@ -194,7 +204,7 @@ def test_read_paths_and_secrets():
 def test_every_setting_serialises_its_default_and_round_trips():
     config = Config(image="main", directory=Path("/srv/project"))
     document = json.loads(json.dumps(config_to_json(config)))
-    assert list(document) == [s.name for s in SETTINGS]
+    assert list(document) == sorted({"Image", "Files"} | {s.name for s in SETTINGS if s.json})
     back = config_from_json(document)
     assert config_to_json(back) == document
 
@@ -216,10 +226,11 @@ def test_distribution_and_architecture_follow_the_host_release_is_recent():
     config = Config()
     assert config["Distribution"] == host
     assert config["Architecture"] == architecture.host()
-    # The release is the distribution's recent one (Debian: current stable), even on an older host.
-    assert Config({"Distribution": "debian"})["Release"] == "trixie"
-    for other in ("fedora", "ubuntu", "arch"):
-        assert Config({"Distribution": other})["Release"] == distributions.get(other).default_release
+    # As mkosi 27.1: the host's release when the host runs the distribution, else a recent one.
+    host_release = defaults.host_distribution()[1]
+    for other in ("debian", "fedora", "ubuntu", "arch"):
+        expected = host_release if other == host else distributions.get(other).default_release
+        assert Config({"Distribution": other})["Release"] == expected
 
 
 @pytest.mark.parametrize(
@@ -235,8 +246,8 @@ def test_output_name(values, image, output):
 @pytest.mark.parametrize(
     "fmt, extension, compression",
     [("disk", "raw", "none"), ("tar", "tar", "zstd"), ("cpio", "cpio", "zstd"), ("uki", "efi", "zstd"),
-     ("esp", "raw", "zstd"), ("oci", None, "gzip"), ("directory", None, "none"), ("sysext", "raw", "none"),
-     ("addon", "efi", "zstd"), ("none", None, "none")],
+     ("esp", "raw", "zstd"), ("oci", "", "gzip"), ("directory", "", "none"), ("sysext", "raw", "none"),
+     ("addon", "efi", "zstd"), ("none", "", "none")],
 )  # fmt: skip
 def test_extension_and_compression_follow_the_format(fmt, extension, compression):
     config = Config({"Format": fmt, "Distribution": "debian"})
@@ -266,8 +277,7 @@ def test_constant_defaults():
     config = Config()
     assert config.cache_key == "&d~&r~&a~&I" and config.build_key == "&d~&r~&a"
     assert config.bootable is Feature.auto and config.format == "disk"
-    assert config.cpus == 2 and config.ram == 2 * 1024**3 and config.max_mem == 2 * 1024**3
-    assert Config({"RAM": 4096})["MaxMem"] == 4096
+    assert config.cpus == 1 and config.ram == 2 * 1024**3 and config.max_mem is None  # qemu: RAM=
     assert config.with_docs is True and config.with_tests is True and config.vsock_cid == "auto"
     assert config.mirror is None  # the distribution's own; defaults.mirror() names it
     assert defaults.mirror(Config({"Distribution": "ubuntu", "Architecture": "arm64"})) == "http://ports.ubuntu.com"

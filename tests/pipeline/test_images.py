@@ -45,7 +45,7 @@ def project(directory: Path, conf: str) -> Path:
     (directory / "mkosi.output").mkdir(parents=True, exist_ok=True)
     (directory / "ws").mkdir(exist_ok=True)
     (directory / "mkosi.conf").write_text(
-        "[Distribution]\nDistribution=debian\n\n"
+        "[Distribution]\nDistribution=debian\nRelease=trixie\n\n"
         f"[Build]\nWorkspaceDirectory={directory / 'ws'}\nPackageCacheDirectory={PKGCACHE}\n"
         f"CacheDirectory={directory / 'cache'}\n\n" + conf)
     return directory
