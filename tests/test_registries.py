@@ -35,7 +35,7 @@ def test_every_mkosi_format_and_distribution_is_registered_and_the_table_offers_
 def test_format_facts_drive_the_defaults():
     assert Config({"Format": "disk"}).output_extension == "raw"
     assert Config({"Format": "uki"}).output_extension == "efi"
-    assert Config({"Format": "directory"}).output_extension is None
+    assert Config({"Format": "directory"}).output_extension == ""  # mkosi prints "" too
     assert Config({"Format": "tar", "Distribution": "debian"})["CompressOutput"] == "zstd"
     assert Config({"Format": "disk", "Distribution": "debian"})["CompressOutput"] == "none"
     assert Config({"Format": "oci", "Distribution": "debian"})["CompressOutput"] == "gzip"

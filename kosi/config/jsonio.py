@@ -33,7 +33,7 @@ def config_to_json(config: Config) -> dict[str, Any]:
     for setting in SETTINGS:
         if not setting.json:
             continue
-        if getattr(setting.type, "null_when_unset", False) and not config.is_set(setting.name):
+        if getattr(setting.type, "null_when_unset", False) and config.image == "main" and not config.is_set(setting.name):
             document[setting.name] = None
         else:
             document[setting.name] = value_to_json(setting, config[setting.name])

@@ -434,7 +434,9 @@ def include_from_cli(loader: Loader, assignments: list[tuple[Setting, str]], cwd
     for setting, text in assignments:
         if setting.name == "Include" and text.strip():
             for target in loader._include_targets(text, Origin(directory=cwd)):
+                before = len(loader.state.files)
                 loader.include_target(target)
+                del loader.state.files[before:]  # mkosi 27.1 does not list them among the files read
 
 
 def load_main(args: Any, cwd: Path | None = None) -> tuple[ImageState, Path | None]:

@@ -57,6 +57,12 @@ class Tree:
     def to_json(self) -> dict[str, Any]:
         return {"Source": str(self.source), "Target": self.target}
 
+    def target_under(self, base: str) -> str:
+        """The absolute target: a relative one (or none) is below `base`."""
+        import os.path
+
+        return os.path.normpath(os.path.join(base, self.target or ""))
+
 
 TRUE_WORDS = {"1", "yes", "y", "true", "t", "on", "enable", "enabled"}
 FALSE_WORDS = {"0", "no", "n", "false", "f", "off", "disable", "disabled"}
@@ -335,13 +341,15 @@ def normalise(path: Path) -> str:
 
 
 class TreeValue(PathValue):
-    """`source[:target]`; the target is always absolute inside the image."""
+    """`source[:target]`. The target is absolute inside the image, or (`relative_targets`, as
+    mkosi 27.1 allows for BuildSources= and RuntimeTrees=) kept relative to where the trees are
+    mounted, which the code mounting them knows (`Tree.target_under`)."""
 
     metavar = "SOURCE[:TARGET]"
 
-    def __init__(self, required: bool = True, relative_target_base: str | None = None):
+    def __init__(self, required: bool = True, relative_targets: bool = False):
         super().__init__(required=required)
-        self.relative_target_base = relative_target_base
+        self.relative_targets = relative_targets
 
     def parse(self, setting, text, origin):
         source, sep, target = text.partition(":")
@@ -349,8 +357,10 @@ class TreeValue(PathValue):
         if not sep or not target:
             return Tree(path, None)
         if not target.startswith("/"):
-            target = (self.relative_target_base or "") + "/" + target
-        return Tree(path, normalise(Path(target)) if target.startswith("/") else target)
+            if not self.relative_targets:
+                raise invalid(setting, text, "an absolute target path after ':'", origin)
+            return Tree(path, target)
+        return Tree(path, normalise(Path(target)))
 
     def from_json(self, value):
         return None if value is None else Tree(Path(value["Source"]), value.get("Target"))

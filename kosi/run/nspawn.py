@@ -21,8 +21,8 @@ from kosi.run.registration import registration_args
 
 
 def runtime_tree_binds(config: Config) -> list[str]:
-    """RuntimeTrees=: the table already made relative targets absolute under /root/src."""
-    return [f"--bind={tree.source}:{tree.target or '/root/src'}" for tree in config.runtime_trees]
+    """RuntimeTrees=: relative targets (and none) are below /root/src."""
+    return [f"--bind={tree.source}:{tree.target_under('/root/src')}" for tree in config.runtime_trees]
 
 
 def network_args(config: Config) -> list[str]:

@@ -63,7 +63,7 @@ def runtime_shares(config: Config, user: BoundUser | None = None) -> list[Share]
     """Everything the VM gets mounted, tagged in order (kosi-0, kosi-1, ...)."""
     wanted: list[tuple[Path, str, str]] = []
     for tree in config.runtime_trees:
-        wanted.append((Path(tree.source), tree.target or "/root/src", "RuntimeTrees"))
+        wanted.append((Path(tree.source), tree.target_under("/root/src"), "RuntimeTrees"))
     if config.bind_user and user is not None:
         wanted.append((user.home, str(user.home), "BindUser"))
     if config.runtime_build_sources:

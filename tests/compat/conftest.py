@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import harness
 import oracle
 import pytest
@@ -11,6 +13,25 @@ import pytest
 def mkosi_tool() -> tuple[list[str], dict[str, str]]:
     """The command line and environment running mkosi 27.1 (fetched from Debian sid when missing)."""
     return oracle.mkosi_command(oracle.ensure_oracle())
+
+
+@pytest.fixture(scope="session")
+def case_outcomes(request, mkosi_tool, tmp_path_factory) -> dict[str, "harness.Outcome"]:
+    """The outcome of every selected case, run a few at a time (each case runs two processes
+    that mostly wait to start up, so this is what keeps hundreds of cases within minutes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    selected = [item.callspec.params["directory"] for item in request.session.items
+                if getattr(item, "callspec", None) and "directory" in item.callspec.params]
+    base = tmp_path_factory.mktemp("cases")
+
+    def run(index_directory):
+        index, directory = index_directory
+        case = harness.Case.load(directory)
+        return case.name, harness.compare(case, base / str(index), mkosi_tool)
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        return dict(pool.map(run, enumerate(selected)))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
