@@ -153,7 +153,7 @@ def parse_command_line(argv: list[str]) -> Args:
             args.assignments.append((setting, value or ""))
             return
         if isinstance(target, Setting):
-            if shown in ONE_ITEM_OPTIONS and value and len(target.type.split(value)) > 1:
+            if shown in ONE_ITEM_OPTIONS and value and len(value.replace(",", " ").split()) > 1:
                 raise KosiError(f"{shown}: invalid value {value!r}, give one profile per {shown}")
             if value is None:
                 # A bare short flag may mean something else than "yes" (-T turns tests off).

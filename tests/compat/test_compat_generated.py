@@ -74,7 +74,7 @@ def configurations(draw) -> harness.Case:
     args: list[str] = []
     for setting, strategy in chosen:
         excluded = GENERATED_EXCLUSIONS.get(setting.name, (frozenset(), ""))[0]
-        text = draw(strategy.filter(lambda t: t not in excluded))
+        text = draw(strategy.filter(lambda t, excluded=excluded: t not in excluded))
         on_command_line = setting.long is not None and "\n" not in text and draw(st.booleans())
         if on_command_line:
             args.append(f"{setting.long}={text}")
