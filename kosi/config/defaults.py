@@ -7,6 +7,8 @@ other settings through the Config (config["Distribution"]) and see their default
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kosi import architecture as architectures
