@@ -10,6 +10,7 @@ packages=(
     mmdebstrap busybox-static strace zsh fish groff-base man-db udev
     device-tree-compiler python3-pip cryptsetup-bin
     pacman-package-manager archlinux-keyring makepkg libarchive-tools
+    zypper rpm createrepo-c
 )
 
 sudo=""

@@ -9,24 +9,6 @@ from __future__ import annotations
 from kosi.distributions.base import Distribution
 
 
-class OpenSUSE(Distribution):
-    name = "opensuse"
-    pretty_name = "openSUSE"
-    default_release = "tumbleweed"
-    package_manager = "zypper"
-    filesystem = "btrfs"
-    mirrors = {"*": "http://download.opensuse.org"}
-    tools_tree_distribution = "opensuse"
-    foreign_tools_packages = ("zypper", "rpm", "createrepo-c")
-    initrd_packages = ("systemd", "udev", "util-linux", "kmod", "e2fsprogs", "dosfstools", "btrfsprogs", "xfsprogs",
-                       "cryptsetup", "device-mapper")  # fmt: skip
-    initrd_profile_packages = {
-        "lvm": ("lvm2",), "network": ("iproute2",), "raid": ("mdadm",), "nfs": ("nfs-client",),
-        "pkcs11": ("opensc",), "plymouth": ("plymouth",),
-    }  # fmt: skip
-    os_release_ids = ("opensuse-tumbleweed", "opensuse-leap", "opensuse")
-
-
 class PostmarketOS(Distribution):
     name = "postmarketos"
     pretty_name = "postmarketOS"

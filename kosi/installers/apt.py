@@ -481,7 +481,7 @@ class Apt(PackageManager):
             _remove(root / sub)
         for pattern in ("var/cache/debconf/*-old", "var/lib/dpkg/*-old", "etc/*-"):
             for path in root.glob(pattern):
-                _remove(path)
+                local_repository.remove_path(path)
         # /etc/machine-id is the MachineId step's (MachineId=, else "uninitialized"), as with
         # mkosi 27.1: a configured machine ID survives the reproducibility clean-up.
         # The apt lists' mtimes come from the mirror; apt's "extended_states" is content only.

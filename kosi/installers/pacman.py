@@ -104,9 +104,7 @@ class Pacman(PackageManager):
         for sub in ("pkg", "db/sync"):
             (self.cache_dir(context) / sub).mkdir(parents=True, exist_ok=True)
 
-        directories = [Path(p) for p in [*(config["PackageDirectories"] or ()), *(config["VolatilePackageDirectories"] or ())]]
-        if not directories and (Path(config.directory) / "mkosi.packages").is_dir():
-            directories.append(Path(config.directory) / "mkosi.packages")
+        directories = local_repository.package_directories(config)
         local_repository.populate(context.repository, directories, match=is_package)
         self._index_local_repository(context)
         self.config_file(context).write_text(self.pacman_conf(context))
@@ -390,11 +388,11 @@ class Pacman(PackageManager):
         if mode == Feature.enabled or not (root / "usr/bin/pacman").exists():
             context.state.installer.manifest = installed_packages(root)  # the manifest needs them later
             for sub in ("var/lib/pacman", "var/cache/pacman", "var/log/pacman.log"):
-                _remove(root / sub)
+                local_repository.remove_path(root / sub)
 
     def normalise_for_reproducibility(self, context: Context) -> None:
         for sub in UNREPRODUCIBLE:
-            _remove(context.root / sub)
+            local_repository.remove_path(context.root / sub)
 
     def wrappers(self, context: Context) -> dict[str, list[str]]:
         env = ["env", *(f"{k}={v}" for k, v in self.environment(context).items())]
@@ -434,10 +432,3 @@ def installed_packages(root: Path) -> list[dict]:
                          "architecture": one.get("ARCH", ""), "size": int(one.get("SIZE") or 0),
                          "source": one.get("BASE") or one.get("NAME", "")})
     return sorted(packages, key=lambda p: p["name"])
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        path.unlink()

@@ -18,6 +18,22 @@ from kosi.errors import KosiError
 from kosi.sandbox import Mount, run, sandbox_command
 
 
+def package_directories(config) -> list[Path]:
+    """PackageDirectories= and VolatilePackageDirectories=, or the project's mkosi.packages/ without them."""
+    directories = [Path(p) for p in [*(config["PackageDirectories"] or ()), *(config["VolatilePackageDirectories"] or ())]]
+    if not directories and (Path(config.directory) / "mkosi.packages").is_dir():
+        directories.append(Path(config.directory) / "mkosi.packages")
+    return directories
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, symlink or directory tree from an image, if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
 def populate(repository: Path, directories: Iterable[Path], match: Callable[[Path], bool] | None = None) -> None:
     """Copy (hard-link where possible) the .deb files (or the files `match` picks: .rpm, .pkg.tar.zst)
     of `directories` into the repository."""

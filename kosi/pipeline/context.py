@@ -23,6 +23,7 @@ class InstallerState:
     essential_reused: bool | None = None  # the cached essential set was reused (None: not bootstrapped)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, for --debug and benchmarks
     keyring_ready: bool = False  # the private keyring (pacman's GPGDir) is set up
+    rpm_backend: str | None = None  # the rpm database backend the image gets (zypper: ndb or sqlite)
     #: the installed packages, recorded before CleanPackageMetadata= removed the database (for the manifest)
     manifest: list[dict[str, Any]] | None = None
 

@@ -1,0 +1,158 @@
+"""openSUSE Tumbleweed and Leap: their rpm-md repositories.
+
+Layouts below Mirror= (download.opensuse.org by default):
+
+    tumbleweed/repo/oss, tumbleweed/repo/non-oss, update/tumbleweed   Tumbleweed (x86-64)
+    ports/<arch>/tumbleweed/repo/oss                                  Tumbleweed, other architectures
+    history/<YYYYMMDD>/tumbleweed/repo/oss                            Tumbleweed at Snapshot=
+    distribution/leap/<release>/repo/{oss,non-oss}, update/leap/<release>/{oss,non-oss}   Leap
+
+Repositories=debug and Repositories=source add the debuginfo and source repositories.
+Installing is kosi/installers/zypper.py's job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+from kosi.config.model import Config
+from kosi.distributions.base import Distribution
+from kosi.errors import KosiError
+
+#: kosi's Architecture= names -> rpm's
+RPM_ARCHITECTURES = {"x86-64": "x86_64", "arm64": "aarch64", "ppc64-le": "ppc64le", "s390x": "s390x",
+                     "riscv64": "riscv64", "x86": "i586", "arm": "armv7hl"}
+SNAPSHOT_ID = re.compile(r"\d{8}")
+KEY_DIRECTORY = "/usr/share/distribution-gpg-keys/opensuse"
+
+
+@dataclass(frozen=True)
+class RpmRepository:
+    """One section of a zypper .repo file."""
+
+    id: str
+    url: str
+    gpgkeys: tuple[str, ...] = ()  # key files (absolute paths) the repository's metadata is signed with
+    enabled: bool = True
+    check: bool = True  # gpgcheck / repo_gpgcheck
+
+    def section(self, *, priority: int | None = None) -> str:
+        lines = [f"[{self.id}]", f"name={self.id}", f"baseurl={self.url}", f"enabled={int(self.enabled)}",
+                 "autorefresh=0", "keeppackages=1", f"gpgcheck={int(self.check)}",
+                 f"repo_gpgcheck={int(self.check)}", f"pkg_gpgcheck={int(self.check)}"]
+        if self.check and self.gpgkeys:
+            lines.append("gpgkey=" + " ".join(f"file://{key}" for key in self.gpgkeys))
+        if priority is not None:
+            lines.append(f"priority={priority}")
+        return "\n".join(lines) + "\n"
+
+
+def rpm_architecture(config: Config) -> str:
+    try:
+        return RPM_ARCHITECTURES[config.architecture]
+    except KeyError:
+        raise KosiError(f"Architecture={config.architecture} is not supported by openSUSE "
+                        f"(supported: {', '.join(RPM_ARCHITECTURES)})") from None
+
+
+class OpenSUSE(Distribution):
+    name = "opensuse"
+    pretty_name = "openSUSE"
+    default_release = "tumbleweed"
+    package_manager = "zypper"
+    installer = "zypper"
+    filesystem = "btrfs"
+    mirrors = {"*": "http://download.opensuse.org"}
+    tools_tree_distribution = "opensuse"
+    foreign_tools_packages = ("zypper", "rpm", "createrepo-c")
+    initrd_packages = ("systemd", "udev", "util-linux", "kmod", "e2fsprogs", "dosfstools", "btrfsprogs", "xfsprogs",
+                       "cryptsetup", "device-mapper")  # fmt: skip
+    initrd_profile_packages = {
+        "lvm": ("lvm2",), "network": ("iproute2",), "raid": ("mdadm",), "nfs": ("nfs-client",),
+        "pkcs11": ("opensc",), "plymouth": ("plymouth",),
+    }  # fmt: skip
+    os_release_ids = ("opensuse-tumbleweed", "opensuse-leap", "opensuse")
+    kernel_packages: ClassVar[tuple[str, ...]] = ("kernel-default",)
+
+    @classmethod
+    def release(cls, config: Config) -> str:
+        return config.release or cls.default_release
+
+    @classmethod
+    def tumbleweed(cls, config: Config) -> bool:
+        return cls.release(config) == "tumbleweed"
+
+    @classmethod
+    def keys(cls, config: Config) -> tuple[str, ...]:
+        """The key files (distribution-gpg-keys' names) the release's repositories are signed with."""
+        if cls.tumbleweed(config):
+            return (f"{KEY_DIRECTORY}/RPM-GPG-KEY-openSUSE-Tumbleweed", f"{KEY_DIRECTORY}/RPM-GPG-KEY-openSUSE")
+        return (f"{KEY_DIRECTORY}/RPM-GPG-KEY-openSUSE",)
+
+    @classmethod
+    def snapshot(cls, config: Config) -> str | None:
+        snapshot = config.snapshot
+        if snapshot and not SNAPSHOT_ID.fullmatch(snapshot):
+            raise KosiError(f"Snapshot={snapshot}: openSUSE Tumbleweed snapshots are days, like 20250131 "
+                            "(`kosi latest-snapshot` prints the newest)")
+        if snapshot and not cls.tumbleweed(config):
+            raise KosiError(f"Snapshot=: openSUSE Leap {cls.release(config)} has no snapshots (only Tumbleweed)")
+        return snapshot or None
+
+    @classmethod
+    def extra(cls, config: Config) -> set[str]:
+        wanted = {word for entry in config.repositories for word in entry.replace(",", " ").split()}
+        unknown = sorted(wanted - {"debug", "source", "non-oss", "oss", "update"})
+        if unknown:
+            raise KosiError(f"Repositories={unknown[0]}: not an openSUSE repository (known: debug, source)")
+        return wanted
+
+    @classmethod
+    def repositories(cls, config: Config, *, local: bool = True) -> list[RpmRepository]:
+        """The repositories to build from (local=True: LocalMirror= wins) or to put in the image."""
+        check = config.repository_key_check
+        keys = cls.keys(config)
+        snapshot = cls.snapshot(config)
+        if local and config.local_mirror:
+            return [RpmRepository("local-mirror", config.local_mirror.rstrip("/"), keys, check=check)]
+        mirror = (config.mirror or cls.default_mirror(config.architecture) or "").rstrip("/")
+        release, arch = cls.release(config), rpm_architecture(config)
+        extra = cls.extra(config)
+        repos = []
+        if cls.tumbleweed(config):
+            if snapshot:
+                base = f"{mirror}/history/{snapshot}/tumbleweed"
+            elif arch == "x86_64":
+                base = f"{mirror}/tumbleweed"
+            else:
+                base = f"{mirror}/ports/{ {'aarch64': 'aarch64', 'ppc64le': 'ppc', 's390x': 'zsystems'}.get(arch, arch) }/tumbleweed"
+            repos.append(RpmRepository("repo-oss", f"{base}/repo/oss", keys, check=check))
+            if arch == "x86_64":
+                repos.append(RpmRepository("repo-non-oss", f"{base}/repo/non-oss", keys, check=check))
+            if not snapshot and arch == "x86_64":
+                repos.append(RpmRepository("repo-update", f"{mirror}/update/tumbleweed", keys, check=check))
+            if "debug" in extra:
+                repos.append(RpmRepository("repo-debug", f"{base.replace('/tumbleweed', '/debug/tumbleweed', 1)}/repo/oss",
+                                           keys, check=check))
+            if "source" in extra:
+                repos.append(RpmRepository("repo-source", f"{base.replace('/tumbleweed', '/source/tumbleweed', 1)}/repo/oss",
+                                           keys, check=check))
+            return repos
+        if not re.fullmatch(r"\d+\.\d+", release):
+            raise KosiError(f"Release={release}: openSUSE releases are tumbleweed or a Leap version like 15.6")
+        base = f"{mirror}/distribution/leap/{release}/repo"
+        updates = f"{mirror}/update/leap/{release}"
+        repos += [RpmRepository("repo-oss", f"{base}/oss", keys, check=check),
+                  RpmRepository("repo-non-oss", f"{base}/non-oss", keys, check=check),
+                  RpmRepository("repo-update-oss", f"{updates}/oss", keys, check=check),
+                  RpmRepository("repo-update-non-oss", f"{updates}/non-oss", keys, check=check)]
+        if "debug" in extra:
+            repos.append(RpmRepository("repo-debug", f"{mirror}/debug/distribution/leap/{release}/repo/oss", keys,
+                                       check=check))
+        if "source" in extra:
+            repos.append(RpmRepository("repo-source", f"{mirror}/source/distribution/leap/{release}/repo/oss", keys,
+                                       check=check))
+        return repos
+

@@ -1,0 +1,381 @@
+"""zypper backend: openSUSE Tumbleweed and Leap images.
+
+Layout while building:
+
+    <workspace>/zypp/repos.d/                 --reposd-dir: the distribution's repositories, the local
+                                              [mkosi] one and the sandbox trees' etc/zypp/repos.d
+    <workspace>/zypp/zypp.conf                ZYPP_CONF: WithDocs= (rpm.install.excludedocs) and
+                                              WithRecommends= (solver.onlyRequires)
+    <workspace>/zypp/home/.rpmmacros          rpm's database location and backend (HOME points here)
+    <workspace>/zypp/keys/                    the repositories' key files, as gpgkey= names them
+    <workspace>/zypp/sync-root/               an rpm database holding only those keys: zypper
+                                              refreshes against it, so repository metadata is
+                                              checked against exactly the configured keys
+    <package cache>/opensuse~<release>~<arch>/   --cache-dir, seen as /var/cache/zypp in the sandbox:
+                                              raw metadata, solv files and packages (keeppackages)
+
+The rpm database backend: openSUSE's rpm uses ndb, which Debian 12's rpm (4.18) lacks. kosi asks
+the rpm it runs (the tools tree's or the host's) which backends it has, uses ndb when it can and
+sqlite otherwise (openSUSE's rpm reads either), and logs which.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kosi import log
+from kosi.config.model import Config
+from kosi.config.values import Feature
+from kosi.distributions import get as get_distribution
+from kosi.distributions.opensuse import OpenSUSE, RpmRepository, rpm_architecture
+from kosi.errors import KosiError
+from kosi.installers import apt_keys
+from kosi.installers import repository as local_repository
+from kosi.installers.apivfs import in_root
+from kosi.installers.base import PackageManager
+from kosi.installers.base import environment as common_environment
+from kosi.sandbox import Mount, last_error_line, run
+
+if TYPE_CHECKING:
+    from kosi.pipeline.context import Context
+
+CACHE = "/var/cache/zypp"  # where the package cache appears in the sandbox
+DBPATH = "/usr/lib/sysimage/rpm"
+LOCAL_REPOSITORY = "mkosi"
+UNREPRODUCIBLE = ("var/log/zypp", "var/log/zypper.log", "run/zypp.pid", "var/cache/zypp/solv/@System",
+                  "var/cache/ldconfig/aux-cache", "var/lib/systemd/random-seed")
+QUERY_FORMAT = r"%{NAME}\t%{EPOCHNUM}\t%{VERSION}-%{RELEASE}\t%{ARCH}\t%{SIZE}\t%{SOURCERPM}\n"
+
+
+def distribution(config: Config) -> type[OpenSUSE]:
+    cls = get_distribution(str(config["Distribution"]))
+    if not issubclass(cls, OpenSUSE):
+        raise KosiError(f"Distribution={cls.name} does not use zypper")
+    return cls
+
+
+def is_rpm(path: Path) -> bool:
+    return path.name.endswith(".rpm") and not path.name.endswith(".src.rpm")
+
+
+class Zypper(PackageManager):
+    name = "zypper"
+
+    def sources(self, config: Config) -> list[str]:
+        return [f"[{r.id}] {r.url}" for r in distribution(config).repositories(config)]
+
+    # ---- paths -------------------------------------------------------------------------
+
+    @staticmethod
+    def cache_dir(context: Context) -> Path:
+        config = context.config
+        dist = distribution(config)
+        return context.package_cache / f"{dist.name}~{dist.release(config)}~{rpm_architecture(config)}"
+
+    @staticmethod
+    def state_dir(context: Context) -> Path:
+        return context.workspace / "zypp"
+
+    # ---- setup -------------------------------------------------------------------------
+
+    def setup(self, context: Context) -> None:
+        config = context.config
+        state = self.state_dir(context)
+        for sub in ("repos.d", "home", "keys", "sync-root"):
+            (state / sub).mkdir(parents=True, exist_ok=True)
+        self.cache_dir(context).mkdir(parents=True, exist_ok=True)
+        directories = local_repository.package_directories(config)
+        local_repository.populate(context.repository, directories, match=is_rpm)
+        self._write_repositories(context)
+        (state / "zypp.conf").write_text(
+            "[main]\n"
+            f"rpm.install.excludedocs = {'no' if config['WithDocs'] else 'yes'}\n"
+            f"solver.onlyRequires = {'false' if config['WithRecommends'] else 'true'}\n"
+            "download.use_deltarpm = false\n")
+        (state / "home/.rpmmacros").write_text(f"%_dbpath {DBPATH}\n%_db_backend {self.db_backend(context)}\n")
+
+    def keys(self, context: Context) -> list[Path]:
+        """The repositories' key files, copied into the workspace; missing ones are an error naming the file."""
+        if not context.config.repository_key_check:
+            return []
+        found = []
+        for key in distribution(context.config).keys(context.config):
+            path = apt_keys.local_keyring(context, key)
+            if path is None:
+                continue
+            target = self.state_dir(context) / "keys" / Path(key).name
+            shutil.copyfile(path, target)
+            found.append(target)
+        return found
+
+    def check_keys(self, context: Context) -> None:
+        if not context.config.repository_key_check or self.keys(context):
+            return
+        dist = distribution(context.config)
+        key = dist.keys(context.config)[0]
+        where = f"{key} (in the tools tree {context.tools})" if context.tools else key
+        url = dist.repositories(context.config)[0].url
+        raise KosiError(f"key file {where} for repository {url} is missing: install distribution-gpg-keys, put "
+                        "it in mkosi.sandbox/, or use ToolsTree=default (or RepositoryKeyCheck=no)")
+
+    def _write_repositories(self, context: Context) -> None:
+        config = context.config
+        reposd = self.state_dir(context) / "repos.d"
+        for old in reposd.glob("*.repo"):
+            old.unlink()
+        keys = tuple(str(k) for k in self.keys(context))
+        repos = [RpmRepository(r.id, r.url, keys, r.enabled, r.check) for r in distribution(config).repositories(config)]
+        (reposd / f"{distribution(config).name}.repo").write_text("\n".join(r.section() for r in repos))
+        for user in sorted((context.pkgmngr / "etc/zypp/repos.d").glob("*.repo")):
+            shutil.copyfile(user, reposd / user.name)
+        if local_repository.has_packages(context.repository, is_rpm):
+            local = RpmRepository(LOCAL_REPOSITORY, f"file://{context.repository}", check=False)
+            (reposd / f"{LOCAL_REPOSITORY}.repo").write_text(local.section(priority=50))
+
+    def db_backend(self, context: Context) -> str:
+        """ndb when the rpm kosi runs has it (openSUSE's default), else sqlite."""
+        if context.state.installer.rpm_backend:
+            return context.state.installer.rpm_backend
+        result = run(["rpm", "--showrc"], sandbox=in_root(context, context.workspace, apivfs=False, network=False),
+                     stdout=-1, stderr=-1, check=False)
+        match = re.search(r"available backends\s*:\s*(.*)", result.stdout.decode(errors="replace") if result.stdout else "")
+        backends = match.group(1).split() if match else []
+        where = f"the tools tree's rpm ({context.tools})" if context.tools else "the host's rpm"
+        if "ndb" in backends:
+            backend = "ndb"
+            log.info(f"rpm database: ndb, as openSUSE's own ({where} has it)")
+        else:
+            backend = "sqlite"
+            log.info(f"rpm database: sqlite, since {where} has no ndb backend (openSUSE's rpm reads sqlite too)")
+        context.state.installer.rpm_backend = backend
+        return backend
+
+    def _index_local_repository(self, context: Context) -> None:
+        repository = context.repository
+        if not local_repository.has_packages(repository, is_rpm):
+            return
+        fingerprint = local_repository.fingerprint(repository, is_rpm)
+        if context.state.installer.local_fingerprint == fingerprint:
+            return
+        result = run(["createrepo_c", "--quiet", "--update", str(repository)],
+                     sandbox=in_root(context, repository, apivfs=False, network=False), stdout=-1, stderr=-1, check=False)
+        if result.returncode != 0:
+            raise KosiError(f"createrepo_c failed in {repository}: {last_error_line(result.stderr) or result.returncode}")
+        context.state.installer.local_fingerprint = fingerprint
+        context.state.installer.local_synced = False
+        self._write_repositories(context)
+
+    # ---- running zypper and rpm --------------------------------------------------------------
+
+    def environment(self, context: Context) -> dict[str, str]:
+        env = common_environment(context)
+        state = self.state_dir(context)
+        return {**env, "HOME": str(state / "home"), "ZYPP_CONF": str(state / "zypp.conf"), "SYSTEMD_OFFLINE": "1"}
+
+    def sandbox(self, context: Context, root: Path, *, apivfs: bool = True, network: bool = True) -> list[str]:
+        extra = [Mount(self.cache_dir(context), CACHE)]
+        if context.repository.is_dir():
+            extra.append(Mount(context.repository, str(context.repository), "ro-bind"))
+        return in_root(context, root, apivfs=apivfs, network=network, extra=extra)
+
+    def zypper_command(self, context: Context, root: Path) -> list[str]:
+        return ["zypper", "--installroot", str(root), "--reposd-dir", str(self.state_dir(context) / "repos.d"),
+                "--cache-dir", CACHE, "--non-interactive", "--no-color",
+                f"--releasever={distribution(context.config).release(context.config)}"]
+
+    def _run(self, context: Context, cmd: Sequence[str], *, root: Path, apivfs: bool, what: str,
+             network: bool = True) -> str:
+        with open(self.cache_dir(context) / "kosi.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # builds sharing the package cache take turns
+            result = run(cmd, sandbox=self.sandbox(context, root, apivfs=apivfs, network=network),
+                         env=self.environment(context), stdout=-1, stderr=-1, check=False, input="")
+        output = f"{result.stdout or ''}\n{result.stderr or ''}"
+        if log.DEBUG:
+            log.debug(output.rstrip())
+        # zypper: 0 ok, 100-103 informational (updates/patches/restart needed), 106 some repos skipped
+        if result.returncode not in (0, 100, 101, 102, 103) or "Could not refresh the repositories" in output:
+            raise KosiError(self.explain_failure(context, what, output, returncode=result.returncode))
+        context.state.installer.downloaded += len(re.findall(r"^Retrieving: \S+\.rpm", output, re.MULTILINE))
+        return output
+
+    def explain_failure(self, context: Context, what: str, output: str, *, returncode: int | None = None) -> str:
+        config = context.config
+        dist = distribution(config)
+        names = ", ".join(r.id for r in dist.repositories(config))
+        where = f"{dist.name} {dist.release(config)} ({names})"
+        lines = output.splitlines()
+        for line in lines:
+            m = re.search(r"No provider of '([^']+)' found", line)
+            if m:
+                return f"package '{m.group(1)}' not found in {where}"
+        for line in lines:
+            m = re.match(r"(\S+) \(([^)]+)\): Signature verification failed \[(.*)\]", line)
+            if m:
+                return (f"signature check failed for package {m.group(1)} from {m.group(2)}: {m.group(3)} "
+                        "(RepositoryKeyCheck=no skips the check)")
+        repository = None
+        for line in lines:
+            m = re.match(r"\[([^|\]]+)\|([^\]]+)\]", line)
+            if m:
+                repository = m.group(2)
+            if "Signature verification failed for repomd.xml" in line:
+                keys = ", ".join(k for k in dist.keys(config) if apt_keys.local_keyring(context, k)) or "none"
+                return (f"signature check failed for repository {repository or names}: its metadata is not signed "
+                        f"by the configured keys ({keys}; RepositoryKeyCheck=no skips the check)")
+        for i, line in enumerate(lines):
+            m = re.search(r"Download \(curl\) error for '([^']+)'", line)
+            if m:
+                url = m.group(1)
+                following = lines[i + 1:i + 3]
+                reason = next((l.split(":", 1)[1].strip() for l in following if l.startswith("Error message:")),
+                              next((l.split(":", 1)[1].strip() for l in following if l.startswith("Error code:")),
+                                   "download failed"))
+                repo = next((r.url for r in dist.repositories(config) if url.startswith(r.url + "/")), None)
+                return f"cannot fetch from repository {repo}: {reason}" if repo else f"cannot fetch {url}: {reason}"
+        if repository and any("Valid metadata not found at specified URL" in line for line in lines):
+            return f"repository {repository} has no valid metadata (is Mirror= right?)"
+        status = f" with exit status {returncode}" if returncode is not None else ""
+        return f"{what} failed{status}: {last_error_line(output) or 'no output'}"
+
+    # ---- metadata ----------------------------------------------------------------------
+
+    def _import_keys(self, context: Context, root: Path) -> None:
+        """The repository keys into the root's rpm database: zypper trusts those and nothing else
+        (no --gpg-auto-import-keys: a mirror's own repomd.xml.key is never taken on trust)."""
+        keys = self.keys(context)
+        if not keys or (root / DBPATH.lstrip("/")).is_dir():
+            return
+        (root / DBPATH.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        self._run(context, ["rpm", "--root", str(root), "--import", *map(str, keys)], root=root, apivfs=False,
+                  what="rpm --import", network=False)
+
+    def sync(self, context: Context, force: bool = False) -> None:
+        if context.state.installer.synced and not force:
+            return
+        mode = str(context.config["CacheOnly"])
+        if mode in ("always", "metadata"):
+            if not (self.cache_dir(context) / "solv").is_dir():
+                raise KosiError(f"CacheOnly={mode}: no repository metadata in the package cache "
+                                f"{self.cache_dir(context)} (build once with CacheOnly=auto first)")
+            self._index_local_repository(context)
+            context.state.installer.synced = True
+            return
+        self.check_keys(context)
+        self._index_local_repository(context)
+        sync_root = self.state_dir(context) / "sync-root"
+        self._import_keys(context, sync_root)
+        self._run(context, [*self.zypper_command(context, sync_root), "refresh", "--force"], root=sync_root,
+                  apivfs=False, what="zypper refresh")
+        context.state.installer.synced = True
+
+    def latest_snapshot(self, config: Config) -> str:
+        """The newest Tumbleweed snapshot: the version in the mirror's tumbleweed/repo/oss/media.1/media."""
+        import urllib.request
+
+        mirror = (config.mirror or OpenSUSE.default_mirror(config.architecture) or "").rstrip("/")
+        url = f"{mirror}/tumbleweed/repo/oss/media.1/media"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                text = response.read().decode()
+        except OSError as e:
+            raise KosiError(f"cannot read the latest snapshot from {url}: {e}") from None
+        m = re.search(r"Snapshot(\d{8})", text)
+        if not m:
+            raise KosiError(f"{url} names no snapshot")
+        return m.group(1)
+
+    # ---- installing --------------------------------------------------------------------
+
+    def install(self, context: Context, packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True) -> None:
+        root = Path(root or context.root)
+        self.sync(context)
+        self._index_local_repository(context)
+        first = not (root / DBPATH.lstrip("/")).is_dir()
+        self._import_keys(context, root)
+        if first:
+            log.step(f"Bootstrapping {distribution(context.config).pretty_name} {distribution(context.config).release(context.config)}")
+            (root / DBPATH.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            packages = ["filesystem", *packages]
+        if packages:
+            self._zypper(context, root, ["install", "--download-in-advance", *packages], apivfs=apivfs)
+        self._record(context, root)
+
+    def _zypper(self, context: Context, root: Path, args: list[str], *, apivfs: bool) -> str:
+        cmd = [*self.zypper_command(context, root), "--no-refresh", *args]
+        return self._run(context, cmd, root=root, apivfs=apivfs, what=f"zypper {args[0]}")
+
+    def remove(self, context: Context, packages: Sequence[str]) -> None:
+        if packages:
+            self._zypper(context, context.root, ["remove", "--clean-deps", *packages], apivfs=True)
+            self._record(context, context.root)
+
+    def _record(self, context: Context, root: Path) -> None:
+        if root == Path(context.root):
+            context.state.installer.manifest = self.installed_packages(context, root)
+
+    def installed_packages(self, context: Context, root: Path) -> list[dict]:
+        output = self._run(context, ["rpm", "--root", str(root), "-qa", "--qf", QUERY_FORMAT], root=root, apivfs=False,
+                           what="rpm -qa", network=False)
+        packages = []
+        for line in output.splitlines():
+            fields = line.split("\t")
+            if len(fields) != 6 or fields[0] == "gpg-pubkey":
+                continue
+            name, epoch, version, arch, size, source = fields
+            packages.append({"type": "rpm", "name": name, "version": version if epoch in ("", "0") else f"{epoch}:{version}",
+                             "architecture": arch, "size": int(size) if size.isdigit() else 0,
+                             "source": source.removesuffix(".src.rpm")})
+        return sorted(packages, key=lambda p: p["name"])
+
+    # ---- after installation ------------------------------------------------------------
+
+    def copy_metadata_into_image(self, context: Context) -> None:
+        """The image gets the repository definitions the build used (not LocalMirror=, not the local one)."""
+        root = context.root
+        if not (root / "usr/bin/zypper").exists():
+            return
+        reposd = root / "etc/zypp/repos.d"
+        if reposd.is_dir() and any(reposd.glob("*.repo")):
+            return
+        reposd.mkdir(parents=True, exist_ok=True)
+        dist = distribution(context.config)
+        repos = dist.repositories(context.config, local=False)
+        keys = tuple(dist.keys(context.config))
+        (reposd / f"{dist.name}.repo").write_text(
+            "\n".join(RpmRepository(r.id, r.url, keys, r.enabled, r.check).section() for r in repos))
+
+    def clean_metadata(self, context: Context) -> None:
+        mode = context.config["CleanPackageMetadata"]
+        if mode == Feature.disabled:
+            return
+        root = context.root
+        always = mode == Feature.enabled
+        if always or not (root / "usr/bin/zypper").exists():
+            for sub in ("var/lib/zypp", "var/cache/zypp", "var/log/zypp", "etc/zypp/repos.d/mkosi.repo"):
+                local_repository.remove_path(root / sub)
+        if always or not (root / "usr/bin/rpm").exists():
+            for sub in (DBPATH, "var/lib/rpm"):
+                local_repository.remove_path(root / sub.lstrip("/"))
+
+    def normalise_for_reproducibility(self, context: Context) -> None:
+        for sub in UNREPRODUCIBLE:
+            local_repository.remove_path(context.root / sub)
+
+    def wrappers(self, context: Context) -> dict[str, list[str]]:
+        env = ["env", *(f"{k}={v}" for k, v in self.environment(context).items())]
+        root = context.root
+        sandbox = [*env, *self.sandbox(context, root)]
+        zypper = [*sandbox, *self.zypper_command(context, root)]
+        return {
+            "zypper": zypper,
+            "rpm": [*sandbox, "rpm", "--root", str(root)],
+            "mkosi-install": [*zypper, "install"],
+            "mkosi-reinstall": [*zypper, "install", "--force"],
+            "mkosi-upgrade": [*zypper, "update"],
+            "mkosi-remove": [*zypper, "remove", "--clean-deps"],
+        }

@@ -1,0 +1,218 @@
+"""openSUSE with the zypper backend: repository layouts, and real images built from a local
+mirror (tests/installers/zypper_repo.py) laid out and signed as download.opensuse.org is."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kosi.config.model import Config
+from kosi.distributions import get
+from kosi.errors import KosiError
+
+sys.path.insert(0, str(Path(__file__).parent))
+import zypper_repo
+
+REPO = Path(__file__).resolve().parents[2]
+KEY = "usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE-Tumbleweed"
+LEAP_KEY = "usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE"
+
+
+def kosi(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *args],
+                          check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def suse_config(**values) -> Config:
+    return Config({"Distribution": "opensuse", **values}, directory=Path("/nonexistent"))
+
+
+def urls(config: Config) -> list[tuple[str, str]]:
+    return [(r.id, r.url) for r in get("opensuse").repositories(config)]
+
+
+def test_tumbleweed_and_leap_layouts():
+    assert urls(suse_config()) == [("repo-oss", "http://download.opensuse.org/tumbleweed/repo/oss"),
+                                   ("repo-non-oss", "http://download.opensuse.org/tumbleweed/repo/non-oss"),
+                                   ("repo-update", "http://download.opensuse.org/update/tumbleweed")]
+    assert urls(suse_config(Release="15.6", Mirror="http://m.example/")) == [
+        ("repo-oss", "http://m.example/distribution/leap/15.6/repo/oss"),
+        ("repo-non-oss", "http://m.example/distribution/leap/15.6/repo/non-oss"),
+        ("repo-update-oss", "http://m.example/update/leap/15.6/oss"),
+        ("repo-update-non-oss", "http://m.example/update/leap/15.6/non-oss")]
+    assert urls(suse_config(Snapshot="20250131"))[0] == \
+        ("repo-oss", "http://download.opensuse.org/history/20250131/tumbleweed/repo/oss")
+    assert urls(suse_config(Architecture="arm64"))[0] == \
+        ("repo-oss", "http://download.opensuse.org/ports/aarch64/tumbleweed/repo/oss")
+    assert urls(suse_config(LocalMirror="file:///srv/suse")) == [("local-mirror", "file:///srv/suse")]
+    assert ("repo-debug", "http://download.opensuse.org/debug/tumbleweed/repo/oss") in \
+        urls(suse_config(Repositories=["debug"]))
+
+
+def test_bad_release_and_snapshot_are_one_line():
+    with pytest.raises(KosiError, match=r"Release=42: openSUSE releases are tumbleweed or a Leap version"):
+        urls(suse_config(Release="42"))
+    with pytest.raises(KosiError, match=r"Snapshot=: openSUSE Leap 15.6 has no snapshots"):
+        urls(suse_config(Release="15.6", Snapshot="20250131"))
+
+
+def test_plan_shows_the_repositories(tmp_path):
+    result = kosi(tmp_path, "-d", "opensuse", "-p", "systemd", "-t", "directory", "plan")
+    assert result.returncode == 0, result.stderr
+    assert "packages: systemd" in result.stdout
+    assert "from [repo-oss] http://download.opensuse.org/tumbleweed/repo/oss" in result.stdout
+
+
+# ---- real images from a local mirror -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    mirror = zypper_repo.serve(zypper_repo.build(tmp_path_factory.mktemp("suse-mirror")))
+    yield mirror
+    mirror.stop()
+
+
+@pytest.fixture(scope="module")
+def package_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("suse-cache")
+
+
+def project(directory: Path, mirror, cache: Path, settings: str = "", *, release: str = "tumbleweed",
+            key: Path | None = None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "mkosi.conf").write_text(
+        f"[Distribution]\nDistribution=opensuse\nRelease={release}\nMirror={mirror.url}\n\n"
+        "[Output]\nFormat=directory\nOutput=image\nManifestFormat=json\n\n"
+        f"[Build]\nPackageCacheDirectory={cache}\n{settings}\n")
+    target = directory / "mkosi.sandbox" / (KEY if release == "tumbleweed" else LEAP_KEY)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes((key or mirror.key).read_bytes())
+    return directory
+
+
+def build(directory: Path) -> subprocess.CompletedProcess:
+    return kosi(directory, "-f", "build")
+
+
+def last_line(result: subprocess.CompletedProcess) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory, mirror, package_cache) -> Path:
+    directory = project(tmp_path_factory.mktemp("suse-image"), mirror, package_cache,
+                        "[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\nWithDocs=no\n")
+    result = build(directory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return directory
+
+
+def rpm_query(root: Path) -> set[str]:
+    out = subprocess.run(["rpm", "--root", str(root), "--dbpath", "/usr/lib/sysimage/rpm", "-qa",
+                          "--qf", "%{NAME}-%{VERSION}\n"], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+@pytest.mark.image
+def test_image_has_the_package_and_its_dependency(image):
+    root = image / "image"
+    assert (root / "usr/share/kosi-hello/file").read_text() == "kosi-hello 1.0\n"
+    assert (root / "usr/share/kosi-libhello/file").read_text() == "kosi-libhello 2.0\n"
+    assert not (root / "usr/share/doc/kosi-hello").exists()  # WithDocs=no
+    assert {"filesystem-84.87", "kosi-hello-1.0", "kosi-libhello-2.0"} <= rpm_query(root)
+    manifest = json.loads((image / "image.manifest").read_text())
+    assert {(p["type"], p["name"], p["version"]) for p in manifest["packages"]} == {
+        ("rpm", "filesystem", "84.87-1"), ("rpm", "kosi-hello", "1.0-1"), ("rpm", "kosi-libhello", "2.0-1")}
+    # no @System solv file of the build's cache path, nor the zypp pid, in the image
+    assert not (root / "var/tmp").exists() or not any((root / "var/tmp").iterdir())
+    assert not (root / "run/zypp.pid").exists()
+
+
+@pytest.mark.image
+def test_leap_layout_builds(mirror, package_cache, tmp_path):
+    result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-hello\n", release="15.6"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "image/usr/share/kosi-hello/file").exists()
+
+
+@pytest.mark.image
+def test_warm_build_downloads_nothing(image, mirror, package_cache, tmp_path):
+    """With the mirror gone, a build from the warm package cache still succeeds."""
+    other = zypper_repo.serve(zypper_repo.RpmMirror(mirror.root, mirror.keyrings, key=mirror.key))
+    cold = project(tmp_path / "cold", other, package_cache, "[Content]\nPackages=kosi-hello\n")
+    assert build(cold).returncode == 0
+    other.stop()
+    requests = list(other.requests)
+    warm = project(tmp_path / "warm", other, package_cache, "[Content]\nPackages=kosi-hello\nCacheOnly=metadata\n")
+    result = build(warm)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (warm / "image/usr/share/kosi-hello/file").exists()
+    assert other.requests == requests
+
+
+@pytest.mark.image
+def test_package_directory(mirror, package_cache, tmp_path):
+    packages = tmp_path / "packages"
+    zypper_repo.local_rpm(packages)
+    directory = project(tmp_path / "p", mirror, package_cache,
+                        f"[Content]\nPackages=kosi-local\nPackageDirectories={packages}\n")
+    result = build(directory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (directory / "image/usr/share/kosi-local/file").read_text() == "local package\n"
+    assert (directory / "image/usr/share/kosi-libhello/file").exists()
+
+
+@pytest.mark.image
+def test_missing_package_is_one_line(mirror, package_cache, tmp_path):
+    result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-nope\n"))
+    assert result.returncode == 1
+    assert last_line(result) == \
+        "error: package 'kosi-nope' not found in opensuse tumbleweed (repo-oss, repo-non-oss, repo-update)"
+
+
+@pytest.mark.image
+def test_bad_package_signature_is_one_line(mirror, package_cache, tmp_path):
+    result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-tampered\n"))
+    assert result.returncode == 1
+    assert last_line(result).startswith(
+        "error: signature check failed for package kosi-tampered-1.0-1.noarch from repo-oss: "), last_line(result)
+
+
+@pytest.mark.image
+def test_metadata_signed_by_another_key_is_one_line(mirror, tmp_path):
+    other = tmp_path / "other-key"
+    home = tmp_path / "gnupg"
+    fingerprint = zypper_repo.new_key(home, "not the mirror's key <other@kosi.invalid>")
+    other.write_bytes(subprocess.run(["gpg", "--homedir", str(home), "--armor", "--export", fingerprint],
+                                     check=True, stdout=subprocess.PIPE).stdout)
+    result = build(project(tmp_path / "p", mirror, tmp_path / "cache", key=other))
+    assert result.returncode == 1
+    assert last_line(result).startswith(f"error: signature check failed for repository {mirror.url}/tumbleweed/")
+    assert "not signed by the configured keys (/usr/share/distribution-gpg-keys/opensuse/" in last_line(result)
+
+
+@pytest.mark.image
+def test_unreachable_mirror_is_one_line(mirror, tmp_path):
+    directory = project(tmp_path, mirror, tmp_path / "cache")
+    conf = directory / "mkosi.conf"
+    conf.write_text(conf.read_text().replace(mirror.url, "http://127.0.0.1:9"))
+    result = build(directory)
+    assert result.returncode == 1
+    assert last_line(result).startswith("error: cannot fetch from repository http://127.0.0.1:9/tumbleweed/")
+
+
+def test_missing_key_file_is_one_line(tmp_path):
+    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=opensuse\nMirror=http://127.0.0.1:9\n"
+                                         "[Output]\nFormat=directory\nOutput=image\n"
+                                         f"[Build]\nPackageCacheDirectory={tmp_path / 'cache'}\n"
+                                         "ToolsTree=" + str(tmp_path / "tools") + "\n")
+    (tmp_path / "tools/usr").mkdir(parents=True)
+    result = build(tmp_path)
+    assert result.returncode == 1
+    assert last_line(result).startswith(
+        "error: key file /usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE-Tumbleweed (in the tools tree ")
