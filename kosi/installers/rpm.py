@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 QUERY_FORMAT = r"%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\t%{ARCH}\t%{SIZE}\t%{SOURCERPM}\n"
 
 
-def write_macros(context: Context, dbpath: str) -> Path:
+def write_macros(context: Context, dbpath: str, backend: str = "sqlite") -> Path:
     macros = context.pkgmngr / "etc/rpm"
     macros.mkdir(parents=True, exist_ok=True)
-    (macros / "macros.kosi-dbpath").write_text(f"%_dbpath {dbpath}\n%_db_backend sqlite\n")
+    (macros / "macros.kosi-dbpath").write_text(f"%_dbpath {dbpath}\n%_db_backend {backend}\n")
     return macros
 
 

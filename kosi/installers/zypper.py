@@ -6,7 +6,7 @@ Layout while building:
                                               [mkosi] one and the sandbox trees' etc/zypp/repos.d
     <workspace>/zypp/zypp.conf                ZYPP_CONF: WithDocs= (rpm.install.excludedocs) and
                                               WithRecommends= (solver.onlyRequires)
-    <workspace>/zypp/home/.rpmmacros          rpm's database location and backend (HOME points here)
+    <pkgmngr>/etc/rpm/macros.kosi-dbpath      rpm's database location and backend (/etc/rpm in the sandbox)
     <workspace>/zypp/keys/                    the repositories' key files, as gpgkey= names them
     <workspace>/zypp/sync-root/               an rpm database holding only those keys: zypper
                                               refreshes against it, so repository metadata is
@@ -36,6 +36,7 @@ from kosi.distributions.opensuse import OpenSUSE, RpmRepository, rpm_architectur
 from kosi.errors import KosiError
 from kosi.installers import apt_keys
 from kosi.installers import repository as local_repository
+from kosi.installers import rpm
 from kosi.installers.apivfs import in_root
 from kosi.installers.base import PackageManager
 from kosi.installers.base import environment as common_environment
@@ -49,7 +50,6 @@ DBPATH = "/usr/lib/sysimage/rpm"
 LOCAL_REPOSITORY = "mkosi"
 UNREPRODUCIBLE = ("var/log/zypp", "var/log/zypper.log", "run/zypp.pid", "var/cache/zypp/solv/@System",
                   "var/cache/ldconfig/aux-cache", "var/lib/systemd/random-seed")
-QUERY_FORMAT = r"%{NAME}\t%{EPOCHNUM}\t%{VERSION}-%{RELEASE}\t%{ARCH}\t%{SIZE}\t%{SOURCERPM}\n"
 
 
 def distribution(config: Config) -> type[OpenSUSE]:
@@ -86,7 +86,7 @@ class Zypper(PackageManager):
     def setup(self, context: Context) -> None:
         config = context.config
         state = self.state_dir(context)
-        for sub in ("repos.d", "home", "keys", "sync-root"):
+        for sub in ("repos.d", "keys", "sync-root"):
             (state / sub).mkdir(parents=True, exist_ok=True)
         self.cache_dir(context).mkdir(parents=True, exist_ok=True)
         directories = local_repository.package_directories(config)
@@ -97,7 +97,7 @@ class Zypper(PackageManager):
             f"rpm.install.excludedocs = {'no' if config['WithDocs'] else 'yes'}\n"
             f"solver.onlyRequires = {'false' if config['WithRecommends'] else 'true'}\n"
             "download.use_deltarpm = false\n")
-        (state / "home/.rpmmacros").write_text(f"%_dbpath {DBPATH}\n%_db_backend {self.db_backend(context)}\n")
+        rpm.write_macros(context, DBPATH, self.db_backend(context))
 
     def keys(self, context: Context) -> list[Path]:
         """The repositories' key files, copied into the workspace; missing ones are an error naming the file."""
@@ -162,10 +162,7 @@ class Zypper(PackageManager):
         fingerprint = local_repository.fingerprint(repository, is_rpm)
         if context.state.installer.local_fingerprint == fingerprint:
             return
-        result = run(["createrepo_c", "--quiet", "--update", str(repository)],
-                     sandbox=in_root(context, repository, apivfs=False, network=False), stdout=-1, stderr=-1, check=False)
-        if result.returncode != 0:
-            raise KosiError(f"createrepo_c failed in {repository}: {last_error_line(result.stderr) or result.returncode}")
+        rpm.index(repository, context.tools)
         context.state.installer.local_fingerprint = fingerprint
         context.state.installer.local_synced = False
         self._write_repositories(context)
@@ -175,13 +172,13 @@ class Zypper(PackageManager):
     def environment(self, context: Context) -> dict[str, str]:
         env = common_environment(context)
         state = self.state_dir(context)
-        return {**env, "HOME": str(state / "home"), "ZYPP_CONF": str(state / "zypp.conf"), "SYSTEMD_OFFLINE": "1"}
+        return {**env, "ZYPP_CONF": str(state / "zypp.conf"), "SYSTEMD_OFFLINE": "1"}
 
     def sandbox(self, context: Context, root: Path, *, apivfs: bool = True, network: bool = True) -> list[str]:
         extra = [Mount(self.cache_dir(context), CACHE)]
         if context.repository.is_dir():
             extra.append(Mount(context.repository, str(context.repository), "ro-bind"))
-        return in_root(context, root, apivfs=apivfs, network=network, extra=extra)
+        return rpm.sandbox(context, root, apivfs=apivfs, network=network, extra=extra)
 
     def zypper_command(self, context: Context, root: Path) -> list[str]:
         return ["zypper", "--installroot", str(root), "--reposd-dir", str(self.state_dir(context) / "repos.d"),
@@ -319,18 +316,7 @@ class Zypper(PackageManager):
             context.state.installer.manifest = self.installed_packages(context, root)
 
     def installed_packages(self, context: Context, root: Path) -> list[dict]:
-        output = self._run(context, ["rpm", "--root", str(root), "-qa", "--qf", QUERY_FORMAT], root=root, apivfs=False,
-                           what="rpm -qa", network=False)
-        packages = []
-        for line in output.splitlines():
-            fields = line.split("\t")
-            if len(fields) != 6 or fields[0] == "gpg-pubkey":
-                continue
-            name, epoch, version, arch, size, source = fields
-            packages.append({"type": "rpm", "name": name, "version": version if epoch in ("", "0") else f"{epoch}:{version}",
-                             "architecture": arch, "size": int(size) if size.isdigit() else 0,
-                             "source": source.removesuffix(".src.rpm")})
-        return sorted(packages, key=lambda p: p["name"])
+        return rpm.query(context, root, DBPATH)
 
     # ---- after installation ------------------------------------------------------------
 
@@ -373,7 +359,7 @@ class Zypper(PackageManager):
         zypper = [*sandbox, *self.zypper_command(context, root)]
         return {
             "zypper": zypper,
-            "rpm": [*sandbox, "rpm", "--root", str(root)],
+            "rpm": [*sandbox, "rpm", "--root", str(root), f"--dbpath={DBPATH}"],
             "mkosi-install": [*zypper, "install"],
             "mkosi-reinstall": [*zypper, "install", "--force"],
             "mkosi-upgrade": [*zypper, "update"],
