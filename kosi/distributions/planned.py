@@ -9,14 +9,6 @@ from __future__ import annotations
 from kosi.distributions.base import Distribution
 
 
-class PostmarketOS(Distribution):
-    name = "postmarketos"
-    pretty_name = "postmarketOS"
-    default_release = "edge"
-    package_manager = "apk"
-    tools_tree_distribution = "postmarketos"
-
-
 class Custom(Distribution):
     """Not planned but complete: no package manager, the user's scripts and trees fill the
     image (check_buildable lets it through). It lives here for want of any behaviour."""

@@ -75,6 +75,10 @@ class PackageManager:
         """Commands acting on the image, by the name scripts call them with."""
         raise NotImplementedError
 
+    @classmethod
+    def check_available(cls, config) -> None:
+        """Refuse in one line, before the build starts, when the package manager cannot run at all."""
+
     def sources(self, config) -> list[str]:
         """Where packages come from, one line per repository (for `kosi plan`)."""
         return []

@@ -171,7 +171,6 @@ class Pacman(PackageManager):
             "--arch", pacman_architecture(context.config),
             "--color", "never",
             "--noconfirm",
-            "--noprogressbar",
         ]
 
     def sandbox(self, context: Context, root: Path, *, apivfs: bool = True, network: bool = True) -> list[str]:
@@ -312,7 +311,7 @@ class Pacman(PackageManager):
         # The databases of the distribution's repositories only: the local one is synced per install.
         conf = self.state_dir(context) / "pacman-sync.conf"
         conf.write_text(self.pacman_conf(context, local_repository=False))
-        cmd = ["pacman", *self.options(context, self.state_dir(context), dbpath, conf), "-Sy"]
+        cmd = ["pacman", *self.options(context, self.state_dir(context), dbpath, conf), "-Sy", "--noprogressbar"]
         self._run(context, cmd, root=self.state_dir(context), apivfs=False, what="pacman -Sy")
         context.state.installer.synced = True
 
@@ -364,13 +363,13 @@ class Pacman(PackageManager):
 
     def _pacman(self, context: Context, root: Path, args: list[str], *, apivfs: bool) -> str:
         # kosi builds the initrd: kernel packages must not pull mkinitcpio or dracut
-        cmd = ["pacman", *self.options(context, root), "--assume-installed", "initramfs", *args]
+        cmd = ["pacman", *self.options(context, root), "--assume-installed", "initramfs", *args, "--noprogressbar"]
         return self._run(context, cmd, root=root, apivfs=apivfs, what=f"pacman {args[0]}")
 
     def remove(self, context: Context, packages: Sequence[str]) -> None:
         if not packages:
             return
-        cmd = ["pacman", *self.options(context, context.root), "-R", "--nosave", "--recursive", *packages]
+        cmd = ["pacman", *self.options(context, context.root), "-R", "--nosave", "--recursive", "--noprogressbar", *packages]
         self._run(context, cmd, root=context.root, apivfs=True, what="pacman -R", network=False)
 
     # ---- after installation ------------------------------------------------------------
@@ -400,10 +399,10 @@ class Pacman(PackageManager):
         pacman = [*env, *self.sandbox(context, root), "pacman", *self.options(context, root)]
         return {
             "pacman": pacman,
-            "mkosi-install": [*pacman, "-S", "--needed"],
-            "mkosi-reinstall": [*pacman, "-S"],
-            "mkosi-upgrade": [*pacman, "-Syu"],
-            "mkosi-remove": [*pacman, "-R", "--nosave", "--recursive"],
+            "mkosi-install": [*pacman, "-S", "--needed", "--noprogressbar"],
+            "mkosi-reinstall": [*pacman, "-S", "--noprogressbar"],
+            "mkosi-upgrade": [*pacman, "-Syu", "--noprogressbar"],
+            "mkosi-remove": [*pacman, "-R", "--nosave", "--recursive", "--noprogressbar"],
         }
 
 

@@ -103,7 +103,10 @@ def check_buildable(config: Config) -> None:
     without a writer, a distribution without an installer (both still load, for summary)."""
     formats.require_writer(config.format)
     if config.distribution != "custom":
-        distributions.require_installer(config.distribution)
+        from kosi.installers.base import installer
+
+        distribution = distributions.require_installer(config.distribution)
+        installer(str(distribution.installer)).check_available(config)
 
 
 def build_project(project: Project, args: Any) -> list[Path]:

@@ -261,3 +261,27 @@ def test_missing_keyring_is_one_line(tmp_path):
         pm.sync(context)
     assert str(e.value).startswith("keyring /usr/share/keyrings/archlinux.gpg (in the tools tree ")
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.image
+def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_path):
+    """BuildPackages= reach the build overlay only; mkosi-install in a postinst script installs into
+    the image through pacman; RemovePackages= takes a package out again."""
+    directory = project(tmp_path, mirror, package_cache,
+                        "[Content]\nPackages=kosi-hello\nBuildPackages=kosi-extra\nRemovePackages=kosi-hello\n")
+    build_script = directory / "mkosi.build"
+    build_script.write_text("#!/bin/sh\nset -e\ntest -f \"$BUILDROOT/usr/share/kosi-extra/file\"\n"
+                            "mkdir -p \"$DESTDIR/usr/share\"\necho built > \"$DESTDIR/usr/share/built\"\n")
+    build_script.chmod(0o755)
+    postinst = directory / "mkosi.postinst"
+    postinst.write_text("#!/bin/sh\nset -e\nmkosi-install kosi-extra\npacman -Q kosi-extra > \"$BUILDROOT/pacman-q\"\n")
+    postinst.chmod(0o755)
+    result = build(directory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    root = directory / "image"
+    assert (root / "usr/share/built").read_text() == "built\n"
+    assert (root / "usr/share/kosi-extra/file").exists()  # from the postinst script, not BuildPackages=
+    assert (root / "pacman-q").read_text() == "kosi-extra 3.0-1\n"
+    names = {p["name"] for p in json.loads((directory / "image.manifest").read_text())["packages"]}
+    assert names == {"filesystem", "kosi-extra"}  # kosi-hello went with the dependency only it needed
+    assert not (root / "usr/share/kosi-hello").exists()

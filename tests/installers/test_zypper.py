@@ -216,3 +216,27 @@ def test_missing_key_file_is_one_line(tmp_path):
     assert result.returncode == 1
     assert last_line(result).startswith(
         "error: key file /usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE-Tumbleweed (in the tools tree ")
+
+
+@pytest.mark.image
+def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_path):
+    """BuildPackages= reach the build overlay only; mkosi-install and rpm in a postinst script act on
+    the image; RemovePackages= takes a package out again."""
+    directory = project(tmp_path, mirror, package_cache,
+                        "[Content]\nPackages=kosi-libhello\nBuildPackages=kosi-hello\nRemovePackages=kosi-libhello\n")
+    build_script = directory / "mkosi.build"
+    build_script.write_text("#!/bin/sh\nset -e\ntest -f \"$BUILDROOT/usr/share/kosi-hello/file\"\n"
+                            "mkdir -p \"$DESTDIR/usr/share\"\necho built > \"$DESTDIR/usr/share/built\"\n")
+    build_script.chmod(0o755)
+    postinst = directory / "mkosi.postinst"
+    postinst.write_text("#!/bin/sh\nset -e\nmkosi-install filesystem\nrpm -q filesystem > \"$BUILDROOT/rpm-q\"\n")
+    postinst.chmod(0o755)
+    result = build(directory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    root = directory / "image"
+    assert (root / "usr/share/built").read_text() == "built\n"
+    assert not (root / "usr/share/kosi-hello/file").exists()  # BuildPackages= stay out of the image
+    assert (root / "rpm-q").read_text() == "filesystem-84.87-1.noarch\n"
+    names = {p["name"] for p in json.loads((directory / "image.manifest").read_text())["packages"]}
+    assert names == {"filesystem"}
+    assert not (root / "usr/share/kosi-libhello/file").exists()
