@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from kosi.outputs import format as formats
 from kosi.outputs.publish import check_previous, publish
 from kosi.pipeline.cache import default_state_directory
 from kosi.pipeline.context import Context
+from kosi.pipeline import workspace as workspaces
 from kosi.pipeline.flow import build_steps
 from kosi.pipeline.monitors import JsonLinesMonitor, Monitor, TerminalMonitor
 from kosi.pipeline.runner import Runner
@@ -70,7 +69,8 @@ def debug_shell(context: Context, step, error: BaseException) -> None:
 def build_image(config: Config, args: Any, tools: Path | None = None) -> list[Path]:
     """Build one image in a fresh workspace; returns the published outputs."""
     started = time.monotonic()
-    workspace = Path(tempfile.mkdtemp(prefix=f"kosi-{config.image}-", dir=workspace_parent(config)))
+    workspaces.remove_orphans(workspace_parent(config))
+    workspace, owner = workspaces.create(workspace_parent(config), f"kosi-{config.image}-")
     context = Context(config=config, workspace=workspace, package_cache=package_cache_directory(config),
                       tools=tools, args=args, build_tree=build_tree)
     for directory in (context.root, context.staging, context.pkgmngr, context.repository, context.artifacts):
@@ -86,12 +86,10 @@ def build_image(config: Config, args: Any, tools: Path | None = None) -> list[Pa
     finally:
         if keep:
             log.info(f"workspace kept in {workspace} (--debug-workspace)")
+            (workspace / workspaces.OWNER_FILE).unlink(missing_ok=True)  # kept: no later build removes it
         else:
-            shutil.rmtree(workspace, ignore_errors=True)
-            if workspace.exists():  # a mount left behind; try harder rather than leak the tree
-                for mount in workspace.iterdir():
-                    subprocess.run(["umount", "-R", str(mount)], stderr=subprocess.DEVNULL, check=False)
-                shutil.rmtree(workspace, ignore_errors=True)
+            workspaces.remove(workspace)
+        os.close(owner)
     for path in outputs:
         log.info(f"wrote {path}")
     log.info(f"built '{config.image}' in {time.monotonic() - started:.1f}s")

@@ -182,3 +182,55 @@ def test_interrupted_build_keeps_outputs_and_leaves_nothing(tmp_path, signum, st
     again = kosi(d, "-f", "build")
     assert again.returncode == 0, again.stderr
     assert snapshot(out) != before
+
+
+def test_sigkilled_build_workspace_is_removed_by_the_next_run(tmp_path):
+    out = tmp_path / "out"
+    d = project(tmp_path, out, 4096)
+    assert kosi(d, "build").returncode == 0
+    before = snapshot(out)
+    project(tmp_path, out, 8192, slow=True)
+    build = subprocess.Popen([sys.executable, str(KOSI), "-C", str(d), "-f", "build"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (d / "started").exists():
+            assert build.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(build.pid, signal.SIGKILL)
+        build.wait()
+    [orphan] = list((tmp_path / "ws").iterdir())  # nothing could clean up after SIGKILL
+    assert snapshot(out) == before
+
+    project(tmp_path, out, 8192)
+    again = kosi(d, "-f", "build")
+    assert again.returncode == 0, again.stderr
+    assert not orphan.exists()
+    assert f"removing {orphan}" in again.stderr
+    assert_clean(tmp_path, out)
+
+
+def test_workspaces_with_a_living_owner_or_no_lock_are_kept(tmp_path):
+    from kosi.pipeline import workspace
+
+    alive, fd = workspace.create(tmp_path, "kosi-alive-")
+    # the owner is another process, still running, holding the lock
+    holder = subprocess.Popen(["flock", "-o", str(alive / workspace.OWNER_FILE), "sleep", "30"])
+    os.close(fd)
+    try:
+        deadline = time.monotonic() + 10
+        while workspace.owner_gone(alive):  # until flock(1) holds it
+            assert holder.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        foreign = tmp_path / "kosi-old-format"  # no lock file: never judged, whatever its age
+        foreign.mkdir()
+        os.utime(foreign, (0, 0))
+        dead, fd = workspace.create(tmp_path, "kosi-dead-")
+        os.close(fd)
+        assert workspace.remove_orphans(tmp_path) == [dead]
+        assert alive.exists() and foreign.exists() and not dead.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert workspace.remove_orphans(tmp_path) == [alive]
