@@ -66,13 +66,16 @@ def main() -> int:
                 try:
                     results[case][tool].append(run(directory, args.release, args.mirror, packages))
                     if tool == "kosi":  # again with the package cache the cold run filled
-                        results[case]["kosi-warm"].append(kosi_bootstrap(directory, args.release, args.mirror,
-                                                                         packages, name="warm"))
+                        results[case]["kosi-warm"].append(
+                            kosi_bootstrap(directory, args.release, args.mirror, packages, name="warm")
+                        )
                 finally:
                     shutil.rmtree(directory, ignore_errors=True)
 
-    print(f"{'case':<22}{'mmdebstrap':>12}{'kosi':>10}{'ratio':>8}{'warm':>9}{'warm/cold':>11}"
-          f"   (median of {args.rounds}, {args.release})")
+    print(
+        f"{'case':<22}{'mmdebstrap':>12}{'kosi':>10}{'ratio':>8}{'warm':>9}{'warm/cold':>11}"
+        f"   (median of {args.rounds}, {args.release})"
+    )
     for case in cases:
         mm, ko, warm = (statistics.median(results[case][tool]) for tool in tools)
         print(f"{case:<22}{mm:>11.1f}s{ko:>9.1f}s{ko / mm:>8.2f}{warm:>8.1f}s{warm / ko:>11.2f}")

@@ -25,8 +25,12 @@ from tests.conftest import BOOTABLE_CONF  # noqa: E402
 
 def timed_build(directory: Path, log: list[str] | None = None) -> float:
     started = time.monotonic()
-    result = subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), "-f", "build"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), "-f", "build"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     if result.returncode != 0:
         sys.exit(f"build failed:\n{result.stdout[-3000:]}")
     if log is not None:

@@ -61,7 +61,9 @@ VARIANT = "essential"
 
 def mmdebstrap(directory: Path, release: str, packages: list[str]) -> float:
     include = [f"--include={','.join(packages)}"] if packages else []
-    return timed(["mmdebstrap", f"--variant={VARIANT}", "--quiet", *include, release, str(directory / "mmdebstrap"), MIRROR])
+    return timed(
+        ["mmdebstrap", f"--variant={VARIANT}", "--quiet", *include, release, str(directory / "mmdebstrap"), MIRROR]
+    )
 
 
 def main() -> int:
@@ -98,12 +100,16 @@ def main() -> int:
             shutil.rmtree(scratch, ignore_errors=True)
 
     median = {name: statistics.median(values) for name, values in results.items()}
-    print(f"\nmedians of {args.rounds} round(s), release {args.release}; mmdebstrap --variant={VARIANT}: the same"
-          " package set as kosi (the essential set plus the case's packages), not its default 'required'")
+    print(
+        f"\nmedians of {args.rounds} round(s), release {args.release}; mmdebstrap --variant={VARIANT}: the same"
+        " package set as kosi (the essential set plus the case's packages), not its default 'required'"
+    )
     for case in cases:
         cold, warm, reference = median[f"kosi cold {case}"], median[f"kosi warm {case}"], median[f"mmdebstrap {case}"]
-        print(f"{case:<9} mmdebstrap {reference:6.1f} s  kosi cold {cold:6.1f} s ({cold / reference:.2f}x, target <= 1.2x)"
-              f"  warm {warm:6.1f} s ({warm / cold:.2f}x cold, target < 0.7x)")
+        print(
+            f"{case:<9} mmdebstrap {reference:6.1f} s  kosi cold {cold:6.1f} s ({cold / reference:.2f}x, target <= 1.2x)"
+            f"  warm {warm:6.1f} s ({warm / cold:.2f}x cold, target < 0.7x)"
+        )
     incremental = median["kosi incremental systemd"]
     print(f"incremental rebuild after an mkosi.extra change: {incremental:.1f} s (target < 4 s; mkosi 5.7 s)")
     return 0

@@ -115,9 +115,11 @@ def main() -> None:
             bare_wall, bare_cpu = medians([*python, "-c", "pass"], env, options.runs)
             command = [*python, str(REPO / "bin/kosi"), "-C", str(directory / "project"), "summary"]
             wall, cpu = medians(command, env, options.runs)
-            print(f"kosi summary ({label}), {len(FILES)} files, median of {options.runs}: {wall * 1000:.0f} ms wall "
-                  f"({wall / MKOSI_SECONDS:.2f}x mkosi's {MKOSI_SECONDS:.2f} s), {cpu * 1000:.0f} ms CPU; "
-                  f"bare interpreter: {bare_wall * 1000:.0f} ms wall, {bare_cpu * 1000:.0f} ms CPU")
+            print(
+                f"kosi summary ({label}), {len(FILES)} files, median of {options.runs}: {wall * 1000:.0f} ms wall "
+                f"({wall / MKOSI_SECONDS:.2f}x mkosi's {MKOSI_SECONDS:.2f} s), {cpu * 1000:.0f} ms CPU; "
+                f"bare interpreter: {bare_wall * 1000:.0f} ms wall, {bare_cpu * 1000:.0f} ms CPU"
+            )
     finally:
         if options.keep:
             print(directory / "project")

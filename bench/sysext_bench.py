@@ -31,14 +31,20 @@ def write(path: Path, text: str) -> None:
 
 
 def project(directory: Path, release: str, package: str) -> None:
-    write(directory / "mkosi.conf", f"[Distribution]\nDistribution=debian\nRelease={release}\n\n"
-                                    "[Output]\nOutputDirectory=mkosi.output\n")
-    write(directory / "mkosi.images/base/mkosi.conf",
-          "[Output]\nFormat=directory\n\n[Content]\nCleanPackageMetadata=no\nPackages=systemd\n         udev\n")
+    write(
+        directory / "mkosi.conf",
+        f"[Distribution]\nDistribution=debian\nRelease={release}\n\n[Output]\nOutputDirectory=mkosi.output\n",
+    )
+    write(
+        directory / "mkosi.images/base/mkosi.conf",
+        "[Output]\nFormat=directory\n\n[Content]\nCleanPackageMetadata=no\nPackages=systemd\n         udev\n",
+    )
     for name, overlay in (("overlay", "yes"), ("full", "no")):
-        write(directory / f"mkosi.images/{name}/mkosi.conf",
-              f"[Config]\nDependencies=base\n\n[Output]\nFormat=sysext\nOverlay={overlay}\n\n"
-              f"[Content]\nBaseTrees=%O/base\nPackages={package}\n")
+        write(
+            directory / f"mkosi.images/{name}/mkosi.conf",
+            f"[Config]\nDependencies=base\n\n[Output]\nFormat=sysext\nOverlay={overlay}\n\n"
+            f"[Content]\nBaseTrees=%O/base\nPackages={package}\n",
+        )
     (directory / "mkosi.output").mkdir()
 
 
@@ -46,8 +52,9 @@ def payload(image: Path) -> int:
     """Bytes of the root partition's file system, as systemd-repart sized it (Minimize=best)."""
     import json
 
-    table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, check=True,
-                                      text=True).stdout)["partitiontable"]["partitions"]
+    table = json.loads(
+        subprocess.run(["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, check=True, text=True).stdout
+    )["partitiontable"]["partitions"]
     return table[0]["size"] * 512
 
 
@@ -60,14 +67,20 @@ def main() -> int:
         directory = Path(tmp)
         project(directory, args.release, args.package)
         started = time.monotonic()
-        result = subprocess.run([sys.executable, str(KOSI), "-C", str(directory), "-f", "build"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        result = subprocess.run(
+            [sys.executable, str(KOSI), "-C", str(directory), "-f", "build"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         if result.returncode != 0:
             print(result.stdout[-3000:], file=sys.stderr)
             return 1
         elapsed = time.monotonic() - started
         out = directory / "mkosi.output"
-        sizes = {name: ((out / f"{name}.raw").stat().st_size, payload(out / f"{name}.raw")) for name in ("overlay", "full")}
+        sizes = {
+            name: ((out / f"{name}.raw").stat().st_size, payload(out / f"{name}.raw")) for name in ("overlay", "full")
+        }
         print(f"one-package sysext ({args.package}, Debian {args.release}), built in {elapsed:.0f}s with its base:")
         for name, label in (("overlay", "Overlay=yes"), ("full", "Overlay=no ")):
             image, root = sizes[name]

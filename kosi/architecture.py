@@ -50,8 +50,17 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 #: `uname -m` spellings that differ per CPU generation but mean one architecture.
-KERNEL_ALIASES = {"i386": "x86", "i486": "x86", "i586": "x86", "amd64": "x86-64", "armv8l": "arm",
-                  "armv7hl": "arm", "armv6l": "arm", "mips64el": "mips64-le", "mipsel": "mips-le"}
+KERNEL_ALIASES = {
+    "i386": "x86",
+    "i486": "x86",
+    "i586": "x86",
+    "amd64": "x86-64",
+    "armv8l": "arm",
+    "armv7hl": "arm",
+    "armv6l": "arm",
+    "mips64el": "mips64-le",
+    "mipsel": "mips-le",
+}
 
 
 def names() -> list[str]:

@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> None:
             from kosi.verbs.help import render_help, render_version
 
             # `kosi -h` is general help even though the verb defaults to build; `kosi help X` is X's help
-            verb = args.verb if args.verb in argv and args.verb != "help" else (args.verb_args[0] if args.verb_args else None)
+            verb = (
+                args.verb
+                if args.verb in argv and args.verb != "help"
+                else (args.verb_args[0] if args.verb_args else None)
+            )
             sys.stdout.write(render_version() if args.version else render_help(verb))
             sys.exit(0)
         if args.debug_sandbox:

@@ -28,6 +28,7 @@ def readable_checkout():
     yield target
     shutil.rmtree(target, ignore_errors=True)
 
+
 # --- boot fixtures: one bootable Debian trixie disk image for every test that needs one ---
 
 BOOTABLE_CONF = """\
@@ -49,8 +50,12 @@ Packages=systemd
 
 
 def build_project(directory: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *extra, "-f", "build"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *extra, "-f", "build"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -92,8 +97,9 @@ def default_tools_tree() -> Path:
     from kosi.config.model import Config, Project
     from kosi.verbs.build import ensure_tools_tree
 
-    config = Config({"Distribution": "debian", "Release": "trixie", "Format": "disk", "ToolsTree": "default"},
-                    directory=REPO)
+    config = Config(
+        {"Distribution": "debian", "Release": "trixie", "Format": "disk", "ToolsTree": "default"}, directory=REPO
+    )
     return ensure_tools_tree(Project(images=[config]), types.SimpleNamespace(verb="build", force=0))
 
 

@@ -30,7 +30,8 @@ def test_protect_host_makes_system_directories_read_only_except_the_project(tmp_
         "    except OSError as e:\n"
         "        print(path, e.errno)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True,
-                         check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True, check=True
+    ).stdout.splitlines()
     assert out == ["/etc/kosi-probe 30", "/usr/kosi-probe 30", f"{tmp_path}/kosi-probe writable"]
     assert not Path("/etc/kosi-probe").exists()

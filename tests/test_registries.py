@@ -39,7 +39,9 @@ def test_format_facts_drive_the_defaults():
     assert Config({"Format": "tar", "Distribution": "debian"})["CompressOutput"] == "zstd"
     assert Config({"Format": "disk", "Distribution": "debian"})["CompressOutput"] == "none"
     assert Config({"Format": "oci", "Distribution": "debian"})["CompressOutput"] == "gzip"
-    assert Config({"Format": "tar", "Distribution": "centos", "Release": "8"})["CompressOutput"] == "zstd"  # mkosi 27.1, although the manual says xz
+    assert (
+        Config({"Format": "tar", "Distribution": "centos", "Release": "8"})["CompressOutput"] == "zstd"
+    )  # mkosi 27.1, although the manual says xz
     assert Config({"Format": "tar", "Distribution": "centos", "Release": "9"})["CompressOutput"] == "zstd"
     disk, sysext, cpio = formats.get("disk"), formats.get("sysext"), formats.get("cpio")
     assert disk.needs_repart and disk.boots_by_default and not disk.extension_image
@@ -91,8 +93,9 @@ def test_a_distribution_with_an_installer_replaces_a_planned_one():
     name = unbuilt_distribution()
     planned = distributions.get(name)
     try:
-        built = type("Built", (Distribution,), {"name": name, "pretty_name": name, "default_release": "1",
-                                                "installer": "apt"})
+        built = type(
+            "Built", (Distribution,), {"name": name, "pretty_name": name, "default_release": "1", "installer": "apt"}
+        )
         assert distributions.get(name) is built
     finally:
         REGISTRY[name] = planned
@@ -113,15 +116,22 @@ def test_summary_works_but_plan_refuses_an_unbuildable_configuration(tmp_path):
     (tmp_path / "mkosi.conf").write_text(f"[Distribution]\nDistribution={distribution}\n[Output]\nFormat={fmt}\n")
 
     def kosi(*argv):
-        return subprocess.run([sys.executable, str(REPO / "bin" / "kosi"), "-C", str(tmp_path), *argv],
-                              check=False, capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, str(REPO / "bin" / "kosi"), "-C", str(tmp_path), *argv],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
 
     summary = kosi("summary")
     assert summary.returncode == 0 and fmt in summary.stdout and distribution in summary.stdout
     plan = kosi("plan")
     assert plan.returncode == 1 and "Traceback" not in plan.stderr
-    assert plan.stderr.strip().splitlines()[-1].endswith(f"Format={fmt}: kosi cannot write this format yet "
-                                                         f"(it can write: {', '.join(writable())})")
+    assert (
+        plan.stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"Format={fmt}: kosi cannot write this format yet (it can write: {', '.join(writable())})")
+    )
 
 
 def writable() -> list[str]:

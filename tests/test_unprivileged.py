@@ -23,14 +23,17 @@ SUBIDS = (300000, 65536)
 
 pytestmark = [
     pytest.mark.image,
-    pytest.mark.skipif(os.getuid() != 0 or not shutil.which("useradd") or not shutil.which("newuidmap"),
-                       reason="needs root (to create a throwaway user) and newuidmap (package uidmap)"),
+    pytest.mark.skipif(
+        os.getuid() != 0 or not shutil.which("useradd") or not shutil.which("newuidmap"),
+        reason="needs root (to create a throwaway user) and newuidmap (package uidmap)",
+    ),
 ]
 
 
 def _remove_lines(path: Path, user: str) -> None:
-    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
-                            if not line.startswith(f"{user}:")))
+    path.write_text(
+        "".join(line for line in path.read_text().splitlines(keepends=True) if not line.startswith(f"{user}:"))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +56,17 @@ def user_build(readable_checkout):
         cache = home / "pkgcache"
         cache.mkdir()
         if (SHARED_CACHE / "debian~trixie~amd64").is_dir():  # saves the downloads
-            subprocess.run(["cp", "-a", "--reflink=auto", str(SHARED_CACHE / "debian~trixie~amd64"), str(cache)],
-                           check=True)
+            subprocess.run(
+                ["cp", "-a", "--reflink=auto", str(SHARED_CACHE / "debian~trixie~amd64"), str(cache)], check=True
+            )
         subprocess.run(["chown", "-R", f"{name}:{name}", str(home)], check=True)
-        result = subprocess.run(["runuser", "-u", name, "--", "env", f"HOME={home}", PYTHON, str(readable_checkout / "bin/kosi"),
-                                 "build"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        result = subprocess.run(
+            ["runuser", "-u", name, "--", "env", f"HOME={home}", PYTHON, str(readable_checkout / "bin/kosi"), "build"],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         yield name, project, result
     finally:
         subprocess.run(["userdel", name], check=False)

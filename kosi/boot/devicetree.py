@@ -15,8 +15,11 @@ from kosi.errors import KosiError
 
 
 def search_directories(root: Path, kver: str) -> list[Path]:
-    return [root / f"usr/lib/modules/{kver}/dtb", root / f"usr/lib/firmware/{kver}/device-tree",
-            root / f"usr/lib/linux-image-{kver}"]
+    return [
+        root / f"usr/lib/modules/{kver}/dtb",
+        root / f"usr/lib/firmware/{kver}/device-tree",
+        root / f"usr/lib/linux-image-{kver}",
+    ]
 
 
 def find_devicetrees(root: Path, kver: str, patterns: list[str]) -> list[Path]:
@@ -53,8 +56,10 @@ def add_to_type1_entry(entry: Path, esp: Path, devicetrees: list[Path]) -> None:
         return
     if len(devicetrees) > 1:
         names = ", ".join(p.name for p in devicetrees)
-        raise KosiError(f"Devicetrees=: a Type 1 boot entry takes one devicetree, the patterns select {names}",
-                        hint="narrow the patterns, or boot through UKIs (UnifiedKernelImages=yes)")
+        raise KosiError(
+            f"Devicetrees=: a Type 1 boot entry takes one devicetree, the patterns select {names}",
+            hint="narrow the patterns, or boot through UKIs (UnifiedKernelImages=yes)",
+        )
     lines = entry.read_text().splitlines()
     linux = next(line.split(None, 1)[1] for line in lines if line.startswith("linux "))
     target = f"{linux.rsplit('/', 1)[0]}/{devicetrees[0].name}"

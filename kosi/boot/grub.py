@@ -35,8 +35,10 @@ def modules_directory(root: Path, tools: Path | None) -> tuple[Path, Path | None
     for base in (root, tools):
         if base is not None and (base / GRUB_I386_PC / "boot.img").exists():
             return base / GRUB_I386_PC, base
-    raise KosiError("BiosBootloader=grub: grub's i386-pc modules are neither in the image nor in the tools tree",
-                    hint="add grub-pc-bin to Packages=, or use ToolsTree=default")
+    raise KosiError(
+        "BiosBootloader=grub: grub's i386-pc modules are neither in the image nor in the tools tree",
+        hint="add grub-pc-bin to Packages=, or use ToolsTree=default",
+    )
 
 
 @dataclass(frozen=True)
@@ -62,14 +64,25 @@ def render_config(entries: Sequence[GrubEntry], *, bios: bool) -> str:
     # The serial console too, so `kosi vm` (and anyone on a serial line) sees grub at work.
     # UEFI firmware (OVMF) already mirrors its console on the serial port; grub writing
     # there too would print everything twice.
-    lines = ['if [ "$grub_platform" = "pc" ]; then', "    serial --unit=0 --speed=115200",
-             "    terminal_input serial console", "    terminal_output serial console", "fi",
-             "set timeout=0", "set default=0"]
+    lines = [
+        'if [ "$grub_platform" = "pc" ]; then',
+        "    serial --unit=0 --speed=115200",
+        "    terminal_input serial console",
+        "    terminal_output serial console",
+        "fi",
+        "set timeout=0",
+        "set default=0",
+    ]
     for entry in entries:
         lines.append(f"menuentry '{entry.title}' {{")
         if entry.uki and bios:
-            lines += ['    if [ "$grub_platform" = "efi" ]; then', *_chainload(entry, "        "), "    else",
-                      *_linux(entry, "        "), "    fi"]
+            lines += [
+                '    if [ "$grub_platform" = "efi" ]; then',
+                *_chainload(entry, "        "),
+                "    else",
+                *_linux(entry, "        "),
+                "    fi",
+            ]
         else:
             lines += _chainload(entry, "    ") if entry.uki else _linux(entry, "    ")
         lines.append("}")
@@ -77,15 +90,19 @@ def render_config(entries: Sequence[GrubEntry], *, bios: bool) -> str:
 
 
 def _chainload(entry: GrubEntry, indent: str) -> list[str]:
-    return [f"{indent}echo 'Loading Linux from the unified kernel image /{entry.uki} ...'",
-            f"{indent}chainloader /{entry.uki}"]
+    return [
+        f"{indent}echo 'Loading Linux from the unified kernel image /{entry.uki} ...'",
+        f"{indent}chainloader /{entry.uki}",
+    ]
 
 
 def _linux(entry: GrubEntry, indent: str) -> list[str]:
     lines = [f"{indent}echo 'Loading Linux /{entry.kernel} ...'", f"{indent}linux /{entry.kernel} {entry.cmdline}"]
     if entry.initrds:
-        lines += [f"{indent}echo 'Loading initial ramdisk ...'",
-                  f"{indent}initrd " + " ".join(f"/{i}" for i in entry.initrds)]
+        lines += [
+            f"{indent}echo 'Loading initial ramdisk ...'",
+            f"{indent}initrd " + " ".join(f"/{i}" for i in entry.initrds),
+        ]
     return lines
 
 
@@ -122,8 +139,21 @@ def install_bios(image: Path, root: Path, tools: Path | None, workspace: Path, e
     prefix = f"(hd0,gpt{esp_partition})/grub"
     # The tools tree's /usr is the sandbox's /usr: name its modules by that path.
     modules = Path("/") / GRUB_I386_PC if tools is not None and tree == tools else source
-    run(["grub-mkimage", "--directory", str(modules), "--format", "i386-pc", "--prefix", prefix,
-         "--output", str(core), *CORE_MODULES], sandbox=sandbox)
+    run(
+        [
+            "grub-mkimage",
+            "--directory",
+            str(modules),
+            "--format",
+            "i386-pc",
+            "--prefix",
+            prefix,
+            "--output",
+            str(core),
+            *CORE_MODULES,
+        ],
+        sandbox=sandbox,
+    )
     # grub-bios-setup patches boot.img and core.img for the disk and writes both.
     staged = workspace / "grub-setup"
     staged.mkdir(exist_ok=True)
@@ -141,5 +171,17 @@ def install_bios(image: Path, root: Path, tools: Path | None, workspace: Path, e
     bios_setup = str(modules / "grub-bios-setup") if (source / "grub-bios-setup").exists() else "grub-bios-setup"
     script = 'mount --bind "$0" /proc/$$/mountinfo && exec "$@"'
     setup_sandbox = sandbox or ["unshare", "--mount", "--propagation", "private"]
-    run(["sh", "-c", script, str(mountinfo), bios_setup, f"--directory={staged}", f"--device-map={device_map}",
-         "--skip-fs-probe", str(image)], sandbox=setup_sandbox)
+    run(
+        [
+            "sh",
+            "-c",
+            script,
+            str(mountinfo),
+            bios_setup,
+            f"--directory={staged}",
+            f"--device-map={device_map}",
+            "--skip-fs-probe",
+            str(image),
+        ],
+        sandbox=setup_sandbox,
+    )

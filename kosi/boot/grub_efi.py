@@ -87,12 +87,16 @@ def build_image(output: Path, root: Path, tools: Path | None, workspace: Path) -
     """grub-mkimage -O x86_64-efi with the modules grub.cfg needs built in; returns the modules directory used."""
     modules = modules_directory(root, tools)
     if modules is None:
-        raise KosiError("Bootloader=grub: grub's x86_64-efi modules are neither in the image nor in the tools tree",
-                        hint="add grub-efi-amd64-bin to Packages=, or use ToolsTree=default")
+        raise KosiError(
+            "Bootloader=grub: grub's x86_64-efi modules are neither in the image nor in the tools tree",
+            hint="add grub-efi-amd64-bin to Packages=, or use ToolsTree=default",
+        )
     tool = find_tool("grub-mkimage", tools)
     if tool is None:
-        raise KosiError("Bootloader=grub: grub-mkimage is neither on the host nor in the tools tree",
-                        hint="use ToolsTree=default, or install grub-common")
+        raise KosiError(
+            "Bootloader=grub: grub-mkimage is neither on the host nor in the tools tree",
+            hint="use ToolsTree=default, or install grub-common",
+        )
     # The tools tree's /usr is the sandbox's /usr: name its modules by that path.
     inside = Path("/") / EFI_MODULES if tools is not None and modules == tools / EFI_MODULES else modules
     cmd = [tool.path, "--directory", str(inside), "--format", "x86_64-efi", "--prefix", PREFIX, "--output", str(output)]
@@ -123,8 +127,10 @@ def install(esp: Path, root: Path, tools: Path | None, workspace: Path, *, signe
     if signed:
         binary = root / SIGNED
         if not binary.is_file():
-            raise KosiError(f"Bootloader=grub-signed: /{SIGNED} is not in the image",
-                            hint="add grub-efi-amd64-signed to Packages=, or use Bootloader=grub")
+            raise KosiError(
+                f"Bootloader=grub-signed: /{SIGNED} is not in the image",
+                hint="add grub-efi-amd64-signed to Packages=, or use Bootloader=grub",
+            )
         shutil.copyfile(binary, target)
         prefix = embedded_prefix(binary) or f"/EFI/{vendor}"
     else:
@@ -140,7 +146,9 @@ def write_redirect(esp: Path, prefix: str) -> Path:
     over to grub/grub.cfg on the same partition."""
     cfg = esp / prefix.strip("/") / "grub.cfg"
     cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(f"# grub images with a fixed prefix start here; the menu is /{CONFIG}\n"
-                   f"set prefix=($root)/{Path(CONFIG).parent}\n"
-                   f"configfile ($root)/{CONFIG}\n")
+    cfg.write_text(
+        f"# grub images with a fixed prefix start here; the menu is /{CONFIG}\n"
+        f"set prefix=($root)/{Path(CONFIG).parent}\n"
+        f"configfile ($root)/{CONFIG}\n"
+    )
     return cfg

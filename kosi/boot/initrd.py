@@ -51,8 +51,7 @@ def initrd_config(main: Config) -> Config:
     # which belong to the user's image, not to the initrd.
     directory = cache_root() / "initrd"
     directory.mkdir(parents=True, exist_ok=True)
-    return Config({k: v for k, v in values.items() if v not in (None, [])}, image="default-initrd",
-                  directory=directory)
+    return Config({k: v for k, v in values.items() if v not in (None, [])}, image="default-initrd", directory=directory)
 
 
 def inputs_of(config: Config) -> dict[str, Any]:
@@ -83,13 +82,14 @@ def write_cpio(tree: Path, output: Path, tools: Path | None, *, compress: bool =
     """A zstd-compressed newc archive of `tree` (sorted, reproducible); the kernel unpacks
     concatenated compressed archives, and the UKI itself is not compressed. Early microcode
     must stay uncompressed (compress=False): the kernel reads it before any decompressor."""
-    names = subprocess.run(["find", ".", "-mindepth", "1", "-print0"], cwd=tree, stdout=subprocess.PIPE,
-                           check=True).stdout
+    names = subprocess.run(
+        ["find", ".", "-mindepth", "1", "-print0"], cwd=tree, stdout=subprocess.PIPE, check=True
+    ).stdout
     listing = b"\0".join(sorted(n for n in names.split(b"\0") if n)) + b"\0"
     output.parent.mkdir(parents=True, exist_ok=True)
-    script = 'cpio --create --reproducible --null --format=newc --quiet'
+    script = "cpio --create --reproducible --null --format=newc --quiet"
     if compress:
-        script += ' | zstd -q -T0 -12 -c'
+        script += " | zstd -q -T0 -12 -c"
     with open(output, "wb") as out:
         run(["sh", "-c", script], sandbox=tools_command(tools, [tree]), input=listing, stdout=out, cwd=tree)
 

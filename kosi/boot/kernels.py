@@ -35,8 +35,12 @@ def find_kernels(root: Path) -> list[Kernel]:
         for directory in modules.iterdir():
             if not directory.is_dir():
                 continue
-            for candidate in (directory / "vmlinuz", root / "boot" / f"vmlinuz-{directory.name}",
-                              directory / "vmlinux", root / "boot" / f"vmlinux-{directory.name}"):
+            for candidate in (
+                directory / "vmlinuz",
+                root / "boot" / f"vmlinuz-{directory.name}",
+                directory / "vmlinux",
+                root / "boot" / f"vmlinux-{directory.name}",
+            ):
                 if candidate.is_file():
                     found[directory.name] = Kernel(directory.name, candidate)
                     break

@@ -58,7 +58,7 @@ def matches(pattern: str, relative: str) -> bool:
     """Does one (positive) pattern match the module at `relative` (path below modules/<kver>)?"""
     if "/" in pattern:
         path = MODULE_SUFFIX.sub("", relative)
-        path = path[len("kernel/"):] if path.startswith("kernel/") else path
+        path = path[len("kernel/") :] if path.startswith("kernel/") else path
         return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(MODULE_SUFFIX.sub("", relative), pattern)
     return fnmatch.fnmatchcase(module_name(relative), pattern.replace("-", "_"))
 
@@ -113,16 +113,25 @@ def firmware_of(moddir: Path, modules: Iterable[str], tools: Path | None) -> set
         return found
     tool = find_tool("modinfo", tools)
     if tool is None:
-        raise KosiError("choosing kernel modules needs modinfo (for their firmware), which neither the host "
-                        "nor the tools tree has", hint="install kmod, or use ToolsTree=default")
+        raise KosiError(
+            "choosing kernel modules needs modinfo (for their firmware), which neither the host nor the tools tree has",
+            hint="install kmod, or use ToolsTree=default",
+        )
     # The sandbox shows only what is mounted: the modules directory, at its own path.
     sandbox = tool.sandbox([Mount(moddir, str(moddir), "ro-bind")])
     for start in range(0, len(paths), 500):  # keep the command line short enough
-        result = run([tool.path, "-F", "firmware", *paths[start:start + 500]], sandbox=sandbox,
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        result = run(
+            [tool.path, "-F", "firmware", *paths[start : start + 500]],
+            sandbox=sandbox,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
         if result.returncode != 0:
-            raise KosiError(f"modinfo could not read the modules in {moddir}: "
-                            f"{last_error_line(result.stderr) or f'exit status {result.returncode}'}")
+            raise KosiError(
+                f"modinfo could not read the modules in {moddir}: "
+                f"{last_error_line(result.stderr) or f'exit status {result.returncode}'}"
+            )
         found.update(line.strip() for line in (result.stdout or b"").decode().splitlines() if line.strip())
     return found
 
@@ -163,8 +172,10 @@ def depmod_staged(image: Path, staged: Path, kver: str, tools: Path | None) -> N
     """depmod over the modules staged below `staged`, configured as the image configures it."""
     tool = find_tool("depmod", tools)
     if tool is None:
-        raise KosiError("the kernel modules initrd needs depmod, which neither the host nor the tools tree has",
-                        hint="install kmod, or use ToolsTree=default")
+        raise KosiError(
+            "the kernel modules initrd needs depmod, which neither the host nor the tools tree has",
+            hint="install kmod, or use ToolsTree=default",
+        )
     config = staged.with_name(staged.name + ".depmod.d")
     shutil.rmtree(config, ignore_errors=True)
     config.mkdir(parents=True)
@@ -182,8 +193,9 @@ def depmod_staged(image: Path, staged: Path, kver: str, tools: Path | None) -> N
         shutil.rmtree(config)
 
 
-def filter_image_modules(root: Path, kver: str, patterns: Sequence[str], firmware_patterns: Sequence[str],
-                         tools: Path | None) -> int:
+def filter_image_modules(
+    root: Path, kver: str, patterns: Sequence[str], firmware_patterns: Sequence[str], tools: Path | None
+) -> int:
     """Remove every module (and firmware) KernelModules= does not select; returns how many were removed."""
     moddir = root / "usr/lib/modules" / kver
     deps = read_dependencies(moddir)
@@ -201,8 +213,14 @@ def filter_image_modules(root: Path, kver: str, patterns: Sequence[str], firmwar
     return removed
 
 
-def stage_modules(root: Path, kver: str, patterns: Sequence[str], firmware_patterns: Sequence[str],
-                  destination: Path, tools: Path | None) -> int:
+def stage_modules(
+    root: Path,
+    kver: str,
+    patterns: Sequence[str],
+    firmware_patterns: Sequence[str],
+    destination: Path,
+    tools: Path | None,
+) -> int:
     """Copy the selected modules, their firmware and depmod's indexes into `destination`
     (a tree for the kernel-modules initrd); returns the number of modules."""
     moddir = root / "usr/lib/modules" / kver

@@ -62,15 +62,20 @@ def fetch_if_missing(context) -> None:
     (debs / "partial").mkdir(parents=True, exist_ok=True)
     apt = required_package_manager(context)
     assert isinstance(apt, Apt)  # checked above: the distribution's package manager is apt
-    apt.apt_get(context, ["install", "--download-only", "-o", f"Dir::Cache::Archives={debs}",
-                                               *packages], what="apt-get download shim")
+    apt.apt_get(
+        context,
+        ["install", "--download-only", "-o", f"Dir::Cache::Archives={debs}", *packages],
+        what="apt-get download shim",
+    )
     target = context.workspace / FETCHED
     dpkg_deb = find_tool("dpkg-deb", context.tools)
     if dpkg_deb is None:
         raise KosiError(f"ShimBootloader={mode}: dpkg-deb is needed to unpack {packages[0]}")
     for deb in sorted(debs.glob("shim-*.deb")):
-        run([dpkg_deb.path, "-x", str(deb), str(target)],
-            sandbox=dpkg_deb.sandbox([Mount(context.workspace, str(context.workspace))]))
+        run(
+            [dpkg_deb.path, "-x", str(deb), str(target)],
+            sandbox=dpkg_deb.sandbox([Mount(context.workspace, str(context.workspace))]),
+        )
 
 
 def install(esp: Path, roots: list[Path], mode: str, signer=None) -> None:
@@ -80,15 +85,19 @@ def install(esp: Path, roots: list[Path], mode: str, signer=None) -> None:
     binaries = find_binaries(roots, mode)
     if binaries is None:
         names = " and ".join(f"/{SHIM_DIRECTORY}/{n}" for n in BINARIES[mode])
-        raise KosiError(f"ShimBootloader={mode}: {names} are not in the image",
-                        hint=f"add {' '.join(DEBIAN_PACKAGES[mode])} to Packages=")
+        raise KosiError(
+            f"ShimBootloader={mode}: {names} are not in the image",
+            hint=f"add {' '.join(DEBIAN_PACKAGES[mode])} to Packages=",
+        )
     boot = esp / "EFI/BOOT"
     loader = boot / "BOOTX64.EFI"
     if loader.is_file():
         loader.replace(boot / CHAINED)
     elif not (boot / CHAINED).is_file():
-        raise KosiError(f"ShimBootloader={mode}: there is no boot loader (EFI/BOOT/BOOTX64.EFI) for shim to start",
-                        hint="set Bootloader= to systemd-boot, grub or uki")
+        raise KosiError(
+            f"ShimBootloader={mode}: there is no boot loader (EFI/BOOT/BOOTX64.EFI) for shim to start",
+            hint="set Bootloader= to systemd-boot, grub or uki",
+        )
     shim, manager = binaries
     shutil.copyfile(shim, loader)
     shutil.copyfile(manager, boot / "mmx64.efi")

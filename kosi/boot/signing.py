@@ -59,17 +59,24 @@ def signing_key(config) -> SigningKey:
     key, certificate = config.secure_boot_key, config.secure_boot_certificate
     for setting, value in (("SecureBootKey", key), ("SecureBootCertificate", certificate)):
         if not value:
-            raise KosiError(f"SecureBoot=yes needs {setting}= (default: mkosi.{'key' if setting.endswith('Key') else 'crt'}"
-                            " in the configuration directory), which is not set",
-                            hint="run `kosi genkey` to create mkosi.key and mkosi.crt")
-    signing = SigningKey(str(key), config.secure_boot_key_source, str(certificate),
-                         config.secure_boot_certificate_source)
+            raise KosiError(
+                f"SecureBoot=yes needs {setting}= (default: mkosi.{'key' if setting.endswith('Key') else 'crt'}"
+                " in the configuration directory), which is not set",
+                hint="run `kosi genkey` to create mkosi.key and mkosi.crt",
+            )
+    signing = SigningKey(
+        str(key), config.secure_boot_key_source, str(certificate), config.secure_boot_certificate_source
+    )
     # files() leaves out a key or certificate that comes from an engine or provider: pair by source
-    for setting, value, source in (("SecureBootKey", signing.key, signing.key_source),
-                                   ("SecureBootCertificate", signing.certificate, signing.certificate_source)):
+    for setting, value, source in (
+        ("SecureBootKey", signing.key, signing.key_source),
+        ("SecureBootCertificate", signing.certificate, signing.certificate_source),
+    ):
         path = Path(value)
         if source.type == "file" and not path.is_file():
-            raise KosiError(f"{setting}={path}: no such file", hint="run `kosi genkey` to create mkosi.key and mkosi.crt")
+            raise KosiError(
+                f"{setting}={path}: no such file", hint="run `kosi genkey` to create mkosi.key and mkosi.crt"
+            )
     return signing
 
 
@@ -91,15 +98,21 @@ def choose_tool(setting: str, key: SigningKey, available: Callable[[str], bool])
             candidates = [t for t in candidates if t == "systemd-sbsign"]
         if not candidates:
             wanted = "systemd-sbsign" if providers else "systemd-sbsign or sbsign"
-            raise KosiError(f"SecureBoot=yes needs {wanted}, found neither on the host nor in the tools tree",
-                            hint="use ToolsTree=default (it has both), or install sbsigntool")
+            raise KosiError(
+                f"SecureBoot=yes needs {wanted}, found neither on the host nor in the tools tree",
+                hint="use ToolsTree=default (it has both), or install sbsigntool",
+            )
         return candidates[0]
     if setting == "sbsign" and providers:
-        raise KosiError("SecureBootSignTool=sbsign cannot load keys or certificates from OpenSSL providers",
-                        hint="use SecureBootSignTool=systemd-sbsign (or auto)")
+        raise KosiError(
+            "SecureBootSignTool=sbsign cannot load keys or certificates from OpenSSL providers",
+            hint="use SecureBootSignTool=systemd-sbsign (or auto)",
+        )
     if not available(setting):
-        raise KosiError(f"SecureBootSignTool={setting}: {setting} is neither on the host nor in the tools tree",
-                        hint="use ToolsTree=default, or SecureBootSignTool=auto")
+        raise KosiError(
+            f"SecureBootSignTool={setting}: {setting} is neither on the host nor in the tools tree",
+            hint="use ToolsTree=default, or SecureBootSignTool=auto",
+        )
     return setting
 
 
@@ -113,8 +126,15 @@ def sign_command(tool: str, program: str, key: SigningKey, unsigned: Path, signe
         sources.append(f"--private-key-source={key.key_source.type}:{key.key_source.source}")
     if key.certificate_source.type != "file":
         sources.append(f"--certificate-source={key.certificate_source.type}:{key.certificate_source.source}")
-    return [program, "sign", f"--private-key={key.key}", f"--certificate={key.certificate}", *sources,
-            f"--output={signed}", str(unsigned)]
+    return [
+        program,
+        "sign",
+        f"--private-key={key.key}",
+        f"--certificate={key.certificate}",
+        *sources,
+        f"--output={signed}",
+        str(unsigned),
+    ]
 
 
 class Signer:
@@ -129,11 +149,14 @@ class Signer:
         partial = path.with_name(f".{path.name}.signing")
         mounts = [Mount(d, str(d)) for d in sorted({path.parent, *(f.parent for f in self.key.files())})]
         cmd = sign_command(self.tool.name, self.tool.path, self.key, path, partial)
-        result = run(cmd, sandbox=self.tool.sandbox(mounts), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                     check=False)
+        result = run(
+            cmd, sandbox=self.tool.sandbox(mounts), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False
+        )
         if result.returncode != 0:
             partial.unlink(missing_ok=True)
-            raise KosiError(f"{self.tool.name} could not sign {path.name}: {last_line(result.stderr, result.returncode)}")
+            raise KosiError(
+                f"{self.tool.name} could not sign {path.name}: {last_line(result.stderr, result.returncode)}"
+            )
         os.replace(partial, path)
         log.debug(f"signed {path} with {self.tool.name}")
 
@@ -198,10 +221,12 @@ def copy_prebuilt_uki(context, kver: str, output: Path) -> bool:
         return False
     prebuilt = find_prebuilt_uki(context.root, kver)
     if prebuilt is None:
-        raise KosiError(f"Bootloader={loader} with UnifiedKernelImages={setting}: the image has no signed UKI for "
-                        f"kernel {kver} (/usr/lib/modules/{kver}/vmlinuz*.efi)",
-                        hint="set UnifiedKernelImages=unsigned to build one (signed with SecureBootKey= when "
-                             "SecureBoot=yes), or UnifiedKernelImages=none for Type 1 entries")
+        raise KosiError(
+            f"Bootloader={loader} with UnifiedKernelImages={setting}: the image has no signed UKI for "
+            f"kernel {kver} (/usr/lib/modules/{kver}/vmlinuz*.efi)",
+            hint="set UnifiedKernelImages=unsigned to build one (signed with SecureBootKey= when "
+            "SecureBoot=yes), or UnifiedKernelImages=none for Type 1 entries",
+        )
     shutil.copyfile(prebuilt, output)
     return True
 
@@ -216,15 +241,31 @@ def enroll_timestamp(source_date_epoch: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
 
 
-def enroll_commands(key: SigningKey, esl: Path, directory: Path, timestamp: str, guid: str,
-                    programs: tuple[str, str]) -> list[list[str]]:
+def enroll_commands(
+    key: SigningKey, esl: Path, directory: Path, timestamp: str, guid: str, programs: tuple[str, str]
+) -> list[list[str]]:
     """efitools commands writing the certificate's signature list and PK/KEK/db.auth in `directory`."""
     to_esl, sign_esl = programs
     engine = ["-e", key.key_source.source] if key.key_source.type == "engine" else []
     commands = [[to_esl, "-g", guid, key.certificate, str(esl)]]
     for variable in ENROLL_VARIABLES:
-        commands.append([sign_esl, "-g", guid, "-t", timestamp, "-c", key.certificate, "-k", key.key, *engine,
-                         variable, str(esl), str(directory / f"{variable}.auth")])
+        commands.append(
+            [
+                sign_esl,
+                "-g",
+                guid,
+                "-t",
+                timestamp,
+                "-c",
+                key.certificate,
+                "-k",
+                key.key,
+                *engine,
+                variable,
+                str(esl),
+                str(directory / f"{variable}.auth"),
+            ]
+        )
     return commands
 
 
@@ -232,26 +273,37 @@ def write_auto_enroll_keys(config, esp: Path, tools: Path | None, workspace: Pat
     """loader/keys/auto/{PK,KEK,db}.auth in the ESP, which systemd-boot enrolls in VMs."""
     key = signing_key(config)
     if "provider" in (key.key_source.type, key.certificate_source.type):
-        raise KosiError("SecureBootAutoEnroll=yes: efitools cannot use keys from OpenSSL providers",
-                        hint="set SecureBootAutoEnroll=no, or use a key file or engine")
+        raise KosiError(
+            "SecureBootAutoEnroll=yes: efitools cannot use keys from OpenSSL providers",
+            hint="set SecureBootAutoEnroll=no, or use a key file or engine",
+        )
     found = [find_tool(name, tools) for name in ("cert-to-efi-sig-list", "sign-efi-sig-list")]
     tools_found = [t for t in found if t is not None]
     if len(tools_found) != len(found):
-        raise KosiError("SecureBootAutoEnroll=yes needs efitools (cert-to-efi-sig-list, sign-efi-sig-list), "
-                        "found neither on the host nor in the tools tree",
-                        hint="use ToolsTree=default, or set SecureBootAutoEnroll=no")
+        raise KosiError(
+            "SecureBootAutoEnroll=yes needs efitools (cert-to-efi-sig-list, sign-efi-sig-list), "
+            "found neither on the host nor in the tools tree",
+            hint="use ToolsTree=default, or set SecureBootAutoEnroll=no",
+        )
     directory = esp / ENROLL_DIRECTORY
     directory.mkdir(parents=True, exist_ok=True)
     esl = workspace / "secure-boot-db.esl"
     tool = tools_found[0]
     mounts = [Mount(d, str(d)) for d in sorted({directory, workspace, *(f.parent for f in key.files())})]
-    commands = enroll_commands(key, esl, directory, enroll_timestamp(config.source_date_epoch),
-                               owner_guid(Path(key.certificate)), (tools_found[0].path, tools_found[1].path))
+    commands = enroll_commands(
+        key,
+        esl,
+        directory,
+        enroll_timestamp(config.source_date_epoch),
+        owner_guid(Path(key.certificate)),
+        (tools_found[0].path, tools_found[1].path),
+    )
     for cmd in commands:
         result = run(cmd, sandbox=tool.sandbox(mounts), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
         if result.returncode != 0:
-            raise KosiError(f"SecureBootAutoEnroll=yes: {Path(cmd[0]).name} failed: "
-                            f"{last_line(result.stdout, result.returncode)}")
+            raise KosiError(
+                f"SecureBootAutoEnroll=yes: {Path(cmd[0]).name} failed: {last_line(result.stdout, result.returncode)}"
+            )
     return directory
 
 
@@ -264,7 +316,9 @@ def secure_esp(context, esp: Path) -> None:
     signer = Signer(config, context.tools) if config.secure_boot else None
     if signer is not None:
         binaries = binaries_to_sign(context, esp, list(context.state.ukis))
-        log.info(f"SecureBoot=yes: signing {len(binaries)} EFI binaries with {signer.tool.name} ({signer.tool.where()})")
+        log.info(
+            f"SecureBoot=yes: signing {len(binaries)} EFI binaries with {signer.tool.name} ({signer.tool.where()})"
+        )
         for path in binaries:
             signer.sign(path)
     if config.shim_bootloader != "none":

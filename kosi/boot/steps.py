@@ -65,8 +65,10 @@ def kernel_command_line(context: Context) -> str:
 def require_kernels(context: Context) -> list[Kernel]:
     kernels = find_kernels(context.root)
     if not kernels and context.config.bootable == Feature.enabled:
-        raise KosiError("Bootable=yes but no kernel is installed in the image",
-                        hint="add a kernel package to Packages=, e.g. linux-image-amd64")
+        raise KosiError(
+            "Bootable=yes but no kernel is installed in the image",
+            hint="add a kernel package to Packages=, e.g. linux-image-amd64",
+        )
     return kernels
 
 
@@ -93,8 +95,13 @@ class KernelModules(Step):
 
     def run(self, context: Context) -> None:
         for kernel in find_kernels(context.root):
-            removed = filter_image_modules(context.root, kernel.version, context.config.kernel_modules,
-                                           context.config.firmware_files, context.tools)
+            removed = filter_image_modules(
+                context.root,
+                kernel.version,
+                context.config.kernel_modules,
+                context.config.firmware_files,
+                context.tools,
+            )
             log.debug(f"{kernel.version}: removed {removed} modules not selected by KernelModules=")
 
 
@@ -132,10 +139,12 @@ class InstallBootloader(Step):
             signed = bootloader(context).endswith("signed")
             if missing := systemd_boot.missing_packages(context.root, context.tools, signed=signed):
                 add_bootloader_packages(context, missing)
-            if systemd_boot.find_binary(context.root, context.tools) is None and context.config.bootable == Feature.auto:
+            if (
+                systemd_boot.find_binary(context.root, context.tools) is None
+                and context.config.bootable == Feature.auto
+            ):
                 raise Skipped("systemd-boot is not installed (Bootable=auto)")
-            binary = systemd_boot.install(esp, context.root, context.tools,
-                                          signed=signed)
+            binary = systemd_boot.install(esp, context.root, context.tools, signed=signed)
             log.debug(f"systemd-boot from {binary}")
         if bootloader(context) in ("grub", "grub-signed"):
             install_grub_efi(context, esp)
@@ -157,9 +166,20 @@ class GenerateUKIs(Step):
         return no_kernel(context)
 
     def inputs(self, context: Context) -> dict[str, Any]:
-        names = ("Bootloader", "UnifiedKernelImages", "UnifiedKernelImageFormat", "Initrds", "InitrdPackages",
-                 "KernelCommandLine", "KernelInitrdModules", "KernelModulesInitrd", "Splash", "Devicetrees",
-                 "MicrocodeHost", "UnifiedKernelImageProfiles")
+        names = (
+            "Bootloader",
+            "UnifiedKernelImages",
+            "UnifiedKernelImageFormat",
+            "Initrds",
+            "InitrdPackages",
+            "KernelCommandLine",
+            "KernelInitrdModules",
+            "KernelModulesInitrd",
+            "Splash",
+            "Devicetrees",
+            "MicrocodeHost",
+            "UnifiedKernelImageProfiles",
+        )
         return {n: context.config[n] for n in names}
 
     def run(self, context: Context) -> None:
@@ -174,13 +194,21 @@ class GenerateUKIs(Step):
         image_is_initrd = config.format in ("uki", "esp")
         base_initrds = image_initrds(context) if image_is_initrd else list(config.initrds) or [default_initrd(context)]
         # With Bootloader=none only grub (BiosBootloader=grub) boots the image, and it takes Type 1 files.
-        use_ukis = uki_is_bootloader(context) or (bootloader(context) != "none"
-                                                  and config.unified_kernel_images != "none")
-        if (bootloader(context) in ("grub-signed", "systemd-boot-signed") and config.unified_kernel_images == "auto"
-                and any(signing.find_prebuilt_uki(context.root, k.version) is None for k in kernels)):
+        use_ukis = uki_is_bootloader(context) or (
+            bootloader(context) != "none" and config.unified_kernel_images != "none"
+        )
+        if (
+            bootloader(context) in ("grub-signed", "systemd-boot-signed")
+            and config.unified_kernel_images == "auto"
+            and any(signing.find_prebuilt_uki(context.root, k.version) is None for k in kernels)
+        ):
             use_ukis = False  # a signed boot loader boots the distribution's signed kernel (Secure Boot through shim)
-        if (use_ukis and not uki_is_bootloader(context) and config.unified_kernel_images == "auto"
-                and (find_stub(context.root, context.tools) is None or find_tool("ukify", context.tools) is None)):
+        if (
+            use_ukis
+            and not uki_is_bootloader(context)
+            and config.unified_kernel_images == "auto"
+            and (find_stub(context.root, context.tools) is None or find_tool("ukify", context.tools) is None)
+        ):
             use_ukis = False  # UnifiedKernelImages=auto: Type 1 entries when a UKI can't be built
         token = entry_token(context)
         title = os_release(context.root).get("PRETTY_NAME", "Linux")
@@ -194,27 +222,36 @@ class GenerateUKIs(Step):
             devicetrees = find_devicetrees(context.root, kernel.version, config.devicetrees)
             initrds = list(base_initrds)
             if config.kernel_modules_initrd and not image_is_initrd:
-                initrds.append(modules_initrd(context, kernel.version,
-                                              context.workspace / f"kernel-modules-{kernel.version}.cpio"))
+                initrds.append(
+                    modules_initrd(context, kernel.version, context.workspace / f"kernel-modules-{kernel.version}.cpio")
+                )
                 context.state.split_modules_initrd = initrds[-1]
             # Without a UKI's .ucode section (Type 1 entries, grub), early microcode is the first initrd.
             initrds_of[kernel.version] = [microcode, *initrds] if microcode else initrds
             context.state.split_kernel = kernel.image
             context.state.split_initrd = base_initrds[0]
             if not use_ukis:
-                entry = systemd_boot.write_type1_entry(esp, token, kernel.version, kernel.image,
-                                                       initrds_of[kernel.version], cmdline, title)
+                entry = systemd_boot.write_type1_entry(
+                    esp, token, kernel.version, kernel.image, initrds_of[kernel.version], cmdline, title
+                )
                 add_to_type1_entry(entry, esp, devicetrees)
                 continue
             pattern = config.unified_kernel_image_format or default_format(cmdline, context.root)
             name = entry_name(pattern, token, kernel.version, cmdline) + ".efi"
             output = context.workspace / "ukis" / name
             output.parent.mkdir(parents=True, exist_ok=True)
-            request = UKIRequest(kernel=kernel.image, kver=kernel.version, initrds=initrds, cmdline=cmdline,
-                                 os_release=context.root / "usr/lib/os-release", output=output,
-                                 splash=context.root / config.splash.lstrip("/") if config.splash else None,
-                                 profiles=list(config.unified_kernel_image_profiles), microcode=microcode,
-                                 devicetrees=devicetrees)
+            request = UKIRequest(
+                kernel=kernel.image,
+                kver=kernel.version,
+                initrds=initrds,
+                cmdline=cmdline,
+                os_release=context.root / "usr/lib/os-release",
+                output=output,
+                splash=context.root / config.splash.lstrip("/") if config.splash else None,
+                profiles=list(config.unified_kernel_image_profiles),
+                microcode=microcode,
+                devicetrees=devicetrees,
+            )
             if not signing.copy_prebuilt_uki(context, kernel.version, output):
                 build_uki(request, context.root, context.tools, context.workspace)
             ukis.append(output)
@@ -225,8 +262,9 @@ class GenerateUKIs(Step):
         context.state.ukis = ukis
         signing.secure_esp(context, esp)  # SecureBoot=, ShimBootloader=, SecureBootAutoEnroll=
         if bios_grub(context) or bootloader(context) in ("grub", "grub-signed"):
-            write_grub_entries(context, esp, token, title, bios_command_line(context, cmdline), kernels, initrds_of,
-                               esp_ukis)
+            write_grub_entries(
+                context, esp, token, title, bios_command_line(context, cmdline), kernels, initrds_of, esp_ukis
+            )
 
 
 def bios_command_line(context: Context, cmdline: str) -> str:
@@ -243,17 +281,32 @@ def install_grub_efi(context: Context, esp: Path) -> None:
     signed = bootloader(context) == "grub-signed"
     if missing := grub_efi.missing_packages(context.root, context.tools, signed=signed):
         add_bootloader_packages(context, missing)
-        if context.config.bootable == Feature.auto and grub_efi.missing_packages(context.root, context.tools,
-                                                                                 signed=signed):
+        if context.config.bootable == Feature.auto and grub_efi.missing_packages(
+            context.root, context.tools, signed=signed
+        ):
             log.info("grub is not installed: no boot loader (Bootable=auto)")
             return
-    binary = grub_efi.install(esp, context.root, context.tools, context.workspace / "grub", signed=signed,
-                              vendor=os_release(context.root).get("ID", "linux"))
+    binary = grub_efi.install(
+        esp,
+        context.root,
+        context.tools,
+        context.workspace / "grub",
+        signed=signed,
+        vendor=os_release(context.root).get("ID", "linux"),
+    )
     log.debug(f"grub for UEFI at {binary}")
 
 
-def write_grub_entries(context: Context, esp: Path, token: str, title: str, cmdline: str, kernels: list[Kernel],
-                       initrds_of: dict[str, list[Path]], esp_ukis: dict[str, str]) -> None:
+def write_grub_entries(
+    context: Context,
+    esp: Path,
+    token: str,
+    title: str,
+    cmdline: str,
+    kernels: list[Kernel],
+    initrds_of: dict[str, list[Path]],
+    esp_ukis: dict[str, str],
+) -> None:
     """grub.cfg: UEFI grub chainloads the UKIs when there are some; BIOS grub (and UEFI grub
     without UKIs) boots kernel + initrds from the files a Type 1 entry puts into the ESP
     (written here, without the entry, if only UKIs were built)."""
@@ -265,9 +318,15 @@ def write_grub_entries(context: Context, esp: Path, token: str, title: str, cmdl
         if kernel.version in esp_ukis and (bios or uki is None):
             systemd_boot.write_type1_entry(esp, token, kernel.version, kernel.image, initrds, cmdline, title)
             (esp / "loader/entries" / f"{token}-{kernel.version}.conf").unlink()
-        entries.append(grub.GrubEntry(title, f"{token}/{kernel.version}/linux",
-                                      tuple(f"{token}/{kernel.version}/initrd{i or ''}" for i in range(len(initrds))),
-                                      cmdline, uki))
+        entries.append(
+            grub.GrubEntry(
+                title,
+                f"{token}/{kernel.version}/linux",
+                tuple(f"{token}/{kernel.version}/initrd{i or ''}" for i in range(len(initrds))),
+                cmdline,
+                uki,
+            )
+        )
     grub.write_config(esp, entries, bios=bios)
 
 

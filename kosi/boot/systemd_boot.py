@@ -45,11 +45,15 @@ def install(esp: Path, root: Path, tools: Path | None, *, timeout: int | None = 
     binary = find_binary(root, tools, signed)
     if signed and binary != root / SIGNED:
         # An unsigned fallback would not be signed later either (it counts as pre-signed).
-        raise KosiError(f"Bootloader=systemd-boot-signed: /{SIGNED} is not in the image",
-                        hint="add systemd-boot-efi-amd64-signed to Packages=, or use Bootloader=systemd-boot")
+        raise KosiError(
+            f"Bootloader=systemd-boot-signed: /{SIGNED} is not in the image",
+            hint="add systemd-boot-efi-amd64-signed to Packages=, or use Bootloader=systemd-boot",
+        )
     if binary is None:
-        raise KosiError("Bootloader=systemd-boot: systemd-bootx64.efi is neither in the image nor in the tools tree",
-                        hint="add systemd-boot-efi to Packages=, or use ToolsTree=default")
+        raise KosiError(
+            "Bootloader=systemd-boot: systemd-bootx64.efi is neither in the image nor in the tools tree",
+            hint="add systemd-boot-efi to Packages=, or use ToolsTree=default",
+        )
     for target in ("EFI/BOOT/BOOTX64.EFI", "EFI/systemd/systemd-bootx64.efi"):
         (esp / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(binary, esp / target)
@@ -66,8 +70,9 @@ def write_loader_conf(esp: Path, timeout: int | None) -> None:
     (loader / "entries").mkdir(exist_ok=True)
 
 
-def write_type1_entry(esp: Path, entry_token: str, kver: str, kernel: Path, initrds: list[Path], cmdline: str,
-                      title: str) -> Path:
+def write_type1_entry(
+    esp: Path, entry_token: str, kver: str, kernel: Path, initrds: list[Path], cmdline: str, title: str
+) -> Path:
     """A Boot Loader Specification Type 1 entry with the kernel and initrds copied next to it."""
     directory = esp / entry_token / kver
     directory.mkdir(parents=True, exist_ok=True)

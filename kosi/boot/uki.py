@@ -66,14 +66,18 @@ def read_profile(path: Path) -> Profile:
     values: dict[str, Any] = {}
     for section in parse_ini(path):
         if section.name != "UKIProfile":
-            raise KosiError(f"unknown section [{section.name}] in a UKI profile (allowed: [UKIProfile])",
-                            file=str(path), line=section.line)
+            raise KosiError(
+                f"unknown section [{section.name}] in a UKI profile (allowed: [UKIProfile])",
+                file=str(path),
+                line=section.line,
+            )
         for entry in section.entries:
             setting = UKI_PROFILE_SETTINGS_BY_NAME.get(entry.key)
             if setting is None:
                 known = ", ".join(UKI_PROFILE_SETTINGS_BY_NAME)
-                raise KosiError(f"unknown setting {entry.key}= in [UKIProfile] (known: {known})",
-                                file=str(path), line=entry.line)
+                raise KosiError(
+                    f"unknown setting {entry.key}= in [UKIProfile] (known: {known})", file=str(path), line=entry.line
+                )
             origin = Origin(str(path), entry.line, path.parent)
             parsed = setting.type.parse(entry.key, entry.value, origin)
             # keyed by dest: these are profile values, not the image's settings of the same name
@@ -104,16 +108,33 @@ def profile_files(paths: list[Path]) -> list[Path]:
 def build_uki(request: UKIRequest, root: Path, tools: Path | None, workspace: Path) -> Path:
     stub = find_stub(root, tools)
     if stub is None:
-        raise KosiError("no EFI stub (linuxx64.efi.stub) in the image or the tools tree",
-                        hint="install systemd-boot-efi, or use ToolsTree=default")
+        raise KosiError(
+            "no EFI stub (linuxx64.efi.stub) in the image or the tools tree",
+            hint="install systemd-boot-efi, or use ToolsTree=default",
+        )
     profiles = profile_files(request.profiles)
     addon_stub = find_stub(root, tools, ADDON_STUB) if profiles else None
     if profiles and addon_stub is None:
-        raise KosiError("UnifiedKernelImageProfiles=: no addonx64.efi.stub in the image or the tools tree",
-                        hint="install systemd-boot-efi, or use ToolsTree=default")
+        raise KosiError(
+            "UnifiedKernelImageProfiles=: no addonx64.efi.stub in the image or the tools tree",
+            hint="install systemd-boot-efi, or use ToolsTree=default",
+        )
     extras = [p for p in (request.splash, request.microcode, addon_stub) if p]
-    sandbox = tools_command(tools, [root, workspace, request.output.parent, stub, request.kernel, request.os_release,
-                                    *request.initrds, *profiles, *request.devicetrees, *extras])
+    sandbox = tools_command(
+        tools,
+        [
+            root,
+            workspace,
+            request.output.parent,
+            stub,
+            request.kernel,
+            request.os_release,
+            *request.initrds,
+            *profiles,
+            *request.devicetrees,
+            *extras,
+        ],
+    )
     joins: list[str] = []
     for index, profile_file in enumerate(profiles):
         # A profile PE holds only what differs from the base: its .profile and .cmdline.
@@ -124,8 +145,18 @@ def build_uki(request: UKIRequest, root: Path, tools: Path | None, workspace: Pa
             cmd.append(f"--cmdline={request.cmdline} {profile.cmdline}")
         ukify(cmd, sandbox)
         joins.append(f"--join-profile={out}")
-    cmd = ["ukify", "build", "--stub", str(stub), "--uname", request.kver, f"--linux={request.kernel}",
-           f"--cmdline={request.cmdline}", f"--os-release=@{request.os_release}", f"--output={request.output}"]
+    cmd = [
+        "ukify",
+        "build",
+        "--stub",
+        str(stub),
+        "--uname",
+        request.kver,
+        f"--linux={request.kernel}",
+        f"--cmdline={request.cmdline}",
+        f"--os-release=@{request.os_release}",
+        f"--output={request.output}",
+    ]
     cmd += [f"--initrd={initrd}" for initrd in request.initrds]
     if request.microcode:
         cmd.append(f"--microcode={request.microcode}")

@@ -67,7 +67,13 @@ CLI_ONLY_OPTIONS = (
     Option("json", "--json", None, "flag", "Print the summary as JSON"),
     Option("log_json", "--log-json", None, "value", "Write the build's events to this file as JSON lines"),
     Option("wipe_build_dir", "--wipe-build-dir", "-w", "flag", "Wipe the build directory first"),
-    Option("rerun_build_scripts", "--rerun-build-scripts", "-R", "flag", "Rerun the build scripts (not supported by kosi yet)"),
+    Option(
+        "rerun_build_scripts",
+        "--rerun-build-scripts",
+        "-R",
+        "flag",
+        "Rerun the build scripts (not supported by kosi yet)",
+    ),
 )
 
 BOOLEAN_WORDS = {"1", "yes", "y", "true", "t", "on", "0", "no", "n", "false", "f", "off", "enable", "enabled",
@@ -184,7 +190,9 @@ def parse_command_line(argv: list[str]) -> Args:
         return target.kind == "value"
 
     def optional_boolean(target: Any) -> bool:
-        return (isinstance(target, Setting) and _takes_optional_boolean(target)) or getattr(target, "kind", "") == "bool"
+        return (isinstance(target, Setting) and _takes_optional_boolean(target)) or getattr(
+            target, "kind", ""
+        ) == "bool"
 
     def next_value(shown: str) -> str:
         nonlocal i

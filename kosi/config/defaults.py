@@ -19,6 +19,7 @@ from kosi.outputs import format as formats
 if TYPE_CHECKING:
     from kosi.config.model import Config
 
+
 def text(value: Any) -> str:
     """A setting's value as the word it was configured with."""
     return "" if value is None else str(getattr(value, "value", value))
@@ -140,8 +141,12 @@ def build_sources(config: "Config") -> list:
 
 
 #: Where hosts keep their bundle of CA certificates, the first that exists is the default.
-CA_BUNDLES = ("/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/ca-bundle.pem",
-              "/etc/ssl/cert.pem")
+CA_BUNDLES = (
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+)
 
 
 def proxy_peer_certificate(config: "Config") -> Path | None:

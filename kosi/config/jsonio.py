@@ -33,15 +33,20 @@ def config_to_json(config: Config) -> dict[str, Any]:
     for setting in SETTINGS:
         if not setting.json:
             continue
-        if getattr(setting.type, "null_when_unset", False) and config.image == "main" and not config.is_set(setting.name):
+        if (
+            getattr(setting.type, "null_when_unset", False)
+            and config.image == "main"
+            and not config.is_set(setting.name)
+        ):
             document[setting.name] = None
         else:
             document[setting.name] = value_to_json(setting, config[setting.name])
     return dict(sorted(document.items()))
 
 
-def config_from_json(document: dict[str, Any], *, image: str = "main", directory: Path | None = None,
-                     source: str | None = None) -> Config:
+def config_from_json(
+    document: dict[str, Any], *, image: str = "main", directory: Path | None = None, source: str | None = None
+) -> Config:
     """A Config whose values are those of `document`; null leaves a setting unset.
 
     `source` names where the document came from (a configure script) for error messages;
@@ -58,15 +63,19 @@ def config_from_json(document: dict[str, Any], *, image: str = "main", directory
         setting = SETTINGS_BY_NAME.get(name)
         if setting is None:
             close = difflib.get_close_matches(name, list(SETTINGS_BY_NAME), n=1)
-            raise KosiError(f"unknown setting {name!r} in JSON configuration", file=source,
-                            hint=f"did you mean {close[0]}?" if close else None)
+            raise KosiError(
+                f"unknown setting {name!r} in JSON configuration",
+                file=source,
+                hint=f"did you mean {close[0]}?" if close else None,
+            )
         if raw is None:
             continue
         try:
             config.values[name] = setting.type.from_json(raw)
         except (TypeError, ValueError, KeyError, AttributeError) as e:
-            raise KosiError(f"{name}: invalid JSON value {raw!r} ({e}), expected {setting.type.describe()}",
-                            file=source) from None
+            raise KosiError(
+                f"{name}: invalid JSON value {raw!r} ({e}), expected {setting.type.describe()}", file=source
+            ) from None
     return config
 
 

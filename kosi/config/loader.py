@@ -41,7 +41,11 @@ LEGACY_BOOLEAN_LISTS = {
     "SplitArtifacts": (("uki", "kernel", "initrd", "partitions"), ("uki", "kernel", "initrd")),
 }
 #: Scopes of the settings mkosi 27.1 refuses in a subimage's configuration.
-MAIN_IMAGE_SCOPES = (Scope.universal, Scope.multiversal, Scope.main_only)  # a single-value setting assigned the empty string: back to the default
+MAIN_IMAGE_SCOPES = (
+    Scope.universal,
+    Scope.multiversal,
+    Scope.main_only,
+)  # a single-value setting assigned the empty string: back to the default
 
 #: Include= names that mean configuration shipped inside mkosi 27.1 rather than a path; kosi
 #: has none of it (docs/compatibility.md), so naming one is an error unless such a path exists.
@@ -224,7 +228,9 @@ class Loader:
             if section.name in CONDITION_SECTIONS:
                 continue
             if section.name not in known_sections:
-                log.warn(f"{path}:{section.line}: unknown section [{section.name}]{_suggest(section.name, known_sections)}, ignoring it")
+                log.warn(
+                    f"{path}:{section.line}: unknown section [{section.name}]{_suggest(section.name, known_sections)}, ignoring it"
+                )
                 continue
             for entry in section.entries:
                 key = entry.key
@@ -237,12 +243,15 @@ class Loader:
                     continue
                 if setting.section != section.name and not _section_alias(setting, section.name):
                     # mkosi projects in the wild misplace settings; applying them keeps them working.
-                    log.warn(f"{path}:{entry.line}: {key}= belongs in the [{setting.section}] section, not [{section.name}]")
+                    log.warn(
+                        f"{path}:{entry.line}: {key}= belongs in the [{setting.section}] section, not [{section.name}]"
+                    )
                 if setting.cli_only:
                     raise KosiError(f"{key}= can only be given on the command line", file=str(path), line=entry.line)
                 # relative paths are relative to the directory being parsed (%P), as mkosi 27.1 reads them
-                origin = Origin(file=str(path), line=entry.line, directory=self.state.working_dir,
-                                local=layer is self.state.local)
+                origin = Origin(
+                    file=str(path), line=entry.line, directory=self.state.working_dir, local=layer is self.state.local
+                )
                 text = expand_specifiers(entry.value, self.state.config_view, location, file=str(path), line=entry.line)
                 self.assign(layer, setting, text, origin)
 

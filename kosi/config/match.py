@@ -98,7 +98,9 @@ HOST_MATCHERS: dict[str, Callable[[MatchContext, str, Entry], bool]] = {
 
 
 def _invalid(ctx: MatchContext, entry: Entry, value: str, allowed: str) -> KosiError:
-    return KosiError(f"[Match] {entry.key}=: invalid value {value!r}, expected {allowed}", file=ctx.file, line=entry.line)
+    return KosiError(
+        f"[Match] {entry.key}=: invalid value {value!r}, expected {allowed}", file=ctx.file, line=entry.line
+    )
 
 
 # ---- conditions on a setting: compared the way its `match` field says --------------------
@@ -219,7 +221,9 @@ def _section_holds(ctx: MatchContext, section: Section) -> tuple[bool, Entry | N
     return True, None
 
 
-def _holds(ctx: MatchContext, sections: list[Section], plain: str, triggering: str) -> tuple[bool, Section | None, Entry | None]:
+def _holds(
+    ctx: MatchContext, sections: list[Section], plain: str, triggering: str
+) -> tuple[bool, Section | None, Entry | None]:
     trigger_sections = [s for s in sections if s.name == triggering]
     for section in sections:
         if section.name == plain:
@@ -252,4 +256,3 @@ def check_asserts(ctx: MatchContext, sections: list[Section]) -> None:
 
 def has_conditions(sections: list[Section]) -> bool:
     return any(s.name in CONDITION_SECTIONS for s in sections)
-

@@ -53,7 +53,9 @@ def setting_specifiers() -> dict[str, str]:
     return {s.specifier: s.name for s in SETTINGS if s.specifier}
 
 
-def expand_specifiers(text: str, config: Any, where: Location, *, file: str | None = None, line: int | None = None) -> str:
+def expand_specifiers(
+    text: str, config: Any, where: Location, *, file: str | None = None, line: int | None = None
+) -> str:
     """Expand %X in `text` using the values set so far in `config` (a Config)."""
     if "%" not in text:
         return text
@@ -121,6 +123,7 @@ def default_filesystem(config: Any) -> str:
 
 
 # ---- delayed &-specifiers (CacheKey=, BuildKey=) ---------------------------------------
+
 
 def delayed_settings() -> dict[str, str]:
     """& letter -> setting name, from the table; &I is the image name, && a literal &. Others

@@ -33,9 +33,12 @@ def check(project: Project) -> None:
             origin = origins.get(setting.name)
             where = origin.where() if origin is not None else "configuration"
             if setting.unsupported_fails:
-                raise KosiError(f"{setting.name}= is not supported by kosi: {setting.unsupported} "
-                                f"(remove it or leave it at its default)",
-                                file=getattr(origin, "file", None), line=getattr(origin, "line", None))
+                raise KosiError(
+                    f"{setting.name}= is not supported by kosi: {setting.unsupported} "
+                    f"(remove it or leave it at its default)",
+                    file=getattr(origin, "file", None),
+                    line=getattr(origin, "line", None),
+                )
             if setting.name not in warned:
                 warned.add(setting.name)
                 log.warn(f"{where}: {setting.name}= is not supported by kosi and has no effect: {setting.unsupported}")

@@ -78,8 +78,9 @@ def parse_boolean(text: str) -> bool | None:
 
 
 def invalid(setting: str, value: str, allowed: str, origin: Origin, *, hint: str | None = None) -> KosiError:
-    return KosiError(f"{setting}=: invalid value {value!r}, expected {allowed}", file=origin.file, line=origin.line,
-                     hint=hint)
+    return KosiError(
+        f"{setting}=: invalid value {value!r}, expected {allowed}", file=origin.file, line=origin.line, hint=hint
+    )
 
 
 class ValueType:
@@ -164,8 +165,14 @@ class Choice(ValueType):
 
     metavar = "CHOICE"
 
-    def __init__(self, *words: str, aliases: dict[str, str] | None = None, booleans: tuple[str, str] | None = None,
-                 source: Callable[[], Sequence[str]] | None = None, json_names: dict[str, str] | None = None):
+    def __init__(
+        self,
+        *words: str,
+        aliases: dict[str, str] | None = None,
+        booleans: tuple[str, str] | None = None,
+        source: Callable[[], Sequence[str]] | None = None,
+        json_names: dict[str, str] | None = None,
+    ):
         self.words = words
         #: where the words come from when a registry owns them (Format=, Distribution=); asked on first use
         self.source = source
@@ -379,8 +386,15 @@ class ListOf(ValueType):
 
     is_list = True
 
-    def __init__(self, item: ValueType, separators: str = r"[,\s]+", unique: bool = False, shell: bool = False,
-                 sort: Any = None, null_when_unset: bool = False):
+    def __init__(
+        self,
+        item: ValueType,
+        separators: str = r"[,\s]+",
+        unique: bool = False,
+        shell: bool = False,
+        sort: Any = None,
+        null_when_unset: bool = False,
+    ):
         self.item = item
         #: a sort key: printed sorted by it, as mkosi prints package lists
         self.sort = sort
@@ -548,8 +562,13 @@ class FileName(String):
 class IntegerOrWords(Integer):
     """An integer in a range, or one of a few words (VSockCID= takes hash or auto)."""
 
-    def __init__(self, *words: str, minimum: int | None = None, maximum: int | None = None,
-                 json_numbers: dict[str, int] | None = None):
+    def __init__(
+        self,
+        *words: str,
+        minimum: int | None = None,
+        maximum: int | None = None,
+        json_numbers: dict[str, int] | None = None,
+    ):
         super().__init__(minimum, maximum)
         self.choices = words
         #: how each word is written in JSON (mkosi prints VSockCID=auto as -1, hash as -2)
@@ -669,8 +688,14 @@ class Drive:
     flags: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"Id": self.id, "Size": self.size, "Directory": str(self.directory) if self.directory else None,
-                "Options": self.options, "FileId": self.file_id or self.id, "Flags": list(self.flags)}
+        return {
+            "Id": self.id,
+            "Size": self.size,
+            "Directory": str(self.directory) if self.directory else None,
+            "Options": self.options,
+            "FileId": self.file_id or self.id,
+            "Flags": list(self.flags),
+        }
 
 
 DRIVE_FLAGS = ("persist",)
@@ -702,8 +727,14 @@ class DriveValue(ValueType):
         return value.to_json()
 
     def from_json(self, value):
-        return Drive(value["Id"], int(value["Size"]), Path(value["Directory"]) if value.get("Directory") else None,
-                     value.get("Options"), value.get("FileId") or value["Id"], tuple(value.get("Flags") or ()))
+        return Drive(
+            value["Id"],
+            int(value["Size"]),
+            Path(value["Directory"]) if value.get("Directory") else None,
+            value.get("Options"),
+            value.get("FileId") or value["Id"],
+            tuple(value.get("Flags") or ()),
+        )
 
     def describe(self):
         return "ID:SIZE[:DIRECTORY[:OPTIONS[:FILE-ID[:FLAGS]]]] with a size such as 10G"
@@ -745,8 +776,11 @@ class CredentialsValue(ValueType):
                 continue
             path = Path(normalise(origin.directory / Path(word).expanduser()))
             if path.is_dir():
-                pairs += [Credential(f.name, read_credential(setting, f, origin), f)
-                          for f in sorted(path.iterdir()) if f.is_file()]
+                pairs += [
+                    Credential(f.name, read_credential(setting, f, origin), f)
+                    for f in sorted(path.iterdir())
+                    if f.is_file()
+                ]
             elif path.is_file():
                 pairs.append(Credential(path.name, read_credential(setting, path, origin), path))
             else:
@@ -755,8 +789,14 @@ class CredentialsValue(ValueType):
 
     def to_json(self, value):
         # As mkosi: one object per credential, the file's path instead of its value when read from one.
-        return [{"Name": c[0], "Path": str(getattr(c, "path", None) or "") or None,
-                 "Value": None if getattr(c, "path", None) else c[1]} for c in value]
+        return [
+            {
+                "Name": c[0],
+                "Path": str(getattr(c, "path", None) or "") or None,
+                "Value": None if getattr(c, "path", None) else c[1],
+            }
+            for c in value
+        ]
 
     def from_json(self, value):
         if isinstance(value, dict):  # the older shape, NAME: VALUE
@@ -783,8 +823,9 @@ def read_credential(setting: str, path: Path, origin: Origin) -> str:
     if os.access(path, os.X_OK):
         result = subprocess.run([str(path)], stdin=subprocess.DEVNULL, capture_output=True, check=False)
         if result.returncode != 0:
-            raise KosiError(f"{setting}=: {path} exited with status {result.returncode}", file=origin.file,
-                            line=origin.line)
+            raise KosiError(
+                f"{setting}=: {path} exited with status {result.returncode}", file=origin.file, line=origin.line
+            )
         return result.stdout.decode(errors="surrogateescape")
     # surrogateescape: binary credentials come back byte for byte (kosi.run.credentials encodes them)
     return path.read_bytes().decode(errors="surrogateescape")

@@ -36,7 +36,9 @@ def require_installer(name: str) -> type[Distribution]:
     if cls is None or not cls.installer:
         buildable = ", ".join(n for n, c in sorted(discover().items()) if c.installer)
         manager = cls.package_manager if cls is not None else None
-        raise KosiError(f"Distribution={name}: kosi cannot build it yet"
-                        + (f" (no kosi installer for {manager})" if manager else "")
-                        + f"; it can build: {buildable}")
+        raise KosiError(
+            f"Distribution={name}: kosi cannot build it yet"
+            + (f" (no kosi installer for {manager})" if manager else "")
+            + f"; it can build: {buildable}"
+        )
     return cls

@@ -20,9 +20,18 @@ PACMAN_ARCHITECTURES = {"x86-64": "x86_64", "arm64": "aarch64", "arm": "armv7h"}
 #: how Arch's archive names a snapshot: the day it was taken
 SNAPSHOT_ID = re.compile(r"\d{4}/\d{2}/\d{2}")
 #: repositories Repositories= can add, in the order pacman should prefer them (testing first)
-OPTIONAL_REPOSITORIES = ("core-testing", "core-testing-debug", "extra-testing", "extra-testing-debug",
-                         "core-debug", "extra-debug", "multilib-testing", "multilib-testing-debug",
-                         "multilib", "multilib-debug")
+OPTIONAL_REPOSITORIES = (
+    "core-testing",
+    "core-testing-debug",
+    "extra-testing",
+    "extra-testing-debug",
+    "core-debug",
+    "extra-debug",
+    "multilib-testing",
+    "multilib-testing-debug",
+    "multilib",
+    "multilib-debug",
+)
 
 
 @dataclass(frozen=True)
@@ -43,8 +52,10 @@ def pacman_architecture(config: Config) -> str:
     try:
         return PACMAN_ARCHITECTURES[config.architecture]
     except KeyError:
-        raise KosiError(f"Architecture={config.architecture} is not supported by Arch Linux "
-                        f"(supported: {', '.join(PACMAN_ARCHITECTURES)})") from None
+        raise KosiError(
+            f"Architecture={config.architecture} is not supported by Arch Linux "
+            f"(supported: {', '.join(PACMAN_ARCHITECTURES)})"
+        ) from None
 
 
 class Arch(Distribution):
@@ -81,8 +92,10 @@ class Arch(Distribution):
     def snapshot(cls, config: Config) -> str | None:
         snapshot = config.snapshot
         if snapshot and not SNAPSHOT_ID.fullmatch(snapshot):
-            raise KosiError(f"Snapshot={snapshot}: Arch Linux snapshots are days, like 2025/01/31 "
-                            "(`kosi latest-snapshot` prints the newest)")
+            raise KosiError(
+                f"Snapshot={snapshot}: Arch Linux snapshots are days, like 2025/01/31 "
+                "(`kosi latest-snapshot` prints the newest)"
+            )
         return snapshot or None
 
     @classmethod
@@ -104,8 +117,9 @@ class Arch(Distribution):
         wanted = {word for entry in config.repositories for word in entry.replace(",", " ").split()}
         unknown = sorted(wanted - set(OPTIONAL_REPOSITORIES) - {"core", "extra", "alarm"})
         if unknown:
-            raise KosiError(f"Repositories={unknown[0]}: not an Arch Linux repository "
-                            f"(known: {', '.join(OPTIONAL_REPOSITORIES)})")
+            raise KosiError(
+                f"Repositories={unknown[0]}: not an Arch Linux repository (known: {', '.join(OPTIONAL_REPOSITORIES)})"
+            )
         names = [name for name in OPTIONAL_REPOSITORIES if name in wanted]
         names += ["core", "extra"]
         if cls.arm(config):
@@ -124,4 +138,3 @@ class Arch(Distribution):
     def mirrorlist(cls, config: Config) -> str:
         """/etc/pacman.d/mirrorlist for the image: the mirror the build used (not LocalMirror=)."""
         return f"Server = {cls.server(config, local=False)}\n"
-

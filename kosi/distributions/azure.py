@@ -39,12 +39,24 @@ class Azure(RpmDistribution):
                 directory = name.upper() if channel == "preview" and name == "nvidia" else name
                 base = join(mirror, f"{release}/{channel}/{directory}")
                 repo_id = f"{directory}{suffix}"
-                repos.append(RpmRepository(repo_id, f"baseurl={base}/$basearch", keys,
-                                           channel == "prod" or cls.wanted(config, repo_id)))
+                repos.append(
+                    RpmRepository(
+                        repo_id, f"baseurl={base}/$basearch", keys, channel == "prod" or cls.wanted(config, repo_id)
+                    )
+                )
                 if name in DEBUGINFO:
-                    repos.append(RpmRepository(f"{repo_id}-debuginfo", f"baseurl={base}/debuginfo/$basearch", keys,
-                                               cls.wanted(config, f"{repo_id}-debuginfo")))
+                    repos.append(
+                        RpmRepository(
+                            f"{repo_id}-debuginfo",
+                            f"baseurl={base}/debuginfo/$basearch",
+                            keys,
+                            cls.wanted(config, f"{repo_id}-debuginfo"),
+                        )
+                    )
                 if name in SOURCES and channel == "prod":
-                    repos.append(RpmRepository(f"{name}-source", f"baseurl={base}/srpms", keys,
-                                               cls.wanted(config, f"{name}-source")))
+                    repos.append(
+                        RpmRepository(
+                            f"{name}-source", f"baseurl={base}/srpms", keys, cls.wanted(config, f"{name}-source")
+                        )
+                    )
         return repos

@@ -38,10 +38,17 @@ def epel_metalinks(name: str, major: int) -> list[tuple[str, str]]:
     EPEL 10 names its testing repositories like the others and asks for arch=source."""
     source_arch = "source" if major >= 10 else "$basearch"
     if name == "epel-testing" and major < 10:
-        return [(f"testing-epel{major}", "$basearch"), (f"testing-debug-epel{major}", "$basearch"),
-                (f"testing-source-epel{major}", source_arch)]
+        return [
+            (f"testing-epel{major}", "$basearch"),
+            (f"testing-debug-epel{major}", "$basearch"),
+            (f"testing-source-epel{major}", source_arch),
+        ]
     base = {"epel-next-testing": "epel-testing-next"}.get(name, name)
-    return [(f"{base}-{major}", "$basearch"), (f"{base}-debug-{major}", "$basearch"), (f"{base}-source-{major}", source_arch)]
+    return [
+        (f"{base}-{major}", "$basearch"),
+        (f"{base}-debug-{major}", "$basearch"),
+        (f"{base}-source-{major}", source_arch),
+    ]
 
 
 class RhelFamily(RpmDistribution):
@@ -74,13 +81,16 @@ class RhelFamily(RpmDistribution):
             mirror = join(config.mirror.rstrip("/").rpartition("/")[0], "fedora")
         repos = []
         for name in names:
-            path = {"epel": "", "epel-testing": "testing/", "epel-next": "next/", "epel-next-testing": "testing/next/"}[name]
+            path = {"epel": "", "epel-testing": "testing/", "epel-next": "next/", "epel-next-testing": "testing/next/"}[
+                name
+            ]
             if mirror:
                 base = join(mirror, f"epel/{path}{major}/Everything")
                 urls = (f"baseurl={base}/$basearch", f"baseurl={base}/$basearch/debug", f"baseurl={base}/source/tree")
             else:
-                urls = _three(f"metalink={FEDORA_METALINK}?arch={arch}&repo={link}"
-                              for link, arch in epel_metalinks(name, major))
+                urls = _three(
+                    f"metalink={FEDORA_METALINK}?arch={arch}&repo={link}" for link, arch in epel_metalinks(name, major)
+                )
             repos += variants(name, *urls, keys, enabled=cls.wanted(config, name))
         return repos
 
@@ -109,41 +119,57 @@ class CentOS(RhelFamily):
             return cls.local_mirror_repositories(config, keys)
         repos: list[RpmRepository] = []
         if config.snapshot:
-            base = join(config.mirror or cls.snapshot_service,
-                        f"stream-{cls.major(config)}/production/{config.snapshot}/compose")
+            base = join(
+                config.mirror or cls.snapshot_service,
+                f"stream-{cls.major(config)}/production/{config.snapshot}/compose",
+            )
             for component in cls.components:
-                repos += variants(component.lower(), f"baseurl={base}/{component}/$basearch/os",
-                                  f"baseurl={base}/{component}/$basearch/debug/tree",
-                                  f"baseurl={base}/{component}/source/tree", keys)
+                repos += variants(
+                    component.lower(),
+                    f"baseurl={base}/{component}/$basearch/os",
+                    f"baseurl={base}/{component}/$basearch/debug/tree",
+                    f"baseurl={base}/{component}/source/tree",
+                    keys,
+                )
             return repos + cls.epel(config)
         mirror = cls.mirror(config)
         for component in cls.components:
             repo_id = component.lower()
             if mirror:
-                urls = (f"baseurl={join(mirror, f'$stream/{component}/$basearch/os')}",
-                        f"baseurl={join(mirror, f'$stream/{component}/$basearch/debug/tree')}",
-                        f"baseurl={join(mirror, f'$stream/{component}/source/tree')}")
+                urls = (
+                    f"baseurl={join(mirror, f'$stream/{component}/$basearch/os')}",
+                    f"baseurl={join(mirror, f'$stream/{component}/$basearch/debug/tree')}",
+                    f"baseurl={join(mirror, f'$stream/{component}/source/tree')}",
+                )
             else:
-                urls = _three(f"metalink=https://mirrors.centos.org/metalink?arch={arch}&repo=centos-{repo_id}{s}-$stream"
-                              for s, arch in (("", "$basearch"), ("-debug", "$basearch"), ("-source", "source")))
+                urls = _three(
+                    f"metalink=https://mirrors.centos.org/metalink?arch={arch}&repo=centos-{repo_id}{s}-$stream"
+                    for s, arch in (("", "$basearch"), ("-debug", "$basearch"), ("-source", "source"))
+                )
             repos += variants(repo_id, *urls, keys)
         if mirror:
             extras = f"baseurl={join(mirror, 'SIGs/$stream/extras/$basearch/extras-common')}"
             extras_source = f"baseurl={join(mirror, 'SIGs/$stream/extras/source/extras-common')}"
         else:
             extras = "metalink=https://mirrors.centos.org/metalink?arch=$basearch&repo=centos-extras-sig-extras-common-$stream"
-            extras_source = ("metalink=https://mirrors.centos.org/metalink?arch=source"
-                             "&repo=centos-extras-sig-extras-common-source-$stream")
-        repos += [RpmRepository("extras", extras, extras_keys),
-                  RpmRepository("extras-source", extras_source, extras_keys, enabled=False)]
+            extras_source = (
+                "metalink=https://mirrors.centos.org/metalink?arch=source"
+                "&repo=centos-extras-sig-extras-common-source-$stream"
+            )
+        repos += [
+            RpmRepository("extras", extras, extras_keys),
+            RpmRepository("extras-source", extras_source, extras_keys, enabled=False),
+        ]
         repos += cls.epel(config)
         for variant in HYPERSCALE:
             repo_id = f"hyperscale-packages-{variant}"
             if mirror:
                 url = f"baseurl={join(mirror, f'SIGs/$stream/hyperscale/$basearch/packages-{variant}')}"
             else:
-                url = ("metalink=https://mirrors.centos.org/metalink?arch=$basearch"
-                       f"&repo=centos-hyperscale-sig-packages-{variant}-$stream")
+                url = (
+                    "metalink=https://mirrors.centos.org/metalink?arch=$basearch"
+                    f"&repo=centos-hyperscale-sig-packages-{variant}-$stream"
+                )
             repos.append(RpmRepository(repo_id, url, hyperscale_keys, cls.wanted(config, repo_id), priority=50))
         return repos
 
@@ -171,7 +197,11 @@ class _Clone(RhelFamily):
         mirror = cls.mirror(config)
         repos: list[RpmRepository] = []
         for component in cls.components:
-            url = f"baseurl={join(mirror, f'$releasever/{component}/$basearch/os')}" if mirror else cls.mirrorlist(component)
+            url = (
+                f"baseurl={join(mirror, f'$releasever/{component}/$basearch/os')}"
+                if mirror
+                else cls.mirrorlist(component)
+            )
             repos.append(RpmRepository(component, url, keys))
         return repos + cls.epel(config)
 
@@ -220,11 +250,21 @@ class RhelUbi(RhelFamily):
         repos: list[RpmRepository] = []
         for component in ("baseos", "appstream", "codeready-builder"):
             base = join(mirror, f"ubi{major}/{major}")
-            repos += [RpmRepository(f"ubi-{major}-{component}-rpms", f"baseurl={base}/$basearch/{component}/os", keys),
-                      RpmRepository(f"ubi-{major}-{component}-debug-rpms", f"baseurl={base}/$basearch/{component}/debug",
-                                    keys, enabled=False),
-                      RpmRepository(f"ubi-{major}-{component}-source", f"baseurl={base}/$basearch/{component}/source",
-                                    keys, enabled=False)]
+            repos += [
+                RpmRepository(f"ubi-{major}-{component}-rpms", f"baseurl={base}/$basearch/{component}/os", keys),
+                RpmRepository(
+                    f"ubi-{major}-{component}-debug-rpms",
+                    f"baseurl={base}/$basearch/{component}/debug",
+                    keys,
+                    enabled=False,
+                ),
+                RpmRepository(
+                    f"ubi-{major}-{component}-source",
+                    f"baseurl={base}/$basearch/{component}/source",
+                    keys,
+                    enabled=False,
+                ),
+            ]
         return repos + cls.epel(config)
 
 
@@ -239,6 +279,7 @@ class Rhel(RhelUbi):
     def repositories(cls, config: Config, *, local: bool = True) -> list[RpmRepository]:
         if (local and config.local_mirror) or config.mirror:
             return super().repositories(config, local=local)
-        raise KosiError("Distribution=rhel: the RHEL CDN needs a subscription, which kosi does not handle: "
-                        "set Mirror= (or LocalMirror=) to a mirror of the RHEL repositories, or use rhel-ubi")
-
+        raise KosiError(
+            "Distribution=rhel: the RHEL CDN needs a subscription, which kosi does not handle: "
+            "set Mirror= (or LocalMirror=) to a mirror of the RHEL repositories, or use rhel-ubi"
+        )

@@ -18,6 +18,7 @@ from kosi.errors import KosiError
 #: how snapshot services name a snapshot: the UTC time it was taken
 SNAPSHOT_ID = re.compile(r"\d{8}T\d{6}Z")
 
+
 @dataclass(frozen=True)
 class AptRepository:
     """One deb822 stanza of sources.list.d."""
@@ -135,15 +136,25 @@ class Debian(Distribution):
     def snapshot(cls, config: Config) -> str | None:
         snapshot = config.snapshot
         if snapshot and not SNAPSHOT_ID.fullmatch(snapshot):
-            raise KosiError(f"Snapshot={snapshot}: expected a snapshot ID like 20250102T030405Z "
-                            "(`kosi latest-snapshot` prints the newest)")
+            raise KosiError(
+                f"Snapshot={snapshot}: expected a snapshot ID like 20250102T030405Z "
+                "(`kosi latest-snapshot` prints the newest)"
+            )
         return snapshot or None
 
     @classmethod
     def local_mirror_repositories(cls, config: Config) -> list[AptRepository]:
         """LocalMirror=: one plain repository holding everything, used only while building."""
-        return [AptRepository("local-mirror", config.local_mirror, cls.release(config),
-                              cls.components(config), cls.keyring, not _key_check(config))]
+        return [
+            AptRepository(
+                "local-mirror",
+                config.local_mirror,
+                cls.release(config),
+                cls.components(config),
+                cls.keyring,
+                not _key_check(config),
+            )
+        ]
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[AptRepository]:
@@ -166,8 +177,14 @@ class Debian(Distribution):
 
         repos = [AptRepository("main", base, release, components, cls.keyring, trusted, valid_until)]
         if release not in cls.rolling_releases:
-            repos.append(AptRepository("updates", base, f"{release}-updates", components, cls.keyring, trusted, valid_until))
-            repos.append(AptRepository("security", security, f"{release}-security", components, cls.keyring, trusted, valid_until))
+            repos.append(
+                AptRepository("updates", base, f"{release}-updates", components, cls.keyring, trusted, valid_until)
+            )
+            repos.append(
+                AptRepository(
+                    "security", security, f"{release}-security", components, cls.keyring, trusted, valid_until
+                )
+            )
         return repos
 
 
@@ -193,7 +210,11 @@ class Ubuntu(Debian):
     name = "ubuntu"
     pretty_name = "Ubuntu"
     default_release = "noble"
-    mirrors = {"x86-64": "http://archive.ubuntu.com", "x86": "http://archive.ubuntu.com", "*": "http://ports.ubuntu.com"}
+    mirrors = {
+        "x86-64": "http://archive.ubuntu.com",
+        "x86": "http://archive.ubuntu.com",
+        "*": "http://ports.ubuntu.com",
+    }
     archive_path = "ubuntu"
     keyring = "/usr/share/keyrings/ubuntu-archive-keyring.gpg"
     keyring_package = "ubuntu-keyring"
@@ -232,8 +253,10 @@ class Ubuntu(Debian):
         suites = [("main", base, release)]
         if release not in cls.rolling_releases:
             suites += [("updates", base, f"{release}-updates"), ("security", security, f"{release}-security")]
-        return [AptRepository(name, uri, suite, components, cls.keyring, trusted, check_valid_until=not snapshot)
-                for name, uri, suite in suites]
+        return [
+            AptRepository(name, uri, suite, components, cls.keyring, trusted, check_valid_until=not snapshot)
+            for name, uri, suite in suites
+        ]
 
 
 def _key_check(config: Config) -> bool:

@@ -40,30 +40,63 @@ class Fedora(RpmDistribution):
         if local and config.local_mirror:
             return cls.local_mirror_repositories(config, keys)
         if config.snapshot:
-            compose = join(config.mirror or cls.snapshot_service, f"compose/{release}/{config.snapshot}/compose/Everything")
-            return variants("fedora", f"baseurl={compose}/$basearch/os", f"baseurl={compose}/$basearch/debug/tree",
-                            f"baseurl={compose}/source/tree", keys)
+            compose = join(
+                config.mirror or cls.snapshot_service, f"compose/{release}/{config.snapshot}/compose/Everything"
+            )
+            return variants(
+                "fedora",
+                f"baseurl={compose}/$basearch/os",
+                f"baseurl={compose}/$basearch/debug/tree",
+                f"baseurl={compose}/source/tree",
+                keys,
+            )
         mirror = cls.mirror(config)
         if mirror:
             directory = "development" if rawhide else "releases"
             base = join(mirror, f"linux/{directory}/$releasever/Everything")
-            repos = variants("fedora", f"baseurl={base}/$basearch/os", f"baseurl={base}/$basearch/debug/tree",
-                             f"baseurl={base}/source/tree", keys, **expire)
+            repos = variants(
+                "fedora",
+                f"baseurl={base}/$basearch/os",
+                f"baseurl={base}/$basearch/debug/tree",
+                f"baseurl={base}/source/tree",
+                keys,
+                **expire,
+            )
             if not rawhide:
                 for repo_id, path in (("updates", "updates"), ("updates-testing", "updates/testing")):
                     base = join(mirror, f"linux/{path}/$releasever/Everything")
-                    repos += variants(repo_id, f"baseurl={base}/$basearch", f"baseurl={base}/$basearch/debug",
-                                      f"baseurl={base}/source/tree", keys, enabled=repo_id == "updates")
+                    repos += variants(
+                        repo_id,
+                        f"baseurl={base}/$basearch",
+                        f"baseurl={base}/$basearch/debug",
+                        f"baseurl={base}/source/tree",
+                        keys,
+                        enabled=repo_id == "updates",
+                    )
             return repos
         if rawhide:
-            return variants("fedora", f"metalink={METALINK}rawhide", f"metalink={METALINK}rawhide-debug",
-                            f"metalink={METALINK}rawhide-source", keys, **expire)
-        repos = variants("fedora", f"metalink={METALINK}fedora-$releasever", f"metalink={METALINK}fedora-debug-$releasever",
-                         f"metalink={METALINK}fedora-source-$releasever", keys)
+            return variants(
+                "fedora",
+                f"metalink={METALINK}rawhide",
+                f"metalink={METALINK}rawhide-debug",
+                f"metalink={METALINK}rawhide-source",
+                keys,
+                **expire,
+            )
+        repos = variants(
+            "fedora",
+            f"metalink={METALINK}fedora-$releasever",
+            f"metalink={METALINK}fedora-debug-$releasever",
+            f"metalink={METALINK}fedora-source-$releasever",
+            keys,
+        )
         for repo_id, name in (("updates", "updates-released"), ("updates-testing", "updates-testing")):
-            repos += variants(repo_id, f"metalink={METALINK}{name}-f$releasever",
-                              f"metalink={METALINK}{name}-debug-f$releasever",
-                              f"metalink={METALINK}{name}-source-f$releasever", keys, enabled=repo_id == "updates")
+            repos += variants(
+                repo_id,
+                f"metalink={METALINK}{name}-f$releasever",
+                f"metalink={METALINK}{name}-debug-f$releasever",
+                f"metalink={METALINK}{name}-source-f$releasever",
+                keys,
+                enabled=repo_id == "updates",
+            )
         return repos
-
-

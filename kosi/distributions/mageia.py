@@ -28,8 +28,10 @@ class Mageia(RpmDistribution):
             if mirror:
                 url = f"baseurl={join(mirror, f'distrib/$releasever/$basearch/media/core/{kind}')}"
             else:
-                url = (f"mirrorlist=https://www.mageia.org/mirrorlist/?release=$releasever&arch=$basearch"
-                       f"&section=core&repo={kind}")
+                url = (
+                    f"mirrorlist=https://www.mageia.org/mirrorlist/?release=$releasever&arch=$basearch"
+                    f"&section=core&repo={kind}"
+                )
             repos.append(RpmRepository(f"core-{kind}", url, keys))
         return repos
 
@@ -53,5 +55,9 @@ class OpenMandriva(RpmDistribution):
         if local and config.local_mirror:
             return cls.local_mirror_repositories(config, keys)
         mirror = cls.mirror(config) or cls.repository_host
-        return [RpmRepository(f"main-{kind}", f"baseurl={join(mirror, f'$releasever/repository/$basearch/main/{kind}')}", keys)
-                for kind in ("release", "updates")]
+        return [
+            RpmRepository(
+                f"main-{kind}", f"baseurl={join(mirror, f'$releasever/repository/$basearch/main/{kind}')}", keys
+            )
+            for kind in ("release", "updates")
+        ]

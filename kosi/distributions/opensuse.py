@@ -22,8 +22,15 @@ from kosi.distributions.base import Distribution
 from kosi.errors import KosiError
 
 #: kosi's Architecture= names -> rpm's
-RPM_ARCHITECTURES = {"x86-64": "x86_64", "arm64": "aarch64", "ppc64-le": "ppc64le", "s390x": "s390x",
-                     "riscv64": "riscv64", "x86": "i586", "arm": "armv7hl"}
+RPM_ARCHITECTURES = {
+    "x86-64": "x86_64",
+    "arm64": "aarch64",
+    "ppc64-le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+    "x86": "i586",
+    "arm": "armv7hl",
+}
 SNAPSHOT_ID = re.compile(r"\d{8}")
 KEY_DIRECTORY = "/usr/share/distribution-gpg-keys/opensuse"
 
@@ -39,9 +46,17 @@ class RpmRepository:
     check: bool = True  # gpgcheck / repo_gpgcheck
 
     def section(self, *, priority: int | None = None) -> str:
-        lines = [f"[{self.id}]", f"name={self.id}", f"baseurl={self.url}", f"enabled={int(self.enabled)}",
-                 "autorefresh=0", "keeppackages=1", f"gpgcheck={int(self.check)}",
-                 f"repo_gpgcheck={int(self.check)}", f"pkg_gpgcheck={int(self.check)}"]
+        lines = [
+            f"[{self.id}]",
+            f"name={self.id}",
+            f"baseurl={self.url}",
+            f"enabled={int(self.enabled)}",
+            "autorefresh=0",
+            "keeppackages=1",
+            f"gpgcheck={int(self.check)}",
+            f"repo_gpgcheck={int(self.check)}",
+            f"pkg_gpgcheck={int(self.check)}",
+        ]
         if self.check and self.gpgkeys:
             lines.append("gpgkey=" + " ".join(f"file://{key}" for key in self.gpgkeys))
         if priority is not None:
@@ -53,8 +68,10 @@ def rpm_architecture(config: Config) -> str:
     try:
         return RPM_ARCHITECTURES[config.architecture]
     except KeyError:
-        raise KosiError(f"Architecture={config.architecture} is not supported by openSUSE "
-                        f"(supported: {', '.join(RPM_ARCHITECTURES)})") from None
+        raise KosiError(
+            f"Architecture={config.architecture} is not supported by openSUSE "
+            f"(supported: {', '.join(RPM_ARCHITECTURES)})"
+        ) from None
 
 
 class OpenSUSE(Distribution):
@@ -95,8 +112,10 @@ class OpenSUSE(Distribution):
     def snapshot(cls, config: Config) -> str | None:
         snapshot = config.snapshot
         if snapshot and not SNAPSHOT_ID.fullmatch(snapshot):
-            raise KosiError(f"Snapshot={snapshot}: openSUSE Tumbleweed snapshots are days, like 20250131 "
-                            "(`kosi latest-snapshot` prints the newest)")
+            raise KosiError(
+                f"Snapshot={snapshot}: openSUSE Tumbleweed snapshots are days, like 20250131 "
+                "(`kosi latest-snapshot` prints the newest)"
+            )
         if snapshot and not cls.tumbleweed(config):
             raise KosiError(f"Snapshot=: openSUSE Leap {cls.release(config)} has no snapshots (only Tumbleweed)")
         return snapshot or None
@@ -134,25 +153,40 @@ class OpenSUSE(Distribution):
             if not snapshot and arch == "x86_64":
                 repos.append(RpmRepository("repo-update", f"{mirror}/update/tumbleweed", keys, check=check))
             if "debug" in extra:
-                repos.append(RpmRepository("repo-debug", f"{base.replace('/tumbleweed', '/debug/tumbleweed', 1)}/repo/oss",
-                                           keys, check=check))
+                repos.append(
+                    RpmRepository(
+                        "repo-debug",
+                        f"{base.replace('/tumbleweed', '/debug/tumbleweed', 1)}/repo/oss",
+                        keys,
+                        check=check,
+                    )
+                )
             if "source" in extra:
-                repos.append(RpmRepository("repo-source", f"{base.replace('/tumbleweed', '/source/tumbleweed', 1)}/repo/oss",
-                                           keys, check=check))
+                repos.append(
+                    RpmRepository(
+                        "repo-source",
+                        f"{base.replace('/tumbleweed', '/source/tumbleweed', 1)}/repo/oss",
+                        keys,
+                        check=check,
+                    )
+                )
             return repos
         if not re.fullmatch(r"\d+\.\d+", release):
             raise KosiError(f"Release={release}: openSUSE releases are tumbleweed or a Leap version like 15.6")
         base = f"{mirror}/distribution/leap/{release}/repo"
         updates = f"{mirror}/update/leap/{release}"
-        repos += [RpmRepository("repo-oss", f"{base}/oss", keys, check=check),
-                  RpmRepository("repo-non-oss", f"{base}/non-oss", keys, check=check),
-                  RpmRepository("repo-update-oss", f"{updates}/oss", keys, check=check),
-                  RpmRepository("repo-update-non-oss", f"{updates}/non-oss", keys, check=check)]
+        repos += [
+            RpmRepository("repo-oss", f"{base}/oss", keys, check=check),
+            RpmRepository("repo-non-oss", f"{base}/non-oss", keys, check=check),
+            RpmRepository("repo-update-oss", f"{updates}/oss", keys, check=check),
+            RpmRepository("repo-update-non-oss", f"{updates}/non-oss", keys, check=check),
+        ]
         if "debug" in extra:
-            repos.append(RpmRepository("repo-debug", f"{mirror}/debug/distribution/leap/{release}/repo/oss", keys,
-                                       check=check))
+            repos.append(
+                RpmRepository("repo-debug", f"{mirror}/debug/distribution/leap/{release}/repo/oss", keys, check=check)
+            )
         if "source" in extra:
-            repos.append(RpmRepository("repo-source", f"{mirror}/source/distribution/leap/{release}/repo/oss", keys,
-                                       check=check))
+            repos.append(
+                RpmRepository("repo-source", f"{mirror}/source/distribution/leap/{release}/repo/oss", keys, check=check)
+            )
         return repos
-

@@ -35,8 +35,10 @@ def apk_architecture(config: Config) -> str:
     try:
         return APK_ARCHITECTURES[config.architecture]
     except KeyError:
-        raise KosiError(f"Architecture={config.architecture} is not supported by postmarketOS "
-                        f"(supported: {', '.join(APK_ARCHITECTURES)})") from None
+        raise KosiError(
+            f"Architecture={config.architecture} is not supported by postmarketOS "
+            f"(supported: {', '.join(APK_ARCHITECTURES)})"
+        ) from None
 
 
 class PostmarketOS(Distribution):

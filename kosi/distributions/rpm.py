@@ -50,7 +50,10 @@ class RpmKey:
         sandbox_tree = context.pkgmngr / PKI.lstrip("/") / self.name
         return [
             (sandbox_tree, f"file://{sandbox_tree}"),
-            (base / GPG_KEYS.lstrip("/") / self.directory / self.name, f"file://{GPG_KEYS}/{self.directory}/{self.name}"),
+            (
+                base / GPG_KEYS.lstrip("/") / self.directory / self.name,
+                f"file://{GPG_KEYS}/{self.directory}/{self.name}",
+            ),
             (base / PKI.lstrip("/") / self.name, f"file://{PKI}/{self.name}"),
         ]
 
@@ -83,8 +86,14 @@ class RpmRepository:
         return self.url.partition("=")[2]
 
     def stanza(self, *, enabled: bool, gpgcheck: bool, keys: list[str]) -> str:
-        lines = [f"[{self.id}]", f"name={self.id}", self.url, f"enabled={int(enabled)}",
-                 f"gpgcheck={int(gpgcheck and bool(self.keys))}", "repo_gpgcheck=0"]
+        lines = [
+            f"[{self.id}]",
+            f"name={self.id}",
+            self.url,
+            f"enabled={int(enabled)}",
+            f"gpgcheck={int(gpgcheck and bool(self.keys))}",
+            "repo_gpgcheck=0",
+        ]
         if self.priority is not None:
             lines.append(f"priority={self.priority}")
         if self.metadata_expire:
@@ -98,12 +107,15 @@ def join(mirror: str, path: str) -> str:
     return f"{mirror.rstrip('/')}/{path.lstrip('/')}"
 
 
-def variants(repo_id: str, url: str, debug: str, source: str, keys: tuple[RpmKey, ...], *,
-             enabled: bool = True, **extra) -> list[RpmRepository]:
+def variants(
+    repo_id: str, url: str, debug: str, source: str, keys: tuple[RpmKey, ...], *, enabled: bool = True, **extra
+) -> list[RpmRepository]:
     """A repository with its (disabled) -debuginfo and -source companions."""
-    return [RpmRepository(repo_id, url, keys, enabled, **extra),
-            RpmRepository(f"{repo_id}-debuginfo", debug, keys, False, **extra),
-            RpmRepository(f"{repo_id}-source", source, keys, False, **extra)]
+    return [
+        RpmRepository(repo_id, url, keys, enabled, **extra),
+        RpmRepository(f"{repo_id}-debuginfo", debug, keys, False, **extra),
+        RpmRepository(f"{repo_id}-source", source, keys, False, **extra),
+    ]
 
 
 class RpmDistribution(Distribution):
@@ -116,8 +128,17 @@ class RpmDistribution(Distribution):
     #: the distribution's kernel, and what a bootable image gets with it
     kernel_packages: ClassVar[tuple[str, ...]] = ("kernel",)
     #: packages of the default initrd (besides the kernel modules kosi copies in)
-    initrd_packages: ClassVar[tuple[str, ...]] = ("systemd", "systemd-udev", "util-linux", "kmod", "e2fsprogs",
-                                                  "xfsprogs", "dosfstools", "cryptsetup", "device-mapper")
+    initrd_packages: ClassVar[tuple[str, ...]] = (
+        "systemd",
+        "systemd-udev",
+        "util-linux",
+        "kmod",
+        "e2fsprogs",
+        "xfsprogs",
+        "dosfstools",
+        "cryptsetup",
+        "device-mapper",
+    )
     initrd_profile_packages: ClassVar[dict[str, tuple[str, ...]]] = {
         "lvm": ("lvm2",), "network": ("systemd-networkd",), "raid": ("mdadm",), "nfs": ("nfs-utils",),
         "pkcs11": ("opensc",), "plymouth": ("plymouth",),

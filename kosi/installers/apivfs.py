@@ -23,9 +23,16 @@ if TYPE_CHECKING:
 #: that dies with the sandbox, so it never lands in the image)
 EATMYDATA = "/run/kosi-eatmydata/libeatmydata.so"
 #: Debian architecture of the multiarch directories kosi's own interpreter uses
-NATIVE = {"x86_64-linux-gnu": "amd64", "aarch64-linux-gnu": "arm64", "i386-linux-gnu": "i386",
-          "arm-linux-gnueabihf": "armhf", "powerpc64le-linux-gnu": "ppc64el", "s390x-linux-gnu": "s390x",
-          "riscv64-linux-gnu": "riscv64", "loongarch64-linux-gnu": "loong64"}
+NATIVE = {
+    "x86_64-linux-gnu": "amd64",
+    "aarch64-linux-gnu": "arm64",
+    "i386-linux-gnu": "i386",
+    "arm-linux-gnueabihf": "armhf",
+    "powerpc64le-linux-gnu": "ppc64el",
+    "s390x-linux-gnu": "s390x",
+    "riscv64-linux-gnu": "riscv64",
+    "loongarch64-linux-gnu": "loong64",
+}
 
 
 def eatmydata_library(context: "Context", architecture: str) -> Path | None:
@@ -41,8 +48,15 @@ def eatmydata_library(context: "Context", architecture: str) -> Path | None:
     return library if library.exists() else None
 
 
-def in_root(context: "Context", root: Path, *, apivfs: bool = True, network: bool = True,
-            extra: Sequence[Mount] = (), eatmydata: Path | None = None) -> list[str]:
+def in_root(
+    context: "Context",
+    root: Path,
+    *,
+    apivfs: bool = True,
+    network: bool = True,
+    extra: Sequence[Mount] = (),
+    eatmydata: Path | None = None,
+) -> list[str]:
     """A command prefix that runs a package manager command for `root` in the sandbox; with
     `eatmydata` (a library path) that library is at EATMYDATA for the caller's LD_PRELOAD."""
     writable = [Path(context.workspace), Path(context.package_cache)]

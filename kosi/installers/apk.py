@@ -54,8 +54,14 @@ def find_apk(config: Config) -> Path | None:
     if tools in ("default", "yes"):
         return None  # kosi's default tree is Debian's, which has no apk-tools
     if tools and tools not in ("no", "none"):
-        return next((Path(tools) / d / "apk" for d in ("usr/bin", "usr/sbin", "sbin", "bin")
-                     if (Path(tools) / d / "apk").exists()), None)
+        return next(
+            (
+                Path(tools) / d / "apk"
+                for d in ("usr/bin", "usr/sbin", "sbin", "bin")
+                if (Path(tools) / d / "apk").exists()
+            ),
+            None,
+        )
     found = shutil.which("apk")
     return Path(found) if found else None
 
@@ -67,8 +73,10 @@ class Apk(PackageManager):
     def check_available(cls, config: Config) -> None:
         if find_apk(config) is None:
             where = f"in the tools tree {config['ToolsTree']}" if config["ToolsTree"] else "on PATH"
-            raise KosiError(f"Distribution=postmarketos needs apk (apk-tools), which is not {where}: apk-tools is "
-                            "not packaged for Debian; install it, or name a tools tree that has it with ToolsTree=")
+            raise KosiError(
+                f"Distribution=postmarketos needs apk (apk-tools), which is not {where}: apk-tools is "
+                "not packaged for Debian; install it, or name a tools tree that has it with ToolsTree="
+            )
 
     def sources(self, config: Config) -> list[str]:
         return [f"[{r.name}] {r.url}" for r in distribution(config).repositories(config)]
@@ -101,9 +109,20 @@ class Apk(PackageManager):
 
     def options(self, context: Context, root: Path) -> list[str]:
         state = self.state_dir(context)
-        options = ["--root", str(root), "--arch", apk_architecture(context.config),
-                   "--repositories-file", str(state / "repositories"), "--keys-dir", str(state / "keys"),
-                   "--cache-dir", str(self.cache_dir(context)), "--no-interactive", "--no-progress"]
+        options = [
+            "--root",
+            str(root),
+            "--arch",
+            apk_architecture(context.config),
+            "--repositories-file",
+            str(state / "repositories"),
+            "--keys-dir",
+            str(state / "keys"),
+            "--cache-dir",
+            str(self.cache_dir(context)),
+            "--no-interactive",
+            "--no-progress",
+        ]
         if not context.config.repository_key_check:
             options.append("--allow-untrusted")
         if str(context.config["CacheOnly"]) in ("always", "metadata"):
@@ -111,14 +130,23 @@ class Apk(PackageManager):
         return options
 
     def _apk(self, context: Context, root: Path, args: Sequence[str], *, apivfs: bool = True) -> str:
-        result = run(["apk", *self.options(context, root), *args], sandbox=in_root(context, root, apivfs=apivfs),
-                     env=common_environment(context), stdout=-1, stderr=-1, check=False, input="")
+        result = run(
+            ["apk", *self.options(context, root), *args],
+            sandbox=in_root(context, root, apivfs=apivfs),
+            env=common_environment(context),
+            stdout=-1,
+            stderr=-1,
+            check=False,
+            input="",
+        )
         if result.returncode != 0:
             output = f"{result.stdout}\n{result.stderr}"
             missing = [line for line in output.splitlines() if "(no such package)" in line]
             if missing:
                 name = missing[0].split(":")[0].strip()
-                raise KosiError(f"package '{name}' not found in postmarketOS {distribution(context.config).release(context.config)}")
+                raise KosiError(
+                    f"package '{name}' not found in postmarketOS {distribution(context.config).release(context.config)}"
+                )
             raise KosiError(f"apk {args[0]} failed: {last_error_line(output) or result.returncode}")
         return result.stdout
 
@@ -131,7 +159,9 @@ class Apk(PackageManager):
             self._apk(context, sync_root, ["--initdb", "update"], apivfs=False)
         context.state.installer.synced = True
 
-    def install(self, context: Context, packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True) -> None:
+    def install(
+        self, context: Context, packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True
+    ) -> None:
         root = Path(root or context.root)
         self.sync(context)
         first = not (root / "lib/apk/db/installed").exists()
@@ -172,10 +202,19 @@ class Apk(PackageManager):
         env = ["env", *(f"{k}={v}" for k, v in common_environment(context).items())]
         root = context.root
         state = self.state_dir(context)
-        apk = [*env, *in_root(context, root, extra=[Mount(state, str(state), "ro-bind")]), "apk",
-               *self.options(context, root)]
-        return {"apk": apk, "mkosi-install": [*apk, "add"], "mkosi-reinstall": [*apk, "fix", "--reinstall"],
-                "mkosi-upgrade": [*apk, "upgrade"], "mkosi-remove": [*apk, "del"]}
+        apk = [
+            *env,
+            *in_root(context, root, extra=[Mount(state, str(state), "ro-bind")]),
+            "apk",
+            *self.options(context, root),
+        ]
+        return {
+            "apk": apk,
+            "mkosi-install": [*apk, "add"],
+            "mkosi-reinstall": [*apk, "fix", "--reinstall"],
+            "mkosi-upgrade": [*apk, "upgrade"],
+            "mkosi-remove": [*apk, "del"],
+        }
 
 
 def installed_packages(root: Path) -> list[dict]:
@@ -187,7 +226,14 @@ def installed_packages(root: Path) -> list[dict]:
     for stanza in db.read_text(errors="replace").split("\n\n"):
         fields = {line[0]: line[2:] for line in stanza.splitlines() if len(line) > 1 and line[1] == ":"}
         if "P" in fields:
-            packages.append({"type": "apk", "name": fields["P"], "version": fields.get("V", ""),
-                             "architecture": fields.get("A", ""), "size": int(fields.get("I") or 0),
-                             "source": fields.get("o") or fields["P"]})
+            packages.append(
+                {
+                    "type": "apk",
+                    "name": fields["P"],
+                    "version": fields.get("V", ""),
+                    "architecture": fields.get("A", ""),
+                    "size": int(fields.get("I") or 0),
+                    "source": fields.get("o") or fields["P"],
+                }
+            )
     return sorted(packages, key=lambda p: p["name"])

@@ -45,14 +45,28 @@ if TYPE_CHECKING:
     from kosi.pipeline.context import Context
 
 #: what WithDocs=no keeps out of the image (dpkg --path-exclude globs); copyright files stay
-DOC_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/groff/*",
-                "/usr/share/linda/*", "/usr/share/lintian/*")
+DOC_EXCLUDES = (
+    "/usr/share/doc/*",
+    "/usr/share/man/*",
+    "/usr/share/info/*",
+    "/usr/share/groff/*",
+    "/usr/share/linda/*",
+    "/usr/share/lintian/*",
+)
 DOC_INCLUDES = ("/usr/share/doc/*/copyright",)
 
 #: what package scripts write with the wall clock in it (relative to the root)
-UNREPRODUCIBLE = ("var/log/dpkg.log", "var/log/alternatives.log", "var/log/bootstrap.log", "var/log/apt",
-                  "var/cache/ldconfig/aux-cache", "var/cache/apt/pkgcache.bin", "var/cache/apt/srcpkgcache.bin",
-                  "var/lib/dbus/machine-id", "var/lib/systemd/random-seed")
+UNREPRODUCIBLE = (
+    "var/log/dpkg.log",
+    "var/log/alternatives.log",
+    "var/log/bootstrap.log",
+    "var/log/apt",
+    "var/cache/ldconfig/aux-cache",
+    "var/cache/apt/pkgcache.bin",
+    "var/cache/apt/srcpkgcache.bin",
+    "var/lib/dbus/machine-id",
+    "var/lib/systemd/random-seed",
+)
 
 
 def distribution(config: Config) -> type[Debian]:
@@ -66,7 +80,9 @@ class Apt(PackageManager):
     name = "apt"
 
     def sources(self, config: Config) -> list[str]:
-        return [f"{r.name}: {r.uri} {r.suite} {' '.join(r.components)}" for r in distribution(config).repositories(config)]
+        return [
+            f"{r.name}: {r.uri} {r.suite} {' '.join(r.components)}" for r in distribution(config).repositories(config)
+        ]
 
     # ---- paths -------------------------------------------------------------------------
 
@@ -103,7 +119,9 @@ class Apt(PackageManager):
             stanzas.append(repo.deb822(keyring=keyring))
         (etc / "sources.list.d" / f"{dist.name}.sources").write_text("\n".join(stanzas))
 
-        directories = [Path(p) for p in [*(config["PackageDirectories"] or ()), *(config["VolatilePackageDirectories"] or ())]]
+        directories = [
+            Path(p) for p in [*(config["PackageDirectories"] or ()), *(config["VolatilePackageDirectories"] or ())]
+        ]
         if not directories and (Path(config.directory) / "mkosi.packages").is_dir():
             directories.append(config.directory / "mkosi.packages")
         local_repository.populate(context.repository, directories)
@@ -131,8 +149,14 @@ class Apt(PackageManager):
         for repo in dist.repositories(context.config):
             if repo.trusted or not repo.keyring or self.keyring_path(context, repo.keyring) is not None:
                 continue
-            apt_keys.fetch_keyring(context, dist, repo, self.cache_dir(context), self.environment(context),
-                                   deb_architecture(context.config))
+            apt_keys.fetch_keyring(
+                context,
+                dist,
+                repo,
+                self.cache_dir(context),
+                self.environment(context),
+                deb_architecture(context.config),
+            )
 
     def _apt_conf(self, context: "Context") -> str:
         config = context.config
@@ -181,8 +205,13 @@ class Apt(PackageManager):
         # Speed: no fsync per file (the image is written once and synced as a whole).
         # Without man-db's auto-update flag its trigger does nothing: rebuilding the man page index
         # for every package is the slowest trigger there is, and the index is a cache anyway.
-        dpkg_options = ["--force-unsafe-io", "--force-confdef", "--force-confold", *doc_options(config),
-                        "--path-exclude=/var/lib/man-db/auto-update"]
+        dpkg_options = [
+            "--force-unsafe-io",
+            "--force-confdef",
+            "--force-confold",
+            *doc_options(config),
+            "--path-exclude=/var/lib/man-db/auto-update",
+        ]
         lines.append("DPkg::Options { " + " ".join(f'"{o}";' for o in dpkg_options) + " };")
         return "\n".join(lines) + "\n"
 
@@ -202,14 +231,25 @@ class Apt(PackageManager):
     def root_options(self, context: "Context", root: Path) -> list[str]:
         """apt options that point it at one image root's package database."""
         return [
-            "-o", f"Dir::State={root}/var/lib/apt",
-            "-o", f"Dir::State::Status={root}/var/lib/dpkg/status",
-            "-o", f"DPkg::Options::=--root={root}",
-            "-o", f"DPkg::Options::=--log={context.workspace}/apt/log/dpkg.log",
+            "-o",
+            f"Dir::State={root}/var/lib/apt",
+            "-o",
+            f"Dir::State::Status={root}/var/lib/dpkg/status",
+            "-o",
+            f"DPkg::Options::=--root={root}",
+            "-o",
+            f"DPkg::Options::=--log={context.workspace}/apt/log/dpkg.log",
         ]
 
-    def apt_get(self, context: "Context", args: Sequence[str], *, root: Path | None = None, apivfs: bool = False,
-                what: str = "apt-get") -> str:
+    def apt_get(
+        self,
+        context: "Context",
+        args: Sequence[str],
+        *,
+        root: Path | None = None,
+        apivfs: bool = False,
+        what: str = "apt-get",
+    ) -> str:
         root = Path(root or context.root)
         cmd = ["apt-get", *self.root_options(context, root), *args]
         # apt refuses to run while another apt holds the cache's locks; builds sharing a package
@@ -218,8 +258,9 @@ class Apt(PackageManager):
             fcntl.flock(lock, fcntl.LOCK_EX)
             return self._run(context, cmd, root=root, apivfs=apivfs, what=what)
 
-    def _run(self, context: "Context", cmd: Sequence[str], *, root: Path, apivfs: bool, what: str,
-             quiet: bool = False) -> str:
+    def _run(
+        self, context: "Context", cmd: Sequence[str], *, root: Path, apivfs: bool, what: str, quiet: bool = False
+    ) -> str:
         """Run apt or dpkg in the package manager sandbox; its stdout (progress, "Inst" lines) is
         returned, its stderr shown live (kept quiet with `quiet` unless --debug), and a failure
         explained in one line."""
@@ -228,16 +269,25 @@ class Apt(PackageManager):
         eatmydata = eatmydata_library(context, deb_architecture(context.config))
         if eatmydata:  # set inside the sandbox, where the library is
             cmd = ["env", f"LD_PRELOAD={EATMYDATA}", *cmd]
-        result = run(cmd, sandbox=apt_sandbox(context, root, apivfs=apivfs, eatmydata=eatmydata), env=self.environment(context),
-                     stdout=-1, stderr=-1 if quiet else None, tee_stderr=not quiet, check=False, input="")
+        result = run(
+            cmd,
+            sandbox=apt_sandbox(context, root, apivfs=apivfs, eatmydata=eatmydata),
+            env=self.environment(context),
+            stdout=-1,
+            stderr=-1 if quiet else None,
+            tee_stderr=not quiet,
+            check=False,
+            input="",
+        )
         timings = context.state.installer.timings
         timings[what] = timings.get(what, 0.0) + time.monotonic() - start
         log.debug(f"{what}: {time.monotonic() - start:.1f}s")
         if log.DEBUG and result.stdout:
             log.debug(result.stdout.rstrip())
         if result.returncode != 0:
-            raise KosiError(self.explain_failure(context, what, f"{result.stdout}\n{result.stderr}",
-                                                 returncode=result.returncode))
+            raise KosiError(
+                self.explain_failure(context, what, f"{result.stdout}\n{result.stderr}", returncode=result.returncode)
+            )
         return result.stdout
 
     def explain_failure(self, context: "Context", what: str, output: str, *, returncode: int | None = None) -> str:
@@ -257,17 +307,24 @@ class Apt(PackageManager):
             repo = re.search(r"GPG error: (\S+ \S+)", line)
             key = re.search(r"(NO_PUBKEY|EXPKEYSIG|BADSIG|REVKEYSIG) (\S+)", line)
             if repo and key:
-                problem = "is not in the configured keyring" if key.group(1) == "NO_PUBKEY" else f"fails ({key.group(1)})"
+                problem = (
+                    "is not in the configured keyring" if key.group(1) == "NO_PUBKEY" else f"fails ({key.group(1)})"
+                )
                 # RepositoryKeyCheck= covers only the distribution's repositories, not the user's own sources.
                 ours = {r.uri.rstrip("/") for r in dist.repositories(config)}
-                hint = ("RepositoryKeyCheck=no skips the check" if repo.group(1).split()[0].rstrip("/") in ours
-                        else "Signed-By: in its sources file names the keyring apt checks against")
+                hint = (
+                    "RepositoryKeyCheck=no skips the check"
+                    if repo.group(1).split()[0].rstrip("/") in ours
+                    else "Signed-By: in its sources file names the keyring apt checks against"
+                )
                 return f"signature check failed for repository {repo.group(1)}: key {key.group(2)} {problem} ({hint})"
         for line in lines:
             m = re.search(r"Release file for (\S+) is expired \(([^)]*)\)", line)
             if m:
-                return (f"repository metadata {m.group(1)} is expired ({m.group(2)}): the mirror is stale or the clock "
-                        "is wrong (Acquire::Check-Valid-Until \"false\"; in mkosi.sandbox/etc/apt/apt.conf.d accepts it)")
+                return (
+                    f"repository metadata {m.group(1)} is expired ({m.group(2)}): the mirror is stale or the clock "
+                    'is wrong (Acquire::Check-Valid-Until "false"; in mkosi.sandbox/etc/apt/apt.conf.d accepts it)'
+                )
         for line in lines:
             m = re.match(r"E: The repository '([^']+)' is not signed", line)
             if m:
@@ -294,8 +351,10 @@ class Apt(PackageManager):
         mode = str(context.config["CacheOnly"])
         if mode in ("always", "metadata") or (mode == "auto" and context.state.cached):
             if not have_lists and mode in ("always", "metadata"):
-                raise KosiError(f"CacheOnly={mode}: no repository metadata in the package cache {lists.parent} "
-                                "(build once with CacheOnly=auto first)")
+                raise KosiError(
+                    f"CacheOnly={mode}: no repository metadata in the package cache {lists.parent} "
+                    "(build once with CacheOnly=auto first)"
+                )
             if have_lists:
                 self._update_local_repository(context)
                 context.state.installer.synced = True
@@ -306,16 +365,23 @@ class Apt(PackageManager):
         # stay in the package cache; images get none, as with mkosi 27.1).
         # A Release file past its Valid-Until (a stale mirror) does not stop the build, as with
         # mkosi 27.1; warn_expired() says which mirror and how long ago.
-        self.apt_get(context, ["update", "--error-on=any", "-o", "APT::Get::List-Cleanup=0",
-                               "-o", "Acquire::Check-Valid-Until=false"], what="apt-get update")
+        self.apt_get(
+            context,
+            ["update", "--error-on=any", "-o", "APT::Get::List-Cleanup=0", "-o", "Acquire::Check-Valid-Until=false"],
+            what="apt-get update",
+        )
         self.warn_expired(context, lists)
         context.state.installer.synced = True
 
     def warn_expired(self, context: "Context", lists: Path) -> None:
-        exempt = {(r.uri.rstrip("/"), r.suite) for r in distribution(context.config).repositories(context.config)
-                  if not r.check_valid_until}
-        output = self.apt_get(context, ["indextargets", "--format", apt_release.INDEXTARGETS_FORMAT],
-                              what="apt-get indextargets")
+        exempt = {
+            (r.uri.rstrip("/"), r.suite)
+            for r in distribution(context.config).repositories(context.config)
+            if not r.check_valid_until
+        }
+        output = self.apt_get(
+            context, ["indextargets", "--format", apt_release.INDEXTARGETS_FORMAT], what="apt-get indextargets"
+        )
         for stale in apt_release.expired(output, lists, time.time(), exempt):
             log.warn(stale.message())
 
@@ -326,9 +392,11 @@ class Apt(PackageManager):
                 continue
             if self.keyring_path(context, repo.keyring) is None:
                 where = f"{repo.keyring} (in the tools tree {context.tools})" if context.tools else repo.keyring
-                raise KosiError(f"keyring {where} for repository {repo.uri} {repo.suite} is missing: install "
-                                f"{dist.keyring_package}, or let kosi fetch it with RepositoryKeyFetch=yes "
-                                "(or use ToolsTree=default, or RepositoryKeyCheck=no)")
+                raise KosiError(
+                    f"keyring {where} for repository {repo.uri} {repo.suite} is missing: install "
+                    f"{dist.keyring_package}, or let kosi fetch it with RepositoryKeyFetch=yes "
+                    "(or use ToolsTree=default, or RepositoryKeyCheck=no)"
+                )
 
     def _update_local_repository(self, context: "Context") -> None:
         """Re-index $PACKAGEDIR when build scripts added packages, and refresh only that source."""
@@ -336,11 +404,26 @@ class Apt(PackageManager):
             return
         fingerprint = local_repository.fingerprint(context.repository)
         source = context.pkgmngr / "etc/apt/sources.list.d/kosi-local.sources"
-        if fingerprint == context.state.installer.local_fingerprint and source.exists() and context.state.installer.local_synced:
+        if (
+            fingerprint == context.state.installer.local_fingerprint
+            and source.exists()
+            and context.state.installer.local_synced
+        ):
             return
         self._write_local_source(context)
-        self.apt_get(context, ["update", "-o", f"Dir::Etc::SourceList={source}", "-o", "Dir::Etc::SourceParts=-",
-                               "-o", "APT::Get::List-Cleanup=0"], what="apt-get update (local packages)")
+        self.apt_get(
+            context,
+            [
+                "update",
+                "-o",
+                f"Dir::Etc::SourceList={source}",
+                "-o",
+                "Dir::Etc::SourceParts=-",
+                "-o",
+                "APT::Get::List-Cleanup=0",
+            ],
+            what="apt-get update (local packages)",
+        )
         context.state.installer.local_synced = True
 
     def latest_snapshot(self, config: Config) -> str:
@@ -354,15 +437,19 @@ class Apt(PackageManager):
             with urllib.request.urlopen(url, timeout=30) as response:
                 final = response.geturl()
         except urllib.error.HTTPError as e:
-            raise KosiError(f"snapshot service {dist.snapshot_service_url(config)} has no snapshot at {url}: "
-                            f"HTTP {e.code} {e.reason}") from None
+            raise KosiError(
+                f"snapshot service {dist.snapshot_service_url(config)} has no snapshot at {url}: "
+                f"HTTP {e.code} {e.reason}"
+            ) from None
         except OSError as e:
             raise KosiError(f"cannot reach snapshot service {dist.snapshot_service_url(config)}: {e}") from None
         return parse_snapshot_id(final) or now
 
     # ---- installing --------------------------------------------------------------------
 
-    def install(self, context: "Context", packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True) -> None:
+    def install(
+        self, context: "Context", packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True
+    ) -> None:
         root = Path(root or context.root)
         self.sync(context)
         self._update_local_repository(context)
@@ -383,7 +470,9 @@ class Apt(PackageManager):
 
     def bootstrap(self, context: "Context", root: Path, packages: Sequence[str]) -> None:
         """Install the essential set and `packages` into an empty root."""
-        log.step(f"Bootstrapping {distribution(context.config).pretty_name} {distribution(context.config).release(context.config)}")
+        log.step(
+            f"Bootstrapping {distribution(context.config).pretty_name} {distribution(context.config).release(context.config)}"
+        )
         prepare_root(context, root)
         # The essential set and what was asked for, as mkosi 27.1 installs (a minimal trixie
         # image: 59 packages, no apt); not Debian's whole priority-required set. A user who
@@ -399,8 +488,9 @@ class Apt(PackageManager):
 
         # One resolution and one parallel download for everything this bootstrap installs.
         extra = ["--no-download"] if str(context.config["CacheOnly"]) == "always" else []
-        output = self.apt_get(context, ["install", "--download-only", *extra, *base, *packages], root=root,
-                              what="apt-get install")
+        output = self.apt_get(
+            context, ["install", "--download-only", *extra, *base, *packages], root=root, what="apt-get install"
+        )
         context.state.installer.downloaded += output.count("\nGet:")
 
         archives = self.cache_dir(context) / "archives"
@@ -413,8 +503,13 @@ class Apt(PackageManager):
         key = essential_cache.tree_key(root, debs, doc_options(context.config), environment)
         started = time.monotonic()
         reused = essential_cache.restore_or_build(
-            context, self.cache_dir(context), root, key, lambda: self._install_essential(context, root, debs),
-            sandbox=in_root(context, root, apivfs=False, network=False))
+            context,
+            self.cache_dir(context),
+            root,
+            key,
+            lambda: self._install_essential(context, root, debs),
+            sandbox=in_root(context, root, apivfs=False, network=False),
+        )
         context.state.installer.essential_reused = reused
         context.state.installer.timings["essential set"] = time.monotonic() - started
         # Everything else in one apt run, from the archives already downloaded.
@@ -427,8 +522,16 @@ class Apt(PackageManager):
         # Register and configure the essential set: dpkg runs maintainer scripts chrooted into
         # the root, which now has a shell. Dependencies among them are resolved by ordering
         # within this one dpkg run, hence --force-depends.
-        dpkg = ["dpkg", f"--root={root}", f"--log={context.workspace}/apt/log/dpkg.log", "--force-unsafe-io",
-                *doc_options(context.config), "--force-depends", "--install", *map(str, debs)]
+        dpkg = [
+            "dpkg",
+            f"--root={root}",
+            f"--log={context.workspace}/apt/log/dpkg.log",
+            "--force-unsafe-io",
+            *doc_options(context.config),
+            "--force-depends",
+            "--install",
+            *map(str, debs),
+        ]
         with _services_disabled(root):
             # quiet: --force-depends makes dpkg warn about every pre-dependency it orders itself
             self._run(context, dpkg, root=root, apivfs=True, what="dpkg (essential set)", quiet=True)
@@ -439,9 +542,21 @@ class Apt(PackageManager):
         # Purging downloads nothing: a private archives directory keeps the shared cache unlocked.
         archives = context.workspace / "apt/archives"
         (archives / "partial").mkdir(parents=True, exist_ok=True)
-        self._run(context, ["apt-get", *self.root_options(context, context.root), "-o", f"Dir::Cache::Archives={archives}",
-                            "purge", "--allow-remove-essential", *packages], root=context.root, apivfs=True,
-                  what="apt-get purge")
+        self._run(
+            context,
+            [
+                "apt-get",
+                *self.root_options(context, context.root),
+                "-o",
+                f"Dir::Cache::Archives={archives}",
+                "purge",
+                "--allow-remove-essential",
+                *packages,
+            ],
+            root=context.root,
+            apivfs=True,
+            what="apt-get purge",
+        )
 
     # ---- after installation ------------------------------------------------------------
 
@@ -456,7 +571,9 @@ class Apt(PackageManager):
             return  # once per build
         context.state.installer.lists_copied = True
         sources = root / "etc/apt/sources.list.d"
-        if not any((sources.glob("*.sources") if sources.is_dir() else [])) and not _has_content(root / "etc/apt/sources.list"):
+        if not any((sources.glob("*.sources") if sources.is_dir() else [])) and not _has_content(
+            root / "etc/apt/sources.list"
+        ):
             sources.mkdir(parents=True, exist_ok=True)
             dist = distribution(context.config)
             stanzas = [r.deb822() for r in dist.repositories(context.config, local=False)]
@@ -516,8 +633,11 @@ def apt_sandbox(context: "Context", root: Path, **options) -> list[str]:
     etc_apt = context.pkgmngr / "etc/apt"
     visible = [Path(context.workspace), Path(context.package_cache), Path(root)]
     extra = [Mount(etc_apt, "/etc/apt", "ro-bind")]
-    extra += [Mount(path, str(path), "ro-bind") for path in apt_sources.host_paths(etc_apt)
-              if not any(path.is_relative_to(v) for v in visible)]
+    extra += [
+        Mount(path, str(path), "ro-bind")
+        for path in apt_sources.host_paths(etc_apt)
+        if not any(path.is_relative_to(v) for v in visible)
+    ]
     return in_root(context, root, extra=extra, **options)
 
 
@@ -551,8 +671,17 @@ def _bootstrapped(root: Path) -> bool:
 
 def prepare_root(context: "Context", root: Path) -> None:
     """An empty dpkg database, merged /usr, and the dpkg configuration that must hold from the start."""
-    for sub in ("var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/lib/apt/lists/partial",
-                "etc/apt/apt.conf.d", "etc/dpkg/dpkg.cfg.d", "usr/bin", "usr/sbin", "usr/lib"):
+    for sub in (
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/lib/dpkg/triggers",
+        "var/lib/apt/lists/partial",
+        "etc/apt/apt.conf.d",
+        "etc/dpkg/dpkg.cfg.d",
+        "usr/bin",
+        "usr/sbin",
+        "usr/lib",
+    ):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for name in ("status", "available"):
         (root / "var/lib/dpkg" / name).touch()
@@ -585,15 +714,24 @@ def extract(context: "Context", debs: Sequence[Path], root: Path) -> None:
     """Unpack the packages' files (not their scripts) into root, several at a time, in one sandbox."""
     excludes = [] if context.config["WithDocs"] else [f"--exclude=.{p}" for p in DOC_EXCLUDES]
     # xargs passes each .deb as $0 of the one-line extractor; a failing pipe makes xargs exit 123.
-    extractor = ('set -o pipefail; dpkg-deb --fsys-tarfile "$0" | tar -x --keep-directory-symlink '
-                 f'-C {shlex.quote(str(root))} --wildcards {shlex.join(excludes)}')
+    extractor = (
+        'set -o pipefail; dpkg-deb --fsys-tarfile "$0" | tar -x --keep-directory-symlink '
+        f"-C {shlex.quote(str(root))} --wildcards {shlex.join(excludes)}"
+    )
     jobs = str(max(2, (os.cpu_count() or 2) * 2))
-    result = run(["xargs", "-0", "-n", "1", "-P", jobs, "bash", "-c", extractor],
-                 sandbox=in_root(context, root, apivfs=False, network=False),
-                 input=b"".join(os.fsencode(d) + b"\0" for d in debs), stdout=-3, stderr=-1, check=False)
+    result = run(
+        ["xargs", "-0", "-n", "1", "-P", jobs, "bash", "-c", extractor],
+        sandbox=in_root(context, root, apivfs=False, network=False),
+        input=b"".join(os.fsencode(d) + b"\0" for d in debs),
+        stdout=-3,
+        stderr=-1,
+        check=False,
+    )
     if result.returncode != 0:
-        raise KosiError(f"cannot extract the essential packages into {root}: "
-                        f"{last_error_line(result.stderr) or f'exit status {result.returncode}'}")
+        raise KosiError(
+            f"cannot extract the essential packages into {root}: "
+            f"{last_error_line(result.stderr) or f'exit status {result.returncode}'}"
+        )
 
 
 class _services_disabled:
@@ -616,7 +754,9 @@ class _services_disabled:
 
 
 def _has_content(path: Path) -> bool:
-    return path.is_file() and any(line.strip() and not line.lstrip().startswith("#") for line in path.read_text().splitlines())
+    return path.is_file() and any(
+        line.strip() and not line.lstrip().startswith("#") for line in path.read_text().splitlines()
+    )
 
 
 def _remove(path: Path) -> None:

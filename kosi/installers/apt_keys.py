@@ -56,11 +56,13 @@ def local_keyring(context: "Context", keyring: str) -> Path | None:
 def fetch_uri(uri: str) -> str:
     """The URI the keyring package is fetched from: HTTPS, or a local mirror."""
     if uri.startswith("http://"):
-        return "https://" + uri[len("http://"):]
+        return "https://" + uri[len("http://") :]
     if uri.startswith(("https://", "file:", "copy:")):
         return uri
-    raise KosiError(f"RepositoryKeyFetch=: cannot fetch a keyring from {uri} (only https:// and local mirrors "
-                    "are trusted for that); install the distribution's keyring package instead")
+    raise KosiError(
+        f"RepositoryKeyFetch=: cannot fetch a keyring from {uri} (only https:// and local mirrors "
+        "are trusted for that); install the distribution's keyring package instead"
+    )
 
 
 def keyring_in_package(tree: Path, keyring: str) -> Path | None:
@@ -81,26 +83,45 @@ def apt_options(work: Path, architecture: str) -> list[str]:
     (work / "parts").mkdir(exist_ok=True)
     (work / "status").touch()
     options = {
-        "Dir": "/", "Dir::Etc": work, "Dir::Etc::SourceList": work / "sources.list",
-        "Dir::Etc::SourceParts": work / "parts", "Dir::Etc::Parts": work / "parts",
-        "Dir::Etc::Preferences": work / "preferences", "Dir::Etc::PreferencesParts": work / "parts",
-        "Dir::Etc::Trusted": work / "trusted.gpg", "Dir::Etc::TrustedParts": work / "parts",
-        "Dir::State": work, "Dir::State::Lists": work / "lists", "Dir::State::Status": work / "status",
-        "Dir::Cache": work / "cache", "Dir::Log": work,
-        "APT::Architecture": architecture, "APT::Architectures": architecture,
-        "APT::Sandbox::User": "root", "Acquire::Languages": "none", "Acquire::Retries": "3",
+        "Dir": "/",
+        "Dir::Etc": work,
+        "Dir::Etc::SourceList": work / "sources.list",
+        "Dir::Etc::SourceParts": work / "parts",
+        "Dir::Etc::Parts": work / "parts",
+        "Dir::Etc::Preferences": work / "preferences",
+        "Dir::Etc::PreferencesParts": work / "parts",
+        "Dir::Etc::Trusted": work / "trusted.gpg",
+        "Dir::Etc::TrustedParts": work / "parts",
+        "Dir::State": work,
+        "Dir::State::Lists": work / "lists",
+        "Dir::State::Status": work / "status",
+        "Dir::Cache": work / "cache",
+        "Dir::Log": work,
+        "APT::Architecture": architecture,
+        "APT::Architectures": architecture,
+        "APT::Sandbox::User": "root",
+        "Acquire::Languages": "none",
+        "Acquire::Retries": "3",
         "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled": "false",
     }
     return [item for key, value in options.items() for item in ("-o", f"{key}={value}")]
 
 
-def fetch_keyring(context: "Context", dist: "type[Debian]", repo: "AptRepository", cache: Path,
-                  environment: Mapping[str, str], architecture: str) -> Path:
+def fetch_keyring(
+    context: "Context",
+    dist: "type[Debian]",
+    repo: "AptRepository",
+    cache: Path,
+    environment: Mapping[str, str],
+    architecture: str,
+) -> Path:
     """Download `dist`'s keyring package from `repo`'s archive and keep its keyring in `cache`."""
     target = fetched_keyring(cache, repo.keyring or dist.keyring)
     if str(context.config["CacheOnly"]) == "always":
-        raise KosiError(f"RepositoryKeyFetch=: the keyring {dist.keyring} is not in the package cache and "
-                        "CacheOnly=always forbids downloading it")
+        raise KosiError(
+            f"RepositoryKeyFetch=: the keyring {dist.keyring} is not in the package cache and "
+            "CacheOnly=always forbids downloading it"
+        )
     uri = fetch_uri(repo.uri)
     log.step(f"Fetching {dist.keyring_package} from {uri} (RepositoryKeyFetch=yes)")
     context.workspace.mkdir(parents=True, exist_ok=True)
@@ -118,14 +139,19 @@ def fetch_keyring(context: "Context", dist: "type[Debian]", repo: "AptRepository
             sandbox = sandbox_command(mounts=mounts, tools=context.tools, network=True, workdir=workdir)
             result = run(["apt-get", *options, *args], sandbox=sandbox, env=env, stdout=-1, stderr=-1, check=False)
             if result.returncode != 0:
-                raise KosiError(f"RepositoryKeyFetch=: cannot fetch {dist.keyring_package} from {uri}: "
-                                f"{last_error_line(result.stderr) or last_error_line(result.stdout) or 'apt-get failed'}")
+                raise KosiError(
+                    f"RepositoryKeyFetch=: cannot fetch {dist.keyring_package} from {uri}: "
+                    f"{last_error_line(result.stderr) or last_error_line(result.stdout) or 'apt-get failed'}"
+                )
         debs = sorted((work / "download").glob("*.deb"))
         if not debs:
             raise KosiError(f"RepositoryKeyFetch=: apt downloaded no {dist.keyring_package} from {uri}")
         tree = work / "tree"
-        run(["dpkg-deb", "-x", str(debs[0]), str(tree)],
-            sandbox=sandbox_command(mounts=mounts, tools=context.tools), stderr=-1)
+        run(
+            ["dpkg-deb", "-x", str(debs[0]), str(tree)],
+            sandbox=sandbox_command(mounts=mounts, tools=context.tools),
+            stderr=-1,
+        )
         found = keyring_in_package(tree, dist.keyring)
         if found is None:
             raise KosiError(f"RepositoryKeyFetch=: {debs[0].name} has no {dist.keyring}")

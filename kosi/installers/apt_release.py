@@ -24,8 +24,10 @@ class Expired:
     age: float  # seconds since valid_until
 
     def message(self) -> str:
-        return (f"repository {self.uri.rstrip('/')} {self.suite}: its Release file expired {format_age(self.age)} ago "
-                "(a stale mirror?); building from it anyway, as mkosi does")
+        return (
+            f"repository {self.uri.rstrip('/')} {self.suite}: its Release file expired {format_age(self.age)} ago "
+            "(a stale mirror?); building from it anyway, as mkosi does"
+        )
 
 
 def format_age(seconds: float) -> str:

@@ -52,7 +52,9 @@ class PackageManager:
         """Update repository metadata (at most once per build unless force)."""
         raise NotImplementedError
 
-    def install(self, context: "Context", packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True) -> None:
+    def install(
+        self, context: "Context", packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True
+    ) -> None:
         """Install packages into root (default: context.root), bootstrapping an empty root first."""
         raise NotImplementedError
 

@@ -47,14 +47,38 @@ if TYPE_CHECKING:
     from kosi.pipeline.context import Context
 
 #: what package scripts write with the wall clock in it (relative to the root)
-UNREPRODUCIBLE = ("var/log/dnf.log", "var/log/dnf.librepo.log", "var/log/dnf.rpm.log", "var/log/hawkey.log",
-                  "var/log/dnf5.log", "var/lib/dnf/history.sqlite", "var/lib/dnf/history.sqlite-shm",
-                  "var/lib/dnf/history.sqlite-wal", "var/cache/ldconfig/aux-cache")
+UNREPRODUCIBLE = (
+    "var/log/dnf.log",
+    "var/log/dnf.librepo.log",
+    "var/log/dnf.rpm.log",
+    "var/log/hawkey.log",
+    "var/log/dnf5.log",
+    "var/lib/dnf/history.sqlite",
+    "var/lib/dnf/history.sqlite-shm",
+    "var/lib/dnf/history.sqlite-wal",
+    "var/cache/ldconfig/aux-cache",
+)
 
 
 #: directories of an image root that stay even when they are empty
-FILE_SYSTEM_HIERARCHY = frozenset({"var", "var/cache", "var/tmp", "var/lib", "var/log", "tmp", "usr", "etc", "home",
-                                   "root", "srv", "opt", "mnt", "run"})
+FILE_SYSTEM_HIERARCHY = frozenset(
+    {
+        "var",
+        "var/cache",
+        "var/tmp",
+        "var/lib",
+        "var/log",
+        "tmp",
+        "usr",
+        "etc",
+        "home",
+        "root",
+        "srv",
+        "opt",
+        "mnt",
+        "run",
+    }
+)
 
 
 def distribution(config: Config) -> type[RpmDistribution]:
@@ -97,8 +121,11 @@ class Dnf(PackageManager):
 
     def sources(self, config: Config) -> list[str]:
         dist = distribution(config)
-        return [f"[{r.id}] {expand(config, r.location)}" for r in dist.repositories(config)
-                if r.enabled or dist.wanted(config, r.id)]
+        return [
+            f"[{r.id}] {expand(config, r.location)}"
+            for r in dist.repositories(config)
+            if r.enabled or dist.wanted(config, r.id)
+        ]
 
     # ---- paths -------------------------------------------------------------------------
 
@@ -133,7 +160,9 @@ class Dnf(PackageManager):
         if not (user_repos.is_dir() and any(user_repos.glob("*.repo"))):
             (state / "repos" / "kosi.repo").write_text(self._repo_file(context))
 
-        directories = [Path(p) for p in [*(config["PackageDirectories"] or ()), *(config["VolatilePackageDirectories"] or ())]]
+        directories = [
+            Path(p) for p in [*(config["PackageDirectories"] or ()), *(config["VolatilePackageDirectories"] or ())]
+        ]
         if not directories and (Path(config.directory) / "mkosi.packages").is_dir():
             directories.append(Path(config.directory) / "mkosi.packages")
         local_repository.populate(context.repository, directories, is_rpm)
@@ -141,8 +170,10 @@ class Dnf(PackageManager):
 
         command = executable(context.tools)
         where = "the tools tree" if context.tools else "the host"
-        log.info(f"Using {command} ({'dnf5' if is_dnf5(command) else 'dnf 4'}) from {where}"
-                 + (" ($MKOSI_DNF)" if os.environ.get("MKOSI_DNF") else ""))
+        log.info(
+            f"Using {command} ({'dnf5' if is_dnf5(command) else 'dnf 4'}) from {where}"
+            + (" ($MKOSI_DNF)" if os.environ.get("MKOSI_DNF") else "")
+        )
 
     def _repo_file(self, context: Context) -> str:
         config = context.config
@@ -154,9 +185,11 @@ class Dnf(PackageManager):
             keys = [key.locate(context) for key in repo.keys] if check else []
             if enabled and check and repo.keys and not all(keys):
                 missing = next(key for key, url in zip(repo.keys, keys, strict=True) if url is None)
-                raise KosiError(f"GPG key {missing.name} for repository '{repo.id}' ({repo.location}) not found in "
-                                f"{missing.where()}: install distribution-gpg-keys (ToolsTree=default has it), put it "
-                                "in mkosi.sandbox/etc/pki/rpm-gpg/, or set RepositoryKeyFetch=yes or RepositoryKeyCheck=no")
+                raise KosiError(
+                    f"GPG key {missing.name} for repository '{repo.id}' ({repo.location}) not found in "
+                    f"{missing.where()}: install distribution-gpg-keys (ToolsTree=default has it), put it "
+                    "in mkosi.sandbox/etc/pki/rpm-gpg/, or set RepositoryKeyFetch=yes or RepositoryKeyCheck=no"
+                )
             stanzas.append(repo.stanza(enabled=enabled, gpgcheck=check, keys=[k for k in keys if k]))
         return "\n".join(stanzas)
 
@@ -169,8 +202,10 @@ class Dnf(PackageManager):
 
     def _update_local_repository(self, context: Context) -> None:
         """Re-index $PACKAGEDIR when build scripts added packages to it."""
-        if local_repository.has_packages(context.repository, is_rpm) and \
-                local_repository.fingerprint(context.repository, is_rpm) != context.state.installer.local_fingerprint:
+        if (
+            local_repository.has_packages(context.repository, is_rpm)
+            and local_repository.fingerprint(context.repository, is_rpm) != context.state.installer.local_fingerprint
+        ):
             self._write_local_repository(context)
 
     # ---- running dnf -------------------------------------------------------------------
@@ -191,7 +226,10 @@ class Dnf(PackageManager):
         state = self.state_dir(context)
         command = executable(context.tools)
         options = [
-            command, "--assumeyes", f"--installroot={root}", f"--config={state / 'dnf.conf'}",
+            command,
+            "--assumeyes",
+            f"--installroot={root}",
+            f"--config={state / 'dnf.conf'}",
             f"--releasever={dist.release(config)}",
             f"--setopt=reposdir={','.join(map(str, self.reposdirs(context)))}",
             f"--setopt=varsdir={state / 'vars'}",
@@ -221,16 +259,34 @@ class Dnf(PackageManager):
             options.append(f"--setopt=proxy={proxy}")
         return options
 
-    def dnf(self, context: Context, args: Sequence[str], *, root: Path | None = None, apivfs: bool = True,
-            expire: bool = False, what: str = "dnf") -> str:
+    def dnf(
+        self,
+        context: Context,
+        args: Sequence[str],
+        *,
+        root: Path | None = None,
+        apivfs: bool = True,
+        expire: bool = False,
+        what: str = "dnf",
+    ) -> str:
         root = Path(root or context.root)
         state = self.state_dir(context)
         cmd = [*self.options(context, root, expire=expire), *args]
         # Builds sharing the package cache take turns rather than corrupt each other's downloads.
-        with open(self.cache_dir(context) / "kosi.lock", "a") as lock, _no_stray_paths(root, self.cache_dir(context), state):
+        with (
+            open(self.cache_dir(context) / "kosi.lock", "a") as lock,
+            _no_stray_paths(root, self.cache_dir(context), state),
+        ):
             fcntl.flock(lock, fcntl.LOCK_EX)
-            result = run(cmd, sandbox=rpm.sandbox(context, root, apivfs=apivfs), env=self.environment(context),
-                         stdout=-1, tee_stderr=True, check=False, input="")
+            result = run(
+                cmd,
+                sandbox=rpm.sandbox(context, root, apivfs=apivfs),
+                env=self.environment(context),
+                stdout=-1,
+                tee_stderr=True,
+                check=False,
+                input="",
+            )
         if log.DEBUG and result.stdout:
             log.debug(result.stdout.rstrip())
         if result.returncode != 0:
@@ -253,29 +309,37 @@ class Dnf(PackageManager):
                 return f"package '{m.group(1)}' not found in the repositories of {where}"
         repos = {r.id: r for r in dist.repositories(config)}
         for index, line in enumerate(lines):
-            m = re.search(r"(?:Public key for|Package) (\S+?)(?:\.rpm)? (?:is not installed|is not signed)", line) or \
-                re.search(r"(\S+?)\.rpm: (?:Signature|signature).*(?:BAD|NOKEY|not OK)", line)
+            m = re.search(
+                r"(?:Public key for|Package) (\S+?)(?:\.rpm)? (?:is not installed|is not signed)", line
+            ) or re.search(r"(\S+?)\.rpm: (?:Signature|signature).*(?:BAD|NOKEY|not OK)", line)
             if m:
                 package = m.group(1)
-                keys = next((re.sub(r".*configured as:\s*", "", l).strip() for l in lines[index:]
-                             if "configured as" in l), "")
+                keys = next(
+                    (re.sub(r".*configured as:\s*", "", l).strip() for l in lines[index:] if "configured as" in l), ""
+                )
                 keys = keys or next((l.split("file://", 1)[-1] for l in lines[index:] if "file://" in l), "")
                 keys = keys.replace(f"file://{context.pkgmngr}", "(sandbox tree) ").replace("file://", "")
                 signed = "is not signed" if "is not signed" in line else "is not signed by the configured key"
-                return (f"signature check failed: package {package} {signed} {keys.strip()}".rstrip()
-                        + " (RepositoryKeyCheck=no skips the check)")
+                return (
+                    f"signature check failed: package {package} {signed} {keys.strip()}".rstrip()
+                    + " (RepositoryKeyCheck=no skips the check)"
+                )
         for line in lines:
-            m = re.search(r"GPG key at (\S+) .*(?:failed|not correct|Couldn't)", line) or \
-                re.search(r"Couldn't open file (\S+)", line)
+            m = re.search(r"GPG key at (\S+) .*(?:failed|not correct|Couldn't)", line) or re.search(
+                r"Couldn't open file (\S+)", line
+            )
             if m:
                 return f"cannot read GPG key {m.group(1).removeprefix('file://')}"
         for line in lines:
-            m = re.search(r"Failed to download metadata for repo(?:sitory)? ['\"]([^'\"]+)['\"]", line) or \
-                re.search(r"Errors during downloading metadata for repository ['\"]([^'\"]+)['\"]", line)
+            m = re.search(r"Failed to download metadata for repo(?:sitory)? ['\"]([^'\"]+)['\"]", line) or re.search(
+                r"Errors during downloading metadata for repository ['\"]([^'\"]+)['\"]", line
+            )
             if m:
                 repo = repos.get(m.group(1))
                 location = expand(config, repo.location) if repo else m.group(1)
-                reason = next((re.sub(r"^\s*-\s*", "", l).strip() for l in lines if "Curl error" in l or "Status code" in l), "")
+                reason = next(
+                    (re.sub(r"^\s*-\s*", "", l).strip() for l in lines if "Curl error" in l or "Status code" in l), ""
+                )
                 reason = re.sub(r" for \S+ \[", " [", reason) if reason else probe(location, repo)
                 return f"cannot fetch repository '{m.group(1)}' from {location}: {reason}"
         for line in lines:
@@ -284,7 +348,9 @@ class Dnf(PackageManager):
                 return f"cannot resolve the packages of {where}: {m.group(1).strip()}"
         for index, line in enumerate(lines):
             if line.startswith(("Error:", "error:")):
-                message = line.split(":", 1)[1].strip() or next((l.strip() for l in lines[index + 1:] if l.strip()), "")
+                message = line.split(":", 1)[1].strip() or next(
+                    (l.strip() for l in lines[index + 1 :] if l.strip()), ""
+                )
                 if message:
                     return f"{what}: {message}"
         status = f" with exit status {returncode}" if returncode is not None else ""
@@ -308,7 +374,9 @@ class Dnf(PackageManager):
 
     # ---- installing --------------------------------------------------------------------
 
-    def install(self, context: Context, packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True) -> None:
+    def install(
+        self, context: Context, packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True
+    ) -> None:
         root = Path(root or context.root)
         self.sync(context)
         self._update_local_repository(context)
@@ -399,8 +467,12 @@ class _no_stray_paths:
 
     def __init__(self, root: Path, *paths: Path):
         self.paths = [root / path.relative_to("/") for path in paths]
-        self.existed = {parent for path in self.paths for parent in path.parents
-                        if parent.is_relative_to(root) and os.path.lexists(parent)}
+        self.existed = {
+            parent
+            for path in self.paths
+            for parent in path.parents
+            if parent.is_relative_to(root) and os.path.lexists(parent)
+        }
         self.root = root
 
     def __enter__(self):
@@ -410,8 +482,11 @@ class _no_stray_paths:
         for path in self.paths:
             _remove(path)
             for parent in path.parents:
-                if parent in self.existed or parent == self.root or \
-                        str(parent.relative_to(self.root)) in FILE_SYSTEM_HIERARCHY:
+                if (
+                    parent in self.existed
+                    or parent == self.root
+                    or str(parent.relative_to(self.root)) in FILE_SYSTEM_HIERARCHY
+                ):
                     break
                 try:
                     parent.rmdir()

@@ -56,12 +56,12 @@ def tree_key(root: Path, debs: Sequence[Path], options: Sequence[str], environme
 
 
 def _copy(context: "Context", source: Path, target: Path, sandbox: list[str]) -> None:
-    run(["cp", "-a", "--reflink=auto", "--no-target-directory", f"{source}/.", str(target)], sandbox=sandbox,
-        stderr=-1)
+    run(["cp", "-a", "--reflink=auto", "--no-target-directory", f"{source}/.", str(target)], sandbox=sandbox, stderr=-1)
 
 
-def restore_or_build(context: "Context", cache: Path, root: Path, key: str, build: Callable[[], None],
-                     sandbox: list[str]) -> bool:
+def restore_or_build(
+    context: "Context", cache: Path, root: Path, key: str, build: Callable[[], None], sandbox: list[str]
+) -> bool:
     """Fill `root` with the cached tree for `key`, or run `build` and cache its result.
     Returns whether the cached tree was used."""
     trees = cache / "essential"
@@ -91,7 +91,8 @@ def restore_or_build(context: "Context", cache: Path, root: Path, key: str, buil
 
 
 def _prune(trees: Path) -> None:
-    entries = sorted((p for p in trees.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime,
-                     reverse=True)
+    entries = sorted(
+        (p for p in trees.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime, reverse=True
+    )
     for old in entries[KEEP:]:
         shutil.rmtree(old, ignore_errors=True)

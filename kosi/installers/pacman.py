@@ -51,8 +51,12 @@ KEYRING_FILES = ("archlinux.gpg", "archlinux-trusted", "archlinux-revoked")
 #: the name of the local repository (PackageDirectories=, $PACKAGEDIR)
 LOCAL_REPOSITORY = "mkosi"
 #: what package scripts write with the wall clock in it (relative to the root)
-UNREPRODUCIBLE = ("var/log/pacman.log", "var/cache/ldconfig/aux-cache", "var/lib/systemd/random-seed",
-                  "var/lib/pacman/db.lck")
+UNREPRODUCIBLE = (
+    "var/log/pacman.log",
+    "var/cache/ldconfig/aux-cache",
+    "var/lib/systemd/random-seed",
+    "var/lib/pacman/db.lck",
+)
 PACKAGE_SUFFIXES = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar")
 
 
@@ -72,8 +76,10 @@ class Pacman(PackageManager):
 
     def sources(self, config: Config) -> list[str]:
         arch = pacman_architecture(config)
-        return [f"[{r.name}] {r.url.replace('$repo', r.name).replace('$arch', arch)}"
-                for r in distribution(config).repositories(config)]
+        return [
+            f"[{r.name}] {r.url.replace('$repo', r.name).replace('$arch', arch)}"
+            for r in distribution(config).repositories(config)
+        ]
 
     # ---- paths -------------------------------------------------------------------------
 
@@ -146,8 +152,9 @@ class Pacman(PackageManager):
             old.unlink()
         packages = sorted(str(p) for p in repository.iterdir() if is_package(p))
         sandbox = sandbox_command(mounts=[Mount(repository, str(repository))], tools=context.tools)
-        result = run(["repo-add", "--quiet", str(database), *packages], sandbox=sandbox, stdout=-1, stderr=-1,
-                     check=False)
+        result = run(
+            ["repo-add", "--quiet", str(database), *packages], sandbox=sandbox, stdout=-1, stderr=-1, check=False
+        )
         if result.returncode != 0:
             raise KosiError(f"repo-add failed in {repository}: {last_error_line(result.stderr) or result.returncode}")
         context.state.installer.local_fingerprint = fingerprint
@@ -161,15 +168,24 @@ class Pacman(PackageManager):
     def options(self, context: Context, root: Path, dbpath: Path | None = None, conf: Path | None = None) -> list[str]:
         """pacman's options that point it at one image root with our configuration and state."""
         return [
-            "--config", str(conf or self.config_file(context)),
-            "--root", str(root),
-            "--dbpath", str(dbpath or root / "var/lib/pacman"),
-            "--cachedir", str(self.cache_dir(context) / "pkg"),
-            "--gpgdir", str(self.state_dir(context) / "gnupg"),
-            "--hookdir", str(root / "etc/pacman.d/hooks"),
-            "--logfile", str(self.state_dir(context) / "log/pacman.log"),
-            "--arch", pacman_architecture(context.config),
-            "--color", "never",
+            "--config",
+            str(conf or self.config_file(context)),
+            "--root",
+            str(root),
+            "--dbpath",
+            str(dbpath or root / "var/lib/pacman"),
+            "--cachedir",
+            str(self.cache_dir(context) / "pkg"),
+            "--gpgdir",
+            str(self.state_dir(context) / "gnupg"),
+            "--hookdir",
+            str(root / "etc/pacman.d/hooks"),
+            "--logfile",
+            str(self.state_dir(context) / "log/pacman.log"),
+            "--arch",
+            pacman_architecture(context.config),
+            "--color",
+            "never",
             "--noconfirm",
         ]
 
@@ -177,14 +193,22 @@ class Pacman(PackageManager):
         extra = [Mount(context.repository, str(context.repository), "ro-bind")] if context.repository.is_dir() else []
         return in_root(context, root, apivfs=apivfs, network=network, extra=extra)
 
-    def _run(self, context: Context, cmd: Sequence[str], *, root: Path, apivfs: bool, what: str,
-             network: bool = True) -> str:
+    def _run(
+        self, context: Context, cmd: Sequence[str], *, root: Path, apivfs: bool, what: str, network: bool = True
+    ) -> str:
         start = time.monotonic()
         with open(self.cache_dir(context) / "kosi.lock", "a") as lock:
             # builds sharing the package cache take turns at its databases and packages
             fcntl.flock(lock, fcntl.LOCK_EX)
-            result = run(cmd, sandbox=self.sandbox(context, root, apivfs=apivfs, network=network),
-                         env=self.environment(context), stdout=-1, stderr=-1, check=False, input="")
+            result = run(
+                cmd,
+                sandbox=self.sandbox(context, root, apivfs=apivfs, network=network),
+                env=self.environment(context),
+                stdout=-1,
+                stderr=-1,
+                check=False,
+                input="",
+            )
         log.debug(f"{what}: {time.monotonic() - start:.1f}s")
         output = f"{result.stdout or ''}\n{result.stderr or ''}"
         if log.DEBUG:
@@ -208,12 +232,16 @@ class Pacman(PackageManager):
         for line in lines:
             m = re.match(r"error: (\S+): signature from \"([^\"]*)\" is (unknown trust|invalid|marginal trust)", line)
             if m:
-                return (f"signature check failed for package {m.group(1)}: its signature by \"{m.group(2)}\" is "
-                        f"{m.group(3)} (keyring {self.keyring_origin(context)}; RepositoryKeyCheck=no skips the check)")
+                return (
+                    f'signature check failed for package {m.group(1)}: its signature by "{m.group(2)}" is '
+                    f"{m.group(3)} (keyring {self.keyring_origin(context)}; RepositoryKeyCheck=no skips the check)"
+                )
             m = re.match(r"error: (?:\S+: )?key \"([^\"]*)\" (?:is unknown|could not be looked up remotely)", line)
             if m:
-                return (f"signature check failed: key {m.group(1)} is not in the keyring "
-                        f"{self.keyring_origin(context)} (RepositoryKeyCheck=no skips the check)")
+                return (
+                    f"signature check failed: key {m.group(1)} is not in the keyring "
+                    f"{self.keyring_origin(context)} (RepositoryKeyCheck=no skips the check)"
+                )
         for line in lines:
             m = re.match(r"error: failed retrieving file '([^']+)' from (\S+) : (.*)", line)
             if m:
@@ -221,9 +249,11 @@ class Pacman(PackageManager):
         for line in lines:
             m = re.match(r"error: failed to prepare transaction \((.*)\)", line)
             if m:
-                detail = next((l.removeprefix(":: ").strip() for l in lines if l.startswith(":: ") and "required by" in l), "")
+                detail = next(
+                    (l.removeprefix(":: ").strip() for l in lines if l.startswith(":: ") and "required by" in l), ""
+                )
                 return f"{what}: {m.group(1)}" + (f": {detail}" if detail else "")
-        errors = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+        errors = [line[len("error: ") :] for line in lines if line.startswith("error: ")]
         if errors:
             return f"{what}: {errors[-1]}"
         status = f" with exit status {returncode}" if returncode is not None else ""
@@ -266,8 +296,10 @@ class Pacman(PackageManager):
             found = apt_keys.local_keyring(context, wanted)
             if found is None and name == "archlinux.gpg":
                 where = f"{wanted} (in the tools tree {context.tools})" if context.tools else wanted
-                raise KosiError(f"keyring {where} for the Arch Linux repositories is missing: install "
-                                f"{dist.keyring_package}, or use ToolsTree=default (or RepositoryKeyCheck=no)")
+                raise KosiError(
+                    f"keyring {where} for the Arch Linux repositories is missing: install "
+                    f"{dist.keyring_package}, or use ToolsTree=default (or RepositoryKeyCheck=no)"
+                )
             content = found.read_bytes() if found else b""
             (keyrings / name).write_bytes(content)
             digest.update(name.encode() + b"\0" + content + b"\0")
@@ -282,11 +314,19 @@ class Pacman(PackageManager):
         mounts = [Mount(state, str(state)), Mount(keyrings, "/usr/share/keyrings", "ro-bind")]
         sandbox = sandbox_command(mounts=mounts, tools=context.tools)
         for args in (["--init"], ["--populate", "archlinux"]):
-            result = run(["pacman-key", "--config", str(self.config_file(context)), "--gpgdir", str(gnupg), *args],
-                         sandbox=sandbox, env=self.environment(context), stdout=-1, stderr=-1, check=False)
+            result = run(
+                ["pacman-key", "--config", str(self.config_file(context)), "--gpgdir", str(gnupg), *args],
+                sandbox=sandbox,
+                env=self.environment(context),
+                stdout=-1,
+                stderr=-1,
+                check=False,
+            )
             if result.returncode != 0:
-                raise KosiError(f"pacman-key {args[0]} failed with the keyring {self.keyring_origin(context)}: "
-                                f"{last_error_line(result.stderr) or result.returncode}")
+                raise KosiError(
+                    f"pacman-key {args[0]} failed with the keyring {self.keyring_origin(context)}: "
+                    f"{last_error_line(result.stderr) or result.returncode}"
+                )
         partial = cached.with_name(cached.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(gnupg, partial, symlinks=True, ignore=shutil.ignore_patterns("S.*"))
@@ -302,8 +342,10 @@ class Pacman(PackageManager):
         have = any(self.sync_dir(context).glob("*.db"))
         if mode in ("always", "metadata"):
             if not have:
-                raise KosiError(f"CacheOnly={mode}: no repository metadata in the package cache "
-                                f"{self.cache_dir(context)} (build once with CacheOnly=auto first)")
+                raise KosiError(
+                    f"CacheOnly={mode}: no repository metadata in the package cache "
+                    f"{self.cache_dir(context)} (build once with CacheOnly=auto first)"
+                )
             context.state.installer.synced = True
             return
         self.setup_keyring(context)
@@ -329,8 +371,10 @@ class Pacman(PackageManager):
         self._index_local_repository(context)
         self.config_file(context).write_text(self.pacman_conf(context))
         if has_packages(context.repository):
-            shutil.copy2(context.repository / f"{LOCAL_REPOSITORY}.db.tar",
-                         root / "var/lib/pacman/sync" / f"{LOCAL_REPOSITORY}.db")
+            shutil.copy2(
+                context.repository / f"{LOCAL_REPOSITORY}.db.tar",
+                root / "var/lib/pacman/sync" / f"{LOCAL_REPOSITORY}.db",
+            )
 
     def latest_snapshot(self, config: Config) -> str:
         """The newest day archive.archlinux.org has (its repos/last/lastsync, a Unix time)."""
@@ -347,7 +391,9 @@ class Pacman(PackageManager):
 
     # ---- installing --------------------------------------------------------------------
 
-    def install(self, context: Context, packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True) -> None:
+    def install(
+        self, context: Context, packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True
+    ) -> None:
         root = Path(root or context.root)
         self.sync(context)
         self.setup_keyring(context)
@@ -369,7 +415,15 @@ class Pacman(PackageManager):
     def remove(self, context: Context, packages: Sequence[str]) -> None:
         if not packages:
             return
-        cmd = ["pacman", *self.options(context, context.root), "-R", "--nosave", "--recursive", "--noprogressbar", *packages]
+        cmd = [
+            "pacman",
+            *self.options(context, context.root),
+            "-R",
+            "--nosave",
+            "--recursive",
+            "--noprogressbar",
+            *packages,
+        ]
         self._run(context, cmd, root=context.root, apivfs=True, what="pacman -R", network=False)
 
     # ---- after installation ------------------------------------------------------------
@@ -427,7 +481,14 @@ def installed_packages(root: Path) -> list[dict]:
             elif line and key:
                 fields[key].append(line)
         one = {k: v[0] if v else "" for k, v in fields.items()}
-        packages.append({"type": "pacman", "name": one.get("NAME", ""), "version": one.get("VERSION", ""),
-                         "architecture": one.get("ARCH", ""), "size": int(one.get("SIZE") or 0),
-                         "source": one.get("BASE") or one.get("NAME", "")})
+        packages.append(
+            {
+                "type": "pacman",
+                "name": one.get("NAME", ""),
+                "version": one.get("VERSION", ""),
+                "architecture": one.get("ARCH", ""),
+                "size": int(one.get("SIZE") or 0),
+                "source": one.get("BASE") or one.get("NAME", ""),
+            }
+        )
     return sorted(packages, key=lambda p: p["name"])

@@ -20,7 +20,9 @@ from kosi.sandbox import Mount, run, sandbox_command
 
 def package_directories(config) -> list[Path]:
     """PackageDirectories= and VolatilePackageDirectories=, or the project's mkosi.packages/ without them."""
-    directories = [Path(p) for p in [*(config["PackageDirectories"] or ()), *(config["VolatilePackageDirectories"] or ())]]
+    directories = [
+        Path(p) for p in [*(config["PackageDirectories"] or ()), *(config["VolatilePackageDirectories"] or ())]
+    ]
     if not directories and (Path(config.directory) / "mkosi.packages").is_dir():
         directories.append(Path(config.directory) / "mkosi.packages")
     return directories
@@ -60,9 +62,7 @@ def fingerprint(repository: Path, match: Callable[[Path], bool] = _is_deb) -> st
     """Changes when a package is added, removed or replaced: tells whether to re-index."""
     if not repository.is_dir():
         return ""
-    entries = sorted(
-        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in repository.iterdir() if match(p)
-    )
+    entries = sorted(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in repository.iterdir() if match(p))
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
@@ -72,18 +72,25 @@ def has_packages(repository: Path, match: Callable[[Path], bool] = _is_deb) -> b
 
 def index(repository: Path, tools: Path | None = None) -> None:
     """(Re)write Packages and Release for the .deb files in the repository."""
-    sandbox = sandbox_command(mounts=[Mount(repository, str(repository), "ro-bind")], tools=tools,
-                              workdir=str(repository))
-    result = run(["dpkg-scanpackages", "--multiversion", ".", "/dev/null"], sandbox=sandbox,
-                 stdout=-1, stderr=-1, check=False)
+    sandbox = sandbox_command(
+        mounts=[Mount(repository, str(repository), "ro-bind")], tools=tools, workdir=str(repository)
+    )
+    result = run(
+        ["dpkg-scanpackages", "--multiversion", ".", "/dev/null"], sandbox=sandbox, stdout=-1, stderr=-1, check=False
+    )
     if result.returncode != 0:
         message = (result.stderr or b"").decode(errors="replace").strip().splitlines()
         raise KosiError(f"dpkg-scanpackages failed in {repository}: {message[-1] if message else result.returncode}")
     packages = result.stdout or b""
     (repository / "Packages").write_bytes(packages)
     # A Release file keeps apt from warning about an unsigned, unlisted repository.
-    lines = ["Origin: kosi", "Label: kosi local packages", "Suite: ./", "SHA256:",
-             f" {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages"]
+    lines = [
+        "Origin: kosi",
+        "Label: kosi local packages",
+        "Suite: ./",
+        "SHA256:",
+        f" {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages",
+    ]
     (repository / "Release").write_text("\n".join(lines) + "\n")
 
 

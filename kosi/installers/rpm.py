@@ -39,9 +39,14 @@ def query(context: Context, root: Path, dbpath: str) -> list[dict]:
     """The packages the image's rpm database lists, for the manifest."""
     if not (root / dbpath.lstrip("/")).is_dir():
         return []
-    result = run(["rpm", f"--root={root}", f"--dbpath={dbpath}", "-qa", "--qf", QUERY_FORMAT],
-                 sandbox=sandbox(context, root, apivfs=False, network=False), stdout=-1, stderr=-1, check=False,
-                 input="")
+    result = run(
+        ["rpm", f"--root={root}", f"--dbpath={dbpath}", "-qa", "--qf", QUERY_FORMAT],
+        sandbox=sandbox(context, root, apivfs=False, network=False),
+        stdout=-1,
+        stderr=-1,
+        check=False,
+        input="",
+    )
     if result.returncode != 0:
         raise KosiError(f"rpm -qa in {root} failed: {last_error_line(result.stderr) or result.returncode}")
     packages = []
@@ -50,8 +55,16 @@ def query(context: Context, root: Path, dbpath: str) -> list[dict]:
         if name == "gpg-pubkey":  # imported keys live in the database as pseudo packages
             continue
         version = version.removeprefix("0:")
-        packages.append({"type": "rpm", "name": name, "version": version, "architecture": arch,
-                         "size": int(size or 0), "source": source.removesuffix(".src.rpm").rsplit("-", 2)[0] or name})
+        packages.append(
+            {
+                "type": "rpm",
+                "name": name,
+                "version": version,
+                "architecture": arch,
+                "size": int(size or 0),
+                "source": source.removesuffix(".src.rpm").rsplit("-", 2)[0] or name,
+            }
+        )
     return packages
 
 
@@ -61,13 +74,16 @@ def query(context: Context, root: Path, dbpath: str) -> list[dict]:
 def index(repository: Path, tools: Path | None) -> None:
     """(Re)write the repodata of the local repository with createrepo_c."""
     prefix = sandbox_command(mounts=[Mount(repository, str(repository))], tools=tools)
-    result = run(["createrepo_c", "--quiet", "--no-database", str(repository)], sandbox=prefix,
-                 stdout=-1, stderr=-1, check=False)
+    result = run(
+        ["createrepo_c", "--quiet", "--no-database", str(repository)], sandbox=prefix, stdout=-1, stderr=-1, check=False
+    )
     if result.returncode != 0:
         raise KosiError(f"createrepo_c failed in {repository}: {last_error_line(result.stderr) or result.returncode}")
 
 
 def stanza(repository: Path) -> str:
     """The local repository for dnf: trusted (the packages are the user's), read afresh every time."""
-    return (f"[kosi-local]\nname=kosi-local\nbaseurl=file://{repository}\nenabled=1\ngpgcheck=0\n"
-            "repo_gpgcheck=0\nmetadata_expire=0\npriority=10\n")
+    return (
+        f"[kosi-local]\nname=kosi-local\nbaseurl=file://{repository}\nenabled=1\ngpgcheck=0\n"
+        "repo_gpgcheck=0\nmetadata_expire=0\npriority=10\n"
+    )

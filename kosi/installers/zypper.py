@@ -48,8 +48,14 @@ if TYPE_CHECKING:
 CACHE = "/var/cache/zypp"  # where the package cache appears in the sandbox
 DBPATH = "/usr/lib/sysimage/rpm"
 LOCAL_REPOSITORY = "mkosi"
-UNREPRODUCIBLE = ("var/log/zypp", "var/log/zypper.log", "run/zypp.pid", "var/cache/zypp/solv/@System",
-                  "var/cache/ldconfig/aux-cache", "var/lib/systemd/random-seed")
+UNREPRODUCIBLE = (
+    "var/log/zypp",
+    "var/log/zypper.log",
+    "run/zypp.pid",
+    "var/cache/zypp/solv/@System",
+    "var/cache/ldconfig/aux-cache",
+    "var/lib/systemd/random-seed",
+)
 
 
 def distribution(config: Config) -> type[OpenSUSE]:
@@ -96,7 +102,8 @@ class Zypper(PackageManager):
             "[main]\n"
             f"rpm.install.excludedocs = {'no' if config['WithDocs'] else 'yes'}\n"
             f"solver.onlyRequires = {'false' if config['WithRecommends'] else 'true'}\n"
-            "download.use_deltarpm = false\n")
+            "download.use_deltarpm = false\n"
+        )
         rpm.write_macros(context, DBPATH, self.db_backend(context))
 
     def keys(self, context: Context) -> list[Path]:
@@ -120,8 +127,10 @@ class Zypper(PackageManager):
         key = dist.keys(context.config)[0]
         where = f"{key} (in the tools tree {context.tools})" if context.tools else key
         url = dist.repositories(context.config)[0].url
-        raise KosiError(f"key file {where} for repository {url} is missing: install distribution-gpg-keys, put "
-                        "it in mkosi.sandbox/, or use ToolsTree=default (or RepositoryKeyCheck=no)")
+        raise KosiError(
+            f"key file {where} for repository {url} is missing: install distribution-gpg-keys, put "
+            "it in mkosi.sandbox/, or use ToolsTree=default (or RepositoryKeyCheck=no)"
+        )
 
     def _write_repositories(self, context: Context) -> None:
         config = context.config
@@ -129,7 +138,9 @@ class Zypper(PackageManager):
         for old in reposd.glob("*.repo"):
             old.unlink()
         keys = tuple(str(k) for k in self.keys(context))
-        repos = [RpmRepository(r.id, r.url, keys, r.enabled, r.check) for r in distribution(config).repositories(config)]
+        repos = [
+            RpmRepository(r.id, r.url, keys, r.enabled, r.check) for r in distribution(config).repositories(config)
+        ]
         (reposd / f"{distribution(config).name}.repo").write_text("\n".join(r.section() for r in repos))
         for user in sorted((context.pkgmngr / "etc/zypp/repos.d").glob("*.repo")):
             shutil.copyfile(user, reposd / user.name)
@@ -141,9 +152,16 @@ class Zypper(PackageManager):
         """ndb when the rpm kosi runs has it (openSUSE's default), else sqlite."""
         if context.state.installer.rpm_backend:
             return context.state.installer.rpm_backend
-        result = run(["rpm", "--showrc"], sandbox=in_root(context, context.workspace, apivfs=False, network=False),
-                     stdout=-1, stderr=-1, check=False)
-        match = re.search(r"available backends\s*:\s*(.*)", result.stdout.decode(errors="replace") if result.stdout else "")
+        result = run(
+            ["rpm", "--showrc"],
+            sandbox=in_root(context, context.workspace, apivfs=False, network=False),
+            stdout=-1,
+            stderr=-1,
+            check=False,
+        )
+        match = re.search(
+            r"available backends\s*:\s*(.*)", result.stdout.decode(errors="replace") if result.stdout else ""
+        )
         backends = match.group(1).split() if match else []
         where = f"the tools tree's rpm ({context.tools})" if context.tools else "the host's rpm"
         if "ndb" in backends:
@@ -181,16 +199,33 @@ class Zypper(PackageManager):
         return rpm.sandbox(context, root, apivfs=apivfs, network=network, extra=extra)
 
     def zypper_command(self, context: Context, root: Path) -> list[str]:
-        return ["zypper", "--installroot", str(root), "--reposd-dir", str(self.state_dir(context) / "repos.d"),
-                "--cache-dir", CACHE, "--non-interactive", "--no-color",
-                f"--releasever={distribution(context.config).release(context.config)}"]
+        return [
+            "zypper",
+            "--installroot",
+            str(root),
+            "--reposd-dir",
+            str(self.state_dir(context) / "repos.d"),
+            "--cache-dir",
+            CACHE,
+            "--non-interactive",
+            "--no-color",
+            f"--releasever={distribution(context.config).release(context.config)}",
+        ]
 
-    def _run(self, context: Context, cmd: Sequence[str], *, root: Path, apivfs: bool, what: str,
-             network: bool = True) -> str:
+    def _run(
+        self, context: Context, cmd: Sequence[str], *, root: Path, apivfs: bool, what: str, network: bool = True
+    ) -> str:
         with open(self.cache_dir(context) / "kosi.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # builds sharing the package cache take turns
-            result = run(cmd, sandbox=self.sandbox(context, root, apivfs=apivfs, network=network),
-                         env=self.environment(context), stdout=-1, stderr=-1, check=False, input="")
+            result = run(
+                cmd,
+                sandbox=self.sandbox(context, root, apivfs=apivfs, network=network),
+                env=self.environment(context),
+                stdout=-1,
+                stderr=-1,
+                check=False,
+                input="",
+            )
         output = f"{result.stdout or ''}\n{result.stderr or ''}"
         if log.DEBUG:
             log.debug(output.rstrip())
@@ -213,8 +248,10 @@ class Zypper(PackageManager):
         for line in lines:
             m = re.match(r"(\S+) \(([^)]+)\): Signature verification failed \[(.*)\]", line)
             if m:
-                return (f"signature check failed for package {m.group(1)} from {m.group(2)}: {m.group(3)} "
-                        "(RepositoryKeyCheck=no skips the check)")
+                return (
+                    f"signature check failed for package {m.group(1)} from {m.group(2)}: {m.group(3)} "
+                    "(RepositoryKeyCheck=no skips the check)"
+                )
         repository = None
         for line in lines:
             m = re.match(r"\[([^|\]]+)\|([^\]]+)\]", line)
@@ -222,16 +259,22 @@ class Zypper(PackageManager):
                 repository = m.group(2)
             if "Signature verification failed for repomd.xml" in line:
                 keys = ", ".join(k for k in dist.keys(config) if apt_keys.local_keyring(context, k)) or "none"
-                return (f"signature check failed for repository {repository or names}: its metadata is not signed "
-                        f"by the configured keys ({keys}; RepositoryKeyCheck=no skips the check)")
+                return (
+                    f"signature check failed for repository {repository or names}: its metadata is not signed "
+                    f"by the configured keys ({keys}; RepositoryKeyCheck=no skips the check)"
+                )
         for i, line in enumerate(lines):
             m = re.search(r"Download \(curl\) error for '([^']+)'", line)
             if m:
                 url = m.group(1)
-                following = lines[i + 1:i + 3]
-                reason = next((l.split(":", 1)[1].strip() for l in following if l.startswith("Error message:")),
-                              next((l.split(":", 1)[1].strip() for l in following if l.startswith("Error code:")),
-                                   "download failed"))
+                following = lines[i + 1 : i + 3]
+                reason = next(
+                    (l.split(":", 1)[1].strip() for l in following if l.startswith("Error message:")),
+                    next(
+                        (l.split(":", 1)[1].strip() for l in following if l.startswith("Error code:")),
+                        "download failed",
+                    ),
+                )
                 repo = next((r.url for r in dist.repositories(config) if url.startswith(r.url + "/")), None)
                 return f"cannot fetch from repository {repo}: {reason}" if repo else f"cannot fetch {url}: {reason}"
         if repository and any("Valid metadata not found at specified URL" in line for line in lines):
@@ -248,8 +291,14 @@ class Zypper(PackageManager):
         if not keys or (root / DBPATH.lstrip("/")).is_dir():
             return
         (root / DBPATH.lstrip("/")).mkdir(parents=True, exist_ok=True)
-        self._run(context, ["rpm", "--root", str(root), "--import", *map(str, keys)], root=root, apivfs=False,
-                  what="rpm --import", network=False)
+        self._run(
+            context,
+            ["rpm", "--root", str(root), "--import", *map(str, keys)],
+            root=root,
+            apivfs=False,
+            what="rpm --import",
+            network=False,
+        )
 
     def sync(self, context: Context, force: bool = False) -> None:
         if context.state.installer.synced and not force:
@@ -257,8 +306,10 @@ class Zypper(PackageManager):
         mode = str(context.config["CacheOnly"])
         if mode in ("always", "metadata"):
             if not (self.cache_dir(context) / "solv").is_dir():
-                raise KosiError(f"CacheOnly={mode}: no repository metadata in the package cache "
-                                f"{self.cache_dir(context)} (build once with CacheOnly=auto first)")
+                raise KosiError(
+                    f"CacheOnly={mode}: no repository metadata in the package cache "
+                    f"{self.cache_dir(context)} (build once with CacheOnly=auto first)"
+                )
             self._index_local_repository(context)
             context.state.installer.synced = True
             return
@@ -266,8 +317,13 @@ class Zypper(PackageManager):
         self._index_local_repository(context)
         sync_root = self.state_dir(context) / "sync-root"
         self._import_keys(context, sync_root)
-        self._run(context, [*self.zypper_command(context, sync_root), "refresh", "--force"], root=sync_root,
-                  apivfs=False, what="zypper refresh")
+        self._run(
+            context,
+            [*self.zypper_command(context, sync_root), "refresh", "--force"],
+            root=sync_root,
+            apivfs=False,
+            what="zypper refresh",
+        )
         context.state.installer.synced = True
 
     def latest_snapshot(self, config: Config) -> str:
@@ -288,14 +344,18 @@ class Zypper(PackageManager):
 
     # ---- installing --------------------------------------------------------------------
 
-    def install(self, context: Context, packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True) -> None:
+    def install(
+        self, context: Context, packages: Sequence[str], *, root: Path | None = None, apivfs: bool = True
+    ) -> None:
         root = Path(root or context.root)
         self.sync(context)
         self._index_local_repository(context)
         first = not (root / DBPATH.lstrip("/")).is_dir()
         self._import_keys(context, root)
         if first:
-            log.step(f"Bootstrapping {distribution(context.config).pretty_name} {distribution(context.config).release(context.config)}")
+            log.step(
+                f"Bootstrapping {distribution(context.config).pretty_name} {distribution(context.config).release(context.config)}"
+            )
             (root / DBPATH.lstrip("/")).mkdir(parents=True, exist_ok=True)
             packages = ["filesystem", *packages]
         if packages:
@@ -333,7 +393,8 @@ class Zypper(PackageManager):
         repos = dist.repositories(context.config, local=False)
         keys = tuple(dist.keys(context.config))
         (reposd / f"{dist.name}.repo").write_text(
-            "\n".join(RpmRepository(r.id, r.url, keys, r.enabled, r.check).section() for r in repos))
+            "\n".join(RpmRepository(r.id, r.url, keys, r.enabled, r.check).section() for r in repos)
+        )
 
     def clean_metadata(self, context: Context) -> None:
         mode = context.config["CleanPackageMetadata"]

@@ -30,14 +30,22 @@ class OutputFormat(formats.Format):
             if compression is None:
                 result = subprocess.run(producer, stdout=out, cwd=cwd, env=archive_environment(self.context))
                 if result.returncode != 0:
-                    raise KosiError(f"{producer[0]} failed with exit status {result.returncode} writing {self.target.name}")
+                    raise KosiError(
+                        f"{producer[0]} failed with exit status {result.returncode} writing {self.target.name}"
+                    )
                 return
-            producer_proc = subprocess.Popen(producer, stdout=subprocess.PIPE, cwd=cwd, env=archive_environment(self.context))
-            compressor = subprocess.run(compression.command(compress_level(self.config)), stdin=producer_proc.stdout, stdout=out)
+            producer_proc = subprocess.Popen(
+                producer, stdout=subprocess.PIPE, cwd=cwd, env=archive_environment(self.context)
+            )
+            compressor = subprocess.run(
+                compression.command(compress_level(self.config)), stdin=producer_proc.stdout, stdout=out
+            )
             if producer_proc.stdout is not None:
                 producer_proc.stdout.close()
             if producer_proc.wait() != 0:
-                raise KosiError(f"{producer[0]} failed with exit status {producer_proc.returncode} writing {self.target.name}")
+                raise KosiError(
+                    f"{producer[0]} failed with exit status {producer_proc.returncode} writing {self.target.name}"
+                )
             if compressor.returncode != 0:
                 raise KosiError(f"{compression.name} failed with exit status {compressor.returncode}")
 

@@ -30,13 +30,20 @@ class CpioOutput(OutputFormat):
         epoch = source_date_epoch(self.context)
         if epoch is not None:
             clamp_mtimes(root, epoch)
-        names = subprocess.run(["find", ".", "-mindepth", "1", "-print0"], cwd=root, stdout=subprocess.PIPE, check=True).stdout
+        names = subprocess.run(
+            ["find", ".", "-mindepth", "1", "-print0"], cwd=root, stdout=subprocess.PIPE, check=True
+        ).stdout
         entries = sorted(n for n in names.split(b"\0") if n)
         listing = root.parent / "cpio-file-list"
         listing.write_bytes(b"\0".join(entries) + b"\0")
         try:
             self.pipe_compressed(
-                ["sh", "-c", 'exec cpio --create --reproducible --renumber-inodes --null --format=newc --quiet < "$0"', str(listing)],
+                [
+                    "sh",
+                    "-c",
+                    'exec cpio --create --reproducible --renumber-inodes --null --format=newc --quiet < "$0"',
+                    str(listing),
+                ],
                 cwd=root,
             )
         finally:

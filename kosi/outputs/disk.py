@@ -70,11 +70,21 @@ def default_or_configured_definitions(context: Context) -> list[Path]:
     return [directory]
 
 
-def repart_command(context: Context, image: Path, directories: list[Path], *, split: bool,
-                   extra: list[str] | None = None) -> list[str]:
+def repart_command(
+    context: Context, image: Path, directories: list[Path], *, split: bool, extra: list[str] | None = None
+) -> list[str]:
     offline = "yes" if context.config.repart_offline else "no"  # RepartOffline=no: loop devices, as the user asked
-    cmd = ["systemd-repart", "--empty=create", "--size=auto", "--dry-run=no", f"--offline={offline}", "--no-pager",
-           f"--root={context.root}", f"--seed={context.config.seed or 'random'}", "--json=pretty"]
+    cmd = [
+        "systemd-repart",
+        "--empty=create",
+        "--size=auto",
+        "--dry-run=no",
+        f"--offline={offline}",
+        "--no-pager",
+        f"--root={context.root}",
+        f"--seed={context.config.seed or 'random'}",
+        "--json=pretty",
+    ]
     cmd += [f"--definitions={d}" for d in directories]
     cmd += extra or []
     if context.config.sector_size is not None:
@@ -104,28 +114,44 @@ def explain_failure(stderr: str, directories: list[Path]) -> str:
     lines = [l.strip() for l in stderr.replace("\r", "\n").splitlines() if l.strip()]
     files = sorted((f for d in directories for f in d.glob("*.conf")), key=lambda f: f.name)
     culprit = failing_definition(lines, files)
-    last = next((l for l in reversed(lines) if "rror" in l or "ailed" in l or "full" in l.lower()),
-                lines[-1] if lines else "")
-    full = any(k in stderr for k in ("No space left", "Disk full", "too large", "larger than", "exceeds",
-                                     "Can't fit", "cannot fit", "does not fit"))
+    last = next(
+        (l for l in reversed(lines) if "rror" in l or "ailed" in l or "full" in l.lower()), lines[-1] if lines else ""
+    )
+    full = any(
+        k in stderr
+        for k in (
+            "No space left",
+            "Disk full",
+            "too large",
+            "larger than",
+            "exceeds",
+            "Can't fit",
+            "cannot fit",
+            "does not fit",
+        )
+    )
     if culprit and full:
-        return (f"partition {culprit.name} is too small for its content ({last}); raise SizeMaxBytes=/SizeMinBytes= "
-                f"in {culprit} (or provide your own definitions with RepartDirectories=)")
+        return (
+            f"partition {culprit.name} is too small for its content ({last}); raise SizeMaxBytes=/SizeMinBytes= "
+            f"in {culprit} (or provide your own definitions with RepartDirectories=)"
+        )
     if full:
         return f"a partition is too small for its content ({last}); raise SizeMaxBytes= in the definitions"
     return f"systemd-repart failed: {last}"
 
 
-def run_repart(context: Context, image: Path, *, split: bool = False,
-               definitions: list[Path] | None = None) -> list[dict[str, Any]]:
+def run_repart(
+    context: Context, image: Path, *, split: bool = False, definitions: list[Path] | None = None
+) -> list[dict[str, Any]]:
     directories = definitions or default_or_configured_definitions(context)
     context.state.repart_definitions = directories
     image.unlink(missing_ok=True)
     secrets = repart_secrets(context.config, directories)
     sandbox = repart_sandbox(context, [context.root, context.workspace, image.parent, *directories], secrets.files)
     command = repart_command(context, image, directories, split=split, extra=secrets.arguments)
-    result = run(command, sandbox=sandbox, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
-                 cwd=image.parent)
+    result = run(
+        command, sandbox=sandbox, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False, cwd=image.parent
+    )
     stderr = (result.stderr or b"").decode(errors="replace")
     if result.returncode != 0:
         log.debug(stderr)

@@ -44,8 +44,9 @@ def content_size(root: Path, excluded: list[Path]) -> int:
 def esp_definition(size: int, root: Path, excluded: list[Path]) -> str:
     text = ESP_DEFINITION
     if size > DEFAULT_SIZE:
-        text = (text.replace(f"SizeMinBytes={DEFAULT_SIZE // MIB}M", f"SizeMinBytes={size}")
-                .replace(f"SizeMaxBytes={DEFAULT_SIZE // MIB}M", f"SizeMaxBytes={size}"))
+        text = text.replace(f"SizeMinBytes={DEFAULT_SIZE // MIB}M", f"SizeMinBytes={size}").replace(
+            f"SizeMaxBytes={DEFAULT_SIZE // MIB}M", f"SizeMaxBytes={size}"
+        )
     return text + "".join(f"ExcludeFiles=/{p.relative_to(root)}\n" for p in excluded)
 
 

@@ -22,8 +22,19 @@ from kosi.outputs.disk import run_repart
 from kosi.pipeline.layers import BaseView, base_tree_directories
 
 #: state a package manager keeps about the base system; it never belongs to an extension
-BOOKKEEPING = ("var/lib/dpkg/", "var/lib/apt/", "var/cache/", "var/log/", "var/lib/rpm/", "var/lib/pacman/",
-               "var/lib/dnf/", "var/lib/zypp/", "var/lib/systemd/", "etc/ld.so.cache", "usr/lib/sysimage/rpm/")
+BOOKKEEPING = (
+    "var/lib/dpkg/",
+    "var/lib/apt/",
+    "var/cache/",
+    "var/log/",
+    "var/lib/rpm/",
+    "var/lib/pacman/",
+    "var/lib/dnf/",
+    "var/lib/zypp/",
+    "var/lib/systemd/",
+    "etc/ld.so.cache",
+    "usr/lib/sysimage/rpm/",
+)
 
 
 def verity_wanted(config) -> bool:
@@ -78,8 +89,10 @@ class ExtensionImage(OutputFormat):
             if rel.startswith(allowed) or rel.startswith(BOOKKEEPING):
                 continue
             where = " and ".join(f"/{d}" for d in self.directories)
-            raise KosiError(f"Format={self.name}: /{rel} is outside {where}, which is all a "
-                            f"{self.name} image holds", hint="move it, or drop it with RemoveFiles=")
+            raise KosiError(
+                f"Format={self.name}: /{rel} is outside {where}, which is all a {self.name} image holds",
+                hint="move it, or drop it with RemoveFiles=",
+            )
 
     def write(self) -> None:
         self.check_content()
@@ -111,7 +124,12 @@ class PortableOutput(ExtensionImage):
     directories = ()
 
     def write(self) -> None:
-        if not (self.context.root / "usr/lib/os-release").exists() and not (self.context.root / "etc/os-release").exists():
-            raise KosiError("Format=portable: the image has no os-release, which portablectl requires",
-                            hint="build it on a distribution, or add usr/lib/os-release with ExtraTrees=")
+        if (
+            not (self.context.root / "usr/lib/os-release").exists()
+            and not (self.context.root / "etc/os-release").exists()
+        ):
+            raise KosiError(
+                "Format=portable: the image has no os-release, which portablectl requires",
+                hint="build it on a distribution, or add usr/lib/os-release with ExtraTrees=",
+            )
         super().write()

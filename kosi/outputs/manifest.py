@@ -19,17 +19,27 @@ def debian_packages(root: Path) -> list[dict]:
     if not (admindir / "status").exists():
         return []
     fmt = "\\t".join("${" + f + "}" for f in FIELDS) + "\\t${db:Status-Abbrev}\\n"
-    result = subprocess.run(["dpkg-query", f"--admindir={admindir}", "--show", f"--showformat={fmt}"],
-                            stdout=subprocess.PIPE, text=True, check=True)
+    result = subprocess.run(
+        ["dpkg-query", f"--admindir={admindir}", "--show", f"--showformat={fmt}"],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
     packages = []
     for line in sorted(result.stdout.splitlines()):
         name, version, arch, size, source, status = (line.split("\t") + [""] * 6)[:6]
         if not status.startswith("ii"):
             continue
-        packages.append({
-            "type": "deb", "name": name, "version": version, "architecture": arch,
-            "size": int(size or 0) * 1024, "source": (source.split(" ")[0] or name),
-        })
+        packages.append(
+            {
+                "type": "deb",
+                "name": name,
+                "version": version,
+                "architecture": arch,
+                "size": int(size or 0) * 1024,
+                "source": (source.split(" ")[0] or name),
+            }
+        )
     return packages
 
 

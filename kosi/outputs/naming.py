@@ -58,7 +58,20 @@ def artifact_names(config: Config) -> list[str]:
     """Every file the build may put into the output directory, for -f and `clean`."""
     base = base_name(config)
     main = output_name(config)
-    names = [main, base, f"{base}.manifest", f"{base}.changelog", f"{base}.SHA256SUMS", f"{base}.SHA256SUMS.gpg",
-             f"{base}.nspawn", f"{base}.osrelease", f"{base}.efi", f"{base}.vmlinuz", f"{base}.initrd",
-             f"{base}.kernel-modules-initrd", f"{base}.roothash", f"{base}.repart.d"]
+    names = [
+        main,
+        base,
+        f"{base}.manifest",
+        f"{base}.changelog",
+        f"{base}.SHA256SUMS",
+        f"{base}.SHA256SUMS.gpg",
+        f"{base}.nspawn",
+        f"{base}.osrelease",
+        f"{base}.efi",
+        f"{base}.vmlinuz",
+        f"{base}.initrd",
+        f"{base}.kernel-modules-initrd",
+        f"{base}.roothash",
+        f"{base}.repart.d",
+    ]
     return list(dict.fromkeys(names))

@@ -83,9 +83,11 @@ def free_space(directory: Path) -> int:
 
 
 def no_space(path: Path, needed: int, directory: Path) -> KosiError:
-    return KosiError(f"no space left on device for {path}: publishing needs {human_size(needed)}, "
-                     f"{human_size(free_space(directory))} free in {directory}",
-                     hint="previous outputs were left as they were")
+    return KosiError(
+        f"no space left on device for {path}: publishing needs {human_size(needed)}, "
+        f"{human_size(free_space(directory))} free in {directory}",
+        hint="previous outputs were left as they were",
+    )
 
 
 def copy_file_synced(source: Path, target: Path) -> None:
@@ -133,8 +135,10 @@ def stage_next_to(entries: list[Path], directory: Path) -> list[tuple[Path, Path
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise no_space(current, needed, directory) from None
         if isinstance(e, OSError):
-            raise KosiError(f"cannot publish into {directory}: {e.strerror or e}"
-                            f" ({e.filename or current})", hint="previous outputs were left as they were") from None
+            raise KosiError(
+                f"cannot publish into {directory}: {e.strerror or e} ({e.filename or current})",
+                hint="previous outputs were left as they were",
+            ) from None
         raise
     return staged
 

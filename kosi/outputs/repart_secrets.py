@@ -53,18 +53,24 @@ def verity_signing_key(config: Config) -> SigningKey | None:
     if mode == "signed":
         for setting, value in (("VerityKey", key), ("VerityCertificate", certificate)):
             if not value:
-                raise KosiError(f"Verity=signed needs {setting}= (default: mkosi.{'key' if setting == 'VerityKey' else 'crt'}"
-                                " in the configuration directory), which is not set",
-                                hint="run `kosi genkey` to create mkosi.key and mkosi.crt")
+                raise KosiError(
+                    f"Verity=signed needs {setting}= (default: mkosi.{'key' if setting == 'VerityKey' else 'crt'}"
+                    " in the configuration directory), which is not set",
+                    hint="run `kosi genkey` to create mkosi.key and mkosi.crt",
+                )
     if mode not in ("signed", "auto") or not key or not certificate:
         return None
     signing = SigningKey(str(key), config.verity_key_source, str(certificate), config.verity_certificate_source)
     # files() leaves out a key or certificate that comes from an engine or provider: pair by source
-    for setting, value, source in (("VerityKey", signing.key, signing.key_source),
-                                   ("VerityCertificate", signing.certificate, signing.certificate_source)):
+    for setting, value, source in (
+        ("VerityKey", signing.key, signing.key_source),
+        ("VerityCertificate", signing.certificate, signing.certificate_source),
+    ):
         path = Path(value)
         if source.type == "file" and not path.is_file():
-            raise KosiError(f"{setting}={path}: no such file", hint="run `kosi genkey` to create mkosi.key and mkosi.crt")
+            raise KosiError(
+                f"{setting}={path}: no such file", hint="run `kosi genkey` to create mkosi.key and mkosi.crt"
+            )
     return signing
 
 
@@ -84,16 +90,20 @@ def repart_secrets(config: Config, directories: list[Path]) -> RepartSecrets:
         secrets.files.append(passphrase)
     elif encrypted:
         conf, value = encrypted[0]
-        raise KosiError(f"{conf}: Encrypt={value} needs a passphrase, but Passphrase= is not set "
-                        "(the volume would open with an empty key)",
-                        hint="write the passphrase to mkosi.passphrase (mode 0600), or set Passphrase=")
+        raise KosiError(
+            f"{conf}: Encrypt={value} needs a passphrase, but Passphrase= is not set "
+            "(the volume would open with an empty key)",
+            hint="write the passphrase to mkosi.passphrase (mode 0600), or set Passphrase=",
+        )
     key = verity_signing_key(config)
     if key is not None:
         secrets.arguments += [f"--private-key={key.key}", f"--certificate={key.certificate}"]
         if key.key_source.type != "file":
             secrets.arguments.append(f"--private-key-source={key.key_source.type}:{key.key_source.source}")
         if key.certificate_source.type != "file":
-            secrets.arguments.append(f"--certificate-source={key.certificate_source.type}:{key.certificate_source.source}")
+            secrets.arguments.append(
+                f"--certificate-source={key.certificate_source.type}:{key.certificate_source.source}"
+            )
         secrets.files += key.files()
     if config.verity == "hash":
         secrets.arguments.append(f"--exclude-partitions={','.join(signature_partition_types(config))}")
@@ -108,6 +118,7 @@ def check_signature_partition(config: Config, table: list[dict[str, Any]]) -> No
         return
     wanted = tuple(signature_partition_types(config))
     if not any(str(p.get("type", "")).startswith(wanted) for p in table):
-        raise KosiError("Verity=signed, but the image has no verity signature partition",
-                        hint="add a definition with Verity=signature (Type=root-verity-sig or usr-verity-sig) "
-                             "to mkosi.repart/")
+        raise KosiError(
+            "Verity=signed, but the image has no verity signature partition",
+            hint="add a definition with Verity=signature (Type=root-verity-sig or usr-verity-sig) to mkosi.repart/",
+        )

@@ -31,7 +31,7 @@ def write_split_artifacts(context: Context, table: list[dict[str, Any]], wanted:
             split_path = Path(partition.get("split_path") or "/nonexistent")
             if not split_path.exists():
                 continue
-            rest = split_path.name[len(stem):] if split_path.name.startswith(stem + ".") else f".{split_path.name}"
+            rest = split_path.name[len(stem) :] if split_path.name.startswith(stem + ".") else f".{split_path.name}"
             target = staging / f"{name}{rest}"
             if split_path != target:
                 os.replace(split_path, target)
@@ -57,9 +57,17 @@ def write_split_artifacts(context: Context, table: list[dict[str, Any]], wanted:
             for conf in sorted(directory.glob("*.conf")):
                 shutil.copy2(conf, target / conf.name)
     state = context.state
-    for kind, artifact in (("uki", state.ukis[0] if state.ukis else None), ("kernel", state.split_kernel),
-                         ("initrd", state.split_initrd), ("kernel-modules-initrd", state.split_modules_initrd)):
+    for kind, artifact in (
+        ("uki", state.ukis[0] if state.ukis else None),
+        ("kernel", state.split_kernel),
+        ("initrd", state.split_initrd),
+        ("kernel-modules-initrd", state.split_modules_initrd),
+    ):
         if kind in wanted and artifact:
-            suffix = {"uki": "efi", "kernel": "vmlinuz", "initrd": "initrd",
-                      "kernel-modules-initrd": "kernel-modules-initrd"}[kind]
+            suffix = {
+                "uki": "efi",
+                "kernel": "vmlinuz",
+                "initrd": "initrd",
+                "kernel-modules-initrd": "kernel-modules-initrd",
+            }[kind]
             shutil.copy2(artifact, staging / f"{name}.{suffix}")

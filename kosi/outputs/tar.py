@@ -11,8 +11,17 @@ from kosi.outputs.base import OutputFormat, source_date_epoch
 
 def tar_command(context, directory) -> list[str]:
     cmd = [
-        "tar", "--create", "--file=-", f"--directory={directory}", "--format=posix",
-        "--sort=name", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "--sparse",
+        "tar",
+        "--create",
+        "--file=-",
+        f"--directory={directory}",
+        "--format=posix",
+        "--sort=name",
+        "--numeric-owner",
+        "--xattrs",
+        "--xattrs-include=*",
+        "--acls",
+        "--sparse",
         "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
     ]
     epoch = source_date_epoch(context)

@@ -20,8 +20,10 @@ class UKIOutput(OutputFormat):
     def write(self) -> None:
         ukis = self.context.state.ukis
         if not ukis:
-            raise KosiError("Format=uki: no unified kernel image was built (is a kernel installed in the image?)",
-                            hint="add a kernel package, e.g. linux-image-amd64, to Packages=")
+            raise KosiError(
+                "Format=uki: no unified kernel image was built (is a kernel installed in the image?)",
+                hint="add a kernel package, e.g. linux-image-amd64, to Packages=",
+            )
         write_plain(self, Path(ukis[0]))
 
 

@@ -76,8 +76,11 @@ def stale_index(root: Path, kver: str) -> str | None:
         example = sorted(removed | added)[0]
         return f"{len(removed)} modules removed and {len(added)} added since modules.dep was written (e.g. {example})"
     newer = [name for name, mtime in found.items() if mtime > written]
-    newer += [p.name for p in [*(moddir / n for n in DEPMOD_LISTS), *depmod_configuration(root).values()]
-              if p.exists() and p.stat().st_mtime_ns > written]
+    newer += [
+        p.name
+        for p in [*(moddir / n for n in DEPMOD_LISTS), *depmod_configuration(root).values()]
+        if p.exists() and p.stat().st_mtime_ns > written
+    ]
     if newer:
         return f"{sorted(newer)[0]} is newer than modules.dep"
     return None

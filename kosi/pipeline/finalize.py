@@ -63,8 +63,10 @@ class SELinuxRelabel(Step):
         contexts = context.root / "etc/selinux" / policy / "contexts/files/file_contexts"
         strict = context.config.selinux_relabel == Feature.enabled
         binary_policy = next((context.root / "etc/selinux" / policy / "policy").glob("policy.*"), "")
-        result = run(["setfiles", "-mFr", str(context.root), "-c", str(binary_policy), str(contexts), str(context.root)],
-                     check=False)
+        result = run(
+            ["setfiles", "-mFr", str(context.root), "-c", str(binary_policy), str(contexts), str(context.root)],
+            check=False,
+        )
         if strict and result.returncode != 0:
             raise KosiError(f"setfiles failed with exit status {result.returncode}")
 

@@ -56,4 +56,3 @@ def build_steps() -> list[Step]:
         scripts.PostoutputScripts(),      # 31 mkosi.postoutput
         finalize.Checksums(),             #    Checksum=, Sign= over everything produced
     ]  # fmt: skip
-

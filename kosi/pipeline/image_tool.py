@@ -44,7 +44,9 @@ class ImageTool(Step):
     program: str = ""
 
     def skip(self, context):
-        return layered_skip(context.config) or self.nothing_to_do(context) or missing_reason(self.program, context.tools)
+        return (
+            layered_skip(context.config) or self.nothing_to_do(context) or missing_reason(self.program, context.tools)
+        )
 
     def nothing_to_do(self, context) -> str | None:
         return None

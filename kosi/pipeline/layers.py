@@ -47,8 +47,10 @@ def check_layers(config: Config) -> None:
     layered = config.overlay or config.format in EXTENSION_FORMATS
     if layered and config.packages and not config.base_trees:
         what = "Overlay=yes" if config.overlay else f"Format={config.format}"
-        raise KosiError(f"{what}: Packages= needs BaseTrees= (a layer installs packages on top of its base image)",
-                        hint="set BaseTrees= to the base image, e.g. BaseTrees=%O/base")
+        raise KosiError(
+            f"{what}: Packages= needs BaseTrees= (a layer installs packages on top of its base image)",
+            hint="set BaseTrees= to the base image, e.g. BaseTrees=%O/base",
+        )
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -229,8 +231,18 @@ def base_tree_directories(context: Context) -> list[Path]:
         target = context.workspace / f"overlay-base-{index}"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        run(["tar", "--extract", f"--file={source}", f"--directory={target}", "--same-owner",
-             "--xattrs", "--xattrs-include=*", "--numeric-owner"])
+        run(
+            [
+                "tar",
+                "--extract",
+                f"--file={source}",
+                f"--directory={target}",
+                "--same-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "--numeric-owner",
+            ]
+        )
         directories.append(target)
     return directories
 

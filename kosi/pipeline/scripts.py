@@ -66,8 +66,7 @@ class BuildScripts(ScriptStep):
         destdir.mkdir(exist_ok=True)
         context.state.build_phase = True
         try:
-            run_scripts(context, "build", list(context.config.arguments),
-                        network=context.config.with_network)
+            run_scripts(context, "build", list(context.config.arguments), network=context.config.with_network)
         finally:
             context.state.build_phase = False
             discard_build_root(context)
@@ -100,7 +99,17 @@ class CopyBuildOutputs(Step):
 
     def run(self, context):
         destdir = context.workspace / "destdir"
-        run(["cp", "--reflink=auto", "-a", "--no-preserve=ownership", "--no-target-directory", str(destdir), str(context.root)])
+        run(
+            [
+                "cp",
+                "--reflink=auto",
+                "-a",
+                "--no-preserve=ownership",
+                "--no-target-directory",
+                str(destdir),
+                str(context.root),
+            ]
+        )
         shutil.rmtree(destdir)
 
 

@@ -53,10 +53,12 @@ class ConfigFiles(Step):
             units.mkdir(parents=True, exist_ok=True)
             (units / "ssh.socket").write_text(
                 "[Unit]\nDescription=SSH over vsock\n\n[Socket]\nListenStream=vsock::22\nAccept=yes\n\n"
-                "[Install]\nWantedBy=sockets.target\n")
+                "[Install]\nWantedBy=sockets.target\n"
+            )
             (units / "ssh@.service").write_text(
                 "[Unit]\nDescription=SSH per-connection server\n\n[Service]\n"
-                "ExecStart=-/usr/sbin/sshd -i\nStandardInput=socket\nRuntimeDirectory=sshd\n")
+                "ExecStart=-/usr/sbin/sshd -i\nStandardInput=socket\nRuntimeDirectory=sshd\n"
+            )
             wants = root / "etc/systemd/system/sockets.target.wants"
             wants.mkdir(parents=True, exist_ok=True)
             if not os.path.lexists(wants / "ssh.socket"):
@@ -85,7 +87,9 @@ class Tmpfiles(ImageTool):
 
     def run(self, context):
         arguments = [f"--root={context.root}", "--boot", "--create", "--remove"]
-        arguments += [f"--exclude-prefix={p}" for p in ("/dev", "/proc", "/sys", "/run", "/tmp", "/var/tmp", "/home", "/srv")]
+        arguments += [
+            f"--exclude-prefix={p}" for p in ("/dev", "/proc", "/sys", "/run", "/tmp", "/var/tmp", "/home", "/srv")
+        ]
         # 65 (bad lines) and 73 (cannot create some paths offline) are expected in an image.
         result = self.run_tool(context, arguments, check=False)
         if result.returncode not in (0, 65, 73):
@@ -133,8 +137,9 @@ class Firstboot(ImageTool):
     name = program = "systemd-firstboot"
 
     def options(self, context) -> list[tuple[str, str, str]]:
-        return [(option, context.config[name], credential)
-                for name, option, credential in FIRSTBOOT if context.config[name]]
+        return [
+            (option, context.config[name], credential) for name, option, credential in FIRSTBOOT if context.config[name]
+        ]
 
     def nothing_to_do(self, context):
         if not self.options(context) and root_password(context) is None:
@@ -220,8 +225,13 @@ class OsRelease(Step):
             raise Skipped("image has no os-release")
         if path.is_symlink():  # /etc/os-release -> ../usr/lib/os-release
             path = context.root / "usr/lib/os-release"
-        fields = {"IMAGE_ID": context.config.image_id, "IMAGE_VERSION": context.config.image_version,
-                  "PORTABLE_PREFIXES": portable_prefixes(context.config)}
-        lines = [l for l in path.read_text().splitlines() if l.split("=", 1)[0] not in {k for k, v in fields.items() if v}]
+        fields = {
+            "IMAGE_ID": context.config.image_id,
+            "IMAGE_VERSION": context.config.image_version,
+            "PORTABLE_PREFIXES": portable_prefixes(context.config),
+        }
+        lines = [
+            l for l in path.read_text().splitlines() if l.split("=", 1)[0] not in {k for k, v in fields.items() if v}
+        ]
         lines += [f'{k}="{v}"' for k, v in fields.items() if v]
         path.write_text("\n".join(lines) + "\n")

@@ -60,8 +60,15 @@ def missing_reason(name: str, tools: Path | None) -> str | None:
     return f"{name} not found on the host or in the tools tree" if tools else f"{name} not found on the host"
 
 
-def run_on_root(tool: Tool, root: Path, arguments: Sequence[str], *, mounts: Sequence[Mount] = (),
-                env: Mapping[str, str] | None = None, check: bool = True):
+def run_on_root(
+    tool: Tool,
+    root: Path,
+    arguments: Sequence[str],
+    *,
+    mounts: Sequence[Mount] = (),
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+):
     """Run `tool` with `arguments` (which name `root` by its own path) in the sandbox, where the
     image root (and `mounts`) appear at the same paths as outside; only they can be written."""
     return run([tool.path, *arguments], sandbox=tool.sandbox([Mount(root, str(root)), *mounts]), env=env, check=check)

@@ -35,10 +35,31 @@ def copy_into(source: Path, root: Path, target: str) -> None:
     destination.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
         # --no-preserve=ownership: directories become root-owned, as the manual says.
-        run(["cp", "--reflink=auto", "-a", "--no-preserve=ownership", "--no-target-directory", f"{source}", f"{destination}"])
+        run(
+            [
+                "cp",
+                "--reflink=auto",
+                "-a",
+                "--no-preserve=ownership",
+                "--no-target-directory",
+                f"{source}",
+                f"{destination}",
+            ]
+        )
     elif ".tar" in source.name:
-        run(["tar", "--extract", f"--file={source}", f"--directory={destination}", "--same-owner",
-             "--same-permissions", "--xattrs", "--xattrs-include=*", "--numeric-owner"])
+        run(
+            [
+                "tar",
+                "--extract",
+                f"--file={source}",
+                f"--directory={destination}",
+                "--same-owner",
+                "--same-permissions",
+                "--xattrs",
+                "--xattrs-include=*",
+                "--numeric-owner",
+            ]
+        )
     else:
         run(["cp", "--reflink=auto", "-a", "--no-preserve=ownership", f"{source}", f"{destination}/"])
 
@@ -55,7 +76,9 @@ class TreeStep(Step):
         return None
 
     def inputs(self, context) -> dict[str, Any]:
-        return {f"{self.setting_name}=": [(str(s), t, fingerprint_path(s)) for s, t in trees(context, self.setting_name)]}
+        return {
+            f"{self.setting_name}=": [(str(s), t, fingerprint_path(s)) for s, t in trees(context, self.setting_name)]
+        }
 
     def run(self, context):
         for source, target in trees(context, self.setting_name):

@@ -64,12 +64,21 @@ def host_timezone() -> str:
 
 def ssh_public_key(certificate: Path) -> str:
     """The OpenSSH form of the public key in an X.509 certificate (SshCertificate=, mkosi.crt)."""
-    pem = subprocess.run(["openssl", "x509", "-noout", "-pubkey", "-in", str(certificate)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pem = subprocess.run(
+        ["openssl", "x509", "-noout", "-pubkey", "-in", str(certificate)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if pem.returncode != 0:
         raise KosiError(f"SshCertificate=: cannot read {certificate}: {pem.stderr.strip().splitlines()[-1:]}")
-    key = subprocess.run(["ssh-keygen", "-i", "-m", "PKCS8", "-f", "/dev/stdin"], input=pem.stdout,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    key = subprocess.run(
+        ["ssh-keygen", "-i", "-m", "PKCS8", "-f", "/dev/stdin"],
+        input=pem.stdout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if key.returncode != 0:
         raise KosiError(f"SshCertificate=: ssh-keygen cannot convert the key of {certificate}")
     return key.stdout.strip()
@@ -130,7 +139,9 @@ def qemu_credential_args(creds: dict[str, bytes], directory: Path) -> list[str]:
             continue
         fw_name = f"opt/io.systemd.credentials/{name}"
         if len(fw_name) > FW_CFG_NAME_LIMIT:
-            raise KosiError(f"Credentials=: credential {name!r} is too large for SMBIOS and its name too long for fw_cfg")
+            raise KosiError(
+                f"Credentials=: credential {name!r} is too large for SMBIOS and its name too long for fw_cfg"
+            )
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = directory / name
         path.write_bytes(value)

@@ -31,8 +31,15 @@ def last_error(proc: subprocess.Popen, log: Path) -> str:
 
 
 @contextlib.contextmanager
-def running(name: str, cmd: list[str], log: Path, *, ready: Callable[[], bool] = lambda: True,
-            timeout: float = 15, pass_fds: tuple[int, ...] = ()) -> Iterator[subprocess.Popen]:
+def running(
+    name: str,
+    cmd: list[str],
+    log: Path,
+    *,
+    ready: Callable[[], bool] = lambda: True,
+    timeout: float = 15,
+    pass_fds: tuple[int, ...] = (),
+) -> Iterator[subprocess.Popen]:
     """Run cmd until the block ends; wait until ready() says it is serving (or it died). Its
     output goes to the file log (a pipe nobody reads would fill up and stall it)."""
     try:

@@ -34,7 +34,9 @@ def drive_args(drives: list[Drive], machine: str) -> Iterator[list[str]]:
                 if "persist" not in drive.flags and not existed:
                     temporary.append(path)
                 files[file_id] = path
-            spec = f"driver=raw,node-name={drive.id},discard=unmap,file.driver=file,file.filename={path},file.locking=off"
+            spec = (
+                f"driver=raw,node-name={drive.id},discard=unmap,file.driver=file,file.filename={path},file.locking=off"
+            )
             if drive.options:
                 spec += "," + drive.options
             args += ["-blockdev", spec]

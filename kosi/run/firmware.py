@@ -76,14 +76,16 @@ def descriptors(root: Path = Path("/")) -> list[dict]:
 
 def matches_machine(descriptor: dict, arch: str, machine: str) -> bool:
     for target in descriptor.get("targets", []):
-        if target.get("architecture") == arch and any(fnmatch.fnmatch(machine, m) or m.startswith(machine)
-                                                      for m in target.get("machines", [])):
+        if target.get("architecture") == arch and any(
+            fnmatch.fnmatch(machine, m) or m.startswith(machine) for m in target.get("machines", [])
+        ):
             return True
     return False
 
 
-def find_uefi_firmware(*, secure_boot: bool, root: Path = Path("/"), arch: str = "x86_64",
-                       machine: str = "pc-q35-") -> UefiFirmware:
+def find_uefi_firmware(
+    *, secure_boot: bool, root: Path = Path("/"), arch: str = "x86_64", machine: str = "pc-q35-"
+) -> UefiFirmware:
     candidates = []
     for d in descriptors(root):
         mapping = d.get("mapping", {})
@@ -101,15 +103,25 @@ def find_uefi_firmware(*, secure_boot: bool, root: Path = Path("/"), arch: str =
         # Prefer firmware without pre-enrolled vendor keys, so images signed with our own key
         # can enroll it (systemd-boot's auto-enrollment) instead of failing verification.
         rank = 1 if "enrolled-keys" in features else 0
-        candidates.append((rank, UefiFirmware(
-            code=rebase(root, code), variables=rebase(root, variables) if variables else None,
-            secure_boot=secure_boot, requires_smm="requires-smm" in features,
-            description=d.get("description", d["_path"]))))
+        candidates.append(
+            (
+                rank,
+                UefiFirmware(
+                    code=rebase(root, code),
+                    variables=rebase(root, variables) if variables else None,
+                    secure_boot=secure_boot,
+                    requires_smm="requires-smm" in features,
+                    description=d.get("description", d["_path"]),
+                ),
+            )
+        )
     candidates = [c for c in candidates if c[1].code.exists()]
     if not candidates:
         kind = "secure boot " if secure_boot else ""
-        raise KosiError(f"no {kind}UEFI firmware for {arch} found in {root / DESCRIPTOR_DIRS[0]}",
-                        hint="install ovmf, or choose another Firmware=")
+        raise KosiError(
+            f"no {kind}UEFI firmware for {arch} found in {root / DESCRIPTOR_DIRS[0]}",
+            hint="install ovmf, or choose another Firmware=",
+        )
     candidates.sort(key=lambda c: c[0])
     return candidates[0][1]
 
@@ -124,8 +136,9 @@ KOSI_OWNER_GUID = "7b9e5f3a-1c4d-4b8e-9f2a-6d0c3e8a5b41"
 MICROSOFT_VARIABLES = "usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 
 
-def variables_plan(setting, firmware: UefiFirmware, tools_root: Path,
-                   certificate: Path | None) -> tuple[Path | None, list[str]]:
+def variables_plan(
+    setting, firmware: UefiFirmware, tools_root: Path, certificate: Path | None
+) -> tuple[Path | None, list[str]]:
     """FirmwareVariables=: the template to copy, and the virt-fw-vars options that enroll our
     certificate into the copy (none to run). A path is used as it is; microsoft has the
     Microsoft keys; microsoft-mok adds SecureBootCertificate= as a shim MOK on top; custom
@@ -140,15 +153,24 @@ def variables_plan(setting, firmware: UefiFirmware, tools_root: Path,
         return template, ["--add-mok", KOSI_OWNER_GUID, str(needs_certificate(setting, certificate))]
     if setting == "custom":
         cert = str(needs_certificate(setting, certificate))
-        return firmware.variables, ["--enroll-cert", cert, "--add-db", KOSI_OWNER_GUID, cert, "--no-microsoft",
-                                    "--secure-boot"]
+        return firmware.variables, [
+            "--enroll-cert",
+            cert,
+            "--add-db",
+            KOSI_OWNER_GUID,
+            cert,
+            "--no-microsoft",
+            "--secure-boot",
+        ]
     return firmware.variables, []
 
 
 def needs_certificate(setting: str, certificate: Path | None) -> Path:
     if certificate is None or not Path(certificate).exists():
-        raise KosiError(f"FirmwareVariables={setting} enrolls SecureBootCertificate=, which is not set "
-                        "(or there is no mkosi.crt)", hint="run `kosi genkey` or set SecureBootCertificate=")
+        raise KosiError(
+            f"FirmwareVariables={setting} enrolls SecureBootCertificate=, which is not set (or there is no mkosi.crt)",
+            hint="run `kosi genkey` or set SecureBootCertificate=",
+        )
     return Path(certificate)
 
 

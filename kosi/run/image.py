@@ -79,8 +79,9 @@ def grow_disk(path: Path, size: int) -> None:
     if path.stat().st_size >= size:
         return
     os.truncate(path, size)
-    result = subprocess.run(["sfdisk", "--relocate", "gpt-bak-std", str(path)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    result = subprocess.run(
+        ["sfdisk", "--relocate", "gpt-bak-std", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     if result.returncode != 0:
         log.warn(f"RuntimeSize=: could not move the GPT backup header: {result.stderr.strip()}")
 

@@ -45,8 +45,10 @@ def plan_forwarding(*, vsock: bool, user_networking: bool, port: int) -> Forward
         return ForwardPlan(f"vsock::{port}", f"vsock:{VMADDR_CID_HOST}:{port}", port)
     if user_networking:
         return ForwardPlan(f"127.0.0.1:{port}", f"{SLIRP_HOST}:{port}", port)
-    raise KosiError("ForwardJournal=: the guest cannot reach the host: this host has no vsock and "
-                    "RuntimeNetwork= is not user", hint="use RuntimeNetwork=user")
+    raise KosiError(
+        "ForwardJournal=: the guest cannot reach the host: this host has no vsock and RuntimeNetwork= is not user",
+        hint="use RuntimeNetwork=user",
+    )
 
 
 def output_options(target: Path) -> list[str]:
@@ -94,6 +96,5 @@ def journal_remote_running(plan: ForwardPlan, target: Path, scratch: Path, prefi
     with daemons.running("systemd-journal-remote", cmd, scratch / "journal-remote.log", ready=ready):
         yield
         deadline = time.monotonic() + 5
-        while tcp and time.monotonic() < deadline and \
-                {TCP_ESTABLISHED, TCP_CLOSE_WAIT} & set(tcp_states(plan.port)):
+        while tcp and time.monotonic() < deadline and {TCP_ESTABLISHED, TCP_CLOSE_WAIT} & set(tcp_states(plan.port)):
             time.sleep(0.1)

@@ -39,7 +39,7 @@ def pe_sections(path: Path) -> dict[str, bytes]:
     if data[:2] != b"MZ":
         return {}
     pe = struct.unpack_from("<I", data, 0x3C)[0]
-    if data[pe:pe + 4] != b"PE\0\0":
+    if data[pe : pe + 4] != b"PE\0\0":
         return {}
     count = struct.unpack_from("<H", data, pe + 6)[0]
     optional_size = struct.unpack_from("<H", data, pe + 20)[0]
@@ -47,10 +47,10 @@ def pe_sections(path: Path) -> dict[str, bytes]:
     sections: dict[str, Any] = {}
     for index in range(count):
         entry = table + index * 40
-        name = data[entry:entry + 8].rstrip(b"\0").decode(errors="replace")
+        name = data[entry : entry + 8].rstrip(b"\0").decode(errors="replace")
         virtual_size, _, raw_size, raw_offset = struct.unpack_from("<IIII", data, entry + 8)
         # the first of a name: a UKI's later .cmdline/.profile sections belong to extra profiles
-        sections.setdefault(name, data[raw_offset:raw_offset + min(virtual_size or raw_size, raw_size)])
+        sections.setdefault(name, data[raw_offset : raw_offset + min(virtual_size or raw_size, raw_size)])
     return sections
 
 
@@ -79,7 +79,9 @@ def from_uki(uki: Path, scratch: Path) -> DirectBoot:
 
 
 def partition_table(image: Path) -> dict:
-    result = subprocess.run(["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    result = subprocess.run(
+        ["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     if result.returncode != 0:
         return {}
     return json.loads(result.stdout).get("partitiontable", {})
@@ -116,8 +118,9 @@ def uki_from_esp(image: Path, scratch: Path) -> Path | None:
     if offset is None:
         return None
     target = f"{image}@@{offset}"
-    listing = subprocess.run(["mdir", "-b", "-i", target, "::/EFI/Linux"], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
+    listing = subprocess.run(
+        ["mdir", "-b", "-i", target, "::/EFI/Linux"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     if listing.returncode != 0:
         return None
     ukis = sorted(line.strip() for line in listing.stdout.splitlines() if line.strip().lower().endswith(".efi"))
@@ -164,5 +167,7 @@ def find_direct_boot(linux: Path | None, artifacts: dict[str, Path], image: Path
         found = uki_from_esp(image, scratch)
         if found:
             return from_uki(found, scratch)
-    raise KosiError("Firmware=linux: no kernel found: set Linux=, use SplitArtifacts=uki,kernel,initrd, "
-                    "or build a UKI into the image's ESP")
+    raise KosiError(
+        "Firmware=linux: no kernel found: set Linux=, use SplitArtifacts=uki,kernel,initrd, "
+        "or build a UKI into the image's ESP"
+    )

@@ -30,8 +30,14 @@ PROBE_SUCCESS_STATUS = (0x31 << 1) | 1
 PROBE_TIMEOUT = 5.0
 
 # qemu prints these when the accelerator cannot run the guest; it then pauses instead of exiting.
-FAILURE_MARKERS = ("KVM internal error", "emulation failure", "failed to set MSR", "not supported by this hypervisor",
-                   "Could not access KVM kernel module", "failed to initialize kvm")
+FAILURE_MARKERS = (
+    "KVM internal error",
+    "emulation failure",
+    "failed to set MSR",
+    "not supported by this hypervisor",
+    "Could not access KVM kernel module",
+    "failed to initialize kvm",
+)
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,29 @@ def run_probe(qemu: str, machine: str, *, accel: str = "kvm", timeout: float = P
     with tempfile.NamedTemporaryFile(prefix="kosi-kvm-probe-", suffix=".bin") as firmware:
         firmware.write(probe_firmware_image())
         firmware.flush()
-        cmd = [qemu, "-accel", accel, "-machine", machine, "-cpu", "host" if accel == "kvm" else "max", "-m", "16", "-bios", firmware.name,
-               "-display", "none", "-nodefaults", "-serial", "none", "-monitor", "none", "-no-user-config",
-               "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+        cmd = [
+            qemu,
+            "-accel",
+            accel,
+            "-machine",
+            machine,
+            "-cpu",
+            "host" if accel == "kvm" else "max",
+            "-m",
+            "16",
+            "-bios",
+            firmware.name,
+            "-display",
+            "none",
+            "-nodefaults",
+            "-serial",
+            "none",
+            "-monitor",
+            "none",
+            "-no-user-config",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ]
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         except OSError as e:
@@ -83,8 +109,13 @@ def run_probe(qemu: str, machine: str, *, accel: str = "kvm", timeout: float = P
         if proc.returncode == PROBE_SUCCESS_STATUS:
             return True, ""
         lines = [line.strip() for line in errors.decode(errors="replace").splitlines() if line.strip()]
-        interesting = list(dict.fromkeys(line.removeprefix(f"{qemu}: ").removeprefix("qemu-system-x86_64: ")
-                                         for line in lines if any(m in line for m in FAILURE_MARKERS)))
+        interesting = list(
+            dict.fromkeys(
+                line.removeprefix(f"{qemu}: ").removeprefix("qemu-system-x86_64: ")
+                for line in lines
+                if any(m in line for m in FAILURE_MARKERS)
+            )
+        )
         if interesting:
             return False, "; ".join(interesting[:2])
         others = [line for line in lines if "warning" not in line]
@@ -92,7 +123,11 @@ def run_probe(qemu: str, machine: str, *, accel: str = "kvm", timeout: float = P
 
 
 def cache_key(qemu: str) -> str:
-    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip() if Path("/proc/sys/kernel/random/boot_id").exists() else ""
+    boot_id = (
+        Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        if Path("/proc/sys/kernel/random/boot_id").exists()
+        else ""
+    )
     try:
         stat = os.stat(qemu)
         binary = f"{qemu}:{stat.st_size}:{stat.st_mtime_ns}"

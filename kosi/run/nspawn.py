@@ -73,8 +73,17 @@ def installed_settings(config: Config, machine: str) -> Iterator[list[str]]:
         target.unlink(missing_ok=True)
 
 
-def nspawn_command(config: Config, image: Path, *, boot: bool, arguments: list[str], credential_dir: Path,
-                   ephemeral: bool, machine: str | None = None, interactive: bool | None = None) -> list[str]:
+def nspawn_command(
+    config: Config,
+    image: Path,
+    *,
+    boot: bool,
+    arguments: list[str],
+    credential_dir: Path,
+    ephemeral: bool,
+    machine: str | None = None,
+    interactive: bool | None = None,
+) -> list[str]:
     """The systemd-nspawn command line for `shell` (boot=False) or `boot` (boot=True)."""
     machine = machine or machine_name(config)
     cmd = ["systemd-nspawn", f"--machine={machine}"]
@@ -110,16 +119,27 @@ def run_container(config: Config, image: Path, *, boot: bool, arguments: list[st
     machine = machine_name(config)
     # nspawn's own --ephemeral snapshot is cheaper than copying; RuntimeSize= images were copied already.
     ephemeral = config.ephemeral and not (config.runtime_size and image.is_file())
-    with tempfile.TemporaryDirectory(prefix="kosi-credentials-") as scratch, \
-            installed_settings(config, machine) as settings_args:
-        cmd = nspawn_command(config, image, boot=boot, arguments=arguments, credential_dir=Path(scratch),
-                             ephemeral=ephemeral, machine=machine)
+    with (
+        tempfile.TemporaryDirectory(prefix="kosi-credentials-") as scratch,
+        installed_settings(config, machine) as settings_args,
+    ):
+        cmd = nspawn_command(
+            config,
+            image,
+            boot=boot,
+            arguments=arguments,
+            credential_dir=Path(scratch),
+            ephemeral=ephemeral,
+            machine=machine,
+        )
         cmd[1:1] = settings_args
         log.debug("+ " + " ".join(cmd))
         try:
             return subprocess.run([*tools_prefix, *cmd]).returncode
         except FileNotFoundError:
-            raise KosiError("systemd-nspawn is not installed (install systemd-container, or use ToolsTree=default)") from None
+            raise KosiError(
+                "systemd-nspawn is not installed (install systemd-container, or use ToolsTree=default)"
+            ) from None
 
 
 def start_container(project, args, *, boot: bool) -> int:
@@ -137,5 +157,4 @@ def start_container(project, args, *, boot: bool) -> int:
     if not (config.runtime_size and path.is_file()):
         copy_config.values["Ephemeral"] = False
     with runtime_image(copy_config, path) as image:
-        return run_container(config, image, boot=boot, arguments=arguments,
-                             tools_prefix=runtime_prefix(tools))
+        return run_container(config, image, boot=boot, arguments=arguments, tools_prefix=runtime_prefix(tools))

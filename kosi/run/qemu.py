@@ -124,8 +124,9 @@ def firmware_args(choice: FirmwareChoice, config: Config, facts: HostFacts, scra
         return []
     secure = choice.kind == "uefi-secure-boot"
     firmware = find_uefi_firmware(secure_boot=secure, root=facts.tools_root)
-    template, enroll = variables_plan(config.firmware_variables, firmware, facts.tools_root,
-                                      config.secure_boot_certificate)
+    template, enroll = variables_plan(
+        config.firmware_variables, firmware, facts.tools_root, config.secure_boot_certificate
+    )
     if template is None or not template.exists():
         raise KosiError(f"FirmwareVariables=: {template} does not exist")
     variables = scratch / "ovmf_vars.fd"
@@ -137,8 +138,12 @@ def firmware_args(choice: FirmwareChoice, config: Config, facts: HostFacts, scra
     code = firmware.code
     if facts.tools_root != Path("/") and code.is_relative_to(facts.tools_root):
         code = Path("/") / code.relative_to(facts.tools_root)
-    args = ["-drive", f"if=pflash,format=raw,readonly=on,file={qemu_escape(str(code))}",
-            "-drive", f"if=pflash,format=raw,file={qemu_escape(str(variables))}"]
+    args = [
+        "-drive",
+        f"if=pflash,format=raw,readonly=on,file={qemu_escape(str(code))}",
+        "-drive",
+        f"if=pflash,format=raw,file={qemu_escape(str(variables))}",
+    ]
     if firmware.requires_smm:
         args += ["-global", "driver=cfi.pflash01,property=secure,value=on", "-global", "ICH9-LPC.disable_s3=1"]
     return args
@@ -153,8 +158,10 @@ def run_enrollment(cmd: list[str], tools_root: Path) -> None:
     except FileNotFoundError:
         result = None
     if result is None or result.returncode == 127:
-        raise KosiError("FirmwareVariables=: enrolling the certificate needs virt-fw-vars, which is not installed",
-                        hint="install python3-virt-firmware (in the host or the tools tree)")
+        raise KosiError(
+            "FirmwareVariables=: enrolling the certificate needs virt-fw-vars, which is not installed",
+            hint="install python3-virt-firmware (in the host or the tools tree)",
+        )
     if result.returncode != 0:
         raise KosiError(f"FirmwareVariables=: virt-fw-vars failed: {(result.stdout.strip().splitlines() or ['?'])[-1]}")
 
@@ -214,6 +221,7 @@ def linux_kernel(config: Config) -> Path | None:
 def add_runtime_credentials(creds: dict[str, bytes], facts: HostFacts) -> None:
     """What the guest needs to know about the host's services: our lines go before the user's
     own fstab.extra/sysusers.extra; the user's own addresses win."""
+
     def prepend(name: str, value: bytes) -> None:
         creds[name] = value + creds.get(name, b"")
 
@@ -227,8 +235,15 @@ def add_runtime_credentials(creds: dict[str, bytes], facts: HostFacts) -> None:
         creds.setdefault(notify.CREDENTIAL, facts.notify_address.encode())
 
 
-def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *, arguments: Sequence[str] = (),
-                 direct_boot: DirectBoot | None = None) -> VmPlan:
+def qemu_command(
+    config: Config,
+    image: Path,
+    facts: HostFacts,
+    scratch: Path,
+    *,
+    arguments: Sequence[str] = (),
+    direct_boot: DirectBoot | None = None,
+) -> VmPlan:
     notes: list[str] = []
     arch = config.architecture
     if arch not in QEMU_BINARIES:
@@ -240,8 +255,10 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     if choice.reason:
         notes.append(choice.reason)
     if choice.kind == "uefi-secure-boot" and accel == "kvm" and not facts.verdict.smm and requested != "auto":
-        raise KosiError(f"Firmware=uefi-secure-boot needs System Management Mode: {facts.verdict.reason}",
-                        hint="use Firmware=uefi or KVM=no")
+        raise KosiError(
+            f"Firmware=uefi-secure-boot needs System Management Mode: {facts.verdict.reason}",
+            hint="use Firmware=uefi or KVM=no",
+        )
     console = config.console
 
     smm = "on" if choice.kind == "uefi-secure-boot" else "off"
@@ -249,9 +266,23 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     ram = max(1, config.ram // MiB)
     maxmem = max(1, (config.max_mem or config.ram) // MiB)
     memory = f"{ram}M" + (f",slots=2,maxmem={maxmem}M" if maxmem > ram else "")
-    cmd = [QEMU_BINARIES[arch], "-machine", machine, "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
-           "-smp", str(config.cpus), "-m", memory, "-nodefaults", "-no-user-config",
-           "-device", "virtio-rng-pci"]
+    cmd = [
+        QEMU_BINARIES[arch],
+        "-machine",
+        machine,
+        "-accel",
+        accel,
+        "-cpu",
+        "host" if accel == "kvm" else "max",
+        "-smp",
+        str(config.cpus),
+        "-m",
+        memory,
+        "-nodefaults",
+        "-no-user-config",
+        "-device",
+        "virtio-rng-pci",
+    ]
     cmd += console_args(console)
     cmd += firmware_args(choice, config, facts, scratch)
 
@@ -264,8 +295,7 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     add_runtime_credentials(creds, facts)
     linux = linux_kernel(config)
     if choice.direct_kernel:
-        boot = direct_boot or find_direct_boot(linux, split_artifacts(config), image,
-                                               scratch / "kernel")
+        boot = direct_boot or find_direct_boot(linux, split_artifacts(config), image, scratch / "kernel")
         if not any(word.startswith(("root=", "mount.usr=")) for word in [*boot.cmdline, *extra]):
             extra = [*root_argument(image), *extra]
         cmd += direct_boot_args(boot, extra, with_initrd=choice.kind == "linux")
@@ -293,8 +323,9 @@ def qemu_command(config: Config, image: Path, facts: HostFacts, scratch: Path, *
     return VmPlan(cmd, accel, choice, notes)
 
 
-def start_host_services(config: Config, facts: HostFacts, scratch: Path, prefix: list[str],
-                        stack: contextlib.ExitStack) -> notify.NotifyListener | None:
+def start_host_services(
+    config: Config, facts: HostFacts, scratch: Path, prefix: list[str], stack: contextlib.ExitStack
+) -> notify.NotifyListener | None:
     """virtiofsd for the shared directories, systemd-journal-remote for ForwardJournal=, the
     vsock listener for the guest's exit status: all started before qemu, stopped after it
     (the ExitStack unwinds after qemu has exited)."""
@@ -308,14 +339,16 @@ def start_host_services(config: Config, facts: HostFacts, scratch: Path, prefix:
     if shares:
         facts.shares = stack.enter_context(virtiofs.virtiofsd_running(shares, scratch, prefix))
     if config.forward_journal is not None:
-        plan = journal_forward.plan_forwarding(vsock=facts.vsock_cid is not None, port=free_tcp_port(),
-                                               user_networking=config.runtime_network == "user")
-        stack.enter_context(journal_forward.journal_remote_running(plan, Path(config.forward_journal), scratch,
-                                                                   prefix))
+        plan = journal_forward.plan_forwarding(
+            vsock=facts.vsock_cid is not None, port=free_tcp_port(), user_networking=config.runtime_network == "user"
+        )
+        stack.enter_context(journal_forward.journal_remote_running(plan, Path(config.forward_journal), scratch, prefix))
         facts.journal_address = plan.guest_address
     if facts.vsock_cid is None:
-        log.debug("the guest's exit status cannot reach kosi without vsock (sd_notify speaks only AF_UNIX and "
-                  "AF_VSOCK); reporting qemu's")
+        log.debug(
+            "the guest's exit status cannot reach kosi without vsock (sd_notify speaks only AF_UNIX and "
+            "AF_VSOCK); reporting qemu's"
+        )
         return None
     listener = stack.enter_context(notify.vsock_notify_listener())
     facts.notify_address = listener.guest_address
@@ -344,8 +377,11 @@ def start_vm(project, args) -> int:
         raise KosiError("kosi vm cannot boot a directory image yet; use Format=disk (or `kosi boot` for a container)")
     tools = ensure_tools_tree(project, args)
     prefix = runtime_prefix(tools)
-    verdict = probe_kvm(QEMU_BINARIES.get(config.architecture, "qemu-system-x86_64")) \
-        if config.kvm == Feature.auto else KvmVerdict(True, True, "")
+    verdict = (
+        probe_kvm(QEMU_BINARIES.get(config.architecture, "qemu-system-x86_64"))
+        if config.kvm == Feature.auto
+        else KvmVerdict(True, True, "")
+    )
     machine = machine_name(config)
 
     missing = vsock_available()
@@ -374,9 +410,12 @@ def start_vm(project, args) -> int:
             try:
                 proc = subprocess.Popen([*prefix, *plan.cmd], stdin=stdin)
             except FileNotFoundError:
-                raise KosiError(f"{plan.cmd[0]} is not installed (install qemu-system, or use ToolsTree=default)") from None
-            write_runtime(output, RuntimeInfo(machine=machine, pid=proc.pid, cid=facts.vsock_cid,
-                                              ssh_port=facts.ssh_port))
+                raise KosiError(
+                    f"{plan.cmd[0]} is not installed (install qemu-system, or use ToolsTree=default)"
+                ) from None
+            write_runtime(
+                output, RuntimeInfo(machine=machine, pid=proc.pid, cid=facts.vsock_cid, ssh_port=facts.ssh_port)
+            )
             try:
                 status = proc.wait()
                 guest_status = notify.exit_status(notifications.messages) if notifications else None

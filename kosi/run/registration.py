@@ -24,8 +24,12 @@ def machined_available() -> bool:
     if not systemd_is_init() or not shutil.which("busctl"):
         return False
     try:
-        result = subprocess.run(["busctl", "--timeout=2", "status", "org.freedesktop.machine1"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5)
+        result = subprocess.run(
+            ["busctl", "--timeout=2", "status", "org.freedesktop.machine1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=5,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.returncode == 0
@@ -34,8 +38,9 @@ def machined_available() -> bool:
 def should_register(config: Config) -> bool:
     if config.register == Feature.enabled:
         if not machined_available():
-            raise KosiError("Register=yes: systemd-machined is not reachable on this host",
-                            hint="use Register=auto or Register=no")
+            raise KosiError(
+                "Register=yes: systemd-machined is not reachable on this host", hint="use Register=auto or Register=no"
+            )
         return True
     if config.register == Feature.disabled:
         return False

@@ -19,8 +19,18 @@ def swtpm(scratch: Path, tools_prefix: Sequence[str] = ()) -> Iterator[list[str]
     state = scratch / "tpm"
     state.mkdir(parents=True, exist_ok=True)
     socket = scratch / "swtpm.sock"
-    cmd = [*tools_prefix, "swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",
-           "--ctrl", f"type=unixio,path={socket}", "--flags", "startup-clear"]
+    cmd = [
+        *tools_prefix,
+        "swtpm",
+        "socket",
+        "--tpm2",
+        "--tpmstate",
+        f"dir={state}",
+        "--ctrl",
+        f"type=unixio,path={socket}",
+        "--flags",
+        "startup-clear",
+    ]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
@@ -31,8 +41,14 @@ def swtpm(scratch: Path, tools_prefix: Sequence[str] = ()) -> Iterator[list[str]
             if time.monotonic() > deadline:
                 raise KosiError("swtpm did not create its socket within 10 seconds")
             time.sleep(0.05)
-        yield ["-chardev", f"socket,id=chrtpm,path={socket}", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
-               "-device", "tpm-tis,tpmdev=tpm0"]
+        yield [
+            "-chardev",
+            f"socket,id=chrtpm,path={socket}",
+            "-tpmdev",
+            "emulator,id=tpm0,chardev=chrtpm",
+            "-device",
+            "tpm-tis,tpmdev=tpm0",
+        ]
     finally:
         if proc.poll() is None:
             proc.terminate()

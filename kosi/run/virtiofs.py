@@ -101,8 +101,9 @@ def fstab_extra(shares: list[Share]) -> bytes:
 def sysusers_extra(user: BoundUser) -> bytes:
     """The sysusers.extra credential: the bound user with the host's UID and GID, so the files
     in the shared home belong to them in the guest as well."""
-    return (f"g {user.name} {user.gid}\n"
-            f"u {user.name} {user.uid}:{user.gid} \"{user.name}\" {user.home} /bin/sh\n").encode()
+    return (
+        f'g {user.name} {user.gid}\nu {user.name} {user.uid}:{user.gid} "{user.name}" {user.home} /bin/sh\n'
+    ).encode()
 
 
 def shared_memory_args(ram_mib: int) -> list[str]:
@@ -112,8 +113,12 @@ def shared_memory_args(ram_mib: int) -> list[str]:
 
 def device_args(share: Share, socket_path: Path) -> list[str]:
     chardev = f"{share.tag}-sock"
-    return ["-chardev", f"socket,id={chardev},path={socket_path}",
-            "-device", f"vhost-user-fs-pci,queue-size=1024,chardev={chardev},tag={share.tag}"]
+    return [
+        "-chardev",
+        f"socket,id={chardev},path={socket_path}",
+        "-device",
+        f"vhost-user-fs-pci,queue-size=1024,chardev={chardev},tag={share.tag}",
+    ]
 
 
 def qemu_args(shares: list[tuple[Share, Path]], ram_mib: int) -> list[str]:
@@ -130,8 +135,17 @@ def virtiofsd_command(share: Share, listen_fd: int) -> list[str]:
     qemu). It runs in its own namespaces with the shared directory as its root and a seccomp
     filter that kills it on any unexpected system call (its defaults, spelled out). It keeps
     root's credentials: the guest's root must be able to use root-owned trees as they are."""
-    return [VIRTIOFSD, f"--fd={listen_fd}", f"--shared-dir={share.source}", "--sandbox=namespace",
-            "--seccomp=kill", "--cache=auto", "--xattr", "--announce-submounts", "--log-level=warn"]
+    return [
+        VIRTIOFSD,
+        f"--fd={listen_fd}",
+        f"--shared-dir={share.source}",
+        "--sandbox=namespace",
+        "--seccomp=kill",
+        "--cache=auto",
+        "--xattr",
+        "--announce-submounts",
+        "--log-level=warn",
+    ]
 
 
 def listening_socket(path: Path) -> socket.socket:
@@ -152,7 +166,8 @@ def virtiofsd_running(shares: list[Share], scratch: Path, prefix: list[str]) -> 
             sock = stack.enter_context(listening_socket(socket_path))
             cmd = [*prefix, *virtiofsd_command(share, sock.fileno())]
             log.debug(f"+ {' '.join(cmd)}")
-            stack.enter_context(daemons.running("virtiofsd", cmd, scratch / f"{share.tag}.log",
-                                                pass_fds=(sock.fileno(),)))
+            stack.enter_context(
+                daemons.running("virtiofsd", cmd, scratch / f"{share.tag}.log", pass_fds=(sock.fileno(),))
+            )
             served.append((share, socket_path))
         yield served

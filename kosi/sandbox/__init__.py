@@ -33,8 +33,17 @@ MountKind = Literal["bind", "ro-bind", "tmpfs", "proc", "dev", "sysfs", "overlay
 
 ENTRY_POINT = str(Path(__file__).with_name("enter.py"))
 
-__all__ = ["Mount", "sandbox_command", "chroot_command", "apivfs_mounts", "script_network", "run",
-           "last_error_line", "become_root", "trace_sandboxes"]
+__all__ = [
+    "Mount",
+    "sandbox_command",
+    "chroot_command",
+    "apivfs_mounts",
+    "script_network",
+    "run",
+    "last_error_line",
+    "become_root",
+    "trace_sandboxes",
+]
 
 #: the system calls that build a sandbox; the entry's own interpreter start-up is left out
 TRACED_CALLS = "unshare,mount,mount_setattr,umount2,pivot_root,chdir,mkdir,symlink,execve"
@@ -83,8 +92,14 @@ class Mount:
     workdir: Path | str | None = None
 
     @classmethod
-    def overlay(cls, lowerdirs: Sequence[Path | str], target: str, *, upperdir: Path | str | None = None,
-                workdir: Path | str | None = None) -> "Mount":
+    def overlay(
+        cls,
+        lowerdirs: Sequence[Path | str],
+        target: str,
+        *,
+        upperdir: Path | str | None = None,
+        workdir: Path | str | None = None,
+    ) -> "Mount":
         return cls(None, target, "overlay", tuple(lowerdirs), upperdir, workdir)
 
     def options(self) -> list[str]:
@@ -136,8 +151,14 @@ def sandbox_command(
     return [*prefix, "--"]
 
 
-def chroot_command(root: Path, *, mounts: Sequence[Mount] = (), network: bool = False, workdir: str | None = None,
-                   devices: Sequence[Literal["fuse", "loop"]] = ()) -> list[str]:
+def chroot_command(
+    root: Path,
+    *,
+    mounts: Sequence[Mount] = (),
+    network: bool = False,
+    workdir: str | None = None,
+    devices: Sequence[Literal["fuse", "loop"]] = (),
+) -> list[str]:
     """Run a command chrooted into an image root with /proc, /dev, /sys (read-only), /run and
     /tmp mounted and, with `network`, the host's resolv.conf; `mounts` targets are inside the image."""
     return sandbox_command(root=root, mounts=mounts, network=network, workdir=workdir or "/", devices=devices)

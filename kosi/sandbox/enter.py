@@ -51,8 +51,18 @@ AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 
 # glibc has no wrapper for these two; numbers per architecture.
-PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "loongarch64": 41, "ppc64le": 203, "ppc64": 203,
-              "s390x": 217, "i686": 217, "i386": 217, "armv7l": 218}
+PIVOT_ROOT = {
+    "x86_64": 155,
+    "aarch64": 41,
+    "riscv64": 41,
+    "loongarch64": 41,
+    "ppc64le": 203,
+    "ppc64": 203,
+    "s390x": 217,
+    "i686": 217,
+    "i386": 217,
+    "armv7l": 218,
+}
 MOUNT_SETATTR = 442  # the same on every architecture (added after the syscall tables were unified)
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -100,15 +110,28 @@ def pivot_root(new: str, old: str) -> None:
 
 
 class MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
 
 
 def make_readonly(target: str) -> None:
     """Read-only including submounts; mount_setattr leaves the other (possibly locked) flags alone."""
     attr = MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
-    if libc.syscall(ctypes.c_long(MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), _b(target), ctypes.c_uint(AT_RECURSIVE),
-                    ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))) == 0:
+    if (
+        libc.syscall(
+            ctypes.c_long(MOUNT_SETATTR),
+            ctypes.c_int(AT_FDCWD),
+            _b(target),
+            ctypes.c_uint(AT_RECURSIVE),
+            ctypes.byref(attr),
+            ctypes.c_size_t(ctypes.sizeof(attr)),
+        )
+        == 0
+    ):
         return
     # Older kernels: a bind remount must repeat the flags the mount already has, or a user
     # namespace refuses to drop the locked ones.
@@ -219,16 +242,38 @@ def mount_dev(target: str, *, fuse: bool = False, loop: bool = False) -> None:
     except OSError:
         pass  # no pseudo terminals then; only interactive tools need them
     mount_tmpfs(f"{target}/shm", "1777")
-    for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                       ("stderr", "/proc/self/fd/2"), ("core", "/proc/kcore")):
+    for name, link in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+    ):
         os.symlink(link, f"{target}/{name}")
 
 
 # Files and directories of /etc that programs need even in an otherwise empty root: user and
 # group names, the dynamic linker's cache, certificates, Debian's alternatives symlinks.
-ETC_ENTRIES = ("passwd", "group", "nsswitch.conf", "hosts", "services", "protocols", "ld.so.cache", "ld.so.conf",
-               "ld.so.conf.d", "alternatives", "ssl", "ca-certificates", "ca-certificates.conf", "pki",
-               "crypto-policies", "os-release", "localtime", "mke2fs.conf")
+ETC_ENTRIES = (
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "hosts",
+    "services",
+    "protocols",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "pki",
+    "crypto-policies",
+    "os-release",
+    "localtime",
+    "mke2fs.conf",
+)
 
 
 #: the ETC_ENTRIES that hold certificates and trust stores (ToolsTreeCertificates=)
@@ -272,15 +317,23 @@ def propagate_resolv_conf(root: str) -> None:
 
 
 def parse(argv: list[str]) -> tuple[dict, list[tuple], list[str]]:
-    options: dict = {"usr": None, "etc": None, "root": None, "network": False, "chdir": None,
-                     "fuse": False, "loop": False, "certificates": None}
+    options: dict = {
+        "usr": None,
+        "etc": None,
+        "root": None,
+        "network": False,
+        "chdir": None,
+        "fuse": False,
+        "loop": False,
+        "certificates": None,
+    }
     mounts: list[tuple] = []
     lowers: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
-            return options, mounts, argv[i + 1:]
+            return options, mounts, argv[i + 1 :]
         if arg in ("--usr", "--etc-from", "--root", "--chdir", "--certificates-from"):
             options[arg[2:].split("-")[0]] = argv[i + 1]
             i += 2
@@ -332,8 +385,11 @@ def setup(options: dict, mounts: list[tuple]) -> str:
             source = pinned(source, fds)
         elif kind == "overlay":
             lowers, upper, work = source
-            source = ([pinned(p, fds) for p in lowers], None if upper == "-" else pinned(upper, fds),
-                      None if work == "-" else pinned(work, fds))
+            source = (
+                [pinned(p, fds) for p in lowers],
+                None if upper == "-" else pinned(upper, fds),
+                None if work == "-" else pinned(work, fds),
+            )
         resolved.append((kind, source, target))
     root = options["root"]
     usr = options["usr"] or "/usr"

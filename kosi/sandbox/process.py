@@ -29,8 +29,11 @@ ERROR_PATTERNS = (
     re.compile(r"\b(error|failed|fatal|not found|no such file or directory|permission denied|cannot)\b", re.IGNORECASE),
 )
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-SANDBOX_EXIT = {125: "the sandbox could not be set up", 126: "the command could not be executed",
-                127: "command not found"}
+SANDBOX_EXIT = {
+    125: "the sandbox could not be set up",
+    126: "the command could not be executed",
+    127: "command not found",
+}
 
 
 def last_error_line(text: str | bytes | None) -> str | None:
@@ -134,26 +137,38 @@ def run(
         if tee_stderr:
             result = _run_teeing(argv, env=env, input=input, stdout=stdout, cwd=cwd, text=bool(text))
         else:
-            result = _run_collecting(argv, env=env, input=input, stdout=stdout, stderr=stderr, cwd=cwd, text=text,
-                                     sink=log.chatter_sink() if chatter else None)
+            result = _run_collecting(
+                argv,
+                env=env,
+                input=input,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=cwd,
+                text=text,
+                sink=log.chatter_sink() if chatter else None,
+            )
     except FileNotFoundError:
-        raise KosiError(f"{tool_name(cmd)} is not installed (install it, or use a tools tree with ToolsTree=default)") from None
+        raise KosiError(
+            f"{tool_name(cmd)} is not installed (install it, or use a tools tree with ToolsTree=default)"
+        ) from None
     result.args = words
     if check and result.returncode != 0:
         raise KosiError(failure_message(cmd, result.returncode, result.stderr))
     return result
 
 
-def _run_collecting(argv: list[str], *, env, input, stdout, stderr, cwd, text,
-                    sink: list[bytes] | None) -> subprocess.CompletedProcess:
+def _run_collecting(
+    argv: list[str], *, env, input, stdout, stderr, cwd, text, sink: list[bytes] | None
+) -> subprocess.CompletedProcess:
     """subprocess.run, with what would reach the terminal collected into `sink` (when given):
     the collected text is also the result's stderr when the caller did not capture it, so a
     failure is still explained by the tool's own error line."""
     if sink is None or (stdout is not None and stderr is not None):
         return subprocess.run(argv, env=env, input=input, stdout=stdout, stderr=stderr, cwd=cwd, text=text)
     if stdout is None and stderr is None:
-        result = subprocess.run(argv, env=env, input=input, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                cwd=cwd, text=text)
+        result = subprocess.run(
+            argv, env=env, input=input, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, text=text
+        )
         collected, result.stdout = result.stdout, None
         result.stderr = collected
     elif stderr is None:
@@ -168,8 +183,14 @@ def _run_collecting(argv: list[str], *, env, input, stdout, stderr, cwd, text,
 
 
 def _run_teeing(argv: list[str], *, env, input, stdout, cwd, text: bool) -> subprocess.CompletedProcess:
-    process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE if input is not None else None,
-                               stdout=stdout, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.PIPE if input is not None else None,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+    )
     assert process.stderr is not None  # stderr=PIPE
     tee = _Tee(process.stderr)
     try:
@@ -192,8 +213,12 @@ def _run_teeing(argv: list[str], *, env, input, stdout, cwd, text: bool) -> subp
         if process.stdout is not None:
             process.stdout.close()
     if text:
-        return subprocess.CompletedProcess(argv, returncode, out.decode(errors="replace") if out is not None else None,
-                                           tee.text().decode(errors="replace"))
+        return subprocess.CompletedProcess(
+            argv,
+            returncode,
+            out.decode(errors="replace") if out is not None else None,
+            tee.text().decode(errors="replace"),
+        )
     return subprocess.CompletedProcess(argv, returncode, out, tee.text())
 
 

@@ -36,9 +36,11 @@ def subordinate_range(path: Path, user: str, uid: int) -> tuple[int, int] | None
 
 
 # (sysctl, value that disables unprivileged user namespaces, value that enables them)
-USERNS_SYSCTLS = (("kernel.unprivileged_userns_clone", "0", "1"),
-                  ("user.max_user_namespaces", "0", "10000"),
-                  ("kernel.apparmor_restrict_unprivileged_userns", "1", "0"))
+USERNS_SYSCTLS = (
+    ("kernel.unprivileged_userns_clone", "0", "1"),
+    ("user.max_user_namespaces", "0", "10000"),
+    ("kernel.apparmor_restrict_unprivileged_userns", "1", "0"),
+)
 
 
 def userns_disabled_hint() -> str:
@@ -65,9 +67,11 @@ def become_root(*, subuid: Path = Path("/etc/subuid"), subgid: Path = Path("/etc
     gids = subordinate_range(subgid, user, uid)
     if uids is None or gids is None:
         missing = subuid if uids is None else subgid
-        raise KosiError(f"running unprivileged needs a subordinate id range for {user} in {missing}",
-                        hint=f"add '{user}:100000:65536' to /etc/subuid and /etc/subgid, "
-                             f"or as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}")
+        raise KosiError(
+            f"running unprivileged needs a subordinate id range for {user} in {missing}",
+            hint=f"add '{user}:100000:65536' to /etc/subuid and /etc/subgid, "
+            f"or as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}",
+        )
     found = [shutil.which(t) for t in ("newuidmap", "newgidmap")]
     tools = [t for t in found if t is not None]
     if len(tools) != len(found):
@@ -82,8 +86,11 @@ def become_root(*, subuid: Path = Path("/etc/subuid"), subgid: Path = Path("/etc
             if os.read(ready_r, 1) == b"1":
                 parent = str(os.getppid())
                 for tool, own, (start, count) in ((tools[0], uid, uids), (tools[1], gid, gids)):
-                    subprocess.run([tool, parent, "0", str(own), "1", "1", str(start), str(count)],
-                                   check=True, stdout=subprocess.DEVNULL)
+                    subprocess.run(
+                        [tool, parent, "0", str(own), "1", "1", str(start), str(count)],
+                        check=True,
+                        stdout=subprocess.DEVNULL,
+                    )
                 status = 0
         except BaseException:
             status = 1
@@ -100,8 +107,10 @@ def become_root(*, subuid: Path = Path("/etc/subuid"), subgid: Path = Path("/etc
     os.close(ready_w)
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise KosiError(f"newuidmap/newgidmap could not map {user}'s ranges {uids} and {gids} from {subuid} and {subgid}",
-                        hint="check that the ranges belong to this user and newuidmap is setuid root")
+        raise KosiError(
+            f"newuidmap/newgidmap could not map {user}'s ranges {uids} and {gids} from {subuid} and {subgid}",
+            hint="check that the ranges belong to this user and newuidmap is setuid root",
+        )
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
     try:

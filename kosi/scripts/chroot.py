@@ -64,8 +64,9 @@ def main(argv: list[str]) -> int:
     # The sandbox's chroot mode gives the image /proc, /dev, /sys, /run, /tmp and resolv.conf;
     # inside a script's sandbox the network is whatever the script has.
     workdir = CHROOT_PATHS["SRCDIR"] if os.environ.get("SRCDIR") else "/"
-    prefix = chroot_command(root, mounts=[Mount(host, inside) for host, inside in mounts], network=True,
-                            workdir=workdir)
+    prefix = chroot_command(
+        root, mounts=[Mount(host, inside) for host, inside in mounts], network=True, workdir=workdir
+    )
     try:
         return subprocess.run([*prefix, *command], env=env).returncode
     finally:

@@ -228,7 +228,9 @@ def script_values(context: Context, kind: str, script: Path | None, srcdir: Path
     }
 
 
-def script_environment(context: Context, kind: str, script: Path | None, srcdir: Path, helpers: Path | None) -> dict[str, str]:
+def script_environment(
+    context: Context, kind: str, script: Path | None, srcdir: Path, helpers: Path | None
+) -> dict[str, str]:
     env = base_environment(helpers)
     env.update(proxy_environment(context.config))
     env.update(user_environment(context.config))

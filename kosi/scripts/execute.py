@@ -37,8 +37,15 @@ def find_scripts(config: Config, kind: str) -> list[Path]:
     if configured:
         found = [Path(getattr(p, "source", p)) for p in configured]
     else:
-        found = [p for p in (project_file(config, f"mkosi.{kind}"), project_file(config, f"mkosi.{kind}.chroot"),
-                             project_file(config, f"mkosi.{kind}.d")) if p]
+        found = [
+            p
+            for p in (
+                project_file(config, f"mkosi.{kind}"),
+                project_file(config, f"mkosi.{kind}.chroot"),
+                project_file(config, f"mkosi.{kind}.d"),
+            )
+            if p
+        ]
     scripts = [s for p in found for s in expand(p)]
     for script in scripts:
         if not os.access(script, os.X_OK):
@@ -52,8 +59,9 @@ def script_command(script: Path, helpers: Path, arguments: list[str]) -> list[st
     return [str(script), *arguments]
 
 
-def script_sandbox(context: Context, kind: str, script: Path, sources: Sources, env: dict[str, str],
-                   network: bool | None = None) -> list[str]:
+def script_sandbox(
+    context: Context, kind: str, script: Path, sources: Sources, env: dict[str, str], network: bool | None = None
+) -> list[str]:
     """The sandbox a script runs in: only what it is meant to change is writable (the workspace
     with $BUILDROOT, $DESTDIR, $OUTPUTDIR, $ARTIFACTDIR and $PACKAGEDIR; the sources, the build
     directory and the package cache); /usr is read-only and /home, /root, /var, /srv, ... are
@@ -120,9 +128,12 @@ def run_configure_scripts(config: Config) -> Config:
             script = script.resolve()
             directory = Path(config.directory)
             env = script_environment(context, "configure", script, directory, None)
-            sandbox = script_sandbox(context, "configure", script, Sources(directory, [Mount(directory, str(directory))]), env)
-            result = run([str(script)], sandbox=sandbox, input=config_json(config), env=env,
-                         stdout=subprocess.PIPE, check=False)
+            sandbox = script_sandbox(
+                context, "configure", script, Sources(directory, [Mount(directory, str(directory))]), env
+            )
+            result = run(
+                [str(script)], sandbox=sandbox, input=config_json(config), env=env, stdout=subprocess.PIPE, check=False
+            )
             if result.returncode != 0:
                 raise KosiError(f"configure script {script} failed with exit status {result.returncode}")
             try:

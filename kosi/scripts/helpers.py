@@ -32,11 +32,16 @@ def write_helpers(context: Context, directory: Path, script: Path | None) -> Pat
     package_root = Path(kosi.__file__).resolve().parent.parent
     # kosi goes on sys.path from within Python, not through $PYTHONPATH: the command run in the
     # image inherits the environment and must see exactly the manual's variables.
-    bootstrap = f"import sys; sys.path.insert(0, {str(package_root)!r}); import runpy; " \
-                "runpy.run_module('kosi.scripts.chroot', run_name='__main__')"
-    _write(directory, "mkosi-chroot",
-           "#!/bin/sh\n"
-           f"exec {shlex.quote(sys.executable)} -c {shlex.quote(bootstrap)} {shlex.quote(str(script or ''))} \"$@\"\n")
+    bootstrap = (
+        f"import sys; sys.path.insert(0, {str(package_root)!r}); import runpy; "
+        "runpy.run_module('kosi.scripts.chroot', run_name='__main__')"
+    )
+    _write(
+        directory,
+        "mkosi-chroot",
+        "#!/bin/sh\n"
+        f'exec {shlex.quote(sys.executable)} -c {shlex.quote(bootstrap)} {shlex.quote(str(script or ""))} "$@"\n',
+    )
     git = _host_tool("git", directory)
     if git:
         # Sources are owned by the invoking user, scripts run as (namespace) root.
@@ -44,7 +49,7 @@ def write_helpers(context: Context, directory: Path, script: Path | None) -> Pat
     for tool in ("useradd", "groupadd"):
         real = _host_tool(tool, directory)
         if real:
-            _write(directory, tool, f"#!/bin/sh\nexec {shlex.quote(real)} --root \"$BUILDROOT\" \"$@\"\n")
+            _write(directory, tool, f'#!/bin/sh\nexec {shlex.quote(real)} --root "$BUILDROOT" "$@"\n')
     add_installer_wrappers(context, directory)
     return directory
 
@@ -59,7 +64,11 @@ def add_installer_wrappers(context: Context, directory: Path) -> None:
     wrappers = manager.wrappers(context)
     if isinstance(wrappers, dict):
         for name, text in wrappers.items():
-            _write(directory, name, text if isinstance(text, str) else "#!/bin/sh\nexec " + shlex.join(map(str, text)) + ' "$@"\n')
+            _write(
+                directory,
+                name,
+                text if isinstance(text, str) else "#!/bin/sh\nexec " + shlex.join(map(str, text)) + ' "$@"\n',
+            )
     elif wrappers:
         for path in wrappers:
             path = Path(path)

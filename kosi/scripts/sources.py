@@ -47,7 +47,7 @@ class Sources:
 
 
 def ephemeral_mode(context: Context, kind: str) -> str:
-    """"no", "yes" or "buildcache" as it applies to scripts of `kind`."""
+    """ "no", "yes" or "buildcache" as it applies to scripts of `kind`."""
     value = context.config["BuildSourcesEphemeral"]
     mode = "yes" if value is True or value == "yes" else "buildcache" if value == "buildcache" else "no"
     if kind == "sync":  # sync scripts exist to update the real sources
@@ -69,8 +69,10 @@ def overlay_storage(context: Context, kind: str, mode: str) -> Path:
     if mode == "buildcache":
         builddir = build_directory(context)
         if builddir is None:
-            raise KosiError("BuildSourcesEphemeral=buildcache keeps the changed sources in the build directory, "
-                            "but there is none (set BuildDirectory= or create mkosi.builddir/)")
+            raise KosiError(
+                "BuildSourcesEphemeral=buildcache keeps the changed sources in the build directory, "
+                "but there is none (set BuildDirectory= or create mkosi.builddir/)"
+            )
         return builddir / BUILDCACHE_DIRECTORY
     storage = context.workspace / "src-changes" / kind
     shutil.rmtree(storage, ignore_errors=True)
@@ -125,8 +127,10 @@ def prepare_sources(context: Context, kind: str) -> Sources:
         sources.scratch = storage
     if filesystem_type(storage) == "overlay":
         if mode == "buildcache":
-            raise KosiError(f"BuildSourcesEphemeral=buildcache: the build directory {storage.parent} is on overlayfs, "
-                            "which cannot hold the sources' overlay (put BuildDirectory= on another file system)")
+            raise KosiError(
+                f"BuildSourcesEphemeral=buildcache: the build directory {storage.parent} is on overlayfs, "
+                "which cannot hold the sources' overlay (put BuildDirectory= on another file system)"
+            )
         copy_trees(trees, directory)
         return sources
     for tree in trees:
@@ -134,8 +138,9 @@ def prepare_sources(context: Context, kind: str) -> Sources:
         layer = storage / layer_name(tree)
         (layer / "upper").mkdir(parents=True, exist_ok=True)
         (layer / "work").mkdir(exist_ok=True)
-        sources.mounts.append(Mount.overlay([Path(tree.source)], str(target), upperdir=layer / "upper",
-                                            workdir=layer / "work"))
+        sources.mounts.append(
+            Mount.overlay([Path(tree.source)], str(target), upperdir=layer / "upper", workdir=layer / "work")
+        )
         # overlayfs refuses to look up its own upper directory through the lower one (a build
         # or workspace directory inside the project): show the real directory there instead.
         source = Path(tree.source).resolve()

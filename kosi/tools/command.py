@@ -30,4 +30,3 @@ def tools_command(tools: Path | None, mounts: Iterable[Path] = ()) -> list[str]:
         return prefix
     script = 'mount --rbind "$0" /usr && exec env PATH=/usr/bin:/usr/sbin "$@"'
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(tools / "usr")]
-

@@ -21,7 +21,6 @@ SYSUPDATE_PATHS = ("/usr/lib/systemd/systemd-sysupdate", "/usr/bin/systemd-sysup
 MINIMUM_SYSTEMD = 254
 
 
-
 def systemd_version(binary: str, tools: Path | None = None) -> int | None:
     """The version systemd tools report ("systemd 257 (257.13-1)"), None when not installed."""
     path = shutil.which(binary, path=f"{tools}/usr/bin:{tools}/usr/sbin" if tools else None)
@@ -50,4 +49,3 @@ def host_shortcoming(config: Config, verb: str = "build") -> str | None:
     if verb == "sysupdate" and not any(Path(p).exists() for p in SYSUPDATE_PATHS):
         return "the sysupdate verb needs systemd-sysupdate, which the host lacks"
     return None
-

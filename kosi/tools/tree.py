@@ -29,7 +29,6 @@ from kosi.tools.host import host_shortcoming
 RUNTIME_VERBS = {"vm", "qemu", "boot", "shell", "ssh", "box", "sysupdate"}
 
 
-
 def cache_root() -> Path:
     if os.getuid() == 0:
         return Path("/var/cache/kosi")
@@ -78,8 +77,10 @@ def tools_config(project: Project, verb: str) -> Config:
         distribution = "debian"
     table = distributions.get(distribution).tools_tree_packages
     if not table:
-        raise KosiError(f"ToolsTreeDistribution={distribution}: kosi has no default tools tree for it",
-                        hint="use debian, or point ToolsTree= at a tree you built")
+        raise KosiError(
+            f"ToolsTreeDistribution={distribution}: kosi has no default tools tree for it",
+            hint="use debian, or point ToolsTree= at a tree you built",
+        )
     profiles = profiles_for(project, verb)
     packages: list[str] = list(table["base"])
     for profile in profiles:
@@ -88,16 +89,19 @@ def tools_config(project: Project, verb: str) -> Config:
         packages += distributions.get(main.distribution).foreign_tools_packages
     packages += main.tools_tree_packages
     values = dict(base.values)
-    values.update({
-        "Distribution": distribution,
-        # The host's release is usually what is too old; the default tree is the newest stable.
-        "Release": (None if fallback else _explicit(base, "Release")) or _explicit(main, "ToolsTreeRelease")
-        or distributions.get(distribution).default_release,
-        "Format": "directory",
-        "Packages": list(dict.fromkeys([*(values.get("Packages") or []), *packages])),
-        "Bootable": Feature.disabled,
-        "WithDocs": False,
-    })
+    values.update(
+        {
+            "Distribution": distribution,
+            # The host's release is usually what is too old; the default tree is the newest stable.
+            "Release": (None if fallback else _explicit(base, "Release"))
+            or _explicit(main, "ToolsTreeRelease")
+            or distributions.get(distribution).default_release,
+            "Format": "directory",
+            "Packages": list(dict.fromkeys([*(values.get("Packages") or []), *packages])),
+            "Bootable": Feature.disabled,
+            "WithDocs": False,
+        }
+    )
     mirror = _explicit(main, "ToolsTreeMirror") or _explicit(base, "Mirror")
     if mirror:
         values["Mirror"] = mirror
@@ -188,4 +192,3 @@ def choose_tools_tree(project: Project, verb: str, force: int = 0) -> ToolsTreeC
     if why_build is None and force >= 3:
         why_build = "forced with -fff"
     return ToolsTreeChoice(tree, why_used, why_build, config, inputs)
-

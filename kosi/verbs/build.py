@@ -71,8 +71,14 @@ def build_image(config: Config, args: Any, tools: Path | None = None) -> list[Pa
     started = time.monotonic()
     workspaces.remove_orphans(workspace_parent(config))
     workspace, owner = workspaces.create(workspace_parent(config), f"kosi-{config.image}-")
-    context = Context(config=config, workspace=workspace, package_cache=package_cache_directory(config),
-                      tools=tools, args=args, build_tree=build_tree)
+    context = Context(
+        config=config,
+        workspace=workspace,
+        package_cache=package_cache_directory(config),
+        tools=tools,
+        args=args,
+        build_tree=build_tree,
+    )
     for directory in (context.root, context.staging, context.pkgmngr, context.repository, context.artifacts):
         directory.mkdir(parents=True, exist_ok=True)
     keep = bool(option(args, "debug_workspace"))
@@ -80,7 +86,9 @@ def build_image(config: Config, args: Any, tools: Path | None = None) -> list[Pa
         monitors: list[Monitor] = [TerminalMonitor(sys.stderr)]
         if option(args, "log_json"):
             monitors.append(JsonLinesMonitor(Path(option(args, "log_json"))))
-        runner = Runner(build_steps(), monitors=monitors, on_failure=debug_shell if option(args, "debug_shell") else None)
+        runner = Runner(
+            build_steps(), monitors=monitors, on_failure=debug_shell if option(args, "debug_shell") else None
+        )
         runner.run(context)
         outputs = publish(context)
     finally:
@@ -200,4 +208,3 @@ def ensure_tools_tree(project: Project, args: Any) -> Path | None:
     staging.rename(tree)
     tree.with_name(tree.name + ".json").write_text(json.dumps(choice.inputs, indent=2, sort_keys=True) + "\n")
     return tree
-

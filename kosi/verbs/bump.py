@@ -29,7 +29,7 @@ def bumped(version: str, origin: str = VERSION_FILE) -> str:
         raise KosiError(f"cannot bump version {version!r}: it has no number", file=origin)
     last = matches[-1]
     number = str(int(last.group()) + 1).zfill(len(last.group()))
-    return version[: last.start()] + number + version[last.end():]
+    return version[: last.start()] + number + version[last.end() :]
 
 
 def version_file(directory: Path) -> Path:

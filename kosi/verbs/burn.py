@@ -24,10 +24,21 @@ def repart_copy_from_supported(tools: Path | None) -> bool:
 
 def burn_commands(image: Path, device: str, *, copy_from: bool) -> list[list[str]]:
     if copy_from:
-        return [["systemd-repart", "--no-pager", "--dry-run=no", "--offline=no", "--empty=force",
-                 f"--copy-from={image}", device]]
-    return [["dd", f"if={image}", f"of={device}", "bs=4M", "conv=fsync,notrunc", "status=progress"],
-            ["sfdisk", "--relocate", "gpt-bak-std", device]]
+        return [
+            [
+                "systemd-repart",
+                "--no-pager",
+                "--dry-run=no",
+                "--offline=no",
+                "--empty=force",
+                f"--copy-from={image}",
+                device,
+            ]
+        ]
+    return [
+        ["dd", f"if={image}", f"of={device}", "bs=4M", "conv=fsync,notrunc", "status=progress"],
+        ["sfdisk", "--relocate", "gpt-bak-std", device],
+    ]
 
 
 def run(args) -> int:

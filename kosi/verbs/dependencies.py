@@ -63,8 +63,9 @@ def packages(distribution: str, profiles: list[str]) -> list[str]:
         raise KosiError(f"dependencies: kosi has no package list for {distribution}", hint="known: " + ", ".join(known))
     unknown = [p for p in profiles if p not in table]
     if unknown:
-        raise KosiError(f"dependencies: unknown profile {unknown[0]!r}",
-                        hint="known: " + ", ".join(p for p in table if p != "base"))
+        raise KosiError(
+            f"dependencies: unknown profile {unknown[0]!r}", hint="known: " + ", ".join(p for p in table if p != "base")
+        )
     result: list[str] = []
     for profile in [*ALWAYS, *profiles]:
         result += table[profile]

@@ -120,8 +120,11 @@ def to_roff(markdown: str, title: str = "KOSI", section: str = "1") -> str:
             out.append(".PP\n.nf\n.RS 4")
             i += 1
             while i < len(lines) and not lines[i].startswith("```"):
-                out.append(lines[i].replace("\\", "\\e").replace("-", "\\-") if not lines[i].startswith(".")
-                           else "\\&" + lines[i])
+                out.append(
+                    lines[i].replace("\\", "\\e").replace("-", "\\-")
+                    if not lines[i].startswith(".")
+                    else "\\&" + lines[i]
+                )
                 i += 1
             out.append(".RE\n.fi")
         elif line.startswith("## "):

@@ -31,9 +31,24 @@ def generate(directory: Path, common_name: str, valid_days: int, force: bool) ->
         raise KosiError("genkey needs openssl", hint="apt install openssl")
     for path in (key, certificate):
         path.unlink(missing_ok=True)
-    command = ["openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-noenc", "-sha256",
-               "-keyout", str(key), "-out", str(certificate), "-days", str(valid_days),
-               "-subj", "/CN=" + common_name.replace("/", "\\/")]
+    command = [
+        "openssl",
+        "req",
+        "-new",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-noenc",
+        "-sha256",
+        "-keyout",
+        str(key),
+        "-out",
+        str(certificate),
+        "-days",
+        str(valid_days),
+        "-subj",
+        "/CN=" + common_name.replace("/", "\\/"),
+    ]
     previous = os.umask(0o077)
     try:
         result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -107,12 +107,20 @@ def render_help(verb: str | None = None) -> str:
     columns = width()
     if verb is not None and verb not in ("help",) and verb in VERBS:
         _, description = VERBS[verb]
-        lines = [f"Usage: kosi [OPTIONS...] {verb} {VERB_ARGUMENTS.get(verb, '')}".rstrip(), "", description + ".",
-                 "", "Options:"]
+        lines = [
+            f"Usage: kosi [OPTIONS...] {verb} {VERB_ARGUMENTS.get(verb, '')}".rstrip(),
+            "",
+            description + ".",
+            "",
+            "Options:",
+        ]
         lines += cli_only_lines(COMMON_OPTIONS + VERB_OPTIONS.get(verb, ()), columns)
         if verb in CONFIG_VERBS:
-            lines += ["", "Every setting of the configuration can be given as an option as well;",
-                      "see 'kosi --help' for the full list."]
+            lines += [
+                "",
+                "Every setting of the configuration can be given as an option as well;",
+                "see 'kosi --help' for the full list.",
+            ]
         return "\n".join(lines) + "\n"
     lines = ["Usage:"]
     for name in VERBS:

@@ -24,8 +24,10 @@ def dropin_path() -> Path:
 def dropin_text(cache: Path) -> str:
     # `e`: only clean up an existing directory by age, never create it. `am:`: age by last
     # access or modification only, so a chmod or copy (which bump ctime) does not keep a file.
-    return ("# Written by `kosi init`: remove package cache files unused for " + MAX_AGE + ".\n"
-            f"e {cache} - - - am:{MAX_AGE}\n")
+    return (
+        "# Written by `kosi init`: remove package cache files unused for " + MAX_AGE + ".\n"
+        f"e {cache} - - - am:{MAX_AGE}\n"
+    )
 
 
 def install(path: Path, cache: Path) -> bool:

@@ -70,7 +70,9 @@ def render_image(config: Config, title: str) -> str:
             section = setting.section
             lines.append(f"  [{section}]")
         value = config[setting.name]
-        shown = "(set, not shown)" if value not in (None, [], "") and is_secret(setting) else format_value(setting, value)
+        shown = (
+            "(set, not shown)" if value not in (None, [], "") and is_secret(setting) else format_value(setting, value)
+        )
         lines.append(f"    {setting.name}: {shown}")
     return "\n".join(lines) + "\n"
 

@@ -24,8 +24,10 @@ def find_sysupdate(tools: Path | None) -> str:
     found = shutil.which("systemd-sysupdate")
     if found:
         return found
-    raise KosiError("sysupdate: systemd-sysupdate is neither in the tools tree nor on the host",
-                    hint="use ToolsTree=default (its runtime profile has it) or install systemd-container")
+    raise KosiError(
+        "sysupdate: systemd-sysupdate is neither in the tools tree nor on the host",
+        hint="use ToolsTree=default (its runtime profile has it) or install systemd-container",
+    )
 
 
 def sysupdate_command(binary: str, definitions: Path, source: Path, arguments: list[str]) -> list[str]:
@@ -43,12 +45,15 @@ def run(args) -> int:
     config = project.main
     definitions = config.sysupdate_directory
     if not definitions:
-        raise KosiError("sysupdate: no transfer definitions: SysupdateDirectory= is unset and there is no "
-                        "mkosi.sysupdate/", hint="put systemd-sysupdate *.transfer files in mkosi.sysupdate/")
+        raise KosiError(
+            "sysupdate: no transfer definitions: SysupdateDirectory= is unset and there is no mkosi.sysupdate/",
+            hint="put systemd-sysupdate *.transfer files in mkosi.sysupdate/",
+        )
     if not Path(definitions).is_dir():
         raise KosiError(f"SysupdateDirectory={definitions}: not a directory")
     ensure_built(project, args)
     tools = ensure_tools_tree(project, args)
-    command = sysupdate_command(find_sysupdate(tools), Path(definitions), output_directory(config),
-                                verb_arguments(config, args))
+    command = sysupdate_command(
+        find_sysupdate(tools), Path(definitions), output_directory(config), verb_arguments(config, args)
+    )
     return subprocess.run([*runtime_prefix(tools), *command]).returncode

@@ -10,13 +10,14 @@ from kosi.boot import grub, grub_efi, steps
 from kosi.errors import KosiError
 from tests.boot.test_steps import KVER, TOKEN, boot_from
 
-UKI_ENTRY = grub.GrubEntry("Debian", "tok/6.1/linux", ("tok/6.1/initrd", "tok/6.1/initrd1"), "rw quiet",
-                           "EFI/Linux/tok-6.1.efi")
+UKI_ENTRY = grub.GrubEntry(
+    "Debian", "tok/6.1/linux", ("tok/6.1/initrd", "tok/6.1/initrd1"), "rw quiet", "EFI/Linux/tok-6.1.efi"
+)
 TYPE1_ENTRY = grub.GrubEntry("Debian", "tok/6.1/linux", ("tok/6.1/initrd",), "rw root=PARTLABEL=root-x86-64")
 
 
 def menuentry(config: str) -> str:
-    return config[config.index("menuentry"):]
+    return config[config.index("menuentry") :]
 
 
 def test_uefi_only_chainloads_the_uki():
@@ -30,7 +31,7 @@ def test_uefi_only_chainloads_the_uki():
 def test_bios_and_uefi_share_one_config():
     entry = menuentry(grub.render_config([UKI_ENTRY], bios=True))
     efi, pc = entry.split("    else\n")
-    assert efi.startswith("menuentry 'Debian' {\n    if [ \"$grub_platform\" = \"efi\" ]; then\n")
+    assert efi.startswith('menuentry \'Debian\' {\n    if [ "$grub_platform" = "efi" ]; then\n')
     assert "chainloader /EFI/Linux/tok-6.1.efi" in efi and "linux" not in efi.replace("Loading Linux", "")
     assert "linux /tok/6.1/linux rw quiet\n" in pc and "initrd /tok/6.1/initrd /tok/6.1/initrd1\n" in pc
     assert pc.rstrip().endswith("fi\n}".rstrip())
@@ -39,13 +40,15 @@ def test_bios_and_uefi_share_one_config():
 def test_type1_entries_load_kernel_and_initrds_on_every_platform():
     entry = menuentry(grub.render_config([TYPE1_ENTRY, TYPE1_ENTRY], bios=False))
     assert entry.count("menuentry") == 2 and "chainloader" not in entry and "grub_platform" not in entry
-    assert "    linux /tok/6.1/linux rw root=PARTLABEL=root-x86-64\n    echo 'Loading initial ramdisk ...'\n" \
-           "    initrd /tok/6.1/initrd\n}" in entry
+    assert (
+        "    linux /tok/6.1/linux rw root=PARTLABEL=root-x86-64\n    echo 'Loading initial ramdisk ...'\n"
+        "    initrd /tok/6.1/initrd\n}" in entry
+    )
 
 
 def test_serial_console_only_where_firmware_does_not_mirror_it():
     config = grub.render_config([TYPE1_ENTRY], bios=True)
-    preamble = config[:config.index("menuentry")]
+    preamble = config[: config.index("menuentry")]
     assert preamble.startswith('if [ "$grub_platform" = "pc" ]; then\n    serial --unit=0 --speed=115200\n')
     assert "terminal_output serial console\nfi\n" in preamble
 
@@ -123,8 +126,9 @@ def test_grub_skips_neither_step(tmp_path):
 def test_grub_mkimage_builds_an_efi_image_with_sbat(tmp_path, default_tools_tree):
     """Real grub-mkimage from the default tools tree, its modules in the ESP next to grub.cfg."""
     esp = tmp_path / "esp"
-    binary = grub_efi.install(esp, tmp_path / "root", default_tools_tree, tmp_path / "ws", signed=False,
-                              vendor="debian")
+    binary = grub_efi.install(
+        esp, tmp_path / "root", default_tools_tree, tmp_path / "ws", signed=False, vendor="debian"
+    )
     data = binary.read_bytes()
     assert data[:2] == b"MZ" and b"\x00/grub\x00" in data  # PE, with the prefix grub.cfg is found by
     assert b"sbat,1,SBAT Version" in data and b"\ngrub," in data  # shim insists on SBAT data
@@ -136,8 +140,11 @@ def test_grub_mkimage_builds_an_efi_image_with_sbat(tmp_path, default_tools_tree
 def test_grub_missing_on_a_distribution_kosi_cannot_add_it_to(tmp_path, bootable, fails):
     from tests.boot.test_steps import loaded
 
-    context = loaded(tmp_path, "[Distribution]\nDistribution=fedora\n[Output]\nFormat=disk\n"
-                     f"[Content]\nBootloader=grub\nBootable={bootable}\n")
+    context = loaded(
+        tmp_path,
+        "[Distribution]\nDistribution=fedora\n[Output]\nFormat=disk\n"
+        f"[Content]\nBootloader=grub\nBootable={bootable}\n",
+    )
     context.tools = None
     if fails:
         with pytest.raises(KosiError, match="grub-efi-amd64-bin"):

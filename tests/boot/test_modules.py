@@ -43,7 +43,6 @@ def test_dependencies_are_closed_over():
     assert modules.with_dependencies({"kernel/fs/ext4/ext4.ko.xz"}, deps) == set(deps)
 
 
-
 # --- real modinfo and depmod on stand-in modules (ELF objects with a .modinfo section) ---
 
 KVER = "6.1.0-test"
@@ -57,8 +56,18 @@ def fake_module(directory: Path, name: str, firmware: str | None = None) -> Path
     info = directory / f"{name}.modinfo"
     info.write_bytes((f"firmware={firmware}\0" if firmware else "").encode() + f"license=GPL\0name={name}\0".encode())
     module = directory / f"{name}.ko"
-    subprocess.run(["objcopy", "--add-section", f".modinfo={info}", "--set-section-flags", ".modinfo=alloc,readonly",
-                    str(directory / f"{name}.o"), str(module)], check=True)
+    subprocess.run(
+        [
+            "objcopy",
+            "--add-section",
+            f".modinfo={info}",
+            "--set-section-flags",
+            ".modinfo=alloc,readonly",
+            str(directory / f"{name}.o"),
+            str(module),
+        ],
+        check=True,
+    )
     return module
 
 

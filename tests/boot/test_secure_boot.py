@@ -37,19 +37,38 @@ def key(key_source=FILE, certificate_source=FILE):
 
 def test_sbsign_command():
     cmd = signing.sign_command("sbsign", "/usr/bin/sbsign", key(), Path("/e/in.efi"), Path("/e/out.efi"))
-    assert cmd == ["/usr/bin/sbsign", "--key", "/k/mkosi.key", "--cert", "/k/mkosi.crt", "--output", "/e/out.efi",
-                   "/e/in.efi"]
+    assert cmd == [
+        "/usr/bin/sbsign",
+        "--key",
+        "/k/mkosi.key",
+        "--cert",
+        "/k/mkosi.crt",
+        "--output",
+        "/e/out.efi",
+        "/e/in.efi",
+    ]
     engine = signing.sign_command("sbsign", "sbsign", key(KeySource("engine", "pkcs11")), Path("i"), Path("o"))
     assert engine[5:7] == ["--engine", "pkcs11"]
 
 
 def test_systemd_sbsign_command_passes_sources():
-    cmd = signing.sign_command("systemd-sbsign", "/usr/lib/systemd/systemd-sbsign",
-                               key(KeySource("provider", "pkcs11"), KeySource("provider", "pkcs11")),
-                               Path("/e/in.efi"), Path("/e/out.efi"))
-    assert cmd == ["/usr/lib/systemd/systemd-sbsign", "sign", "--private-key=/k/mkosi.key",
-                   "--certificate=/k/mkosi.crt", "--private-key-source=provider:pkcs11",
-                   "--certificate-source=provider:pkcs11", "--output=/e/out.efi", "/e/in.efi"]
+    cmd = signing.sign_command(
+        "systemd-sbsign",
+        "/usr/lib/systemd/systemd-sbsign",
+        key(KeySource("provider", "pkcs11"), KeySource("provider", "pkcs11")),
+        Path("/e/in.efi"),
+        Path("/e/out.efi"),
+    )
+    assert cmd == [
+        "/usr/lib/systemd/systemd-sbsign",
+        "sign",
+        "--private-key=/k/mkosi.key",
+        "--certificate=/k/mkosi.crt",
+        "--private-key-source=provider:pkcs11",
+        "--certificate-source=provider:pkcs11",
+        "--output=/e/out.efi",
+        "/e/in.efi",
+    ]
     plain = signing.sign_command("systemd-sbsign", "s", key(), Path("i"), Path("o"))
     assert not any("source" in arg for arg in plain)
 
@@ -72,8 +91,12 @@ def test_providers_need_systemd_sbsign():
 
 
 def config(**values):
-    defaults = dict(secure_boot_key=None, secure_boot_certificate=None, secure_boot_key_source=FILE,
-                    secure_boot_certificate_source=FILE)
+    defaults = dict(
+        secure_boot_key=None,
+        secure_boot_certificate=None,
+        secure_boot_key_source=FILE,
+        secure_boot_certificate_source=FILE,
+    )
     return SimpleNamespace(**{**defaults, **values})
 
 
@@ -85,22 +108,32 @@ def test_missing_key_or_certificate_names_setting_and_genkey(tmp_path):
     with pytest.raises(KosiError, match="SecureBootCertificate="):
         signing.signing_key(config(secure_boot_key=tmp_path / "mkosi.key"))
     with pytest.raises(KosiError, match="SecureBootCertificate=.*no such file"):
-        signing.signing_key(config(secure_boot_key=tmp_path / "mkosi.key",
-                                   secure_boot_certificate=tmp_path / "gone.crt"))
+        signing.signing_key(
+            config(secure_boot_key=tmp_path / "mkosi.key", secure_boot_certificate=tmp_path / "gone.crt")
+        )
 
 
 def test_build_without_key_fails_at_once_naming_genkey(tmp_path):
     """Checked before the tools tree or any package: one line, no traceback."""
-    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=debian\n\n[Output]\nFormat=disk\n\n"
-                                         "[Content]\nBootable=yes\n\n[Validation]\nSecureBoot=yes\n")
-    result = subprocess.run([str(REPO / "bin/kosi"), "-C", str(tmp_path), "build"], capture_output=True, text=True,
-                            timeout=60)
+    (tmp_path / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=debian\n\n[Output]\nFormat=disk\n\n"
+        "[Content]\nBootable=yes\n\n[Validation]\nSecureBoot=yes\n"
+    )
+    result = subprocess.run(
+        [str(REPO / "bin/kosi"), "-C", str(tmp_path), "build"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert "SecureBoot=yes needs SecureBootKey=" in result.stderr and "kosi genkey" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     genkey(tmp_path)  # with mkosi.key/mkosi.crt the check passes; Bootable=no needs no key
-    signing.check_keys(config(secure_boot=True, bootable=Feature.enabled, secure_boot_key=tmp_path / "mkosi.key",
-                              secure_boot_certificate=tmp_path / "mkosi.crt"))
+    signing.check_keys(
+        config(
+            secure_boot=True,
+            bootable=Feature.enabled,
+            secure_boot_key=tmp_path / "mkosi.key",
+            secure_boot_certificate=tmp_path / "mkosi.crt",
+        )
+    )
     signing.check_keys(config(secure_boot=True, bootable=Feature.disabled))
 
 
@@ -119,8 +152,14 @@ def test_readable_key_is_refused_when_the_configuration_is_loaded(tmp_path):
 
 
 def test_enroll_commands_sign_pk_kek_db_with_one_owner(tmp_path):
-    cmds = signing.enroll_commands(key(), tmp_path / "db.esl", tmp_path / "auto", "2024-01-01 00:00:00", "g",
-                                   ("cert-to-efi-sig-list", "sign-efi-sig-list"))
+    cmds = signing.enroll_commands(
+        key(),
+        tmp_path / "db.esl",
+        tmp_path / "auto",
+        "2024-01-01 00:00:00",
+        "g",
+        ("cert-to-efi-sig-list", "sign-efi-sig-list"),
+    )
     assert cmds[0] == ["cert-to-efi-sig-list", "-g", "g", "/k/mkosi.crt", str(tmp_path / "db.esl")]
     assert [c[-3] for c in cmds[1:]] == ["PK", "KEK", "db"]
     assert [Path(c[-1]).name for c in cmds[1:]] == ["PK.auth", "KEK.auth", "db.auth"]
@@ -176,8 +215,10 @@ def test_signed_bootloader_takes_the_prebuilt_uki_unless_unsigned(tmp_path):
     assert signing.wants_prebuilt_uki("uki-signed", "signed")
     assert not signing.wants_prebuilt_uki("uki-signed", "unsigned")
     assert not signing.wants_prebuilt_uki("systemd-boot", "auto")
-    context = SimpleNamespace(root=tmp_path / "root", config=SimpleNamespace(
-        format="disk", bootloader="systemd-boot-signed", unified_kernel_images="signed"))
+    context = SimpleNamespace(
+        root=tmp_path / "root",
+        config=SimpleNamespace(format="disk", bootloader="systemd-boot-signed", unified_kernel_images="signed"),
+    )
     with pytest.raises(KosiError, match="no signed UKI for kernel 6.12") as error:
         signing.copy_prebuilt_uki(context, "6.12", tmp_path / "out.efi")
     assert "UnifiedKernelImages=unsigned" in error.value.hint
@@ -195,8 +236,13 @@ def signed_boot(directory: Path, content: str, prebuilt: bool = False):
 
     directory.mkdir()
     (directory / "my.initrd").write_bytes(b"initrd")
-    context = with_kernel(loaded(directory, "[Output]\nFormat=disk\n[Content]\nKernelModulesInitrd=no\n"
-                                 "Initrds=my.initrd\nBootloader=systemd-boot-signed\n" + content))
+    context = with_kernel(
+        loaded(
+            directory,
+            "[Output]\nFormat=disk\n[Content]\nKernelModulesInitrd=no\n"
+            "Initrds=my.initrd\nBootloader=systemd-boot-signed\n" + content,
+        )
+    )
     if prebuilt:
         put(context.root / "usr/lib/modules" / KVER / "vmlinuz-virt.efi", b"MZuki")
     steps.GenerateUKIs().run(context)
@@ -224,8 +270,9 @@ def test_signed_boot_loader_takes_prebuilt_ukis_or_type1_entries(tmp_path):
 def tool(tools: Path, directories, *cmd, check=True) -> subprocess.CompletedProcess:
     from kosi.tools.command import tools_command
 
-    return subprocess.run([*tools_command(tools, directories), *map(str, cmd)], capture_output=True, text=True,
-                          check=check)
+    return subprocess.run(
+        [*tools_command(tools, directories), *map(str, cmd)], capture_output=True, text=True, check=check
+    )
 
 
 def genkey(directory: Path) -> None:
@@ -255,16 +302,22 @@ def extract_esp(project: Path, tools: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def secure_boot_esp(tmp_path_factory, default_tools_tree) -> Path:
-    project = build(tmp_path_factory, "secure-boot",
-                    "\n[Content]\nShimBootloader=unsigned\n\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=yes\n")
+    project = build(
+        tmp_path_factory,
+        "secure-boot",
+        "\n[Content]\nShimBootloader=unsigned\n\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=yes\n",
+    )
     return extract_esp(project, default_tools_tree)
 
 
 @pytest.fixture(scope="session")
 def shim_esp(tmp_path_factory, default_tools_tree) -> Path:
-    project = build(tmp_path_factory, "shim",
-                    "\n[Content]\nBootloader=systemd-boot-signed\nShimBootloader=signed\nUnifiedKernelImages=none\n"
-                    "\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=no\nSecureBootSignTool=sbsign\n")
+    project = build(
+        tmp_path_factory,
+        "shim",
+        "\n[Content]\nBootloader=systemd-boot-signed\nShimBootloader=signed\nUnifiedKernelImages=none\n"
+        "\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=no\nSecureBootSignTool=sbsign\n",
+    )
     return extract_esp(project, default_tools_tree)
 
 
@@ -284,8 +337,14 @@ def test_boot_loader_and_uki_are_signed_with_the_key(secure_boot_esp, default_to
     # ShimBootloader=unsigned: shim in front, systemd-boot behind it as grubx64.efi, all signed by us.
     assert b"UEFI shim" in (boot / "BOOTX64.EFI").read_bytes()
     assert (boot / "grubx64.efi").read_bytes() == systemd_boot_binary.read_bytes()
-    binaries = [boot / "BOOTX64.EFI", boot / "mmx64.efi", boot / "grubx64.efi", systemd_boot_binary,
-                *ukis, project / "mkosi.output/image.efi"]
+    binaries = [
+        boot / "BOOTX64.EFI",
+        boot / "mmx64.efi",
+        boot / "grubx64.efi",
+        systemd_boot_binary,
+        *ukis,
+        project / "mkosi.output/image.efi",
+    ]
     for binary in binaries:
         assert verifies(default_tools_tree, binary, certificate), binary
     # The check can fail: the same files against another certificate, and an unsigned systemd-boot.
@@ -301,18 +360,28 @@ def signature_list_certificate(auth: bytes) -> bytes:
     """The X.509 certificate of an authenticated variable: EFI_TIME (16 bytes), then a
     WIN_CERTIFICATE_UEFI_GUID of dwLength bytes, then one EFI_SIGNATURE_LIST."""
     (cert_length,) = struct.unpack_from("<I", auth, 16)
-    esl = auth[16 + cert_length:]
+    esl = auth[16 + cert_length :]
     signature_type = uuid.UUID(bytes_le=esl[:16])
     list_size, header_size, signature_size = struct.unpack_from("<III", esl, 16)
     assert signature_type == EFI_CERT_X509 and list_size == len(esl) and header_size == 0
-    return esl[28 + 16: 28 + signature_size]  # after the list header and the owner GUID
+    return esl[28 + 16 : 28 + signature_size]  # after the list header and the owner GUID
 
 
 @pytest.mark.image
 def test_auto_enroll_keys_hold_the_certificate(secure_boot_esp, default_tools_tree):
     project = secure_boot_esp.parent
-    der = tool(default_tools_tree, [project], "openssl", "x509", "-in", project / "mkosi.crt", "-outform", "DER",
-               "-out", project / "mkosi.der")
+    der = tool(
+        default_tools_tree,
+        [project],
+        "openssl",
+        "x509",
+        "-in",
+        project / "mkosi.crt",
+        "-outform",
+        "DER",
+        "-out",
+        project / "mkosi.der",
+    )
     assert der.returncode == 0
     for variable in ("PK", "KEK", "db"):
         auth = (secure_boot_esp / "loader/keys/auto" / f"{variable}.auth").read_bytes()

@@ -39,19 +39,23 @@ def with_kernel(context: Context) -> Context:
 def boot_from(tmp_path: Path, content: str) -> Context:
     """Run the UKI/entry step on a stand-in kernel with Initrds=my.initrd and no modules initrd."""
     (tmp_path / "my.initrd").write_bytes(b"initrd")
-    context = with_kernel(loaded(tmp_path, "[Output]\nFormat=disk\n[Content]\nKernelModulesInitrd=no\n"
-                                 "Initrds=my.initrd\n" + content))
+    context = with_kernel(
+        loaded(tmp_path, "[Output]\nFormat=disk\n[Content]\nKernelModulesInitrd=no\nInitrds=my.initrd\n" + content)
+    )
     steps.GenerateUKIs().run(context)
     return context
 
 
-@pytest.mark.parametrize("conf, boots", [
-    ("[Output]\nFormat=disk\n", True),  # Bootable=auto
-    ("[Output]\nFormat=cpio\n", False),  # an initrd is not made bootable on its own
-    ("[Output]\nFormat=disk\n[Content]\nBootable=no\n", False),
-    ("[Output]\nFormat=cpio\n[Content]\nBootable=yes\n", True),
-    ("[Output]\nFormat=sysext\n[Content]\nBootable=yes\n", False),
-])
+@pytest.mark.parametrize(
+    "conf, boots",
+    [
+        ("[Output]\nFormat=disk\n", True),  # Bootable=auto
+        ("[Output]\nFormat=cpio\n", False),  # an initrd is not made bootable on its own
+        ("[Output]\nFormat=disk\n[Content]\nBootable=no\n", False),
+        ("[Output]\nFormat=cpio\n[Content]\nBootable=yes\n", True),
+        ("[Output]\nFormat=sysext\n[Content]\nBootable=yes\n", False),
+    ],
+)
 def test_wants_boot_follows_bootable_and_format(tmp_path, conf, boots):
     assert steps.wants_boot(loaded(tmp_path, conf)) is boots
 

@@ -94,8 +94,9 @@ def test_tools_tree_build_never_runs_the_projects_scripts(tmp_path, monkeypatch)
     monkeypatch.setattr(build, "cache_root", lambda: tmp_path / "cache")
     seen = {}
     monkeypatch.setattr(build, "build_image", lambda config, args, tools=None: seen.setdefault("config", config))
-    config = Config({"Distribution": "debian", "Release": "trixie", "Packages": ["systemd"]}, image="tools",
-                    directory=tmp_path)
+    config = Config(
+        {"Distribution": "debian", "Release": "trixie", "Packages": ["systemd"]}, image="tools", directory=tmp_path
+    )
     try:
         build.build_tree(config, tmp_path / "tree", types.SimpleNamespace())
     except Exception:  # no tree was really built; only the configuration handed on matters here

@@ -26,8 +26,10 @@ def test_default_format_adds_roothash_and_tries(tmp_path):
 
 def test_profile_file(tmp_path):
     good = tmp_path / "debug.conf"
-    good.write_text('[UKIProfile]\nProfile=TITLE="Debug mode" ID=debug\nCmdline=systemd.log_level=debug\n'
-                    "        quiet\nSignExpectedPcr=no\n")
+    good.write_text(
+        '[UKIProfile]\nProfile=TITLE="Debug mode" ID=debug\nCmdline=systemd.log_level=debug\n'
+        "        quiet\nSignExpectedPcr=no\n"
+    )
     profile = read_profile(good)
     assert profile.text == "ID=debug\nTITLE=Debug mode"  # ID= first, quotes keep the space
     assert profile.cmdline == "systemd.log_level=debug quiet" and profile.sign_expected_pcr is False

@@ -78,8 +78,9 @@ def board_dtb(tmp_path_factory) -> bytes:
         pytest.fail("dtc is missing: install device-tree-compiler (setup.sh does)")
     directory = tmp_path_factory.mktemp("dtb")
     (directory / "board.dts").write_text(BOARD_DTS)
-    subprocess.run(["dtc", "-I", "dts", "-O", "dtb", "-o", str(directory / "board.dtb"), str(directory / "board.dts")],
-                   check=True)
+    subprocess.run(
+        ["dtc", "-I", "dts", "-O", "dtb", "-o", str(directory / "board.dtb"), str(directory / "board.dts")], check=True
+    )
     return (directory / "board.dtb").read_bytes()
 
 
@@ -108,8 +109,9 @@ def uki_bytes(uki_project) -> bytes:
 def esp_project(tmp_path_factory, kosi_build) -> Path:
     """Format=esp with MicrocodeHost=no: every microcode update of both vendors."""
     directory = tmp_path_factory.mktemp("esp-real")
-    (directory / "mkosi.conf").write_text(COMMON.format(format="esp", host="no")
-                                          + "\n[Output]\nSplitArtifacts=uki,os-release\n")
+    (directory / "mkosi.conf").write_text(
+        COMMON.format(format="esp", host="no") + "\n[Output]\nSplitArtifacts=uki,os-release\n"
+    )
     build_or_fail(directory, kosi_build)
     return directory
 
@@ -143,7 +145,7 @@ def test_uki_profiles(uki_bytes):
     base_cmdline = sections[names.index(".cmdline")][1].decode().strip("\0 \n")
     assert "quiet" in base_cmdline and "systemd.log_level" not in base_cmdline
     for (start, _), extra in zip(profiles[1:], ("systemd.log_level=debug", "systemd.unit=rescue.target"), strict=True):
-        own = [content.decode().strip("\0 \n") for name, content in sections[start + 1:] if name == ".cmdline"][0]
+        own = [content.decode().strip("\0 \n") for name, content in sections[start + 1 :] if name == ".cmdline"][0]
         assert own == f"{base_cmdline} {extra}"
     # the profiles carry only what differs: no second kernel or initrd
     assert names.count(".linux") == 1 and names.count(".initrd") == 1
@@ -156,8 +158,12 @@ def test_uki_profiles_as_ukify_sees_them(uki_project, default_tools_tree):
     from kosi.tools.command import tools_command
 
     uki = uki_project / "mkosi.output/image.efi"
-    text = subprocess.run([*tools_command(default_tools_tree, [uki.parent]), "ukify", "inspect", str(uki)],
-                          stdout=subprocess.PIPE, text=True, check=True).stdout
+    text = subprocess.run(
+        [*tools_command(default_tools_tree, [uki.parent]), "ukify", "inspect", str(uki)],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stdout
     blocks = [block.split("\n", 1) for block in ("\n" + text).split("\n.")[1:]]
     order = [(head.rstrip(":"), body) for head, body in blocks]
     profiles = [i for i, (name, _) in enumerate(order) if name == "profile"]
@@ -197,8 +203,9 @@ def test_microcode_host_only(uki_bytes, esp_uki_bytes):
 @pytest.fixture(scope="session")
 def esp_partition(esp_project) -> tuple[Path, int, dict]:
     image = esp_project / "mkosi.output/image.raw"
-    table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, text=True,
-                                      check=True).stdout)["partitiontable"]
+    table = json.loads(
+        subprocess.run(["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, text=True, check=True).stdout
+    )["partitiontable"]
     return image, table["sectorsize"], table
 
 
@@ -206,8 +213,9 @@ def esp_partition(esp_project) -> tuple[Path, int, dict]:
 def esp_uki_bytes(esp_partition, tmp_path_factory) -> bytes:
     image, sector, table = esp_partition
     offset = table["partitions"][0]["start"] * sector
-    listing = subprocess.run(["mdir", "-b", "-/", "-i", f"{image}@@{offset}", "::/EFI/Linux"], stdout=subprocess.PIPE,
-                             text=True, check=True).stdout.split()
+    listing = subprocess.run(
+        ["mdir", "-b", "-/", "-i", f"{image}@@{offset}", "::/EFI/Linux"], stdout=subprocess.PIPE, text=True, check=True
+    ).stdout.split()
     ukis = [name.rsplit("/", 1)[-1] for name in listing if name.endswith(".efi")]
     assert len(ukis) == 1, listing
     target = tmp_path_factory.mktemp("esp-uki") / "uki.efi"
@@ -236,8 +244,9 @@ def test_esp_image_boots_systemd_boot_and_a_uki(esp_partition, esp_uki_bytes, tm
     image itself as its initrd, and nothing else: not the kernel package's files from /boot."""
     image, sector, table = esp_partition
     offset = table["partitions"][0]["start"] * sector
-    top = subprocess.run(["mdir", "-b", "-i", f"{image}@@{offset}", "::/"], stdout=subprocess.PIPE, text=True,
-                         check=True).stdout.split()
+    top = subprocess.run(
+        ["mdir", "-b", "-i", f"{image}@@{offset}", "::/"], stdout=subprocess.PIPE, text=True, check=True
+    ).stdout.split()
     assert sorted(name.strip("/").rsplit("/", 1)[-1].lower() for name in top) == ["efi", "loader"]
     fallback = tmp_path / "bootx64.efi"
     subprocess.run(["mcopy", "-i", f"{image}@@{offset}", "::/EFI/BOOT/BOOTX64.EFI", str(fallback)], check=True)
@@ -248,8 +257,9 @@ def test_esp_image_boots_systemd_boot_and_a_uki(esp_partition, esp_uki_bytes, tm
     # then a small uncompressed one adding /init -> systemd
     initrd = section(esp_uki_bytes, ".initrd")
     assert initrd[:4] == b"\x28\xb5\x2f\xfd"
-    listing = subprocess.run("zstd -dcq 2>/dev/null | cpio -t --quiet 2>/dev/null", shell=True, input=initrd,
-                             stdout=subprocess.PIPE).stdout.split()
+    listing = subprocess.run(
+        "zstd -dcq 2>/dev/null | cpio -t --quiet 2>/dev/null", shell=True, input=initrd, stdout=subprocess.PIPE
+    ).stdout.split()
     assert b"usr/lib/os-release" in listing and b"usr/bin/systemctl" in listing
     assert any(name.startswith(b"usr/lib/modules/") and name.endswith(b"/modules.dep") for name in listing)
     assert b"init\0" in initrd[-4096:] and b"usr/lib/systemd/systemd" in initrd[-4096:]

@@ -21,8 +21,11 @@ def case_outcomes(request, mkosi_tool, tmp_path_factory) -> dict[str, "harness.O
     that mostly wait to start up, so this is what keeps hundreds of cases within minutes)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    selected = [item.callspec.params["directory"] for item in request.session.items
-                if getattr(item, "callspec", None) and "directory" in item.callspec.params]
+    selected = [
+        item.callspec.params["directory"]
+        for item in request.session.items
+        if getattr(item, "callspec", None) and "directory" in item.callspec.params
+    ]
     base = tmp_path_factory.mktemp("cases")
 
     def run(index_directory):

@@ -51,6 +51,8 @@ KOSI_ONLY_SETTINGS: dict[str, str] = {
 #: Values generated cases do not draw, because they run into an entry of docs/compatibility.md
 #: (setting -> (values left out, heading)).
 GENERATED_EXCLUSIONS: dict[str, tuple[frozenset[str], str]] = {
-    "Bootable": (frozenset({"yes", "true", "1", "on", "y", "enabled", "YES", "True"}),
-                 "The default initrd is not an image of the summary"),
+    "Bootable": (
+        frozenset({"yes", "true", "1", "on", "y", "enabled", "YES", "True"}),
+        "The default initrd is not an image of the summary",
+    ),
 }

@@ -100,8 +100,15 @@ def base_environment(extra: dict[str, str]) -> dict[str, str]:
 
 def start_tool(tool: list[str], tool_env: dict[str, str], case: Case, project: Path) -> subprocess.Popen:
     env = base_environment({**tool_env, **case.env})
-    return subprocess.Popen(command_line(tool, case.args), cwd=project, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command_line(tool, case.args),
+        cwd=project,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish_tool(process: subprocess.Popen, project: Path) -> Run:
@@ -156,8 +163,12 @@ def differences(expected: Any, actual: Any, path: str = "") -> list[tuple[str, A
         for key in list(expected) + [k for k in actual if k not in expected]:
             out += differences(expected.get(key, MISSING), actual.get(key, MISSING), f"{path}.{key}" if path else key)
         return out
-    if (isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual)
-            and any(isinstance(v, (dict, list)) for v in expected + actual)):
+    if (
+        isinstance(expected, list)
+        and isinstance(actual, list)
+        and len(expected) == len(actual)
+        and any(isinstance(v, (dict, list)) for v in expected + actual)
+    ):
         out = []
         for index, (a, b) in enumerate(zip(expected, actual, strict=True)):
             out += differences(a, b, f"{path}[{index}]")
@@ -219,7 +230,9 @@ def compare(case: Case, base: Path, mkosi_tool: tuple[list[str], dict[str, str]]
         problems.append(f"kosi crashed:\n{kosi.stderr}")
     if case.expect_error is not None:
         if mkosi.status not in (1, 2):  # 2: mkosi's argparse refusing the command line
-            problems.append(f"mkosi was expected to refuse the configuration, exit status {mkosi.status}: {mkosi.stderr.strip()[-400:]}")
+            problems.append(
+                f"mkosi was expected to refuse the configuration, exit status {mkosi.status}: {mkosi.stderr.strip()[-400:]}"
+            )
         if kosi.status != 1:
             problems.append(f"kosi was expected to refuse the configuration, exit status {kosi.status}")
         else:
@@ -230,10 +243,14 @@ def compare(case: Case, base: Path, mkosi_tool: tuple[list[str], dict[str, str]]
                 problems.append(f"kosi's error {lines[0]!r} does not match {case.expect_error!r}")
         return Outcome(case, mkosi, kosi, diffs, problems)
     if mkosi.status != 0 or mkosi.document is None:
-        problems.append(f"mkosi failed (exit status {mkosi.status}), the case is wrong or needs expect-error:\n"
-                        f"{mkosi.stderr.strip()[-1500:]}")
+        problems.append(
+            f"mkosi failed (exit status {mkosi.status}), the case is wrong or needs expect-error:\n"
+            f"{mkosi.stderr.strip()[-1500:]}"
+        )
     if kosi.status != 0 or kosi.document is None:
-        problems.append(f"kosi failed (exit status {kosi.status}) where mkosi succeeded:\n{kosi.stderr.strip()[-1500:]}")
+        problems.append(
+            f"kosi failed (exit status {kosi.status}) where mkosi succeeded:\n{kosi.stderr.strip()[-1500:]}"
+        )
     if not problems:
         neutralise_random(case, mkosi.document, kosi.document)
         diffs = differences(mkosi.document, kosi.document)
@@ -246,6 +263,8 @@ RESULTS: dict[str, str] = {}
 
 def summary_line() -> str:
     values = list(RESULTS.values())
-    return (f"compat: {len(all_cases())} cases, {len(values)} run, {values.count('equal')} equal, "
-            f"{values.count('deviation')} documented deviations, {values.count('pending')} pending kosi fixes, "
-            f"{values.count('different')} different")
+    return (
+        f"compat: {len(all_cases())} cases, {len(values)} run, {values.count('equal')} equal, "
+        f"{values.count('deviation')} documented deviations, {values.count('pending')} pending kosi fixes, "
+        f"{values.count('different')} different"
+    )

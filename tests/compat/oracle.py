@@ -43,12 +43,18 @@ def apt_options(cache: Path) -> list[str]:
     (cache / "state/lists/partial").mkdir(parents=True, exist_ok=True)
     (cache / "cache/archives/partial").mkdir(parents=True, exist_ok=True)
     return [
-        "-o", f"Dir::State::Lists={cache / 'state/lists'}",
-        "-o", f"Dir::Etc::SourceList={sources}",
-        "-o", "Dir::Etc::SourceParts=/dev/null",
-        "-o", f"Dir::Cache={cache / 'cache'}",
-        "-o", "Acquire::Check-Valid-Until=false",
-        "-o", "APT::Get::List-Cleanup=0",
+        "-o",
+        f"Dir::State::Lists={cache / 'state/lists'}",
+        "-o",
+        f"Dir::Etc::SourceList={sources}",
+        "-o",
+        "Dir::Etc::SourceParts=/dev/null",
+        "-o",
+        f"Dir::Cache={cache / 'cache'}",
+        "-o",
+        "Acquire::Check-Valid-Until=false",
+        "-o",
+        "APT::Get::List-Cleanup=0",
         "-q",
     ]
 
@@ -60,8 +66,13 @@ def fetch(cache: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=cache) as download:
         # 27.1 exactly when sid still has it; otherwise whatever sid has is refused below.
         for spec in (f"mkosi={VERSION}-1", "mkosi/sid"):
-            result = subprocess.run(["apt-get", *options, "download", spec], cwd=download,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            result = subprocess.run(
+                ["apt-get", *options, "download", spec],
+                cwd=download,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             if result.returncode == 0:
                 break
         else:

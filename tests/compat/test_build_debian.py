@@ -56,14 +56,23 @@ Packages=apt
 KNOWN = {
     # not yet done by kosi: mkosi creates /efi and /boot/loader/entries.srel (systemd-boot's
     # entry discovery) even in a directory image
-    "efi": "mkosi only", "boot/loader": "mkosi only", "boot/loader/entries.srel": "mkosi only",
+    "efi": "mkosi only",
+    "boot/loader": "mkosi only",
+    "boot/loader/entries.srel": "mkosi only",
     # deliberate: kosi removes what records when or where the build ran (reproducible images)
-    "etc/.pwd.lock": "kosi removes", "var/cache/debconf/config.dat-old": "kosi removes",
-    "var/cache/debconf/templates.dat-old": "kosi removes", "var/cache/ldconfig/aux-cache": "kosi removes",
-    "var/lib/dpkg/diversions-old": "kosi removes", "var/lib/dpkg/lock": "kosi removes",
-    "var/lib/dpkg/status-old": "kosi removes", "var/lib/dpkg/triggers/Lock": "kosi removes",
-    "var/log/alternatives.log": "kosi removes", "var/log/apt": "kosi removes", "var/log/btmp": "kosi removes",
-    "var/log/lastlog": "kosi removes", "var/log/wtmp": "kosi removes",
+    "etc/.pwd.lock": "kosi removes",
+    "var/cache/debconf/config.dat-old": "kosi removes",
+    "var/cache/debconf/templates.dat-old": "kosi removes",
+    "var/cache/ldconfig/aux-cache": "kosi removes",
+    "var/lib/dpkg/diversions-old": "kosi removes",
+    "var/lib/dpkg/lock": "kosi removes",
+    "var/lib/dpkg/status-old": "kosi removes",
+    "var/lib/dpkg/triggers/Lock": "kosi removes",
+    "var/log/alternatives.log": "kosi removes",
+    "var/log/apt": "kosi removes",
+    "var/log/btmp": "kosi removes",
+    "var/log/lastlog": "kosi removes",
+    "var/log/wtmp": "kosi removes",
     # apt's record of automatically installed packages: kosi's apt keeps its state outside the image
     "var/lib/apt/extended_states": "mkosi only",
 }
@@ -83,8 +92,11 @@ def scan(root: Path) -> dict[str, tuple[str, int, int, int]]:
 
 def packages(root: Path) -> set[str]:
     status = (root / "var/lib/dpkg/status").read_text()
-    return {stanza.split("\n", 1)[0].removeprefix("Package: ") for stanza in status.split("\n\n")
-            if "Status: install ok installed" in stanza}
+    return {
+        stanza.split("\n", 1)[0].removeprefix("Package: ")
+        for stanza in status.split("\n\n")
+        if "Status: install ok installed" in stanza
+    }
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +107,26 @@ def built(tmp_path_factory):
     sources = theirs / "mkosi.sandbox/etc/apt/sources.list.d/mkosi.sources"
     sources.parent.mkdir(parents=True)
     sources.write_text(SOURCES)
-    result = subprocess.run([*command, "build"], cwd=theirs, env=dict(os.environ, **env), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    result = subprocess.run(
+        [*command, "build"],
+        cwd=theirs,
+        env=dict(os.environ, **env),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+    )
     if result.returncode != 0:
         pytest.fail(f"mkosi build failed:\n{result.stdout[-3000:]}")
     ours = tmp_path_factory.mktemp("kosi")
     (ours / "mkosi.conf").write_text(CONF)
-    result = subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(ours), "build"], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "-C", str(ours), "build"],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+    )
     if result.returncode != 0:
         pytest.fail(f"kosi build failed:\n{result.stdout[-3000:]}")
     yield theirs / "image", ours / "image"

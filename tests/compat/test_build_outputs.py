@@ -63,8 +63,9 @@ def listing(directory: Path, own: set[str]) -> dict[str, str]:
         else:
             found[relative] = "file"
         if path.name.endswith(".SHA256SUMS"):
-            found[relative] = "sums: " + " ".join(sorted(line.split(" *", 1)[1]
-                                                        for line in path.read_text().splitlines()))
+            found[relative] = "sums: " + " ".join(
+                sorted(line.split(" *", 1)[1] for line in path.read_text().splitlines())
+            )
     return found
 
 
@@ -81,9 +82,18 @@ def build(command: list[str], env: dict[str, str], directory: Path, conf: str, f
         else:
             (directory / name).write_text(text)
             own.add(name)
-    (directory / "mkosi.conf").write_text("[Distribution]\nDistribution=custom\n\n[Content]\nSkeletonTrees=skel\n\n" + conf)
-    result = subprocess.run(command + ["build"], cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, **env), check=False)
+    (directory / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=custom\n\n[Content]\nSkeletonTrees=skel\n\n" + conf
+    )
+    result = subprocess.run(
+        command + ["build"],
+        cwd=directory,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, **env),
+        check=False,
+    )
     if result.returncode != 0:
         return {"failed": result.stdout.strip().splitlines()[-1]}
     return listing(directory, own)
@@ -92,19 +102,37 @@ def build(command: list[str], env: dict[str, str], directory: Path, conf: str, f
 NSPAWN = {"mkosi.nspawn": "[Exec]\nBoot=yes\n"}
 CASES = {
     "tar default": ("[Output]\nFormat=tar\n", {}),
-    "tar versioned, checksum, nspawn": (("[Output]\nFormat=tar\nImageId=x\nImageVersion=1.2\n"
-                                         "SplitArtifacts=os-release\n\n[Validation]\nChecksum=yes\n"), NSPAWN),
+    "tar versioned, checksum, nspawn": (
+        (
+            "[Output]\nFormat=tar\nImageId=x\nImageVersion=1.2\n"
+            "SplitArtifacts=os-release\n\n[Validation]\nChecksum=yes\n"
+        ),
+        NSPAWN,
+    ),
     "tar gzip into mkosi.output": ("[Output]\nFormat=tar\nCompressOutput=gz\nOutput=custom\n", {"mkosi.output/": ""}),
-    "cpio xz in OutputDirectory": ("[Output]\nFormat=cpio\nCompressOutput=xz\nImageVersion=2\nOutputDirectory=out\n", {}),
-    "directory with manifest": (("[Output]\nFormat=directory\nImageId=x\nManifestFormat=json,changelog\n"
-                                 "SplitArtifacts=os-release\n\n[Validation]\nChecksum=yes\n"), {"mkosi.output/": ""}),
+    "cpio xz in OutputDirectory": (
+        "[Output]\nFormat=cpio\nCompressOutput=xz\nImageVersion=2\nOutputDirectory=out\n",
+        {},
+    ),
+    "directory with manifest": (
+        (
+            "[Output]\nFormat=directory\nImageId=x\nManifestFormat=json,changelog\n"
+            "SplitArtifacts=os-release\n\n[Validation]\nChecksum=yes\n"
+        ),
+        {"mkosi.output/": ""},
+    ),
     "none": ("[Output]\nFormat=none\n", {}),
 }
 DISK_CASES = {
     "disk default": ("[Output]\nFormat=disk\n", {}),
-    "disk compressed, every split artifact": (("[Output]\nFormat=disk\nCompressOutput=zstd\nImageVersion=4\n"
-                                               "SplitArtifacts=partitions,roothash,os-release,repart-definitions\n\n"
-                                               "[Validation]\nChecksum=yes\n"), {}),
+    "disk compressed, every split artifact": (
+        (
+            "[Output]\nFormat=disk\nCompressOutput=zstd\nImageVersion=4\n"
+            "SplitArtifacts=partitions,roothash,os-release,repart-definitions\n\n"
+            "[Validation]\nChecksum=yes\n"
+        ),
+        {},
+    ),
 }
 
 
@@ -124,5 +152,7 @@ def compare(tmp_path: Path, conf: str, files: dict[str, str]) -> None:
     command, env = mkosi_command()
     theirs = build(command, env, tmp_path / "mkosi", conf, files)
     ours = build([sys.executable, str(REPO / "bin/kosi")], {}, tmp_path / "kosi", conf, files)
-    differing = {k: (theirs.get(k), ours.get(k)) for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)}
+    differing = {
+        k: (theirs.get(k), ours.get(k)) for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)
+    }
     assert not differing, "\n".join(f"{k}: mkosi {m!r}, kosi {o!r}" for k, (m, o) in differing.items())

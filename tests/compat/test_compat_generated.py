@@ -63,8 +63,11 @@ def value_strategy(kind: v.ValueType) -> st.SearchStrategy[str] | None:
 
 
 #: settings a value can be generated for, with that strategy
-GENERATABLE = [(s, strategy) for s in SETTINGS
-               if not s.cli_only and s.name not in KOSI_ONLY_SETTINGS and (strategy := value_strategy(s.type)) is not None]
+GENERATABLE = [
+    (s, strategy)
+    for s in SETTINGS
+    if not s.cli_only and s.name not in KOSI_ONLY_SETTINGS and (strategy := value_strategy(s.type)) is not None
+]
 
 
 @st.composite
@@ -85,8 +88,14 @@ def configurations(draw) -> harness.Case:
 
 
 @pytest.mark.parametrize("unused", [None])  # one test item; hypothesis draws the examples
-@settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 @given(case=configurations())
 def test_generated(case: harness.Case, unused, mkosi_tool) -> None:
     with tempfile.TemporaryDirectory(prefix="kosi-compat-") as base:

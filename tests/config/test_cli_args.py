@@ -31,7 +31,12 @@ def test_cli_only_options():
                                "--doc-format=man", "summary"])  # fmt: skip
     assert args.force == 2 and args.directory == "dir" and args.debug and args.debug_shell and args.debug_workspace
     assert args.debug_sandbox and args.json and args.wipe_build_dir and args.rerun_build_scripts and args.auto_bump
-    assert (args.genkey_common_name, args.genkey_valid_days, args.doc_format, args.verb) == ("me", "5", "man", "summary")
+    assert (args.genkey_common_name, args.genkey_valid_days, args.doc_format, args.verb) == (
+        "me",
+        "5",
+        "man",
+        "summary",
+    )
     assert parse_command_line(["-C", ""]).directory == ""
     assert parse_command_line(["--auto-bump=no"]).auto_bump is False
 

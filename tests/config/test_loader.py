@@ -18,7 +18,10 @@ def pkgs(root, *argv):
 def test_ini_parser_keeps_lines_and_continuations():
     sections = parse_ini_text("# c\n[Content]\n  # c\nPackages=a\n  b\n\tc\nEnvironment=X=1=2\n", "f")
     (content,) = sections
-    assert [(e.key, e.value, e.line) for e in content.entries] == [("Packages", "a\nb\nc", 4), ("Environment", "X=1=2", 7)]
+    assert [(e.key, e.value, e.line) for e in content.entries] == [
+        ("Packages", "a\nb\nc", 4),
+        ("Environment", "X=1=2", 7),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -185,7 +188,9 @@ def test_missing_include_target_is_an_error(project):
 def test_relative_paths(project, tmp_path, monkeypatch):
     # as mkosi 27.1: relative to the directory of the mkosi.conf being parsed (%P), and on the
     # command line to --directory
-    root = project({"mkosi.conf.d/a.conf": "[Content]\nExtraTrees=tree\n", "tree/f": "", "t/f": "", "elsewhere/t/f": ""})
+    root = project(
+        {"mkosi.conf.d/a.conf": "[Content]\nExtraTrees=tree\n", "tree/f": "", "t/f": "", "elsewhere/t/f": ""}
+    )
     monkeypatch.chdir(root / "elsewhere")
     config = main_config(root, "--extra-tree", "t")
     assert [t.source for t in config.extra_trees] == [root / "tree", root / "t"]
@@ -249,4 +254,3 @@ def test_mkosi_builtin_include_is_refused_in_one_line(project, name):
         main_config(root)
     local = project({"mkosi.conf": f"[Include]\nInclude={name}\n", f"{name}/mkosi.conf": "[Content]\nPackages=own\n"})
     assert main_config(local).packages == ["own"]
-

@@ -170,17 +170,30 @@ def test_asserts(project, asserts, ok):
         return
     with pytest.raises(KosiError) as e:
         main_config(root)
-    assert str(e.value).startswith(f"{root}/mkosi.conf.d/a.conf:2:" if "[Assert]" in asserts else f"{root}/mkosi.conf.d/a.conf:1:")
+    assert str(e.value).startswith(
+        f"{root}/mkosi.conf.d/a.conf:2:" if "[Assert]" in asserts else f"{root}/mkosi.conf.d/a.conf:1:"
+    )
 
 
 def test_unknown_condition_is_an_error_with_suggestion(project):
     root = project({"mkosi.conf.d/a.conf": "[Match]\nDistributon=debian\n"})
-    with pytest.raises(KosiError, match=r"a.conf:2: Distributon= cannot be used in \[Match\] \(did you mean Distribution=\?\)"):
+    with pytest.raises(
+        KosiError, match=r"a.conf:2: Distributon= cannot be used in \[Match\] \(did you mean Distribution=\?\)"
+    ):
         main_config(root)
 
 
-@pytest.mark.parametrize("condition", ["Distribution=debain", "Architecture=amd64", "HostArchitecture=uefi", "Bootloader=lilo",
-                                       "ToolsTreeDistribution=", "Bootable=maybe"])
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "Distribution=debain",
+        "Architecture=amd64",
+        "HostArchitecture=uefi",
+        "Bootloader=lilo",
+        "ToolsTreeDistribution=",
+        "Bootable=maybe",
+    ],
+)
 def test_invalid_condition_values_are_errors_as_in_mkosi(project, condition):
     root = project({"mkosi.conf.d/a.conf": f"[Match]\n{condition}\n"})
     with pytest.raises(KosiError, match="a.conf:2"):

@@ -255,7 +255,9 @@ def test_extension_and_compression_follow_the_format(fmt, extension, compression
 
 
 def test_old_centos_compresses_with_zstd_as_mkosi():
-    assert Config({"Format": "tar", "Distribution": "centos", "Release": "8"}).compress_output == "zstd"  # mkosi 27.1, although the manual says xz
+    assert (
+        Config({"Format": "tar", "Distribution": "centos", "Release": "8"}).compress_output == "zstd"
+    )  # mkosi 27.1, although the manual says xz
     assert Config({"Format": "tar", "Distribution": "centos", "Release": "10"}).compress_output == "zstd"
 
 

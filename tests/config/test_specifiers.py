@@ -9,7 +9,9 @@ WHERE = Location(Path("/c"), Path("/p"), Path("/d"), "sub")
 
 
 def test_setting_and_location_specifiers():
-    config = Config({"Distribution": "debian", "Release": "trixie", "Format": "tar", "ImageId": "x", "ImageVersion": "3"})
+    config = Config(
+        {"Distribution": "debian", "Release": "trixie", "Format": "tar", "ImageId": "x", "ImageVersion": "3"}
+    )
     text = "%d-%r-%t-%i-%v-%C-%P-%D-%I-%F-%%-%a"
     assert expand_specifiers(text, config, WHERE) == f"debian-trixie-tar-x-3-/c-/p-/d-sub-ext4-%-{host_architecture()}"
 

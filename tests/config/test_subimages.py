@@ -95,11 +95,20 @@ def test_tools_conf_takes_only_what_mkosi_takes_there(project):
     and refuses every other one, universal or not."""
     from kosi.config.loader import tools_tree_config
 
-    ok = project({"mkosi.conf": "[Build]\nToolsTree=default\n",
-                  "mkosi.tools.conf": "[Distribution]\nRepositories=contrib\n[Content]\nPackages=extra-tool\n"})
+    ok = project(
+        {
+            "mkosi.conf": "[Build]\nToolsTree=default\n",
+            "mkosi.tools.conf": "[Distribution]\nRepositories=contrib\n[Content]\nPackages=extra-tool\n",
+        }
+    )
     tools = tools_tree_config(load(ok).main)
     assert "extra-tool" in tools.packages and tools.repositories == ["contrib"]
-    for line in ("[Runtime]\nRAM=4G", "[Output]\nFormat=tar", "[Content]\nWithDocs=yes", "[Distribution]\nDistribution=fedora"):
+    for line in (
+        "[Runtime]\nRAM=4G",
+        "[Output]\nFormat=tar",
+        "[Content]\nWithDocs=yes",
+        "[Distribution]\nDistribution=fedora",
+    ):
         bad = project({"mkosi.conf": "[Build]\nToolsTree=default\n", "mkosi.tools.conf": line + "\n"})
         with pytest.raises(KosiError, match=r"mkosi.tools.conf:2: .*cannot be configured in the tools tree"):
             tools_tree_config(load(bad).main)

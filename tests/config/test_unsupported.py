@@ -42,8 +42,9 @@ def test_weakening_value_fails():
 
 
 def test_build_refuses_in_one_line_but_summary_shows_it(tmp_path):
-    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=debian\nRelease=trixie\n"
-                                         "[Validation]\nSignInitrdPCRs=yes\n")
+    (tmp_path / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=debian\nRelease=trixie\n[Validation]\nSignInitrdPCRs=yes\n"
+    )
     kosi = [sys.executable, str(REPO / "bin/kosi")]
     build = subprocess.run([*kosi, "build"], cwd=tmp_path, capture_output=True, text=True)
     assert build.returncode == 1

@@ -180,8 +180,14 @@ def test_drives():
     assert parse(DriveValue(), "btrfs:10G") == Drive("btrfs", 10 * 1024**3, None, None, "btrfs", ())
     drive = parse(DriveValue(), "myfs:1G:/srv/d:cache.direct=on:shared:persist")
     assert drive == Drive("myfs", 1024**3, Path("/srv/d"), "cache.direct=on", "shared", ("persist",))
-    assert DriveValue().to_json(drive) == {"Id": "myfs", "Size": 1024**3, "Directory": "/srv/d",
-                                           "Options": "cache.direct=on", "FileId": "shared", "Flags": ["persist"]}
+    assert DriveValue().to_json(drive) == {
+        "Id": "myfs",
+        "Size": 1024**3,
+        "Directory": "/srv/d",
+        "Options": "cache.direct=on",
+        "FileId": "shared",
+        "Flags": ["persist"],
+    }
     skipped = parse(DriveValue(), "myfs:1G::::persist")
     assert skipped.directory is None and skipped.file_id == "myfs" and skipped.flags == ("persist",)
 
@@ -268,5 +274,7 @@ def test_a_misspelt_choice_suggests_the_closest_word():
 
     with pytest.raises(KosiError) as error:
         SETTINGS_BY_NAME["Format"].type.parse("Format", "dsk", Origin(file="mkosi.conf", line=2))
-    assert str(error.value).startswith("mkosi.conf:2: Format=: invalid value 'dsk', expected one of addon, confext, cpio, directory")
+    assert str(error.value).startswith(
+        "mkosi.conf:2: Format=: invalid value 'dsk', expected one of addon, confext, cpio, directory"
+    )
     assert str(error.value).endswith("(did you mean disk?)")

@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: package caches the image tests fill: their trixie metadata and .debs are reused
-PACKAGE_CACHES = (Path("/var/tmp/kosi-test-pkgcache-pipeline/debian~trixie~amd64"),
-                  Path("/var/tmp/kosi-test-pkgcache/debian~trixie~amd64"))
+PACKAGE_CACHES = (
+    Path("/var/tmp/kosi-test-pkgcache-pipeline/debian~trixie~amd64"),
+    Path("/var/tmp/kosi-test-pkgcache/debian~trixie~amd64"),
+)
 DEBIAN = "http://deb.debian.org"
 #: what the bootstrap needs beyond ?essential and ?priority(required)
 EXTRA_PACKAGES = ("apt",)
@@ -93,16 +95,19 @@ def newest(candidates: list[Package]) -> Package:
     """The version apt would pick among a package's versions in several suites."""
     best = candidates[0]
     for package in candidates[1:]:
-        if package.version != best.version and subprocess.run(
-                ["dpkg", "--compare-versions", package.version, "gt", best.version]).returncode == 0:
+        if (
+            package.version != best.version
+            and subprocess.run(["dpkg", "--compare-versions", package.version, "gt", best.version]).returncode == 0
+        ):
             best = package
     return best
 
 
 def trixie_index() -> dict[str, list[Package]]:
     """trixie as apt sees it: every package's versions in trixie, -updates and -security."""
-    lists = next((c / "lists" for c in PACKAGE_CACHES if (c / "lists").is_dir() and any((c / "lists").glob("*_Packages"))),
-                 None)
+    lists = next(
+        (c / "lists" for c in PACKAGE_CACHES if (c / "lists").is_dir() and any((c / "lists").glob("*_Packages"))), None
+    )
     suites = [("debian", "trixie"), ("debian", "trixie-updates"), ("debian-security", "trixie-security")]
     index: dict[str, list[Package]] = {}
     for archive, suite in suites:
@@ -118,7 +123,7 @@ def trixie_index() -> dict[str, list[Package]]:
 
 
 def dependency_names(value: str) -> list[list[str]]:
-    """"a (>= 1) | b:any, c" -> [["a", "b"], ["c"]]"""
+    """ "a (>= 1) | b:any, c" -> [["a", "b"], ["c"]]"""
     clauses = []
     for clause in value.split(","):
         names = [re.sub(r"[\s(\[<].*", "", alt.strip()).split(":")[0] for alt in clause.split("|")]
@@ -153,8 +158,11 @@ def closure(index: dict[str, list[Package]], wanted: list[str]) -> list[Package]
 
 def base_packages() -> list[Package]:
     index = trixie_index()
-    wanted = [name for name, candidates in index.items()
-              if candidates[0].fields.get("Essential") == "yes" or candidates[0].fields.get("Priority") == "required"]
+    wanted = [
+        name
+        for name, candidates in index.items()
+        if candidates[0].fields.get("Essential") == "yes" or candidates[0].fields.get("Priority") == "required"
+    ]
     return closure(index, [*wanted, *EXTRA_PACKAGES])
 
 
@@ -171,7 +179,10 @@ def fetch(package: Package, pool_root: Path) -> None:
             except OSError:
                 shutil.copyfile(cached, target)
             return
-    with urllib.request.urlopen(f"{package.origin}/{package.fields['Filename']}") as response, open(target, "wb") as out:
+    with (
+        urllib.request.urlopen(f"{package.origin}/{package.fields['Filename']}") as response,
+        open(target, "wb") as out,
+    ):
         shutil.copyfileobj(response, out)
 
 
@@ -183,19 +194,23 @@ def make_marker(pool_root: Path, component: str, marker: Marker, work: Path) -> 
     (tree / "DEBIAN").mkdir(parents=True)
     (tree / "DEBIAN/control").write_text(
         f"Package: {marker.name}\nVersion: {marker.version}\nArchitecture: all\n"
-        "Maintainer: kosi tests <kosi@kosi.invalid>\nDescription: marks where a package came from\n")
+        "Maintainer: kosi tests <kosi@kosi.invalid>\nDescription: marks where a package came from\n"
+    )
     (tree / f"usr/share/{marker.name}").mkdir(parents=True)
     (tree / f"usr/share/{marker.name}/version").write_text(f"{marker.version}\n")
     filename = f"pool/{component}/k/{marker.name}/{marker.name}_{marker.version}_all.deb"
     deb = pool_root / filename
     deb.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb)], check=True, capture_output=True
+    )
     data = deb.read_bytes()
-    marker.stanza = (f"Package: {marker.name}\nVersion: {marker.version}\nArchitecture: all\n"
-                     f"Maintainer: kosi tests <kosi@kosi.invalid>\nPriority: optional\nSection: misc\n"
-                     f"Filename: {filename}\nSize: {len(data)}\nSHA256: {hashlib.sha256(data).hexdigest()}\n"
-                     "Description: marks where a package came from")
+    marker.stanza = (
+        f"Package: {marker.name}\nVersion: {marker.version}\nArchitecture: all\n"
+        f"Maintainer: kosi tests <kosi@kosi.invalid>\nPriority: optional\nSection: misc\n"
+        f"Filename: {filename}\nSize: {len(data)}\nSHA256: {hashlib.sha256(data).hexdigest()}\n"
+        "Description: marks where a package came from"
+    )
     return marker
 
 
@@ -203,17 +218,29 @@ def make_marker(pool_root: Path, component: str, marker: Marker, work: Path) -> 
 
 
 def gpg(home: Path, *args: str, input: bytes | None = None) -> bytes:
-    return subprocess.run(["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback",
-                           "--passphrase", "", *args], input=input, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, check=True).stdout
+    return subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", "", *args],
+        input=input,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        check=True,
+    ).stdout
 
 
 def release_date(timestamp: float) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime(timestamp))
 
 
-def write_suite(dists: Path, suite: str, components: dict[str, list[str]], gnupg: Path, *,
-                origin: str, date: float, valid_until: float | None = None) -> None:
+def write_suite(
+    dists: Path,
+    suite: str,
+    components: dict[str, list[str]],
+    gnupg: Path,
+    *,
+    origin: str,
+    date: float,
+    valid_until: float | None = None,
+) -> None:
     """dists/<suite>/: Packages per component (stanzas given), Release with their sums, InRelease."""
     top = dists / suite
     sums = []
@@ -226,15 +253,21 @@ def write_suite(dists: Path, suite: str, components: dict[str, list[str]], gnupg
         for name in ("Packages", "Packages.gz"):
             data = (directory / name).read_bytes()
             sums.append(f" {hashlib.sha256(data).hexdigest()} {len(data)} {component}/binary-amd64/{name}")
-    lines = [f"Origin: {origin}", f"Label: {origin}", f"Suite: {suite}", f"Codename: {suite}",
-             f"Date: {release_date(date)}"]
+    lines = [
+        f"Origin: {origin}",
+        f"Label: {origin}",
+        f"Suite: {suite}",
+        f"Codename: {suite}",
+        f"Date: {release_date(date)}",
+    ]
     if valid_until is not None:
         lines.append(f"Valid-Until: {release_date(valid_until)}")
     lines += ["Architectures: amd64 all", f"Components: {' '.join(components)}", "SHA256:", *sums]
     release = "\n".join(lines) + "\n"
     (top / "Release").write_text(release)
-    (top / "InRelease").write_bytes(gpg(gnupg, "--clearsign", "--digest-algo", "SHA256", "--output", "-",
-                                        input=release.encode()))
+    (top / "InRelease").write_bytes(
+        gpg(gnupg, "--clearsign", "--digest-algo", "SHA256", "--output", "-", input=release.encode())
+    )
 
 
 def snapshot_time(snapshot: str) -> float:
@@ -267,11 +300,17 @@ def build(root: Path, work: Path) -> Archive:
         valid = dict(date=taken, valid_until=taken + 7 * 86400, origin="Debian")
         main = root / "archive/debian" / snapshot
         security = root / "archive/debian-security" / snapshot
-        write_suite(main / "dists", "trixie", {"main": [*base, marker("main", "kosi-snapshot", f"{number}.0")]},
-                    gnupg, **valid)
+        write_suite(
+            main / "dists", "trixie", {"main": [*base, marker("main", "kosi-snapshot", f"{number}.0")]}, gnupg, **valid
+        )
         write_suite(main / "dists", "trixie-updates", {"main": []}, gnupg, **valid)
-        write_suite(security / "dists", "trixie-security",
-                    {"main": [marker("main", "kosi-snapshot-security", f"{number}.0")]}, gnupg, **valid)
+        write_suite(
+            security / "dists",
+            "trixie-security",
+            {"main": [marker("main", "kosi-snapshot-security", f"{number}.0")]},
+            gnupg,
+            **valid,
+        )
         for tree in (main, security):
             (tree / "pool").symlink_to(pool)
     # The oldest snapshot doubles as an ordinary (expired) mirror.
@@ -280,17 +319,45 @@ def build(root: Path, work: Path) -> Archive:
 
     now = time.time() - 3600
     ubuntu = root / "ubuntu/dists"
-    write_suite(ubuntu, "noble", {"main": base, "universe": [marker("universe", "kosi-universe", "1.0")],
-                                  "multiverse": [marker("multiverse", "kosi-multiverse", "1.0")]},
-                gnupg, origin="Ubuntu", date=now, valid_until=now + 7 * 86400)
-    write_suite(ubuntu, "noble-updates", {"main": [marker("main", "kosi-updates", "1.0")], "universe": [],
-                                          "multiverse": []}, gnupg, origin="Ubuntu", date=now)
-    write_suite(ubuntu, "noble-security", {"main": [marker("main", "kosi-security", "1.0")], "universe": [],
-                                           "multiverse": []}, gnupg, origin="Ubuntu", date=now)
+    write_suite(
+        ubuntu,
+        "noble",
+        {
+            "main": base,
+            "universe": [marker("universe", "kosi-universe", "1.0")],
+            "multiverse": [marker("multiverse", "kosi-multiverse", "1.0")],
+        },
+        gnupg,
+        origin="Ubuntu",
+        date=now,
+        valid_until=now + 7 * 86400,
+    )
+    write_suite(
+        ubuntu,
+        "noble-updates",
+        {"main": [marker("main", "kosi-updates", "1.0")], "universe": [], "multiverse": []},
+        gnupg,
+        origin="Ubuntu",
+        date=now,
+    )
+    write_suite(
+        ubuntu,
+        "noble-security",
+        {"main": [marker("main", "kosi-security", "1.0")], "universe": [], "multiverse": []},
+        gnupg,
+        origin="Ubuntu",
+        date=now,
+    )
     (root / "ubuntu/pool").symlink_to(pool)
 
-    write_suite(root / "kali/dists", "kali-rolling", {"main": [*base, marker("main", "kosi-kali", "1.0")]},
-                gnupg, origin="Kali", date=now)
+    write_suite(
+        root / "kali/dists",
+        "kali-rolling",
+        {"main": [*base, marker("main", "kosi-kali", "1.0")]},
+        gnupg,
+        origin="Kali",
+        date=now,
+    )
     (root / "kali/pool").symlink_to(pool)
     return Archive(root, keyring, fingerprint, snapshots, [p.name for p in packages])
 

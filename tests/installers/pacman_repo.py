@@ -47,9 +47,19 @@ def make_package(out: Path, name: str, version: str, files: dict[str, str], *, d
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
     size = sum(len(c) for c in files.values())
-    info = [f"pkgname = {name}", f"pkgbase = {name}", f"pkgver = {version}", f"pkgdesc = kosi test package {name}",
-            "url = https://example.invalid", "builddate = 1700000000", "packager = kosi tests", f"size = {size}",
-            f"arch = {arch}", "license = MIT", *(f"depend = {d}" for d in depends)]
+    info = [
+        f"pkgname = {name}",
+        f"pkgbase = {name}",
+        f"pkgver = {version}",
+        f"pkgdesc = kosi test package {name}",
+        "url = https://example.invalid",
+        "builddate = 1700000000",
+        "packager = kosi tests",
+        f"size = {size}",
+        f"arch = {arch}",
+        "license = MIT",
+        *(f"depend = {d}" for d in depends),
+    ]
     (tree / ".PKGINFO").write_text("\n".join(info) + "\n")
     package = out / f"{name}-{version}-{arch}.pkg.tar.zst"
     top = sorted({p.split("/")[0] for p in files})
@@ -74,8 +84,11 @@ def sign(home: Path, package: Path) -> None:
 
 #: name -> (version, files, depends) of the packages the mirror publishes in core
 CORE = {
-    "filesystem": ("2025.01-1", {"usr/lib/os-release": 'NAME="Arch Linux"\nID=arch\nBUILD_ID=rolling\n',
-                                 "etc/hostname": ""}, ()),
+    "filesystem": (
+        "2025.01-1",
+        {"usr/lib/os-release": 'NAME="Arch Linux"\nID=arch\nBUILD_ID=rolling\n', "etc/hostname": ""},
+        (),
+    ),
     "kosi-hello": ("1.0-1", {"usr/share/kosi-hello/hello": "hello from arch\n"}, ("kosi-libhello",)),
     "kosi-libhello": ("2.0-1", {"usr/lib/kosi-libhello.so": "libhello\n"}, ()),
     "kosi-tampered": ("1.0-1", {"usr/share/kosi-tampered/file": "original\n"}, ()),
@@ -105,8 +118,12 @@ def build(base: Path) -> Mirror:
             os.rename(package, target)
             sign(home, target)
             made.append(target)
-        subprocess.run(["repo-add", "--quiet", str(directory / f"{repo}.db.tar.gz"), *map(str, made)],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["repo-add", "--quiet", str(directory / f"{repo}.db.tar.gz"), *map(str, made)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     # A package changed after it was signed: its signature no longer matches (the database has the
     # old one too, as a compromised mirror would serve it).
     tampered = root / "core/os" / ARCH / f"kosi-tampered-1.0-1-{ARCH}.pkg.tar.zst"
@@ -119,8 +136,9 @@ def build(base: Path) -> Mirror:
 def local_package(directory: Path) -> Path:
     """A package only in a package directory, not on the mirror."""
     directory.mkdir(parents=True, exist_ok=True)
-    return make_package(directory, "kosi-local", "1.0-1", {"usr/share/kosi-local/file": "local package\n"},
-                        depends=("kosi-libhello",))
+    return make_package(
+        directory, "kosi-local", "1.0-1", {"usr/share/kosi-local/file": "local package\n"}, depends=("kosi-libhello",)
+    )
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

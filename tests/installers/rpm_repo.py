@@ -61,11 +61,16 @@ class SigningKey:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         uid = f"{name} <{name.replace(' ', '-')}@kosi.invalid>"
         env = {**os.environ, "GNUPGHOME": str(home)}
-        subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "rsa2048", "sign", "never"],
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "rsa2048", "sign", "never"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         public = home / "public.asc"
-        public.write_bytes(subprocess.run(["gpg", "--armor", "--export", uid], env=env, check=True,
-                                          capture_output=True).stdout)
+        public.write_bytes(
+            subprocess.run(["gpg", "--armor", "--export", uid], env=env, check=True, capture_output=True).stdout
+        )
         return cls(home, uid, public)
 
     def env(self) -> dict[str, str]:
@@ -89,9 +94,15 @@ class Spec:
     symlinks: dict[str, str] = field(default_factory=dict)  # path -> target
 
     def text(self) -> str:
-        lines = [f"Name: {self.name}", f"Version: {self.version}", f"Release: {self.release}",
-                 f"Summary: {self.name} (kosi test package)", "License: MIT", f"BuildArch: {self.arch}",
-                 "AutoReqProv: no"]
+        lines = [
+            f"Name: {self.name}",
+            f"Version: {self.version}",
+            f"Release: {self.release}",
+            f"Summary: {self.name} (kosi test package)",
+            "License: MIT",
+            f"BuildArch: {self.arch}",
+            "AutoReqProv: no",
+        ]
         lines += [f"Requires: {r}" for r in self.requires]
         lines += [f"Provides: {p}" for p in self.provides]
         lines += ["", "%description", f"{self.name}, built by kosi's tests.", "", "%install"]
@@ -128,19 +139,49 @@ def build_packages(workdir: Path, specs: list[Spec]) -> dict[str, Path]:
         (top / "SPECS").mkdir(parents=True, exist_ok=True)
         path = top / "SPECS" / f"{spec.name}.spec"
         path.write_text(spec.text())
-        subprocess.run(["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {top}", "--define", "debug_package %{nil}",
-                        "--define", "__os_install_post %{nil}", "--define", "_build_id_links none",
-                        "--define", "_source_date_epoch_from_changelog 0", str(path)],
-                       check=True, capture_output=True, env={**os.environ, "HOME": str(top)})
+        subprocess.run(
+            [
+                "rpmbuild",
+                "-bb",
+                "--quiet",
+                "--define",
+                f"_topdir {top}",
+                "--define",
+                "debug_package %{nil}",
+                "--define",
+                "__os_install_post %{nil}",
+                "--define",
+                "_build_id_links none",
+                "--define",
+                "_source_date_epoch_from_changelog 0",
+                str(path),
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "HOME": str(top)},
+        )
         built[spec.name] = top / "RPMS" / spec.arch / spec.filename
         assert built[spec.name].exists(), built[spec.name]
     return built
 
 
 def sign(packages: list[Path], key: SigningKey) -> None:
-    subprocess.run(["rpmsign", "--addsign", "--define", f"_gpg_name {key.uid}", "--define", f"_gpg_path {key.home}",
-                    "--define", f"__gpg {shutil.which('gpg')}",
-                    *map(str, packages)], check=True, capture_output=True, env=key.env())
+    subprocess.run(
+        [
+            "rpmsign",
+            "--addsign",
+            "--define",
+            f"_gpg_name {key.uid}",
+            "--define",
+            f"_gpg_path {key.home}",
+            "--define",
+            f"__gpg {shutil.which('gpg')}",
+            *map(str, packages),
+        ],
+        check=True,
+        capture_output=True,
+        env=key.env(),
+    )
 
 
 def publish(directory: Path, packages: list[Path], key: SigningKey | None) -> Path:
@@ -152,8 +193,21 @@ def publish(directory: Path, packages: list[Path], key: SigningKey | None) -> Pa
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(["createrepo_c", "--quiet", "--no-database", str(directory)], check=True, capture_output=True)
     if key is not None:
-        subprocess.run(["gpg", "--batch", "--yes", "--armor", "--detach-sign", "-u", key.uid,
-                        str(directory / "repodata/repomd.xml")], check=True, capture_output=True, env=key.env())
+        subprocess.run(
+            [
+                "gpg",
+                "--batch",
+                "--yes",
+                "--armor",
+                "--detach-sign",
+                "-u",
+                key.uid,
+                str(directory / "repodata/repomd.xml"),
+            ],
+            check=True,
+            capture_output=True,
+            env=key.env(),
+        )
     return directory
 
 
@@ -206,10 +260,24 @@ class Server:
 def base_specs() -> list[Spec]:
     """A tiny distribution: a filesystem package (merged /usr), hello and the library it needs."""
     return [
-        Spec("filesystem", version="3.18", directories=("/etc", "/usr", "/usr/bin", "/usr/lib", "/usr/lib64", "/var"),
-             symlinks={"/bin": "usr/bin", "/lib": "usr/lib", "/lib64": "usr/lib64"},
-             files={"/etc/kosi-test-release": "kosi test distribution"}),
-        Spec("libhello", version="2.1", files={"/usr/lib64/libhello.so.2": "libhello 2.1"}, provides=("libhello.so.2()(64bit)",)),
-        Spec("hello", version="1.4", requires=("libhello >= 2", "filesystem"),
-             files={"/usr/bin/hello": "#!/bin/sh\necho hello"}, docs={"/usr/share/doc/hello/README": "read me"}),
+        Spec(
+            "filesystem",
+            version="3.18",
+            directories=("/etc", "/usr", "/usr/bin", "/usr/lib", "/usr/lib64", "/var"),
+            symlinks={"/bin": "usr/bin", "/lib": "usr/lib", "/lib64": "usr/lib64"},
+            files={"/etc/kosi-test-release": "kosi test distribution"},
+        ),
+        Spec(
+            "libhello",
+            version="2.1",
+            files={"/usr/lib64/libhello.so.2": "libhello 2.1"},
+            provides=("libhello.so.2()(64bit)",),
+        ),
+        Spec(
+            "hello",
+            version="1.4",
+            requires=("libhello >= 2", "filesystem"),
+            files={"/usr/bin/hello": "#!/bin/sh\necho hello"},
+            docs={"/usr/share/doc/hello/README": "read me"},
+        ),
     ]

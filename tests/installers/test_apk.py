@@ -23,27 +23,39 @@ def pmos(**values) -> Config:
 
 def test_repositories_edge_release_mirror_and_local():
     urls = [r.url for r in get("postmarketos").repositories(pmos())]
-    assert urls == ["https://mirror.postmarketos.org/postmarketos/master",
-                    "https://dl-cdn.alpinelinux.org/alpine/edge/main",
-                    "https://dl-cdn.alpinelinux.org/alpine/edge/community"]
+    assert urls == [
+        "https://mirror.postmarketos.org/postmarketos/master",
+        "https://dl-cdn.alpinelinux.org/alpine/edge/main",
+        "https://dl-cdn.alpinelinux.org/alpine/edge/community",
+    ]
     release = [r.url for r in get("postmarketos").repositories(pmos(Release="v25.06", Mirror="http://m.example/"))]
     assert release[0] == "http://m.example/v25.06" and release[1].endswith("/alpine/v3.22/main")
-    assert [r.url for r in get("postmarketos").repositories(pmos(LocalMirror="file:///srv/pmos"))] == ["file:///srv/pmos"]
+    assert [r.url for r in get("postmarketos").repositories(pmos(LocalMirror="file:///srv/pmos"))] == [
+        "file:///srv/pmos"
+    ]
     with pytest.raises(KosiError, match=r"Release=stable: postmarketOS releases are edge or vYY.MM"):
         get("postmarketos").repositories(pmos(Release="stable"))
 
 
 def test_build_without_apk_stops_before_anything_in_one_line(tmp_path):
-    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=postmarketos\n[Output]\nFormat=directory\n"
-                                         f"[Build]\nWorkspaceDirectory={tmp_path / 'ws'}\n")
+    (tmp_path / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=postmarketos\n[Output]\nFormat=directory\n"
+        f"[Build]\nWorkspaceDirectory={tmp_path / 'ws'}\n"
+    )
     (tmp_path / "ws").mkdir()
     env = {"PATH": "/usr/bin:/bin"}  # apk-tools is not packaged for Debian: not on this PATH
-    result = subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(tmp_path), "build"], env=env,
-                            check=False, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "-C", str(tmp_path), "build"],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: Distribution=postmarketos needs apk (apk-tools), which is not on PATH: apk-tools is not packaged "
-        "for Debian; install it, or name a tools tree that has it with ToolsTree="]
+        "for Debian; install it, or name a tools tree that has it with ToolsTree="
+    ]
     assert not any((tmp_path / "ws").iterdir())  # nothing ran: not even a workspace
     assert not (tmp_path / "image").exists()
 
@@ -60,10 +72,25 @@ def test_apk_is_looked_for_in_the_given_tools_tree(tmp_path):
 def test_manifest_from_apks_database(tmp_path):
     db = tmp_path / "lib/apk/db"
     db.mkdir(parents=True)
-    (db / "installed").write_text("C:Q1abc=\nP:musl\nV:1.2.5-r0\nA:x86_64\nS:400000\nI:700000\no:musl\n\n"
-                                  "P:busybox-binsh\nV:1.36.1-r2\nA:x86_64\nI:1\no:busybox\nF:bin\nR:sh\n\n")
+    (db / "installed").write_text(
+        "C:Q1abc=\nP:musl\nV:1.2.5-r0\nA:x86_64\nS:400000\nI:700000\no:musl\n\n"
+        "P:busybox-binsh\nV:1.36.1-r2\nA:x86_64\nI:1\no:busybox\nF:bin\nR:sh\n\n"
+    )
     assert installed_packages(tmp_path) == [
-        {"type": "apk", "name": "busybox-binsh", "version": "1.36.1-r2", "architecture": "x86_64", "size": 1,
-         "source": "busybox"},
-        {"type": "apk", "name": "musl", "version": "1.2.5-r0", "architecture": "x86_64", "size": 700000,
-         "source": "musl"}]
+        {
+            "type": "apk",
+            "name": "busybox-binsh",
+            "version": "1.36.1-r2",
+            "architecture": "x86_64",
+            "size": 1,
+            "source": "busybox",
+        },
+        {
+            "type": "apk",
+            "name": "musl",
+            "version": "1.2.5-r0",
+            "architecture": "x86_64",
+            "size": 700000,
+            "source": "musl",
+        },
+    ]

@@ -72,15 +72,21 @@ def test_minimal_trixie_root(bootstrapped):
     assert not (root / "usr/sbin/policy-rc.d").exists()
     # libeatmydata was preloaded from the sandbox's /run only: nothing of it is in the image.
     assert not any((root / "run").iterdir())
-    assert "eatmydata" not in (root / "etc/ld.so.preload").read_text() if (root / "etc/ld.so.preload").exists() else True
-    assert {"apt-get update", "dpkg (essential set)", "extract (essential set)"} <= set(bootstrapped.state.installer.timings)
+    assert (
+        "eatmydata" not in (root / "etc/ld.so.preload").read_text() if (root / "etc/ld.so.preload").exists() else True
+    )
+    assert {"apt-get update", "dpkg (essential set)", "extract (essential set)"} <= set(
+        bootstrapped.state.installer.timings
+    )
 
 
 def test_package_manager_sandbox_hides_the_host(bootstrapped, tmp_path):
     """apt and dpkg see neither the host's /etc nor /var nor /home; /usr is read-only."""
     from kosi.installers.apivfs import in_root
 
-    probe = "test ! -e /etc/shadow && test ! -e /var/lib/dpkg/status && test ! -e /home && ! touch /usr/probe 2>/dev/null"
+    probe = (
+        "test ! -e /etc/shadow && test ! -e /var/lib/dpkg/status && test ! -e /home && ! touch /usr/probe 2>/dev/null"
+    )
     result = subprocess.run([*in_root(bootstrapped, bootstrapped.root), "sh", "-c", probe])
     assert result.returncode == 0
 
@@ -96,7 +102,11 @@ def test_without_docs_usr_share_doc_is_nearly_empty(bootstrapped):
     root = bootstrapped.root
     docs = [p for p in (root / "usr/share/doc").rglob("*") if p.is_file() and p.name != "copyright"]
     assert len(docs) < 5, docs
-    assert not [p for p in (root / "usr/share/man").rglob("*") if p.is_file()] if (root / "usr/share/man").exists() else True
+    assert (
+        not [p for p in (root / "usr/share/man").rglob("*") if p.is_file()]
+        if (root / "usr/share/man").exists()
+        else True
+    )
     assert (root / "etc/dpkg/dpkg.cfg.d/kosi-nodoc").exists()  # later installs in the image stay doc-free
 
 
@@ -115,8 +125,12 @@ def test_missing_package_is_one_line(bootstrapped):
 
 def test_wrappers_act_on_the_image(bootstrapped):
     wrappers = package_manager(bootstrapped).wrappers(bootstrapped)
-    assert {"apt", "apt-get", "dpkg", "mkosi-install", "mkosi-reinstall", "mkosi-upgrade", "mkosi-remove"} <= set(wrappers)
-    out = subprocess.run([*wrappers["dpkg-query"], "-W", "-f", "${Version}", "base-files"], capture_output=True, text=True, check=True)
+    assert {"apt", "apt-get", "dpkg", "mkosi-install", "mkosi-reinstall", "mkosi-upgrade", "mkosi-remove"} <= set(
+        wrappers
+    )
+    out = subprocess.run(
+        [*wrappers["dpkg-query"], "-W", "-f", "${Version}", "base-files"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.startswith("13")
     sim = subprocess.run([*wrappers["mkosi-install"], "-s", "hostname"], capture_output=True, text=True, check=True)
     assert "hostname is already the newest version" in sim.stdout

@@ -41,7 +41,9 @@ def test_sid_has_no_updates_or_security_and_repositories_add_components():
 def test_mirror_snapshot_and_local_mirror():
     debian = get("debian")
     mirror = debian.repositories(Config({"Release": "bookworm", "Mirror": "http://ftp.de.debian.org/debian"}))
-    assert [r.uri for r in mirror] == ["http://ftp.de.debian.org/debian"] * 2 + ["http://ftp.de.debian.org/debian-security"]
+    assert [r.uri for r in mirror] == ["http://ftp.de.debian.org/debian"] * 2 + [
+        "http://ftp.de.debian.org/debian-security"
+    ]
     snap = debian.repositories(Config({"Release": "trixie", "Snapshot": "20250101T000000Z"}))
     assert snap[0].uri == "https://snapshot.debian.org/archive/debian/20250101T000000Z"
     assert snap[2].uri == "https://snapshot.debian.org/archive/debian-security/20250101T000000Z"
@@ -54,7 +56,9 @@ def test_mirror_snapshot_and_local_mirror():
 
 def test_ubuntu_and_kali_sources():
     ubuntu = get("ubuntu")
-    x86 = ubuntu.repositories(Config({"Distribution": "ubuntu", "Architecture": "x86-64", "Repositories": ["universe"]}))
+    x86 = ubuntu.repositories(
+        Config({"Distribution": "ubuntu", "Architecture": "x86-64", "Repositories": ["universe"]})
+    )
     assert sources(x86) == [
         ("http://archive.ubuntu.com/ubuntu", "noble", ("main", "universe")),
         ("http://archive.ubuntu.com/ubuntu", "noble-updates", ("main", "universe")),
@@ -112,13 +116,20 @@ def test_cache_only_without_metadata_is_an_error(tmp_path):
 @pytest.mark.parametrize(
     "output, expected",
     [
-        ("Reading package lists...\nE: Unable to locate package foo\n", "package 'foo' not found in debian trixie (main)"),
-        ("W: GPG error: http://deb.debian.org/debian trixie InRelease: The following signatures couldn't be verified "
-         "because the public key is not available: NO_PUBKEY 6ED0E7B82643E131\n"
-         "E: The repository 'http://deb.debian.org/debian trixie InRelease' is not signed.\n",
-         "signature check failed for repository http://deb.debian.org/debian trixie: key 6ED0E7B82643E131"),
-        ("E: Failed to fetch http://127.0.0.1:9/debian/dists/trixie/InRelease  Could not connect to 127.0.0.1:9\n",
-         "cannot fetch from mirror http://127.0.0.1:9/debian: Could not connect to 127.0.0.1:9"),
+        (
+            "Reading package lists...\nE: Unable to locate package foo\n",
+            "package 'foo' not found in debian trixie (main)",
+        ),
+        (
+            "W: GPG error: http://deb.debian.org/debian trixie InRelease: The following signatures couldn't be verified "
+            "because the public key is not available: NO_PUBKEY 6ED0E7B82643E131\n"
+            "E: The repository 'http://deb.debian.org/debian trixie InRelease' is not signed.\n",
+            "signature check failed for repository http://deb.debian.org/debian trixie: key 6ED0E7B82643E131",
+        ),
+        (
+            "E: Failed to fetch http://127.0.0.1:9/debian/dists/trixie/InRelease  Could not connect to 127.0.0.1:9\n",
+            "cannot fetch from mirror http://127.0.0.1:9/debian: Could not connect to 127.0.0.1:9",
+        ),
         ("E: Sub-process /usr/bin/dpkg returned an error code (1)\n", "apt-get: Sub-process /usr/bin/dpkg returned"),
     ],
 )
@@ -137,17 +148,31 @@ def test_deb_file_names_and_snapshot_ids():
 def test_clean_metadata_and_normalise(tmp_path):
     ctx = context(tmp_path, CleanPackageMetadata=Feature.auto)
     root = ctx.root
-    for path in ("var/lib/apt/lists/x_Packages", "var/cache/apt/pkgcache.bin", "var/lib/dpkg/status",
-                 "usr/bin/dpkg", "var/log/dpkg.log", "var/log/apt/history.log", "var/cache/debconf/config.dat-old",
-                 "var/cache/ldconfig/aux-cache", "etc/machine-id", "etc/passwd-"):
+    for path in (
+        "var/lib/apt/lists/x_Packages",
+        "var/cache/apt/pkgcache.bin",
+        "var/lib/dpkg/status",
+        "usr/bin/dpkg",
+        "var/log/dpkg.log",
+        "var/log/apt/history.log",
+        "var/cache/debconf/config.dat-old",
+        "var/cache/ldconfig/aux-cache",
+        "etc/machine-id",
+        "etc/passwd-",
+    ):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text("x\n")
     apt.Apt().clean_metadata(ctx)
     assert not (root / "var/lib/apt").exists() and not (root / "var/cache/apt").exists()  # no apt-get in the image
     assert (root / "var/lib/dpkg/status").exists()  # dpkg is there: its database stays
     apt.Apt().normalise_for_reproducibility(ctx)
-    for gone in ("var/log/dpkg.log", "var/log/apt", "var/cache/debconf/config.dat-old", "var/cache/ldconfig/aux-cache",
-                 "etc/passwd-"):
+    for gone in (
+        "var/log/dpkg.log",
+        "var/log/apt",
+        "var/cache/debconf/config.dat-old",
+        "var/cache/ldconfig/aux-cache",
+        "etc/passwd-",
+    ):
         assert not (root / gone).exists(), gone
     # /etc/machine-id is left to the MachineId step (MachineId= survives, as with mkosi 27.1)
     assert (root / "etc/machine-id").read_text() == "x\n"

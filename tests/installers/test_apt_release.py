@@ -10,7 +10,11 @@ NOW = 1_800_000_000.0
 
 
 def release(valid_until: float | None) -> str:
-    lines = ["Origin: Debian", "Suite: trixie", f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime(NOW - 30 * 86400))}"]
+    lines = [
+        "Origin: Debian",
+        "Suite: trixie",
+        f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime(NOW - 30 * 86400))}",
+    ]
     if valid_until is not None:
         lines.append(f"Valid-Until: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime(valid_until))}")
     return "\n".join(lines) + "\n"
@@ -26,13 +30,20 @@ def test_expired_repositories_are_named_with_their_age(tmp_path):
         for prefix, uri, suite in (
             ("m.example_debian_dists_trixie_", "http://m.example/debian/", "trixie"),
             ("m.example_debian_dists_trixie-updates_", "http://m.example/debian/", "trixie-updates"),
-            ("m.example_debian-security_dists_trixie-security_", "http://m.example/debian-security/", "trixie-security"),
+            (
+                "m.example_debian-security_dists_trixie-security_",
+                "http://m.example/debian-security/",
+                "trixie-security",
+            ),
             ("snap.example_archive_dists_trixie_", "http://snap.example/archive/", "trixie"),
-        ))
+        )
+    )
     stale = apt_release.expired(output, tmp_path, NOW, exempt={("http://snap.example/archive", "trixie")})
     assert [(s.uri, s.suite) for s in stale] == [("http://m.example/debian/", "trixie")]
-    assert stale[0].message() == ("repository http://m.example/debian trixie: its Release file expired 3 days ago "
-                                  "(a stale mirror?); building from it anyway, as mkosi does")
+    assert stale[0].message() == (
+        "repository http://m.example/debian trixie: its Release file expired 3 days ago "
+        "(a stale mirror?); building from it anyway, as mkosi does"
+    )
 
 
 def test_ages():

@@ -28,12 +28,15 @@ def mirror(tmp_path_factory):
     base = tmp_path_factory.mktemp("rpm-mirror")
     key = rpm_repo.SigningKey.create(base / "gnupg", "kosi test")
     other = rpm_repo.SigningKey.create(base / "gnupg-other", "someone else")
-    built = rpm_repo.build_packages(base / "build", [
-        *rpm_repo.base_specs(),
-        Spec("rogue", files={"/usr/share/rogue/marker": "signed by someone else"}),
-        Spec("epel-hello", requires=("hello",), files={"/usr/share/epel-hello/marker": "from EPEL"}),
-        Spec("localpkg", files={"/usr/share/localpkg/marker": "from a package directory"}),
-    ])
+    built = rpm_repo.build_packages(
+        base / "build",
+        [
+            *rpm_repo.base_specs(),
+            Spec("rogue", files={"/usr/share/rogue/marker": "signed by someone else"}),
+            Spec("epel-hello", requires=("hello",), files={"/usr/share/epel-hello/marker": "from EPEL"}),
+            Spec("localpkg", files={"/usr/share/localpkg/marker": "from a package directory"}),
+        ],
+    )
     rpm_repo.sign([p for name, p in built.items() if name not in ("rogue", "localpkg")], key)
     rpm_repo.sign([built["rogue"]], other)
     root = base / "mirror"
@@ -56,8 +59,17 @@ def mirror(tmp_path_factory):
         yield {"url": server.url, "server": server, "key": key.public, "local": local, "base": base}
 
 
-def project(directory: Path, distribution: str, release: str, mirror_url: str, *, packages: str = "hello",
-            keys: dict[str, Path] | None = None, extra: str = "", cache: Path | None = None) -> Path:
+def project(
+    directory: Path,
+    distribution: str,
+    release: str,
+    mirror_url: str,
+    *,
+    packages: str = "hello",
+    keys: dict[str, Path] | None = None,
+    extra: str = "",
+    cache: Path | None = None,
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "ws").mkdir(exist_ok=True)
     (directory / "mkosi.output").mkdir(exist_ok=True)
@@ -66,7 +78,8 @@ def project(directory: Path, distribution: str, release: str, mirror_url: str, *
         f"[Distribution]\nDistribution={distribution}\nRelease={release}\nMirror={mirror_url}\n\n"
         "[Output]\nFormat=directory\nOutput=image\nManifestFormat=json\n\n"
         f"[Content]\nPackages={packages}\nBootable=no\nCleanPackageMetadata=no\nWithDocs=no\n{extra}\n"
-        f"[Build]\nWorkspaceDirectory={directory / 'ws'}\nPackageCacheDirectory={cache}\n")
+        f"[Build]\nWorkspaceDirectory={directory / 'ws'}\nPackageCacheDirectory={cache}\n"
+    )
     pki = directory / "mkosi.sandbox/etc/pki/rpm-gpg"
     pki.mkdir(parents=True, exist_ok=True)
     for name, path in (keys or {}).items():
@@ -75,13 +88,22 @@ def project(directory: Path, distribution: str, release: str, mirror_url: str, *
 
 
 def kosi_build(directory: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), "-f", "build"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), "-f", "build"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def rpm_qa(root: Path, dbpath: str = "/usr/lib/sysimage/rpm") -> set[str]:
-    result = subprocess.run(["rpm", f"--root={root}", f"--dbpath={dbpath}", "-qa", "--qf", "%{NAME}\n"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+    result = subprocess.run(
+        ["rpm", f"--root={root}", f"--dbpath={dbpath}", "-qa", "--qf", "%{NAME}\n"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
     return set(result.stdout.split()) - {"gpg-pubkey"}
 
 
@@ -101,8 +123,9 @@ def fedora_cache(tmp_path_factory):
 
 
 def test_fedora_package_and_its_dependency(mirror, tmp_path, fedora_cache):
-    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", keys={FEDORA_KEY: mirror["key"]},
-                cache=fedora_cache)
+    d = project(
+        tmp_path, "fedora", "42", f"{mirror['url']}/fedora", keys={FEDORA_KEY: mirror["key"]}, cache=fedora_cache
+    )
     before = len(mirror["server"].requests)
     result = kosi_build(d)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -113,8 +136,11 @@ def test_fedora_package_and_its_dependency(mirror, tmp_path, fedora_cache):
     assert not (root / "usr/share/doc/hello/README").exists()  # WithDocs=no
     assert rpm_qa(root) == {"filesystem", "libhello", "hello"}
     manifest = json.loads((d / "mkosi.output/image.manifest").read_text())
-    assert {p["name"]: p["version"] for p in manifest["packages"]} == \
-        {"filesystem": "3.18-1", "libhello": "2.1-1", "hello": "1.4-1"}
+    assert {p["name"]: p["version"] for p in manifest["packages"]} == {
+        "filesystem": "3.18-1",
+        "libhello": "2.1-1",
+        "hello": "1.4-1",
+    }
     # The build's paths outside the image never land in it.
     assert not (root / str(fedora_cache).lstrip("/")).exists()
     assert not (root / str(d / "ws").lstrip("/")).exists()
@@ -126,8 +152,9 @@ def test_fedora_package_and_its_dependency(mirror, tmp_path, fedora_cache):
 
 def test_fedora_warm_cache_downloads_nothing(mirror, tmp_path, fedora_cache):
     """The second build with the same package cache works with the mirror gone."""
-    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", keys={FEDORA_KEY: mirror["key"]},
-                cache=fedora_cache)
+    d = project(
+        tmp_path, "fedora", "42", f"{mirror['url']}/fedora", keys={FEDORA_KEY: mirror["key"]}, cache=fedora_cache
+    )
     if not any(fedora_cache.rglob("hello-1.4-1.x86_64.rpm")):
         assert kosi_build(d).returncode == 0
     server = mirror["server"]
@@ -143,8 +170,13 @@ def test_fedora_warm_cache_downloads_nothing(mirror, tmp_path, fedora_cache):
 
 
 def test_fedora_rawhide_is_the_default_release(mirror, tmp_path):
-    d = project(tmp_path, "fedora", "rawhide", f"{mirror['url']}/fedora",
-                keys={"RPM-GPG-KEY-fedora-rawhide-primary": mirror["key"]})
+    d = project(
+        tmp_path,
+        "fedora",
+        "rawhide",
+        f"{mirror['url']}/fedora",
+        keys={"RPM-GPG-KEY-fedora-rawhide-primary": mirror["key"]},
+    )
     conf = d / "mkosi.conf"
     conf.write_text(conf.read_text().replace("Release=rawhide\n", ""))
     result = kosi_build(d)
@@ -154,8 +186,15 @@ def test_fedora_rawhide_is_the_default_release(mirror, tmp_path):
 
 
 def test_fedora_package_directory(mirror, tmp_path):
-    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", packages="hello,localpkg",
-                keys={FEDORA_KEY: mirror["key"]}, extra=f"PackageDirectories={mirror['local']}\n")
+    d = project(
+        tmp_path,
+        "fedora",
+        "42",
+        f"{mirror['url']}/fedora",
+        packages="hello,localpkg",
+        keys={FEDORA_KEY: mirror["key"]},
+        extra=f"PackageDirectories={mirror['local']}\n",
+    )
     result = kosi_build(d)
     assert result.returncode == 0, result.stderr[-4000:]
     root = d / "mkosi.output/image"
@@ -164,15 +203,20 @@ def test_fedora_package_directory(mirror, tmp_path):
 
 
 def test_fedora_missing_package_is_one_line(mirror, tmp_path):
-    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", packages="hello,no-such-package",
-                keys={FEDORA_KEY: mirror["key"]})
+    d = project(
+        tmp_path,
+        "fedora",
+        "42",
+        f"{mirror['url']}/fedora",
+        packages="hello,no-such-package",
+        keys={FEDORA_KEY: mirror["key"]},
+    )
     line = error_line(kosi_build(d))
     assert "no-such-package" in line and "not found" in line, line
 
 
 def test_fedora_bad_signature_is_one_line(mirror, tmp_path):
-    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", packages="rogue",
-                keys={FEDORA_KEY: mirror["key"]})
+    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", packages="rogue", keys={FEDORA_KEY: mirror["key"]})
     line = error_line(kosi_build(d))
     assert "signature" in line and "rogue-1.0-1.x86_64" in line and FEDORA_KEY in line, line
     assert not (d / "mkosi.output/image/usr/share/rogue/marker").exists()
@@ -196,8 +240,13 @@ CENTOS_KEY = "RPM-GPG-KEY-CentOS-Official-SHA256"
 
 def test_centos_stream_baseos_and_appstream(mirror, tmp_path):
     """EPEL and HyperScale are defined but disabled: their keys are not needed."""
-    d = project(tmp_path, "centos", "10", f"{mirror['url']}/centos-stream",
-                keys={CENTOS_KEY: mirror["key"], "RPM-GPG-KEY-CentOS-SIG-Extras": mirror["key"]})
+    d = project(
+        tmp_path,
+        "centos",
+        "10",
+        f"{mirror['url']}/centos-stream",
+        keys={CENTOS_KEY: mirror["key"], "RPM-GPG-KEY-CentOS-SIG-Extras": mirror["key"]},
+    )
     before = len(mirror["server"].requests)
     result = kosi_build(d)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -211,13 +260,27 @@ def test_centos_stream_baseos_and_appstream(mirror, tmp_path):
 
 def test_centos_epel_through_repositories(mirror, tmp_path):
     keys = {CENTOS_KEY: mirror["key"], "RPM-GPG-KEY-CentOS-SIG-Extras": mirror["key"]}
-    d = project(tmp_path / "nokey", "centos", "10", f"{mirror['url']}/centos-stream", packages="epel-hello",
-                keys=keys, extra="Repositories=epel\n")
+    d = project(
+        tmp_path / "nokey",
+        "centos",
+        "10",
+        f"{mirror['url']}/centos-stream",
+        packages="epel-hello",
+        keys=keys,
+        extra="Repositories=epel\n",
+    )
     line = error_line(kosi_build(d))
     assert "RPM-GPG-KEY-EPEL-10" in line and "repository 'epel'" in line, line
 
-    d = project(tmp_path / "key", "centos", "10", f"{mirror['url']}/centos-stream", packages="epel-hello",
-                keys={**keys, "RPM-GPG-KEY-EPEL-10": mirror["key"]}, extra="Repositories=epel\n")
+    d = project(
+        tmp_path / "key",
+        "centos",
+        "10",
+        f"{mirror['url']}/centos-stream",
+        packages="epel-hello",
+        keys={**keys, "RPM-GPG-KEY-EPEL-10": mirror["key"]},
+        extra="Repositories=epel\n",
+    )
     result = kosi_build(d)
     assert result.returncode == 0, result.stderr[-4000:]
     root = d / "mkosi.output/image"
@@ -228,17 +291,26 @@ def test_centos_epel_through_repositories(mirror, tmp_path):
 def test_fedora_scripts_overlay_volatile_and_removal(mirror, tmp_path, fedora_cache):
     """BuildPackages= only in the build overlay, VolatilePackages= from a package directory,
     mkosi-install and rpm acting on the image from a postinst script, RemovePackages=."""
-    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", packages="filesystem,libhello",
-                keys={FEDORA_KEY: mirror["key"]}, cache=fedora_cache,
-                extra=f"BuildPackages=hello\nVolatilePackages=localpkg\nPackageDirectories={mirror['local']}\n"
-                      "RemovePackages=hello\n")
+    d = project(
+        tmp_path,
+        "fedora",
+        "42",
+        f"{mirror['url']}/fedora",
+        packages="filesystem,libhello",
+        keys={FEDORA_KEY: mirror["key"]},
+        cache=fedora_cache,
+        extra=f"BuildPackages=hello\nVolatilePackages=localpkg\nPackageDirectories={mirror['local']}\n"
+        "RemovePackages=hello\n",
+    )
     conf = d / "mkosi.conf"
     conf.write_text(conf.read_text().replace("CleanPackageMetadata=no\n", ""))
     build = d / "mkosi.build"
     build.write_text('#!/bin/sh\nset -e\ntest -x "$BUILDROOT/usr/bin/hello"\necho built > "$DESTDIR/built-marker"\n')
     postinst = d / "mkosi.postinst"
-    postinst.write_text('#!/bin/sh\nset -e\ntest ! -e "$BUILDROOT/usr/bin/hello"\nmkosi-install hello\n'
-                        'rpm -q hello > "$BUILDROOT/rpm-q-hello"\n')
+    postinst.write_text(
+        '#!/bin/sh\nset -e\ntest ! -e "$BUILDROOT/usr/bin/hello"\nmkosi-install hello\n'
+        'rpm -q hello > "$BUILDROOT/rpm-q-hello"\n'
+    )
     build.chmod(0o755)
     postinst.chmod(0o755)
     result = kosi_build(d)

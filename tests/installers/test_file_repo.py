@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from kosi.installers.apt_sources import host_paths, local_path
-from tests.installers.test_third_party_repo import PACKAGE, PKGCACHE, gpg, kosi_build, make_deb, make_flat_repository, make_key
+from tests.installers.test_third_party_repo import (
+    PACKAGE,
+    PKGCACHE,
+    gpg,
+    kosi_build,
+    make_deb,
+    make_flat_repository,
+    make_key,
+)
 
 
 def test_local_path_of_uris():
@@ -34,12 +42,17 @@ def test_host_paths_from_both_source_formats(tmp_path):
         repo.mkdir()
     key = tmp_path / "key.gpg"
     key.write_bytes(b"")
-    (etc / "sources.list").write_text(f"# deb file:{tmp_path}/commented ./\ndeb [ arch=amd64 signed-by={key} ] file:{repos[0]} ./\n")
-    (etc / "sources.list.d/a.list").write_text(f"deb-src file://{repos[1]} trixie main\ndeb http://deb.debian.org/debian trixie main\n")
+    (etc / "sources.list").write_text(
+        f"# deb file:{tmp_path}/commented ./\ndeb [ arch=amd64 signed-by={key} ] file:{repos[0]} ./\n"
+    )
+    (etc / "sources.list.d/a.list").write_text(
+        f"deb-src file://{repos[1]} trixie main\ndeb http://deb.debian.org/debian trixie main\n"
+    )
     (etc / "sources.list.d/b.sources").write_text(
         f"Types: deb\nURIs: file:{repos[2]} file:{tmp_path}/missing\nSuites: ./\nSigned-By: /etc/apt/keyrings/x.gpg\n\n"
         f"Types: deb\nURIs: file:{repos[3]}\nSuites: ./\nEnabled: no\n\n"
-        "Types: deb\nURIs: file:/usr/share/whatever\nSuites: ./\nSigned-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n abc\n")
+        "Types: deb\nURIs: file:/usr/share/whatever\nSuites: ./\nSigned-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n abc\n"
+    )
     # Existing paths only; /etc/apt and /usr are the sandbox's own already.
     assert host_paths(etc) == [repos[0], key, repos[1], repos[2]]
 
@@ -64,7 +77,8 @@ def test_package_from_a_file_repository_outside_the_project(file_repository, tmp
     (d / "mkosi.conf").write_text(
         "[Distribution]\nDistribution=debian\nRelease=trixie\n\n"
         f"[Output]\nFormat=directory\nOutput=filerepo\n\n[Content]\nPackages={PACKAGE}\n\n"
-        f"[Build]\nPackageCacheDirectory={PKGCACHE}\n")
+        f"[Build]\nPackageCacheDirectory={PKGCACHE}\n"
+    )
     sources = d / "mkosi.sandbox/etc/apt/sources.list.d"
     sources.mkdir(parents=True)
     (sources / "local.list").write_text(f"deb [signed-by={keyring}] file:{repo} ./\n")

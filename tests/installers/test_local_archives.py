@@ -52,7 +52,8 @@ def project(directory: Path, archive, package_cache: Path, distribution: str, se
     (directory / "mkosi.conf").write_text(
         f"[Distribution]\nDistribution={distribution}\n{settings}\n"
         "[Output]\nFormat=directory\nOutput=image\n\n"
-        f"[Build]\nWorkspaceDirectory={directory / 'ws'}\nPackageCacheDirectory={package_cache}\n")
+        f"[Build]\nWorkspaceDirectory={directory / 'ws'}\nPackageCacheDirectory={package_cache}\n"
+    )
     target = directory / "mkosi.sandbox" / keyring.lstrip("/")
     target.parent.mkdir(parents=True)
     target.write_bytes(archive.keyring.read_bytes())
@@ -60,8 +61,12 @@ def project(directory: Path, archive, package_cache: Path, distribution: str, se
 
 
 def kosi(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *args],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def build_image(directory: Path, archive, package_cache: Path, distribution: str, settings: str) -> Path:
@@ -81,8 +86,11 @@ def installed(root: Path, package: str) -> str | None:
 
 
 def stanzas(path: Path) -> list[dict[str, str]]:
-    return [dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-            for block in path.read_text().split("\n\n") if block.strip()]
+    return [
+        dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        for block in path.read_text().split("\n\n")
+        if block.strip()
+    ]
 
 
 # ---- Snapshot= and latest-snapshot (Debian) --------------------------------------------------
@@ -91,9 +99,14 @@ def stanzas(path: Path) -> list[dict[str, str]]:
 @pytest.mark.image
 def test_snapshot_builds_from_that_snapshot_despite_expired_release_files(archive, package_cache, tmp_path):
     old = archive.snapshots[0]
-    root = build_image(tmp_path, archive, package_cache, "debian",
-                       f"Release=trixie\nMirror={archive.url}\nSnapshot={old}\n\n"
-                       "[Content]\nPackages=kosi-snapshot\n         kosi-snapshot-security\n         apt\n")
+    root = build_image(
+        tmp_path,
+        archive,
+        package_cache,
+        "debian",
+        f"Release=trixie\nMirror={archive.url}\nSnapshot={old}\n\n"
+        "[Content]\nPackages=kosi-snapshot\n         kosi-snapshot-security\n         apt\n",
+    )
     # The older snapshot's packages, though the newer one has newer versions; its security archive too.
     assert installed(root, "kosi-snapshot") == "1.0"
     assert installed(root, "kosi-snapshot-security") == "1.0"
@@ -119,8 +132,9 @@ def test_expired_release_files_warn_without_snapshot(archive, package_cache, tmp
     assert (d / "mkosi.output/image/usr/bin/dpkg").exists()
     warnings = [line for line in result.stderr.splitlines() if "Release file expired" in line]
     expected_age = (time.time() - (local_archive.snapshot_time(archive.snapshots[0]) + 7 * 86400)) // 86400
-    assert any(f"{archive.url}/debian trixie:" in line and f"expired {int(expected_age)} days ago" in line
-               for line in warnings), result.stderr[-3000:]
+    assert any(
+        f"{archive.url}/debian trixie:" in line and f"expired {int(expected_age)} days ago" in line for line in warnings
+    ), result.stderr[-3000:]
     assert any(f"{archive.url}/debian-security trixie-security:" in line for line in warnings), warnings
     assert "Traceback" not in result.stderr
 
@@ -156,17 +170,26 @@ def test_latest_snapshot_without_a_service_fails_in_one_line(tmp_path):
 
 def test_snapshot_urls():
     debian, ubuntu = get("debian"), get("ubuntu")
-    repos = debian.repositories(Config({"Release": "trixie", "Snapshot": "20250101T000000Z", "Mirror": "http://s.example/"}))
+    repos = debian.repositories(
+        Config({"Release": "trixie", "Snapshot": "20250101T000000Z", "Mirror": "http://s.example/"})
+    )
     assert [r.uri for r in repos] == ["http://s.example/archive/debian/20250101T000000Z"] * 2 + [
-        "http://s.example/archive/debian-security/20250101T000000Z"]
-    arm = ubuntu.repositories(Config({"Distribution": "ubuntu", "Architecture": "arm64", "Snapshot": "20250101T000000Z"}))
+        "http://s.example/archive/debian-security/20250101T000000Z"
+    ]
+    arm = ubuntu.repositories(
+        Config({"Distribution": "ubuntu", "Architecture": "arm64", "Snapshot": "20250101T000000Z"})
+    )
     assert {r.uri for r in arm} == {"https://snapshot.ubuntu.com/ubuntu-ports/20250101T000000Z"}
     assert all(not r.check_valid_until for r in arm)
-    x86 = ubuntu.repositories(Config({"Distribution": "ubuntu", "Architecture": "x86-64", "Snapshot": "20250101T000000Z"}))
+    x86 = ubuntu.repositories(
+        Config({"Distribution": "ubuntu", "Architecture": "x86-64", "Snapshot": "20250101T000000Z"})
+    )
     assert {r.uri for r in x86} == {"https://snapshot.ubuntu.com/ubuntu/20250101T000000Z"}
     assert {r.components for r in x86} == {("main",)}  # universe only with Repositories=universe
     # The default initrd comes from the same snapshot (Mirror= alone would name the service, not an archive).
-    main = Config({"Distribution": "debian", "Release": "trixie", "Mirror": "http://s.example", "Snapshot": "20250101T000000Z"})
+    main = Config(
+        {"Distribution": "debian", "Release": "trixie", "Mirror": "http://s.example", "Snapshot": "20250101T000000Z"}
+    )
     assert [r.uri for r in debian.repositories(initrd_config(main))] == [r.uri for r in debian.repositories(main)]
     with pytest.raises(KosiError, match="Snapshot=yesterday: expected a snapshot ID"):
         debian.repositories(Config({"Snapshot": "yesterday"}))
@@ -179,9 +202,14 @@ def test_snapshot_urls():
 
 @pytest.mark.image
 def test_ubuntu_release_updates_security_and_components(archive, package_cache, tmp_path):
-    root = build_image(tmp_path, archive, package_cache, "ubuntu",
-                       f"Release=noble\nMirror={archive.url}\nRepositories=universe,multiverse\n\n[Content]\n"
-                       "Packages=kosi-universe\n         kosi-multiverse\n         kosi-updates\n         kosi-security\n         apt\n")
+    root = build_image(
+        tmp_path,
+        archive,
+        package_cache,
+        "ubuntu",
+        f"Release=noble\nMirror={archive.url}\nRepositories=universe,multiverse\n\n[Content]\n"
+        "Packages=kosi-universe\n         kosi-multiverse\n         kosi-updates\n         kosi-security\n         apt\n",
+    )
     # universe and multiverse (Repositories=), -updates and -security each gave one.
     for package in ("kosi-universe", "kosi-multiverse", "kosi-updates", "kosi-security"):
         assert installed(root, package) == "1.0", package
@@ -189,7 +217,8 @@ def test_ubuntu_release_updates_security_and_components(archive, package_cache, 
     sources = stanzas(root / "etc/apt/sources.list.d/noble.sources")
     assert [(s["URIs"], s["Suites"], s["Components"]) for s in sources] == [
         (f"{archive.url}/ubuntu", suite, "main universe multiverse")
-        for suite in ("noble", "noble-updates", "noble-security")]
+        for suite in ("noble", "noble-updates", "noble-security")
+    ]
     assert all(s["Signed-By"] == "/usr/share/keyrings/ubuntu-archive-keyring.gpg" for s in sources)
     assert all("Check-Valid-Until" not in s for s in sources)
 
@@ -197,8 +226,15 @@ def test_ubuntu_release_updates_security_and_components(archive, package_cache, 
 @pytest.mark.image
 def test_kali_rolling(archive, package_cache, tmp_path):
     # The manual's Kali mirror includes the archive's path: http://http.kali.org/kali.
-    root = build_image(tmp_path, archive, package_cache, "kali", f"Mirror={archive.url}/kali\n\n[Content]\nPackages=kosi-kali\n         apt\n")
+    root = build_image(
+        tmp_path,
+        archive,
+        package_cache,
+        "kali",
+        f"Mirror={archive.url}/kali\n\n[Content]\nPackages=kosi-kali\n         apt\n",
+    )
     assert installed(root, "kosi-kali") == "1.0"
     sources = stanzas(root / "etc/apt/sources.list.d/kali-rolling.sources")
     assert [(s["URIs"], s["Suites"], s["Components"], s["Signed-By"]) for s in sources] == [
-        (f"{archive.url}/kali", "kali-rolling", "main", "/usr/share/keyrings/kali-archive-keyring.gpg")]
+        (f"{archive.url}/kali", "kali-rolling", "main", "/usr/share/keyrings/kali-archive-keyring.gpg")
+    ]

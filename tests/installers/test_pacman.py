@@ -23,8 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def kosi(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *args],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def arch_config(**values) -> Config:
@@ -36,8 +40,10 @@ def arch_config(**values) -> Config:
 
 def test_default_repositories_follow_the_mirror_layout():
     repos = get("arch").repositories(arch_config())
-    assert [(r.name, r.url) for r in repos] == [("core", "https://fastly.mirror.pkgbuild.com/$repo/os/$arch"),
-                                                ("extra", "https://fastly.mirror.pkgbuild.com/$repo/os/$arch")]
+    assert [(r.name, r.url) for r in repos] == [
+        ("core", "https://fastly.mirror.pkgbuild.com/$repo/os/$arch"),
+        ("extra", "https://fastly.mirror.pkgbuild.com/$repo/os/$arch"),
+    ]
 
 
 def test_repositories_snapshot_arm_and_local_mirror():
@@ -53,8 +59,10 @@ def test_repositories_snapshot_arm_and_local_mirror():
     local = arch.repositories(arch_config(LocalMirror="file:///srv/arch", Mirror="http://m.example"))
     assert [(r.name, r.url) for r in local] == [("core", "file:///srv/arch")]
     # the image gets the real mirror, not the local one
-    assert arch.mirrorlist(arch_config(LocalMirror="file:///srv/arch", Mirror="http://m.example")) == \
-        "Server = http://m.example/$repo/os/$arch\n"
+    assert (
+        arch.mirrorlist(arch_config(LocalMirror="file:///srv/arch", Mirror="http://m.example"))
+        == "Server = http://m.example/$repo/os/$arch\n"
+    )
 
 
 def test_bad_snapshot_and_repository_are_one_line():
@@ -65,8 +73,11 @@ def test_bad_snapshot_and_repository_are_one_line():
 
 
 def test_pacman_conf(tmp_path):
-    context = Context(config=arch_config(WithDocs=False, RepositoryKeyCheck=False), workspace=tmp_path,
-                      package_cache=tmp_path / "cache")
+    context = Context(
+        config=arch_config(WithDocs=False, RepositoryKeyCheck=False),
+        workspace=tmp_path,
+        package_cache=tmp_path / "cache",
+    )
     conf = Pacman().pacman_conf(context)
     assert "Architecture = x86_64" in conf and "SigLevel = Never" in conf
     assert "NoExtract = usr/share/doc/* usr/share/man/*" in conf
@@ -89,27 +100,35 @@ def vagrant_project(directory: Path) -> Path:
     (directory / "mkosi.conf").write_text(
         "[Distribution]\nDistribution=arch\n\n[Content]\nPackages=\n systemd\n udev\n linux\n base\n grub\n"
         " openssh\n sudo\n btrfs-progs\n reflector\nHostname=archlinux\nLocale=C.UTF-8\nTimezone=UTC\nKeymap=us\n"
-        "Bootable=yes\nBootloader=grub\nBiosBootloader=grub\nKernelCommandLine=net.ifnames=0\n")
+        "Bootable=yes\nBootloader=grub\nBiosBootloader=grub\nKernelCommandLine=net.ifnames=0\n"
+    )
     repart = directory / "mkosi.repart"
     repart.mkdir()
-    (repart / "00-esp.conf").write_text("[Partition]\nType=esp\nFormat=vfat\nCopyFiles=/boot:/\nCopyFiles=/efi:/\n"
-                                        "SizeMinBytes=512M\nSizeMaxBytes=512M\n")
-    (repart / "05-bios.conf").write_text("[Partition]\nType=21686148-6449-6e6f-744e-656564454649\n"
-                                         "SizeMinBytes=1M\nSizeMaxBytes=1M\n")
-    (repart / "10-root.conf").write_text("[Partition]\nType=root\nFormat=btrfs\nCopyFiles=/\n"
-                                         "SizeMinBytes=20G\nSizeMaxBytes=20G\n")
+    (repart / "00-esp.conf").write_text(
+        "[Partition]\nType=esp\nFormat=vfat\nCopyFiles=/boot:/\nCopyFiles=/efi:/\n"
+        "SizeMinBytes=512M\nSizeMaxBytes=512M\n"
+    )
+    (repart / "05-bios.conf").write_text(
+        "[Partition]\nType=21686148-6449-6e6f-744e-656564454649\nSizeMinBytes=1M\nSizeMaxBytes=1M\n"
+    )
+    (repart / "10-root.conf").write_text(
+        "[Partition]\nType=root\nFormat=btrfs\nCopyFiles=/\nSizeMinBytes=20G\nSizeMaxBytes=20G\n"
+    )
     (directory / "mkosi.postinst.chroot").write_text(
-        '#!/bin/sh\nuseradd --create-home --user-group vagrant --password "$(openssl passwd -6 vagrant)"\n')
+        '#!/bin/sh\nuseradd --create-home --user-group vagrant --password "$(openssl passwd -6 vagrant)"\n'
+    )
     (directory / "mkosi.postinst.chroot").chmod(0o755)
     (directory / "mkosi.extra/etc/sudoers.d").mkdir(parents=True)
     (directory / "mkosi.extra/etc/sudoers.d/vagrant").write_text(
-        "Defaults:vagrant !requiretty\nvagrant ALL=(ALL) NOPASSWD: ALL\n")
+        "Defaults:vagrant !requiretty\nvagrant ALL=(ALL) NOPASSWD: ALL\n"
+    )
     (directory / "mkosi.extra/etc/systemd/system-preset").mkdir(parents=True)
     (directory / "mkosi.extra/etc/systemd/system-preset/10-base-image.preset").write_text("enable sshd.service\n")
     virtualbox = directory / "mkosi.profiles/virtualbox"
     virtualbox.mkdir(parents=True)
-    (virtualbox / "mkosi.conf").write_text("[Output]\nImageId=Arch-Linux-x86_64-virtualbox\n\n[Content]\n"
-                                           "Packages=\n virtualbox-guest-utils-nox\n")
+    (virtualbox / "mkosi.conf").write_text(
+        "[Output]\nImageId=Arch-Linux-x86_64-virtualbox\n\n[Content]\nPackages=\n virtualbox-guest-utils-nox\n"
+    )
     libvirt = directory / "mkosi.profiles/libvirt"
     libvirt.mkdir(parents=True)
     (libvirt / "mkosi.conf").write_text("[Output]\nFormat=disk\nImageId=Arch-Linux-x86_64\n")
@@ -123,8 +142,10 @@ def test_vagrant_howto_plans_cleanly(tmp_path, profile):
     image = json.loads(result.stdout)["Images"][0]
     assert {"systemd", "udev", "linux"} <= set(image["packages"])
     assert ("virtualbox-guest-utils-nox" in image["packages"]) == (profile == "virtualbox")
-    assert image["sources"] == ["[core] https://fastly.mirror.pkgbuild.com/core/os/x86_64",
-                                "[extra] https://fastly.mirror.pkgbuild.com/extra/os/x86_64"]
+    assert image["sources"] == [
+        "[core] https://fastly.mirror.pkgbuild.com/core/os/x86_64",
+        "[extra] https://fastly.mirror.pkgbuild.com/extra/os/x86_64",
+    ]
     steps = {s["step"]: s["skip"] for s in image["steps"]}
     assert steps["install distribution and packages"] is None
     assert steps["install bootloader"] is None
@@ -149,7 +170,8 @@ def project(directory: Path, mirror: pacman_repo.Mirror, cache: Path, settings: 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "mkosi.conf").write_text(
         f"[Distribution]\nDistribution=arch\nMirror={mirror.url}\n\n[Output]\nFormat=directory\nOutput=image\n"
-        f"ManifestFormat=json\n\n[Build]\nPackageCacheDirectory={cache}\n{settings}\n")
+        f"ManifestFormat=json\n\n[Build]\nPackageCacheDirectory={cache}\n{settings}\n"
+    )
     keyrings = directory / "mkosi.sandbox/usr/share/keyrings"
     keyrings.mkdir(parents=True, exist_ok=True)
     for path in mirror.keyrings.iterdir():
@@ -163,8 +185,12 @@ def build(directory: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, mirror, package_cache) -> Path:
-    directory = project(tmp_path_factory.mktemp("arch-image"), mirror, package_cache,
-                        "[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\n")
+    directory = project(
+        tmp_path_factory.mktemp("arch-image"),
+        mirror,
+        package_cache,
+        "[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\n",
+    )
     result = build(directory)
     assert result.returncode == 0, result.stderr[-3000:]
     return directory
@@ -182,15 +208,19 @@ def test_image_has_the_package_and_its_dependency(image):
     assert {p.name for p in (root / "var/lib/pacman/sync").iterdir()} == {"core.db", "extra.db"}
     manifest = json.loads((image / "image.manifest").read_text())
     assert {(p["type"], p["name"]) for p in manifest["packages"]} == {
-        ("pacman", "filesystem"), ("pacman", "kosi-hello"), ("pacman", "kosi-libhello")}
+        ("pacman", "filesystem"),
+        ("pacman", "kosi-hello"),
+        ("pacman", "kosi-libhello"),
+    }
 
 
 @pytest.mark.image
 def test_private_keyring_holds_only_the_given_keys(image, package_cache):
     """--populate archlinux read the test keyring only, not Debian's or the host's archlinux.gpg."""
     gnupg = next(package_cache.glob("arch~rolling~x86_64/gnupg-*"))
-    keys = subprocess.run(["gpg", "--homedir", str(gnupg), "--with-colons", "--list-keys"], capture_output=True,
-                          text=True, check=True).stdout
+    keys = subprocess.run(
+        ["gpg", "--homedir", str(gnupg), "--with-colons", "--list-keys"], capture_output=True, text=True, check=True
+    ).stdout
     uids = [line.split(":")[9] for line in keys.splitlines() if line.startswith("uid")]
     assert "kosi Arch test key <arch@kosi.invalid>" in uids
     assert not [u for u in uids if "debian" in u.lower() or "archlinux.org" in u.lower()]
@@ -215,8 +245,9 @@ def test_warm_build_downloads_nothing(image, mirror, package_cache, tmp_path):
 def test_package_directory(mirror, package_cache, tmp_path):
     packages = tmp_path / "packages"
     pacman_repo.local_package(packages)
-    directory = project(tmp_path / "p", mirror, package_cache,
-                        f"[Content]\nPackages=kosi-local\nPackageDirectories={packages}\n")
+    directory = project(
+        tmp_path / "p", mirror, package_cache, f"[Content]\nPackages=kosi-local\nPackageDirectories={packages}\n"
+    )
     result = build(directory)
     assert result.returncode == 0, result.stderr[-3000:]
     root = directory / "image"
@@ -236,8 +267,10 @@ def test_bad_signature_is_one_line(mirror, package_cache, tmp_path):
     result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-tampered\n"))
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: signature check failed for package kosi-tampered: its signature by "
-                           '"kosi Arch test key <arch@kosi.invalid>" is invalid'), last
+    assert last.startswith(
+        "error: signature check failed for package kosi-tampered: its signature by "
+        '"kosi Arch test key <arch@kosi.invalid>" is invalid'
+    ), last
 
 
 @pytest.mark.image
@@ -247,13 +280,20 @@ def test_unreachable_mirror_is_one_line(mirror, tmp_path):
     conf.write_text(conf.read_text().replace(mirror.url, "http://127.0.0.1:9"))
     result = build(directory)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "error: cannot fetch http://127.0.0.1:9/core/os/x86_64/core.db: ")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: cannot fetch http://127.0.0.1:9/core/os/x86_64/core.db: ")
+    )
 
 
 def test_missing_keyring_is_one_line(tmp_path):
-    context = Context(config=Config({"Distribution": "arch", "Mirror": "http://127.0.0.1:9"}, directory=tmp_path),
-                      workspace=tmp_path / "ws", package_cache=tmp_path / "cache", tools=tmp_path / "empty-tools")
+    context = Context(
+        config=Config({"Distribution": "arch", "Mirror": "http://127.0.0.1:9"}, directory=tmp_path),
+        workspace=tmp_path / "ws",
+        package_cache=tmp_path / "cache",
+        tools=tmp_path / "empty-tools",
+    )
     (tmp_path / "empty-tools/usr").mkdir(parents=True)
     pm = Pacman()
     pm.setup(context)
@@ -267,14 +307,20 @@ def test_missing_keyring_is_one_line(tmp_path):
 def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_path):
     """BuildPackages= reach the build overlay only; mkosi-install in a postinst script installs into
     the image through pacman; RemovePackages= takes a package out again."""
-    directory = project(tmp_path, mirror, package_cache,
-                        "[Content]\nPackages=kosi-hello\nBuildPackages=kosi-extra\nRemovePackages=kosi-hello\n")
+    directory = project(
+        tmp_path,
+        mirror,
+        package_cache,
+        "[Content]\nPackages=kosi-hello\nBuildPackages=kosi-extra\nRemovePackages=kosi-hello\n",
+    )
     build_script = directory / "mkosi.build"
-    build_script.write_text("#!/bin/sh\nset -e\ntest -f \"$BUILDROOT/usr/share/kosi-extra/file\"\n"
-                            "mkdir -p \"$DESTDIR/usr/share\"\necho built > \"$DESTDIR/usr/share/built\"\n")
+    build_script.write_text(
+        '#!/bin/sh\nset -e\ntest -f "$BUILDROOT/usr/share/kosi-extra/file"\n'
+        'mkdir -p "$DESTDIR/usr/share"\necho built > "$DESTDIR/usr/share/built"\n'
+    )
     build_script.chmod(0o755)
     postinst = directory / "mkosi.postinst"
-    postinst.write_text("#!/bin/sh\nset -e\nmkosi-install kosi-extra\npacman -Q kosi-extra > \"$BUILDROOT/pacman-q\"\n")
+    postinst.write_text('#!/bin/sh\nset -e\nmkosi-install kosi-extra\npacman -Q kosi-extra > "$BUILDROOT/pacman-q"\n')
     postinst.chmod(0o755)
     result = build(directory)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -77,13 +77,20 @@ def test_cache_only_always_does_not_fetch(tmp_path):
 def test_fetched_keyring_verifies_the_archive(tmp_path):
     ctx = context(tmp_path, RepositoryKeyFetch=True)
     dist = distribution(ctx.config)
-    keyring = apt_keys.fetch_keyring(ctx, dist, dist.repositories(ctx.config)[0], Apt.cache_dir(ctx),
-                                     Apt().environment(ctx), deb_architecture(ctx.config))
+    keyring = apt_keys.fetch_keyring(
+        ctx,
+        dist,
+        dist.repositories(ctx.config)[0],
+        Apt.cache_dir(ctx),
+        Apt().environment(ctx),
+        deb_architecture(ctx.config),
+    )
     assert keyring == tmp_path / "cache/debian~trixie~amd64/keyring/debian-archive-keyring.gpg"
     with urllib.request.urlopen("https://deb.debian.org/debian/dists/trixie/InRelease", timeout=60) as response:
         (tmp_path / "InRelease").write_bytes(response.read())
-    check = subprocess.run(["gpgv", "--keyring", str(keyring), str(tmp_path / "InRelease")],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        ["gpgv", "--keyring", str(keyring), str(tmp_path / "InRelease")], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
     assert "Good signature" in check.stderr and "trixie" in check.stderr
     assert not any((tmp_path / "ws").iterdir())  # the fetch's private apt state is gone
@@ -95,12 +102,16 @@ def build_without_host_keyrings(directory: Path, fetch: str) -> subprocess.Compl
     (directory / "mkosi.conf").write_text(
         "[Distribution]\nDistribution=debian\nRelease=trixie\nRepositoryKeyFetch=" + fetch + "\n\n"
         "[Output]\nFormat=directory\nOutput=image\n\n"
-        f"[Build]\nPackageCacheDirectory={PKGCACHE}\nWorkspaceDirectory={directory / 'ws'}\n")
+        f"[Build]\nPackageCacheDirectory={PKGCACHE}\nWorkspaceDirectory={directory / 'ws'}\n"
+    )
     # The workspace is kept to show which keyring apt was given.
-    script = (f"mount -t tmpfs tmpfs /usr/share/keyrings && test ! -e {KEYRING} && "
-              f"exec {sys.executable} {REPO / 'bin/kosi'} -C {directory} --debug-workspace -f build")
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                          capture_output=True, text=True)
+    script = (
+        f"mount -t tmpfs tmpfs /usr/share/keyrings && test ! -e {KEYRING} && "
+        f"exec {sys.executable} {REPO / 'bin/kosi'} -C {directory} --debug-workspace -f build"
+    )
+    return subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True, text=True
+    )
 
 
 @pytest.mark.image
@@ -135,14 +146,19 @@ def test_fetch_from_a_local_mirror(tmp_path):
     mirror = tmp_path / "mirror"
     tree = tmp_path / "pkg"
     (tree / "DEBIAN").mkdir(parents=True)
-    (tree / "DEBIAN/control").write_text("Package: debian-archive-keyring\nVersion: 9999\nArchitecture: all\n"
-                                         "Maintainer: kosi tests <kosi@kosi.invalid>\nDescription: test keyring\n")
+    (tree / "DEBIAN/control").write_text(
+        "Package: debian-archive-keyring\nVersion: 9999\nArchitecture: all\n"
+        "Maintainer: kosi tests <kosi@kosi.invalid>\nDescription: test keyring\n"
+    )
     (tree / "usr/share/keyrings").mkdir(parents=True)
     (tree / "usr/share/keyrings/debian-archive-keyring.pgp").write_bytes(b"not really a keyring\n")
     pool = mirror / "pool/main"
     pool.mkdir(parents=True)
-    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(pool / "keyring_9999_all.deb")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "--build", str(tree), str(pool / "keyring_9999_all.deb")],
+        check=True,
+        capture_output=True,
+    )
     binary = mirror / "dists/trixie/main/binary-amd64"
     binary.mkdir(parents=True)
     packages = subprocess.run(["dpkg-scanpackages", "pool"], cwd=mirror, check=True, capture_output=True).stdout
@@ -150,7 +166,8 @@ def test_fetch_from_a_local_mirror(tmp_path):
     digest = hashlib.sha256(packages).hexdigest()
     (mirror / "dists/trixie/Release").write_text(
         "Suite: trixie\nCodename: trixie\nComponents: main\nArchitectures: amd64\n"
-        f"SHA256:\n {digest} {len(packages)} main/binary-amd64/Packages\n")
+        f"SHA256:\n {digest} {len(packages)} main/binary-amd64/Packages\n"
+    )
 
     ctx = context(tmp_path / "build", LocalMirror=f"file:{mirror}")
     dist = distribution(ctx.config)

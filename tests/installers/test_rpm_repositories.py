@@ -41,7 +41,10 @@ def test_centos_stream_layout_and_disabled_extras():
     assert r["epel"] == ("metalink=https://mirrors.fedoraproject.org/metalink?arch=$basearch&repo=epel-9", True)
     assert r["epel-testing"][0].endswith("repo=testing-epel9") and not r["epel-testing"][1]
     assert r["hyperscale-packages-main"][1] and r["hyperscale-packages-kernel"][1]
-    assert r["baseos-source"][0] == "metalink=https://mirrors.centos.org/metalink?arch=source&repo=centos-baseos-source-$stream"
+    assert (
+        r["baseos-source"][0]
+        == "metalink=https://mirrors.centos.org/metalink?arch=source&repo=centos-baseos-source-$stream"
+    )
 
 
 def test_epel_mirror_from_the_environment(monkeypatch):

@@ -28,9 +28,13 @@ PACKAGE = "kosi-thirdparty"
 
 
 def gpg(home: Path, *args: str, input: bytes | None = None) -> bytes:
-    return subprocess.run(["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback",
-                           "--passphrase", "", *args], input=input, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, check=True).stdout
+    return subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", "", *args],
+        input=input,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        check=True,
+    ).stdout
 
 
 def make_key(base: Path, name: str) -> tuple[Path, str]:
@@ -48,7 +52,8 @@ def make_deb(directory: Path) -> Path:
     (tree / "DEBIAN").mkdir(parents=True)
     (tree / "DEBIAN/control").write_text(
         f"Package: {PACKAGE}\nVersion: 1.0\nArchitecture: all\nMaintainer: kosi tests <kosi@kosi.invalid>\n"
-        "Description: file from a third-party repository\n")
+        "Description: file from a third-party repository\n"
+    )
     (tree / f"usr/share/{PACKAGE}").mkdir(parents=True)
     (tree / f"usr/share/{PACKAGE}/hello").write_text("hello from a third-party repository\n")
     deb = directory / f"{PACKAGE}_1.0_all.deb"
@@ -60,17 +65,25 @@ def make_flat_repository(directory: Path, deb: Path, signer: Path) -> None:
     """Packages, Packages.gz, Release and InRelease for a flat repository (sources: `Suites: ./`)."""
     directory.mkdir()
     (directory / deb.name).write_bytes(deb.read_bytes())
-    packages = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=directory, check=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    packages = subprocess.run(
+        ["dpkg-scanpackages", "--multiversion", "."],
+        cwd=directory,
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ).stdout
     (directory / "Packages").write_bytes(packages)
     (directory / "Packages.gz").write_bytes(gzip.compress(packages, mtime=0))
-    sums = "".join(f" {hashlib.sha256((directory / name).read_bytes()).hexdigest()} "
-                   f"{(directory / name).stat().st_size} {name}\n" for name in ("Packages", "Packages.gz"))
+    sums = "".join(
+        f" {hashlib.sha256((directory / name).read_bytes()).hexdigest()} {(directory / name).stat().st_size} {name}\n"
+        for name in ("Packages", "Packages.gz")
+    )
     date = time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime(time.time() - 3600))
     release = f"Origin: kosi tests\nLabel: kosi-thirdparty\nArchitectures: all amd64\nDate: {date}\nSHA256:\n{sums}"
     (directory / "Release").write_text(release)
-    (directory / "InRelease").write_bytes(gpg(signer, "--clearsign", "--digest-algo", "SHA256", "--output", "-",
-                                              input=release.encode()))
+    (directory / "InRelease").write_bytes(
+        gpg(signer, "--clearsign", "--digest-algo", "SHA256", "--output", "-", input=release.encode())
+    )
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -92,8 +105,7 @@ def repositories(tmp_path_factory):
     make_flat_repository(served / "bad", deb, other)
     keyring = base / "thirdparty.gpg"
     keyring.write_bytes(gpg(trusted, "--export", trusted_fpr))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(QuietHandler, directory=str(served)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -109,19 +121,25 @@ def project(directory: Path, url: str, keyring: Path) -> Path:
     (directory / "mkosi.conf").write_text(
         "[Distribution]\nDistribution=debian\nRelease=trixie\n\n"
         f"[Output]\nFormat=directory\nOutput=thirdparty\n\n[Content]\nPackages={PACKAGE}\n\n"
-        f"[Build]\nWorkspaceDirectory={directory / 'ws'}\nPackageCacheDirectory={PKGCACHE}\n")
+        f"[Build]\nWorkspaceDirectory={directory / 'ws'}\nPackageCacheDirectory={PKGCACHE}\n"
+    )
     apt = directory / "mkosi.sandbox/etc/apt"
     (apt / "sources.list.d").mkdir(parents=True)
     (apt / "keyrings").mkdir()
     (apt / "sources.list.d/thirdparty.sources").write_text(
-        f"Types: deb\nURIs: {url}\nSuites: ./\nSigned-By: /etc/apt/keyrings/thirdparty.gpg\n")
+        f"Types: deb\nURIs: {url}\nSuites: ./\nSigned-By: /etc/apt/keyrings/thirdparty.gpg\n"
+    )
     (apt / "keyrings/thirdparty.gpg").write_bytes(keyring.read_bytes())
     return directory
 
 
 def kosi_build(directory: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), "-f", "build"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), "-f", "build"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_package_from_signed_third_party_repository(repositories, tmp_path):

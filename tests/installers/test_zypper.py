@@ -23,8 +23,13 @@ LEAP_KEY = "usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE"
 
 
 def kosi(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *args],
-                          check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *args],
+        check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def suse_config(**values) -> Config:
@@ -36,21 +41,29 @@ def urls(config: Config) -> list[tuple[str, str]]:
 
 
 def test_tumbleweed_and_leap_layouts():
-    assert urls(suse_config()) == [("repo-oss", "http://download.opensuse.org/tumbleweed/repo/oss"),
-                                   ("repo-non-oss", "http://download.opensuse.org/tumbleweed/repo/non-oss"),
-                                   ("repo-update", "http://download.opensuse.org/update/tumbleweed")]
+    assert urls(suse_config()) == [
+        ("repo-oss", "http://download.opensuse.org/tumbleweed/repo/oss"),
+        ("repo-non-oss", "http://download.opensuse.org/tumbleweed/repo/non-oss"),
+        ("repo-update", "http://download.opensuse.org/update/tumbleweed"),
+    ]
     assert urls(suse_config(Release="15.6", Mirror="http://m.example/")) == [
         ("repo-oss", "http://m.example/distribution/leap/15.6/repo/oss"),
         ("repo-non-oss", "http://m.example/distribution/leap/15.6/repo/non-oss"),
         ("repo-update-oss", "http://m.example/update/leap/15.6/oss"),
-        ("repo-update-non-oss", "http://m.example/update/leap/15.6/non-oss")]
-    assert urls(suse_config(Snapshot="20250131"))[0] == \
-        ("repo-oss", "http://download.opensuse.org/history/20250131/tumbleweed/repo/oss")
-    assert urls(suse_config(Architecture="arm64"))[0] == \
-        ("repo-oss", "http://download.opensuse.org/ports/aarch64/tumbleweed/repo/oss")
+        ("repo-update-non-oss", "http://m.example/update/leap/15.6/non-oss"),
+    ]
+    assert urls(suse_config(Snapshot="20250131"))[0] == (
+        "repo-oss",
+        "http://download.opensuse.org/history/20250131/tumbleweed/repo/oss",
+    )
+    assert urls(suse_config(Architecture="arm64"))[0] == (
+        "repo-oss",
+        "http://download.opensuse.org/ports/aarch64/tumbleweed/repo/oss",
+    )
     assert urls(suse_config(LocalMirror="file:///srv/suse")) == [("local-mirror", "file:///srv/suse")]
-    assert ("repo-debug", "http://download.opensuse.org/debug/tumbleweed/repo/oss") in \
-        urls(suse_config(Repositories=["debug"]))
+    assert ("repo-debug", "http://download.opensuse.org/debug/tumbleweed/repo/oss") in urls(
+        suse_config(Repositories=["debug"])
+    )
 
 
 def test_bad_release_and_snapshot_are_one_line():
@@ -82,13 +95,15 @@ def package_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("suse-cache")
 
 
-def project(directory: Path, mirror, cache: Path, settings: str = "", *, release: str = "tumbleweed",
-            key: Path | None = None) -> Path:
+def project(
+    directory: Path, mirror, cache: Path, settings: str = "", *, release: str = "tumbleweed", key: Path | None = None
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "mkosi.conf").write_text(
         f"[Distribution]\nDistribution=opensuse\nRelease={release}\nMirror={mirror.url}\n\n"
         "[Output]\nFormat=directory\nOutput=image\nManifestFormat=json\n\n"
-        f"[Build]\nPackageCacheDirectory={cache}\n{settings}\n")
+        f"[Build]\nPackageCacheDirectory={cache}\n{settings}\n"
+    )
     target = directory / "mkosi.sandbox" / (KEY if release == "tumbleweed" else LEAP_KEY)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes((key or mirror.key).read_bytes())
@@ -105,16 +120,24 @@ def last_line(result: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, mirror, package_cache) -> Path:
-    directory = project(tmp_path_factory.mktemp("suse-image"), mirror, package_cache,
-                        "[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\nWithDocs=no\n")
+    directory = project(
+        tmp_path_factory.mktemp("suse-image"),
+        mirror,
+        package_cache,
+        "[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\nWithDocs=no\n",
+    )
     result = build(directory)
     assert result.returncode == 0, result.stderr[-3000:]
     return directory
 
 
 def rpm_query(root: Path) -> set[str]:
-    out = subprocess.run(["rpm", "--root", str(root), "--dbpath", "/usr/lib/sysimage/rpm", "-qa",
-                          "--qf", "%{NAME}-%{VERSION}\n"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["rpm", "--root", str(root), "--dbpath", "/usr/lib/sysimage/rpm", "-qa", "--qf", "%{NAME}-%{VERSION}\n"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return set(out.split())
 
 
@@ -127,7 +150,10 @@ def test_image_has_the_package_and_its_dependency(image):
     assert {"filesystem-84.87", "kosi-hello-1.0", "kosi-libhello-2.0"} <= rpm_query(root)
     manifest = json.loads((image / "image.manifest").read_text())
     assert {(p["type"], p["name"], p["version"]) for p in manifest["packages"]} == {
-        ("rpm", "filesystem", "84.87-1"), ("rpm", "kosi-hello", "1.0-1"), ("rpm", "kosi-libhello", "2.0-1")}
+        ("rpm", "filesystem", "84.87-1"),
+        ("rpm", "kosi-hello", "1.0-1"),
+        ("rpm", "kosi-libhello", "2.0-1"),
+    }
     # no @System solv file of the build's cache path, nor the zypp pid, in the image
     assert not (root / "var/tmp").exists() or not any((root / "var/tmp").iterdir())
     assert not (root / "run/zypp.pid").exists()
@@ -159,8 +185,9 @@ def test_warm_build_downloads_nothing(image, mirror, package_cache, tmp_path):
 def test_package_directory(mirror, package_cache, tmp_path):
     packages = tmp_path / "packages"
     zypper_repo.local_rpm(packages)
-    directory = project(tmp_path / "p", mirror, package_cache,
-                        f"[Content]\nPackages=kosi-local\nPackageDirectories={packages}\n")
+    directory = project(
+        tmp_path / "p", mirror, package_cache, f"[Content]\nPackages=kosi-local\nPackageDirectories={packages}\n"
+    )
     result = build(directory)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (directory / "image/usr/share/kosi-local/file").read_text() == "local package\n"
@@ -171,8 +198,10 @@ def test_package_directory(mirror, package_cache, tmp_path):
 def test_missing_package_is_one_line(mirror, package_cache, tmp_path):
     result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-nope\n"))
     assert result.returncode == 1
-    assert last_line(result) == \
-        "error: package 'kosi-nope' not found in opensuse tumbleweed (repo-oss, repo-non-oss, repo-update)"
+    assert (
+        last_line(result)
+        == "error: package 'kosi-nope' not found in opensuse tumbleweed (repo-oss, repo-non-oss, repo-update)"
+    )
 
 
 @pytest.mark.image
@@ -180,7 +209,8 @@ def test_bad_package_signature_is_one_line(mirror, package_cache, tmp_path):
     result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-tampered\n"))
     assert result.returncode == 1
     assert last_line(result).startswith(
-        "error: signature check failed for package kosi-tampered-1.0-1.noarch from repo-oss: "), last_line(result)
+        "error: signature check failed for package kosi-tampered-1.0-1.noarch from repo-oss: "
+    ), last_line(result)
 
 
 @pytest.mark.image
@@ -188,8 +218,11 @@ def test_metadata_signed_by_another_key_is_one_line(mirror, tmp_path):
     other = tmp_path / "other-key"
     home = tmp_path / "gnupg"
     fingerprint = zypper_repo.new_key(home, "not the mirror's key <other@kosi.invalid>")
-    other.write_bytes(subprocess.run(["gpg", "--homedir", str(home), "--armor", "--export", fingerprint],
-                                     check=True, stdout=subprocess.PIPE).stdout)
+    other.write_bytes(
+        subprocess.run(
+            ["gpg", "--homedir", str(home), "--armor", "--export", fingerprint], check=True, stdout=subprocess.PIPE
+        ).stdout
+    )
     result = build(project(tmp_path / "p", mirror, tmp_path / "cache", key=other))
     assert result.returncode == 1
     assert last_line(result).startswith(f"error: signature check failed for repository {mirror.url}/tumbleweed/")
@@ -207,29 +240,38 @@ def test_unreachable_mirror_is_one_line(mirror, tmp_path):
 
 
 def test_missing_key_file_is_one_line(tmp_path):
-    (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=opensuse\nMirror=http://127.0.0.1:9\n"
-                                         "[Output]\nFormat=directory\nOutput=image\n"
-                                         f"[Build]\nPackageCacheDirectory={tmp_path / 'cache'}\n"
-                                         "ToolsTree=" + str(tmp_path / "tools") + "\n")
+    (tmp_path / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=opensuse\nMirror=http://127.0.0.1:9\n"
+        "[Output]\nFormat=directory\nOutput=image\n"
+        f"[Build]\nPackageCacheDirectory={tmp_path / 'cache'}\n"
+        "ToolsTree=" + str(tmp_path / "tools") + "\n"
+    )
     (tmp_path / "tools/usr").mkdir(parents=True)
     result = build(tmp_path)
     assert result.returncode == 1
     assert last_line(result).startswith(
-        "error: key file /usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE-Tumbleweed (in the tools tree ")
+        "error: key file /usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE-Tumbleweed (in the tools tree "
+    )
 
 
 @pytest.mark.image
 def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_path):
     """BuildPackages= reach the build overlay only; mkosi-install and rpm in a postinst script act on
     the image; RemovePackages= takes a package out again."""
-    directory = project(tmp_path, mirror, package_cache,
-                        "[Content]\nPackages=kosi-libhello\nBuildPackages=kosi-hello\nRemovePackages=kosi-libhello\n")
+    directory = project(
+        tmp_path,
+        mirror,
+        package_cache,
+        "[Content]\nPackages=kosi-libhello\nBuildPackages=kosi-hello\nRemovePackages=kosi-libhello\n",
+    )
     build_script = directory / "mkosi.build"
-    build_script.write_text("#!/bin/sh\nset -e\ntest -f \"$BUILDROOT/usr/share/kosi-hello/file\"\n"
-                            "mkdir -p \"$DESTDIR/usr/share\"\necho built > \"$DESTDIR/usr/share/built\"\n")
+    build_script.write_text(
+        '#!/bin/sh\nset -e\ntest -f "$BUILDROOT/usr/share/kosi-hello/file"\n'
+        'mkdir -p "$DESTDIR/usr/share"\necho built > "$DESTDIR/usr/share/built"\n'
+    )
     build_script.chmod(0o755)
     postinst = directory / "mkosi.postinst"
-    postinst.write_text("#!/bin/sh\nset -e\nmkosi-install filesystem\nrpm -q filesystem > \"$BUILDROOT/rpm-q\"\n")
+    postinst.write_text('#!/bin/sh\nset -e\nmkosi-install filesystem\nrpm -q filesystem > "$BUILDROOT/rpm-q"\n')
     postinst.chmod(0o755)
     result = build(directory)
     assert result.returncode == 0, result.stderr[-3000:]

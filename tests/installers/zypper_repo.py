@@ -46,8 +46,10 @@ PACKAGES = {
 #: where each release's repositories live below the mirror
 LAYOUTS = {
     "tumbleweed": ("tumbleweed/repo/oss", ("tumbleweed/repo/non-oss", "update/tumbleweed")),
-    "15.6": ("distribution/leap/15.6/repo/oss", ("distribution/leap/15.6/repo/non-oss", "update/leap/15.6/oss",
-                                                 "update/leap/15.6/non-oss")),
+    "15.6": (
+        "distribution/leap/15.6/repo/oss",
+        ("distribution/leap/15.6/repo/non-oss", "update/leap/15.6/oss", "update/leap/15.6/non-oss"),
+    ),
 }
 
 
@@ -60,25 +62,51 @@ def build_rpm(work: Path, name: str, version: str, requires=(), content: str | N
     top = work / "rpmbuild"
     (top / "SPECS").mkdir(parents=True, exist_ok=True)
     spec = top / "SPECS" / f"{name}.spec"
-    spec.write_text(SPEC.format(name=name, version=version, content=content or f"{name} {version}",
-                                requires="\n".join(f"Requires: {r}" for r in requires)))
-    subprocess.run(["rpmbuild", "--quiet", "--define", f"_topdir {top}", "-bb", str(spec)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    spec.write_text(
+        SPEC.format(
+            name=name,
+            version=version,
+            content=content or f"{name} {version}",
+            requires="\n".join(f"Requires: {r}" for r in requires),
+        )
+    )
+    subprocess.run(
+        ["rpmbuild", "--quiet", "--define", f"_topdir {top}", "-bb", str(spec)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     return top / "RPMS/noarch" / f"{name}-{version}-1.noarch.rpm"
 
 
 def rpmsign(home: Path, fingerprint: str, rpms: list[Path]) -> None:
-    subprocess.run(["rpmsign", "--define", f"_gpg_name {fingerprint}", "--define", f"_gpg_path {home}",
-                    "--define", "__gpg /usr/bin/gpg", "--addsign", *map(str, rpms)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "rpmsign",
+            "--define",
+            f"_gpg_name {fingerprint}",
+            "--define",
+            f"_gpg_path {home}",
+            "--define",
+            "__gpg /usr/bin/gpg",
+            "--addsign",
+            *map(str, rpms),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def index(home: Path, directory: Path, key: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(["createrepo_c", "--quiet", str(directory)], check=True)
     repomd = directory / "repodata/repomd.xml"
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--yes", "--armor", "--detach-sign", str(repomd)],
-                   check=True, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--yes", "--armor", "--detach-sign", str(repomd)],
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
     (directory / "repodata/repomd.xml.key").write_bytes(key.read_bytes())
 
 
@@ -88,8 +116,11 @@ def build(base: Path) -> RpmMirror:
     home = base / "signer"
     fingerprint = new_key(home, "kosi openSUSE test key <suse@kosi.invalid>")
     key = base / "RPM-GPG-KEY-kosi"
-    key.write_bytes(subprocess.run(["gpg", "--homedir", str(home), "--armor", "--export", fingerprint],
-                                   check=True, stdout=subprocess.PIPE).stdout)
+    key.write_bytes(
+        subprocess.run(
+            ["gpg", "--homedir", str(home), "--armor", "--export", fingerprint], check=True, stdout=subprocess.PIPE
+        ).stdout
+    )
     rpms = [build_rpm(work, name, version, requires) for name, (version, requires) in PACKAGES.items()]
     rpmsign(home, fingerprint, rpms)
     for oss, others in LAYOUTS.values():

@@ -38,8 +38,7 @@ def test_default_definitions_follow_bootable_and_bios(tmp_path):
     plain = disk.default_or_configured_definitions(context(tmp_path, Bootable=Feature.disabled))[0]
     assert sorted(p.name for p in plain.iterdir()) == ["10-root.conf"]
     assert "Format=ext4" in (plain / "10-root.conf").read_text()
-    both = disk.default_or_configured_definitions(
-        context(tmp_path, Bootable=Feature.enabled, BiosBootloader="grub"))[0]
+    both = disk.default_or_configured_definitions(context(tmp_path, Bootable=Feature.enabled, BiosBootloader="grub"))[0]
     assert sorted(p.name for p in both.iterdir()) == ["00-esp.conf", "05-bios.conf", "10-root.conf"]
     assert "CopyFiles=/boot:/" in (both / "00-esp.conf").read_text()
     # Bootable=auto: the ESP only when the boot steps found a kernel
@@ -78,9 +77,11 @@ def test_full_partition_names_definition_and_setting(tmp_path):
     directory.mkdir()
     (directory / "00-esp.conf").write_text("[Partition]\nType=esp\nFormat=vfat\n")
     (directory / "10-root.conf").write_text("[Partition]\nType=root\n")
-    stderr = ("Copying in '/var/tmp/x' on block level into future partition 1.\n/var/tmp/x -> 10-root.conf 32M\n"
-              "Formatting future partition 0.\nPreparing to populate vfat filesystem.\nDisk full\n"
-              "(mcopy) failed with exit status 1.\n")
+    stderr = (
+        "Copying in '/var/tmp/x' on block level into future partition 1.\n/var/tmp/x -> 10-root.conf 32M\n"
+        "Formatting future partition 0.\nPreparing to populate vfat filesystem.\nDisk full\n"
+        "(mcopy) failed with exit status 1.\n"
+    )
     message = disk.explain_failure(stderr, [directory])
     assert "00-esp.conf" in message and "SizeMaxBytes=" in message and "\n" not in message
 
@@ -97,8 +98,9 @@ def test_bootable_disk_image(bootable_disk_image: Path):
     assert table[0]["size"] * 512 == 512 * 1024 * 1024
     assert table[1]["size"] * 512 > 200 * 1024 * 1024
     esp = f"{bootable_disk_image}@@{table[0]['start'] * 512}"
-    listing = subprocess.run(["mdir", "-b", "-s", "-i", esp, "::"], stdout=subprocess.PIPE, text=True,
-                             check=True).stdout.lower()
+    listing = subprocess.run(
+        ["mdir", "-b", "-s", "-i", esp, "::"], stdout=subprocess.PIPE, text=True, check=True
+    ).stdout.lower()
     assert "::/efi/boot/bootx64.efi" in listing
     assert "::/efi/systemd/systemd-bootx64.efi" in listing
     assert "::/loader/loader.conf" in listing
@@ -109,18 +111,33 @@ def test_bootable_disk_image(bootable_disk_image: Path):
 @pytest.mark.image
 def test_split_artifacts(bootable_disk_project: Path):
     out = bootable_disk_project / "mkosi.output"
-    for name in ("image.efi", "image.vmlinuz", "image.initrd", "image.kernel-modules-initrd", "image.osrelease",
-                 "image.esp.raw", "image.root-x86-64.raw"):
+    for name in (
+        "image.efi",
+        "image.vmlinuz",
+        "image.initrd",
+        "image.kernel-modules-initrd",
+        "image.osrelease",
+        "image.esp.raw",
+        "image.root-x86-64.raw",
+    ):
         assert (out / name).is_file(), name
     assert sorted(p.name for p in (out / "image.repart.d").iterdir()) == ["00-esp.conf", "10-root.conf"]
     assert "ID=debian" in (out / "image.osrelease").read_text()
     # the UKI is a PE file with the kernel, and the modules initrd has the virtio disk driver and depmod's index
     assert (out / "image.efi").read_bytes()[:2] == b"MZ"
-    listing = subprocess.run(["sh", "-c", f"zstd -dc {out / 'image.kernel-modules-initrd'} | cpio -t --quiet"],
-                             stdout=subprocess.PIPE, text=True, check=True).stdout
+    listing = subprocess.run(
+        ["sh", "-c", f"zstd -dc {out / 'image.kernel-modules-initrd'} | cpio -t --quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stdout
     assert "virtio_blk.ko" in listing and "/modules.dep" in listing
-    initrd = subprocess.run(["sh", "-c", f"zstd -dc {out / 'image.initrd'} | cpio -t --quiet"],
-                            stdout=subprocess.PIPE, text=True, check=True).stdout.split()
+    initrd = subprocess.run(
+        ["sh", "-c", f"zstd -dc {out / 'image.initrd'} | cpio -t --quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stdout.split()
     initrd = {name.removeprefix("./") for name in initrd}
     assert "init" in initrd and "etc/initrd-release" in initrd and "usr/lib/systemd/systemd" in initrd
 
@@ -130,15 +147,23 @@ def test_bios_grub_image(tmp_path_factory, kosi_build, bootable_config):
     directory = tmp_path_factory.mktemp("bios")
     conf = bootable_config.replace("Bootable=yes\n", "Bootable=yes\nBiosBootloader=grub\n")
     # SplitArtifacts= left at its default (uki,kernel,initrd as mkosi 27.1), with Checksum=yes
-    conf = conf.replace("SplitArtifacts=", "#SplitArtifacts=").replace("[Content]", "[Validation]\nChecksum=yes\n\n[Content]")
+    conf = conf.replace("SplitArtifacts=", "#SplitArtifacts=").replace(
+        "[Content]", "[Validation]\nChecksum=yes\n\n[Content]"
+    )
     (directory / "mkosi.conf").write_text(conf)
     (directory / "mkosi.output").mkdir()
     result = kosi_build(directory)
     assert result.returncode == 0, result.stdout[-3000:]
     image = directory / "mkosi.output/image.raw"
     out = directory / "mkosi.output"
-    assert sorted(p.name for p in out.iterdir()) == ["image", "image.SHA256SUMS", "image.efi", "image.initrd",
-                                                     "image.raw", "image.vmlinuz"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "image",
+        "image.SHA256SUMS",
+        "image.efi",
+        "image.initrd",
+        "image.raw",
+        "image.vmlinuz",
+    ]
     assert os.readlink(out / "image") == "image.raw"
     sums = sorted(line.split(" *")[1] for line in (out / "image.SHA256SUMS").read_text().splitlines())
     assert sums == ["image.efi", "image.initrd", "image.raw", "image.vmlinuz"]
@@ -149,8 +174,9 @@ def test_bios_grub_image(tmp_path_factory, kosi_build, bootable_config):
         f.seek(table[1]["start"] * 512)
         assert f.read(512).strip(b"\0")  # core.img embedded in the BIOS boot partition
     esp = f"{image}@@{table[0]['start'] * 512}"
-    config = subprocess.run(["mtype", "-i", esp, "::/grub/grub.cfg"], stdout=subprocess.PIPE, text=True,
-                            check=True).stdout
+    config = subprocess.run(
+        ["mtype", "-i", esp, "::/grub/grub.cfg"], stdout=subprocess.PIPE, text=True, check=True
+    ).stdout
     assert "linux /" in config and "initrd /" in config
     listing = subprocess.run(["mdir", "-b", "-s", "-i", esp, "::"], stdout=subprocess.PIPE, text=True).stdout.lower()
     assert "::/grub/i386-pc/normal.mod" in listing and "::/efi/boot/bootx64.efi" in listing
@@ -167,7 +193,8 @@ def test_full_esp_is_one_line_naming_the_partition(tmp_path, default_tools_tree)
     (ctx.root / "boot/big").write_bytes(b"\1" * (3 * 1024 * 1024))
     (ctx.root / "usr").mkdir()
     (definitions / "00-esp.conf").write_text(
-        "[Partition]\nType=esp\nFormat=vfat\nCopyFiles=/boot:/\nSizeMinBytes=2M\nSizeMaxBytes=2M\n")
+        "[Partition]\nType=esp\nFormat=vfat\nCopyFiles=/boot:/\nSizeMinBytes=2M\nSizeMaxBytes=2M\n"
+    )
     (definitions / "10-root.conf").write_text("[Partition]\nType=root\nFormat=ext4\nCopyFiles=/usr\nMinimize=guess\n")
     ctx.staging.mkdir(parents=True)
     with pytest.raises(KosiError) as failure:
@@ -183,7 +210,8 @@ def test_uki_output(tmp_path_factory, kosi_build):
     (directory / "mkosi.conf").write_text(
         "[Distribution]\nDistribution=debian\nRelease=trixie\n\n[Output]\nFormat=uki\nCompressOutput=no\n\n"
         "[Content]\nPackages=systemd\n         udev\n         linux-image-amd64\n"
-        "KernelCommandLine=quiet\n")
+        "KernelCommandLine=quiet\n"
+    )
     (directory / "mkosi.output").mkdir()
     result = kosi_build(directory)
     assert result.returncode == 0, result.stdout[-3000:]

@@ -27,13 +27,16 @@ ROOT_X86_64_VERITY_SIG = "41092B05-9FC8-4523-994F-2DEF0408B176"
 
 POST_MAIN = "[Output]\nOutputDirectory=mkosi.output\nCacheDirectory=mkosi.cache\n"
 POST_BASE = "[Output]\nFormat=directory\n\n[Content]\nCleanPackageMetadata=no\nPackages=systemd\n         udev\n"
-POST_BTRFS = ("[Config]\nDependencies=base\n\n[Output]\nFormat=sysext\nOverlay=yes\n\n"
-              "[Content]\nBaseTrees=%O/base\nPackages=btrfs-progs\n")
+POST_BTRFS = (
+    "[Config]\nDependencies=base\n\n[Output]\nFormat=sysext\nOverlay=yes\n\n"
+    "[Content]\nBaseTrees=%O/base\nPackages=btrfs-progs\n"
+)
 
 
 def kosi(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*KOSI, "-C", str(directory), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
+    return subprocess.run(
+        [*KOSI, "-C", str(directory), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def write(path: Path, text: str) -> None:
@@ -57,8 +60,12 @@ def extract_root(image: Path, directory: Path) -> Path:
     """The erofs root partition's files, unpacked by fsck.erofs."""
     root = next(p for p in partitions(image) if p["type"] == ROOT_X86_64)
     fs = partition_bytes(image, root, directory / "root.erofs")
-    subprocess.run(["fsck.erofs", f"--extract={directory / 'tree'}", str(fs)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["fsck.erofs", f"--extract={directory / 'tree'}", str(fs)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return directory / "tree"
 
 
@@ -72,14 +79,38 @@ def verify_signed_verity(image: Path, work: Path, certificate: Path) -> tuple[bo
     table = {p["type"]: p for p in partitions(image)}
     data = partition_bytes(image, table[ROOT_X86_64], work / "data")
     hashes = partition_bytes(image, table[ROOT_X86_64_VERITY], work / "hash")
-    signature = json.loads(partition_bytes(image, table[ROOT_X86_64_VERITY_SIG], work / "sig").read_bytes().rstrip(b"\0"))
+    signature = json.loads(
+        partition_bytes(image, table[ROOT_X86_64_VERITY_SIG], work / "sig").read_bytes().rstrip(b"\0")
+    )
     (work / "roothash").write_text(signature["rootHash"])
     (work / "sig.der").write_bytes(base64.b64decode(signature["signature"]))
-    verity = subprocess.run(["veritysetup", "verify", str(data), str(hashes), signature["rootHash"]],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    smime = subprocess.run(["openssl", "smime", "-verify", "-binary", "-inform", "DER", "-in", str(work / "sig.der"),
-                            "-content", str(work / "roothash"), "-CAfile", str(certificate), "-purpose", "any",
-                            "-out", "/dev/null"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    verity = subprocess.run(
+        ["veritysetup", "verify", str(data), str(hashes), signature["rootHash"]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    smime = subprocess.run(
+        [
+            "openssl",
+            "smime",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(work / "sig.der"),
+            "-content",
+            str(work / "roothash"),
+            "-CAfile",
+            str(certificate),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     return verity.returncode == 0, smime.returncode == 0
 
 
@@ -114,8 +145,27 @@ def test_post_sysext_is_a_signed_discoverable_image(post_project, tmp_path):
     # the hash tree and the signature, against the certificate genkey made and against another one
     assert verify_signed_verity(image, tmp_path, post_project / "mkosi.crt") == (True, True)
     other = tmp_path / "other.crt"
-    subprocess.run(["openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-noenc", "-keyout", str(tmp_path / "o.key"),
-                    "-out", str(other), "-subj", "/CN=other", "-days", "1"], check=True, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-noenc",
+            "-keyout",
+            str(tmp_path / "o.key"),
+            "-out",
+            str(other),
+            "-subj",
+            "/CN=other",
+            "-days",
+            "1",
+        ],
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
     assert verify_signed_verity(image, tmp_path, other) == (True, False)
 
 
@@ -136,18 +186,24 @@ def test_post_sysext_holds_only_what_the_package_added(post_project, tmp_path):
     assert sum((tree / f).lstat().st_size for f in files) < 20 * 1024 * 1024
 
 
-CONF_CONF = ("[Output]\nFormat=confext\nSplitArtifacts=roothash\nImageVersion=2\n\n[Validation]\nVerity=hash\n\n"
-             "[Build]\nEnvironment=CONFEXT_SCOPE=system\n")
-SVC_CONF = ("[Config]\nDependencies=base\n\n[Output]\nFormat=portable\n\n[Validation]\nVerity=no\n\n"
-            "[Content]\nBaseTrees=%O/base\n\n[Build]\nEnvironment=PORTABLE_PREFIXES=svc\n")
+CONF_CONF = (
+    "[Output]\nFormat=confext\nSplitArtifacts=roothash\nImageVersion=2\n\n[Validation]\nVerity=hash\n\n"
+    "[Build]\nEnvironment=CONFEXT_SCOPE=system\n"
+)
+SVC_CONF = (
+    "[Config]\nDependencies=base\n\n[Output]\nFormat=portable\n\n[Validation]\nVerity=no\n\n"
+    "[Content]\nBaseTrees=%O/base\n\n[Build]\nEnvironment=PORTABLE_PREFIXES=svc\n"
+)
 SVC_UNIT = "[Unit]\nDescription=kosi portable test\n\n[Service]\nExecStart=/usr/bin/sleep infinity\n"
 
 
 @pytest.fixture(scope="module")
 def layers_project(tmp_path_factory, default_tools_tree) -> Path:
     project = tmp_path_factory.mktemp("layers")
-    write(project / "mkosi.conf", "[Distribution]\nDistribution=debian\nRelease=trixie\n\n"
-                                  "[Output]\nOutputDirectory=mkosi.output\n")
+    write(
+        project / "mkosi.conf",
+        "[Distribution]\nDistribution=debian\nRelease=trixie\n\n[Output]\nOutputDirectory=mkosi.output\n",
+    )
     write(project / "mkosi.images/base/mkosi.conf", POST_BASE)
     write(project / "mkosi.images/conf/mkosi.conf", CONF_CONF)
     write(project / "mkosi.images/conf/mkosi.extra/etc/kosi/confext.conf", "from-the-confext\n")
@@ -197,8 +253,10 @@ def test_portable_image_is_the_whole_tree(layers_project, tmp_path):
 @pytest.mark.image
 def test_file_outside_a_sysext_fails_the_build(tmp_path, default_tools_tree):
     project = tmp_path / "stray"
-    write(project / "mkosi.conf", "[Distribution]\nDistribution=custom\n\n[Output]\nFormat=sysext\n\n"
-                                  "[Build]\nToolsTree=default\n")
+    write(
+        project / "mkosi.conf",
+        "[Distribution]\nDistribution=custom\n\n[Output]\nFormat=sysext\n\n[Build]\nToolsTree=default\n",
+    )
     write(project / "mkosi.extra/usr/lib/os-release", "ID=kosi-test\n")
     write(project / "mkosi.extra/etc/stray.conf", "x\n")
     result = kosi(project, "-f", "build")

@@ -25,8 +25,13 @@ def tree(root: Path, files: dict[str, str]) -> None:
 
 def test_overlay_keeps_added_and_changed_and_whites_out_deleted(tmp_path):
     base, root = tmp_path / "base", tmp_path / "root"
-    files = {"usr/bin/same": "same", "usr/bin/changed": "old", "usr/lib/gone": "x", "etc/keep/same.conf": "1",
-             "usr/share/dir/a": "a"}
+    files = {
+        "usr/bin/same": "same",
+        "usr/bin/changed": "old",
+        "usr/lib/gone": "x",
+        "etc/keep/same.conf": "1",
+        "usr/share/dir/a": "a",
+    }
     tree(base, files)
     tree(root, {**files, "usr/bin/changed": "new", "usr/bin/added": "added"})
     os.unlink(root / "usr/lib/gone")
@@ -60,8 +65,14 @@ def context(tmp_path: Path, **values) -> Context:
 @pytest.mark.parametrize("fmt,stray", [("sysext", "etc/stray.conf"), ("confext", "usr/bin/stray")])
 def test_file_outside_the_extension_is_one_line_naming_it(tmp_path, fmt, stray):
     ctx = context(tmp_path, Format=fmt)
-    tree(ctx.root, {stray: "x", "var/lib/dpkg/status": "bookkeeping is fine", "usr/lib/ok" if fmt == "sysext"
-                    else "etc/ok": "fine"})
+    tree(
+        ctx.root,
+        {
+            stray: "x",
+            "var/lib/dpkg/status": "bookkeeping is fine",
+            "usr/lib/ok" if fmt == "sysext" else "etc/ok": "fine",
+        },
+    )
     writer = {"sysext": extension.SysextOutput, "confext": extension.ConfextOutput}[fmt](ctx)
     with pytest.raises(KosiError) as failure:
         writer.check_content()
@@ -86,13 +97,25 @@ def test_verity_auto_needs_key_and_certificate(tmp_path):
 
 
 def test_extension_release_fields(tmp_path):
-    ctx = context(tmp_path, Format="confext", Output="conf", ImageId="myconf", ImageVersion="3",
-                  Environment=[{"CONFEXT_SCOPE": "system"}])
+    ctx = context(
+        tmp_path,
+        Format="confext",
+        Output="conf",
+        ImageId="myconf",
+        ImageVersion="3",
+        Environment=[{"CONFEXT_SCOPE": "system"}],
+    )
     tree(ctx.root, {"usr/lib/os-release": 'ID=debian\nVERSION_ID="13"\n'})
     write_extension_release(ctx)
     text = (ctx.root / "etc/extension-release.d/extension-release.conf").read_text()
-    assert text.splitlines() == ["ID=debian", "VERSION_ID=13", "CONFEXT_ID=myconf", "CONFEXT_VERSION_ID=3",
-                                 "CONFEXT_SCOPE=system", "ARCHITECTURE=x86-64"]
+    assert text.splitlines() == [
+        "ID=debian",
+        "VERSION_ID=13",
+        "CONFEXT_ID=myconf",
+        "CONFEXT_VERSION_ID=3",
+        "CONFEXT_SCOPE=system",
+        "ARCHITECTURE=x86-64",
+    ]
 
 
 def test_packages_in_a_layer_need_base_trees():

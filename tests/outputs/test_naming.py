@@ -42,8 +42,16 @@ def test_output_names(fmt, settings, main, link):
 def test_every_published_name_is_an_artifact_for_clean_and_force():
     config = Config({"Distribution": "debian", "Format": "disk", "ImageVersion": "2"})
     names = artifact_names(config)
-    for name in ("image_2.raw", "image_2", "image_2.efi", "image_2.vmlinuz", "image_2.initrd", "image_2.osrelease",
-                 "image_2.SHA256SUMS", "image_2.manifest"):
+    for name in (
+        "image_2.raw",
+        "image_2",
+        "image_2.efi",
+        "image_2.vmlinuz",
+        "image_2.initrd",
+        "image_2.osrelease",
+        "image_2.SHA256SUMS",
+        "image_2.manifest",
+    ):
         assert name in names
 
 

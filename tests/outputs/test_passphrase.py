@@ -19,7 +19,8 @@ def definitions(directory: Path, encrypt: str = "key-file") -> Path:
     repart = directory / "mkosi.repart"
     repart.mkdir(parents=True)
     (repart / "10-root.conf").write_text(
-        f"[Partition]\nType=root\nFormat=ext4\nCopyFiles=/\nEncrypt={encrypt}\nSizeMinBytes=64M\n")
+        f"[Partition]\nType=root\nFormat=ext4\nCopyFiles=/\nEncrypt={encrypt}\nSizeMinBytes=64M\n"
+    )
     return repart
 
 
@@ -43,8 +44,12 @@ def test_passphrase_becomes_repart_key_file(tmp_path):
 
 def cryptsetup_test(partition: Path, passphrase: bytes) -> int:
     """cryptsetup reading the passphrase as typed (one line on stdin, so b"" is an empty one)."""
-    return subprocess.run(["cryptsetup", "open", "--disable-locks", "--test-passphrase", str(partition)],
-                          input=passphrase + b"\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE).returncode
+    return subprocess.run(
+        ["cryptsetup", "open", "--disable-locks", "--test-passphrase", str(partition)],
+        input=passphrase + b"\n",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ).returncode
 
 
 @pytest.mark.image
@@ -59,7 +64,8 @@ def test_encrypted_disk_opens_with_the_passphrase_only(tmp_path, kosi_build, def
     secret.chmod(0o600)
     (project / "mkosi.conf").write_text(
         "[Distribution]\nDistribution=custom\n\n[Output]\nFormat=disk\nSplitArtifacts=partitions\n\n"
-        "[Content]\nBootable=no\n\n[Build]\nToolsTree=default\n")
+        "[Content]\nBootable=no\n\n[Build]\nToolsTree=default\n"
+    )
     result = kosi_build(project, "--debug")
     assert result.returncode == 0, result.stdout[-3000:]
     assert PASSPHRASE.decode() not in result.stdout

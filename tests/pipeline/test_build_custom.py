@@ -58,7 +58,9 @@ def write_conf(directory: Path, values: dict) -> None:
             value = " ".join(map(str, value))
         sections.setdefault(SETTINGS_BY_NAME[name].section, []).append(f"{name}={value}")
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "mkosi.conf").write_text("".join(f"[{s}]\n" + "\n".join(lines) + "\n\n" for s, lines in sections.items()))
+    (directory / "mkosi.conf").write_text(
+        "".join(f"[{s}]\n" + "\n".join(lines) + "\n\n" for s, lines in sections.items())
+    )
 
 
 def config(directory: Path, tmp_path: Path, **values) -> Config:
@@ -66,10 +68,18 @@ def config(directory: Path, tmp_path: Path, **values) -> Config:
     from kosi.config.cli_args import parse_command_line
     from kosi.config.loader import load_project
 
-    base = {"Distribution": "custom", "Format": "tar", "OutputDirectory": tmp_path / "out",
-            "WorkspaceDirectory": tmp_path / "ws", "CacheDirectory": tmp_path / "cache",
-            "PackageCacheDirectory": tmp_path / "pkgcache", "Environment": "MY_VAR=1",
-            "SourceDateEpoch": 1700000000, "ImageId": "demo", "ImageVersion": "1.2"}
+    base = {
+        "Distribution": "custom",
+        "Format": "tar",
+        "OutputDirectory": tmp_path / "out",
+        "WorkspaceDirectory": tmp_path / "ws",
+        "CacheDirectory": tmp_path / "cache",
+        "PackageCacheDirectory": tmp_path / "pkgcache",
+        "Environment": "MY_VAR=1",
+        "SourceDateEpoch": 1700000000,
+        "ImageId": "demo",
+        "ImageVersion": "1.2",
+    }
     base.update(values)
     write_conf(directory, base)
     return load_project(parse_command_line(["-C", str(directory)])).main
@@ -90,7 +100,9 @@ def test_tar_image_with_trees_and_every_script_kind(project_dir, tmp_path):
     outputs = build_project(Project([config(project_dir, tmp_path)]), args())
     tar_path = tmp_path / "out/demo_1.2.tar.zst"
     assert tar_path in outputs
-    listing = subprocess.run(["tar", "--zstd", "-tvf", str(tar_path)], stdout=subprocess.PIPE, text=True, check=True).stdout
+    listing = subprocess.run(
+        ["tar", "--zstd", "-tvf", str(tar_path)], stdout=subprocess.PIPE, text=True, check=True
+    ).stdout
     assert "./etc/skeleton-file" in listing and "./usr/share/extra-file" in listing
     assert "./built-by-script" in listing and "./postinst-ran" in listing
     assert " root/root " in listing or " 0/0 " in listing
@@ -109,7 +121,9 @@ def test_tar_image_with_trees_and_every_script_kind(project_dir, tmp_path):
     build = read_env(envs / "build")
     assert build["WITH_NETWORK"] == "0" and build["DESTDIR"].endswith("destdir")
     assert build["SOURCE_DATE_EPOCH"] == "1700000000"
-    assert build["BUILDROOT"].endswith("build-root") and read_env(envs / "prepare-build")["BUILDROOT"].endswith("build-root")
+    assert build["BUILDROOT"].endswith("build-root") and read_env(envs / "prepare-build")["BUILDROOT"].endswith(
+        "build-root"
+    )
     assert read_env(envs / "prepare-final")["BUILDROOT"].endswith("/root")
     assert read_env(envs / "sync")["CACHED"] == "0"
 
@@ -137,7 +151,9 @@ def test_reproducible_tar(tmp_path):
         build_project(Project([c]), args())
         digests.append((tmp_path / f"out{i}/demo_1.2.tar.zst").read_bytes())
     assert digests[0] == digests[1]
-    names = tarfile.open(fileobj=io.BytesIO(subprocess.run(["zstd", "-dc"], input=digests[0], stdout=subprocess.PIPE).stdout)).getnames()
+    names = tarfile.open(
+        fileobj=io.BytesIO(subprocess.run(["zstd", "-dc"], input=digests[0], stdout=subprocess.PIPE).stdout)
+    ).getnames()
     assert "./etc/hello" in names and "./var/log/noise.log" not in names
 
 
@@ -145,13 +161,16 @@ def test_cpio_and_directory_and_manifest_checksum(tmp_path):
     d = tmp_path / "p"
     (d / "mkosi.extra/etc").mkdir(parents=True)
     (d / "mkosi.extra/etc/hello").write_text("hi\n")
-    build_project(Project([config(d, tmp_path, Format="cpio", CompressOutput="no", Checksum=True,
-                                  ManifestFormat=["json"])]), args())
+    build_project(
+        Project([config(d, tmp_path, Format="cpio", CompressOutput="no", Checksum=True, ManifestFormat=["json"])]),
+        args(),
+    )
     out = tmp_path / "out"
     assert (out / "demo_1.2.cpio").is_file()
     with open(out / "demo_1.2.cpio", "rb") as archive:
-        listing = subprocess.run(["cpio", "-it"], stdin=archive, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                 text=True).stdout.split()
+        listing = subprocess.run(
+            ["cpio", "-it"], stdin=archive, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        ).stdout.split()
     assert listing == sorted(listing) and "etc/hello" in listing
     sums = (out / "demo_1.2.SHA256SUMS").read_text()
     assert "*demo_1.2.cpio" in sums
@@ -184,8 +203,10 @@ KOSI = Path(__file__).resolve().parents[2] / "bin" / "kosi"
 def test_auto_bump_builds_with_the_new_version_and_writes_it_only_on_success(tmp_path):
     d = tmp_path / "bump"
     (d / "mkosi.output").mkdir(parents=True)
-    (d / "mkosi.conf").write_text("[Distribution]\nDistribution=custom\n\n[Output]\nFormat=directory\n"
-                                  "ImageId=app\n\n[Build]\nWorkspaceDirectory=%s\n" % tmp_path)
+    (d / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=custom\n\n[Output]\nFormat=directory\n"
+        "ImageId=app\n\n[Build]\nWorkspaceDirectory=%s\n" % tmp_path
+    )
     (d / "mkosi.version").write_text("1.9\n")
 
     result = subprocess.run([str(KOSI), "-C", str(d), "-B", "build"], stderr=subprocess.PIPE, text=True)
@@ -210,12 +231,20 @@ def test_debug_shell_opens_in_the_image_when_a_step_fails(tmp_path):
     subprocess.run(["cp", str(busybox), str(d / "mkosi.skeleton/usr/bin/busybox")], check=True)
     (d / "mkosi.skeleton/usr/bin/sh").symlink_to("busybox")
     (d / "mkosi.skeleton/bin").symlink_to("usr/bin")
-    (d / "mkosi.conf").write_text("[Distribution]\nDistribution=custom\n\n[Output]\nFormat=directory\n\n"
-                                  "[Build]\nWorkspaceDirectory=%s\n" % tmp_path)
+    (d / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=custom\n\n[Output]\nFormat=directory\n\n"
+        "[Build]\nWorkspaceDirectory=%s\n" % tmp_path
+    )
     script(d / "mkosi.finalize", "exit 3\n")
 
-    result = subprocess.run([str(KOSI), "-C", str(d), "--debug-shell", "build"], input="cat /etc/only-in-the-image\nexit\n",
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    result = subprocess.run(
+        [str(KOSI), "-C", str(d), "--debug-shell", "build"],
+        input="cat /etc/only-in-the-image\nexit\n",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+    )
     assert "opening a shell in the image" in result.stdout
     assert "image-side" in result.stdout  # the shell ran chrooted in the image
     assert result.returncode == 1 and "Traceback" not in result.stdout
@@ -230,8 +259,10 @@ def test_machine_id_written_read_only_as_mkosi(tmp_path):
     build_project(Project([config(d, tmp_path, Format="directory", Output="a")]), args())
     machine_id = tmp_path / "out/a/etc/machine-id"
     assert machine_id.read_text() == "uninitialized\n" and machine_id.stat().st_mode & 0o777 == 0o444
-    build_project(Project([config(d, tmp_path, Format="directory", Output="b",
-                                  MachineId="b92c3f2ea8c44e8f9b7bc1f0a0c6e3a1")]), args())
+    build_project(
+        Project([config(d, tmp_path, Format="directory", Output="b", MachineId="b92c3f2ea8c44e8f9b7bc1f0a0c6e3a1")]),
+        args(),
+    )
     assert (tmp_path / "out/b/etc/machine-id").read_text() == "b92c3f2ea8c44e8f9b7bc1f0a0c6e3a1\n"
     # and /usr/lib/clock-epoch, dated SOURCE_DATE_EPOCH (systemd's lower bound for the clock)
     epoch = tmp_path / "out/b/usr/lib/clock-epoch"

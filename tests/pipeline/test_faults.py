@@ -43,10 +43,11 @@ def project(tmp_path: Path, out: Path, extra_bytes: int, slow: bool = False) -> 
     (d / "mkosi.conf").write_text(
         "[Distribution]\nDistribution=custom\n\n[Output]\nFormat=tar\nCompressOutput=no\nImageId=demo\n"
         f"OutputDirectory={out}\n\n[Build]\nWorkspaceDirectory={tmp_path / 'ws'}\n"
-        f"CacheDirectory={tmp_path / 'cache'}\nPackageCacheDirectory={tmp_path / 'pkgcache'}\n")
+        f"CacheDirectory={tmp_path / 'cache'}\nPackageCacheDirectory={tmp_path / 'pkgcache'}\n"
+    )
     postinst = d / "mkosi.postinst"
     if slow:
-        postinst.write_text(f"#!/bin/sh\ntouch \"$SRCDIR/started\"\nexec sleep {MARKER}\n")
+        postinst.write_text(f'#!/bin/sh\ntouch "$SRCDIR/started"\nexec sleep {MARKER}\n')
         postinst.chmod(0o755)
     elif postinst.exists():
         postinst.unlink()
@@ -55,8 +56,12 @@ def project(tmp_path: Path, out: Path, extra_bytes: int, slow: bool = False) -> 
 
 
 def kosi(directory: Path, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(KOSI), "-C", str(directory), *argv], text=True, capture_output=True,
-                          env=dict(os.environ, NO_COLOR="1"))
+    return subprocess.run(
+        [sys.executable, str(KOSI), "-C", str(directory), *argv],
+        text=True,
+        capture_output=True,
+        env=dict(os.environ, NO_COLOR="1"),
+    )
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
@@ -151,9 +156,14 @@ def test_interrupted_build_keeps_outputs_and_leaves_nothing(tmp_path, signum, st
     project(tmp_path, out, 8192, slow=True)
     # Its own session, like a terminal's foreground job, and a default SIGINT handler even
     # when this suite runs as a background job (where SIGINT is ignored and Python keeps it so).
-    build = subprocess.Popen([sys.executable, str(KOSI), "-C", str(d), "-f", "build"], text=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    build = subprocess.Popen(
+        [sys.executable, str(KOSI), "-C", str(d), "-f", "build"],
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 60
         while not (d / "started").exists() or not marker_processes():
@@ -190,8 +200,12 @@ def test_sigkilled_build_workspace_is_removed_by_the_next_run(tmp_path):
     assert kosi(d, "build").returncode == 0
     before = snapshot(out)
     project(tmp_path, out, 8192, slow=True)
-    build = subprocess.Popen([sys.executable, str(KOSI), "-C", str(d), "-f", "build"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    build = subprocess.Popen(
+        [sys.executable, str(KOSI), "-C", str(d), "-f", "build"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (d / "started").exists():

@@ -24,13 +24,32 @@ REPO = Path(__file__).resolve().parents[2]
 #: whose concurrent apt runs would hold its lock
 PKGCACHE = Path("/var/tmp/kosi-test-pkgcache-pipeline")
 #: variables a shell or the sandbox sets on its own, besides the manual's table
-SHELL_VARIABLES = {"PATH", "HOME", "LANG", "TERM", "PWD", "SHLVL", "_", "OLDPWD", "USER", "LOGNAME", "SHELL",
-                   "LC_ALL", "container", "TMPDIR", "SYSTEMD_OFFLINE"}
+SHELL_VARIABLES = {
+    "PATH",
+    "HOME",
+    "LANG",
+    "TERM",
+    "PWD",
+    "SHLVL",
+    "_",
+    "OLDPWD",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LC_ALL",
+    "container",
+    "TMPDIR",
+    "SYSTEMD_OFFLINE",
+}
 
 
 def kosi(directory: Path, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *argv],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def build(directory: Path, *argv: str) -> subprocess.CompletedProcess:
@@ -47,7 +66,8 @@ def project(directory: Path, conf: str) -> Path:
     (directory / "mkosi.conf").write_text(
         "[Distribution]\nDistribution=debian\nRelease=trixie\n\n"
         f"[Build]\nWorkspaceDirectory={directory / 'ws'}\nPackageCacheDirectory={PKGCACHE}\n"
-        f"CacheDirectory={directory / 'cache'}\n\n" + conf)
+        f"CacheDirectory={directory / 'cache'}\n\n" + conf
+    )
     return directory
 
 
@@ -74,7 +94,9 @@ def read_env(path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def minimal(tmp_path_factory) -> Path:
-    d = project(tmp_path_factory.mktemp("minimal"), "[Output]\nFormat=directory\nOutput=min\n\n[Content]\nPackages=apt\n")
+    d = project(
+        tmp_path_factory.mktemp("minimal"), "[Output]\nFormat=directory\nOutput=min\n\n[Content]\nPackages=apt\n"
+    )
     # A list another build sharing the package cache left behind: it must not reach this image.
     lists = PKGCACHE / "debian~trixie~amd64/lists"
     lists.mkdir(parents=True, exist_ok=True)
@@ -89,7 +111,7 @@ FOREIGN_LIST = "elsewhere.example_repo_dists_x_InRelease"
 def test_minimal_directory_image(minimal):
     root = minimal / "mkosi.output/min"
     os_release = (root / "usr/lib/os-release").read_text()
-    assert 'VERSION_CODENAME=trixie' in os_release, "Release= must default to trixie, not the host's release"
+    assert "VERSION_CODENAME=trixie" in os_release, "Release= must default to trixie, not the host's release"
     assert (root / "usr/bin/dpkg").exists()
     assert (root / "etc/machine-id").read_text() == "uninitialized\n"
     # The essential set and what was asked (apt), as mkosi 27.1: not the rest of priority required.
@@ -171,10 +193,15 @@ def full(tmp_path_factory):
     (d / "envs").mkdir()
     for kind in ("sync", "prepare", "finalize", "postoutput"):
         script(d / f"mkosi.{kind}", ENV_DUMP.format(kind=kind))
-    script(d / "mkosi.build.chroot", ENV_DUMP.format(kind="build") + 'mkdir -p "$DESTDIR/usr/bin"\n'
-           'make -C "$SRCDIR" hello CFLAGS=-O2 >/dev/null && cp "$SRCDIR/hello" "$DESTDIR/usr/bin/hello" && rm "$SRCDIR/hello"\n')
-    script(d / "mkosi.postinst.chroot", ENV_DUMP.format(kind="postinst") +
-           'echo "$CHROOT_SCRIPT $BUILDROOT" > /etc/postinst-chroot\n')
+    script(
+        d / "mkosi.build.chroot",
+        ENV_DUMP.format(kind="build") + 'mkdir -p "$DESTDIR/usr/bin"\n'
+        'make -C "$SRCDIR" hello CFLAGS=-O2 >/dev/null && cp "$SRCDIR/hello" "$DESTDIR/usr/bin/hello" && rm "$SRCDIR/hello"\n',
+    )
+    script(
+        d / "mkosi.postinst.chroot",
+        ENV_DUMP.format(kind="postinst") + 'echo "$CHROOT_SCRIPT $BUILDROOT" > /etc/postinst-chroot\n',
+    )
     logs = [build(d).stderr]
     shutil.copytree(d / "envs", d / "envs-first")  # the environments of the cold build
     logs.append(build(d, "--log-json", str(d / "second.jsonl")).stderr)
@@ -193,9 +220,14 @@ def test_full_image_contents(full):
     assert extract(tar, "./etc/hostname").strip() == "kosi-test"
     # MachineId= survives the reproducibility clean-up (mkosi 27.1 keeps it too), read-only as Debian's
     assert extract(tar, "./etc/machine-id") == "b92c3f2ea8c44e8f9b7bc1f0a0c6e3a1\n"
-    assert "-r--r--r-- 0/0" in subprocess.run(["tar", "-tvf", str(tar), "./etc/machine-id"], stdout=subprocess.PIPE,
-                                               text=True).stdout
-    assert "Europe/Berlin" in subprocess.run(["tar", "-tvf", str(tar), "./etc/localtime"], stdout=subprocess.PIPE, text=True).stdout
+    assert (
+        "-r--r--r-- 0/0"
+        in subprocess.run(["tar", "-tvf", str(tar), "./etc/machine-id"], stdout=subprocess.PIPE, text=True).stdout
+    )
+    assert (
+        "Europe/Berlin"
+        in subprocess.run(["tar", "-tvf", str(tar), "./etc/localtime"], stdout=subprocess.PIPE, text=True).stdout
+    )
     assert extract(tar, "./usr/lib/credstore/firstboot.timezone") == "Europe/Berlin"
     assert extract(tar, "./etc/shadow").startswith("root::")
     assert 'IMAGE_ID="full"' in extract(tar, "./usr/lib/os-release")
@@ -215,7 +247,11 @@ def test_script_environments_match_the_manual(full):
         kind = name.split("-")[0]
         env = read_env(envs / name)
         # No BuildDirectory= and no SourceDateEpoch=: the manual defines those only when configured.
-        expected = {v for v, kinds in VARIABLES.items() if kind in kinds} - {"BUILDDIR", "CHROOT_BUILDDIR", "SOURCE_DATE_EPOCH"}
+        expected = {v for v, kinds in VARIABLES.items() if kind in kinds} - {
+            "BUILDDIR",
+            "CHROOT_BUILDDIR",
+            "SOURCE_DATE_EPOCH",
+        }
         assert set(env) - SHELL_VARIABLES - {"MY_VAR"} == expected, name
         assert env["MY_VAR"] == "1" and env["DISTRIBUTION"] == "debian" and env["RELEASE"] == "trixie", name
         assert env["IMAGE_ID"] == "full", name
@@ -233,7 +269,6 @@ def test_incremental_reuse_and_invalidation(full):
     assert skipped["install distribution and packages"] == "part of the cached image"
     assert [e["key"] for e in events if e["kind"] == "cache-hit"]
     assert "cache invalid: Packages= changed" in logs[2]
-
 
 
 def test_plan_tells_what_the_next_build_would_reuse(full):
@@ -255,13 +290,20 @@ def test_plan_tells_what_the_next_build_would_reuse(full):
 def test_reproducible_tar(tmp_path):
     outputs = []
     for i in range(2):
-        d = project(tmp_path / f"b{i}", "[Distribution]\nRelease=trixie\n\n[Output]\nFormat=tar\n\n"
-                                          "[Content]\nPackages=less\nSourceDateEpoch=1700000000\n")
+        d = project(
+            tmp_path / f"b{i}",
+            "[Distribution]\nRelease=trixie\n\n[Output]\nFormat=tar\n\n"
+            "[Content]\nPackages=less\nSourceDateEpoch=1700000000\n",
+        )
         build(d)
         outputs.append(d / "mkosi.output/image.tar.zst")
     if subprocess.run(["cmp", str(outputs[0]), str(outputs[1])]).returncode != 0:
-        a, b = (subprocess.run(["sh", "-c", f"zstd -dc {o} | tar -tvf -"], stdout=subprocess.PIPE,
-                               text=True).stdout.splitlines() for o in outputs)
+        a, b = (
+            subprocess.run(
+                ["sh", "-c", f"zstd -dc {o} | tar -tvf -"], stdout=subprocess.PIPE, text=True
+            ).stdout.splitlines()
+            for o in outputs
+        )
         pytest.fail("differs: " + "\n".join(sorted(set(a) ^ set(b))[:20]))
 
 

@@ -31,8 +31,13 @@ def make_context(tmp_path: Path, tools_tree: Path | None = None, **values) -> Co
     (root / "usr/bin").mkdir(parents=True)
     (root / "usr/sbin").mkdir(parents=True)
     (root / "etc").mkdir()
-    return Context(config=Config(values, directory=tmp_path), workspace=ws, package_cache=tmp_path / "pkg",
-                   tools=tools_tree, args=Args(force=0))
+    return Context(
+        config=Config(values, directory=tmp_path),
+        workspace=ws,
+        package_cache=tmp_path / "pkg",
+        tools=tools_tree,
+        args=Args(force=0),
+    )
 
 
 def write(path: Path, text: str) -> Path:
@@ -65,8 +70,10 @@ def test_sysusers_creates_the_user_with_source_date_epoch(tmp_path):
 @needs("systemd-tmpfiles")
 def test_tmpfiles_creates_the_directory_and_leaves_excluded_prefixes(tmp_path):
     context = make_context(tmp_path)
-    write(context.root / "usr/lib/tmpfiles.d/kosi.conf", "d /var/lib/kosi-state 0750 root root -\n"
-                                                          "d /run/kosi-runtime 0755 root root -\n")
+    write(
+        context.root / "usr/lib/tmpfiles.d/kosi.conf",
+        "d /var/lib/kosi-state 0750 root root -\nd /run/kosi-runtime 0755 root root -\n",
+    )
     run_step(system_config.Tmpfiles(), context)
     state = context.root / "var/lib/kosi-state"
     assert state.is_dir() and (state.stat().st_mode & 0o777) == 0o750
@@ -76,7 +83,9 @@ def test_tmpfiles_creates_the_directory_and_leaves_excluded_prefixes(tmp_path):
 @needs("systemd-hwdb")
 def test_hwdb_writes_the_database_into_usr(tmp_path):
     context = make_context(tmp_path)
-    write(context.root / "usr/lib/udev/hwdb.d/60-kosi.hwdb", "evdev:name:KosiTestKeyboard*\n KEYBOARD_KEY_01=reserved\n")
+    write(
+        context.root / "usr/lib/udev/hwdb.d/60-kosi.hwdb", "evdev:name:KosiTestKeyboard*\n KEYBOARD_KEY_01=reserved\n"
+    )
     run_step(system_config.Hwdb(), context)
     database = context.root / "usr/lib/udev/hwdb.bin"
     assert database.stat().st_size > 0 and b"KosiTestKeyboard" in database.read_bytes()
@@ -87,16 +96,22 @@ def test_hwdb_writes_the_database_into_usr(tmp_path):
 def test_preset_all_enables_the_preset_unit(tmp_path):
     context = make_context(tmp_path)
     write(context.root / "usr/bin/systemctl", "")  # the image ships systemctl; the host's is what runs
-    write(context.root / "usr/lib/systemd/system/kosi-test.service",
-          "[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n")
-    write(context.root / "usr/lib/systemd/system/kosi-off.service",
-          "[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n")
+    write(
+        context.root / "usr/lib/systemd/system/kosi-test.service",
+        "[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n",
+    )
+    write(
+        context.root / "usr/lib/systemd/system/kosi-off.service",
+        "[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n",
+    )
     write(context.root / "usr/lib/systemd/system-preset/90-kosi.preset", "enable kosi-test.service\ndisable *\n")
     run_step(system_config.Presets(), context)
     wants = context.root / "etc/systemd/system/multi-user.target.wants"
     # Debian's systemd 252 names the unit by /lib, newer ones by /usr/lib; both are the same file here.
-    assert os.readlink(wants / "kosi-test.service") in ("/usr/lib/systemd/system/kosi-test.service",
-                                                         "/lib/systemd/system/kosi-test.service")
+    assert os.readlink(wants / "kosi-test.service") in (
+        "/usr/lib/systemd/system/kosi-test.service",
+        "/lib/systemd/system/kosi-test.service",
+    )
     assert not os.path.lexists(wants / "kosi-off.service")
 
 

@@ -17,8 +17,26 @@ def vm_project(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("vm")
     (directory / "mkosi.conf").write_text(VM_CONF)
     (directory / "mkosi.output").mkdir()
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(directory / "mkosi.key"),
-                    "-out", str(directory / "mkosi.crt"), "-days", "2", "-subj", "/CN=kosi-test"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(directory / "mkosi.key"),
+            "-out",
+            str(directory / "mkosi.crt"),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=kosi-test",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     build(directory)
     return directory

@@ -39,8 +39,9 @@ def gpt_image(path: Path, *, esp: bool) -> Path:
     with path.open("wb") as f:
         f.truncate(8 * 1024 * 1024)
     kind = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" if esp else "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
-    subprocess.run(["sfdisk", "-q", str(path)], input=f"label: gpt\nstart=2048, size=4096, type={kind}\n",
-                   text=True, check=True)
+    subprocess.run(
+        ["sfdisk", "-q", str(path)], input=f"label: gpt\nstart=2048, size=4096, type={kind}\n", text=True, check=True
+    )
     return path
 
 
@@ -50,10 +51,17 @@ def arg_after(cmd: list[str], flag: str) -> list[str]:
 
 # --- qemu ---------------------------------------------------------------------------------------
 
+
 def test_qemu_without_kvm_uses_tcg_and_plain_uefi_with_one_reason(tmp_path):
     image = gpt_image(tmp_path / "image.raw", esp=True)
-    config = make_config(tmp_path, CPUs="3", RAM="1G", Credentials="kosi.hello=world,again",
-                         KernelCommandLineExtra="quiet x=1", QemuArgs="-device virtio-balloon")
+    config = make_config(
+        tmp_path,
+        CPUs="3",
+        RAM="1G",
+        Credentials="kosi.hello=world,again",
+        KernelCommandLineExtra="quiet x=1",
+        QemuArgs="-device virtio-balloon",
+    )
     plan = qemu.qemu_command(config, image, qemu.HostFacts(NO_KVM), tmp_path, arguments=["-snapshot"])
     cmd = plan.cmd
     assert plan.accel == "tcg" and plan.firmware.kind == "uefi"
@@ -104,20 +112,23 @@ def test_qemu_auto_firmware_without_esp_boots_the_kernel_directly(tmp_path):
     # Without root= in the UKI's command line, the root partition is named: no EFI variable
     # tells gpt-auto which disk we booted from.
     bare = kernel.DirectBoot(tmp_path / "vmlinuz", None, ["rw"])
-    partuuid = json.loads(subprocess.run(["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, text=True,
-                                         check=True).stdout)["partitiontable"]["partitions"][0]["uuid"].lower()
+    partuuid = json.loads(
+        subprocess.run(["sfdisk", "--json", str(image)], stdout=subprocess.PIPE, text=True, check=True).stdout
+    )["partitiontable"]["partitions"][0]["uuid"].lower()
     named = qemu.qemu_command(config, image, qemu.HostFacts(NO_KVM), tmp_path, direct_boot=bare)
     assert arg_after(named.cmd, "-append")[0].startswith(f"rw root=PARTUUID={partuuid} console=ttyS0")
 
-    noinitrd = qemu.qemu_command(make_config(tmp_path, Firmware="linux-noinitrd"), image, qemu.HostFacts(NO_KVM),
-                                 tmp_path, direct_boot=boot)
+    noinitrd = qemu.qemu_command(
+        make_config(tmp_path, Firmware="linux-noinitrd"), image, qemu.HostFacts(NO_KVM), tmp_path, direct_boot=boot
+    )
     assert "-initrd" not in noinitrd.cmd
 
 
 def test_qemu_bios_removable_memory_network_vsock(tmp_path):
     image = gpt_image(tmp_path / "image.raw", esp=False)
-    config = make_config(tmp_path, Firmware="bios", Removable="yes", RAM="512M", MaxMem="2G",
-                         RuntimeNetwork="none", KVM="no")
+    config = make_config(
+        tmp_path, Firmware="bios", Removable="yes", RAM="512M", MaxMem="2G", RuntimeNetwork="none", KVM="no"
+    )
     plan = qemu.qemu_command(config, image, qemu.HostFacts(GOOD_KVM, vsock_cid=42), tmp_path)
     assert plan.accel == "tcg" and "-kernel" not in plan.cmd and "if=pflash" not in " ".join(plan.cmd)
     assert "usb-storage,drive=root,removable=on,bootindex=1" in arg_after(plan.cmd, "-device")
@@ -125,13 +136,16 @@ def test_qemu_bios_removable_memory_network_vsock(tmp_path):
     assert arg_after(plan.cmd, "-m") == ["512M,slots=2,maxmem=2048M"]
     assert arg_after(plan.cmd, "-nic") == ["none"]
 
-    forwarded = qemu.qemu_command(make_config(tmp_path, Firmware="bios"), image,
-                                  qemu.HostFacts(NO_KVM, ssh_port=2222), tmp_path)
+    forwarded = qemu.qemu_command(
+        make_config(tmp_path, Firmware="bios"), image, qemu.HostFacts(NO_KVM, ssh_port=2222), tmp_path
+    )
     assert arg_after(forwarded.cmd, "-nic") == ["user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:2222-:22"]
     # Without vsock the guest needs an address for the forwarded port: networkd gets one as a credential.
     smbios = arg_after(forwarded.cmd, "-smbios")
-    assert any(s.startswith("type=11,value=io.systemd.credential.binary:network.network.99-kosi-user-networking=")
-               for s in smbios)
+    assert any(
+        s.startswith("type=11,value=io.systemd.credential.binary:network.network.99-kosi-user-networking=")
+        for s in smbios
+    )
     assert any("systemd.wants=systemd-networkd.service" in s for s in smbios)
     assert not any("network.network" in s for s in arg_after(plan.cmd, "-smbios"))
 
@@ -140,8 +154,15 @@ def test_qemu_linux_setting_with_delayed_build_directory(tmp_path):
     """Linux=&b/... names a kernel in the final build directory (BuildDirectory=/BuildKey=)."""
     image = gpt_image(tmp_path / "image.raw", esp=True)
     (tmp_path / "build").mkdir()
-    config = make_config(tmp_path, Firmware="uefi", Linux="&b/vmlinuz", BuildDirectory="build",
-                         BuildKey="k&&&d", Distribution="debian", KVM="no")
+    config = make_config(
+        tmp_path,
+        Firmware="uefi",
+        Linux="&b/vmlinuz",
+        BuildDirectory="build",
+        BuildKey="k&&&d",
+        Distribution="debian",
+        KVM="no",
+    )
     plan = qemu.qemu_command(config, image, qemu.HostFacts(NO_KVM), tmp_path)
     assert arg_after(plan.cmd, "-kernel") == [f"{tmp_path}/build/k&debian/vmlinuz"]
     with pytest.raises(KosiError, match="BuildDirectory="):
@@ -160,6 +181,7 @@ def test_firmware_descriptors_pick_code_and_variables():
 
 
 # --- credentials ----------------------------------------------------------------------------------
+
 
 def test_credentials_from_settings_directory_and_scripts(tmp_path):
     local = tmp_path / "mkosi.credentials"
@@ -191,9 +213,27 @@ def test_credentials_transport_smbios_binary_and_fw_cfg(tmp_path):
 
 
 def test_ssh_certificate_becomes_authorized_key(tmp_path):
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "mkosi.key"),
-                    "-out", str(tmp_path / "mkosi.crt"), "-days", "1", "-subj", "/CN=kosi"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "mkosi.key"),
+            "-out",
+            str(tmp_path / "mkosi.crt"),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=kosi",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=debian\n")
     config = load_project(parse_command_line(["-C", str(tmp_path), "summary"])).main  # assigns mkosi.crt
     assert config.ssh_certificate == tmp_path / "mkosi.crt"
@@ -204,6 +244,7 @@ def test_ssh_certificate_becomes_authorized_key(tmp_path):
 
 # --- nspawn -----------------------------------------------------------------------------------------
 
+
 def test_nspawn_shell_and_boot_command_lines(tmp_path, monkeypatch):
     monkeypatch.setattr(registration, "machined_available", lambda: False)
     monkeypatch.setattr(registration, "systemd_is_init", lambda: False)
@@ -211,11 +252,25 @@ def test_nspawn_shell_and_boot_command_lines(tmp_path, monkeypatch):
     root.mkdir()
     src = tmp_path / "src"
     src.mkdir()
-    config = make_config(tmp_path, Format="directory", RuntimeTrees=f"{src},{src}:/srv/x,src:rel",
-                         RuntimeNetwork="interface", Machine="my box!", UnitProperties="CPUQuota=50%",
-                         KernelCommandLineExtra="systemd.unit=rescue.target", Credentials="k=v")
-    shell = nspawn.nspawn_command(config, root, boot=False, arguments=["--bind=/tmp", "cat", "/etc/os-release"],
-                                  credential_dir=tmp_path / "c", ephemeral=True, interactive=False)
+    config = make_config(
+        tmp_path,
+        Format="directory",
+        RuntimeTrees=f"{src},{src}:/srv/x,src:rel",
+        RuntimeNetwork="interface",
+        Machine="my box!",
+        UnitProperties="CPUQuota=50%",
+        KernelCommandLineExtra="systemd.unit=rescue.target",
+        Credentials="k=v",
+    )
+    shell = nspawn.nspawn_command(
+        config,
+        root,
+        boot=False,
+        arguments=["--bind=/tmp", "cat", "/etc/os-release"],
+        credential_dir=tmp_path / "c",
+        ephemeral=True,
+        interactive=False,
+    )
     assert shell[:4] == ["systemd-nspawn", "--machine=my-box", "--directory", str(root)]
     assert "--register=no" in shell and "--keep-unit" in shell  # no systemd as init here
     assert "--ephemeral" in shell and "--console=autopipe" in shell and "--boot" not in shell
@@ -225,15 +280,22 @@ def test_nspawn_shell_and_boot_command_lines(tmp_path, monkeypatch):
     assert f"--load-credential=k:{tmp_path}/c/k" in shell
     assert shell[-3:] == ["--bind=/tmp", "cat", "/etc/os-release"]  # nspawn options, then the command
 
-    boot = nspawn.nspawn_command(config, root, boot=True, arguments=["quiet"], credential_dir=tmp_path / "c",
-                                 ephemeral=False)
+    boot = nspawn.nspawn_command(
+        config, root, boot=True, arguments=["quiet"], credential_dir=tmp_path / "c", ephemeral=False
+    )
     assert "--boot" in boot and "--ephemeral" not in boot
     assert boot[-2:] == ["quiet", "systemd.unit=rescue.target"]  # KernelCommandLineExtra= go to init
 
     disk = tmp_path / "disk.raw"
     disk.write_bytes(b"")
-    assert nspawn.nspawn_command(make_config(tmp_path, RuntimeNetwork="none"), disk, boot=True, arguments=[],
-                                 credential_dir=tmp_path / "c", ephemeral=False)[2:4] == ["--image", str(disk)]
+    assert nspawn.nspawn_command(
+        make_config(tmp_path, RuntimeNetwork="none"),
+        disk,
+        boot=True,
+        arguments=[],
+        credential_dir=tmp_path / "c",
+        ephemeral=False,
+    )[2:4] == ["--image", str(disk)]
 
 
 def test_register_yes_without_machined_is_an_error(tmp_path, monkeypatch):
@@ -245,6 +307,7 @@ def test_register_yes_without_machined_is_an_error(tmp_path, monkeypatch):
 
 
 # --- drives, vsock, kernel --------------------------------------------------------------------------
+
 
 def test_drives_files_shared_persistent_and_removed(tmp_path):
     values = [f"a:1M:{tmp_path}", f"b:2M:{tmp_path}::a", f"p:1K:{tmp_path}:cache.direct=on::persist"]
@@ -283,7 +346,7 @@ def fake_uki(path: Path) -> Path:
     offset, body = 0x200, b""
     for index, (name, data) in enumerate(sections.items()):
         entry = 0x40 + 24 + index * 40
-        header[entry:entry + 8] = name.encode().ljust(8, b"\0")
+        header[entry : entry + 8] = name.encode().ljust(8, b"\0")
         struct.pack_into("<IIII", header, entry + 8, len(data), 0, len(data), offset + len(body))
         body += data
     path.write_bytes(bytes(header) + body)
@@ -298,11 +361,17 @@ def test_direct_boot_from_uki_and_split_artifacts(tmp_path):
     (tmp_path / "image.vmlinuz").write_bytes(b"K2")
     (tmp_path / "image.initrd").write_bytes(b"I1")
     (tmp_path / "image.kernel-modules-initrd").write_bytes(b"I2")
-    artifacts = {"vmlinuz": tmp_path / "image.vmlinuz", "initrd": tmp_path / "image.initrd",
-                 "kernel-modules-initrd": tmp_path / "image.kernel-modules-initrd"}
+    artifacts = {
+        "vmlinuz": tmp_path / "image.vmlinuz",
+        "initrd": tmp_path / "image.initrd",
+        "kernel-modules-initrd": tmp_path / "image.kernel-modules-initrd",
+    }
     split = kernel.find_direct_boot(None, artifacts, tmp_path / "x", tmp_path / "s")
     assert split.kernel == tmp_path / "image.vmlinuz" and split.initrd.read_bytes() == b"I1I2"
-    assert kernel.find_direct_boot(None, {**artifacts, "efi": uki}, tmp_path / "x", tmp_path / "u").kernel.read_bytes() == b"KERNEL"
+    assert (
+        kernel.find_direct_boot(None, {**artifacts, "efi": uki}, tmp_path / "x", tmp_path / "u").kernel.read_bytes()
+        == b"KERNEL"
+    )
     with pytest.raises(KosiError, match="no kernel found"):
         kernel.find_direct_boot(None, {}, gpt_image(tmp_path / "plain.raw", esp=False), tmp_path / "k2")
 

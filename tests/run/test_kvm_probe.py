@@ -48,11 +48,32 @@ def test_probe_on_this_host_matches_running_real_firmware_under_kvm(tmp_path):
 
     vars_copy = tmp_path / "vars.fd"
     shutil.copyfile("/usr/share/OVMF/OVMF_VARS_4M.fd", vars_copy)
-    proc = subprocess.Popen(["qemu-system-x86_64", "-accel", "kvm", "-machine", "q35", "-cpu", "host", "-m", "256",
-                             "-display", "none", "-nodefaults", "-serial", "none", "-monitor", "none",
-                             "-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-                             "-drive", f"if=pflash,format=raw,file={vars_copy}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            "qemu-system-x86_64",
+            "-accel",
+            "kvm",
+            "-machine",
+            "q35",
+            "-cpu",
+            "host",
+            "-m",
+            "256",
+            "-display",
+            "none",
+            "-nodefaults",
+            "-serial",
+            "none",
+            "-monitor",
+            "none",
+            "-drive",
+            "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "-drive",
+            f"if=pflash,format=raw,file={vars_copy}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         _, err = proc.communicate(timeout=4)
     except subprocess.TimeoutExpired:

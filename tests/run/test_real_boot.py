@@ -32,7 +32,6 @@ Packages=systemd
 """
 
 
-
 @pytest.fixture(scope="session")
 def container_project(tmp_path_factory) -> Path:
     if not shutil.which("systemd-nspawn"):
@@ -52,12 +51,21 @@ def container_project(tmp_path_factory) -> Path:
 @needs_root
 @pytest.mark.image
 def test_shell_runs_the_command_and_returns_its_status(container_project):
-    result = subprocess.run([*KOSI, "-C", str(container_project), "shell", "--", "cat", "/etc/os-release"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    result = subprocess.run(
+        [*KOSI, "-C", str(container_project), "shell", "--", "cat", "/etc/os-release"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
-    assert "ID=debian" in result.stdout and 'VERSION_CODENAME=trixie' in result.stdout
-    status = subprocess.run([*KOSI, "-C", str(container_project), "shell", "--", "sh", "-c", "exit 7"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert "ID=debian" in result.stdout and "VERSION_CODENAME=trixie" in result.stdout
+    status = subprocess.run(
+        [*KOSI, "-C", str(container_project), "shell", "--", "sh", "-c", "exit 7"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=120,
+    )
     assert status.returncode == 7
 
 
@@ -65,19 +73,31 @@ def test_shell_runs_the_command_and_returns_its_status(container_project):
 @pytest.mark.image
 def test_boot_reaches_multi_user_with_credentials(container_project):
     started = time.monotonic()
-    result = subprocess.run([*KOSI, "-C", str(container_project), "boot"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [*KOSI, "-C", str(container_project), "boot"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
     assert "KOSI-BOOT-OK via-mkosi.credentials" in result.stdout, result.stdout[-3000:]
     assert result.returncode == 0
     print(f"nspawn boot to marker and poweroff: {time.monotonic() - started:.1f}s")
     # The boot left its journal in the image: `kosi journalctl` reads it.
-    journal = subprocess.run([*KOSI, "-C", str(container_project), "journalctl", "--", "--no-pager", "-o", "cat"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    journal = subprocess.run(
+        [*KOSI, "-C", str(container_project), "journalctl", "--", "--no-pager", "-o", "cat"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
     assert journal.returncode == 0, journal.stderr
     assert "kosi test marker" in journal.stdout
 
 
 # --- VMs ---------------------------------------------------------------------------------------------
+
 
 @needs_root
 @pytest.mark.vm
@@ -108,8 +128,9 @@ def test_vm_uefi_boot_then_ssh_answers(vm_project):
     over vsock where the host has vhost-vsock, else over the port qemu forwards to the guest."""
     cmd = vm_command(vm_project, poweroff=False)
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     output = b""
     try:
         selector = selectors.DefaultSelector()
@@ -123,14 +144,23 @@ def test_vm_uefi_boot_then_ssh_answers(vm_project):
         boot_time = time.monotonic() - started
         answer = None
         for _ in range(30):  # sshd may still be starting when the marker prints
-            answer = subprocess.run([*KOSI, "-C", str(vm_project), "ssh", "--", "uname", "-a"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+            answer = subprocess.run(
+                [*KOSI, "-C", str(vm_project), "ssh", "--", "uname", "-a"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+            )
             if answer.returncode == 0:
                 break
             time.sleep(2)
         assert answer.returncode == 0 and answer.stdout.startswith("Linux "), answer.stderr
-        subprocess.run([*KOSI, "-C", str(vm_project), "ssh", "--", "systemctl", "poweroff"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        subprocess.run(
+            [*KOSI, "-C", str(vm_project), "ssh", "--", "systemctl", "poweroff"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
         assert proc.wait(timeout=180) == 0
         print(f"UEFI boot to marker: {boot_time:.1f}s; total with ssh and poweroff: {time.monotonic() - started:.1f}s")
     finally:

@@ -18,8 +18,9 @@ PKGCACHE = Path("/var/tmp/kosi-test-pkgcache-pipeline")  # shared with the other
 
 
 def kosi(directory: Path, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*KOSI, "-C", str(directory), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [*KOSI, "-C", str(directory), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900
+    )
 
 
 def test_without_definitions_says_what_to_add(tmp_path):

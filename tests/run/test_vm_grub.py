@@ -24,8 +24,10 @@ BOOT_TIMEOUT = 900
 
 GRUB_CONF = VM_CONF + "Bootloader=grub\n"
 # Debian's signed shim and grub and nothing for BIOS; the signed kernel, no UKI (Debian ships none)
-SIGNED_CONF = (VM_CONF.replace("         grub-pc-bin\n", "").replace("BiosBootloader=grub\n", "")
-               + "Bootloader=grub-signed\nShimBootloader=signed\n")
+SIGNED_CONF = (
+    VM_CONF.replace("         grub-pc-bin\n", "").replace("BiosBootloader=grub\n", "")
+    + "Bootloader=grub-signed\nShimBootloader=signed\n"
+)
 
 
 def built(tmp_path_factory, name: str, conf: str) -> Path:
@@ -71,8 +73,13 @@ def test_grub_image_layout(grub_project):
     assert "Bootloader=grub: installing" not in (grub_project / "build.log").read_text()  # the tools tree's modules
     assert partition_types(grub_project / "mkosi.output/image.raw") == [ESP_TYPE, BIOS_BOOT_TYPE, ROOT_X86_64_TYPE]
     files = esp_listing(grub_project)
-    assert {"::/EFI/BOOT/BOOTX64.EFI", "::/grub/grub.cfg", "::/EFI/debian/grub.cfg",
-            "::/grub/x86_64-efi/linux.mod", "::/grub/i386-pc/linux.mod"} <= files
+    assert {
+        "::/EFI/BOOT/BOOTX64.EFI",
+        "::/grub/grub.cfg",
+        "::/EFI/debian/grub.cfg",
+        "::/grub/x86_64-efi/linux.mod",
+        "::/grub/i386-pc/linux.mod",
+    } <= files
     loader = esp_file(grub_project, "EFI/BOOT/BOOTX64.EFI")
     assert loader[:2] == b"MZ" and b"\x00/grub\x00" in loader and b"sbat,1,SBAT Version" in loader
     config = esp_file(grub_project, "grub/grub.cfg").decode()
@@ -126,8 +133,9 @@ def test_grub_signed_image_layout(signed_project):
 @needs_root
 @pytest.mark.vm
 def test_secure_boot_through_shim_and_signed_grub(signed_project):
-    status, output, elapsed = boot_vm(signed_project, "--firmware=uefi-secure-boot", "--firmware-variables=microsoft",
-                                      timeout=BOOT_TIMEOUT)
+    status, output, elapsed = boot_vm(
+        signed_project, "--firmware=uefi-secure-boot", "--firmware-variables=microsoft", timeout=BOOT_TIMEOUT
+    )
     assert "KOSI-BOOT-OK via-smbios" in output, output[-3000:]
     assert status == 0
     assert "Loading Linux /debian/" in output  # grub/grub.cfg, reached through EFI/debian/grub.cfg

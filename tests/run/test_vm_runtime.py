@@ -35,8 +35,10 @@ def test_runtime_trees_become_tagged_shares_and_fstab_lines(tmp_path):
     config = make_config(tmp_path, RuntimeTrees=f"{tmp_path}/a:/mnt/x {tmp_path}/src:rel {tmp_path}/src")
     shares = virtiofs.runtime_shares(config)
     assert [(s.source, s.target, s.tag) for s in shares] == [
-        (tmp_path / "a", "/mnt/x", "kosi-0"), (tmp_path / "src", "/root/src/rel", "kosi-1"),
-        (tmp_path / "src", "/root/src", "kosi-2")]
+        (tmp_path / "a", "/mnt/x", "kosi-0"),
+        (tmp_path / "src", "/root/src/rel", "kosi-1"),
+        (tmp_path / "src", "/root/src", "kosi-2"),
+    ]
     assert virtiofs.fstab_extra(shares[:1]) == b"kosi-0 /mnt/x virtiofs defaults 0 0\n"
     assert virtiofs.fstab_escape("/mnt/a b") == "/mnt/a\\040b"
 
@@ -49,8 +51,10 @@ def test_bind_user_and_build_sources_shares(tmp_path):
     config = make_config(tmp_path, BindUser="yes", RuntimeBuildSources="yes", BuildDirectory=str(tmp_path / "build"))
     shares = virtiofs.runtime_shares(config, user)
     assert [(s.source, s.target, s.why) for s in shares] == [
-        (home, str(home), "BindUser"), (tmp_path, "/work/src", "RuntimeBuildSources"),
-        (tmp_path / "build", "/work/build", "RuntimeBuildSources")]
+        (home, str(home), "BindUser"),
+        (tmp_path, "/work/src", "RuntimeBuildSources"),
+        (tmp_path / "build", "/work/build", "RuntimeBuildSources"),
+    ]
     assert virtiofs.sysusers_extra(user) == f'g alice 1300\nu alice 1234:1300 "alice" {home} /bin/sh\n'.encode()
     (tmp_path / "file").write_text("")
     with pytest.raises(KosiError, match="RuntimeTrees=.*not a directory"):
@@ -65,8 +69,9 @@ def test_virtiofsd_is_sandboxed_and_qemu_gets_shared_memory_and_devices(tmp_path
 
     image = gpt_image(tmp_path / "image.raw", esp=True)
     user = virtiofs.BoundUser("alice", 1234, 1300, Path("/home/alice"))
-    facts = qemu.HostFacts(NO_KVM, shares=[(share, tmp_path / "kosi-0.sock")], bound_user=user,
-                           journal_address="10.0.2.2:4711")
+    facts = qemu.HostFacts(
+        NO_KVM, shares=[(share, tmp_path / "kosi-0.sock")], bound_user=user, journal_address="10.0.2.2:4711"
+    )
     config = make_config(tmp_path, RAM="1G", Credentials="fstab.extra=mine")
     cmd = qemu.qemu_command(config, image, facts, tmp_path).cmd
     assert arg_after(cmd, "-object") == ["memory-backend-memfd,id=mem,size=1024M,share=on"]
@@ -109,8 +114,11 @@ def test_journal_forwarding_over_tcp_or_vsock(tmp_path):
     with pytest.raises(KosiError, match="RuntimeNetwork=user"):
         journal_forward.plan_forwarding(vsock=False, user_networking=False, port=1)
     assert journal_forward.journal_remote_command(tcp, tmp_path / "vm.journal") == [
-        "/usr/lib/systemd/systemd-journal-remote", "--listen-raw=127.0.0.1:4711", f"--output={tmp_path}/vm.journal",
-        "--split-mode=none"]
+        "/usr/lib/systemd/systemd-journal-remote",
+        "--listen-raw=127.0.0.1:4711",
+        f"--output={tmp_path}/vm.journal",
+        "--split-mode=none",
+    ]
     assert journal_forward.output_options(tmp_path / "logs") == [f"--output={tmp_path}/logs", "--split-mode=host"]
 
 
@@ -165,7 +173,10 @@ def test_firmware_variables_words(tmp_path):
     cert.write_text("CERT")
     assert firmware.variables_plan(None, default, Path("/"), None) == (Path("/vars.fd"), [])
     assert firmware.variables_plan(tmp_path / "mine.fd", default, Path("/"), None) == (tmp_path / "mine.fd", [])
-    assert firmware.variables_plan("microsoft", default, Path("/t"), None) == (Path("/t/usr/share/OVMF/OVMF_VARS_4M.ms.fd"), [])
+    assert firmware.variables_plan("microsoft", default, Path("/t"), None) == (
+        Path("/t/usr/share/OVMF/OVMF_VARS_4M.ms.fd"),
+        [],
+    )
     template, options = firmware.variables_plan("custom", default, Path("/"), cert)
     assert template == Path("/vars.fd") and options[:2] == ["--enroll-cert", str(cert)] and "--no-microsoft" in options
     template, options = firmware.variables_plan("microsoft-mok", default, Path("/"), cert)
@@ -176,8 +187,26 @@ def test_firmware_variables_words(tmp_path):
 
 def test_firmware_variables_custom_runs_virt_fw_vars_or_says_it_is_missing(tmp_path):
     cert = tmp_path / "mkosi.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "mkosi.key"),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=kosi-sb"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "mkosi.key"),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=kosi-sb",
+        ],
+        check=True,
+        capture_output=True,
+    )
     image = gpt_image(tmp_path / "image.raw", esp=True)
     config = make_config(tmp_path, FirmwareVariables="custom", SecureBootCertificate=str(cert))
     if shutil.which("virt-fw-vars") is None:
@@ -185,7 +214,9 @@ def test_firmware_variables_custom_runs_virt_fw_vars_or_says_it_is_missing(tmp_p
             qemu.qemu_command(config, image, qemu.HostFacts(NO_KVM), tmp_path)
         return
     qemu.qemu_command(config, image, qemu.HostFacts(NO_KVM), tmp_path)
-    printed = subprocess.run(["virt-fw-vars", "-i", str(tmp_path / "ovmf_vars.fd"), "-p"], capture_output=True, text=True)
+    printed = subprocess.run(
+        ["virt-fw-vars", "-i", str(tmp_path / "ovmf_vars.fd"), "-p"], capture_output=True, text=True
+    )
     assert "PK " in printed.stdout and "db " in printed.stdout
 
 
@@ -234,13 +265,15 @@ def test_vm_mounts_runtime_tree_binds_user_and_forwards_its_journal(vm_project, 
     user = host_user_with_home()
     if user is not None:
         monkeypatch.setenv("SUDO_USER", user.pw_name)
-        unit = unit.replace("/mnt/kosi-rt\n", f"/mnt/kosi-rt {user.pw_dir}\n") + \
-            BIND_USER_CHECK.format(home=user.pw_dir, name=user.pw_name)
+        unit = unit.replace("/mnt/kosi-rt\n", f"/mnt/kosi-rt {user.pw_dir}\n") + BIND_USER_CHECK.format(
+            home=user.pw_dir, name=user.pw_name
+        )
         options.append("--bind-user=yes")
     (extra / "systemd.extra-unit.kosi-rt-check.service").write_text(unit)
     # Before the marker unit, whose poweroff would otherwise race with this check.
     (extra / "systemd.unit-dropin.kosi-test-marker.service").write_text(
-        "[Unit]\nWants=kosi-rt-check.service\nAfter=kosi-rt-check.service\n")
+        "[Unit]\nWants=kosi-rt-check.service\nAfter=kosi-rt-check.service\n"
+    )
     journal = tmp_path / "forwarded/vm.journal"
     status, output, elapsed = boot_vm(vm_project, *options, f"--forward-journal={journal}", f"--credential={extra}")
     assert "KOSI-RT runtime-tree-content-4242" in output, output[-3000:]
@@ -252,9 +285,20 @@ def test_vm_mounts_runtime_tree_binds_user_and_forwards_its_journal(vm_project, 
     assert "Failed to start systemd-journal-flush" not in output
     # The tools tree's journalctl: the host's v252 may not read files written by v257.
     tools = location() / "debian-trixie"
-    read = subprocess.run([*runtime_prefix(tools if tools.is_dir() else None), "journalctl", f"--file={journal}",
-                           "--no-pager", "-o", "cat"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=60)
+    read = subprocess.run(
+        [
+            *runtime_prefix(tools if tools.is_dir() else None),
+            "journalctl",
+            f"--file={journal}",
+            "--no-pager",
+            "-o",
+            "cat",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
     assert "KOSI-JOURNAL-MARKER-7731 from the guest" in read.stdout, (read.stderr, read.stdout[-2000:])
     assert "kosi runtime tree check" in read.stdout  # systemd's own messages about the unit, too
     print(f"runtime tree + forwarded journal boot: {elapsed:.1f}s")

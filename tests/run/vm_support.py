@@ -39,8 +39,9 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="building and booting 
 
 
 def build(directory: Path) -> None:
-    result = subprocess.run([*KOSI, "-C", str(directory), "-f", "build"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(
+        [*KOSI, "-C", str(directory), "-f", "build"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     (directory / "build.log").write_text(result.stdout)
     if result.returncode != 0:
         pytest.fail(f"building {directory} failed:\n{result.stdout[-4000:]}")
@@ -60,8 +61,16 @@ def marker_credentials(project: Path, *, poweroff: bool) -> Path:
 
 def vm_command(project: Path, *options: str, poweroff: bool = True) -> list[str]:
     credentials = marker_credentials(project, poweroff=poweroff)
-    return [*KOSI, "-C", str(project), "--console=read-only", "--ephemeral", f"--credential={credentials}",
-            *options, "vm"]
+    return [
+        *KOSI,
+        "-C",
+        str(project),
+        "--console=read-only",
+        "--ephemeral",
+        f"--credential={credentials}",
+        *options,
+        "vm",
+    ]
 
 
 def stop_group(proc: subprocess.Popen) -> None:
@@ -78,8 +87,13 @@ EMERGENCY = ("You are in emergency mode", "Cannot open access to console")
 def boot_vm(project: Path, *settings: str, timeout: float = 420) -> tuple[int, str, float]:
     """Boot until qemu exits; give up early when the guest lands in emergency mode."""
     started = time.monotonic()
-    proc = subprocess.Popen(vm_command(project, *settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        vm_command(project, *settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     output = b""
     try:
         selector = selectors.DefaultSelector()

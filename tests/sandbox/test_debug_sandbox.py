@@ -15,8 +15,10 @@ import kosi.sandbox
 from kosi.sandbox import sandbox_command, trace_sandboxes
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed"),
-              pytest.mark.skipif(os.getuid() != 0, reason="needs root")]
+pytestmark = [
+    pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed"),
+    pytest.mark.skipif(os.getuid() != 0, reason="needs root"),
+]
 
 
 @pytest.fixture
@@ -28,8 +30,12 @@ def tracing(monkeypatch):
 
 def test_sandbox_setup_is_traced_and_the_command_is_not(tracing, tmp_path):
     (tmp_path / "data").write_text("payload\n")
-    cmd = [*sandbox_command(mounts=[kosi.sandbox.Mount(tmp_path, "/srv/data", "ro-bind")]),
-           "sh", "-c", "mkdir /tmp/made-by-the-command && cat /srv/data/data"]
+    cmd = [
+        *sandbox_command(mounts=[kosi.sandbox.Mount(tmp_path, "/srv/data", "ro-bind")]),
+        "sh",
+        "-c",
+        "mkdir /tmp/made-by-the-command && cat /srv/data/data",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "payload\n"  # strace writes to stderr only
@@ -64,8 +70,11 @@ def test_debug_sandbox_on_the_command_line(tmp_path):
     configure = tmp_path / "mkosi.configure"
     configure.write_text("#!/bin/sh\necho configure-ran >&2\nexit 3\n")
     configure.chmod(0o755)
-    result = subprocess.run([sys.executable, str(REPO / "bin/kosi"), "--debug-sandbox", "-C", str(tmp_path), "build"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "--debug-sandbox", "-C", str(tmp_path), "build"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert "configure-ran" in result.stderr
     assert 'pivot_root(".", ".")' in result.stderr

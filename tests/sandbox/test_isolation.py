@@ -18,14 +18,21 @@ BUSYBOX = shutil.which("busybox")
 
 
 def sandboxed(script: str, **options) -> subprocess.CompletedProcess:
-    return run(["sh", "-c", script], sandbox=sandbox_command(**options), stdout=subprocess.PIPE,
-               stderr=subprocess.PIPE, check=False)
+    return run(
+        ["sh", "-c", script],
+        sandbox=sandbox_command(**options),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
 
 
 def test_usr_is_read_only_and_host_state_invisible():
     assert Path("/var/lib/dpkg/status").exists()  # the host has it, the sandbox must not
-    result = sandboxed("touch /usr/kosi-probe; touch /kosi-probe; ls /var/lib/dpkg; cat /etc/hostname; "
-                       "test -x /usr/bin/sh && test -e /etc/passwd && echo ok")
+    result = sandboxed(
+        "touch /usr/kosi-probe; touch /kosi-probe; ls /var/lib/dpkg; cat /etc/hostname; "
+        "test -x /usr/bin/sh && test -e /etc/passwd && echo ok"
+    )
     err = result.stderr.decode()
     assert "'/usr/kosi-probe': Read-only file system" in err
     assert "'/kosi-probe': Read-only file system" in err
@@ -39,10 +46,11 @@ def test_writes_only_to_bound_directories(tmp_path):
     (tmp_path / "rw").mkdir()
     (tmp_path / "ro").mkdir()
     (tmp_path / "hidden").mkdir()
-    result = sandboxed(f"echo data > {tmp_path}/rw/out; echo data > {tmp_path}/ro/out; ls {tmp_path}/hidden; "
-                       "echo t > /tmp/x && echo t > /var/tmp/x && echo tmp-ok",
-                       mounts=[Mount(tmp_path / "rw", str(tmp_path / "rw")),
-                               Mount(tmp_path / "ro", str(tmp_path / "ro"), "ro-bind")])
+    result = sandboxed(
+        f"echo data > {tmp_path}/rw/out; echo data > {tmp_path}/ro/out; ls {tmp_path}/hidden; "
+        "echo t > /tmp/x && echo t > /var/tmp/x && echo tmp-ok",
+        mounts=[Mount(tmp_path / "rw", str(tmp_path / "rw")), Mount(tmp_path / "ro", str(tmp_path / "ro"), "ro-bind")],
+    )
     assert (tmp_path / "rw/out").read_text() == "data\n"
     assert not (tmp_path / "ro/out").exists()
     assert "Read-only file system" in result.stderr.decode()
@@ -62,8 +70,11 @@ def test_no_network_leaves_only_loopback():
 
 def test_loopback_is_up_offline():
     # Python's socket module binds 127.0.0.1, which fails unless lo is up.
-    result = run(["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print('bound')"],
-                 sandbox=sandbox_command(), stdout=subprocess.PIPE)
+    result = run(
+        ["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print('bound')"],
+        sandbox=sandbox_command(),
+        stdout=subprocess.PIPE,
+    )
     assert result.stdout.strip() == b"bound"
 
 
@@ -79,8 +90,9 @@ def test_minimal_dev_and_proc():
 def test_working_directory(tmp_path):
     assert sandboxed("pwd", mounts=[Mount(tmp_path, "/src")], workdir="/src").stdout.decode().strip() == "/src"
     # By default the caller's directory is kept when it is mounted.
-    result = run(["pwd"], sandbox=sandbox_command(mounts=[Mount(tmp_path, str(tmp_path))]), cwd=tmp_path,
-                 stdout=subprocess.PIPE)
+    result = run(
+        ["pwd"], sandbox=sandbox_command(mounts=[Mount(tmp_path, str(tmp_path))]), cwd=tmp_path, stdout=subprocess.PIPE
+    )
     assert result.stdout.decode().strip() == str(tmp_path)
 
 
@@ -91,8 +103,10 @@ def test_overlay_mount(tmp_path):
     (lower1 / "a").write_text("top\n")
     (lower2 / "a").write_text("bottom\n")
     (lower2 / "b").write_text("b\n")
-    result = sandboxed("cat /merged/a /merged/b; echo new > /merged/c; rm /merged/b",
-                       mounts=[Mount.overlay([lower1, lower2], "/merged", upperdir=upper, workdir=work)])
+    result = sandboxed(
+        "cat /merged/a /merged/b; echo new > /merged/c; rm /merged/b",
+        mounts=[Mount.overlay([lower1, lower2], "/merged", upperdir=upper, workdir=work)],
+    )
     assert result.stdout.decode() == "top\nb\n"
     assert (upper / "c").read_text() == "new\n"
     assert (lower2 / "b").exists()  # deleted only in the overlay (a whiteout in upper)
@@ -109,8 +123,9 @@ def test_tools_tree_usr_replaces_host(tmp_path):
     for applet in ("sh", "cat", "ls"):
         (tools / "usr/bin" / applet).symlink_to("busybox")
     (tools / "bin").symlink_to("usr/bin")
-    result = run(["sh", "-c", "cat /etc/passwd; ls /usr/bin"], sandbox=sandbox_command(tools=tools),
-                 stdout=subprocess.PIPE)
+    result = run(
+        ["sh", "-c", "cat /etc/passwd; ls /usr/bin"], sandbox=sandbox_command(tools=tools), stdout=subprocess.PIPE
+    )
     out = result.stdout.decode()
     assert "tools tree root" in out
     assert "apt-get" not in out and "busybox" in out
@@ -134,10 +149,18 @@ def busybox_root(tmp_path):
 def test_chroot_into_image_root(busybox_root, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    result = run(["sh", "-c", "ls /; cat /etc/resolv.conf; touch /sys/x; grep -c . /proc/self/mounts; "
-                  "echo hi > /work/out; echo img > /img-file; touch /run/r /tmp/t"],
-                 sandbox=chroot_command(busybox_root, network=True, mounts=[Mount(work, "/work")]),
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    result = run(
+        [
+            "sh",
+            "-c",
+            "ls /; cat /etc/resolv.conf; touch /sys/x; grep -c . /proc/self/mounts; "
+            "echo hi > /work/out; echo img > /img-file; touch /run/r /tmp/t",
+        ],
+        sandbox=chroot_command(busybox_root, network=True, mounts=[Mount(work, "/work")]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
     out = result.stdout.decode().split()
     assert {"proc", "dev", "sys", "run", "tmp", "usr", "work"} <= set(out)
     assert "nameserver" in result.stdout.decode()
@@ -152,9 +175,16 @@ def test_chroot_into_image_root(busybox_root, tmp_path):
 @pytest.mark.skipif(BUSYBOX is None, reason="needs busybox (apt-get install busybox-static)")
 def test_apivfs_mounts_for_package_managers(busybox_root):
     # A host tool working on an image root from outside (like dpkg --root) sees its /proc and /dev.
-    result = run(["sh", "-c", f"ls {busybox_root}/dev; test -d {busybox_root}/proc/self && echo proc; "
-                  f"touch {busybox_root}/tmp/x && echo tmp"],
-                 sandbox=sandbox_command(mounts=apivfs_mounts(busybox_root)), stdout=subprocess.PIPE)
+    result = run(
+        [
+            "sh",
+            "-c",
+            f"ls {busybox_root}/dev; test -d {busybox_root}/proc/self && echo proc; "
+            f"touch {busybox_root}/tmp/x && echo tmp",
+        ],
+        sandbox=sandbox_command(mounts=apivfs_mounts(busybox_root)),
+        stdout=subprocess.PIPE,
+    )
     out = result.stdout.decode().split()
     assert "null" in out and "proc" in out and "tmp" in out
     assert not (busybox_root / "tmp/x").exists()
@@ -162,12 +192,17 @@ def test_apivfs_mounts_for_package_managers(busybox_root):
 
 def test_failure_names_tool_and_its_error_line(tmp_path):
     script = tmp_path / "fake-apt"
-    script.write_text("#!/bin/sh\necho 'Reading package lists...' >&2\necho 'E: Unable to locate package foo' >&2\n"
-                      "echo 'some trailing note' >&2\nexit 100\n")
+    script.write_text(
+        "#!/bin/sh\necho 'Reading package lists...' >&2\necho 'E: Unable to locate package foo' >&2\n"
+        "echo 'some trailing note' >&2\nexit 100\n"
+    )
     script.chmod(0o755)
     with pytest.raises(KosiError) as e:
-        run([str(script), "install", "-y", "foo"], sandbox=sandbox_command(mounts=[Mount(tmp_path, str(tmp_path))]),
-            tee_stderr=True)
+        run(
+            [str(script), "install", "-y", "foo"],
+            sandbox=sandbox_command(mounts=[Mount(tmp_path, str(tmp_path))]),
+            tee_stderr=True,
+        )
     assert str(e.value) == "fake-apt failed with exit status 100: E: Unable to locate package foo"
 
 

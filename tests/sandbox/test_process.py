@@ -18,20 +18,32 @@ from kosi.sandbox.process import tool_name
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("stderr, expected", [
-    ("Reading package lists...\nBuilding dependency tree...\nE: Unable to locate package foo\n",
-     "E: Unable to locate package foo"),
-    ("E: Sub-process /usr/bin/dpkg returned an error code (1)\nhint: something\n",
-     "E: Sub-process /usr/bin/dpkg returned an error code (1)"),
-    ("dpkg: error processing package foo (--configure):\n installed post-installation script returned 1\n"
-     "Errors were encountered while processing:\n foo\n", "dpkg: error processing package foo (--configure):"),
-    ("\x1b[31merror: bad thing\x1b[0m\n\n-----\n", "error: bad thing"),
-    ("just some output\nlast words\n", "last words"),
-    (b"mkfs.ext4: No such file or directory while trying to determine filesystem size\n",
-     "mkfs.ext4: No such file or directory while trying to determine filesystem size"),
-    ("", None),
-    ("\n   \n", None),
-])
+@pytest.mark.parametrize(
+    "stderr, expected",
+    [
+        (
+            "Reading package lists...\nBuilding dependency tree...\nE: Unable to locate package foo\n",
+            "E: Unable to locate package foo",
+        ),
+        (
+            "E: Sub-process /usr/bin/dpkg returned an error code (1)\nhint: something\n",
+            "E: Sub-process /usr/bin/dpkg returned an error code (1)",
+        ),
+        (
+            "dpkg: error processing package foo (--configure):\n installed post-installation script returned 1\n"
+            "Errors were encountered while processing:\n foo\n",
+            "dpkg: error processing package foo (--configure):",
+        ),
+        ("\x1b[31merror: bad thing\x1b[0m\n\n-----\n", "error: bad thing"),
+        ("just some output\nlast words\n", "last words"),
+        (
+            b"mkfs.ext4: No such file or directory while trying to determine filesystem size\n",
+            "mkfs.ext4: No such file or directory while trying to determine filesystem size",
+        ),
+        ("", None),
+        ("\n   \n", None),
+    ],
+)
 def test_last_error_line(stderr, expected):
     assert last_error_line(stderr) == expected
 
@@ -58,27 +70,43 @@ def test_killed_by_signal():
 
 
 def test_tee_shows_stderr_live_and_keeps_it(capfd):
-    result = run(["sh", "-c", "echo out; echo 'W: warned' >&2; echo 'E: broken' >&2; exit 0"], tee_stderr=True,
-                 stdout=subprocess.PIPE)
+    result = run(
+        ["sh", "-c", "echo out; echo 'W: warned' >&2; echo 'E: broken' >&2; exit 0"],
+        tee_stderr=True,
+        stdout=subprocess.PIPE,
+    )
     assert result.stdout == b"out\n"
     assert result.stderr == b"W: warned\nE: broken\n"
     assert "W: warned\nE: broken\n" in capfd.readouterr().err
     with pytest.raises(KosiError, match=r"^python3 failed with exit status 1: E: broken$"):
-        run(["python3", "-c", "import sys; print(sys.stdin.read(), file=sys.stderr); print('E: broken', file=sys.stderr); sys.exit(1)"],
-            tee_stderr=True, input="fed\n")
+        run(
+            [
+                "python3",
+                "-c",
+                "import sys; print(sys.stdin.read(), file=sys.stderr); print('E: broken', file=sys.stderr); sys.exit(1)",
+            ],
+            tee_stderr=True,
+            input="fed\n",
+        )
     assert "fed" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("tee", [False, True])
 def test_ctrl_c_kills_the_child_and_propagates(tee):
-    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from kosi.sandbox import run\n"
-            f"run(['sh', '-c', 'echo $$ >&2; exec sleep 30'], tee_stderr={tee})")
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); from kosi.sandbox import run\n"
+        f"run(['sh', '-c', 'echo $$ >&2; exec sleep 30'], tee_stderr={tee})"
+    )
     # The parent gets its own session so the SIGINT reaches only it, as a terminal's would reach both:
     # run() must kill the child itself.
     # It also gets a default SIGINT handler: run from a background job the test inherits SIGINT
     # ignored, and Python would then never raise KeyboardInterrupt.
-    parent = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, start_new_session=True,
-                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     child = int(parent.stderr.readline())
     parent.send_signal(signal.SIGINT)
     assert parent.wait(timeout=20) != 0

@@ -18,21 +18,25 @@ from kosi.sandbox.userns import subordinate_range
 # The pyenv interpreter running the tests lives under /root, which an ordinary user cannot enter.
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 
-pytestmark = pytest.mark.skipif(os.getuid() != 0 or not shutil.which("useradd") or not shutil.which("newuidmap"),
-                                reason="needs root (to create a throwaway user) and newuidmap (package uidmap)")
+pytestmark = pytest.mark.skipif(
+    os.getuid() != 0 or not shutil.which("useradd") or not shutil.which("newuidmap"),
+    reason="needs root (to create a throwaway user) and newuidmap (package uidmap)",
+)
 
 
 def _remove_lines(path: Path, user: str) -> None:
-    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
-                            if not line.startswith(f"{user}:")))
+    path.write_text(
+        "".join(line for line in path.read_text().splitlines(keepends=True) if not line.startswith(f"{user}:"))
+    )
 
 
 @pytest.fixture
 def throwaway_user():
     """A user that exists only for this test, with (or without) a subordinate id range."""
     name = f"kosit{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh", name],
-                   check=True)
+    subprocess.run(
+        ["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh", name], check=True
+    )
     try:
         yield name
     finally:
@@ -53,8 +57,13 @@ def shared_dir():
 
 
 def _as_user(user: str, code: str, cwd: Path, checkout: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["runuser", "-u", user, "--", "env", f"PYTHONPATH={checkout}", PYTHON, "-c", code],
-                          cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(
+        ["runuser", "-u", user, "--", "env", f"PYTHONPATH={checkout}", PYTHON, "-c", code],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 BECOME_ROOT = """

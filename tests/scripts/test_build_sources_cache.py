@@ -43,8 +43,7 @@ def project(tmp_path: Path, ephemeral: str, *, builddir: bool = True) -> Path:
 
 
 def context_for(directory: Path, ephemeral: str, workspace: Path) -> Context:
-    config = Config({"Distribution": "custom", "Release": "x", "BuildSourcesEphemeral": ephemeral},
-                    directory=directory)
+    config = Config({"Distribution": "custom", "Release": "x", "BuildSourcesEphemeral": ephemeral}, directory=directory)
     ctx = Context(config=config, workspace=workspace, package_cache=workspace.parent / "cache")
     for path in (workspace / "root", workspace / "destdir", ctx.staging, ctx.pkgmngr, ctx.repository, ctx.artifacts):
         path.mkdir(parents=True, exist_ok=True)
@@ -163,8 +162,10 @@ def test_chroot_build_script_sees_the_overlay_at_work_src(tmp_path):
     directory = project(tmp_path, "buildcache")
     (directory / "mkosi.build").unlink()
     chroot_script = directory / "mkosi.build.chroot"
-    chroot_script.write_text('#!/bin/sh\nset -e\necho "chroot $(pwd)" >> /work/src/notes.txt\n'
-                             'cat /work/src/notes.txt > /work/dest/notes-seen\n')
+    chroot_script.write_text(
+        '#!/bin/sh\nset -e\necho "chroot $(pwd)" >> /work/src/notes.txt\n'
+        "cat /work/src/notes.txt > /work/dest/notes-seen\n"
+    )
     chroot_script.chmod(0o755)
     for n in (1, 2):
         ctx = context_for(directory, "buildcache", tmp_path / f"ws{n}")

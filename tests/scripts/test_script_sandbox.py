@@ -49,7 +49,9 @@ def context(tmp_path):
 
 def test_build_script_is_offline_and_host_is_read_only(context):
     project = context.config.directory
-    script(project / "mkosi.build", """
+    script(
+        project / "mkosi.build",
+        """
 cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > "$DESTDIR/interfaces"
 touch /usr/kosi-probe 2>/dev/null && echo usr-writable >> "$DESTDIR/problems"
 test -e /home && echo home-visible >> "$DESTDIR/problems"
@@ -58,7 +60,8 @@ touch /etc/kosi-probe 2>/dev/null && echo etc-writable >> "$DESTDIR/problems"
 echo built > "$SRCDIR/built-file"
 pwd > "$DESTDIR/cwd"
 touch "$BUILDROOT/from-build-script"
-""")
+""",
+    )
     context.state.build_phase = False
     assert run_scripts(context, "build") == 1
     destdir = context.workspace / "destdir"
@@ -71,20 +74,26 @@ touch "$BUILDROOT/from-build-script"
 
 def test_with_network_keeps_the_network(context):
     context.config.values["WithNetwork"] = True
-    script(context.config.directory / "mkosi.build", """
+    script(
+        context.config.directory / "mkosi.build",
+        """
 cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > "$DESTDIR/interfaces"
-""")
+""",
+    )
     run_scripts(context, "build")
     assert (context.workspace / "destdir/interfaces").read_text().split() != ["lo"]
 
 
 def test_chroot_script_sees_the_chroot_paths(context):
-    script(context.config.directory / "mkosi.postinst.chroot", """
+    script(
+        context.config.directory / "mkosi.postinst.chroot",
+        """
 echo "$CHROOT_SCRIPT $BUILDROOT $SRCDIR $OUTPUTDIR $(pwd)" > /result
 cat "$SRCDIR/source-file" >> /result
 test -e /proc/self/status && echo proc >> /result
 echo out > "$OUTPUTDIR/from-chroot"
-""")
+""",
+    )
     run_scripts(context, "postinst")
     lines = (context.root / "result").read_text().splitlines()
     assert lines == ["/work/mkosi.postinst.chroot / /work/src /work/out /work/src", "source", "proc"]
@@ -102,10 +111,13 @@ def test_configure_script_runs_sandboxed_and_changes_the_config(context):
     from kosi.scripts.execute import run_configure_scripts
 
     project = context.config.directory
-    script(project / "mkosi.configure", """
+    script(
+        project / "mkosi.configure",
+        """
 test -e /home && exit 7
 touch /usr/kosi-probe 2>/dev/null && exit 8
 python3 -c 'import json, sys; c = json.load(sys.stdin); c["ImageId"] = "configured"; print(json.dumps(c))'
-""")
+""",
+    )
     config = run_configure_scripts(context.config)
     assert config["ImageId"] == "configured"

@@ -27,8 +27,11 @@ CacheDirectory=cache
 def test_plan_text_shows_runs_skips_and_conditions(tmp_path):
     write(tmp_path / "mkosi.conf", CONF)
     out = kosi("-C", str(tmp_path), "plan").stdout
-    lines = {line.split(". ", 1)[1].rsplit("  ", 1)[0].strip(): line.rsplit("  ", 1)[1]
-             for line in out.splitlines() if line.strip()[:3].strip().rstrip(".").isdigit()}
+    lines = {
+        line.split(". ", 1)[1].rsplit("  ", 1)[0].strip(): line.rsplit("  ", 1)[1]
+        for line in out.splitlines()
+        if line.strip()[:3].strip().rstrip(".").isdigit()
+    }
     assert lines["install distribution and packages"] == "run"
     assert lines["reuse cached image"] == "skip: no cached image yet"
     assert lines["run build scripts"] == "skip: no build scripts"

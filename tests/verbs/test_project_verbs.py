@@ -26,15 +26,21 @@ def test_genkey_makes_a_private_key_and_a_certificate_with_the_common_name(tmp_p
     kosi("genkey", "--genkey-common-name", "Test Signer", "--genkey-valid-days", "10", cwd=tmp_path)
     key, cert = tmp_path / "mkosi.key", tmp_path / "mkosi.crt"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    subject = subprocess.run(["openssl", "x509", "-noout", "-subject", "-in", str(cert)],
-                             capture_output=True, text=True, check=True).stdout
+    subject = subprocess.run(
+        ["openssl", "x509", "-noout", "-subject", "-in", str(cert)], capture_output=True, text=True, check=True
+    ).stdout
     assert "CN = Test Signer" in subject
     # the key and the certificate belong together
-    modulus = [subprocess.run(["openssl", kind, "-noout", "-modulus", "-in", str(path)], capture_output=True,
-                              text=True, check=True).stdout for kind, path in (("rsa", key), ("x509", cert))]
+    modulus = [
+        subprocess.run(
+            ["openssl", kind, "-noout", "-modulus", "-in", str(path)], capture_output=True, text=True, check=True
+        ).stdout
+        for kind, path in (("rsa", key), ("x509", cert))
+    ]
     assert modulus[0] == modulus[1]
-    days = subprocess.run(["openssl", "x509", "-noout", "-checkend", str(11 * 86400), "-in", str(cert)],
-                          capture_output=True, text=True)
+    days = subprocess.run(
+        ["openssl", "x509", "-noout", "-checkend", str(11 * 86400), "-in", str(cert)], capture_output=True, text=True
+    )
     assert days.returncode == 1  # expires within 11 days
 
 
@@ -48,8 +54,12 @@ def test_genkey_refuses_to_overwrite_without_force(tmp_path: Path):
     assert (tmp_path / "mkosi.key").read_bytes() == before
     kosi("-f", "genkey", cwd=tmp_path)
     assert (tmp_path / "mkosi.key").read_bytes() != before
-    subject = subprocess.run(["openssl", "x509", "-noout", "-subject", "-in", str(tmp_path / "mkosi.crt")],
-                             capture_output=True, text=True, check=True).stdout
+    subject = subprocess.run(
+        ["openssl", "x509", "-noout", "-subject", "-in", str(tmp_path / "mkosi.crt")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert f"CN = mkosi of {getpass.getuser()}" in subject
 
 

@@ -18,8 +18,10 @@ from kosi.errors import KosiError
 
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
-    write(tmp_path / "mkosi.conf", "[Distribution]\nDistribution=debian\nRelease=bookworm\n\n"
-                                   "[Content]\nPackages=vim,less\nWithDocs=no\n")
+    write(
+        tmp_path / "mkosi.conf",
+        "[Distribution]\nDistribution=debian\nRelease=bookworm\n\n[Content]\nPackages=vim,less\nWithDocs=no\n",
+    )
     write(tmp_path / "mkosi.conf.d/10-more.conf", "[Content]\nPackages=curl\n")
     write(tmp_path / "mkosi.images/initrd/mkosi.conf", "[Output]\nFormat=cpio\n")
     return tmp_path
@@ -54,8 +56,9 @@ def test_text_summary_groups_by_section_in_table_order(project_dir: Path):
 
 
 def test_summary_shows_tools_tree_when_configured(project_dir: Path):
-    document = json.loads(kosi("--json", "summary", "--tools-tree", "default", cwd=project_dir, check=False).stdout
-                          or "null")
+    document = json.loads(
+        kosi("--json", "summary", "--tools-tree", "default", cwd=project_dir, check=False).stdout or "null"
+    )
     if document is None:
         pytest.skip("ToolsTree= does not take 'default' in this table yet")
     assert document["Tools"] is not None and document["Tools"]["Format"] == "directory"

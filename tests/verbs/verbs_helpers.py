@@ -11,9 +11,16 @@ REPO = Path(__file__).resolve().parent.parent.parent
 KOSI = REPO / "bin" / "kosi"
 
 
-def kosi(*argv: str, cwd: Path | None = None, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, str(KOSI), *argv], cwd=cwd, text=True, capture_output=True,
-                            env=dict(os.environ, NO_COLOR="1", **(env or {})))
+def kosi(
+    *argv: str, cwd: Path | None = None, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, str(KOSI), *argv],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        env=dict(os.environ, NO_COLOR="1", **(env or {})),
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"kosi {' '.join(argv)} failed ({result.returncode}): {result.stderr}")
     return result
