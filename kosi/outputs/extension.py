@@ -86,7 +86,7 @@ class ExtensionImage(OutputFormat):
             return
         allowed = tuple(f"{d}/" for d in self.directories)
         for rel in self.added_paths():
-            if rel.startswith(allowed) or rel.startswith(BOOKKEEPING):
+            if rel.startswith(allowed) or rel.startswith(BOOKKEEPING) or f"{rel}/" in BOOKKEEPING:
                 continue
             where = " and ".join(f"/{d}" for d in self.directories)
             raise KosiError(
