@@ -51,6 +51,8 @@ def user_build(readable_checkout):
         (project / "mkosi.conf").write_text(
             "[Distribution]\nDistribution=debian\nRelease=trixie\n\n"
             "[Output]\nFormat=tar\nCompressOutput=no\nOutput=unprivileged\n\n"
+            # passwd: /etc/shadow (group shadow) is no longer in the essential set mkosi installs
+            "[Content]\nPackages=passwd\n\n"
             "[Build]\nPackageCacheDirectory=../pkgcache\n"
         )
         cache = home / "pkgcache"
