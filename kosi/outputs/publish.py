@@ -19,6 +19,8 @@ from pathlib import Path
 from kosi.config.model import Config
 from kosi.errors import KosiError
 from kosi.outputs.naming import artifact_names, base_name, output_directory, output_name
+from kosi.pipeline import atomic
+from kosi.pipeline.atomic import free_space, tree_size
 from kosi.pipeline.context import Context
 
 #: prefix of the temporary names publishing uses in the output directory
@@ -54,40 +56,8 @@ def copy_nspawn_settings(context: Context) -> None:
         shutil.copy2(source, context.staging / f"{base_name(context.config)}.nspawn")
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def tree_size(path: Path) -> int:
-    """Bytes a copy of `path` needs (apparent sizes of regular files; a symlink counts nothing)."""
-    if path.is_symlink():
-        return 0
-    if not path.is_dir():
-        return path.stat().st_size
-    total = 0
-    for top, _, files in os.walk(path):
-        for name in files:
-            st = os.lstat(os.path.join(top, name))
-            total += st.st_size if not os.path.islink(os.path.join(top, name)) else 0
-    return total
-
-
-def free_space(directory: Path) -> int:
-    st = os.statvfs(directory)
-    return st.f_bavail * st.f_frsize
-
-
 def no_space(path: Path, needed: int, directory: Path) -> KosiError:
-    return KosiError(
-        f"no space left on device for {path}: publishing needs {human_size(needed)}, "
-        f"{human_size(free_space(directory))} free in {directory}",
-        hint="previous outputs were left as they were",
-    )
+    return atomic.no_space(path, "publishing", needed, directory, hint="previous outputs were left as they were")
 
 
 def copy_file_synced(source: Path, target: Path) -> None:

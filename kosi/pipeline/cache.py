@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kosi.errors import KosiError
+from kosi.pipeline import atomic
 from kosi.pipeline.context import Context
 
 
@@ -71,22 +73,25 @@ def cache_directory(context: Context) -> Path:
 class CacheLocation:
     root: Path
     build: Path
-    metadata: Path
+    metadata: Path  # the stamp: written last, removed first (kosi.pipeline.atomic)
+    lock: Path  # held while the entry is written or read: builds sharing the cache take turns
 
     def exists(self) -> bool:
         return self.root.is_dir() and self.metadata.is_file()
 
     def remove(self) -> None:
+        self.metadata.unlink(missing_ok=True)
         for path in (self.root, self.build):
             if path.is_dir():
                 shutil.rmtree(path)
-        self.metadata.unlink(missing_ok=True)
 
 
 def cache_location(context: Context) -> CacheLocation:
     name = expand_key(context.config.cache_key, context)
     base = cache_directory(context)
-    return CacheLocation(base / f"{name}.cache", base / f"{name}.build.cache", base / f"{name}.json")
+    return CacheLocation(
+        base / f"{name}.cache", base / f"{name}.build.cache", base / f"{name}.json", base / f"{name}.lock"
+    )
 
 
 def input_digests(inputs: dict[str, Any]) -> dict[str, str]:
@@ -97,40 +102,111 @@ def key_of(digests: dict[str, str]) -> str:
     return digest(digests)[:12]
 
 
+def top_entries(root: Path) -> list[str]:
+    """What the stamp records of a tree, to notice one emptied or swapped behind kosi's back."""
+    return sorted(os.listdir(root))
+
+
+def why_corrupt(location: CacheLocation, stored: Any) -> str | None:
+    """Why a cache entry with a readable stamp cannot be trusted, or None."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("inputs"), dict):
+        return f"cache corrupt: its stamp {location.metadata.name} is garbled"
+    if stored.get("key") != key_of(stored["inputs"]):
+        return f"cache corrupt: its stamp {location.metadata.name} does not match its own key"
+    if not location.root.is_dir():
+        return f"cache corrupt: {location.root.name} is missing"
+    if "entries" in stored and top_entries(location.root) != stored["entries"]:
+        return f"cache corrupt: {location.root.name} is not the tree that was saved"
+    if stored.get("build") and not location.build.is_dir():
+        return f"cache corrupt: {location.build.name} is missing"
+    return None
+
+
 def why_invalid(location: CacheLocation, digests: dict[str, str]) -> str | None:
     """None when the cache matches; otherwise the reason it cannot be used."""
-    if not location.exists():
+    if not location.metadata.exists():
+        if location.root.exists() or location.build.exists():
+            return "cache incomplete: no stamp (its last write was interrupted or failed)"
         return "no cached image yet"
-    try:
-        stored = json.loads(location.metadata.read_text())["inputs"]
-    except (OSError, ValueError, KeyError):
-        return "cache metadata unreadable"
-    changed = sorted(name for name in set(stored) | set(digests) if stored.get(name) != digests.get(name))
+    stored, unreadable = atomic.read_stamp(location.metadata)
+    if unreadable:
+        return f"cache corrupt: {unreadable}"
+    corrupt = why_corrupt(location, stored)
+    if corrupt:
+        return corrupt
+    inputs = stored["inputs"]
+    changed = sorted(name for name in set(inputs) | set(digests) if inputs.get(name) != digests.get(name))
     if not changed:
         return None
     shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
     return f"{shown} changed"
 
 
-def copy_tree(source: Path, target: Path) -> None:
-    """Copy a whole root, sharing data blocks where the file system can (reflinks)."""
+def copy_tree(source: Path, target: Path, *, replace: bool = True) -> None:
+    """Copy a whole root, sharing data blocks where the file system can (reflinks). With
+    replace=False an existing (empty) target directory is filled instead of replaced."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
+    if replace and target.exists():
         shutil.rmtree(target)
     from kosi.sandbox import run
 
     run(["cp", "--reflink=auto", "-a", "--no-target-directory", str(source), str(target)])
 
 
+def _save_tree(source: Path, final: Path) -> None:
+    with atomic.partial_directory(final) as partial:
+        copy_tree(source, partial, replace=False)
+        atomic.commit(partial, final)
+
+
 def save(location: CacheLocation, context: Context, digests: dict[str, str], build_root: Path | None) -> None:
-    location.remove()
-    copy_tree(context.root, location.root)
-    if build_root is not None and build_root.is_dir():
-        copy_tree(build_root, location.build)
-    location.metadata.write_text(json.dumps({"key": key_of(digests), "inputs": digests}, indent=2) + "\n")
+    """Store the image (and build overlay) under partial names, commit them by rename, and
+    write the stamp last: an interrupted or failed save leaves no stamp, so it is never used."""
+    has_build = build_root is not None and build_root.is_dir()
+    with atomic.locked(location.lock, f"waiting for another kosi build that uses the cached image {location.root}"):
+        _save(location, context, digests, build_root if has_build else None)
 
 
-def restore(location: CacheLocation, context: Context, build_root: Path) -> None:
-    copy_tree(location.root, context.root)
-    if location.build.is_dir():
-        copy_tree(location.build, build_root)
+def _save(location: CacheLocation, context: Context, digests: dict[str, str], build_root: Path | None) -> None:
+    has_build = build_root is not None
+    location.metadata.unlink(missing_ok=True)
+    try:
+        _save_tree(context.root, location.root)
+        if has_build:
+            assert build_root is not None
+            _save_tree(build_root, location.build)
+        elif location.build.is_dir():
+            shutil.rmtree(location.build)
+        stamp = {
+            "key": key_of(digests),
+            "inputs": digests,
+            "build": has_build,
+            "entries": top_entries(location.root),
+        }
+        atomic.write_stamp(location.metadata, stamp)
+    except (OSError, KosiError) as e:
+        if not atomic.is_no_space(e):
+            raise
+        needed = atomic.tree_size(context.root) + (atomic.tree_size(build_root) if has_build and build_root else 0)
+        raise atomic.no_space(
+            location.root,
+            "saving the cached image",
+            needed,
+            location.root.parent,
+            hint="nothing half-written is kept; free space or set Incremental=no",
+        ) from None
+
+
+def restore(location: CacheLocation, context: Context, build_root: Path, digests: dict[str, str]) -> None:
+    with atomic.locked(location.lock, f"waiting for another kosi build that uses the cached image {location.root}"):
+        # Another build sharing the cache directory (same CacheKey=) may have replaced it since
+        # this build decided to use it: too late to build it instead, so say so.
+        changed = why_invalid(location, digests)
+        if changed is not None:
+            raise KosiError(
+                f"the cached image {location.root} was replaced by another build meanwhile ({changed})",
+                hint="build again; builds sharing a CacheDirectory= need different CacheKey=",
+            )
+        copy_tree(location.root, context.root)
+        if location.build.is_dir():
+            copy_tree(location.build, build_root)

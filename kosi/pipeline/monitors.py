@@ -160,6 +160,8 @@ class TerminalMonitor(Monitor):
         elif kind == "cache-miss":
             if event.reason == "no cached image yet":
                 self._print(f"no cached image yet (key {event.key})")
+            elif event.reason and event.reason.startswith("cache "):  # corrupt or incomplete: rebuilt, the reason said
+                self._print(f"{event.reason}; rebuilding it (key {event.key})")
             elif event.reason != "Incremental=no":
                 self._print(f"cache invalid: {event.reason}")
         elif kind == "cache-saved":

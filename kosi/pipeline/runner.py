@@ -12,14 +12,17 @@ when valid, replaces the steps between `ReuseCache` and `SaveCache`.
 
 from __future__ import annotations
 
+import os
+import re
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from kosi import __version__ as kosi_version
 from kosi import log
 from kosi.errors import KosiError
-from kosi.pipeline import cache
+from kosi.pipeline import atomic, cache
 from kosi.pipeline.context import Context
 from kosi.pipeline.monitors import Event, Monitor, StepRecord
 from kosi.pipeline.step import Skipped, Step
@@ -117,6 +120,34 @@ def plan(context: Context, steps: Sequence[Step]) -> list[tuple[str, str | None]
     return out
 
 
+#: below this much free space, a failed step is taken to have failed for want of it
+NEARLY_FULL = 1 << 20
+
+
+def explain_no_space(context: Context, step: Step, error: BaseException) -> KosiError | None:
+    """A step that failed because a file system filled up (the workspace, a cache): one line
+    naming the path, the step and the space left, whoever reported it (Python, a tool, or a
+    script whose own message went to the terminal)."""
+    if not isinstance(error, (OSError, KosiError)) or str(error).startswith("no space left on device for"):
+        return None
+    places = [context.workspace.parent, context.package_cache, cache.cache_directory(context)]
+    if not atomic.is_no_space(error):
+        full = [p for p in places if p.exists() and atomic.free_space(p) < NEARLY_FULL]
+        if not full:
+            return None
+        free = atomic.human_size(atomic.free_space(full[0]))
+        return KosiError(f"no space left on device for {full[0]}: step '{step.name}' failed with {free} free ({error})")
+    path: str | None = None
+    if isinstance(error, OSError) and error.filename:
+        path = os.fsdecode(error.filename)
+    else:
+        quoted = re.findall(r"['‘`\"](/[^'’`\"]+)['’`\"]", str(error))
+        path = quoted[-1] if quoted else None
+    where = Path(path) if path else context.workspace
+    directory = next((p for p in places if where.is_relative_to(p)), atomic.existing_parent(where.parent))
+    return atomic.no_space(where, f"step '{step.name}'", None, directory)
+
+
 FailureHook = Callable[[Context, Step, BaseException], None]
 
 
@@ -207,6 +238,9 @@ class Runner:
             )
             if self.on_failure and not isinstance(e, KeyboardInterrupt):
                 self.on_failure(context, step, e)
+            full = explain_no_space(context, step, e)
+            if full is not None:
+                raise full from None
             raise
         seconds = round(time.monotonic() - started, 3)
         self.records.append(StepRecord(step.name, "done", seconds))
@@ -216,10 +250,10 @@ class Runner:
     def run_step(self, context: Context, step: Step) -> None:
         verdict = self.verdict
         if isinstance(step, ReuseCache):
-            assert verdict.location is not None
+            assert verdict.location is not None and verdict.digests is not None
             self.emit(context, "cache-hit", step=step.name, key=verdict.key)
             build_root = context.workspace / "build-root"
-            cache.restore(verdict.location, context, build_root)
+            cache.restore(verdict.location, context, build_root, verdict.digests)
             if build_root.is_dir():  # the build overlay was cached too; build scripts run on it
                 context.state.build_root = build_root
             return
