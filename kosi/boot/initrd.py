@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +17,7 @@ from kosi import __version__, distributions, log
 from kosi.config.model import Config
 from kosi.config.values import Feature
 from kosi.errors import KosiError
+from kosi.pipeline import atomic
 from kosi.pipeline.context import Context
 from kosi.sandbox import run
 from kosi.tools.command import tools_command
@@ -103,15 +103,22 @@ def default_initrd(context: Context) -> Path:
         return cached
     if context.build_tree is None:
         raise KosiError("the default initrd can only be built by the build verb")
-    log.step("building the default initrd")
-    tree = context.workspace / "default-initrd"
-    shutil.rmtree(tree, ignore_errors=True)
-    context.build_tree(_as_directory(config), tree, context.args)
-    make_initrd_tree(tree)
-    partial = cached.with_suffix(".partial")
-    write_cpio(tree, partial, context.tools)
-    os.replace(partial, cached)
-    shutil.rmtree(tree, ignore_errors=True)
+    # One build of it at a time; whoever waited finds it built. Never poisoned: the archive is
+    # written under a partial name and committed by rename to the name that is its key.
+    with atomic.locked(
+        cached.with_suffix(".lock"), "waiting for another kosi that builds the default initrd"
+    ) as waited:
+        if waited and cached.exists() and context.args.force < 3:
+            return cached
+        log.step("building the default initrd")
+        tree = context.workspace / "default-initrd"
+        shutil.rmtree(tree, ignore_errors=True)
+        context.build_tree(_as_directory(config), tree, context.args)
+        make_initrd_tree(tree)
+        with atomic.partial_file(cached) as partial:
+            write_cpio(tree, partial, context.tools)
+            atomic.commit(partial, cached)
+        shutil.rmtree(tree, ignore_errors=True)
     return cached
 
 

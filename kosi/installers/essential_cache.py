@@ -16,11 +16,11 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from kosi import log
+from kosi.pipeline import atomic
 from kosi.sandbox import run
 
 if TYPE_CHECKING:
@@ -75,17 +75,15 @@ def restore_or_build(
         log.debug(f"essential set reused from {cached}")
         return True
     build()
-    trees.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=trees))
-    try:
+    # Under a partial name (locked while written, removed by the next writer when its writer
+    # was killed), renamed to its key when complete.
+    with atomic.partial_directory(cached) as partial:
         _copy(context, root, partial, sandbox)
         os.chmod(partial, os.lstat(root).st_mode & 0o7777)
-        partial.rename(cached)
-    except OSError:
-        pass  # another build sharing the cache stored the same tree first
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
+        try:
+            partial.rename(cached)
+        except OSError:
+            pass  # another build sharing the cache stored the same tree first
     _prune(trees)
     return False
 

@@ -130,12 +130,16 @@ def cached_tree_usable(tree: Path, inputs: dict[str, Any]) -> str | None:
     """None when the cached tree can be reused, else why not. A tree built with more
     packages than needed is fine (it was built for a runtime verb earlier)."""
     stamp = tree.with_name(tree.name + ".json")
+    if tree.is_dir() and not stamp.exists():
+        return "it has no stamp: its last build was interrupted or failed"
     if not tree.is_dir() or not stamp.exists():
         return "no tools tree built yet"
     try:
         stored = json.loads(stamp.read_text())
-    except ValueError:
+    except (OSError, ValueError):
         return "its record is unreadable"
+    if not isinstance(stored, dict) or not isinstance(stored.get("packages", []), list):
+        return "its record is garbled"
     for key in ("kosi", "distribution", "release", "mirror", "repositories"):
         if stored.get(key) != inputs.get(key):
             return f"{key} changed ({stored.get(key)} -> {inputs.get(key)})"

@@ -7,13 +7,12 @@ default initrd (the boot steps call back through Context.build_tree).
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from typing import Any, Iterator
 
 from kosi import distributions, log
 from kosi.boot.signing import check_keys
@@ -21,14 +20,16 @@ from kosi.pipeline.layers import check_layers
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
 from kosi.outputs import format as formats
+from kosi.outputs.naming import output_directory
 from kosi.outputs.publish import check_previous, publish
 from kosi.pipeline.cache import default_state_directory
 from kosi.pipeline.context import Context
+from kosi.pipeline import atomic
 from kosi.pipeline import workspace as workspaces
 from kosi.pipeline.flow import build_steps
 from kosi.pipeline.monitors import JsonLinesMonitor, Monitor, TerminalMonitor
 from kosi.pipeline.runner import Runner
-from kosi.tools.tree import cache_root, choose_tools_tree, helper_image_config
+from kosi.tools.tree import cache_root, cached_tree_usable, choose_tools_tree, helper_image_config, location
 
 
 def option(args: Any, name: str, default: Any = None) -> Any:
@@ -115,11 +116,30 @@ def check_buildable(config: Config) -> None:
         installer(str(distribution.installer)).check_available(config)
 
 
+@contextmanager
+def outputs_locked(images: list[Config]) -> Iterator[None]:
+    """Builds writing into the same output directory (two builds of one project) take turns:
+    the second waits for the first, saying so, then decides afresh (its outputs exist now, so
+    without -f it refuses). An flock on the directory itself: nothing is left behind."""
+    with ExitStack() as stack:
+        for directory in sorted({output_directory(config).absolute() for config in images}):
+            directory.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(
+                atomic.locked(directory, f"waiting for another kosi build that writes into {directory} to finish")
+            )
+        yield
+
+
 def build_project(project: Project, args: Any) -> list[Path]:
     from kosi.scripts.execute import run_configure_scripts
 
-    force = int(option(args, "force", 0) or 0)
     images = [run_configure_scripts(config) for config in project.images]
+    with outputs_locked(images):
+        return build_images(project, images, args)
+
+
+def build_images(project: Project, images: list[Config], args: Any) -> list[Path]:
+    force = int(option(args, "force", 0) or 0)
     # Refuse (or with -f clean up) before spending time on any image.
     for config in images:
         check_buildable(config)
@@ -198,13 +218,18 @@ def ensure_tools_tree(project: Project, args: Any) -> Path | None:
     tree = choice.tree
     if tree is None or choice.why_build is None:
         return tree
-    log.step(f"building the default tools tree in {tree} ({choice.why_build})")
-    staging = tree.with_name(tree.name + ".new")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    assert choice.config is not None  # a tree to build has its configuration
-    build_tree(choice.config, staging, args)
-    shutil.rmtree(tree, ignore_errors=True)
-    staging.rename(tree)
-    tree.with_name(tree.name + ".json").write_text(json.dumps(choice.inputs, indent=2, sort_keys=True) + "\n")
+    assert choice.config is not None and choice.inputs is not None  # a tree to build has its configuration
+    stamp = tree.with_name(tree.name + ".json")
+    # One build of the tools tree at a time; whoever waited finds it built (unless -fff).
+    with atomic.locked(location() / ".lock", f"waiting for another kosi that builds the tools tree {tree}") as waited:
+        if waited and choice.why_build != "forced with -fff" and cached_tree_usable(tree, choice.inputs) is None:
+            return tree
+        log.step(f"building the default tools tree in {tree} ({choice.why_build})")
+        # Never poisoned: the stamp goes first, the tree is committed by rename when complete,
+        # and the stamp is written last.
+        stamp.unlink(missing_ok=True)
+        with atomic.partial_directory(tree) as partial:
+            build_tree(choice.config, partial / tree.name, args)
+            atomic.commit(partial / tree.name, tree)
+        atomic.write_stamp(stamp, choice.inputs)
     return tree

@@ -19,6 +19,8 @@ import pytest
 
 from tests.pipeline.test_faults import KOSI, kosi, needs_root, snapshot, tmpfs
 
+REPO = KOSI.parent.parent
+
 
 def project(tmp_path: Path, *, version: int = 1, files: int = 0, payload: int = 0) -> Path:
     """A custom image with Incremental=yes whose prepare script (cached) counts its runs."""
@@ -248,4 +250,146 @@ def test_killed_cache_write_is_never_used(tmp_path):
     assert (tmp_path / "out/demo.tar").exists() and snapshot(tmp_path / "out") != before
     third = kosi(d, "-f", "build")
     assert "reusing cached image" in third.stderr and prepare_runs(d) == 3
+    assert_nothing_left(tmp_path)
+
+
+# ---- the default tools tree and the default initrd: committed by rename, stamped ----------------
+# Building a real one takes minutes (tests/boot/test_tools_tree.py, image tests): here the
+# builder is a stand-in that writes a tree, fails or hangs; what is tested is everything
+# around it — the partial name, the commit, the stamp, the lock and the clean-up.
+
+TOOLS_SCRIPT = """
+import sys, time, types
+from pathlib import Path
+import kosi.tools.tree, kosi.verbs.build as build
+from kosi.config.model import Config, Project
+
+cache, mode = Path(sys.argv[1]), sys.argv[2]
+kosi.tools.tree.cache_root = lambda: cache
+
+def builder(config, destination, args):
+    (destination / "usr/bin").mkdir(parents=True)
+    (destination / "usr/bin/tool").write_text(mode)
+    if mode == "fail":
+        raise build.KosiError("package 'nonexistent' not found")
+    if mode == "hang":
+        (cache / "started").touch()
+        time.sleep(600)
+
+build.build_tree = builder
+config = Config({"Distribution": "debian", "Release": "trixie", "Format": "disk", "ToolsTree": "default"},
+                directory=cache)
+print(build.ensure_tools_tree(Project(images=[config]), types.SimpleNamespace(verb="build", force=0)))
+"""
+
+
+def tools_tree(cache: Path, mode: str, **options) -> subprocess.CompletedProcess | subprocess.Popen:
+    argv = [sys.executable, "-c", TOOLS_SCRIPT, str(cache), mode]
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    if options.get("background"):
+        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.run(argv, env=env, capture_output=True, text=True)
+
+
+def test_failed_or_killed_tools_tree_build_is_never_used(tmp_path):
+    cache = tmp_path / "cache"
+    good = tools_tree(cache, "good")
+    assert good.returncode == 0, good.stderr
+    tree = Path(good.stdout.strip())
+    assert tree.parent == cache / "tools" and (tree / "usr/bin/tool").read_text() == "good"
+    assert "building the default tools tree" in good.stderr
+    assert "building" not in tools_tree(cache, "good").stderr  # reused
+
+    # A rebuild that fails (-fff forces it here) keeps nothing half-built: no stamp, no partial.
+    script = TOOLS_SCRIPT.replace("force=0", "force=3")
+    failed = subprocess.run(
+        [sys.executable, "-c", script, str(cache), "fail"],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode == 1 and "package 'nonexistent' not found" in failed.stderr
+    assert not tree.with_name(tree.name + ".json").exists()
+    rebuilt = tools_tree(cache, "good")
+    assert "(it has no stamp: its last build was interrupted or failed)" in rebuilt.stderr, rebuilt.stderr
+    assert_nothing_left(tmp_path)
+
+    # SIGKILL while the tree is built: the next run removes the partial tree and builds it again.
+    tree.with_name(tree.name + ".json").unlink()
+    hung = tools_tree(cache, "hang", background=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (cache / "started").exists():
+            assert hung.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        hung.kill()
+        hung.wait()
+    [partial] = (cache / "tools").glob(".kosi-partial-*")
+    again = tools_tree(cache, "good")
+    assert again.returncode == 0, again.stderr
+    assert "it has no stamp" in again.stderr and not partial.exists()
+    assert (tree / "usr/bin/tool").read_text() == "good"
+    assert json.loads(tree.with_name(tree.name + ".json").read_text())["distribution"] == "debian"
+    assert_nothing_left(tmp_path)
+
+
+def test_second_tools_tree_build_waits_and_reuses(tmp_path):
+    cache = tmp_path / "cache"
+    hung = tools_tree(cache, "hang", background=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (cache / "started").exists():
+            assert hung.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        waiting = subprocess.Popen(
+            [sys.executable, "-c", TOOLS_SCRIPT, str(cache), "good"],
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert waiting.stderr is not None
+        line = waiting.stderr.readline()
+        assert line.startswith("waiting for another kosi that builds the tools tree"), line
+    finally:
+        hung.kill()  # the lock goes with it: the waiting one builds the tree
+        hung.wait()
+    _, stderr = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, stderr
+    assert "building the default tools tree" in stderr
+    assert_nothing_left(tmp_path)
+
+
+def test_failed_default_initrd_is_never_used(tmp_path, monkeypatch):
+    from kosi.boot import initrd
+    from kosi.config.model import Config
+    from kosi.errors import KosiError
+    from kosi.pipeline.context import Context
+
+    monkeypatch.setattr(initrd, "cache_root", lambda: tmp_path / "cache")
+    config = Config({"Distribution": "debian", "Release": "trixie", "Architecture": "x86-64"}, directory=tmp_path)
+    built: list[str] = []
+
+    def builder(config, destination, args, fail=False):
+        (destination / "usr/lib/systemd").mkdir(parents=True)
+        (destination / "usr/lib/systemd/systemd").write_text("init")
+        built.append(str(destination))
+        if fail:
+            raise KosiError("package 'systemd' not found")
+
+    (tmp_path / "ws").mkdir()
+    context = Context(
+        config=config,
+        workspace=tmp_path / "ws",
+        package_cache=tmp_path,
+        build_tree=lambda c, d, a: builder(c, d, a, fail=True),
+    )
+    with pytest.raises(KosiError):
+        initrd.default_initrd(context)
+    assert [p.name for p in (tmp_path / "cache/initrd").iterdir() if p.suffix != ".lock"] == []
+    context.build_tree = builder
+    cached = initrd.default_initrd(context)
+    assert cached.stat().st_size > 0 and len(built) == 2
+    assert initrd.default_initrd(context) == cached and len(built) == 2  # reused
     assert_nothing_left(tmp_path)

@@ -1,0 +1,157 @@
+"""Builds at the same time. Two builds of one project: the second waits for the first, says
+so, and their outputs never interleave. Two projects sharing the package cache (and the
+tools tree, the incremental cache directory): both succeed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from tests.pipeline.test_cache_faults import assert_nothing_left
+from tests.pipeline.test_faults import KOSI, kosi
+
+WAITING = "waiting for another kosi build that writes into"
+
+
+def custom_project(tmp_path: Path, name: str, version: int, out: Path, gate: bool = False) -> Path:
+    """A custom image whose postinst stamps its version and, with `gate`, waits for the file
+    `gate` in the project directory (what the sandbox shows of the host) to appear."""
+    d = tmp_path / name
+    d.mkdir(exist_ok=True)
+    (d / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=custom\n\n[Output]\nFormat=tar\nCompressOutput=no\nImageId=demo\n"
+        f"OutputDirectory={out}\n\n[Build]\nIncremental=yes\nWorkspaceDirectory={tmp_path / 'ws'}\n"
+        f"CacheDirectory={tmp_path / 'cache'}\nPackageCacheDirectory={tmp_path / 'pkgcache'}\n"
+    )
+    wait = 'while [ ! -e "$SRCDIR/gate" ]; do sleep 0.05; done\n' if gate else ""
+    # the version is read when the script starts: a later build of the project may change it
+    (d / "next-version").write_text(f"{version}\n")
+    (d / "mkosi.postinst").write_text(
+        '#!/bin/sh\nset -e\nv=$(cat "$SRCDIR/next-version")\ntouch "$SRCDIR/started-$v"\n'
+        f'{wait}echo $v > "$BUILDROOT/version"\n'
+    )
+    (d / "mkosi.postinst").chmod(0o755)
+    return d
+
+
+def start(d: Path, *argv: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(KOSI), "-C", str(d), *argv, "build"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, NO_COLOR="1"),
+    )
+
+
+def wait_for(condition, what: str, *builds: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        for build in builds:
+            assert build.poll() is None, f"a build ended before {what}: {build.stderr.read() if build.stderr else ''}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def version_in(tar: Path) -> str:
+    with tarfile.open(tar) as archive:
+        member = archive.extractfile("./version") or archive.extractfile("version")
+        assert member is not None
+        return member.read().decode().strip()
+
+
+def test_second_build_of_a_project_waits_for_the_first(tmp_path):
+    out = tmp_path / "out"
+    d = custom_project(tmp_path, "project", 1, out, gate=True)
+    first = start(d)
+    try:
+        wait_for(lambda: (d / "started-1").exists(), "the first build reached its postinst", first)
+        (d / "next-version").write_text("2\n")  # the second build's image differs
+        second = start(d, "-f")
+        try:
+            # the second says it waits, and starts nothing (no workspace of its own) meanwhile
+            stderr_lines: list[str] = []
+
+            def said_waiting() -> bool:
+                assert second.stderr is not None
+                line = second.stderr.readline()
+                stderr_lines.append(line)
+                return line.startswith(WAITING)
+
+            wait_for(said_waiting, "the second build said it waits", second)
+            assert stderr_lines[-1] == f"{WAITING} {out} to finish\n"
+            time.sleep(1)
+            assert second.poll() is None and len(list((tmp_path / "ws").iterdir())) == 1
+            assert not (d / "started-2").exists()
+            (d / "gate").touch()
+            _, rest = second.communicate(timeout=120)
+            assert second.returncode == 0, "".join(stderr_lines) + rest
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
+        first.communicate(timeout=60)
+        assert first.returncode == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    # one after the other: the first's output was replaced as a whole by the second's
+    assert version_in(out / "demo.tar") == "2"
+    assert sorted(p.name for p in out.iterdir()) == ["demo", "demo.tar"]
+    assert_nothing_left(tmp_path)
+
+
+def test_second_build_without_force_refuses_once_the_first_is_done(tmp_path):
+    out = tmp_path / "out"
+    d = custom_project(tmp_path, "project", 1, out, gate=True)
+    first = start(d)
+    try:
+        wait_for(lambda: (d / "started-1").exists(), "the first build reached its postinst", first)
+        second = start(d)
+        time.sleep(1)
+        assert second.poll() is None
+        (d / "gate").touch()
+        _, stderr = second.communicate(timeout=120)
+        assert first.wait(timeout=60) == 0
+    finally:
+        for build in (first,):
+            if build.poll() is None:
+                build.kill()
+                build.wait()
+    assert second.returncode == 1
+    assert stderr.splitlines()[0].startswith(WAITING)
+    assert (
+        stderr.splitlines()[-1]
+        == f"error: output {out / 'demo.tar'} already exists (use -f to rebuild, or `kosi clean`)"
+    )
+    assert version_in(out / "demo.tar") == "1"
+    assert_nothing_left(tmp_path)
+
+
+def test_different_projects_sharing_caches_build_at_once(tmp_path):
+    """Two projects, one workspace, incremental cache and package cache directory: neither waits."""
+    a = custom_project(tmp_path, "a", 1, tmp_path / "out-a", gate=True)
+    b = custom_project(tmp_path, "b", 2, tmp_path / "out-b", gate=True)
+    builds = [start(a), start(b)]
+    try:
+        wait_for(lambda: (a / "started-1").exists() and (b / "started-2").exists(), "both builds run", *builds)
+        (a / "gate").touch()
+        (b / "gate").touch()
+        results = [build.communicate(timeout=120) for build in builds]
+    finally:
+        for build in builds:
+            if build.poll() is None:
+                build.kill()
+                build.wait()
+    for build, (_, stderr) in zip(builds, results, strict=True):
+        assert build.returncode == 0, stderr
+        assert WAITING not in stderr
+    assert version_in(tmp_path / "out-a/demo.tar") == "1"
+    assert version_in(tmp_path / "out-b/demo.tar") == "2"
+    assert kosi(a, "-f", "build").returncode == 0
+    assert_nothing_left(tmp_path)
