@@ -16,12 +16,14 @@ import tempfile
 from pathlib import Path
 
 from kosi import log
+from kosi.sandbox.process import adopt_orphans, wait_for_sandboxes
 
 OWNER_FILE = ".kosi-owner"
 
 
 def create(parent: Path, prefix: str) -> tuple[Path, int]:
     """A new workspace and the descriptor whose lock marks it as ours (closing it releases it)."""
+    adopt_orphans()  # so that remove() can wait for sandboxes whose supervisor was killed
     workspace = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     fd = os.open(workspace / OWNER_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -29,6 +31,8 @@ def create(parent: Path, prefix: str) -> tuple[Path, int]:
 
 
 def remove(workspace: Path) -> None:
+    """Remove a workspace once nothing runs in it any more (no sandbox still writing)."""
+    wait_for_sandboxes()
     shutil.rmtree(workspace, ignore_errors=True)
     if workspace.exists():  # a mount left behind; try harder rather than leak the tree
         for mount in workspace.iterdir():

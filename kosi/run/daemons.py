@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from kosi.errors import KosiError
+from kosi.tools.packages import missing_program
 
 
 def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
@@ -46,11 +47,13 @@ def running(
         with log.open("ab") as output:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=output, stderr=output, pass_fds=pass_fds)
     except FileNotFoundError:
-        raise KosiError(f"{name} is not installed (use ToolsTree=default, which has it)") from None
+        raise KosiError(missing_program(name)) from None
     try:
         deadline = time.monotonic() + timeout
         while not ready():
             if proc.poll() is not None:
+                if proc.returncode == 127 and "command not found" in last_error(proc, log):  # in its sandbox
+                    raise KosiError(missing_program(name))
                 raise KosiError(f"{name} failed to start: {last_error(proc, log)}")
             if time.monotonic() > deadline:
                 raise KosiError(f"{name} did not get ready within {timeout:.0f} seconds")

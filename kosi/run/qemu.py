@@ -40,6 +40,7 @@ from kosi.run.firmware import (
 )
 from kosi.run.kernel import DirectBoot, find_direct_boot, has_esp, root_argument
 from kosi.run.kvm import KvmVerdict, probe_kvm
+from kosi.tools.packages import missing_program
 from kosi.run.virtiofs import BoundUser, Share
 
 QEMU_BINARIES = {"x86-64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
@@ -361,6 +362,7 @@ def start_vm(project, args) -> int:
     from kosi.run.image import ensure_built, machine_name, runtime_image, verb_arguments
     from kosi.run.toolsenv import runtime_prefix
     from kosi.run.tpm import swtpm, want_tpm
+    from kosi.sandbox import process_tree_command
     from kosi.run.vsock import (
         RuntimeInfo,
         choose_cid,
@@ -376,7 +378,9 @@ def start_vm(project, args) -> int:
     if output.is_dir():
         raise KosiError("kosi vm cannot boot a directory image yet; use Format=disk (or `kosi boot` for a container)")
     tools = ensure_tools_tree(project, args)
-    prefix = runtime_prefix(tools)
+    # qemu and its daemons in a PID namespace: stopping one stops all it started, and they
+    # die with kosi even when it is killed with SIGKILL
+    prefix = [*process_tree_command(), *runtime_prefix(tools)]
     verdict = (
         probe_kvm(QEMU_BINARIES.get(config.architecture, "qemu-system-x86_64"))
         if config.kvm == Feature.auto
@@ -407,12 +411,9 @@ def start_vm(project, args) -> int:
                 log.info("‣ " + "; ".join(plan.notes))
             log.debug("+ " + shlex.join(plan.cmd))
             stdin = subprocess.DEVNULL if config.console == "read-only" else None
-            try:
-                proc = subprocess.Popen([*prefix, *plan.cmd], stdin=stdin)
-            except FileNotFoundError:
-                raise KosiError(
-                    f"{plan.cmd[0]} is not installed (install qemu-system, or use ToolsTree=default)"
-                ) from None
+            if tools is None and shutil.which(plan.cmd[0]) is None:
+                raise KosiError(missing_program(plan.cmd[0]))
+            proc = subprocess.Popen([*prefix, *plan.cmd], stdin=stdin)
             write_runtime(
                 output, RuntimeInfo(machine=machine, pid=proc.pid, cid=facts.vsock_cid, ssh_port=facts.ssh_port)
             )

@@ -8,6 +8,7 @@ Interface used by the rest of kosi:
   private /tmp, /proc, a minimal /dev, then `mounts`) and execs the command given after it.
   Nothing of the host is visible or writable unless mounted. With `root=` the command runs
   chrooted into an image root with the API file systems instead.
+- `process_tree_command()`: no new root, only the PID namespace (VMs and their daemons).
 - `chroot_command(root, ...)`: the `root=` form, for mkosi-chroot, `.chroot` scripts and
   maintainer scripts; `apivfs_mounts(root)`: /proc, /dev, /sys, /run, /tmp on an image root
   for package managers that install into it from outside (dpkg --root).
@@ -37,6 +38,7 @@ __all__ = [
     "Mount",
     "sandbox_command",
     "chroot_command",
+    "process_tree_command",
     "apivfs_mounts",
     "script_network",
     "run",
@@ -75,7 +77,8 @@ def trace_sandboxes() -> None:
     if strace is None:
         log.warn("--debug-sandbox: strace is not installed on the host; sandboxes run untraced")
         return
-    _tracer = [strace, "--detach-on=execve", "-e", f"trace={TRACED_CALLS}", "-s", "256"]
+    # -f: the sandbox is built by a child (the PID namespace's init), see kosi.sandbox.enter
+    _tracer = [strace, "-f", "--detach-on=execve", "-e", f"trace={TRACED_CALLS}", "-s", "256"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,13 @@ def sandbox_command(
     if workdir is not None:
         prefix += ["--chdir", str(workdir)]
     return [*prefix, "--"]
+
+
+def process_tree_command() -> list[str]:
+    """A prefix that runs a command as it is on the host (mounts, devices, network) but in a
+    PID namespace of its own: stopping it stops everything it started, and it dies with kosi.
+    For qemu and the daemons of a VM (virtiofsd, swtpm, systemd-journal-remote)."""
+    return [sys.executable, "-S", "-E", "-s", ENTRY_POINT, "--keep-host", "--"]
 
 
 def chroot_command(

@@ -3,8 +3,19 @@
 Run as `python3 -S -E -s enter.py [options] -- command...` by the prefix that
 `kosi.sandbox.sandbox_command()` returns. It runs before every tool kosi starts, so it imports
 only a few standard modules (no kosi modules, no site) and does everything with a few dozen
-system calls; the command then replaces this process (no extra process stays around, signals go
-straight to the tool).
+system calls.
+
+Every sandbox is its own PID namespace, so that stopping it stops everything the command
+started, even daemons that left their session or double-forked. Three processes:
+- the supervisor (this process, the one kosi started and waits for) unshares the PID namespace,
+  forks, and waits. SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on; a second one, or the
+  first after GRACE seconds, kills the namespace with SIGKILL. It dies with its parent (kosi
+  killed with SIGKILL takes its sandboxes along). It exits the way the command did (same exit
+  status, or killed by the same signal), and only once the last process of the sandbox is gone.
+- init, PID 1 of the namespace, dies with the supervisor; it builds the root, forks the
+  command, passes signals on to it, and reaps orphans. When the command ends, init exits and
+  the kernel kills whatever the command left running.
+- the command itself.
 
 Options (all paths on the host unless said otherwise; targets are paths inside the sandbox):
   --usr DIR            /usr of the sandbox (read-only); with --etc-from also the source of /etc files
@@ -18,6 +29,8 @@ Options (all paths on the host unless said otherwise; targets are paths inside t
   --overlay-lower SRC  (repeatable) then --overlay UPPER WORK DST; UPPER and WORK "-" for read-only
   --dev-fuse, --dev-loop   add /dev/fuse, /dev/loop-control and /dev/loop* to /dev
   --chdir DIR          working directory inside the sandbox (default: the caller's, if visible)
+  --keep-host          no new root, mounts or network: only the PID namespace (for VMs and their
+                       daemons, which need the host's devices, paths and network)
 
 Exit status 125 means the sandbox itself could not be set up, 127 that the command was not found.
 """
@@ -28,12 +41,15 @@ import ctypes
 import errno
 import fcntl
 import os
+import signal
 import struct
 import sys
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+PR_SET_PDEATHSIG = 1
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -72,6 +88,12 @@ libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes
 libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 libc.unshare.argtypes = (ctypes.c_int,)
 libc.syscall.restype = ctypes.c_long
+libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+
+#: signals the supervisor and init pass on to the command
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+#: seconds the command has after the first of them before the whole sandbox is killed
+GRACE = 5
 
 
 class SandboxError(Exception):
@@ -326,6 +348,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple], list[str]]:
         "fuse": False,
         "loop": False,
         "certificates": None,
+        "host": False,
     }
     mounts: list[tuple] = []
     lowers: list[str] = []
@@ -337,7 +360,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple], list[str]]:
         if arg in ("--usr", "--etc-from", "--root", "--chdir", "--certificates-from"):
             options[arg[2:].split("-")[0]] = argv[i + 1]
             i += 2
-        elif arg in ("--network", "--dev-fuse", "--dev-loop"):
+        elif arg in ("--network", "--dev-fuse", "--dev-loop", "--keep-host"):
             options[arg.split("-")[-1]] = True
             i += 1
         elif arg in ("--bind", "--ro-bind"):
@@ -467,33 +490,155 @@ def find_program(name: str, path: str) -> str | None:
     return None
 
 
-def main(argv: list[str]) -> int:
+def die_with_parent() -> None:
+    _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
+
+
+def run_command(options: dict, mounts: list[tuple], command: list[str]) -> int:
+    """In init: build the root, then start the command; returns its pid, or an exit status
+    (as a negative number) when it could not be started."""
     try:
-        options, mounts, command = parse(argv)
-        if not command:
-            raise SandboxError("no command given")
-        cwd = setup(options, mounts)
+        cwd = os.getcwd() if options["host"] else setup(options, mounts)
     except (OSError, SandboxError) as e:
         print(f"kosi-sandbox: {e}", file=sys.stderr)
-        return 125
+        return -125
     workdir = options["chdir"] or cwd
     try:
         os.chdir(workdir)
     except OSError:
         if options["chdir"]:
             print(f"kosi-sandbox: working directory {workdir} does not exist in the sandbox", file=sys.stderr)
-            return 125
+            return -125
         os.chdir("/")
     program = find_program(command[0], os.environ.get("PATH", "/usr/bin:/usr/sbin"))
     if program is None:
         print(f"kosi-sandbox: {command[0]}: command not found", file=sys.stderr)
-        return 127
+        return -127
+    pid = os.fork()
+    if pid == 0:
+        try:
+            # What Python set up for itself is not the command's: SIGPIPE and SIGXFSZ ignored,
+            # our handlers (exec resets those anyway) and the signal mask.
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+            for number in FORWARDED:  # ignored stays ignored (a background job's SIGINT)
+                if signal.getsignal(number) != signal.SIG_IGN:
+                    signal.signal(number, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            os.execv(program, command)
+        except OSError as e:
+            print(f"kosi-sandbox: {command[0]}: {e.strerror}", file=sys.stderr)
+        os._exit(126)
+    return pid
+
+
+def init(alive: int, report: int, options: dict, mounts: list[tuple], command: list[str]) -> int:
+    """PID 1 of the sandbox's namespace; writes the command's wait status to `report`."""
+    die_with_parent()
+    os.set_blocking(alive, False)
     try:
-        os.execv(program, command)
-    except OSError as e:
-        print(f"kosi-sandbox: {command[0]}: {e.strerror}", file=sys.stderr)
-        return 126
+        if os.read(alive, 1) == b"":
+            return 137  # the supervisor died before we could follow it
+    except BlockingIOError:
+        pass  # still there
+    child = run_command(options, mounts, command)
+    if child < 0:
+        return -child
+
+    def forward(signum, frame) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for number in FORWARDED:
+        if signal.getsignal(number) != signal.SIG_IGN:
+            signal.signal(number, forward)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    if not options["host"]:
+        try:
+            # Out of the way, so that tools see the chroot they saw before (systemd's
+            # running_in_chroot() and Debian's ischroot compare / with /proc/1/root).
+            os.chroot("/proc")
+        except OSError:
+            pass
+    while True:
+        pid, status = os.wait()
+        if pid == child:
+            os.write(report, struct.pack("i", status))
+            return 0
+
+
+def supervise(child: int, report: int) -> int:
+    """Wait for init (and so for the whole namespace); exit as the command did."""
+    signalled = False
+
+    def on_signal(signum, frame) -> None:
+        nonlocal signalled
+        if signalled or signum == signal.SIGALRM:
+            os.kill(child, signal.SIGKILL)
+            return
+        signalled = True
+        os.kill(child, signum)
+        signal.alarm(GRACE)
+
+    for number in FORWARDED:
+        if signal.getsignal(number) != signal.SIG_IGN:
+            signal.signal(number, on_signal)
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _, status = os.waitpid(child, 0)
+    signal.alarm(0)
+    data = os.read(report, 4)
+    if len(data) == 4:
+        status = struct.unpack("i", data)[0]
+    if os.WIFSIGNALED(status):
+        killed_by = os.WTERMSIG(status)
+        if killed_by not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(killed_by, signal.SIG_DFL)
+        os.kill(os.getpid(), killed_by)
+        return 128 + killed_by
+    return os.waitstatus_to_exitcode(status)
+
+
+def main(argv: list[str]) -> int:
+    # Until each process has its own handlers: a signal now waits rather than kills half-way.
+    signal.pthread_sigmask(signal.SIG_BLOCK, [*FORWARDED, signal.SIGALRM])
+    try:
+        die_with_parent()
+        options, mounts, command = parse(argv)
+        if not command:
+            raise SandboxError("no command given")
+        unshare(CLONE_NEWPID)
+    except (OSError, SandboxError) as e:
+        print(f"kosi-sandbox: {e}", file=sys.stderr)
+        return 125
+    alive_r, alive_w = os.pipe()
+    report_r, report_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:
+        status = 125
+        try:
+            os.close(alive_w)
+            os.close(report_r)
+            status = init(alive_r, report_w, options, mounts, command)
+        except BaseException as e:  # never let a traceback or a second copy of the supervisor out
+            print(f"kosi-sandbox: {e}", file=sys.stderr)
+        finally:
+            sys.stderr.flush()
+            os._exit(status)
+    os.close(alive_r)
+    os.close(report_w)
+    return supervise(child, report_r)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        code = main(sys.argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C before main() could block it
+        code = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the interpreter's clean-up would cost more than everything else here

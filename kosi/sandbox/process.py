@@ -9,6 +9,7 @@ to show it live *and* keep it (what apt, dpkg and systemd-repart want).
 from __future__ import annotations
 
 import collections
+import os
 import re
 import shlex
 import signal
@@ -20,6 +21,7 @@ from typing import IO, Mapping, Sequence
 
 from kosi import log
 from kosi.errors import KosiError
+from kosi.tools.packages import missing_program
 
 # Lines that look like a tool's own error message, strongest first, preferred over whatever was
 # printed last (apt prints "E: ..." and then hints; dpkg prints "dpkg: error ..." and then a summary).
@@ -148,13 +150,34 @@ def run(
                 sink=log.chatter_sink() if chatter else None,
             )
     except FileNotFoundError:
-        raise KosiError(
-            f"{tool_name(cmd)} is not installed (install it, or use a tools tree with ToolsTree=default)"
-        ) from None
+        raise KosiError(missing_program(tool_name(cmd))) from None
     result.args = words
     if check and result.returncode != 0:
+        if result.returncode == 127 and sandbox and not_in_sandbox(sandbox, words[0]):
+            raise KosiError(missing_program(words[0], sandbox_tools(sandbox)))
         raise KosiError(failure_message(cmd, result.returncode, result.stderr))
     return result
+
+
+def sandbox_tools(sandbox: Sequence[str]) -> Path | None:
+    """The tools tree a sandbox prefix gives its commands (--usr TREE/usr), None for the host's."""
+    words = list(sandbox)
+    if "--usr" in words[:-1]:
+        return Path(words[words.index("--usr") + 1]).parent
+    return None
+
+
+def not_in_sandbox(sandbox: Sequence[str], program: str) -> bool:
+    """Whether the sandbox's /usr (or image root) lacks `program` (exit status 127 is then ours)."""
+    words = list(sandbox)
+    if "--root" in words[:-1]:
+        usr = Path(words[words.index("--root") + 1]) / "usr"
+    else:
+        tools = sandbox_tools(sandbox)
+        usr = tools / "usr" if tools else Path("/usr")
+    if program.startswith("/"):
+        return not (usr.parent / program.lstrip("/")).exists() and not Path(program).exists()
+    return not any((usr / directory / program).exists() for directory in ("bin", "sbin", "lib/systemd"))
 
 
 def _run_collecting(
@@ -164,22 +187,56 @@ def _run_collecting(
     the collected text is also the result's stderr when the caller did not capture it, so a
     failure is still explained by the tool's own error line."""
     if sink is None or (stdout is not None and stderr is not None):
-        return subprocess.run(argv, env=env, input=input, stdout=stdout, stderr=stderr, cwd=cwd, text=text)
+        return _communicate(argv, env=env, input=input, stdout=stdout, stderr=stderr, cwd=cwd, text=text)
     if stdout is None and stderr is None:
-        result = subprocess.run(
+        result = _communicate(
             argv, env=env, input=input, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, text=text
         )
         collected, result.stdout = result.stdout, None
         result.stderr = collected
     elif stderr is None:
-        result = subprocess.run(argv, env=env, input=input, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd, text=text)
+        result = _communicate(argv, env=env, input=input, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd, text=text)
         collected = result.stderr
     else:
-        result = subprocess.run(argv, env=env, input=input, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, text=text)
+        result = _communicate(argv, env=env, input=input, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, text=text)
         collected, result.stdout = result.stdout, None
     if collected:
         sink.append(collected.encode() if isinstance(collected, str) else collected)
     return result
+
+
+#: how long an interrupted command (for a sandbox: its whole process tree) may take to stop
+STOP_TIMEOUT = 15
+
+
+def stop(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
+    """Stop `process` and wait for it: SIGTERM, then SIGKILL when it takes longer than
+    `timeout`. A sandbox (kosi.sandbox.enter) passes SIGTERM on and, when this process has
+    seen a second signal (Ctrl-C reaches it too) or after its grace time, kills its whole PID
+    namespace; it exits only when the last process in there is gone. Without waiting, the
+    caller would remove a workspace that tools are still writing into."""
+    if process.poll() is not None:
+        return
+    try:
+        process.terminate()
+        process.wait(timeout=timeout)
+    except BaseException:  # too slow, or a second Ctrl-C while waiting: do not wait any longer than needed
+        process.kill()
+        process.wait()
+        if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+            raise
+
+
+def _communicate(argv: list[str], *, input, **popen) -> subprocess.CompletedProcess:
+    """subprocess.run without its SIGKILL on Ctrl-C: the command (a sandbox: all it started)
+    is stopped and waited for (see stop)."""
+    with subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else None, **popen) as process:
+        try:
+            out, err = process.communicate(input)
+        except BaseException:
+            stop(process)
+            raise
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
 
 
 def _run_teeing(argv: list[str], *, env, input, stdout, cwd, text: bool) -> subprocess.CompletedProcess:
@@ -205,9 +262,7 @@ def _run_teeing(argv: list[str], *, env, input, stdout, cwd, text: bool) -> subp
         returncode = process.wait()
         tee.join()
     except BaseException:
-        # Ctrl-C reaches the child too (same process group); make sure it is gone before propagating.
-        process.kill()
-        process.wait()
+        stop(process)
         raise
     finally:
         if process.stdout is not None:
@@ -231,4 +286,44 @@ def _feed(stream: IO[bytes], data: bytes) -> None:
         try:
             stream.close()
         except BrokenPipeError:
+            pass
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def adopt_orphans() -> None:
+    """Make kosi the parent of whatever its children leave orphaned: a sandbox's init whose
+    supervisor was killed (subprocess.run kills with SIGKILL on Ctrl-C) is then ours to wait for,
+    see wait_for_sandboxes."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _orphaned_sandboxes() -> list[int]:
+    """Our children that are the init of a PID namespace (adopted after their supervisor died)."""
+    me = str(os.getpid())
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        nspid = fields.get("NSpid", "").split()
+        if fields.get("PPid", "").strip() == me and len(nspid) > 1 and nspid[-1] == "1":
+            found.append(int(pid))
+    return found
+
+
+def wait_for_sandboxes() -> None:
+    """Kill and wait for orphaned sandboxes: when an init has been reaped, the kernel has
+    killed everything else in its namespace and it is gone too."""
+    for pid in _orphaned_sandboxes():
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
             pass

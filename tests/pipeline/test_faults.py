@@ -47,7 +47,12 @@ def project(tmp_path: Path, out: Path, extra_bytes: int, slow: bool = False) -> 
     )
     postinst = d / "mkosi.postinst"
     if slow:
-        postinst.write_text(f'#!/bin/sh\ntouch "$SRCDIR/started"\nexec sleep {MARKER}\n')
+        # A daemon that escapes the process group and session (setsid, then a double fork),
+        # then the script blocks: stopping the build must stop both.
+        postinst.write_text(
+            f"#!/bin/sh\nsetsid sh -c 'sleep {MARKER} & exit 0' </dev/null >/dev/null 2>&1\n"
+            f'touch "$SRCDIR/started"\nexec sleep {MARKER}\n'
+        )
         postinst.chmod(0o755)
     elif postinst.exists():
         postinst.unlink()
@@ -79,10 +84,21 @@ def marker_processes() -> list[int]:
     return found
 
 
+def leftover_mounts(under: Path) -> list[str]:
+    return [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(under) in line]
+
+
+def leftover_loop_devices(tmp_path: Path) -> list[str]:
+    listing = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    return [line for line in listing.splitlines() if str(tmp_path) in line]
+
+
 def assert_clean(tmp_path: Path, out: Path) -> None:
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left in the output directory"
     ws = tmp_path / "ws"
     assert not ws.exists() or not list(ws.iterdir()), f"workspace left: {list(ws.iterdir())}"
+    assert not leftover_mounts(ws)
+    assert not leftover_loop_devices(tmp_path)
 
 
 @needs_root
@@ -166,7 +182,7 @@ def test_interrupted_build_keeps_outputs_and_leaves_nothing(tmp_path, signum, st
     )
     try:
         deadline = time.monotonic() + 60
-        while not (d / "started").exists() or not marker_processes():
+        while not (d / "started").exists() or len(marker_processes()) < 2:
             assert build.poll() is None, build.stderr.read() if build.stderr else ""
             assert time.monotonic() < deadline, "the slow script never started"
             time.sleep(0.05)
@@ -181,12 +197,10 @@ def test_interrupted_build_keeps_outputs_and_leaves_nothing(tmp_path, signum, st
             build.wait()
     assert build.returncode == status, stderr
     assert "Traceback" not in stderr
+    # kosi waited for the whole sandbox before it exited, the daemon included
+    assert not marker_processes(), "processes of the build left running"
     assert snapshot(out) == before
     assert_clean(tmp_path, out)
-    deadline = time.monotonic() + 10
-    while marker_processes() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not marker_processes(), "processes of the build left running"
 
     project(tmp_path, out, 8192)
     again = kosi(d, "-f", "build")
@@ -208,13 +222,17 @@ def test_sigkilled_build_workspace_is_removed_by_the_next_run(tmp_path):
     )
     try:
         deadline = time.monotonic() + 60
-        while not (d / "started").exists():
+        while not (d / "started").exists() or len(marker_processes()) < 2:
             assert build.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
     finally:
-        os.killpg(build.pid, signal.SIGKILL)
+        build.kill()  # only kosi itself: its sandboxes die with it
         build.wait()
     [orphan] = list((tmp_path / "ws").iterdir())  # nothing could clean up after SIGKILL
+    deadline = time.monotonic() + 5
+    while marker_processes() and time.monotonic() < deadline:  # the kernel kills them, a moment later
+        time.sleep(0.05)
+    assert not marker_processes(), "processes of the killed build left running"
     assert snapshot(out) == before
 
     project(tmp_path, out, 8192)
