@@ -114,6 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(0)
     except OSError as e:
+        from kosi.tools.packages import DEBIAN_PACKAGES, missing_program
+
+        if isinstance(e, FileNotFoundError) and str(e.filename) in DEBIAN_PACKAGES and not log.DEBUG:
+            log.error(missing_program(str(e.filename)))  # a program started without a sandbox
+            sys.exit(1)
         if e.errno not in (errno.ENOSPC, errno.EDQUOT) or log.DEBUG:
             raise
         log.error(f"no space left on device{f' writing {e.filename}' if e.filename else ''}")

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from kosi.errors import KosiError
+from kosi.tools.packages import missing_program
 from kosi.outputs import format as formats
 from kosi.outputs.compression import compress_level
 from kosi.outputs.naming import output_compression, output_format, output_name
@@ -22,6 +23,14 @@ class OutputFormat(formats.Format):
 
     def pipe_compressed(self, producer: list[str], cwd: Path | None = None) -> None:
         """Run `producer` writing an archive to stdout, compressed per CompressOutput= into target."""
+        try:
+            self._pipe_compressed(producer, cwd)
+        except FileNotFoundError as e:
+            if e.filename is None or "/" in str(e.filename):  # a path, not a program
+                raise
+            raise KosiError(missing_program(str(e.filename))) from None
+
+    def _pipe_compressed(self, producer: list[str], cwd: Path | None) -> None:
         from kosi import log
 
         compression = output_compression(self.config)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from kosi.sandbox import Mount, run, sandbox_command
+from kosi.tools.packages import debian_package
 
 #: where programs live below a root; bin and sbin for hosts that have not merged /usr
 PROGRAM_DIRECTORIES = ("usr/bin", "usr/sbin", "usr/lib/systemd", "bin", "sbin")
@@ -57,7 +58,9 @@ def missing_reason(name: str, tools: Path | None) -> str | None:
     """The skip reason of a step whose program is nowhere to be found."""
     if find_tool(name, tools) is not None:
         return None
-    return f"{name} not found on the host or in the tools tree" if tools else f"{name} not found on the host"
+    where = "on the host or in the tools tree" if tools else "on the host"
+    package = debian_package(name)
+    return f"{name} not found {where}" + (f" (Debian package {package})" if package else "")
 
 
 def run_on_root(

@@ -140,9 +140,12 @@ def test_missing_tool_skips_with_the_reason(tmp_path, monkeypatch):
     (tree / "usr/bin").mkdir(parents=True)
     context = make_context(tmp_path, tools_tree=tree)
     write(context.root / "usr/lib/udev/hwdb.d/60-kosi.hwdb", "evdev:name:X*\n KEYBOARD_KEY_01=reserved\n")
-    assert system_config.Hwdb().skip(context) == "systemd-hwdb not found on the host or in the tools tree"
+    assert (
+        system_config.Hwdb().skip(context)
+        == "systemd-hwdb not found on the host or in the tools tree (Debian package udev)"
+    )
     context.tools = None
-    assert system_config.Hwdb().skip(context) == "systemd-hwdb not found on the host"
+    assert system_config.Hwdb().skip(context) == "systemd-hwdb not found on the host (Debian package udev)"
 
 
 def test_tool_lookup_prefers_the_tools_tree_and_reads_its_symlinks_inside_it(tmp_path, monkeypatch):
