@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def shown(text: str, limit: int = 80) -> str:
+    """`text` quoted for a message, cut short when long (a message stays one readable line)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 class KosiError(Exception):
     """An error caused by the user's input or environment.
 

@@ -35,12 +35,27 @@ def step(message: str) -> None:
     print(paint("1", f"‣ {message}"), file=sys.stderr)
 
 
+#: characters a message must not carry to the terminal as they are: control characters (an
+#: escape sequence from a configuration file would be the terminal's to act on), line and
+#: paragraph separators (a one-line message stays one line) and bidirectional overrides
+_UNPRINTABLE = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029,
+              *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+}  # fmt: skip
+
+
+def printable(message: str) -> str:
+    """`message` with what a terminal would act on escaped (\\x1b, \\u202e, ...)."""
+    return message.translate(_UNPRINTABLE)
+
+
 def warn(message: str) -> None:
-    print(paint("33", f"warning: {message}"), file=sys.stderr)
+    print(paint("33", f"warning: {printable(message)}"), file=sys.stderr)
 
 
 def error(message: str) -> None:
-    print(paint("31;1", f"error: {message}"), file=sys.stderr)
+    print(paint("31;1", f"error: {printable(message)}"), file=sys.stderr)
 
 
 def debug(message: str) -> None:

@@ -33,7 +33,7 @@ from kosi.config.parser import Section, parse_ini
 from kosi.config.setting import Scope, Setting
 from kosi.config.specifiers import Location, expand_specifiers
 from kosi.config.values import Origin, parse_boolean
-from kosi.errors import KosiError
+from kosi.errors import KosiError, shown
 
 RESET = object()
 #: List settings that were booleans once; mkosi 27.1 reads yes/no as (the list for yes, for no).
@@ -201,8 +201,14 @@ class Loader:
     def _parse(self, setting: Setting, text: str, origin: Origin) -> Any:
         if setting.name == "Include":
             return [str(p) for p in self._include_targets(text, origin)]
-        value = setting.type.parse(setting.name, text, origin)
-        _refuse_readable_secret(setting, value, origin)
+        try:
+            value = setting.type.parse(setting.name, text, origin)
+            _refuse_readable_secret(setting, value, origin)
+        except (OSError, ValueError) as e:  # a path the file system refuses (too long, a loop, ...)
+            problem = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise KosiError(
+                f"{setting.name}=: {problem}: {shown(text.strip())}", file=origin.file, line=origin.line
+            ) from None
         return value
 
     def _minimum_version(self, layer: Layer, value: Any, origin: Origin) -> Any:
@@ -284,7 +290,7 @@ class Loader:
         sections: list[Section] | None = None
         saved_working_dir = state.working_dir
         state.working_dir = directory  # %P, and what relative paths are relative to, follows each directory
-        if conf.is_file():
+        if is_config_file(conf):
             sections = parse_ini(conf)
             ctx = self.match_context(conf)
             if not conditions_hold(ctx, sections):
@@ -299,10 +305,10 @@ class Loader:
                 self.apply_sections(sections, conf, layer)
             dropins = directory / "mkosi.conf.d"
             if dropins.is_dir():
-                for entry in sorted(dropins.iterdir(), key=lambda p: p.name):
+                for entry in listing(dropins):
                     if entry.is_dir():
                         self.parse_directory(entry, layer)
-                    elif entry.suffix == ".conf" and entry.is_file():
+                    elif entry.suffix == ".conf" and is_config_file(entry):
                         self.parse_file(entry, layer)
             if top:
                 self.parse_profiles(directory, layer)
@@ -319,7 +325,7 @@ class Loader:
             as_file = directory / "mkosi.profiles" / f"{profile}.conf"
             if as_dir.is_dir():
                 self.parse_directory(as_dir, layer)
-            if as_file.is_file():  # mkosi 27.1 reads both layouts when both are there, the directory first
+            if is_config_file(as_file):  # mkosi 27.1 reads both layouts when both are there, the directory first
                 self.parse_file(as_file, layer)
             # A selected profile without configuration is fine: it may only be matched on.
 
@@ -340,7 +346,7 @@ class Loader:
                     break  # an explicit value anywhere beats the default path
                 origin = Origin(file=str(path), line=None, directory=directory, local=layer is self.state.local)
                 if name.endswith(".d") and path.is_dir():  # mkosi 27.1 lists the files of a .d directory
-                    for entry in sorted((p for p in path.iterdir() if p.is_file()), key=lambda p: p.name):
+                    for entry in (p for p in listing(path) if p.is_file()):
                         self.assign(layer, setting, str(entry), origin)
                     continue
                 text = _read_default_path(setting, path) if setting.path_read else str(path)
@@ -456,8 +462,12 @@ def load_main(args: Any, cwd: Path | None = None) -> tuple[ImageState, Path | No
         directory = None
     else:
         directory = Path(os.path.normpath(cwd / args.directory)) if args.directory else cwd
-        if not directory.is_dir():
-            raise KosiError(f"--directory: {directory} is not a directory")
+        try:
+            if not directory.is_dir():
+                raise KosiError(f"--directory: {directory} is not a directory")
+            os.listdir(directory)
+        except OSError as e:
+            raise KosiError(f"--directory: cannot read {directory}: {e.strerror}") from None
     state = ImageState("main", directory or cwd)
     loader = Loader(state)
     # as in mkosi 27.1, relative paths on the command line are relative to --directory
@@ -471,12 +481,37 @@ def load_main(args: Any, cwd: Path | None = None) -> tuple[ImageState, Path | No
     return state, confdir
 
 
+def is_config_file(path: Path) -> bool:
+    """Whether `path` is a configuration file to read: absent (a dangling symlink too, as
+    mkosi 27.1 has it) or a directory is not; a symlink loop, a FIFO (reading it would block),
+    a device or a file we may not look at is refused in one line."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise KosiError(f"cannot read configuration file: {e.strerror}", file=str(path)) from None
+    if stat.S_ISREG(mode):
+        return True
+    if stat.S_ISDIR(mode):
+        return False
+    raise KosiError("configuration file is not a regular file", file=str(path))
+
+
+def listing(directory: Path) -> list[Path]:
+    """The entries of a configuration directory, by name; one line when it cannot be read."""
+    try:
+        return sorted(directory.iterdir(), key=lambda p: p.name)
+    except OSError as e:
+        raise KosiError(f"cannot read configuration directory: {e.strerror}", file=str(directory)) from None
+
+
 def parse_local(loader: Loader, directory: Path) -> None:
     """mkosi.local.conf and mkosi.local/ of an image's directory (the main image's or a subimage's)."""
     saved, loader.state.working_dir = loader.state.working_dir, directory  # relative paths: to the image's directory
     try:
         local_conf = directory / "mkosi.local.conf"
-        if local_conf.is_file():
+        if is_config_file(local_conf):
             loader.parse_file(local_conf, loader.state.local)
         if (directory / "mkosi.local").is_dir():
             loader.parse_directory(directory / "mkosi.local", loader.state.local)
@@ -489,10 +524,10 @@ def subimage_paths(confdir: Path) -> list[tuple[str, Path]]:
     if not images.is_dir():
         return []
     found = []
-    for entry in sorted(images.iterdir(), key=lambda p: p.name):
+    for entry in listing(images):
         if entry.is_dir():
             found.append((entry.name, entry))
-        elif entry.suffix == ".conf" and entry.is_file():
+        elif entry.suffix == ".conf" and is_config_file(entry):
             found.append((entry.name[: -len(".conf")], entry))
     return found
 
@@ -517,7 +552,7 @@ def load_subimage(name: str, path: Path, main: ImageState) -> ImageState | None:
         parse_local(loader, path)
         before = len(state.files)
         loader.parse_directory(path, state.config, top=True)
-        if conf.is_file() and conf not in state.files[before:]:
+        if is_config_file(conf) and conf not in state.files[before:]:
             return None
     elif not loader.parse_file(path, state.config):
         return None
@@ -597,7 +632,7 @@ def tools_tree_config(main: Config, confdir: Path | None = None) -> Config:
     confdir = confdir or config_directory(main.directory)
     if (confdir / "mkosi.tools.conf").is_dir():
         loader.parse_directory(confdir / "mkosi.tools.conf", state.config)
-    elif (confdir / "mkosi.tools.conf").is_file():
+    elif is_config_file(confdir / "mkosi.tools.conf"):
         loader.parse_file(confdir / "mkosi.tools.conf", state.config)
     config = finalize(state, None)
     config.values["Format"] = "directory"  # the manual: the tools tree's format cannot be changed

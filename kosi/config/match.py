@@ -26,7 +26,7 @@ from kosi.config.specifiers import (
     host_distribution,
 )
 from kosi.config.versions import version_matches
-from kosi.errors import KosiError
+from kosi.errors import KosiError, shown
 
 MATCH_SECTIONS = ("Match", "TriggerMatch")
 ASSERT_SECTIONS = ("Assert", "TriggerAssert")
@@ -99,7 +99,7 @@ HOST_MATCHERS: dict[str, Callable[[MatchContext, str, Entry], bool]] = {
 
 def _invalid(ctx: MatchContext, entry: Entry, value: str, allowed: str) -> KosiError:
     return KosiError(
-        f"[Match] {entry.key}=: invalid value {value!r}, expected {allowed}", file=ctx.file, line=entry.line
+        f"[Match] {entry.key}=: invalid value {shown(value)}, expected {allowed}", file=ctx.file, line=entry.line
     )
 
 

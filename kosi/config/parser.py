@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kosi.errors import KosiError
+from kosi.errors import KosiError, shown
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def parse_ini_text(text: str, file: str) -> list[Section]:
             current.entries.append(Entry(key, "\n".join(lines).strip(), lineno))
         pending = None
 
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):
         raw = line.partition("#")[0]
         stripped = raw.strip()
         if not stripped:
@@ -55,18 +55,18 @@ def parse_ini_text(text: str, file: str) -> list[Section]:
         flush()
         if stripped.startswith("["):
             if not stripped.endswith("]") or len(stripped) < 3:
-                raise KosiError(f"malformed section header {stripped!r}", file=file, line=lineno)
+                raise KosiError(f"malformed section header {shown(stripped)}", file=file, line=lineno)
             current = Section(stripped[1:-1].strip(), lineno)
             sections.append(current)
             continue
         if current is None:
-            raise KosiError(f"{stripped!r} is outside of any [Section]", file=file, line=lineno)
+            raise KosiError(f"{shown(stripped)} is outside of any [Section]", file=file, line=lineno)
         key, sep, value = stripped.partition("=")
         if not sep:
-            raise KosiError(f"expected Key=Value, got {stripped!r}", file=file, line=lineno)
+            raise KosiError(f"expected Key=Value, got {shown(stripped)}", file=file, line=lineno)
         key = key.strip()
         if not key:
-            raise KosiError(f"missing setting name before '=' in {stripped!r}", file=file, line=lineno)
+            raise KosiError(f"missing setting name before '=' in {shown(stripped)}", file=file, line=lineno)
         pending = (key, [value.strip()], lineno)
     flush()
     return sections
@@ -74,9 +74,18 @@ def parse_ini_text(text: str, file: str) -> list[Section]:
 
 def parse_ini(path: Path) -> list[Section]:
     try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise KosiError("configuration file is not valid UTF-8", file=str(path)) from None
+        if path.exists() and not path.is_file():  # a FIFO would block, a directory cannot be read
+            raise KosiError("configuration file is not a regular file", file=str(path))
+        data = path.read_bytes()
     except OSError as e:
         raise KosiError(f"cannot read configuration file: {e.strerror}", file=str(path)) from None
-    return parse_ini_text(text, str(path))
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise KosiError("configuration file is not valid UTF-8", file=str(path), line=line) from None
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise KosiError("configuration file contains a NUL byte", file=str(path), line=line)
+    # the universal newlines of Python's text files, as a file read line by line has them
+    return parse_ini_text(text.replace("\r\n", "\n").replace("\r", "\n"), str(path))

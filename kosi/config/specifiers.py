@@ -61,15 +61,16 @@ def expand_specifiers(
         return text
     by_letter = setting_specifiers()
     out: list[str] = []
+    unknown: list[str] = []
     i = 0
     while i < len(text):
-        c = text[i]
-        if c != "%":
-            out.append(c)
-            i += 1
-            continue
-        letter = text[i + 1 : i + 2]
-        i += 2
+        j = text.find("%", i)
+        if j < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:j])
+        letter = text[j + 1 : j + 2]
+        i = j + 2
         if letter == "%":
             out.append("%")
         elif letter == "C":
@@ -88,12 +89,15 @@ def expand_specifiers(
             out.append(_value_text(_lookup(config, by_letter[letter])))
         elif not letter:
             out.append("%")  # a lone % at the end stays, as mkosi 27.1 keeps it
-        else:
-            # mkosi 27.1 drops an unknown specifier with a warning
-            from kosi import log
+        elif letter not in unknown:
+            unknown.append(letter)  # mkosi 27.1 drops an unknown specifier with a warning
+    if unknown:
+        from kosi import log
 
-            origin = f"{file}:{line}: " if file else ""
-            log.warn(f"{origin}unknown specifier %{letter} in {text!r}, dropping it (use %% for a literal %)")
+        origin = f"{file}:{line}: " if file else ""
+        shown = text if len(text) <= 200 else text[:200] + "..."
+        for letter in unknown:  # once per letter, however often it is used
+            log.warn(f"{origin}unknown specifier %{letter} in {shown!r}, dropping it (use %% for a literal %)")
     return "".join(out)
 
 

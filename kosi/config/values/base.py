@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from kosi.errors import KosiError
+from kosi.errors import KosiError, shown
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def parse_boolean(text: str) -> bool | None:
 
 def invalid(setting: str, value: str, allowed: str, origin: Origin, *, hint: str | None = None) -> KosiError:
     return KosiError(
-        f"{setting}=: invalid value {value!r}, expected {allowed}", file=origin.file, line=origin.line, hint=hint
+        f"{setting}=: invalid value {shown(value)}, expected {allowed}", file=origin.file, line=origin.line, hint=hint
     )
 
 
