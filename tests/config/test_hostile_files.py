@@ -32,12 +32,14 @@ def kosi(directory: Path, *argv: str, user: str | None = None, checkout: Path = 
     )
 
 
-def refused(result: subprocess.CompletedProcess, *words: str) -> str:
+def refused(result: subprocess.CompletedProcess, *words: str, build: bool = False) -> str:
+    """Exit status 1, one `error:` line with `words` in it; nothing else but warnings (a build
+    also shows its steps and the output of the one that failed)."""
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     others = [line for line in result.stderr.splitlines() if not line.startswith(("error: ", "warning: "))]
-    assert len(errors) == 1 and not others, result.stderr
+    assert len(errors) == 1 and (build or not others), result.stderr
     for word in words:
         assert word in errors[0], errors[0]
     return errors[0]
@@ -137,7 +139,7 @@ def test_extra_or_skeleton_that_is_a_symlink_loop(tmp_path, tree):
         result = kosi(project, *verb)
         assert "Traceback" not in result.stderr, result.stderr
         if result.returncode:
-            refused(result, tree)
+            refused(result, tree, build=verb == ("build",))
 
 
 unprivileged = pytest.mark.skipif(
@@ -174,3 +176,55 @@ def _unreadable_configuration(tmp_path: Path, readable_checkout: Path) -> None:
     result = kosi(project, "--json", "summary", user="nobody", checkout=readable_checkout)
     os.chmod(project, 0o755)
     refused(result, str(project))
+
+
+@pytest.fixture
+def build_user():
+    """A throwaway user with a subordinate id range, for unprivileged builds."""
+    import uuid
+
+    if not shutil.which("useradd") or not shutil.which("newuidmap"):
+        pytest.skip("needs useradd and newuidmap (package uidmap)")
+    name = f"kosih{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        ["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh", name], check=True
+    )
+    ids = [Path("/etc/subuid"), Path("/etc/subgid")]
+    try:
+        for path in ids:
+            with path.open("a") as f:
+                f.write(f"{name}:500000:65536\n")
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False)
+        for path in ids:
+            path.write_text(
+                "".join(line for line in path.read_text().splitlines(True) if not line.startswith(f"{name}:"))
+            )
+
+
+@unprivileged
+@pytest.mark.parametrize("tree", ["mkosi.extra", "mkosi.skeleton"])
+def test_unreadable_file_in_extra_or_skeleton(tree, build_user, readable_checkout):
+    """An ordinary user's build (root of a user namespace) meets a file it may not read: root's,
+    mode 0600. One line names the file; no workspace is left."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="kosi-unreadable-", dir="/var/tmp"))
+    try:
+        os.chmod(tmp_path, 0o755)
+        project = base(tmp_path)
+        (project / "mkosi.conf").write_text(
+            "[Distribution]\nDistribution=custom\n\n[Output]\nFormat=tar\nCompressOutput=no\n\n"
+            f"[Build]\nWorkspaceDirectory={tmp_path / 'ws'}\n"
+        )
+        (project / tree / "etc").mkdir(parents=True)
+        (project / tree / "etc/readable").write_text("fine\n")
+        (tmp_path / "ws").mkdir()
+        subprocess.run(["chown", "-R", build_user, str(project), str(tmp_path / "ws")], check=True)
+        secret = project / tree / "etc/secret"
+        secret.write_text("root's\n")
+        os.chmod(secret, 0o600)  # root's: outside the user's namespace, so unreadable there too
+        result = kosi(project, "build", user=build_user, checkout=readable_checkout)
+        refused(result, str(secret), "ermission denied", build=True)
+        assert list((tmp_path / "ws").iterdir()) == []
+    finally:
+        shutil.rmtree(tmp_path)
