@@ -230,12 +230,18 @@ def stop(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
 def _communicate(argv: list[str], *, input, **popen) -> subprocess.CompletedProcess:
     """subprocess.run without its SIGKILL on Ctrl-C: the command (a sandbox: all it started)
     is stopped and waited for (see stop)."""
-    with subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else None, **popen) as process:
-        try:
-            out, err = process.communicate(input)
-        except BaseException:
+    process = None
+    try:
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else None, **popen)
+        out, err = process.communicate(input)
+    except BaseException:
+        if process is not None:
             stop(process)
-            raise
+        raise
+    finally:
+        for stream in (process.stdin, process.stdout, process.stderr) if process is not None else ():
+            if stream is not None:
+                stream.close()
     return subprocess.CompletedProcess(argv, process.returncode, out, err)
 
 
