@@ -199,9 +199,9 @@ class Loader:
             self.include(text, origin)
 
     def _parse(self, setting: Setting, text: str, origin: Origin) -> Any:
-        if setting.name == "Include":
-            return [str(p) for p in self._include_targets(text, origin)]
         try:
+            if setting.name == "Include":
+                return [str(p) for p in self._include_targets(text, origin)]
             value = setting.type.parse(setting.name, text, origin)
             _refuse_readable_secret(setting, value, origin)
         except (OSError, ValueError) as e:  # a path the file system refuses (too long, a loop, ...)

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kosi import cli
@@ -176,6 +176,7 @@ def count(n: int) -> None:
 VERBS = st.sampled_from([("summary",), ("--json", "summary")] * 9 + [("plan",)])
 
 
+@example(files={"mkosi.conf": b"[Include]\nInclude=" + b"a" * 4096 + b"\n"}, argv=("summary",))  # ENAMETOOLONG
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
