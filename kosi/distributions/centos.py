@@ -24,6 +24,13 @@ from kosi.distributions.rpm import (
 from kosi.errors import KosiError
 
 FEDORA_METALINK = "https://mirrors.fedoraproject.org/metalink"
+CENTOS_METALINK = "https://mirrors.centos.org/metalink"
+
+
+def centos_key(name: str) -> RpmKey:
+    return RpmKey(name, "centos", f"https://www.centos.org/keys/{name}")
+
+
 HYPERSCALE = ("main", "experimental", "facebook", "hotfixes", "spin", "intel", "kernel")
 
 
@@ -74,8 +81,12 @@ class RhelFamily(RpmDistribution):
     def epel(cls, config: Config) -> list[RpmRepository]:
         """EPEL (and EPEL Next for 9), disabled unless Repositories= names them."""
         major = cls.major(config)
-        keys = (RpmKey(f"RPM-GPG-KEY-EPEL-{major}", "epel"),)
-        names = ["epel", "epel-testing"] + (["epel-next", "epel-next-testing"] if major < 10 else [])
+        keys = (
+            RpmKey(
+                f"RPM-GPG-KEY-EPEL-{major}", "epel", f"https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-{major}"
+            ),
+        )
+        names = ["epel", "epel-next", "epel-testing", "epel-next-testing"] if major < 10 else ["epel", "epel-testing"]
         mirror = environment_mirror("EPEL_MIRROR")
         if mirror is None and config.mirror:
             mirror = join(config.mirror.rstrip("/").rpartition("/")[0], "fedora")
@@ -88,8 +99,12 @@ class RhelFamily(RpmDistribution):
                 base = join(mirror, f"epel/{path}{major}/Everything")
                 urls = (f"baseurl={base}/$basearch", f"baseurl={base}/$basearch/debug", f"baseurl={base}/source/tree")
             else:
+                # EPEL 10's metalinks name the repository first, as mkosi 27.1 writes them
                 urls = _three(
-                    f"metalink={FEDORA_METALINK}?arch={arch}&repo={link}" for link, arch in epel_metalinks(name, major)
+                    f"metalink={FEDORA_METALINK}?repo={link}&arch={arch}"
+                    if major >= 10
+                    else f"metalink={FEDORA_METALINK}?arch={arch}&repo={link}"
+                    for link, arch in epel_metalinks(name, major)
                 )
             repos += variants(name, *urls, keys, enabled=cls.wanted(config, name))
         return repos
@@ -106,71 +121,105 @@ class CentOS(RhelFamily):
         return {"stream": f"{cls.release(config)}-stream"}
 
     @classmethod
+    def compose_prefix(cls, config: Config) -> str:
+        return f"CentOS-Stream-{cls.major(config)}-"
+
+    @classmethod
+    def latest_snapshot_url(cls, config: Config) -> str:
+        return join(
+            config.mirror or str(cls.snapshot_service),
+            f"stream-{cls.major(config)}/production/latest-CentOS-Stream/compose/.composeinfo",
+        )
+
+    @classmethod
     def keys(cls, config: Config) -> tuple[RpmKey, ...]:
         name = "RPM-GPG-KEY-CentOS-Official-SHA256" if cls.major(config) >= 10 else "RPM-GPG-KEY-CentOS-Official"
-        return (RpmKey(name, "centos"),)
+        return (centos_key(name),)
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[RpmRepository]:
-        keys = cls.keys(config)
-        extras_keys = (*keys, RpmKey("RPM-GPG-KEY-CentOS-SIG-Extras", "centos"))
-        hyperscale_keys = (RpmKey("RPM-GPG-KEY-CentOS-SIG-HyperScale", "centos"),)
+        # mkosi 27.1 trusts the Extras SIG's key next to the official one for every CentOS repository
+        keys = (*cls.keys(config), centos_key("RPM-GPG-KEY-CentOS-SIG-Extras"))
         if local and config.local_mirror:
-            return cls.local_mirror_repositories(config, keys)
-        repos: list[RpmRepository] = []
-        if config.snapshot:
-            base = join(
-                config.mirror or cls.snapshot_service,
-                f"stream-{cls.major(config)}/production/{config.snapshot}/compose",
-            )
-            for component in cls.components:
-                repos += variants(
-                    component.lower(),
-                    f"baseurl={base}/{component}/$basearch/os",
-                    f"baseurl={base}/{component}/$basearch/debug/tree",
-                    f"baseurl={base}/{component}/source/tree",
-                    keys,
-                )
-            return repos + cls.epel(config)
+            return cls.local_mirror_repositories(config, cls.keys(config))
         mirror = cls.mirror(config)
+        if config.snapshot:
+            # a compose of the snapshot service (or of Mirror=, which then holds such composes)
+            major = cls.major(config)
+            mirror = None
+            compose = join(
+                config.mirror or str(cls.snapshot_service),
+                f"stream-{major}/production/{cls.compose_prefix(config)}{config.snapshot}/compose",
+            )
+        repos: list[RpmRepository] = []
         for component in cls.components:
-            repo_id = component.lower()
-            if mirror:
-                urls = (
-                    f"baseurl={join(mirror, f'$stream/{component}/$basearch/os')}",
-                    f"baseurl={join(mirror, f'$stream/{component}/$basearch/debug/tree')}",
-                    f"baseurl={join(mirror, f'$stream/{component}/source/tree')}",
+            if config.snapshot:
+                urls = tuple(
+                    f"baseurl={compose}/{path}"
+                    for path in (
+                        f"{component}/$basearch/os",
+                        f"{component}/$basearch/debug/tree",
+                        f"{component}/source/tree",
+                    )
+                )
+            elif mirror:
+                urls = tuple(
+                    f"baseurl={join(mirror, f'$stream/{path}')}"
+                    for path in (
+                        f"{component}/$basearch/os",
+                        f"{component}/$basearch/debug/tree",
+                        f"{component}/source/tree",
+                    )
                 )
             else:
-                urls = _three(
-                    f"metalink=https://mirrors.centos.org/metalink?arch={arch}&repo=centos-{repo_id}{s}-$stream"
+                urls = tuple(
+                    f"metalink={CENTOS_METALINK}?arch={arch}&repo=centos-{component.lower()}{s}-$stream"
                     for s, arch in (("", "$basearch"), ("-debug", "$basearch"), ("-source", "source"))
                 )
-            repos += variants(repo_id, *urls, keys)
-        if mirror:
-            extras = f"baseurl={join(mirror, 'SIGs/$stream/extras/$basearch/extras-common')}"
-            extras_source = f"baseurl={join(mirror, 'SIGs/$stream/extras/source/extras-common')}"
-        else:
-            extras = "metalink=https://mirrors.centos.org/metalink?arch=$basearch&repo=centos-extras-sig-extras-common-$stream"
-            extras_source = (
-                "metalink=https://mirrors.centos.org/metalink?arch=source"
-                "&repo=centos-extras-sig-extras-common-source-$stream"
-            )
-        repos += [
-            RpmRepository("extras", extras, extras_keys),
-            RpmRepository("extras-source", extras_source, extras_keys, enabled=False),
-        ]
-        repos += cls.epel(config)
+            repos += variants(component.lower(), *_three(urls), keys)
+        if not config.snapshot:
+            if mirror:
+                extras = f"baseurl={join(mirror, 'SIGs/$stream/extras/$basearch/extras-common')}"
+                extras_source = f"baseurl={join(mirror, 'SIGs/$stream/extras/source/extras-common')}"
+            else:
+                extras = f"metalink={CENTOS_METALINK}?arch=$basearch&repo=centos-extras-sig-extras-common-$stream"
+                extras_source = (
+                    f"metalink={CENTOS_METALINK}?arch=source&repo=centos-extras-sig-extras-common-source-$stream"
+                )
+            repos += [
+                RpmRepository("extras", extras, keys),
+                RpmRepository("extras-source", extras_source, keys, enabled=False),
+            ]
+        return repos + cls.epel(config) + cls.hyperscale(config, mirror)
+
+    @classmethod
+    def hyperscale(cls, config: Config, mirror: str | None) -> list[RpmRepository]:
+        """The HyperScale SIG's repositories, disabled unless Repositories= names them: from
+        Mirror=, or from the metalink service with the SIG's testing trees on buildlogs."""
+        keys = (centos_key("RPM-GPG-KEY-CentOS-SIG-HyperScale"),)
+        repos = []
         for variant in HYPERSCALE:
             repo_id = f"hyperscale-packages-{variant}"
             if mirror:
-                url = f"baseurl={join(mirror, f'SIGs/$stream/hyperscale/$basearch/packages-{variant}')}"
+                base = join(mirror, "SIGs/$stream/hyperscale")
+                urls = [
+                    ("", f"baseurl={base}/$basearch/packages-{variant}"),
+                    ("-debuginfo", f"baseurl={base}/$basearch/packages-{variant}/debug"),
+                    ("-source", f"baseurl={base}/source/packages-{variant}"),
+                ]
             else:
-                url = (
-                    "metalink=https://mirrors.centos.org/metalink?arch=$basearch"
-                    f"&repo=centos-hyperscale-sig-packages-{variant}-$stream"
-                )
-            repos.append(RpmRepository(repo_id, url, hyperscale_keys, cls.wanted(config, repo_id), priority=50))
+                link = f"centos-hyperscale-sig-packages-{variant}"
+                testing = f"baseurl=https://buildlogs.centos.org/centos/$stream/hyperscale/$basearch/packages-{variant}"
+                urls = [
+                    ("", f"metalink={CENTOS_METALINK}?arch=$basearch&repo={link}-$stream"),
+                    ("-debuginfo", f"metalink={CENTOS_METALINK}?arch=$basearch&repo={link}-debug-$stream"),
+                    ("-source", f"metalink={CENTOS_METALINK}?arch=source&repo={link}-source-$stream"),
+                    ("-testing", testing),
+                    ("-testing-debuginfo", testing),
+                ]
+            for suffix, url in urls:
+                name = repo_id + suffix
+                repos.append(RpmRepository(name, url, keys, cls.wanted(config, name), priority=50))
         return repos
 
 
@@ -179,11 +228,14 @@ class _Clone(RhelFamily):
 
     key_name: ClassVar[str]
     key_directory: ClassVar[str]
+    #: where RepositoryKeyFetch=yes downloads the key from
+    key_url: ClassVar[str]
     components = ("BaseOS", "AppStream", "CRB", "extras")
 
     @classmethod
     def keys(cls, config: Config) -> tuple[RpmKey, ...]:
-        return (RpmKey(cls.key_name.format(major=cls.major(config)), cls.key_directory),)
+        name = cls.key_name.format(major=cls.major(config))
+        return (RpmKey(name, cls.key_directory, f"{cls.key_url}/{name}"),)
 
     @classmethod
     def mirrorlist(cls, component: str) -> str:
@@ -213,6 +265,7 @@ class Alma(_Clone):
     os_release_ids = ("almalinux",)
     key_name = "RPM-GPG-KEY-AlmaLinux-{major}"
     key_directory = "alma"
+    key_url = "https://repo.almalinux.org/almalinux"
 
     @classmethod
     def mirrorlist(cls, component: str) -> str:
@@ -225,6 +278,7 @@ class Rocky(_Clone):
     mirrors = {"*": "https://mirrors.rockylinux.org"}
     key_name = "RPM-GPG-KEY-Rocky-{major}"
     key_directory = "rocky"
+    key_url = "https://download.rockylinux.org/pub/rocky"
 
     @classmethod
     def mirrorlist(cls, component: str) -> str:
@@ -235,10 +289,18 @@ class RhelUbi(RhelFamily):
     name = "rhel-ubi"
     pretty_name = "RHEL UBI"
     mirrors = {"*": "https://cdn-ubi.redhat.com"}
+    #: the prefix of the repository ids and of the release's directory on the mirror
+    prefix: ClassVar[str] = "ubi"
 
     @classmethod
     def keys(cls, config: Config) -> tuple[RpmKey, ...]:
-        return (RpmKey(f"RPM-GPG-KEY-redhat{cls.major(config)}-release", "redhat"),)
+        return (
+            RpmKey(
+                f"RPM-GPG-KEY-redhat{cls.major(config)}-release",
+                "redhat",
+                "https://access.redhat.com/security/data/fd431d51.txt",
+            ),
+        )
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[RpmRepository]:
@@ -249,17 +311,19 @@ class RhelUbi(RhelFamily):
         mirror = cls.mirror(config) or join(cls.mirrors["*"], "content/public/ubi/dist")
         repos: list[RpmRepository] = []
         for component in ("baseos", "appstream", "codeready-builder"):
-            base = join(mirror, f"ubi{major}/{major}")
+            base = join(mirror, f"{cls.prefix}{major}/{major}")
             repos += [
-                RpmRepository(f"ubi-{major}-{component}-rpms", f"baseurl={base}/$basearch/{component}/os", keys),
                 RpmRepository(
-                    f"ubi-{major}-{component}-debug-rpms",
+                    f"{cls.prefix}-{major}-{component}-rpms", f"baseurl={base}/$basearch/{component}/os", keys
+                ),
+                RpmRepository(
+                    f"{cls.prefix}-{major}-{component}-debug-rpms",
                     f"baseurl={base}/$basearch/{component}/debug",
                     keys,
                     enabled=False,
                 ),
                 RpmRepository(
-                    f"ubi-{major}-{component}-source",
+                    f"{cls.prefix}-{major}-{component}-source",
                     f"baseurl={base}/$basearch/{component}/source",
                     keys,
                     enabled=False,
@@ -274,6 +338,7 @@ class Rhel(RhelUbi):
     name = "rhel"
     pretty_name = "RHEL"
     mirrors = {}
+    prefix = "rhel"
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[RpmRepository]:

@@ -32,6 +32,17 @@ class Fedora(RpmDistribution):
         return (RpmKey(f"RPM-GPG-KEY-fedora-{cls.release(config)}-primary", "fedora"),)
 
     @classmethod
+    def compose_prefix(cls, config: Config) -> str:
+        """Composes are Fedora-42-20250101.0, Fedora-Rawhide-20250101.n.0; Snapshot= is the date part."""
+        return f"Fedora-{cls.release(config).capitalize()}-"
+
+    @classmethod
+    def latest_snapshot_url(cls, config: Config) -> str:
+        release = cls.release(config)
+        prefix = cls.compose_prefix(config).rstrip("-")
+        return join(config.mirror or str(cls.snapshot_service), f"compose/{release}/latest-{prefix}/COMPOSE_ID")
+
+    @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[RpmRepository]:
         keys = cls.keys(config)
         release = cls.release(config)
@@ -40,15 +51,15 @@ class Fedora(RpmDistribution):
         if local and config.local_mirror:
             return cls.local_mirror_repositories(config, keys)
         if config.snapshot:
-            compose = join(
-                config.mirror or cls.snapshot_service, f"compose/{release}/{config.snapshot}/compose/Everything"
-            )
+            name = cls.compose_prefix(config) + config.snapshot
+            compose = join(config.mirror or str(cls.snapshot_service), f"compose/{release}/{name}/compose/Everything")
             return variants(
                 "fedora",
                 f"baseurl={compose}/$basearch/os",
                 f"baseurl={compose}/$basearch/debug/tree",
                 f"baseurl={compose}/source/tree",
                 keys,
+                **expire,
             )
         mirror = cls.mirror(config)
         if mirror:
@@ -74,22 +85,16 @@ class Fedora(RpmDistribution):
                         enabled=repo_id == "updates",
                     )
             return repos
-        if rawhide:
-            return variants(
-                "fedora",
-                f"metalink={METALINK}rawhide",
-                f"metalink={METALINK}rawhide-debug",
-                f"metalink={METALINK}rawhide-source",
-                keys,
-                **expire,
-            )
         repos = variants(
             "fedora",
             f"metalink={METALINK}fedora-$releasever",
             f"metalink={METALINK}fedora-debug-$releasever",
             f"metalink={METALINK}fedora-source-$releasever",
             keys,
+            **expire,
         )
+        if rawhide:
+            return repos
         for repo_id, name in (("updates", "updates-released"), ("updates-testing", "updates-testing")):
             repos += variants(
                 repo_id,

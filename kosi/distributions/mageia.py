@@ -15,7 +15,13 @@ class Mageia(RpmDistribution):
 
     @classmethod
     def keys(cls, config: Config) -> tuple[RpmKey, ...]:
-        return (RpmKey("RPM-GPG-KEY-Mageia", "mageia"),)
+        return (
+            RpmKey(
+                "RPM-GPG-KEY-Mageia",
+                "mageia",
+                "https://mirrors.kernel.org/mageia/distrib/$releasever/$basearch/media/core/release/media_info/pubkey",
+            ),
+        )
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[RpmRepository]:
@@ -47,7 +53,13 @@ class OpenMandriva(RpmDistribution):
 
     @classmethod
     def keys(cls, config: Config) -> tuple[RpmKey, ...]:
-        return (RpmKey("RPM-GPG-KEY-OpenMandriva", "openmandriva"),)
+        return (
+            RpmKey(
+                "RPM-GPG-KEY-OpenMandriva",
+                "openmandriva",
+                "https://raw.githubusercontent.com/OpenMandrivaAssociation/openmandriva-repos/master/RPM-GPG-KEY-OpenMandriva",
+            ),
+        )
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[RpmRepository]:

@@ -39,10 +39,13 @@ BASEARCH = {"x86": "i386", "arm": "armhfp", "ppc64-le": "ppc64le"}
 
 @dataclass(frozen=True)
 class RpmKey:
-    """One signing key: its file name, the distribution-gpg-keys directory it is in."""
+    """One signing key: its file name, the distribution-gpg-keys directory it is in, and where
+    RepositoryKeyFetch=yes downloads it (the distribution's own URL, as mkosi 27.1 uses it;
+    by default the distribution-gpg-keys project's copy)."""
 
     name: str
     directory: str
+    fetch: str | None = None
 
     def candidates(self, context: Context) -> list[tuple[Path, str]]:
         """(host path, the URL dnf reads it from in the sandbox) in search order."""
@@ -63,7 +66,7 @@ class RpmKey:
             if path.exists():
                 return url
         if context.config["RepositoryKeyFetch"]:
-            return f"{GPG_KEYS_URL}/{self.directory}/{self.name}"
+            return self.fetch or f"{GPG_KEYS_URL}/{self.directory}/{self.name}"
         return None
 
     def where(self) -> str:
@@ -144,9 +147,22 @@ class RpmDistribution(Distribution):
         "pkcs11": ("opensc",), "plymouth": ("plymouth",),
     }  # fmt: skip
 
+    #: where Snapshot= composes come from unless Mirror= names a copy; None: no snapshots
+    snapshot_service: ClassVar[str | None] = None
+
     @classmethod
     def release(cls, config: Config) -> str:
         return str(config.release or cls.default_release)
+
+    @classmethod
+    def latest_snapshot_url(cls, config: Config) -> str:
+        """The file naming the newest compose (its id, or an INI file with [compose] id=)."""
+        raise NotImplementedError
+
+    @classmethod
+    def compose_prefix(cls, config: Config) -> str:
+        """What a compose id starts with, before the Snapshot= value (Fedora-42-)."""
+        raise NotImplementedError
 
     @classmethod
     def basearch(cls, config: Config) -> str:

@@ -127,6 +127,42 @@ class Dnf(PackageManager):
             if r.enabled or dist.wanted(config, r.id)
         ]
 
+    @classmethod
+    def check_available(cls, config: Config) -> None:
+        dist = distribution(config)
+        if config.snapshot and not dist.snapshot_service:
+            raise KosiError(
+                f"Snapshot={config.snapshot}: {dist.pretty_name} has no snapshots "
+                "(only Fedora and CentOS Stream composes, as in mkosi 27.1)"
+            )
+
+    def latest_snapshot(self, config: Config) -> str:
+        """The newest compose's id without its prefix (Fedora-42-20250101.0: 20250101.0), from
+        the snapshot service (or the copy Mirror= names) as `kosi latest-snapshot` prints it."""
+        import configparser
+
+        dist = distribution(config)
+        if not dist.snapshot_service:
+            raise KosiError(f"{dist.pretty_name} has no snapshots")
+        url = dist.latest_snapshot_url(config)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                text = response.read().decode().strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise KosiError(f"cannot read the latest snapshot from {url}: {e}") from None
+        compose = text
+        if text.startswith("["):  # CentOS Stream's .composeinfo
+            parser = configparser.ConfigParser()
+            try:
+                parser.read_string(text)
+                compose = parser["compose"]["id"]
+            except (configparser.Error, KeyError):
+                raise KosiError(f"{url} names no compose ([compose] id=)") from None
+        prefix = dist.compose_prefix(config)
+        if not compose.startswith(prefix):
+            raise KosiError(f"{url} names compose {compose}, not one of {prefix}*")
+        return compose.removeprefix(prefix)
+
     # ---- paths -------------------------------------------------------------------------
 
     @staticmethod

@@ -23,6 +23,9 @@ pytestmark = pytest.mark.image
 REPO = Path(__file__).resolve().parents[2]
 
 
+SNAPSHOT = "20250101.0"
+
+
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
     base = tmp_path_factory.mktemp("rpm-mirror")
@@ -50,6 +53,19 @@ def mirror(tmp_path_factory):
     rpm_repo.publish(root / rpm_repo.centos_path("10", "CRB"), [], key)
     rpm_repo.publish(root / rpm_repo.centos_extras_path("10"), [], key)
     rpm_repo.publish(root / rpm_repo.epel_path("10"), [built["epel-hello"]], key)
+    # Snapshot=: the compose services' layouts (kojipkgs, composes.stream.centos.org)
+    koji = root / "koji/compose/42"
+    rpm_repo.publish(koji / f"Fedora-42-{SNAPSHOT}/compose/Everything/x86_64/os", distribution, key)
+    (koji / "latest-Fedora-42").mkdir()
+    (koji / "latest-Fedora-42/COMPOSE_ID").write_text(f"Fedora-42-{SNAPSHOT}\n")
+    composes = root / "composes/stream-10/production"
+    for component, names in (("BaseOS", ["filesystem", "libhello"]), ("AppStream", ["hello"]), ("CRB", [])):
+        path = composes / f"CentOS-Stream-10-{SNAPSHOT}/compose/{component}/x86_64/os"
+        rpm_repo.publish(path, [built[n] for n in names], key)
+    (composes / "latest-CentOS-Stream/compose").mkdir(parents=True)
+    (composes / "latest-CentOS-Stream/compose/.composeinfo").write_text(
+        f"[compose]\ndate = 20250101\nid = CentOS-Stream-10-{SNAPSHOT}\nrespin = 0\ntype = production\n"
+    )
     local = base / "local-packages"
     local.mkdir()
     (local / built["localpkg"].name).write_bytes(built["localpkg"].read_bytes())
@@ -325,3 +341,34 @@ def test_fedora_scripts_overlay_volatile_and_removal(mirror, tmp_path, fedora_ca
     assert not (root / "usr/lib/sysimage/rpm").exists()
     manifest = json.loads((d / "mkosi.output/image.manifest").read_text())
     assert sorted(p["name"] for p in manifest["packages"]) == ["filesystem", "libhello", "localpkg"]
+
+
+@pytest.mark.parametrize(
+    "distribution, release, service, keys, path",
+    [
+        ("fedora", "42", "koji", [FEDORA_KEY], f"/koji/compose/42/Fedora-42-{SNAPSHOT}/compose/Everything/x86_64/os/"),
+        (
+            "centos",
+            "10",
+            "composes",
+            [CENTOS_KEY, "RPM-GPG-KEY-CentOS-SIG-Extras"],
+            f"/composes/stream-10/production/CentOS-Stream-10-{SNAPSHOT}/compose/AppStream/x86_64/os/",
+        ),
+    ],
+)
+def test_snapshot_from_a_copy_of_the_compose_service(mirror, tmp_path, distribution, release, service, keys, path):
+    """`kosi latest-snapshot` reads the newest compose's id, Snapshot= builds from that compose."""
+    d = project(tmp_path, distribution, release, f"{mirror['url']}/{service}", keys={k: mirror["key"] for k in keys})
+    latest = subprocess.run(
+        [sys.executable, str(REPO / "bin/kosi"), "-C", str(d), "latest-snapshot"], capture_output=True, text=True
+    )
+    assert latest.returncode == 0, latest.stderr
+    assert latest.stdout.strip() == SNAPSHOT
+    conf = d / "mkosi.conf"
+    conf.write_text(conf.read_text().replace("[Output]", f"Snapshot={SNAPSHOT}\n\n[Output]"))
+    before = len(mirror["server"].requests)
+    result = kosi_build(d)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert rpm_qa(d / "mkosi.output/image") == {"filesystem", "libhello", "hello"}
+    requests = mirror["server"].requests[before:]
+    assert any(r.startswith(path) and r.endswith("hello-1.4-1.x86_64.rpm") for r in requests), requests

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from kosi import distributions
@@ -25,9 +28,52 @@ def test_fedora_release_from_a_mirror():
 
 def test_fedora_default_is_rawhide_from_the_metalink():
     r = repos(Distribution="fedora")
-    assert r["fedora"] == ("metalink=https://mirrors.fedoraproject.org/metalink?arch=$basearch&repo=rawhide", True)
+    assert r["fedora"] == (
+        "metalink=https://mirrors.fedoraproject.org/metalink?arch=$basearch&repo=fedora-$releasever",
+        True,
+    )
     assert "updates" not in r
     assert Config({"Distribution": "fedora"})["Release"] == "rawhide"
+
+
+#: What mkosi 27.1 wrote into its mkosi.repo for these settings (plus Packages=bash and
+#: Format=directory): captured by running the oracle's `build` with ProxyUrl= pointing at a
+#: refusing proxy and copying the .repo file out of its workspace before dnf failed; the
+#: variables filled in with the --releasever= it passed and the architecture's $basearch.
+#: "-localkeys" cases had the keys in mkosi.sandbox/, the others RepositoryKeyFetch=yes (the
+#: keys are then the URLs' last component). One line per repository, sorted.
+ORACLE = json.loads((Path(__file__).parent / "data/mkosi-27.1-rpm-repositories.json").read_text())
+
+
+def repository_lines(settings: dict) -> list[str]:
+    config = Config(dict(settings))
+    dist = distributions.get(config.distribution)
+    lines = []
+    for r in dist.repositories(config):
+        keys = " ".join(
+            ((k.fetch or k.name) if config["RepositoryKeyFetch"] else k.name).rsplit("/", 1)[-1] for k in r.keys
+        )
+        kind, _, location = r.url.partition("=")
+        lines.append(
+            f"{r.id} enabled={int(r.enabled)} {kind}={expand(config, location)} keys={keys} "
+            f"prio={r.priority} expire={r.metadata_expire}"
+        )
+    return sorted(lines)
+
+
+@pytest.mark.parametrize("case", sorted(ORACLE))
+def test_repositories_equal_mkosi_27_1s(case):
+    """Ids, enablement, URL layouts (Mirror=, Snapshot=, metalinks), keys and options."""
+    assert repository_lines(ORACLE[case]["settings"]) == ORACLE[case]["repositories"]
+
+
+@pytest.mark.parametrize("name", ["alma", "rocky", "rhel-ubi", "azure", "mageia", "openmandriva"])
+def test_snapshot_is_refused_where_there_are_none(name):
+    from kosi.errors import KosiError
+
+    with pytest.raises(KosiError, match="Snapshot=20250101: .* has no snapshots"):
+        Dnf.check_available(Config({"Distribution": name, "Snapshot": "20250101"}))
+    Dnf.check_available(Config({"Distribution": "fedora", "Snapshot": "20250101.0"}))
 
 
 def test_centos_stream_layout_and_disabled_extras():
