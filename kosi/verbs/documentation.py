@@ -24,13 +24,11 @@ FORMATS = ("auto", "man", "markdown", "system")
 
 
 def describe_default(setting: Any) -> str:
-    from kosi.verbs.summary import format_value
-
     if setting.default_factory is not None:
         return "derived from other settings"
     if setting.default in (None, [], ()):
         return "unset" if not setting.is_list else "empty"
-    return f"`{format_value(setting, setting.default)}`"
+    return f"`{setting.type.text(setting.default)}`"
 
 
 def setting_entry(setting: Any) -> str:

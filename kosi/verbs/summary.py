@@ -7,52 +7,20 @@ subimages first and the main image last, as they are built.
 
 from __future__ import annotations
 
-import enum
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from kosi.config.model import Config, Project
-from kosi.config.values import Mode, Size, Tree
 
 UNSET = "(unset)"
 
 
-def format_size(size: int) -> str:
-    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor}{unit}"
-    return str(size)
-
-
-def format_item(setting: Any, value: Any) -> str:
-    """One value the way a person would write it in mkosi.conf."""
-    kind = setting.type
-    item_type = getattr(kind, "item", kind)
-    if value is None:
-        return UNSET
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, enum.Enum):
-        return str(value.value)
-    if isinstance(value, Tree):
-        return f"{value.source}:{value.target}" if value.target else str(value.source)
-    if isinstance(value, dict):
-        return " ".join(f"{k}={v}" for k, v in value.items())
-    if isinstance(value, int) and isinstance(item_type, Mode):
-        return f"{value:04o}"
-    if isinstance(value, int) and isinstance(item_type, Size):
-        return format_size(value)
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
-
-
 def format_value(setting: Any, value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ", ".join(format_item(setting, v) for v in value) if value else UNSET
-    return format_item(setting, value)
+    """A setting's value as a person writes it in mkosi.conf: each value type knows its text."""
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return UNSET
+    return setting.type.text(value)
 
 
 def is_secret(setting: Any) -> bool:

@@ -278,3 +278,44 @@ def test_a_misspelt_choice_suggests_the_closest_word():
         "mkosi.conf:2: Format=: invalid value 'dsk', expected one of addon, confext, cpio, directory"
     )
     assert str(error.value).endswith("(did you mean disk?)")
+
+
+#: the text form loses what a person would not write back: credentials show their names only
+TEXT_ROUND_TRIPS = [(t, x) for t, x in ROUND_TRIPS if not isinstance(t, CredentialsValue)] + [
+    (ListOf(String(), r"\s+"), "console=ttyS0 quiet"),
+    (ListOf(String(), shell=True), "-device 'virtio-rng-pci,id=a b'"),
+    (Boolean(), "no"),
+    (FeatureType(), "auto"),
+]
+
+
+@pytest.mark.parametrize(
+    "value_type, text", TEXT_ROUND_TRIPS, ids=[f"{type(t).__name__}-{x}" for t, x in TEXT_ROUND_TRIPS]
+)
+def test_text_form_parses_back_to_the_value(value_type, text):
+    value = parse(value_type, text)
+    assert parse(value_type, value_type.text(value)) == value
+
+
+@pytest.mark.parametrize(
+    "value_type, text, shown",
+    [
+        (Boolean(), "yes", "yes"),
+        (FeatureType(), "off", "disabled"),
+        (Size(), "1.5G", "1536M"),
+        (Size(), "5000", "8K"),
+        (Mode(), "640", "0640"),
+        (TreeValue(required=False), "/src:/dst", "/src:/dst"),
+        (TreeValue(required=False), "/src", "/src"),
+        (ListOf(TreeValue(required=False)), "/a /b:/c", "/a, /b:/c"),
+        (ListOf(String(), r"\s+"), "a=1  b", "a=1 b"),
+        (KeySourceType(), "file", "file"),
+        (KeySourceType(), "engine:pkcs11", "engine:pkcs11"),
+        (ListOf(DriveValue(), r"\s+"), "a:1G b:2M::::persist", "a:1G b:2M::::persist"),
+        (DriveValue(), "a:1G:/d:opt:a", "a:1G:/d:opt"),
+        (Assignments(), "A=1 B=2 A=3", "A=3 B=2"),
+        (CredentialsValue(), "k=secret x=y", "k, x"),
+    ],
+)
+def test_text_form(value_type, text, shown):
+    assert value_type.text(parse(value_type, text)) == shown

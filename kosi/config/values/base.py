@@ -79,6 +79,11 @@ class ValueType:
     def from_json(self, value: Any) -> Any:
         return value
 
+    def text(self, value: Any) -> str:
+        """A value as a person writes it in mkosi.conf (`kosi summary` and the docs show it so).
+        Types whose values are not plain words or paths override it."""
+        return str(value)
+
     def describe(self) -> str:
         """A short human description of the allowed values, for errors and docs."""
         return self.metavar.lower()

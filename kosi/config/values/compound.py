@@ -68,6 +68,18 @@ class ListOf(ValueType):
     def from_json(self, value):
         return [self.item.from_json(v) for v in value]
 
+    def text(self, value):
+        """The items as one assignment of them: comma-separated where commas separate items,
+        else space-separated (shell-quoted for shell-split lists)."""
+        if not isinstance(value, (list, tuple)):
+            return self.item.text(value)
+        words = [self.item.text(v) for v in value]
+        if self.shell:
+            import shlex
+
+            return shlex.join(words)
+        return (", " if re.fullmatch(self.separators, ",") else " ").join(words)
+
     def describe(self):
         return "a list of " + self.item.describe()
 
@@ -116,6 +128,9 @@ class Assignments(ValueType):
             raise ValueError("expected an object of NAME: VALUE strings")
         return [dict(value)] if value else []
 
+    def text(self, value):
+        return " ".join(f"{k}={v}" for k, v in self.to_json(value).items())
+
     def describe(self):
         if not self.passthrough:
             return "space-separated KEY=VALUE assignments"
@@ -131,6 +146,9 @@ class KeySource:
 
     def to_json(self) -> dict[str, Any]:
         return {"Type": self.type, "Source": self.source}
+
+    def text(self) -> str:
+        return f"{self.type}:{self.source}" if self.source else self.type
 
 
 class KeySourceType(ValueType):
@@ -156,6 +174,9 @@ class KeySourceType(ValueType):
             raise ValueError(f"unknown key source type {value['Type']!r}")
         return KeySource(value["Type"], value.get("Source") or "")
 
+    def text(self, value):
+        return value.text() if isinstance(value, KeySource) else str(value)
+
     def describe(self):
         return "'file', " + ("'engine:NAME' or " if self.engines else "") + "'provider:NAME'"
 
@@ -180,6 +201,14 @@ class Drive:
             "FileId": self.file_id or self.id,
             "Flags": list(self.flags),
         }
+
+    def text(self) -> str:
+        """ID:SIZE, then only as many of the optional fields as are set, as it is written."""
+        fields = [self.id, Size().text(self.size), str(self.directory or ""), self.options or ""]
+        fields += [self.file_id if self.file_id != self.id else "", ",".join(self.flags)]
+        while len(fields) > 2 and not fields[-1]:
+            fields.pop()
+        return ":".join(fields)
 
 
 DRIVE_FLAGS = ("persist",)
@@ -219,6 +248,9 @@ class DriveValue(ValueType):
             value.get("FileId") or value["Id"],
             tuple(value.get("Flags") or ()),
         )
+
+    def text(self, value):
+        return value.text() if isinstance(value, Drive) else str(value)
 
     def describe(self):
         return "ID:SIZE[:DIRECTORY[:OPTIONS[:FILE-ID[:FLAGS]]]] with a size such as 10G"
@@ -295,6 +327,10 @@ class CredentialsValue(ValueType):
                 text = path.read_bytes().decode(errors="surrogateescape")
             result.append(Credential(str(item["Name"]), str(text or ""), path))
         return result
+
+    def text(self, value):
+        """The names only, as mkosi's summary shows them: values are often secrets."""
+        return ", ".join(c[0] for c in value)
 
     def describe(self):
         return "space-separated NAME=VALUE pairs or paths to credential files"

@@ -22,6 +22,9 @@ class Tree:
     def to_json(self) -> dict[str, Any]:
         return {"Source": str(self.source), "Target": self.target}
 
+    def text(self) -> str:
+        return f"{self.source}:{self.target}" if self.target else str(self.source)
+
     def target_under(self, base: str) -> str:
         """The absolute target: a relative one (or none) is below `base`."""
         import os.path
@@ -95,6 +98,9 @@ class TreeValue(PathValue):
 
     def from_json(self, value):
         return None if value is None else Tree(Path(value["Source"]), value.get("Target"))
+
+    def text(self, value):
+        return value.text() if isinstance(value, Tree) else str(value)
 
     def describe(self):
         return "a path, optionally followed by ':' and a target path"

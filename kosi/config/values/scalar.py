@@ -39,6 +39,9 @@ class Boolean(ValueType):
             raise invalid(setting, text, "a boolean (yes/no, true/false, 1/0, on/off)", origin)
         return value
 
+    def text(self, value):
+        return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
     def describe(self):
         return "a boolean"
 
@@ -62,6 +65,11 @@ class FeatureType(ValueType):
         if isinstance(value, bool):
             return Feature.enabled if value else Feature.disabled
         return Feature(value)
+
+    def text(self, value):
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return value.value if isinstance(value, Feature) else str(value)
 
     def describe(self):
         return "a boolean or 'auto'"
@@ -176,6 +184,16 @@ class Size(ValueType):
         blocks = -(-size // self.ALIGNMENT)  # ceil
         return int(blocks) * self.ALIGNMENT
 
+    def text(self, value):
+        """The largest unit that divides the size: 2147483648 is 2G."""
+        if not isinstance(value, int):
+            return str(value)
+        for unit in "TGMK":
+            factor = SIZE_SUFFIXES[unit]
+            if value >= factor and value % factor == 0:
+                return f"{value // factor}{unit}"
+        return str(value)
+
     def describe(self):
         return "a size in bytes with an optional K, M, G or T suffix"
 
@@ -191,6 +209,9 @@ class Mode(ValueType):
         if not 0 <= value <= 0o7777:
             raise invalid(setting, text, self.describe(), origin)
         return value
+
+    def text(self, value):
+        return f"{value:04o}" if isinstance(value, int) else str(value)
 
     def describe(self):
         return "an octal access mode such as 0644"
