@@ -608,10 +608,11 @@ def load_project(args: Any, cwd: Path | None = None) -> Project:
     return Project(images=images, tools=None, options=options)
 
 
-def tools_tree_config(main: Config, confdir: Path | None = None) -> Config:
-    """Configuration of the default tools tree: a directory image of the fallback tools
-    tree distribution, with ToolsTree<Setting>= applied as <Setting>=, multiversal settings
-    from the main image, and mkosi.tools.conf (file or directory) on top."""
+def tools_tree_config(main: Config, confdir: Path | None = None, *, read_files: bool = True) -> Config:
+    """What the user configured for the default tools tree: a directory image with
+    ToolsTree<Setting>= applied as <Setting>=, multiversal settings from the main image, and
+    mkosi.tools.conf (file or directory, unless not `read_files`) on top. The one place these
+    are applied; kosi.tools.tree adds kosi's own choices (distribution, packages)."""
     settings, by_name = _settings()
     state = ImageState("tools", main.directory)
     fixed: dict[str, Any] = {"Format": "directory"}
@@ -629,11 +630,11 @@ def tools_tree_config(main: Config, confdir: Path | None = None) -> Config:
     for setting in settings:
         state.refresh(setting)
     loader = Loader(state)
-    confdir = confdir or config_directory(main.directory)
-    if (confdir / "mkosi.tools.conf").is_dir():
-        loader.parse_directory(confdir / "mkosi.tools.conf", state.config)
-    elif is_config_file(confdir / "mkosi.tools.conf"):
-        loader.parse_file(confdir / "mkosi.tools.conf", state.config)
+    tools_conf = (confdir or config_directory(main.directory)) / "mkosi.tools.conf"
+    if read_files and tools_conf.is_dir():
+        loader.parse_directory(tools_conf, state.config)
+    elif read_files and is_config_file(tools_conf):
+        loader.parse_file(tools_conf, state.config)
     config = finalize(state, None)
     config.values["Format"] = "directory"  # the manual: the tools tree's format cannot be changed
     return config

@@ -56,20 +56,21 @@ def profiles_for(project: Project, verb: str) -> list[str]:
 
 
 def tools_config(project: Project, verb: str) -> Config:
-    """The configuration of the default tools tree: mkosi.tools.conf's, with our packages added."""
-    main = project.main
-    if project.tools is not None:
-        base = project.tools.copy()
-    elif hasattr(main, "origins"):  # loaded from files: mkosi.tools.conf and ToolsTree*= apply
-        from kosi.config.loader import tools_tree_config
+    """The configuration of the default tools tree: what the user configured for it (the
+    loader's tools_tree_config: ToolsTree<Setting>= and mkosi.tools.conf), with kosi's choices
+    added: the distribution that builds the tree, its release, and the packages the work needs."""
+    from kosi.config.loader import tools_tree_config
 
-        base = tools_tree_config(main)
-    else:
-        base = Config(image="tools", directory=main.directory)
-    host_distribution = main.tools_tree_distribution or "debian"
-    if host_distribution == "ubuntu":  # kosi's default tree for Ubuntu hosts is Debian's, as mkosi's
-        host_distribution = "debian"
-    distribution = str(_explicit(base, "Distribution") or host_distribution)
+    main = project.main
+    # Loaded from files: mkosi.tools.conf applies; a Config made in memory has no files to read.
+    base = (
+        project.tools.copy()
+        if project.tools is not None
+        else tools_tree_config(main, read_files=hasattr(main, "origins"))
+    )
+    named = str(base["Distribution"])
+    # A distribution whose tools another one builds (Ubuntu's come from Debian) names it.
+    distribution = distributions.get(named).tools_tree_distribution or named
     fallback = not distributions.get(distribution).tools_tree_packages and not _explicit(main, "ToolsTreeDistribution")
     if fallback:
         # kosi builds Debian tools trees only; their package-manager profile carries pacman, zypper, ...
@@ -78,7 +79,7 @@ def tools_config(project: Project, verb: str) -> Config:
     table = distributions.get(distribution).tools_tree_packages
     if not table:
         raise KosiError(
-            f"ToolsTreeDistribution={distribution}: kosi has no default tools tree for it",
+            f"ToolsTreeDistribution={named}: kosi has no default tools tree for it",
             hint="use debian, or point ToolsTree= at a tree you built",
         )
     profiles = profiles_for(project, verb)
@@ -87,24 +88,19 @@ def tools_config(project: Project, verb: str) -> Config:
         packages += table.get(profile, ())
     if "package-manager" in profiles and distributions.get(distribution).package_manager == "apt":
         packages += distributions.get(main.distribution).foreign_tools_packages
-    packages += main.tools_tree_packages
+    release = _explicit(main, "ToolsTreeRelease") if distribution != named else base["Release"]
     values = dict(base.values)
     values.update(
         {
             "Distribution": distribution,
             # The host's release is usually what is too old; the default tree is the newest stable.
-            "Release": (None if fallback else _explicit(base, "Release"))
-            or _explicit(main, "ToolsTreeRelease")
-            or distributions.get(distribution).default_release,
+            "Release": release or distributions.get(distribution).default_release,
             "Format": "directory",
             "Packages": list(dict.fromkeys([*(values.get("Packages") or []), *packages])),
             "Bootable": Feature.disabled,
             "WithDocs": False,
         }
     )
-    mirror = _explicit(main, "ToolsTreeMirror") or _explicit(base, "Mirror")
-    if mirror:
-        values["Mirror"] = mirror
     config = Config(values, image="tools", directory=base.directory)
     config.values["_tools_profiles"] = profiles
     return config

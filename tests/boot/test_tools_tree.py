@@ -103,3 +103,28 @@ def test_tools_tree_build_never_runs_the_projects_scripts(tmp_path, monkeypatch)
         pass
     built = seen["config"]
     assert all(find_scripts(built, kind) == [] for kind in ("postinst", "build", "finalize"))
+
+
+def test_tools_tree_settings_apply_the_same_loaded_or_in_memory(tmp_path):
+    """ToolsTree<Setting>= become the tree's <Setting>= in one place (the loader's
+    tools_tree_config), whether the project was read from files or made in memory."""
+    from kosi.config.cli_args import parse_command_line
+    from kosi.config.loader import load_project
+
+    settings = {
+        "ToolsTreeRelease": "forky",
+        "ToolsTreeMirror": "http://mirror.example/debian",
+        "ToolsTreeRepositories": ["contrib"],
+        "ToolsTreePackages": ["hello"],
+    }
+    (tmp_path / "mkosi.conf").write_text(
+        "[Build]\nToolsTreeRelease=forky\nToolsTreeMirror=http://mirror.example/debian\n"
+        "ToolsTreeRepositories=contrib\nToolsTreePackages=hello\n"
+    )
+    loaded = load_project(parse_command_line(["-C", str(tmp_path), "build"]))
+    for configured in (loaded, project(**settings)):
+        config = tools_tree.tools_config(configured, "build")
+        assert config["Distribution"] == "debian" and config["Release"] == "forky"
+        assert config["Mirror"] == "http://mirror.example/debian" and config["Repositories"] == ["contrib"]
+        assert config["Packages"][0] == "hello" and config["Packages"].count("hello") == 1
+        assert "systemd-repart" in config["Packages"] and config["Format"] == "directory"
