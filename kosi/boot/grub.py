@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from kosi.distributions.base import package_hint
 from kosi.errors import KosiError
 from kosi.sandbox import run
 from kosi.tools.command import tools_command
@@ -24,20 +25,20 @@ from kosi.tools.command import tools_command
 CONFIG = "grub/grub.cfg"
 BIOS_BOOT_TYPE = "21686148-6449-6e6f-744e-656564454649"
 GRUB_I386_PC = "usr/lib/grub/i386-pc"
-#: grub-pc-bin ships the i386-pc modules and grub-mkimage/grub-bios-setup
-DEBIAN_PACKAGES = ("grub-pc-bin",)
 CORE_MODULES = ("biosdisk", "part_gpt", "fat", "ext2", "normal", "search", "search_fs_uuid", "linux", "configfile",
                 "echo", "test", "all_video")  # fmt: skip
 
 
-def modules_directory(root: Path, tools: Path | None) -> tuple[Path, Path | None]:
+def modules_directory(
+    root: Path, tools: Path | None, packages: dict[str, tuple[str, ...]] | None = None
+) -> tuple[Path, Path | None]:
     """Where i386-pc modules are, and the tree whose grub programs to run."""
     for base in (root, tools):
         if base is not None and (base / GRUB_I386_PC / "boot.img").exists():
             return base / GRUB_I386_PC, base
     raise KosiError(
         "BiosBootloader=grub: grub's i386-pc modules are neither in the image nor in the tools tree",
-        hint="add grub-pc-bin to Packages=, or use ToolsTree=default",
+        hint=f"add {package_hint(packages, 'grub-bios')} to Packages=, or use ToolsTree=default",
     )
 
 
@@ -106,13 +107,6 @@ def _linux(entry: GrubEntry, indent: str) -> list[str]:
     return lines
 
 
-def missing_packages(root: Path, tools: Path | None) -> tuple[str, ...]:
-    """What to add to the image for BiosBootloader=grub: nothing when the image or the tools tree has the modules."""
-    if any(base is not None and (base / GRUB_I386_PC / "boot.img").exists() for base in (root, tools)):
-        return ()
-    return DEBIAN_PACKAGES
-
-
 def write_config(esp: Path, entries: Sequence[GrubEntry], *, bios: bool) -> Path:
     """grub/grub.cfg in the ESP, where BIOS grub's core image and kosi's EFI grub look."""
     cfg = esp / CONFIG
@@ -121,9 +115,12 @@ def write_config(esp: Path, entries: Sequence[GrubEntry], *, bios: bool) -> Path
     return cfg
 
 
-def stage_modules(esp: Path, root: Path, tools: Path | None) -> None:
-    """Copy grub's i386-pc modules into the ESP tree (before repart copies the tree)."""
-    source, _ = modules_directory(root, tools)
+def stage_modules(
+    esp: Path, root: Path, tools: Path | None, packages: dict[str, tuple[str, ...]] | None = None
+) -> None:
+    """Copy grub's i386-pc modules into the ESP tree (before repart copies the tree); `packages`
+    (the distribution's bootloader_packages) are named when the modules are missing."""
+    source, _ = modules_directory(root, tools, packages)
     target = esp / "grub/i386-pc"
     target.mkdir(parents=True, exist_ok=True)
     for module in source.iterdir():

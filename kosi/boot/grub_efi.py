@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 
 from kosi.boot.grub import CONFIG
+from kosi.distributions.base import package_hint
 from kosi.errors import KosiError
 from kosi.pipeline.tools import find_tool
 from kosi.sandbox import Mount, run
@@ -29,8 +30,6 @@ EFI_MODULES = "usr/lib/grub/x86_64-efi"
 SIGNED = "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"
 #: Debian's distribution-built grub image; its .sbat data describes our build from the same modules
 MONOLITHIC = "usr/lib/grub/x86_64-efi/monolithic/grubx64.efi"
-DEBIAN_PACKAGES = ("grub-efi-amd64-bin",)
-DEBIAN_SIGNED_PACKAGES = ("grub-efi-amd64-signed",)
 #: where firmware looks for a boot loader on removable media and disks without NVRAM entries
 FALLBACK = "EFI/BOOT/BOOTX64.EFI"
 #: the name shim starts from its own directory (shim.CHAINED)
@@ -53,11 +52,18 @@ def modules_directory(root: Path, tools: Path | None) -> Path | None:
     return None
 
 
-def missing_packages(root: Path, tools: Path | None, *, signed: bool) -> tuple[str, ...]:
-    """Packages the image needs for install(): the signed grub can only come from the image."""
-    if signed:
-        return () if (root / SIGNED).is_file() else DEBIAN_SIGNED_PACKAGES
-    return () if modules_directory(root, tools) is not None else DEBIAN_PACKAGES
+def found(root: Path, tools: Path | None, *, signed: bool) -> bool:
+    """Whether install() finds what it needs: the signed grub can only come from the image."""
+    return (root / SIGNED).is_file() if signed else modules_directory(root, tools) is not None
+
+
+def missing_packages(
+    root: Path, tools: Path | None, packages: dict[str, tuple[str, ...]], *, signed: bool
+) -> tuple[str, ...]:
+    """Packages the image needs for install() (`packages`: the distribution's bootloader_packages)."""
+    if found(root, tools, signed=signed):
+        return ()
+    return packages.get("grub-efi-signed" if signed else "grub-efi", ())
 
 
 def efi_binary(esp: Path, shim_bootloader: str) -> Path:
@@ -83,13 +89,15 @@ def sbat_data(root: Path, tools: Path | None) -> str | None:
     return None
 
 
-def build_image(output: Path, root: Path, tools: Path | None, workspace: Path) -> Path:
+def build_image(
+    output: Path, root: Path, tools: Path | None, workspace: Path, packages: dict[str, tuple[str, ...]] | None = None
+) -> Path:
     """grub-mkimage -O x86_64-efi with the modules grub.cfg needs built in; returns the modules directory used."""
     modules = modules_directory(root, tools)
     if modules is None:
         raise KosiError(
             "Bootloader=grub: grub's x86_64-efi modules are neither in the image nor in the tools tree",
-            hint="add grub-efi-amd64-bin to Packages=, or use ToolsTree=default",
+            hint=f"add {package_hint(packages, 'grub-efi')} to Packages=, or use ToolsTree=default",
         )
     tool = find_tool("grub-mkimage", tools)
     if tool is None:
@@ -119,7 +127,16 @@ def stage_modules(esp: Path, modules: Path) -> None:
             shutil.copy2(module, target / module.name)
 
 
-def install(esp: Path, root: Path, tools: Path | None, workspace: Path, *, signed: bool, vendor: str) -> Path:
+def install(
+    esp: Path,
+    root: Path,
+    tools: Path | None,
+    workspace: Path,
+    *,
+    signed: bool,
+    vendor: str,
+    packages: dict[str, tuple[str, ...]] | None = None,
+) -> Path:
     """grub into the ESP tree at EFI/BOOT/BOOTX64.EFI, plus the redirection for fixed-prefix
     images in EFI/<vendor>/ (`vendor`: the distribution, used when the binary names none)."""
     target = esp / FALLBACK
@@ -129,13 +146,13 @@ def install(esp: Path, root: Path, tools: Path | None, workspace: Path, *, signe
         if not binary.is_file():
             raise KosiError(
                 f"Bootloader=grub-signed: /{SIGNED} is not in the image",
-                hint="add grub-efi-amd64-signed to Packages=, or use Bootloader=grub",
+                hint=f"add {package_hint(packages, 'grub-efi-signed')} to Packages=, or use Bootloader=grub",
             )
         shutil.copyfile(binary, target)
         prefix = embedded_prefix(binary) or f"/EFI/{vendor}"
     else:
         workspace.mkdir(parents=True, exist_ok=True)
-        stage_modules(esp, build_image(target, root, tools, workspace))
+        stage_modules(esp, build_image(target, root, tools, workspace, packages))
         prefix = f"/EFI/{vendor}"
     write_redirect(esp, prefix)
     return target

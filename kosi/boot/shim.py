@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from kosi import log
+from kosi.distributions.base import package_hint
 from kosi.errors import KosiError
 
 SHIM_DIRECTORY = "usr/lib/shim"
@@ -27,8 +28,6 @@ BINARIES = {
     "signed": ("shimx64.efi.signed", "mmx64.efi.signed"),
     "unsigned": ("shimx64.efi", "mmx64.efi"),
 }
-#: Debian's packages with those files (shim-signed pulls shim-helpers-amd64-signed for MokManager)
-DEBIAN_PACKAGES = {"signed": ("shim-signed",), "unsigned": ("shim-unsigned",)}
 #: the name shim chains to
 CHAINED = "grubx64.efi"
 #: where fetched packages are unpacked, below the workspace
@@ -56,7 +55,9 @@ def fetch_if_missing(context) -> None:
         return
     if get(context.config.distribution).package_manager != "apt":
         return  # install() names the packages to add
-    packages = DEBIAN_PACKAGES[mode]
+    packages = get(context.config.distribution).bootloader_packages.get(f"shim-{mode}", ())
+    if not packages:
+        return  # install() says what is missing
     log.info(f"ShimBootloader={mode}: fetching {', '.join(packages)} (not in the image) for the ESP")
     debs = context.workspace / "shim-debs"
     (debs / "partial").mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,7 @@ def fetch_if_missing(context) -> None:
         )
 
 
-def install(esp: Path, roots: list[Path], mode: str, signer=None) -> None:
+def install(esp: Path, roots: list[Path], mode: str, signer=None, packages: dict | None = None) -> None:
     """Put shim in front of the boot loader at EFI/BOOT/BOOTX64.EFI, taking the binaries from the
     first of `roots` that has them; `signer` (SecureBoot=yes) signs an unsigned shim and
     MokManager, never ones the distribution signed."""
@@ -87,7 +88,7 @@ def install(esp: Path, roots: list[Path], mode: str, signer=None) -> None:
         names = " and ".join(f"/{SHIM_DIRECTORY}/{n}" for n in BINARIES[mode])
         raise KosiError(
             f"ShimBootloader={mode}: {names} are not in the image",
-            hint=f"add {' '.join(DEBIAN_PACKAGES[mode])} to Packages=",
+            hint=f"add {package_hint(packages, f'shim-{mode}')} to Packages=",
         )
     boot = esp / "EFI/BOOT"
     loader = boot / "BOOTX64.EFI"

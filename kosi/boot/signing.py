@@ -310,6 +310,7 @@ def write_auto_enroll_keys(config, esp: Path, tools: Path | None, workspace: Pat
 def secure_esp(context, esp: Path) -> None:
     """The last touch to the ESP tree: SecureBoot= signing, shim (ShimBootloader=) and the
     auto-enroll keys. Called once the boot loader, UKIs and Type 1 entries are in place."""
+    from kosi import distributions
     from kosi.boot import shim
 
     config = context.config
@@ -322,6 +323,7 @@ def secure_esp(context, esp: Path) -> None:
         for path in binaries:
             signer.sign(path)
     if config.shim_bootloader != "none":
-        shim.install(esp, [context.root, context.workspace / shim.FETCHED], config.shim_bootloader, signer)
+        packages = distributions.get(config.distribution).bootloader_packages
+        shim.install(esp, [context.root, context.workspace / shim.FETCHED], config.shim_bootloader, signer, packages)
     if config.secure_boot and config.secure_boot_auto_enroll:
         write_auto_enroll_keys(config, esp, context.tools, context.workspace)

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from kosi import log
+from kosi import distributions, log
 from kosi.boot import grub, grub_efi, shim, signing, systemd_boot
 from kosi.boot.devicetree import add_to_type1_entry, find_devicetrees
 from kosi.boot.initrd import default_initrd, image_initrds, modules_initrd
@@ -62,12 +62,17 @@ def kernel_command_line(context: Context) -> str:
     return " ".join([*defaults, *args])
 
 
+def bootloader_packages(context: Context) -> dict[str, tuple[str, ...]]:
+    """The distribution's packages that ship each boot loader (its bootloader_packages)."""
+    return distributions.get(context.config.distribution).bootloader_packages
+
+
 def require_kernels(context: Context) -> list[Kernel]:
     kernels = find_kernels(context.root)
     if not kernels and context.config.bootable == Feature.enabled:
         raise KosiError(
             "Bootable=yes but no kernel is installed in the image",
-            hint="add a kernel package to Packages=, e.g. linux-image-amd64",
+            hint=f"add a kernel package to Packages=, e.g. {distributions.get(context.config.distribution).kernel_hint()}",
         )
     return kernels
 
@@ -111,7 +116,7 @@ def add_bootloader_packages(context: Context, packages: tuple[str, ...]) -> None
     from kosi.distributions import get
     from kosi.installers.base import required_package_manager
 
-    if get(context.config.distribution).package_manager != "apt":
+    if not packages or get(context.config.distribution).package_manager != "apt":
         return
     log.info(f"Bootloader={bootloader(context)}: installing {', '.join(packages)}, which the image lacks")
     required_package_manager(context).install(context, list(packages))
@@ -137,20 +142,21 @@ class InstallBootloader(Step):
         esp = esp_tree(context)
         if bootloader(context) in ("systemd-boot", "systemd-boot-signed"):
             signed = bootloader(context).endswith("signed")
-            if missing := systemd_boot.missing_packages(context.root, context.tools, signed=signed):
+            packages = bootloader_packages(context)
+            if missing := systemd_boot.missing_packages(context.root, context.tools, packages, signed=signed):
                 add_bootloader_packages(context, missing)
             if (
                 systemd_boot.find_binary(context.root, context.tools) is None
                 and context.config.bootable == Feature.auto
             ):
                 raise Skipped("systemd-boot is not installed (Bootable=auto)")
-            binary = systemd_boot.install(esp, context.root, context.tools, signed=signed)
+            binary = systemd_boot.install(esp, context.root, context.tools, signed=signed, packages=packages)
             log.debug(f"systemd-boot from {binary}")
         if bootloader(context) in ("grub", "grub-signed"):
             install_grub_efi(context, esp)
         shim.fetch_if_missing(context)  # ShimBootloader=
         if bios_grub(context):
-            grub.stage_modules(esp, context.root, context.tools)
+            grub.stage_modules(esp, context.root, context.tools, bootloader_packages(context))
 
 
 class GenerateUKIs(Step):
@@ -279,13 +285,11 @@ def bios_command_line(context: Context, cmdline: str) -> str:
 def install_grub_efi(context: Context, esp: Path) -> None:
     """Bootloader=grub / grub-signed: grub's EFI image into the ESP tree."""
     signed = bootloader(context) == "grub-signed"
-    if missing := grub_efi.missing_packages(context.root, context.tools, signed=signed):
+    packages = bootloader_packages(context)
+    if missing := grub_efi.missing_packages(context.root, context.tools, packages, signed=signed):
         add_bootloader_packages(context, missing)
-        if context.config.bootable == Feature.auto and grub_efi.missing_packages(
-            context.root, context.tools, signed=signed
-        ):
-            log.info("grub is not installed: no boot loader (Bootable=auto)")
-            return
+    if context.config.bootable == Feature.auto and not grub_efi.found(context.root, context.tools, signed=signed):
+        raise Skipped("grub is not installed (Bootable=auto)")
     binary = grub_efi.install(
         esp,
         context.root,
@@ -293,6 +297,7 @@ def install_grub_efi(context: Context, esp: Path) -> None:
         context.workspace / "grub",
         signed=signed,
         vendor=os_release(context.root).get("ID", "linux"),
+        packages=packages,
     )
     log.debug(f"grub for UEFI at {binary}")
 

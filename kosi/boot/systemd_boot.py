@@ -11,16 +11,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from kosi.distributions.base import package_hint
 from kosi.errors import KosiError
 
 BINARY = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 SIGNED = "usr/lib/systemd/boot/efi/systemd-bootx64.efi.signed"
-
-#: Debian packages that ship the binary; systemd-boot alone does not pull systemd-boot-efi
-#: when Recommends are off, so both are added for Bootloader=systemd-boot.
-DEBIAN_PACKAGES = ("systemd-boot", "systemd-boot-efi")
-#: Bootloader=systemd-boot-signed: Debian's build signed with its Secure Boot key
-DEBIAN_SIGNED_PACKAGES = ("systemd-boot-efi-amd64-signed",)
 
 
 def find_binary(root: Path, tools: Path | None, signed: bool = False) -> Path | None:
@@ -33,26 +28,37 @@ def find_binary(root: Path, tools: Path | None, signed: bool = False) -> Path | 
     return next((path for path in candidates if path.exists()), None)
 
 
-def missing_packages(root: Path, tools: Path | None, *, signed: bool = False) -> tuple[str, ...]:
-    """The packages to add to the image so that install() finds its binary: a pre-signed
-    boot loader must come from the image, an unsigned one may come from the tools tree."""
+def missing_packages(
+    root: Path, tools: Path | None, packages: dict[str, tuple[str, ...]], *, signed: bool = False
+) -> tuple[str, ...]:
+    """The packages to add to the image so that install() finds its binary (`packages`: the
+    distribution's bootloader_packages): a pre-signed boot loader must come from the image,
+    an unsigned one may come from the tools tree."""
     if signed:
-        return () if (root / SIGNED).exists() else DEBIAN_SIGNED_PACKAGES
-    return () if find_binary(root, tools) else DEBIAN_PACKAGES
+        return () if (root / SIGNED).exists() else packages.get("systemd-boot-signed", ())
+    return () if find_binary(root, tools) else packages.get("systemd-boot", ())
 
 
-def install(esp: Path, root: Path, tools: Path | None, *, timeout: int | None = None, signed: bool = False) -> Path:
+def install(
+    esp: Path,
+    root: Path,
+    tools: Path | None,
+    *,
+    timeout: int | None = None,
+    signed: bool = False,
+    packages: dict[str, tuple[str, ...]] | None = None,
+) -> Path:
     binary = find_binary(root, tools, signed)
     if signed and binary != root / SIGNED:
         # An unsigned fallback would not be signed later either (it counts as pre-signed).
         raise KosiError(
             f"Bootloader=systemd-boot-signed: /{SIGNED} is not in the image",
-            hint="add systemd-boot-efi-amd64-signed to Packages=, or use Bootloader=systemd-boot",
+            hint=f"add {package_hint(packages, 'systemd-boot-signed')} to Packages=, or use Bootloader=systemd-boot",
         )
     if binary is None:
         raise KosiError(
             "Bootloader=systemd-boot: systemd-bootx64.efi is neither in the image nor in the tools tree",
-            hint="add systemd-boot-efi to Packages=, or use ToolsTree=default",
+            hint=f"add {package_hint(packages, 'systemd-boot')} to Packages=, or use ToolsTree=default",
         )
     for target in ("EFI/BOOT/BOOTX64.EFI", "EFI/systemd/systemd-bootx64.efi"):
         (esp / target).parent.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,10 @@ class Distribution:
     initrd_profile_packages: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: the kernel package of a bootable image (named in hints)
     kernel_packages: ClassVar[tuple[str, ...]] = ()
+    #: the packages that ship a boot loader's files, by what kosi installs: "systemd-boot",
+    #: "systemd-boot-signed", "grub-bios", "grub-efi", "grub-efi-signed", "shim-signed",
+    #: "shim-unsigned"; added to an image that lacks them, and named in hints
+    bootloader_packages: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: os-release IDs that name this distribution (default: its name)
     os_release_ids: ClassVar[tuple[str, ...]] = ()
     #: the os-release field holding the host's release (Debian: the code name)
@@ -66,6 +70,11 @@ class Distribution:
             REGISTRY[cls.name] = cls
 
     @classmethod
+    def kernel_hint(cls) -> str:
+        """The kernel package to name in a hint."""
+        return " ".join(cls.kernel_packages) or "the distribution's kernel package"
+
+    @classmethod
     def default_mirror(cls, architecture: str) -> str | None:
         return cls.mirrors.get(architecture) or cls.mirrors.get("*")
 
@@ -73,3 +82,8 @@ class Distribution:
     def default_compression(cls, release: str) -> str:
         """CompressOutput='s default for the formats compressed by default."""
         return "zstd"
+
+
+def package_hint(packages: dict[str, tuple[str, ...]] | None, role: str) -> str:
+    """The packages that ship `role` (a key of bootloader_packages), for a hint."""
+    return " ".join((packages or {}).get(role, ())) or "the package that ships it"

@@ -79,6 +79,17 @@ class Debian(Distribution):
         "nfs": ("nfs-common",), "pkcs11": ("opensc",), "plymouth": ("plymouth",),
     }  # fmt: skip
     kernel_packages = ("linux-image-amd64",)
+    bootloader_packages = {
+        # systemd-boot alone does not pull systemd-boot-efi when Recommends are off
+        "systemd-boot": ("systemd-boot", "systemd-boot-efi"),
+        "systemd-boot-signed": ("systemd-boot-efi-amd64-signed",),  # signed with Debian's key
+        "grub-bios": ("grub-pc-bin",),  # the i386-pc modules and grub-mkimage / grub-bios-setup
+        "grub-efi": ("grub-efi-amd64-bin",),
+        "grub-efi-signed": ("grub-efi-amd64-signed",),
+        # shim-signed pulls shim-helpers-amd64-signed for MokManager
+        "shim-signed": ("shim-signed",),
+        "shim-unsigned": ("shim-unsigned",),
+    }
     os_release_release_field = "VERSION_CODENAME"
     #: path below the mirror where the archive lives
     archive_path: ClassVar[str] = "debian"

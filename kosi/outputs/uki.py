@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from kosi import distributions
 from kosi.errors import KosiError
 from kosi.outputs.base import OutputFormat
 
@@ -22,7 +23,7 @@ class UKIOutput(OutputFormat):
         if not ukis:
             raise KosiError(
                 "Format=uki: no unified kernel image was built (is a kernel installed in the image?)",
-                hint="add a kernel package, e.g. linux-image-amd64, to Packages=",
+                hint=f"add a kernel package, e.g. {distributions.get(self.config.distribution).kernel_hint()}, to Packages=",
             )
         write_plain(self, Path(ukis[0]))
 

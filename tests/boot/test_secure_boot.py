@@ -21,6 +21,7 @@ import pytest
 
 from kosi.boot import shim, signing, systemd_boot
 from kosi.config.values import Feature, KeySource
+from kosi.distributions.debian import Debian
 from kosi.errors import KosiError
 from tests.conftest import BOOTABLE_CONF, REPO, build_project
 
@@ -184,12 +185,14 @@ def put(path, content=b"MZ"):
 def test_signed_systemd_boot_needs_the_signed_package(tmp_path):
     root = tmp_path / "root"
     put(root / systemd_boot.BINARY)
-    assert systemd_boot.missing_packages(root, None) == ()
-    assert systemd_boot.missing_packages(root, None, signed=True) == ("systemd-boot-efi-amd64-signed",)
+    assert systemd_boot.missing_packages(root, None, Debian.bootloader_packages) == ()
+    assert systemd_boot.missing_packages(root, None, Debian.bootloader_packages, signed=True) == (
+        "systemd-boot-efi-amd64-signed",
+    )
     with pytest.raises(KosiError, match="systemd-boot-signed.*not in the image"):
         systemd_boot.install(tmp_path / "esp", root, None, signed=True)
     put(root / systemd_boot.SIGNED, b"MZsigned")
-    assert systemd_boot.missing_packages(root, None, signed=True) == ()
+    assert systemd_boot.missing_packages(root, None, Debian.bootloader_packages, signed=True) == ()
     systemd_boot.install(tmp_path / "esp", root, None, signed=True)
     assert (tmp_path / "esp/EFI/BOOT/BOOTX64.EFI").read_bytes() == b"MZsigned"
 
@@ -197,7 +200,7 @@ def test_signed_systemd_boot_needs_the_signed_package(tmp_path):
 def test_shim_goes_in_front_and_chains_to_grubx64(tmp_path):
     root, fetched, esp = tmp_path / "root", tmp_path / "fetched", tmp_path / "esp"
     with pytest.raises(KosiError, match="ShimBootloader=unsigned: .*shimx64.efi") as error:
-        shim.install(esp, [root, fetched], "unsigned")
+        shim.install(esp, [root, fetched], "unsigned", packages=Debian.bootloader_packages)
     assert "shim-unsigned" in error.value.hint
     put(fetched / "usr/lib/shim/shimx64.efi", b"MZshim")
     put(fetched / "usr/lib/shim/mmx64.efi", b"MZmm")

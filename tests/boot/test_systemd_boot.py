@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kosi.boot import systemd_boot
+from kosi.distributions.debian import Debian
 from kosi.errors import KosiError
 
 
@@ -36,7 +37,7 @@ def test_install_writes_fallback_path_and_loader_conf(tmp_path):
 
 def test_missing_binary_names_the_package(tmp_path):
     with pytest.raises(KosiError, match="systemd-boot-efi"):
-        systemd_boot.install(tmp_path / "esp", tmp_path / "root", None)
+        systemd_boot.install(tmp_path / "esp", tmp_path / "root", None, packages=Debian.bootloader_packages)
 
 
 def test_type1_entry(tmp_path):
