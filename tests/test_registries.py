@@ -49,6 +49,20 @@ def test_format_facts_drive_the_defaults():
     assert cpio.can_boot and not cpio.boots_by_default
 
 
+def test_format_facts_drive_compression_and_how_a_vm_boots_the_output():
+    from kosi.outputs.naming import output_name
+
+    def having(fact):
+        return {name for name in formats.names() if getattr(formats.get(name), fact)}
+
+    # CompressOutput= compresses the whole file of these formats only (as mkosi 27.1)
+    assert having("compresses_output") == {"tar", "cpio", "disk", "sysext", "confext", "portable"}
+    assert output_name(Config({"Format": "disk", "Output": "i", "CompressOutput": "zstd"})) == "i.raw.zst"
+    assert output_name(Config({"Format": "uki", "Output": "i", "CompressOutput": "zstd"})) == "i.efi"
+    assert having("vm_initrd") == {"cpio"} and having("vm_kernel") == {"uki"}
+    assert having("image_is_initrd") == {"uki", "esp"} and having("output_is_uki") == {"uki"}
+
+
 def test_distribution_facts_drive_the_defaults():
     assert Config({"Distribution": "fedora"})["Release"] == "rawhide"  # as mkosi 27.1
     assert Config({"Distribution": "ubuntu"})["ToolsTreeDistribution"] == "debian"

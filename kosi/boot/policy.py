@@ -32,7 +32,7 @@ def wants_boot(context: Context) -> bool:
 
 def bootloader(context: Context) -> str:
     """Bootloader=, except that Format=uki means the UKI is the boot loader."""
-    return "uki" if context.config.format == "uki" else context.config.bootloader
+    return "uki" if formats.get(context.config.format).output_is_uki else context.config.bootloader
 
 
 def uki_is_bootloader(context: Context) -> bool:

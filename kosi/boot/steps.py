@@ -21,6 +21,7 @@ from kosi.boot.policy import bios_grub, bootloader, uki_is_bootloader, wants_boo
 from kosi.boot.uki import UKIRequest, build_uki, default_format, entry_name, find_stub
 from kosi.config.values import Feature
 from kosi.errors import KosiError
+from kosi.outputs import format as formats
 from kosi.pipeline.context import Context
 from kosi.pipeline.step import ImageDependent, Skipped, Step
 from kosi.pipeline.tools import find_tool
@@ -197,7 +198,7 @@ class GenerateUKIs(Step):
         esp = esp_tree(context)
         cmdline = kernel_command_line(context)
         # Format=uki / esp: the image is the initrd, with its own modules
-        image_is_initrd = config.format in ("uki", "esp")
+        image_is_initrd = formats.get(config.format).image_is_initrd
         base_initrds = image_initrds(context) if image_is_initrd else list(config.initrds) or [default_initrd(context)]
         # With Bootloader=none only grub (BiosBootloader=grub) boots the image, and it takes Type 1 files.
         use_ukis = uki_is_bootloader(context) or (

@@ -24,6 +24,8 @@ class CpioOutput(OutputFormat):
     name = "cpio"
     extension = "cpio"
     compressed = True
+    compresses_output = True
+    vm_initrd = True
 
     def write(self) -> None:
         root = self.context.root

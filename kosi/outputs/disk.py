@@ -183,6 +183,7 @@ def repart_sandbox(context: Context, directories: list[Path], files: list[Path])
 class DiskOutput(OutputFormat):
     name = "disk"
     extension = "raw"
+    compresses_output = True
     boots_by_default = True
     needs_boot_tools = True
     needs_repart = True

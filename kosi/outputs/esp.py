@@ -53,6 +53,7 @@ def esp_definition(size: int, root: Path, excluded: list[Path]) -> str:
 class ESPOutput(OutputFormat):
     name = "esp"
     extension = "raw"
+    image_is_initrd = True
     compressed = True
     boots_by_default = True
     needs_boot_tools = True

@@ -62,6 +62,7 @@ class ExtensionImage(OutputFormat):
     can_boot = False
     needs_repart = True
     extension_image = True
+    compresses_output = True
     #: directories (relative to /) the image consists of; empty: the whole tree
     directories: ClassVar[tuple[str, ...]] = ()
 

@@ -42,8 +42,12 @@ class Format:
     name: ClassVar[str]
     #: OutputExtension='s default (without dot); None: the output is a directory or nothing
     extension: ClassVar[str | None] = None
-    #: CompressOutput= applies to the whole output (tar, cpio, uki, ...) and defaults to on
+    #: CompressOutput= defaults to on (tar, cpio, uki, ...)
     compressed: ClassVar[bool] = False
+    #: CompressOutput= compresses the whole output file (as mkosi 27.1: tar, cpio, disk and the
+    #: extension images). A UKI or ESP image stays bootable as written (a .efi is never
+    #: compressed), and OCI compresses its layers, not the layout directory.
+    compresses_output: ClassVar[bool] = False
     #: the compressor the format always uses by default, whatever the distribution (oci: gzip)
     compressor: ClassVar[str | None] = None
     #: Bootable=yes can make it bootable (extension images and `none` never are)
@@ -56,6 +60,14 @@ class Format:
     needs_repart: ClassVar[bool] = False
     #: a system or configuration extension / portable service (sysext, confext, portable)
     extension_image: ClassVar[bool] = False
+    #: the image itself is the initrd of the UKI the output holds (uki, esp)
+    image_is_initrd: ClassVar[bool] = False
+    #: the output is a UKI, which is then the boot loader whatever Bootloader= says (uki)
+    output_is_uki: ClassVar[bool] = False
+    #: `kosi vm` boots the output only as the initrd of a direct kernel boot, never as a disk (cpio)
+    vm_initrd: ClassVar[bool] = False
+    #: `kosi vm` with a direct kernel boot runs the output itself as the kernel, attaching no disk (uki)
+    vm_kernel: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -18,15 +18,9 @@ def base_name(config: Config) -> str:
     return config.output
 
 
-#: Formats whose whole output file CompressOutput= compresses (as mkosi 27.1). The others keep
-#: their plain file however CompressOutput= reads: a UKI or an ESP image must stay bootable as
-#: written (a .efi is not compressed), and OCI compresses its layers, not the layout directory.
-OUTER_COMPRESSION = ("tar", "cpio", "disk", "sysext", "confext", "portable")
-
-
 def output_compression(config: Config) -> Compression | None:
-    """The compressor applied to the main output file, if any."""
-    return compression_for(config) if output_format(config) in OUTER_COMPRESSION else None
+    """The compressor applied to the main output file, if any (the format's compresses_output)."""
+    return compression_for(config) if formats.get(output_format(config)).compresses_output else None
 
 
 def output_name(config: Config) -> str:

@@ -32,6 +32,7 @@ def tar_command(context, directory) -> list[str]:
 
 class TarOutput(OutputFormat):
     name = "tar"
+    compresses_output = True
     extension = "tar"
     compressed = True
     boots_by_default = True

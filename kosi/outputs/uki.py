@@ -14,6 +14,9 @@ from kosi.outputs.base import OutputFormat
 class UKIOutput(OutputFormat):
     name = "uki"
     extension = "efi"
+    vm_kernel = True
+    image_is_initrd = True
+    output_is_uki = True
     compressed = True
     boots_by_default = True
     needs_boot_tools = True

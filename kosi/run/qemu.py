@@ -23,6 +23,7 @@ from kosi.config.model import Config
 from kosi.config.specifiers import expand_delayed
 from kosi.config.values import Feature
 from kosi.errors import KosiError
+from kosi.outputs import format as formats
 from kosi.outputs.naming import output_format
 from kosi.run import journal_forward, notify, virtiofs
 from kosi.run.credentials import (
@@ -305,11 +306,11 @@ def qemu_command(
     else:
         cmd += smbios_kernel_cmdline_extra(extra)
 
-    fmt = output_format(config)
-    if fmt == "cpio":
+    fmt = formats.get(output_format(config))
+    if fmt.vm_initrd:
         if not choice.direct_kernel:
-            raise KosiError("Format=cpio boots only with Firmware=linux (and Linux= naming the kernel)")
-    elif not (fmt == "uki" and choice.direct_kernel):
+            raise KosiError(f"Format={fmt.name} boots only with Firmware=linux (and Linux= naming the kernel)")
+    elif not (fmt.vm_kernel and choice.direct_kernel):
         cmd += image_args(config, image)
 
     cmd += virtiofs.qemu_args(facts.shares, ram)
