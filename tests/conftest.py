@@ -92,15 +92,14 @@ def bootable_disk_image(bootable_disk_project) -> Path:
 @pytest.fixture(scope="session")
 def default_tools_tree() -> Path:
     """The default tools tree (built on first use, then reused from the cache)."""
-    import types
-
+    from kosi.config.cli_args import Args
     from kosi.config.model import Config, Project
     from kosi.verbs.build import ensure_tools_tree
 
     config = Config(
         {"Distribution": "debian", "Release": "trixie", "Format": "disk", "ToolsTree": "default"}, directory=REPO
     )
-    return ensure_tools_tree(Project(images=[config]), types.SimpleNamespace(verb="build", force=0))
+    return ensure_tools_tree(Project(images=[config]), Args(verb="build"))
 
 
 # --- markers: the fast run (-m "not image and not vm") must not build from the archive or boot ---

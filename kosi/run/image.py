@@ -9,19 +9,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from kosi import log
+from kosi.config.cli_args import Args
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
 from kosi.outputs import format as formats
 from kosi.outputs.naming import base_name, output_directory, output_format, output_name
-
-
-def option(args: Any, name: str, default: Any = None) -> Any:
-    if isinstance(args, dict):
-        return args.get(name, default)
-    return getattr(args, name, default)
 
 
 def image_path(config: Config) -> Path:
@@ -33,12 +28,11 @@ def artifact(config: Config, suffix: str) -> Path:
     return output_directory(config) / f"{base_name(config)}.{suffix}"
 
 
-def ensure_built(project: Project, args: Any) -> Path:
+def ensure_built(project: Project, args: Args) -> Path:
     """Build the project first when its main output is missing or -f was given; return the output."""
     config = project.main
     path = image_path(config)
-    force = int(option(args, "force", 0) or 0)
-    if force or not os.path.lexists(path):
+    if args.force or not os.path.lexists(path):
         from kosi.verbs.build import build_project
 
         build_project(project, args)
@@ -47,10 +41,10 @@ def ensure_built(project: Project, args: Any) -> Path:
     return path
 
 
-def verb_arguments(config: Config, args: Any) -> list[str]:
+def verb_arguments(config: Config, args: Args) -> list[str]:
     """The words after the verb and after `--`, which shell/boot/vm/ssh hand to the tool they run."""
-    words = [str(w) for w in option(args, "verb_args", None) or []]
-    after = list(option(args, "cmdline", None) or getattr(config, "arguments", []) or [])
+    words = [str(w) for w in args.verb_args]
+    after = list(args.cmdline or config.arguments)
     return words + [str(w) for w in after]
 
 

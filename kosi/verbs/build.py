@@ -12,11 +12,12 @@ import sys
 import time
 from pathlib import Path
 from contextlib import ExitStack, contextmanager
-from typing import Any, Iterator
+from typing import Iterator
 
 from kosi import distributions, log
 from kosi.boot.signing import check_keys
 from kosi.pipeline.layers import check_layers
+from kosi.config.cli_args import Args
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
 from kosi.outputs import format as formats
@@ -30,12 +31,6 @@ from kosi.pipeline.flow import build_steps
 from kosi.pipeline.monitors import JsonLinesMonitor, Monitor, TerminalMonitor
 from kosi.pipeline.runner import Runner
 from kosi.tools.tree import cache_root, cached_tree_usable, choose_tools_tree, helper_image_config, location
-
-
-def option(args: Any, name: str, default: Any = None) -> Any:
-    if isinstance(args, dict):
-        return args.get(name, default)
-    return getattr(args, name, default)
 
 
 def package_cache_directory(config: Config) -> Path:
@@ -67,7 +62,7 @@ def debug_shell(context: Context, step, error: BaseException) -> None:
         os.environ.update(saved)
 
 
-def build_image(config: Config, args: Any, tools: Path | None = None) -> list[Path]:
+def build_image(config: Config, args: Args, tools: Path | None = None) -> list[Path]:
     """Build one image in a fresh workspace; returns the published outputs."""
     started = time.monotonic()
     workspaces.remove_orphans(workspace_parent(config))
@@ -82,14 +77,12 @@ def build_image(config: Config, args: Any, tools: Path | None = None) -> list[Pa
     )
     for directory in (context.root, context.staging, context.pkgmngr, context.repository, context.artifacts):
         directory.mkdir(parents=True, exist_ok=True)
-    keep = bool(option(args, "debug_workspace"))
+    keep = args.debug_workspace
     try:
         monitors: list[Monitor] = [TerminalMonitor(sys.stderr)]
-        if option(args, "log_json"):
-            monitors.append(JsonLinesMonitor(Path(option(args, "log_json"))))
-        runner = Runner(
-            build_steps(), monitors=monitors, on_failure=debug_shell if option(args, "debug_shell") else None
-        )
+        if args.log_json:
+            monitors.append(JsonLinesMonitor(Path(args.log_json)))
+        runner = Runner(build_steps(), monitors=monitors, on_failure=debug_shell if args.debug_shell else None)
         runner.run(context)
         outputs = publish(context)
     finally:
@@ -130,7 +123,7 @@ def outputs_locked(images: list[Config]) -> Iterator[None]:
         yield
 
 
-def build_project(project: Project, args: Any) -> list[Path]:
+def build_project(project: Project, args: Args) -> list[Path]:
     from kosi.scripts.execute import run_configure_scripts
 
     images = [run_configure_scripts(config) for config in project.images]
@@ -138,8 +131,8 @@ def build_project(project: Project, args: Any) -> list[Path]:
         return build_images(project, images, args)
 
 
-def build_images(project: Project, images: list[Config], args: Any) -> list[Path]:
-    force = int(option(args, "force", 0) or 0)
+def build_images(project: Project, images: list[Config], args: Args) -> list[Path]:
+    force = args.force
     # Refuse (or with -f clean up) before spending time on any image.
     for config in images:
         check_buildable(config)
@@ -147,12 +140,12 @@ def build_images(project: Project, images: list[Config], args: Any) -> list[Path
         check_keys(config)  # SecureBoot=yes without a key
         check_layers(config)  # Packages= in a layer without BaseTrees=
 
-    if option(args, "wipe_build_dir"):
+    if args.wipe_build_dir:
         from kosi.scripts.environment import wipe_build_directory
 
         for config in images:
             wipe_build_directory(config)
-    if option(args, "rerun_build_scripts"):
+    if args.rerun_build_scripts:
         log.warn("-R/--rerun-build-scripts is not supported by kosi yet: building the image as usual")
 
     tools = ensure_tools_tree(project, args)
@@ -162,15 +155,15 @@ def build_images(project: Project, images: list[Config], args: Any) -> list[Path
     return outputs
 
 
-def run(args) -> int:
+def run(args: Args) -> int:
     from kosi.config.loader import load_project
     from kosi.verbs import bump
 
     # --auto-bump: the build uses the bumped version (so %v sees it); the file is only
     # written when every image was built.
-    pending = bump.auto_bump_begin(args) if option(args, "auto_bump") else None
-    if option(args, "log_json"):
-        Path(option(args, "log_json")).write_text("")  # this build's events only; each image appends
+    pending = bump.auto_bump_begin(args) if args.auto_bump else None
+    if args.log_json:
+        Path(args.log_json).write_text("")  # this build's events only; each image appends
     project = load_project(args)
     if not project.images:
         raise KosiError("nothing to build")
@@ -185,7 +178,7 @@ def run(args) -> int:
 # ---- helper images: the default tools tree and the default initrd, built by the pipeline ----
 
 
-def build_tree(config: Config, destination: Path, args: Any) -> None:
+def build_tree(config: Config, destination: Path, args: Args) -> None:
     """Build the tools tree with kosi's own pipeline (a plain Format=directory image)."""
     values = dict(config.values, Format="directory", Output=destination.name, OutputDirectory=destination.parent)
     values.pop("_tools_profiles", None)
@@ -198,21 +191,18 @@ def build_tree(config: Config, destination: Path, args: Any) -> None:
         raise KosiError(f"building the {config.image} image produced no directory at {destination}")
 
 
-def _quiet_args(args: Any) -> Any:
+def _quiet_args(args: Args) -> Args:
     """The build options that apply to helper images: not the main image's --force counts
     or debug shells, which are about the user's image."""
-    from kosi.config.cli_args import Args
-
-    return Args(verb="build", debug_workspace=bool(getattr(args, "debug_workspace", False)))
+    return Args(verb="build", debug_workspace=args.debug_workspace)
 
 
-def ensure_tools_tree(project: Project, args: Any) -> Path | None:
+def ensure_tools_tree(project: Project, args: Args) -> Path | None:
     """The tools tree to use for this invocation, building the default one if needed."""
     from kosi.sandbox import use_host_certificates
 
     use_host_certificates(project.main.tools_tree_certificates is False)
-    verb = getattr(args, "verb", "build") or "build"
-    choice = choose_tools_tree(project, verb, getattr(args, "force", 0) or 0)
+    choice = choose_tools_tree(project, args.verb or "build", args.force)
     if choice.why_used:
         log.info(f"using the default tools tree: {choice.why_used}")
     tree = choice.tree

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+
 
 from kosi import log
+from kosi.config.cli_args import Args
 from kosi.config.model import Config, Project
 from kosi.outputs.publish import existing_outputs, remove_path
 from kosi.pipeline.cache import cache_location
 from kosi.pipeline.context import Context
-from kosi.verbs.build import option, package_cache_directory
+from kosi.verbs.build import package_cache_directory
 
 
 def clean_image(config: Config, force: int, wipe_build_dir: bool) -> None:
@@ -35,13 +36,13 @@ def clean_image(config: Config, force: int, wipe_build_dir: bool) -> None:
         wipe_build_directory(config)
 
 
-def clean_project(project: Project, args: Any) -> None:
+def clean_project(project: Project, args: Args) -> None:
     from kosi.pipeline.context import Context as _Context
     from kosi.scripts.execute import run_scripts
 
-    force = int(option(args, "force", 0) or 0)
+    force = args.force
     for config in project.images:
-        clean_image(config, force, bool(option(args, "wipe_build_dir")))
+        clean_image(config, force, args.wipe_build_dir)
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="kosi-clean-") as tmp:

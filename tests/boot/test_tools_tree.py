@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import types
 
 from kosi.boot.policy import needs_boot_tools
+from kosi.config.cli_args import Args
 from kosi.config.model import Config, Project
 from kosi.config.values import Feature
 from kosi.tools import host
@@ -60,7 +60,7 @@ def test_cached_tree_reused_until_inputs_change(tmp_path):
 
 
 def test_explicit_tools_tree_path_is_used(tmp_path):
-    args = types.SimpleNamespace(verb="build", force=0)
+    args = Args(verb="build")
     assert build.ensure_tools_tree(project(ToolsTree=str(tmp_path)), args) == tmp_path
     assert build.ensure_tools_tree(project(ToolsTree="no", Format="disk"), args) is None
 
@@ -98,7 +98,7 @@ def test_tools_tree_build_never_runs_the_projects_scripts(tmp_path, monkeypatch)
         {"Distribution": "debian", "Release": "trixie", "Packages": ["systemd"]}, image="tools", directory=tmp_path
     )
     try:
-        build.build_tree(config, tmp_path / "tree", types.SimpleNamespace())
+        build.build_tree(config, tmp_path / "tree", Args())
     except Exception:  # no tree was really built; only the configuration handed on matters here
         pass
     built = seen["config"]
