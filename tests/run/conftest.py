@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from kosi.verbs import genkey
 from tests.run.vm_support import VM_CONF, build
 
 
@@ -17,26 +18,6 @@ def vm_project(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("vm")
     (directory / "mkosi.conf").write_text(VM_CONF)
     (directory / "mkosi.output").mkdir()
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(directory / "mkosi.key"),
-            "-out",
-            str(directory / "mkosi.crt"),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=kosi-test",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    genkey.generate(directory, "kosi-test", 2, force=False)  # mkosi.key and mkosi.crt, as `kosi genkey`
     build(directory)
     return directory

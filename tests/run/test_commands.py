@@ -20,6 +20,7 @@ from kosi.config.values import Origin
 from kosi.errors import KosiError
 from kosi.run import credentials, drives, firmware, kernel, nspawn, qemu, registration, vsock
 from kosi.run.kvm import KvmVerdict
+from kosi.verbs import genkey
 
 NO_KVM = KvmVerdict(False, False, "KVM cannot run guests here (emulation failure)")
 GOOD_KVM = KvmVerdict(True, True, "")
@@ -213,27 +214,7 @@ def test_credentials_transport_smbios_binary_and_fw_cfg(tmp_path):
 
 
 def test_ssh_certificate_becomes_authorized_key(tmp_path):
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(tmp_path / "mkosi.key"),
-            "-out",
-            str(tmp_path / "mkosi.crt"),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=kosi",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    genkey.generate(tmp_path, "kosi", 1, force=False)
     (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=debian\n")
     config = load_project(parse_command_line(["-C", str(tmp_path), "summary"])).main  # assigns mkosi.crt
     assert config.ssh_certificate == tmp_path / "mkosi.crt"

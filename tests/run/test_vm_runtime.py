@@ -23,6 +23,7 @@ from kosi.errors import KosiError
 from kosi.run import credentials, firmware, journal_forward, notify, qemu, virtiofs
 from kosi.run.toolsenv import runtime_prefix
 from kosi.tools.tree import location
+from kosi.verbs import genkey
 from tests.run.test_commands import NO_KVM, arg_after, gpt_image, make_config
 from tests.run.vm_support import boot_vm, needs_root
 
@@ -187,26 +188,7 @@ def test_firmware_variables_words(tmp_path):
 
 def test_firmware_variables_custom_runs_virt_fw_vars_or_says_it_is_missing(tmp_path):
     cert = tmp_path / "mkosi.crt"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(tmp_path / "mkosi.key"),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=kosi-sb",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    genkey.generate(tmp_path, "kosi-sb", 1, force=False)  # writes `cert`
     image = gpt_image(tmp_path / "image.raw", esp=True)
     config = make_config(tmp_path, FirmwareVariables="custom", SecureBootCertificate=str(cert))
     if shutil.which("virt-fw-vars") is None:
