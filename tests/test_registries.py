@@ -49,7 +49,7 @@ def test_format_facts_drive_the_defaults():
     assert cpio.can_boot and not cpio.boots_by_default
 
 
-def test_format_facts_drive_compression_and_how_a_vm_boots_the_output():
+def test_format_facts_drive_compression_vm_boots_and_layers():
     from kosi.outputs.naming import output_name
 
     def having(fact):
@@ -61,6 +61,10 @@ def test_format_facts_drive_compression_and_how_a_vm_boots_the_output():
     assert output_name(Config({"Format": "uki", "Output": "i", "CompressOutput": "zstd"})) == "i.efi"
     assert having("vm_initrd") == {"cpio"} and having("vm_kernel") == {"uki"}
     assert having("image_is_initrd") == {"uki", "esp"} and having("output_is_uki") == {"uki"}
+    assert having("layered_on_system") == {"sysext", "confext"} and having("portable_service") == {"portable"}
+    assert having("extension_image") == {"sysext", "confext", "portable"}
+    assert formats.get("sysext").extension_release == ("SYSEXT", "usr/lib")
+    assert formats.get("confext").extension_release == ("CONFEXT", "etc")
 
 
 def test_distribution_facts_drive_the_defaults():

@@ -113,16 +113,21 @@ class ExtensionImage(OutputFormat):
 class SysextOutput(ExtensionImage):
     name = "sysext"
     directories = ("usr", "opt")
+    layered_on_system = True
+    extension_release = ("SYSEXT", "usr/lib")
 
 
 class ConfextOutput(ExtensionImage):
     name = "confext"
     directories = ("etc",)
+    layered_on_system = True
+    extension_release = ("CONFEXT", "etc")
 
 
 class PortableOutput(ExtensionImage):
     name = "portable"
     directories = ()
+    portable_service = True
 
     def write(self) -> None:
         if (

@@ -60,6 +60,13 @@ class Format:
     needs_repart: ClassVar[bool] = False
     #: a system or configuration extension / portable service (sysext, confext, portable)
     extension_image: ClassVar[bool] = False
+    #: the content is a layer on the running system (sysext, confext): the steps that finish a
+    #: whole OS skip it, and Packages= needs BaseTrees=
+    layered_on_system: ClassVar[bool] = False
+    #: extension-release: (the fields' prefix, the directory its extension-release.d/ is in)
+    extension_release: ClassVar[tuple[str, str] | None] = None
+    #: a portable service image: portablectl's mount points must exist in /etc
+    portable_service: ClassVar[bool] = False
     #: the image itself is the initrd of the UKI the output holds (uki, esp)
     image_is_initrd: ClassVar[bool] = False
     #: the output is a UKI, which is then the boot loader whatever Bootloader= says (uki)

@@ -23,28 +23,29 @@ from pathlib import Path
 
 from kosi.config.model import Config
 from kosi.errors import KosiError
+from kosi.outputs import format as formats
 from kosi.pipeline.context import Context
 from kosi.pipeline.step import Step
 from kosi.sandbox import run
 
-#: formats whose content is an extension of another image (their base is the running system)
-EXTENSION_FORMATS = ("sysext", "confext")
-#: formats built like extension images (repart, erofs, verity) — also the portable service image
-EXTENSION_OR_PORTABLE = (*EXTENSION_FORMATS, "portable")
+
+def layered_format(config: Config) -> bool:
+    """Whether the format's content is a layer on the running system (sysext, confext)."""
+    return formats.get(config.format).layered_on_system
 
 
 def layered_skip(config: Config) -> str | None:
     """Why steps that finish a whole OS skip this image, or None when they run."""
     if config.overlay:
         return "Overlay=yes: the base image does this"
-    if config.format in EXTENSION_FORMATS:
+    if layered_format(config):
         return f"Format={config.format}: the base image does this"
     return None
 
 
 def check_layers(config: Config) -> None:
     """Before the build: a layer installs packages only on top of a base tree."""
-    layered = config.overlay or config.format in EXTENSION_FORMATS
+    layered = config.overlay or layered_format(config)
     if layered and config.packages and not config.base_trees:
         what = "Overlay=yes" if config.overlay else f"Format={config.format}"
         raise KosiError(
@@ -91,13 +92,14 @@ class LayerFiles(Step):
     name = "write extension-release/mount points"
 
     def skip(self, context):
-        if context.config.format not in EXTENSION_OR_PORTABLE and not verity_certificate_file(context.config):
+        if not formats.get(context.config.format).extension_image and not verity_certificate_file(context.config):
             return f"Format={context.config.format} is no extension or portable image, and no VerityCertificate="
         return None
 
     def run(self, context):
         certificate = verity_certificate_file(context.config)
-        if context.config.format not in EXTENSION_OR_PORTABLE and certificate is not None:
+        fmt = formats.get(context.config.format)
+        if not fmt.extension_image and certificate is not None:
             # The base system trusts the verity certificate: systemd-dissect (sysext, confext,
             # portablectl) checks signatures against /usr/lib/verity.d/*.crt, as mkosi ships it.
             target = context.root / "usr/lib/verity.d" / f"{certificate.stem}.crt"
@@ -105,7 +107,7 @@ class LayerFiles(Step):
             shutil.copyfile(certificate, target)
             target.chmod(0o644)
             return
-        if context.config.format == "portable":
+        if fmt.portable_service:
             etc = context.root / "etc"
             etc.mkdir(parents=True, exist_ok=True)
             for name in PORTABLE_MOUNTPOINTS:
@@ -118,8 +120,10 @@ class LayerFiles(Step):
 
 def write_extension_release(context: Context) -> None:
     config = context.config
-    prefix = "SYSEXT" if config.format == "sysext" else "CONFEXT"
-    directory = "usr/lib" if config.format == "sysext" else "etc"
+    fields_of = formats.get(config.format).extension_release
+    if fields_of is None:
+        raise KosiError(f"Format={config.format} has no extension-release")
+    prefix, directory = fields_of
     path = context.root / directory / "extension-release.d" / f"extension-release.{config.output}"
     osrelease = read_env_file(context.root / "usr/lib/os-release")
     fields = read_env_file(path)
