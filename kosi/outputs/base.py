@@ -9,7 +9,7 @@ from pathlib import Path
 from kosi.errors import KosiError
 from kosi.tools.packages import missing_program
 from kosi.outputs import format as formats
-from kosi.outputs.compression import compress_level
+from kosi.outputs.compression import Compression, compress_level
 from kosi.outputs.naming import output_compression, output_format, output_name
 from kosi.pipeline.context import Context
 
@@ -23,40 +23,44 @@ class OutputFormat(formats.Format):
 
     def pipe_compressed(self, producer: list[str], cwd: Path | None = None) -> None:
         """Run `producer` writing an archive to stdout, compressed per CompressOutput= into target."""
-        try:
-            self._pipe_compressed(producer, cwd)
-        except FileNotFoundError as e:
-            if e.filename is None or "/" in str(e.filename):  # a path, not a program
-                raise
-            raise KosiError(missing_program(str(e.filename))) from None
+        pipe_compressed(self.context, producer, self.target, output_compression(self.config), cwd=cwd)
 
-    def _pipe_compressed(self, producer: list[str], cwd: Path | None) -> None:
-        from kosi import log
 
-        compression = output_compression(self.config)
-        log.debug("+ " + " ".join(producer) + (f" | {compression.name}" if compression else ""))
-        with open(self.target, "wb") as out:
-            if compression is None:
-                result = subprocess.run(producer, stdout=out, cwd=cwd, env=archive_environment(self.context))
-                if result.returncode != 0:
-                    raise KosiError(
-                        f"{producer[0]} failed with exit status {result.returncode} writing {self.target.name}"
-                    )
-                return
-            producer_proc = subprocess.Popen(
-                producer, stdout=subprocess.PIPE, cwd=cwd, env=archive_environment(self.context)
-            )
-            compressor = subprocess.run(
-                compression.command(compress_level(self.config)), stdin=producer_proc.stdout, stdout=out
-            )
-            if producer_proc.stdout is not None:
-                producer_proc.stdout.close()
-            if producer_proc.wait() != 0:
-                raise KosiError(
-                    f"{producer[0]} failed with exit status {producer_proc.returncode} writing {self.target.name}"
-                )
-            if compressor.returncode != 0:
-                raise KosiError(f"{compression.name} failed with exit status {compressor.returncode}")
+def pipe_compressed(
+    context: Context, producer: list[str], target: Path, compression: Compression | None, cwd: Path | None = None
+) -> None:
+    """Run `producer` writing an archive to stdout, compressed with `compression` into `target`;
+    a program missing on the host is one line naming its package."""
+    try:
+        _pipe_compressed(context, producer, target, compression, cwd)
+    except FileNotFoundError as e:
+        if e.filename is None or "/" in str(e.filename):  # a path, not a program
+            raise
+        raise KosiError(missing_program(str(e.filename))) from None
+
+
+def _pipe_compressed(
+    context: Context, producer: list[str], target: Path, compression: Compression | None, cwd: Path | None
+) -> None:
+    from kosi import log
+
+    log.debug("+ " + " ".join(producer) + (f" | {compression.name}" if compression else ""))
+    with open(target, "wb") as out:
+        if compression is None:
+            result = subprocess.run(producer, stdout=out, cwd=cwd, env=archive_environment(context))
+            if result.returncode != 0:
+                raise KosiError(f"{producer[0]} failed with exit status {result.returncode} writing {target.name}")
+            return
+        producer_proc = subprocess.Popen(producer, stdout=subprocess.PIPE, cwd=cwd, env=archive_environment(context))
+        compressor = subprocess.run(
+            compression.command(compress_level(context.config)), stdin=producer_proc.stdout, stdout=out
+        )
+        if producer_proc.stdout is not None:
+            producer_proc.stdout.close()
+        if producer_proc.wait() != 0:
+            raise KosiError(f"{producer[0]} failed with exit status {producer_proc.returncode} writing {target.name}")
+        if compressor.returncode != 0:
+            raise KosiError(f"{compression.name} failed with exit status {compressor.returncode}")
 
 
 def archive_environment(context: Context) -> dict[str, str]:

@@ -94,6 +94,10 @@ class Format:
     def has_writer(cls) -> bool:
         return cls.write is not Format.write
 
+    @classmethod
+    def check(cls, config: Any) -> None:
+        """Refuse, in one line before any step runs, a configuration this format cannot write."""
+
     def write(self) -> None:
         """Turn the finished image root into the output in the staging directory."""
         raise NotImplementedError

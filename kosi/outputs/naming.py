@@ -42,6 +42,12 @@ def output_link(config: Config) -> str | None:
     return name if output_format(config) != "none" and name != main else None
 
 
+def split_tar_name(config: Config) -> str:
+    """SplitArtifacts=tar: <Output>.tar, with CompressOutput='s suffix (as mkosi 27.1)."""
+    compression = compression_for(config)
+    return f"{base_name(config)}.tar" + (compression.extension if compression else "")
+
+
 def output_directory(config: Config) -> Path:
     """OutputDirectory=; the loader sets it to mkosi.output/ when that exists. Otherwise the
     outputs land in the directory kosi was invoked on (-C), as with mkosi."""
@@ -66,6 +72,8 @@ def artifact_names(config: Config) -> list[str]:
         f"{base}.initrd",
         f"{base}.kernel-modules-initrd",
         f"{base}.roothash",
+        f"{base}.pcrs",
         f"{base}.repart.d",
+        split_tar_name(config),
     ]
     return list(dict.fromkeys(names))

@@ -12,10 +12,24 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from kosi.outputs.compression import compress_level
-from kosi.outputs.naming import base_name, output_compression
+from kosi.outputs.compression import compress_level, compression_for
+from kosi.outputs.naming import base_name, output_compression, split_tar_name
 from kosi.pipeline.context import Context
 from kosi.sandbox import run
+
+
+def write_split_tar(context: Context) -> None:
+    """SplitArtifacts=tar: the tree as Format=tar writes it, next to any other format (mkosi
+    27.1 leaves it out for Format=tar itself). Written before the main output, which may move
+    the tree away (Format=directory)."""
+    from kosi.outputs.base import pipe_compressed
+    from kosi.outputs.tar import tar_command
+
+    config = context.config
+    if "tar" not in config.split_artifacts or config.format in ("tar", "none"):
+        return
+    target = context.staging / split_tar_name(config)
+    pipe_compressed(context, tar_command(context, context.root), target, compression_for(config))
 
 
 def write_split_artifacts(context: Context, table: list[dict[str, Any]], wanted: set[str]) -> None:

@@ -137,12 +137,13 @@ class WriteOutput(Step):
         )
         from kosi.outputs.naming import output_format, output_link, output_name
         from kosi.outputs.publish import copy_nspawn_settings
-        from kosi.outputs.split import write_split_artifacts
+        from kosi.outputs.split import write_split_artifacts, write_split_tar
 
         context.staging.mkdir(parents=True, exist_ok=True)
         if manifest_formats(context.config) and context.config.distribution != "custom":
             # as mkosi 27.1: no manifest without a package manager
             write_manifests(context, installed_packages(context))
+        write_split_tar(context)  # before the output, which may move the tree away
         for_context(context).write()
         if output_format(context.config) != "none":
             write_split_artifacts(context, context.state.partitions, set(context.config.split_artifacts))

@@ -101,7 +101,7 @@ def build_image(config: Config, args: Args, tools: Path | None = None) -> list[P
 def check_buildable(config: Config) -> None:
     """Refuse, in one line and before anything runs, what kosi cannot build yet: a format
     without a writer, a distribution without an installer (both still load, for summary)."""
-    formats.require_writer(config.format)
+    formats.require_writer(config.format).check(config)
     if config.distribution != "custom":
         from kosi.installers.base import installer
 

@@ -90,8 +90,11 @@ class Assignments(ValueType):
     is_list = True
     metavar = "NAME[=VALUE]"
 
-    def __init__(self, passthrough: bool = True):
+    def __init__(self, passthrough: bool = True, any_key: bool = False):
         self.passthrough = passthrough
+        #: OciLabels=/OciAnnotations=: keys are any word (org.opencontainers.image.title), and
+        #: a bare word is a key with an empty value, as mkosi 27.1 reads them
+        self.any_key = any_key
 
     def parse(self, setting, text, origin):
         import os
@@ -104,6 +107,11 @@ class Assignments(ValueType):
         result = {}
         for word in words:
             key, sep, value = word.partition("=")
+            if self.any_key:
+                if not key.strip():
+                    raise invalid(setting, word, "KEY=VALUE pairs with a non-empty key", origin)
+                result[key.strip()] = value.strip()
+                continue
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 raise invalid(setting, word, "NAME=VALUE assignments with a valid variable name", origin)
             if sep:
