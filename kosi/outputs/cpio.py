@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 
-from kosi.outputs.base import OutputFormat, source_date_epoch
+from pathlib import Path
+
+from kosi.outputs.base import OutputFormat, pipe_compressed, source_date_epoch
+from kosi.outputs.compression import Compression
+from kosi.outputs.naming import output_compression
 
 
 def clamp_mtimes(root, epoch: int) -> None:
@@ -28,25 +32,33 @@ class CpioOutput(OutputFormat):
     vm_initrd = True
 
     def write(self) -> None:
-        root = self.context.root
-        epoch = source_date_epoch(self.context)
-        if epoch is not None:
-            clamp_mtimes(root, epoch)
-        names = subprocess.run(
-            ["find", ".", "-mindepth", "1", "-print0"], cwd=root, stdout=subprocess.PIPE, check=True
-        ).stdout
-        entries = sorted(n for n in names.split(b"\0") if n)
-        listing = root.parent / "cpio-file-list"
-        listing.write_bytes(b"\0".join(entries) + b"\0")
-        try:
-            self.pipe_compressed(
-                [
-                    "sh",
-                    "-c",
-                    'exec cpio --create --reproducible --renumber-inodes --null --format=newc --quiet < "$0"',
-                    str(listing),
-                ],
-                cwd=root,
-            )
-        finally:
-            listing.unlink(missing_ok=True)
+        write_archive(self.context, self.target, output_compression(self.config))
+
+
+def write_archive(context, target: Path, compression: Compression | None) -> None:
+    """The image root as a sorted newc archive (mtimes clamped to SourceDateEpoch=) in `target`."""
+    root = context.root
+    epoch = source_date_epoch(context)
+    if epoch is not None:
+        clamp_mtimes(root, epoch)
+    names = subprocess.run(
+        ["find", ".", "-mindepth", "1", "-print0"], cwd=root, stdout=subprocess.PIPE, check=True
+    ).stdout
+    entries = sorted(n for n in names.split(b"\0") if n)
+    listing = root.parent / "cpio-file-list"
+    listing.write_bytes(b"\0".join(entries) + b"\0")
+    try:
+        pipe_compressed(
+            context,
+            [
+                "sh",
+                "-c",
+                'exec cpio --create --reproducible --renumber-inodes --null --format=newc --quiet < "$0"',
+                str(listing),
+            ],
+            target,
+            compression,
+            cwd=root,
+        )
+    finally:
+        listing.unlink(missing_ok=True)
