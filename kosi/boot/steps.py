@@ -17,6 +17,7 @@ from kosi.boot.initrd import default_initrd, image_initrds, modules_initrd
 from kosi.boot.kernels import Kernel, find_kernels
 from kosi.boot.microcode import microcode_cpio
 from kosi.boot.modules import filter_image_modules
+from kosi.boot.pcrs import PCR_SETTINGS, want_signed_pcrs
 from kosi.boot.policy import bios_grub, bootloader, uki_is_bootloader, wants_boot
 from kosi.boot.uki import UKIRequest, build_uki, default_format, entry_name, find_stub
 from kosi.config.values import Feature
@@ -186,6 +187,7 @@ class GenerateUKIs(Step):
             "Devicetrees",
             "MicrocodeHost",
             "UnifiedKernelImageProfiles",
+            *PCR_SETTINGS,
         )
         return {n: context.config[n] for n in names}
 
@@ -258,6 +260,7 @@ class GenerateUKIs(Step):
                 profiles=list(config.unified_kernel_image_profiles),
                 microcode=microcode,
                 devicetrees=devicetrees,
+                pcr_config=config if want_signed_pcrs(config, context.tools) else None,
             )
             if not signing.copy_prebuilt_uki(context, kernel.version, output):
                 build_uki(request, context.root, context.tools, context.workspace)

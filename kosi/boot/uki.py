@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kosi.boot.devicetree import ukify_arguments as devicetree_arguments
+from kosi.boot.pcrs import pcr_key_files, ukify_pcr_arguments
 from kosi.errors import KosiError
 from kosi.sandbox import run
 from kosi.tools.command import tools_command
@@ -38,6 +39,8 @@ class UKIRequest:
     profiles: list[Path] = field(default_factory=list)
     microcode: Path | None = None  # the early microcode cpio, into the .ucode section
     devicetrees: list[Path] = field(default_factory=list)
+    #: SignExpectedPcr=: the configuration whose SignExpectedPcrKey= signs the PCR predictions
+    pcr_config: Any = None
 
 
 def find_stub(root: Path, tools: Path | None, name: str = STUB) -> Path | None:
@@ -120,6 +123,8 @@ def build_uki(request: UKIRequest, root: Path, tools: Path | None, workspace: Pa
             hint="install systemd-boot-efi, or use ToolsTree=default",
         )
     extras = [p for p in (request.splash, request.microcode, addon_stub) if p]
+    if request.pcr_config is not None:
+        extras += pcr_key_files(request.pcr_config)
     sandbox = tools_command(
         tools,
         [
@@ -136,9 +141,11 @@ def build_uki(request: UKIRequest, root: Path, tools: Path | None, workspace: Pa
         ],
     )
     joins: list[str] = []
+    signed: list[tuple[str, bool]] = []  # (profile ID, SignExpectedPcr=)
     for index, profile_file in enumerate(profiles):
         # A profile PE holds only what differs from the base: its .profile and .cmdline.
         profile = read_profile(profile_file)
+        signed.append((profile.text.split("\n", 1)[0].split("=", 1)[1], profile.sign_expected_pcr))
         out = workspace / f"uki-profile-{index}.efi"
         cmd = ["ukify", "build", "--stub", str(addon_stub), f"--profile={profile.text}", f"--output={out}"]
         if profile.cmdline:
@@ -163,6 +170,8 @@ def build_uki(request: UKIRequest, root: Path, tools: Path | None, workspace: Pa
     cmd += devicetree_arguments(request.devicetrees)
     if request.splash:
         cmd.append(f"--splash={request.splash}")
+    if request.pcr_config is not None:
+        cmd += ukify_pcr_arguments(request.pcr_config, sandbox, signed)
     ukify([*cmd, *joins], sandbox)
     return request.output
 

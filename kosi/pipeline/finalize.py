@@ -154,12 +154,29 @@ class WriteOutput(Step):
 
 
 class Checksums(Step):
-    name = "checksum and sign outputs"
+    name = "checksum outputs"
 
     def skip(self, context):
-        return None if context.config.checksum or context.config.sign else "Checksum=no"
+        return None if context.config.checksum else "Checksum=no"
 
     def run(self, context):
-        from kosi.outputs.checksum import sign_checksums, write_checksums
+        from kosi.outputs.checksum import write_checksums
 
-        sign_checksums(context, write_checksums(context))
+        write_checksums(context)
+
+
+class SignChecksums(Step):
+    name = "sign SHA256SUMS"
+
+    def skip(self, context):
+        return None if context.config.sign else "Sign=no"
+
+    def inputs(self, context):
+        return {"Sign": context.config.sign, "OpenPGPTool": context.config.openpgp_tool, "Key": context.config.key}
+
+    def run(self, context):
+        from kosi.outputs.checksum import sign_checksums
+        from kosi.outputs.naming import base_name
+
+        sums = context.staging / f"{base_name(context.config)}.SHA256SUMS"
+        sign_checksums(context, sums if sums.exists() else None)

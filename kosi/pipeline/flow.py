@@ -6,6 +6,7 @@ with a valid Incremental= cache everything between them comes from the cache.
 
 from __future__ import annotations
 
+from kosi.boot import pcrs
 from kosi.boot import steps as boot
 from kosi.pipeline import depmod, finalize, layers, packages, scripts, system_config, trees
 from kosi.pipeline.runner import ReuseCache, SaveCache
@@ -53,6 +54,8 @@ def build_steps() -> list[Step]:
         finalize.Normalise(),             #    no wall-clock traces (SourceDateEpoch=)
         layers.OverlayDiff(),             #    Overlay=: only the changes to BaseTrees=
         finalize.WriteOutput(),           # 30 the output format, manifest, nspawn settings
+        pcrs.PcrDigests(),                #    SplitArtifacts=pcrs
         scripts.PostoutputScripts(),      # 31 mkosi.postoutput
-        finalize.Checksums(),             #    Checksum=, Sign= over everything produced
+        finalize.Checksums(),             #    Checksum= over everything produced
+        finalize.SignChecksums(),         #    Sign= (OpenPGPTool=)
     ]  # fmt: skip

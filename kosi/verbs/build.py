@@ -16,6 +16,7 @@ from typing import Iterator
 
 from kosi import distributions, log
 from kosi.boot.signing import check_keys
+from kosi.boot.pcrs import check_pcr_keys
 from kosi.pipeline.layers import check_layers
 from kosi.config.cli_args import Args
 from kosi.config.model import Config, Project
@@ -138,6 +139,7 @@ def build_images(project: Project, images: list[Config], args: Args) -> list[Pat
         check_buildable(config)
         check_previous(config, force)
         check_keys(config)  # SecureBoot=yes without a key
+        check_pcr_keys(config)  # SignExpectedPcr=yes without a key or certificate
         check_layers(config)  # Packages= in a layer without BaseTrees=
 
     if args.wipe_build_dir:

@@ -121,18 +121,27 @@ def test_unsupported_harmless_setting_warns_once(tmp_path):
 
 
 def test_unsupported_signing_refused_but_turning_it_off_is_honoured(tmp_path):
-    # SignExpectedPcr=yes asks for a signed PCR policy kosi cannot make: refused before any
+    # SignInitrdPCRs=yes asks for an initrd PCR policy kosi cannot make: refused before any
     # step; =no asks for what kosi does anyway and builds without a word about it
-    conf = "[Distribution]\nDistribution=custom\n[Output]\nFormat=directory\n[Validation]\nSignExpectedPcr={}\n"
+    conf = "[Distribution]\nDistribution=custom\n[Output]\nFormat=directory\n[Validation]\nSignInitrdPCRs={}\n"
     (tmp_path / "mkosi.conf").write_text(conf.format("yes"))
     build = _kosi(tmp_path, "build")
     lines = [line for line in build.stderr.splitlines() if line.strip()]
     assert build.returncode == 1 and len(lines) == 1, build.stderr
-    assert "mkosi.conf:6" in lines[0] and "SignExpectedPcr=" in lines[0]
+    assert "mkosi.conf:6" in lines[0] and "SignInitrdPCRs=" in lines[0]
     (tmp_path / "mkosi.conf").write_text(conf.format("no"))
     build = _kosi(tmp_path, "build")
     assert build.returncode == 0, build.stderr
-    assert "SignExpectedPcr" not in build.stderr
+    assert "SignInitrdPCRs" not in build.stderr
+
+
+def test_sign_expected_pcr_yes_without_a_key_is_one_line(tmp_path):
+    conf = "[Distribution]\nDistribution=custom\n[Output]\nFormat=directory\n[Validation]\nSignExpectedPcr=yes\n"
+    (tmp_path / "mkosi.conf").write_text(conf)
+    build = _kosi(tmp_path, "build")
+    lines = [line for line in build.stderr.splitlines() if line.strip()]
+    assert build.returncode == 1 and len(lines) <= 2 and "Traceback" not in build.stderr, build.stderr
+    assert "SignExpectedPcr= is enabled but SignExpectedPcrKey= is not set" in lines[0]
 
 
 def test_docs_and_help_say_unsupported():
