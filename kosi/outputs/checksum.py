@@ -51,22 +51,29 @@ def sign_checksums(context: Context, sums: Path | None) -> None:
     sop_sign(context, sums, signature)
 
 
+def check_signing(config) -> None:
+    """Before the build: Sign= with a Stateless OpenPGP tool needs Key=, the secret key's file."""
+    if not config.sign or config.openpgp_tool == "gpg":
+        return
+    if not config.key:
+        raise KosiError(
+            f"Sign=yes with OpenPGPTool={config.openpgp_tool} needs Key=, the file of the secret key",
+            hint=f"e.g. `{config.openpgp_tool} generate-key 'Name <mail>' > signing.key` and Key=signing.key",
+        )
+    if not Path(config.key).absolute().is_file():
+        raise KosiError(f"Key={config.key}: no such file (OpenPGPTool={config.openpgp_tool} signs with a key file)")
+
+
 def sop_sign(context: Context, sums: Path, signature: Path) -> None:
     config = context.config
+    check_signing(config)
     tool = find_tool(config.openpgp_tool, context.tools)
     if tool is None:
         raise KosiError(
             f"OpenPGPTool={config.openpgp_tool}: no such program on the host or in the tools tree",
             hint="install a Stateless OpenPGP tool (sqop, rsop), or use OpenPGPTool=gpg",
         )
-    if not config.key:
-        raise KosiError(
-            f"Sign=yes with OpenPGPTool={config.openpgp_tool} needs Key=, the file of the secret key",
-            hint=f"e.g. `{config.openpgp_tool} generate-key 'Name <mail>' > signing.key` and Key=signing.key",
-        )
     key = Path(config.key).absolute()
-    if not key.is_file():
-        raise KosiError(f"Key={config.key}: no such file (OpenPGPTool={config.openpgp_tool} signs with a key file)")
     with open(sums, "rb") as data, open(signature, "wb") as out:
         result = subprocess.run(
             [*tool.sandbox([Mount(key, "/signing-key.pgp", "ro-bind")]), tool.path, "sign", "/signing-key.pgp"],

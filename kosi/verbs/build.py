@@ -22,6 +22,7 @@ from kosi.config.cli_args import Args
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
 from kosi.outputs import format as formats
+from kosi.outputs.checksum import check_signing
 from kosi.outputs.naming import output_directory
 from kosi.outputs.publish import check_previous, publish
 from kosi.pipeline.cache import default_state_directory
@@ -140,6 +141,7 @@ def build_images(project: Project, images: list[Config], args: Args) -> list[Pat
         check_previous(config, force)
         check_keys(config)  # SecureBoot=yes without a key
         check_pcr_keys(config)  # SignExpectedPcr=yes without a key or certificate
+        check_signing(config)  # Sign= with a Stateless OpenPGP tool but no key file
         check_layers(config)  # Packages= in a layer without BaseTrees=
 
     if args.wipe_build_dir:
