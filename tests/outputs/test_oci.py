@@ -241,3 +241,30 @@ def test_debian_oci_is_reproducible_with_source_date_epoch(debian_oci):
     blobs = sorted(p.name for p in (first / "debian-oci/blobs/sha256").iterdir())
     assert blobs == sorted(p.name for p in (second / "debian-oci/blobs/sha256").iterdir()) and len(blobs) == 3
     assert (first / "debian-oci.tar.gz").read_bytes() == (second / "debian-oci.tar.gz").read_bytes()
+
+
+def test_custom_oci_build_runs_what_plan_lists(tmp_path):
+    """plan == build for the new steps: the OCI writer, SplitArtifacts=tar, checksums and a
+    SOP signature (tests/pipeline/test_plan_matches_build.py does every format dry)."""
+    from kosi.config.cli_args import Args, parse_command_line
+    from kosi.config.loader import load_project
+    from kosi.verbs.plan import image_plan
+    from tests.pipeline.test_plan_matches_build import compare_plan_with_events
+
+    key = tmp_path / "signing.key"
+    with open(key, "wb") as out:
+        subprocess.run(["sqop", "generate-key", "kosi test"], stdout=out, check=True)
+    key.chmod(0o600)
+    project = custom_project(tmp_path / "project", "SplitArtifacts=tar\n")
+    with open(project / "mkosi.conf", "a") as conf:
+        conf.write(SOP_CONF.format(key=key))
+    config = load_project(parse_command_line(["-C", str(project)])).main
+    planned = image_plan(config, Args(), None)["steps"]
+    verdicts = {s["step"]: s["skip"] for s in planned}
+    assert verdicts["write output"] is None and verdicts["sign SHA256SUMS"] is None
+    assert verdicts["pre-calculate PCR digests"] == "SplitArtifacts= does not ask for pcrs"
+    events = tmp_path / "events.jsonl"
+    result = kosi(project, "--log-json", str(events), "-f", "build")
+    assert result.returncode == 0, result.stdout
+    compare_plan_with_events(planned, [json.loads(line) for line in events.read_text().splitlines()])
+    assert (project / "kosi-oci_1.2.SHA256SUMS.gpg").exists() and (project / "kosi-oci_1.2.tar.gz").exists()
