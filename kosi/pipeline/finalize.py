@@ -128,6 +128,10 @@ def write_clock_epoch(context) -> None:
 class WriteOutput(Step):
     name = "write output"
 
+    def inputs(self, context):
+        names = ("Format", "CompressOutput", "CompressLevel", "SplitArtifacts", "OciLabels", "OciAnnotations")
+        return {n: context.config[n] for n in names}
+
     def run(self, context):
         from kosi.outputs.base import for_context
         from kosi.outputs.manifest import (
