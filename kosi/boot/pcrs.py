@@ -46,15 +46,30 @@ PCR_SETTINGS = (
 )
 
 
+def measure_can_sign(tools: Path | None) -> bool:
+    """systemd-measure signs only with libtss2 (which it dlopens) next to it: the Debian tools
+    tree has it through tpm2-tools; a tree or host without it would fail half-way."""
+    tool = find_tool(MEASURE, tools)
+    if tool is None:
+        return False
+    usr = (tool.tools or Path("/")) / "usr"
+    return any(usr.glob("lib*/libtss2-esys.so.0*")) or any(usr.glob("lib*/*/libtss2-esys.so.0*"))
+
+
 def want_signed_pcrs(config, tools: Path | None) -> bool:
+    """SignExpectedPcr=: yes (refused in one line when systemd-measure cannot sign), or auto:
+    when the key and certificate are set and systemd-measure can sign."""
     mode = config.sign_expected_pcr
     if mode == Feature.disabled:
         return False
     if mode == Feature.enabled:
+        if not measure_can_sign(tools):
+            raise KosiError(
+                "SignExpectedPcr=yes needs systemd-measure with libtss2, found neither in the tools tree nor on the host",
+                hint="use ToolsTree=default (its tpm2-tools brings libtss2)",
+            )
         return True
-    return bool(config.sign_expected_pcr_key and config.sign_expected_pcr_certificate) and (
-        find_tool(MEASURE, tools) is not None
-    )
+    return bool(config.sign_expected_pcr_key and config.sign_expected_pcr_certificate) and measure_can_sign(tools)
 
 
 def check_pcr_keys(config) -> None:
