@@ -65,6 +65,7 @@ class Debian(Distribution):
             "udev", "dosfstools", "mtools", "e2fsprogs", "xfsprogs", "btrfs-progs", "squashfs-tools", "erofs-utils",
             "cryptsetup-bin", "openssl", "sbsigntool", "kmod", "cpio", "zstd", "xz-utils", "fdisk", "tar",
             "ca-certificates", "grub-pc-bin", "grub-efi-amd64-bin", "efitools",
+            "tpm2-tools",  # libtss2, which systemd-measure needs to sign PCR policies (SignExpectedPcr=)
         ),
         "package-manager": ("apt", "dpkg", "debian-archive-keyring", "gpgv"),
         "runtime": ("qemu-system-x86", "ovmf", "swtpm", "systemd-container", "socat", "openssh-client", "virtiofsd",
