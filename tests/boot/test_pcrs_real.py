@@ -122,7 +122,8 @@ def test_every_profile_has_a_pcr_signature_that_verifies(pcr_project, tmp_path):
     # the embedded public key is the one of genkey's certificate
     certificate_key = openssl("x509", "-in", str(pcr_project / "mkosi.crt"), "-noout", "-pubkey").stdout
     assert certificate_key.strip() == pcrpkey.rstrip(b"\0").strip()
-    der = openssl("pkey", "-pubin", "-in", str(tmp_path / "pcrpkey.pem"), "-outform", "DER").stdout
+    # systemd's key fingerprint: sha256 of the PKCS#1 RSAPublicKey, DER
+    der = openssl("rsa", "-pubin", "-in", str(tmp_path / "pcrpkey.pem"), "-RSAPublicKey_out", "-outform", "DER").stdout
     profiles = profiles_of(uki)
     assert [sections[".profile"].split(b"\n")[0] for sections, _ in profiles] == [b"ID=main", b"ID=debug", b"ID=rescue"]
     policies = set()
