@@ -323,7 +323,15 @@ class Loader:
         for profile in self.state.effective(setting) or []:
             as_dir = directory / "mkosi.profiles" / str(profile)
             as_file = directory / "mkosi.profiles" / f"{profile}.conf"
-            if as_dir.is_dir():
+            try:
+                is_dir = as_dir.is_dir()
+            except OSError as e:  # a name the file system refuses (too long)
+                origin = self.state.origin_of("Profiles")
+                raise KosiError(
+                    f"Profiles=: cannot look for profile {shown(str(profile))}: {e.strerror}",
+                    file=origin.file if origin else None, line=origin.line if origin else None,
+                ) from None  # fmt: skip
+            if is_dir:
                 self.parse_directory(as_dir, layer)
             if is_config_file(as_file):  # mkosi 27.1 reads both layouts when both are there, the directory first
                 self.parse_file(as_file, layer)

@@ -177,6 +177,7 @@ VERBS = st.sampled_from([("summary",), ("--json", "summary")] * 9 + [("plan",)])
 
 
 @example(files={"mkosi.conf": b"[Include]\nInclude=" + b"a" * 4096 + b"\n"}, argv=("summary",))  # ENAMETOOLONG
+@example(files={"mkosi.conf": b"[Config]\nProfiles=" + b"a" * 4096 + b"\n"}, argv=("summary",))
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
