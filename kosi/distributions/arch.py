@@ -65,8 +65,8 @@ class Arch(Distribution):
     package_manager = "pacman"
     installer = "pacman"
     foreign_tools_packages = ("pacman-package-manager", "archlinux-keyring", "libarchive-tools")
-    initrd_packages = ("systemd", "util-linux", "kmod", "e2fsprogs", "dosfstools", "btrfs-progs", "xfsprogs",
-                       "cryptsetup", "device-mapper")  # fmt: skip
+    initrd_packages = ("bash", "btrfs-progs", "dosfstools", "e2fsprogs", "gzip", "less", "libfido2", "libseccomp",
+                       "procps-ng", "systemd", "tpm2-tss", "udev", "util-linux", "util-linux-libs", "xfsprogs")  # fmt: skip
     initrd_profile_packages = {
         "lvm": ("lvm2",), "network": ("iproute2",), "raid": ("mdadm",), "nfs": ("nfs-utils",),
         "pkcs11": ("opensc",), "plymouth": ("plymouth",),

@@ -13,6 +13,10 @@ SOURCES = ("base", "cloud-native", "extended", "ms-oss")
 
 class Azure(RpmDistribution):
     name = "azure"
+    initrd_packages = (
+        "bash", "btrfs-progs", "cryptsetup-libs", "dosfstools", "e2fsprogs", "gzip", "less", "libfdisk",
+        "libseccomp", "procps-ng", "systemd", "tpm2-tss", "udev", "util-linux", "xfsprogs",
+    )  # fmt: skip
     pretty_name = "Azure Linux"
     default_release = "3.0"
     mirrors = {"*": "https://packages.microsoft.com/"}

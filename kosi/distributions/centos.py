@@ -289,6 +289,7 @@ class RhelUbi(RhelFamily):
     name = "rhel-ubi"
     pretty_name = "RHEL UBI"
     mirrors = {"*": "https://cdn-ubi.redhat.com"}
+    initrd_packages: ClassVar[tuple[str, ...]] = ("bash", "gzip", "less", "systemd", "udev")
     #: the prefix of the repository ids and of the release's directory on the mirror
     prefix: ClassVar[str] = "ubi"
 
@@ -339,6 +340,7 @@ class Rhel(RhelUbi):
     pretty_name = "RHEL"
     mirrors = {}
     prefix = "rhel"
+    initrd_packages = CentOS.initrd_packages
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[RpmRepository]:

@@ -26,6 +26,10 @@ class Fedora(RpmDistribution):
     #: where Snapshot= composes come from unless Mirror= names another copy
     snapshot_service = "https://kojipkgs.fedoraproject.org"
     kernel_packages = ("kernel",)
+    initrd_packages = (
+        "bash", "btrfs-progs", "cryptsetup-libs", "dosfstools", "e2fsprogs", "gzip", "less", "libfdisk", "libfido2",
+        "libseccomp", "procps-ng", "systemd", "tpm2-tss", "udev", "util-linux-core", "xfsprogs",
+    )  # fmt: skip
 
     @classmethod
     def keys(cls, config: Config) -> tuple[RpmKey, ...]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from kosi.config.model import Config
 from kosi.distributions.rpm import RpmDistribution, RpmKey, RpmRepository, join
 
 
 class Mageia(RpmDistribution):
     name = "mageia"
+    initrd_packages: ClassVar[tuple[str, ...]] = ("bash", "gzip", "less", "systemd", "udev")
     pretty_name = "Mageia"
     default_release = "cauldron"
     mirrors = {"*": "https://www.mageia.org"}
@@ -44,6 +47,7 @@ class Mageia(RpmDistribution):
 
 class OpenMandriva(RpmDistribution):
     name = "openmandriva"
+    initrd_packages: ClassVar[tuple[str, ...]] = ("bash", "gzip", "less", "systemd", "udev")
     pretty_name = "OpenMandriva"
     default_release = "cooker"
     mirrors = {"*": "http://mirrors.openmandriva.org"}

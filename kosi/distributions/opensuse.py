@@ -84,8 +84,12 @@ class OpenSUSE(Distribution):
     mirrors = {"*": "http://download.opensuse.org"}
     tools_tree_distribution = "opensuse"
     foreign_tools_packages = ("zypper", "rpm", "createrepo-c")
-    initrd_packages = ("systemd", "udev", "util-linux", "kmod", "e2fsprogs", "dosfstools", "btrfsprogs", "xfsprogs",
-                       "cryptsetup", "device-mapper")  # fmt: skip
+    initrd_packages = (
+        "bash", "btrfsprogs", "diffutils", "dosfstools", "e2fsprogs", "grep", "gzip", "less", "libcryptsetup12",
+        "libfdisk1", "libfido2-1", "libseccomp2", "libtss2-esys0", "libtss2-mu0", "libtss2-rc0",
+        "libtss2-tcti-device0", "patterns-base-minimal_base", "procps", "systemd", "udev", "util-linux", "xfsprogs",
+        "xz",
+    )  # fmt: skip
     initrd_profile_packages = {
         "lvm": ("lvm2",), "network": ("iproute2",), "raid": ("mdadm",), "nfs": ("nfs-client",),
         "pkcs11": ("opensc",), "plymouth": ("plymouth",),

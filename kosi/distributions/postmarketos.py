@@ -51,7 +51,8 @@ class PostmarketOS(Distribution):
     mirrors = {"*": "https://mirror.postmarketos.org/postmarketos"}
     #: where apk-tools' keys are looked for (alpine-keys and postmarketos-keys install them there)
     keys_directory: ClassVar[str] = "/etc/apk/keys"
-    initrd_packages = ("systemd", "util-linux", "kmod", "e2fsprogs", "dosfstools", "cryptsetup")
+    initrd_packages = ("bash", "cryptsetup-libs", "device-mapper", "gzip", "kbd", "less", "libfdisk", "libseccomp",
+                       "systemd", "udev", "util-linux", "util-linux-login")  # fmt: skip
 
     @classmethod
     def release(cls, config: Config) -> str:

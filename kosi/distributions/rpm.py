@@ -130,18 +130,12 @@ class RpmDistribution(Distribution):
     rpm_dbpath: ClassVar[str] = "/usr/lib/sysimage/rpm"
     #: the distribution's kernel, and what a bootable image gets with it
     kernel_packages: ClassVar[tuple[str, ...]] = ("kernel",)
-    #: packages of the default initrd (besides the kernel modules kosi copies in)
+    #: packages of the default initrd (besides the kernel modules kosi copies in): mkosi 27.1's
+    #: for the RHEL family (tests/distributions data); the others override it
     initrd_packages: ClassVar[tuple[str, ...]] = (
-        "systemd",
-        "systemd-udev",
-        "util-linux",
-        "kmod",
-        "e2fsprogs",
-        "xfsprogs",
-        "dosfstools",
-        "cryptsetup",
-        "device-mapper",
-    )
+        "bash", "cryptsetup-libs", "dosfstools", "e2fsprogs", "gzip", "less", "libfdisk", "libfido2",
+        "libseccomp", "procps-ng", "systemd", "tpm2-tss", "udev", "util-linux", "xfsprogs",
+    )  # fmt: skip
     initrd_profile_packages: ClassVar[dict[str, tuple[str, ...]]] = {
         "lvm": ("lvm2",), "network": ("systemd-networkd",), "raid": ("mdadm",), "nfs": ("nfs-utils",),
         "pkcs11": ("opensc",), "plymouth": ("plymouth",),

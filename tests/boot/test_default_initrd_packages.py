@@ -1,0 +1,38 @@
+"""The default initrd's packages per distribution equal mkosi 27.1's: the Packages= of the
+`default-initrd` image its `--json summary` shows for Bootable=yes (read from the oracle for
+each distribution; they do not depend on Release= or Architecture=)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kosi import distributions
+
+RHEL = ("bash cryptsetup-libs dosfstools e2fsprogs gzip less libfdisk libfido2 libseccomp procps-ng systemd "
+        "tpm2-tss udev util-linux xfsprogs")  # fmt: skip
+MINIMAL = "bash gzip less systemd udev"
+MKOSI_27_1 = {
+    "arch": "bash btrfs-progs dosfstools e2fsprogs gzip less libfido2 libseccomp procps-ng systemd tpm2-tss udev "
+    "util-linux util-linux-libs xfsprogs",
+    "fedora": "bash btrfs-progs cryptsetup-libs dosfstools e2fsprogs gzip less libfdisk libfido2 libseccomp "
+    "procps-ng systemd tpm2-tss udev util-linux-core xfsprogs",
+    "centos": RHEL,
+    "alma": RHEL,
+    "rocky": RHEL,
+    "rhel": RHEL,
+    "rhel-ubi": MINIMAL,
+    "azure": "bash btrfs-progs cryptsetup-libs dosfstools e2fsprogs gzip less libfdisk libseccomp procps-ng systemd "
+    "tpm2-tss udev util-linux xfsprogs",
+    "mageia": MINIMAL,
+    "openmandriva": MINIMAL,
+    "opensuse": "bash btrfsprogs diffutils dosfstools e2fsprogs grep gzip less libcryptsetup12 libfdisk1 libfido2-1 "
+    "libseccomp2 libtss2-esys0 libtss2-mu0 libtss2-rc0 libtss2-tcti-device0 patterns-base-minimal_base procps "
+    "systemd udev util-linux xfsprogs xz",
+    "postmarketos": "bash cryptsetup-libs device-mapper gzip kbd less libfdisk libseccomp systemd udev util-linux "
+    "util-linux-login",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MKOSI_27_1))
+def test_default_initrd_packages_equal_mkosi_27_1s(name):
+    assert sorted(distributions.get(name).initrd_packages) == MKOSI_27_1[name].split()
