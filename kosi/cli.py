@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         log.error(str(e))
         if log.DEBUG:
             raise
-        sys.exit(1)
+        sys.exit(e.status)
     except Terminated:
         log.error("terminated")
         sys.exit(143)

@@ -12,11 +12,21 @@ class KosiError(Exception):
     """An error caused by the user's input or environment.
 
     The CLI prints it as one line (``file:line: message`` when a location is known)
-    and exits with status 1; the traceback is only shown with --debug.
+    and exits with `status`: 1, or 2 for a malformed command line (as mkosi 27.1's argparse);
+    the traceback is only shown with --debug.
     """
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+        status: int = 1,
+    ):
         super().__init__(message)
+        self.status = status
         self.message = message
         self.file = file
         self.line = line

@@ -27,6 +27,8 @@ class Args:
     debug_shell: bool = False
     debug_workspace: bool = False
     debug_sandbox: bool = False
+    debug_timing: bool = False
+    no_pager: bool = False
     json: bool = False
     wipe_build_dir: bool = False
     rerun_build_scripts: bool = False
@@ -46,7 +48,7 @@ class Option:
     dest: str
     long: str
     short: str | None = None
-    kind: str = "flag"  # "flag" (bool), "count", "value", "bool" (flag with an optional boolean value)
+    kind: str = "flag"  # "flag" (bool, takes no value, as in mkosi 27.1), "count", "value"
     help: str = ""
 
 
@@ -58,11 +60,13 @@ CLI_ONLY_OPTIONS = (
     Option("debug_shell", "--debug-shell", None, "flag", "Start a shell in the image when a command fails"),
     Option("debug_workspace", "--debug-workspace", None, "flag", "Keep the workspace directory"),
     Option("debug_sandbox", "--debug-sandbox", None, "flag", "Run the sandbox under strace"),
+    Option("debug_timing", "--debug-timing", None, "flag", "Log the duration of each build step (kosi always does)"),
+    Option("no_pager", "--no-pager", None, "flag", "Do not page long output (kosi never pages)"),
     Option("version", "--version", None, "flag", "Show the version"),
     Option("help", "--help", "-h", "flag", "Show usage"),
     Option("genkey_common_name", "--genkey-common-name", None, "value", "Common name of keys made by genkey"),
     Option("genkey_valid_days", "--genkey-valid-days", None, "value", "Days keys made by genkey stay valid"),
-    Option("auto_bump", "--auto-bump", "-B", "bool", "Bump the version after a successful build"),
+    Option("auto_bump", "--auto-bump", "-B", "flag", "Bump the version after a successful build"),
     Option("doc_format", "--doc-format", None, "value", "Format of the documentation verb"),
     Option("json", "--json", None, "flag", "Print the summary as JSON"),
     Option("log_json", "--log-json", None, "value", "Write the build's events to this file as JSON lines"),
@@ -78,6 +82,11 @@ CLI_ONLY_OPTIONS = (
 
 BOOLEAN_WORDS = {"1", "yes", "y", "true", "t", "on", "0", "no", "n", "false", "f", "off", "enable", "enabled",
                  "disable", "disabled"}  # fmt: skip
+
+
+def UsageError(message: str, hint: str | None = None) -> KosiError:
+    """A malformed command line: exit status 2, as mkosi 27.1's (argparse's) refusal."""
+    return KosiError(message, hint=hint, status=2)
 
 
 def _takes_optional_boolean(setting: Any) -> bool:
@@ -111,6 +120,10 @@ OPTION_ALIASES = {
     "--firmware-include": ("FirmwareFiles", "re:"),
 }
 
+
+#: Verbs mkosi 27.1 refuses words after (as kosi's own `plan`); `help VERB` is kosi's extension.
+NO_ARGUMENT_VERBS = frozenset({"init", "summary", "cat-config", "plan", "clean", "serve", "bump", "genkey",
+                               "latest-snapshot"})  # fmt: skip
 
 #: Options that take one item each, as in mkosi 27.1 (`--initrd-profile=lvm --initrd-profile=raid`).
 ONE_ITEM_OPTIONS = ("--initrd-profile", "--tools-tree-profile")
@@ -160,25 +173,18 @@ def parse_command_line(argv: list[str]) -> Args:
             return
         if isinstance(target, Setting):
             if shown in ONE_ITEM_OPTIONS and value and len(value.replace(",", " ").split()) > 1:
-                raise KosiError(f"{shown}: invalid value {value!r}, give one profile per {shown}")
+                raise UsageError(f"{shown}: invalid value {value!r}, give one profile per {shown}")
             if value is None:
                 # A bare short flag may mean something else than "yes" (-T turns tests off).
                 value = target.short_value if shown == target.short and target.short_value else "yes"
             args.assignments.append((target, value))
             return
+        if target.kind in ("count", "flag") and value is not None:
+            raise UsageError(f"{shown} does not take a value")
         if target.kind == "count":
             args.force += 1
         elif target.kind == "flag":
-            if value is not None:
-                raise KosiError(f"{shown} does not take a value")
             setattr(args, target.dest, True)
-        elif target.kind == "bool":
-            from kosi.config.values import parse_boolean
-
-            flag = True if value is None else parse_boolean(value)
-            if flag is None:
-                raise KosiError(f"{shown}: invalid value {value!r}, expected a boolean")
-            setattr(args, target.dest, flag)
         else:
             setattr(args, target.dest, value)
 
@@ -190,14 +196,12 @@ def parse_command_line(argv: list[str]) -> Args:
         return target.kind == "value"
 
     def optional_boolean(target: Any) -> bool:
-        return (isinstance(target, Setting) and _takes_optional_boolean(target)) or getattr(
-            target, "kind", ""
-        ) == "bool"
+        return isinstance(target, Setting) and _takes_optional_boolean(target)
 
     def next_value(shown: str) -> str:
         nonlocal i
         if i + 1 >= len(argv):
-            raise KosiError(f"{shown} needs a value")
+            raise UsageError(f"{shown} needs a value")
         i += 1
         return argv[i]
 
@@ -222,7 +226,7 @@ def parse_command_line(argv: list[str]) -> Args:
             if target is None:
                 close = difflib.get_close_matches(name, list(longs), n=1)
                 hint = f"did you mean {close[0]}?" if close else None
-                raise KosiError(f"unknown option {name}", hint=hint)
+                raise UsageError(f"unknown option {name}", hint=hint)
             if sep:
                 record(target, value, name)
             elif needs_value(target):
@@ -237,7 +241,7 @@ def parse_command_line(argv: list[str]) -> Args:
                 short = "-" + token[j]
                 target = shorts.get(short)
                 if target is None:
-                    raise KosiError(f"unknown option {short} (in {token})")
+                    raise UsageError(f"unknown option {short} (in {token})")
                 rest = token[j + 1 :]
                 if needs_value(target):
                     record(target, rest.lstrip("=") if rest else next_value(short), short)
@@ -250,7 +254,7 @@ def parse_command_line(argv: list[str]) -> Args:
         elif not verb_given:
             if token not in verbs:
                 close = difflib.get_close_matches(token, list(verbs), n=1)
-                raise KosiError(f"unknown verb '{token}'", hint=f"did you mean {close[0]}?" if close else None)
+                raise UsageError(f"unknown verb '{token}'", hint=f"did you mean {close[0]}?" if close else None)
             args.verb = token
             verb_given = True
         else:
@@ -258,4 +262,6 @@ def parse_command_line(argv: list[str]) -> Args:
         i += 1
     if args.verb == "help":
         args.help = True
+    elif args.verb in NO_ARGUMENT_VERBS and (args.verb_args or args.cmdline):
+        raise KosiError(f"the '{args.verb}' verb takes no arguments, got {' '.join(args.verb_args + args.cmdline)!r}")
     return args

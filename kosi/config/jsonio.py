@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from kosi.config.model import Config
+from kosi.config.specifiers import build_subdirectory
 from kosi.errors import KosiError
+
+
+#: keys of an image's JSON that are no settings
+DERIVED_KEYS = ("Image", "Files", "BuildSubdirectory")
 
 
 def value_to_json(setting: Any, value: Any) -> Any:
@@ -25,7 +30,7 @@ def value_to_json(setting: Any, value: Any) -> Any:
 
 def config_to_json(config: Config) -> dict[str, Any]:
     """What mkosi 27.1 prints for an image: the image's name ("Image"), the configuration files
-    read ("Files"), and every setting of the table that mkosi prints (`Setting.json`) with its
+    read ("Files"), the build directory of the image ("BuildSubdirectory"), and every setting of the table that mkosi prints (`Setting.json`) with its
     effective value (defaults applied), keys sorted as mkosi sorts them."""
     from kosi.config.settings import SETTINGS
 
@@ -41,6 +46,9 @@ def config_to_json(config: Config) -> dict[str, Any]:
             document[setting.name] = None
         else:
             document[setting.name] = value_to_json(setting, config[setting.name])
+    builddir = build_subdirectory(config)
+    if builddir is not None:  # derived, not a setting: mkosi 27.1 prints it only with a build directory
+        document["BuildSubdirectory"] = str(builddir)
     return dict(sorted(document.items()))
 
 
@@ -58,7 +66,7 @@ def config_from_json(
         raise KosiError("expected a JSON object mapping setting names to values", file=source)
     config = Config(image=image, directory=directory)
     for name, raw in document.items():
-        if name in ("Image", "Files"):  # what was read, not settings
+        if name in DERIVED_KEYS:  # what was read or derived, not settings
             continue
         setting = SETTINGS_BY_NAME.get(name)
         if setting is None:
@@ -84,7 +92,7 @@ def update_from_json(config: Config, document: dict[str, Any], *, source: str | 
     parsed = config_from_json(document, image=config.image, directory=config.directory, source=source)
     updated = config.copy()
     for name in document:
-        if name in ("Image", "Files"):
+        if name in DERIVED_KEYS:
             continue
         if name in parsed.values:
             updated.values[name] = parsed.values[name]

@@ -103,7 +103,7 @@ class ImageState:
                 assigned = True
                 if slot.cleared and layer is not self.local:
                     items = []  # an empty assignment in mkosi.local.conf only drops the local items before it
-                items = items + (sorted(slot.items, key=str) if setting.sort_items else slot.items)
+                items = items + (sorted(slot.items, key=package_order) if setting.sort_items else slot.items)
             return items if assigned else None
         for layer in reversed(self.layers):
             if name in layer.values:
@@ -116,6 +116,11 @@ class ImageState:
 
     def location(self, config_dir: Path) -> Location:
         return Location(config_dir, self.working_dir, self.invocation_dir, self.image)
+
+
+def package_order(item: Any) -> tuple[bool, str]:
+    """mkosi 27.1's order of a layer's packages: sorted, package files by absolute path last."""
+    return str(item).startswith("/"), str(item)
 
 
 def _settings():
@@ -519,10 +524,14 @@ def parse_local(loader: Loader, directory: Path) -> None:
     saved, loader.state.working_dir = loader.state.working_dir, directory  # relative paths: to the image's directory
     try:
         local_conf = directory / "mkosi.local.conf"
-        if is_config_file(local_conf):
+        files, before, has_conf = loader.state.files, len(loader.state.files), is_config_file(local_conf)
+        if has_conf:
             loader.parse_file(local_conf, loader.state.local)
         if (directory / "mkosi.local").is_dir():
             loader.parse_directory(directory / "mkosi.local", loader.state.local)
+            # parsed after mkosi.local.conf, but mkosi 27.1 lists mkosi.local/'s files first
+            if has_conf:
+                files[before:] = [*files[before + 1 :], files[before]]
     finally:
         loader.state.working_dir = saved
 

@@ -295,7 +295,8 @@ SETTINGS: list[Setting] = [
             long="--openpgp-tool"),
     Setting("Key", V, String(), "GPG key that signs SHA256SUMS", long="--key"),
     # ---- [Build] ----
-    Setting("ToolsTree", B, PathOrWords("default", "yes", "no", "none"), "Tree the build tools are taken from",
+    Setting("ToolsTree", B, PathOrWords("default", "yes", "no", null_words=("no",)),
+            "Tree the build tools are taken from",
             long="--tools-tree", scope=UNIVERSAL, paths=("mkosi.tools",)),
     Setting("ToolsTreeDistribution", B, Choice(source=distributions.names), "Distribution of the default tools tree",
             default_factory=defaults.tools_tree_distribution, long="--tools-tree-distribution", scope=MAIN, json=False,
@@ -357,7 +358,7 @@ SETTINGS: list[Setting] = [
             "Reset build sources after each kind of script", default="no", long="--build-sources-ephemeral",
             scope=MULTIVERSAL),
     Setting("Environment", B, Assignments(), "Variables for scripts and package managers",
-            default=(), long="--environment", match=MatchKind.environment, tools_tree=True),
+            default=(), long="--environment", short="-E", match=MatchKind.environment, tools_tree=True),
     Setting("EnvironmentFiles", B, _paths(), "Files of variables for scripts", long="--env-file",
             paths=("mkosi.env",), tools_tree=True),
     Setting("WithTests", B, Boolean(), "Let build scripts run tests ($WITH_TESTS)", default=True,

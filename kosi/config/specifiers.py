@@ -161,3 +161,13 @@ def expand_delayed(text: str, config: Any) -> str:
             out.append(c + letter)  # expanded later by whoever knows it
         i += 2
     return "".join(out)
+
+
+def build_subdirectory(config: Any, fallback: Any = None) -> Path | None:
+    """The image's build directory: BuildDirectory= (else `fallback`) with the BuildKey=
+    subdirectory, &-specifiers expanded ($BUILDDIR of build scripts, BuildSubdirectory in the JSON)."""
+    base = config["BuildDirectory"] or fallback
+    if not base:
+        return None
+    key = expand_delayed(str(config["BuildKey"] or ""), config)
+    return Path(base) / key if key else Path(base)

@@ -221,7 +221,8 @@ class Kali(Debian):
 class Ubuntu(Debian):
     name = "ubuntu"
     pretty_name = "Ubuntu"
-    default_release = "noble"
+    # As mkosi 27.1 off an Ubuntu host: the development release, whatever its codename is now.
+    default_release = "devel"
     mirrors = {
         "x86-64": "http://archive.ubuntu.com",
         "x86": "http://archive.ubuntu.com",

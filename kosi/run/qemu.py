@@ -20,7 +20,7 @@ from typing import Sequence
 
 from kosi import log
 from kosi.config.model import Config
-from kosi.config.specifiers import expand_delayed
+from kosi.config.specifiers import build_subdirectory
 from kosi.config.values import Feature
 from kosi.errors import KosiError
 from kosi.outputs import format as formats
@@ -215,7 +215,7 @@ def linux_kernel(config: Config) -> Path | None:
             raise KosiError(f"Linux=: unknown specifier &{match[1]} in {linux!r}, expected &b or &&")
         if config.build_directory is None:
             raise KosiError(f"Linux={linux}: &b needs BuildDirectory= (or a mkosi.builddir/ directory)")
-        return str(Path(config.build_directory) / expand_delayed(str(config.build_key), config))
+        return str(build_subdirectory(config))
 
     return Path(re.sub(r"&(.?)", expand, linux))
 

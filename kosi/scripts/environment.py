@@ -139,14 +139,11 @@ def source_date_epoch(config: Config) -> str | None:
 
 def build_directory(context: Context) -> Path | None:
     """BuildDirectory=/mkosi.builddir, with the BuildKey= subdirectory (&d~&r~&a)."""
-    from kosi.pipeline.cache import expand_key
+    from kosi.config.specifiers import build_subdirectory
 
-    base = context.config["BuildDirectory"] or project_file(context.config, "mkosi.builddir")
-    if not base:
-        return None
-    key = expand_key(str(context.config["BuildKey"]), context)
-    path = Path(base) / key if key else Path(base)
-    path.mkdir(parents=True, exist_ok=True)
+    path = build_subdirectory(context.config, project_file(context.config, "mkosi.builddir"))
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

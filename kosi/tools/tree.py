@@ -170,12 +170,12 @@ def choose_tools_tree(project: Project, verb: str, force: int = 0) -> ToolsTreeC
     """Decide without side effects (`kosi plan` shows this; ensure_tools_tree acts on it)."""
     main = project.main
     text = str(main.tools_tree) if main.tools_tree is not None else None
-    if text and text not in ("default", "yes", "no", "none"):
+    if text and text not in ("default", "yes", "no"):
         tree = Path(text)
         if not tree.is_dir():
             raise KosiError(f"ToolsTree={text}: no such directory", hint="give a directory, 'default' or 'no'")
         return ToolsTreeChoice(tree)
-    if text in ("no", "none"):
+    if text == "no":
         return ToolsTreeChoice(None)
     why_used = None
     if text is None:

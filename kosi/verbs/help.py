@@ -55,7 +55,7 @@ def setting_metavar(setting: Any) -> str | None:
 
 
 def cli_option_metavar(option: Any) -> str | None:
-    return {"value": "VALUE", "bool": "[BOOL]"}.get(option.kind)
+    return {"value": "VALUE"}.get(option.kind)
 
 
 def entry(label: str, text: str, columns: int) -> list[str]:

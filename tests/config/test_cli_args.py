@@ -1,6 +1,6 @@
 import pytest
 
-from kosi.config.cli_args import parse_command_line
+from kosi.config.cli_args import CLI_ONLY_OPTIONS, parse_command_line
 from kosi.errors import KosiError
 
 
@@ -38,7 +38,8 @@ def test_cli_only_options():
         "summary",
     )
     assert parse_command_line(["-C", ""]).directory == ""
-    assert parse_command_line(["--auto-bump=no"]).auto_bump is False
+    assert "--debug-timing" in [o.long for o in CLI_ONLY_OPTIONS]
+    assert parse_command_line(["--no-pager", "--debug-timing", "summary"]).no_pager
 
 
 def test_boolean_options_without_value():
@@ -55,12 +56,16 @@ def test_short_options_glued():
 @pytest.mark.parametrize(
     "argv,message",
     [(["--formt=tar"], "did you mean --format"), (["buld"], "did you mean build"), (["-t"], "needs a value"),
-     (["-X"], "unknown option -X"), (["--json=yes"], "does not take a value")],
+     (["-X"], "unknown option -X"), (["--json=yes"], "does not take a value"),
+     (["--auto-bump=no"], "does not take a value"), (["-f=3"], "unknown option -="),
+     (["--force=3"], "does not take a value"), (["summary", "x"], "takes no arguments")],
 )  # fmt: skip
 def test_errors(argv, message):
     with pytest.raises(KosiError) as e:
         parse_command_line(argv)
     assert message in str(e.value)
+    # a malformed command line exits 2, as mkosi 27.1's argparse; a refused one 1, as mkosi
+    assert e.value.status == (1 if message == "takes no arguments" else 2)
 
 
 def test_every_setting_with_a_flag_is_an_option():

@@ -101,7 +101,8 @@ def test_local_config_overrides_later_files_but_not_cli(project):
     assert config.format == "tar"
     assert config.packages == ["conf", "local", "local-dir"]
     assert main_config(root, "-t", "directory").format == "directory"
-    assert main_config(root).files[:2] == [root / "mkosi.local.conf", root / "mkosi.local/mkosi.conf"]
+    # read in this order, listed as mkosi 27.1 lists them: mkosi.local/ first
+    assert main_config(root).files[:2] == [root / "mkosi.local/mkosi.conf", root / "mkosi.local.conf"]
 
 
 def test_local_match_applies_to_the_file_only(project):

@@ -21,9 +21,10 @@ KOSI = Path(__file__).resolve().parents[2] / "kosi"
 REPORTING = {"config", "verbs/summary.py", "verbs/documentation.py", "verbs/completion.py", "verbs/help.py"}
 #: objects that hold a Config: `config`, `context.config`, `main`, `image`, `tools_config`, ...
 CONFIG_NAMES = re.compile(r"(^|_)(config|cfg|main|image)$")
-#: settings the loader itself consumes while reading the configuration (kosi/config/)
+#: settings the loader itself consumes while reading the configuration (kosi/config/), or
+#: that a helper there derives for the build code (BuildKey=: specifiers.build_subdirectory)
 LOADER = {"Include": "loader.py", "MinimumVersion": "loader.py", "PassEnvironment": "loader.py",
-          "Dependencies": "images.py"}  # fmt: skip
+          "Dependencies": "images.py", "BuildKey": "specifiers.py"}  # fmt: skip
 
 
 def _base_name(node: ast.expr) -> str:

@@ -66,6 +66,10 @@ def manual_list(after: str) -> list[str]:
     return items
 
 
+#: Short options mkosi 27.1 has (its --help shows them) that the manual does not document.
+SHORT_BEYOND_MANUAL = {"Environment": "-E"}
+
+
 def test_every_manual_setting_is_in_the_table_with_its_section_and_flags():
     documented = manual_settings()
     assert len(documented) > 160
@@ -74,7 +78,7 @@ def test_every_manual_setting_is_in_the_table_with_its_section_and_flags():
         setting = next((s for s in table if s.name == name), None)
         assert setting is not None, f"{name}= of [{section}] is missing"
         assert setting.section == section, name
-        assert (setting.long, setting.short) == (long, short), name
+        assert (setting.long, setting.short) == (long, SHORT_BEYOND_MANUAL.get(name, short)), name
 
 
 #: Settings mkosi 27.1 has (its --help and --json summary show them) that the manual does not

@@ -57,13 +57,16 @@ def test_mirror_snapshot_and_local_mirror():
 def test_ubuntu_and_kali_sources():
     ubuntu = get("ubuntu")
     x86 = ubuntu.repositories(
-        Config({"Distribution": "ubuntu", "Architecture": "x86-64", "Repositories": ["universe"]})
+        Config({"Distribution": "ubuntu", "Release": "noble", "Architecture": "x86-64", "Repositories": ["universe"]})
     )
     assert sources(x86) == [
         ("http://archive.ubuntu.com/ubuntu", "noble", ("main", "universe")),
         ("http://archive.ubuntu.com/ubuntu", "noble-updates", ("main", "universe")),
         ("http://security.ubuntu.com/ubuntu", "noble-security", ("main", "universe")),
     ]
+    # The default release (off an Ubuntu host, as mkosi 27.1) is the development one: one suite.
+    devel = ubuntu.repositories(Config({"Distribution": "ubuntu", "Architecture": "x86-64"}))
+    assert sources(devel) == [("http://archive.ubuntu.com/ubuntu", "devel", ("main",))]
     arm = ubuntu.repositories(Config({"Distribution": "ubuntu", "Architecture": "arm64", "Release": "jammy"}))
     assert {r.uri for r in arm} == {"http://ports.ubuntu.com/ubuntu-ports"}
     assert arm[0].keyring == "/usr/share/keyrings/ubuntu-archive-keyring.gpg"

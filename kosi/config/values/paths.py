@@ -107,17 +107,22 @@ class TreeValue(PathValue):
 
 
 class PathOrWords(PathValue):
-    """A path, or one of a few special words (ToolsTree=default, FirmwareVariables=microsoft)."""
+    """A path, or one of a few special words (ToolsTree=default, FirmwareVariables=microsoft);
+    `null_words` are printed as null in JSON, as mkosi 27.1 does (ToolsTree=no)."""
 
-    def __init__(self, *words: str, required: bool = True):
+    def __init__(self, *words: str, required: bool = True, null_words: tuple[str, ...] = ()):
         super().__init__(required=required)
         self.choices = words
+        self.null_words = null_words
 
     def parse(self, setting, text, origin):
         word = text.strip()
         if word in self.choices:
             return word
         return self.resolve(setting, text, origin)
+
+    def to_json(self, value):
+        return None if value in self.null_words else super().to_json(value)
 
     def from_json(self, value):
         return value if value in self.choices or value is None else Path(value)
