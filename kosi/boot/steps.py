@@ -53,13 +53,16 @@ def os_release(root: Path) -> dict[str, str]:
 
 
 def kernel_command_line(context: Context) -> str:
-    """KernelCommandLine=, plus the defaults a fresh image needs to boot and show a console."""
+    """KernelCommandLine=, plus the defaults a fresh image needs to boot and show a console,
+    and the verity root hash of a disk whose root or /usr has verity (roothash=/usrhash=)."""
     args = list(context.config.kernel_command_line)
     keys = {a.split("=", 1)[0] for a in args}
-    defaults = []
+    defaults = [context.state.verity_hash] if context.state.verity_hash else []
     if "console" not in keys:
         defaults += ["console=ttyS0", "console=tty0"]
-    if "rw" not in keys and "ro" not in keys:
+    # A root behind verity is read-only: no "rw" for it by default.
+    root_verity = (context.state.verity_hash or "").startswith("roothash=")
+    if "rw" not in keys and "ro" not in keys and not root_verity:
         defaults.append("rw")
     return " ".join([*defaults, *args])
 
@@ -67,6 +70,17 @@ def kernel_command_line(context: Context) -> str:
 def bootloader_packages(context: Context) -> dict[str, tuple[str, ...]]:
     """The distribution's packages that ship each boot loader (its bootloader_packages)."""
     return distributions.get(context.config.distribution).bootloader_packages
+
+
+def regenerate_boot_entries(context: Context, verity_hash: str) -> None:
+    """Format=disk with verity: the UKIs / boot entries again, with `verity_hash` (roothash= or
+    usrhash=, known once repart wrote the partition) on their command line."""
+    context.state.verity_hash = verity_hash
+    esp = esp_tree(context)
+    for uki in context.state.ukis:  # named after the command line's hash now (&h)
+        (esp / "EFI/Linux" / uki.name).unlink(missing_ok=True)
+        uki.unlink(missing_ok=True)
+    GenerateUKIs().run(context)
 
 
 def require_kernels(context: Context) -> list[Kernel]:

@@ -18,12 +18,13 @@ from typing import Any
 
 from kosi import log
 from kosi.boot.policy import installs_bios_grub, is_bootable
+from kosi.config.model import Config
 from kosi.distributions import get as get_distribution
 from kosi.errors import KosiError
 from kosi.outputs.base import OutputFormat
 from kosi.outputs.compression import compress_level
 from kosi.outputs.naming import output_compression
-from kosi.outputs.repart_secrets import check_signature_partition, repart_secrets
+from kosi.outputs.repart_secrets import check_signature_partition, definition_values, repart_secrets
 from kosi.pipeline.context import Context
 from kosi.sandbox import run
 
@@ -71,13 +72,19 @@ def default_or_configured_definitions(context: Context) -> list[Path]:
 
 
 def repart_command(
-    context: Context, image: Path, directories: list[Path], *, split: bool, extra: list[str] | None = None
+    context: Context,
+    image: Path,
+    directories: list[Path],
+    *,
+    split: bool,
+    extra: list[str] | None = None,
+    existing: bool = False,
 ) -> list[str]:
+    """`existing`: add the partitions an earlier run deferred to the image it wrote."""
     offline = "yes" if context.config.repart_offline else "no"  # RepartOffline=no: loop devices, as the user asked
     cmd = [
         "systemd-repart",
-        "--empty=create",
-        "--size=auto",
+        *(["--empty=refuse"] if existing else ["--empty=create", "--size=auto"]),
         "--dry-run=no",
         f"--offline={offline}",
         "--no-pager",
@@ -141,14 +148,24 @@ def explain_failure(stderr: str, directories: list[Path]) -> str:
 
 
 def run_repart(
-    context: Context, image: Path, *, split: bool = False, definitions: list[Path] | None = None
+    context: Context,
+    image: Path,
+    *,
+    split: bool = False,
+    definitions: list[Path] | None = None,
+    defer: tuple[str, ...] = (),
+    existing: bool = False,
 ) -> list[dict[str, Any]]:
+    """Write `image` (or, `existing`, add what an earlier run left out with `defer`, a list of
+    partition types) and return repart's partition table."""
     directories = definitions or default_or_configured_definitions(context)
     context.state.repart_definitions = directories
-    image.unlink(missing_ok=True)
+    if not existing:
+        image.unlink(missing_ok=True)
     secrets = repart_secrets(context.config, directories)
     sandbox = repart_sandbox(context, [context.root, context.workspace, image.parent, *directories], secrets.files)
-    command = repart_command(context, image, directories, split=split, extra=secrets.arguments)
+    extra = [*secrets.arguments, *([f"--defer-partitions={','.join(defer)}"] if defer else [])]
+    command = repart_command(context, image, directories, split=split, extra=extra, existing=existing)
     result = run(
         command, sandbox=sandbox, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False, cwd=image.parent
     )
@@ -180,6 +197,47 @@ def repart_sandbox(context: Context, directories: list[Path], files: list[Path])
     return sandbox_command(tools=context.tools, mounts=mounts)
 
 
+def verity_hash_argument(config: Config, table: list[dict[str, Any]]) -> str | None:
+    """roothash=/usrhash= for the root or /usr partition with verity (roothash= wins, as the
+    root's verity covers /usr too); None when neither has verity."""
+    found = {}
+    for partition in table:
+        kind = str(partition.get("type", ""))
+        if partition.get("roothash") and kind in (f"root-{config.architecture}", f"usr-{config.architecture}"):
+            found[kind.split("-")[0]] = partition["roothash"]
+    if "root" in found:
+        return f"roothash={found['root']}"
+    return f"usrhash={found['usr']}" if "usr" in found else None
+
+
+def write_disk(context: Context, image: Path, *, split: bool) -> list[dict[str, Any]]:
+    """The disk; when its root or /usr partition has verity and the image boots, in two runs of
+    repart (as mkosi does): the first writes everything but the ESP/XBOOTLDR, whose space it
+    reserves, and reports the root hash; the boot entries are made again with roothash= (or
+    usrhash=) on their command line, then the second run adds the ESP/XBOOTLDR with them."""
+    directories = default_or_configured_definitions(context)
+    verity = any(value == "data" for _, value in definition_values(directories, "Verity"))
+    if not (verity and context.state.kernels):
+        return run_repart(context, image, split=split, definitions=directories)
+    deferred = ("esp", "xbootldr")
+    # Split files only from the second run: it writes them for every partition, old and new.
+    first = run_repart(context, image, definitions=directories, defer=deferred)
+    argument = verity_hash_argument(context.config, first)
+    if argument is not None:
+        from kosi.boot.steps import regenerate_boot_entries
+
+        log.info(f"verity: {argument.split('=')[0]}= on the kernel command line")
+        regenerate_boot_entries(context, argument)
+    table = run_repart(context, image, split=split, definitions=directories, existing=True)
+    # The second run reports the partitions it left alone with roothash "TBD": the first one's.
+    hashes = {p.get("uuid"): p["roothash"] for p in first if p.get("roothash")}
+    for partition in table:
+        if partition.get("uuid") in hashes:
+            partition["roothash"] = hashes[partition["uuid"]]
+    context.state.partitions = table
+    return table
+
+
 class DiskOutput(OutputFormat):
     name = "disk"
     extension = "raw"
@@ -194,7 +252,7 @@ class DiskOutput(OutputFormat):
         if compression is not None:
             raw = self.context.staging / (self.target.name[: -len(compression.extension)])
         wanted = set(self.config.split_artifacts)
-        table = run_repart(self.context, raw, split="partitions" in wanted)
+        table = write_disk(self.context, raw, split="partitions" in wanted)
         if installs_bios_grub(self.context):
             from kosi.boot import grub
 

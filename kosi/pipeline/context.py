@@ -60,6 +60,8 @@ class BuildState:
     partitions: list[dict[str, Any]] = field(default_factory=list)
     #: the disk image file systemd-repart wrote (split partitions are named after it)
     repart_image: Path | None = None
+    #: roothash=/usrhash= of a disk whose root or /usr has verity (outputs.disk.write_disk)
+    verity_hash: str | None = None
 
 
 @dataclass
