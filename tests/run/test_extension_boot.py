@@ -102,7 +102,8 @@ def extension_vm_project(tmp_path_factory) -> Path:
 @needs_root
 @pytest.mark.vm
 def test_sysext_confext_portable_in_a_booted_vm(extension_vm_project):
-    status, output, elapsed = boot_vm(extension_vm_project)
+    # three images set up with verity (each tried against the kernel keyring first) under TCG
+    status, output, elapsed = boot_vm(extension_vm_project, timeout=900)
     tail = output[-6000:]
     assert "KOSI-BOOT-OK" in output, tail
     # before the merge the base has neither the package's binary nor the confext's file

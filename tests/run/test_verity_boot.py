@@ -21,20 +21,20 @@ from tests.run.boot_checks import enable_unit, genkey_and_build
 from tests.run.vm_support import KOSI, boot_vm, needs_root
 
 REPART = {
-    "00-esp.conf": "[Partition]\nType=esp\nFormat=vfat\nCopyFiles=/boot:/\nSizeMinBytes=512M\nSizeMaxBytes=512M\n",
+    "00-esp.conf": "[Partition]\nType=esp\nFormat=vfat\nCopyFiles=/boot:/\nCopyFiles=/efi:/\nSizeMinBytes=512M\nSizeMaxBytes=512M\n",
     "10-root.conf": (
-        "[Partition]\nType=root\nFormat=erofs\nCopyFiles=/\nExcludeFiles=/boot/\n"
+        "[Partition]\nType=root\nFormat=erofs\nCopyFiles=/\nExcludeFiles=/boot/\nExcludeFiles=/efi/\n"
         "Verity=data\nVerityMatchKey=root\nMinimize=best\n"
     ),
     "11-root-verity.conf": "[Partition]\nType=root-verity\nVerity=hash\nVerityMatchKey=root\nMinimize=best\n",
     "12-root-verity-sig.conf": "[Partition]\nType=root-verity-sig\nVerity=signature\nVerityMatchKey=root\n",
 }
-# Runs before the marker (which powers the VM off): what / is mounted from, as the guest sees it.
+# Runs before the marker (which powers the VM off) and the serial getty (which hangs up the
+# console's writers): what / is mounted from, as the guest sees it.
 ROOT_CHECK_UNIT = """\
 [Unit]
 Description=kosi verity root check
-After=multi-user.target
-Before=kosi-test-marker.service
+Before=serial-getty@ttyS0.service kosi-test-marker.service
 
 [Service]
 Type=oneshot
