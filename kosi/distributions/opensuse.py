@@ -2,17 +2,20 @@
 
 Layouts below Mirror= (download.opensuse.org by default):
 
-    tumbleweed/repo/oss, tumbleweed/repo/non-oss, update/tumbleweed   Tumbleweed (x86-64)
-    ports/<arch>/tumbleweed/repo/oss                                  Tumbleweed, other architectures
-    history/<YYYYMMDD>/tumbleweed/repo/oss                            Tumbleweed at Snapshot=
+    tumbleweed/repo/oss, update/tumbleweed, debug/..., source/...     Tumbleweed (x86-64)
+    ports/<arch>/tumbleweed/repo/oss, ports/<arch>/update/...         Tumbleweed, other architectures
+    history/<YYYYMMDD>/tumbleweed/repo/{oss,non-oss}                  Tumbleweed at Snapshot=
     distribution/leap/<release>/repo/{oss,non-oss}, update/leap/<release>/{oss,non-oss}   Leap
 
-Repositories=debug and Repositories=source add the debuginfo and source repositories.
+Tumbleweed's repositories are mkosi 27.1's: oss and oss-update enabled; oss-debug, oss-source,
+non-oss, non-oss-source and non-oss-update defined but disabled unless Repositories= names
+them (ids or globs; "debug" and "source" are short for oss-debug and oss-source).
 Installing is kosi/installers/zypper.py's job.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from typing import ClassVar
@@ -31,6 +34,16 @@ RPM_ARCHITECTURES = {
     "x86": "i586",
     "arm": "armv7hl",
 }
+#: Tumbleweed's repositories as mkosi 27.1 defines them: id, path below the mirror, enabled
+TUMBLEWEED = (
+    ("oss", "tumbleweed/repo/oss", True),
+    ("oss-debug", "debug/tumbleweed/repo/oss", False),
+    ("oss-source", "source/tumbleweed/repo/oss", False),
+    ("non-oss", "tumbleweed/repo/non-oss", False),
+    ("non-oss-source", "source/tumbleweed/repo/non-oss", False),
+    ("oss-update", "update/tumbleweed", True),
+    ("non-oss-update", "update/tumbleweed-non-oss", False),
+)
 SNAPSHOT_ID = re.compile(r"\d{8}")
 KEY_DIRECTORY = "/usr/share/distribution-gpg-keys/opensuse"
 
@@ -81,7 +94,7 @@ class OpenSUSE(Distribution):
     package_manager = "zypper"
     installer = "zypper"
     filesystem = "btrfs"
-    mirrors = {"*": "http://download.opensuse.org"}
+    mirrors = {"*": "https://download.opensuse.org"}
     tools_tree_distribution = "opensuse"
     foreign_tools_packages = ("zypper", "rpm", "createrepo-c")
     initrd_packages = (
@@ -127,9 +140,14 @@ class OpenSUSE(Distribution):
     @classmethod
     def extra(cls, config: Config) -> set[str]:
         wanted = {word for entry in config.repositories for word in entry.replace(",", " ").split()}
-        unknown = sorted(wanted - {"debug", "source", "non-oss", "oss", "update"})
+        known = {"debug", "source", "non-oss", "oss", "update"}
+        if cls.tumbleweed(config):
+            known |= {repo_id for repo_id, _, _ in TUMBLEWEED}
+        unknown = sorted(w for w in wanted if not any(fnmatch.fnmatchcase(k, w) for k in known))
         if unknown:
-            raise KosiError(f"Repositories={unknown[0]}: not an openSUSE repository (known: debug, source)")
+            raise KosiError(
+                f"Repositories={unknown[0]}: not an openSUSE repository (known: {', '.join(sorted(known))})"
+            )
         return wanted
 
     @classmethod
@@ -146,34 +164,18 @@ class OpenSUSE(Distribution):
         repos = []
         if cls.tumbleweed(config):
             if snapshot:
-                base = f"{mirror}/history/{snapshot}/tumbleweed"
+                base = f"{mirror}/history/{snapshot}"
             elif arch == "x86_64":
-                base = f"{mirror}/tumbleweed"
+                base = mirror
             else:
-                base = f"{mirror}/ports/{ {'aarch64': 'aarch64', 'ppc64le': 'ppc', 's390x': 'zsystems'}.get(arch, arch) }/tumbleweed"
-            repos.append(RpmRepository("repo-oss", f"{base}/repo/oss", keys, check=check))
-            if arch == "x86_64":
-                repos.append(RpmRepository("repo-non-oss", f"{base}/repo/non-oss", keys, check=check))
-            if not snapshot and arch == "x86_64":
-                repos.append(RpmRepository("repo-update", f"{mirror}/update/tumbleweed", keys, check=check))
-            if "debug" in extra:
-                repos.append(
-                    RpmRepository(
-                        "repo-debug",
-                        f"{base.replace('/tumbleweed', '/debug/tumbleweed', 1)}/repo/oss",
-                        keys,
-                        check=check,
-                    )
-                )
-            if "source" in extra:
-                repos.append(
-                    RpmRepository(
-                        "repo-source",
-                        f"{base.replace('/tumbleweed', '/source/tumbleweed', 1)}/repo/oss",
-                        keys,
-                        check=check,
-                    )
-                )
+                base = f"{mirror}/ports/{ {'ppc64le': 'ppc', 's390x': 'zsystems'}.get(arch, arch) }"
+            aliases = {"debug": "oss-debug", "source": "oss-source"}
+            wanted = {aliases.get(w, w) for w in extra}
+            for repo_id, path, default in TUMBLEWEED:
+                if snapshot and repo_id not in ("oss", "non-oss"):
+                    continue  # the history has no updates, debug or source trees
+                enabled = default or any(fnmatch.fnmatchcase(repo_id, w) for w in wanted)
+                repos.append(RpmRepository(repo_id, f"{base}/{path}", keys, enabled, check=check))
             return repos
         if not re.fullmatch(r"\d+\.\d+", release):
             raise KosiError(f"Release={release}: openSUSE releases are tumbleweed or a Leap version like 15.6")

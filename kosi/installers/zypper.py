@@ -73,7 +73,7 @@ class Zypper(PackageManager):
     name = "zypper"
 
     def sources(self, config: Config) -> list[str]:
-        return [f"[{r.id}] {r.url}" for r in distribution(config).repositories(config)]
+        return [f"[{r.id}] {r.url}" for r in distribution(config).repositories(config) if r.enabled]
 
     # ---- paths -------------------------------------------------------------------------
 
@@ -238,7 +238,7 @@ class Zypper(PackageManager):
     def explain_failure(self, context: Context, what: str, output: str, *, returncode: int | None = None) -> str:
         config = context.config
         dist = distribution(config)
-        names = ", ".join(r.id for r in dist.repositories(config))
+        names = ", ".join(r.id for r in dist.repositories(config) if r.enabled)
         where = f"{dist.name} {dist.release(config)} ({names})"
         lines = output.splitlines()
         for line in lines:

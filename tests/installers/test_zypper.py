@@ -41,29 +41,40 @@ def urls(config: Config) -> list[tuple[str, str]]:
 
 
 def test_tumbleweed_and_leap_layouts():
-    assert urls(suse_config()) == [
-        ("repo-oss", "http://download.opensuse.org/tumbleweed/repo/oss"),
-        ("repo-non-oss", "http://download.opensuse.org/tumbleweed/repo/non-oss"),
-        ("repo-update", "http://download.opensuse.org/update/tumbleweed"),
-    ]
+    """Tumbleweed's repositories as mkosi 27.1 wrote them (its generated .repo file for the same
+    settings: ids, URLs, which are enabled)."""
+    base = "https://download.opensuse.org"
+    assert enabled(suse_config()) == {
+        "oss": (f"{base}/tumbleweed/repo/oss", True),
+        "oss-debug": (f"{base}/debug/tumbleweed/repo/oss", False),
+        "oss-source": (f"{base}/source/tumbleweed/repo/oss", False),
+        "non-oss": (f"{base}/tumbleweed/repo/non-oss", False),
+        "non-oss-source": (f"{base}/source/tumbleweed/repo/non-oss", False),
+        "oss-update": (f"{base}/update/tumbleweed", True),
+        "non-oss-update": (f"{base}/update/tumbleweed-non-oss", False),
+    }
     assert urls(suse_config(Release="15.6", Mirror="http://m.example/")) == [
         ("repo-oss", "http://m.example/distribution/leap/15.6/repo/oss"),
         ("repo-non-oss", "http://m.example/distribution/leap/15.6/repo/non-oss"),
         ("repo-update-oss", "http://m.example/update/leap/15.6/oss"),
         ("repo-update-non-oss", "http://m.example/update/leap/15.6/non-oss"),
     ]
-    assert urls(suse_config(Snapshot="20250131"))[0] == (
-        "repo-oss",
-        "http://download.opensuse.org/history/20250131/tumbleweed/repo/oss",
-    )
-    assert urls(suse_config(Architecture="arm64"))[0] == (
-        "repo-oss",
-        "http://download.opensuse.org/ports/aarch64/tumbleweed/repo/oss",
-    )
+    assert enabled(suse_config(Snapshot="20250131")) == {
+        "oss": (f"{base}/history/20250131/tumbleweed/repo/oss", True),
+        "non-oss": (f"{base}/history/20250131/tumbleweed/repo/non-oss", False),
+    }
+    arm = enabled(suse_config(Architecture="arm64"))
+    assert arm["oss"] == (f"{base}/ports/aarch64/tumbleweed/repo/oss", True)
+    assert arm["non-oss-update"] == (f"{base}/ports/aarch64/update/tumbleweed-non-oss", False)
     assert urls(suse_config(LocalMirror="file:///srv/suse")) == [("local-mirror", "file:///srv/suse")]
-    assert ("repo-debug", "http://download.opensuse.org/debug/tumbleweed/repo/oss") in urls(
-        suse_config(Repositories=["debug"])
-    )
+    assert enabled(suse_config(Repositories=["debug", "non-oss*"]))["oss-debug"][1]
+    assert enabled(suse_config(Repositories=["non-oss*"]))["non-oss-update"][1]
+    with pytest.raises(KosiError, match="Repositories=extra: not an openSUSE repository"):
+        urls(suse_config(Repositories=["extra"]))
+
+
+def enabled(config: Config) -> dict[str, tuple[str, bool]]:
+    return {r.id: (r.url, r.enabled) for r in get("opensuse").repositories(config)}
 
 
 def test_bad_release_and_snapshot_are_one_line():
@@ -77,7 +88,8 @@ def test_plan_shows_the_repositories(tmp_path):
     result = kosi(tmp_path, "-d", "opensuse", "-p", "systemd", "-t", "directory", "plan")
     assert result.returncode == 0, result.stderr
     assert "packages: systemd" in result.stdout
-    assert "from [repo-oss] http://download.opensuse.org/tumbleweed/repo/oss" in result.stdout
+    assert "from [oss] https://download.opensuse.org/tumbleweed/repo/oss" in result.stdout
+    assert "non-oss" not in result.stdout  # defined, but disabled
 
 
 # ---- real images from a local mirror -------------------------------------------------------------
@@ -198,10 +210,7 @@ def test_package_directory(mirror, package_cache, tmp_path):
 def test_missing_package_is_one_line(mirror, package_cache, tmp_path):
     result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-nope\n"))
     assert result.returncode == 1
-    assert (
-        last_line(result)
-        == "error: package 'kosi-nope' not found in opensuse tumbleweed (repo-oss, repo-non-oss, repo-update)"
-    )
+    assert last_line(result) == "error: package 'kosi-nope' not found in opensuse tumbleweed (oss, oss-update)"
 
 
 @pytest.mark.image
@@ -209,7 +218,7 @@ def test_bad_package_signature_is_one_line(mirror, package_cache, tmp_path):
     result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-tampered\n"))
     assert result.returncode == 1
     assert last_line(result).startswith(
-        "error: signature check failed for package kosi-tampered-1.0-1.noarch from repo-oss: "
+        "error: signature check failed for package kosi-tampered-1.0-1.noarch from oss: "
     ), last_line(result)
 
 
