@@ -209,7 +209,7 @@ class Loader:
                 return [str(p) for p in self._include_targets(text, origin)]
             value = setting.type.parse(setting.name, text, origin)
             _refuse_readable_secret(setting, value, origin)
-        except (OSError, ValueError) as e:  # a path the file system refuses (too long, a loop, ...)
+        except (OSError, ValueError, RuntimeError) as e:  # a path the system refuses (too long, ~nobody, ...)
             problem = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise KosiError(
                 f"{setting.name}=: {problem}: {shown(text.strip())}", file=origin.file, line=origin.line

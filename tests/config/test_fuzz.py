@@ -178,6 +178,7 @@ VERBS = st.sampled_from([("summary",), ("--json", "summary")] * 9 + [("plan",)])
 
 @example(files={"mkosi.conf": b"[Include]\nInclude=" + b"a" * 4096 + b"\n"}, argv=("summary",))  # ENAMETOOLONG
 @example(files={"mkosi.conf": b"[Config]\nProfiles=" + b"a" * 4096 + b"\n"}, argv=("summary",))
+@example(files={"mkosi.conf": b"[Validation]\nSecureBootKey=~ yes\n"}, argv=("summary",))  # no such user
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
