@@ -33,7 +33,8 @@ from kosi.config.model import Config
 from kosi.distributions import get as get_distribution
 from kosi.distributions.debian import Debian, deb_architecture
 from kosi.errors import KosiError
-from kosi.installers import apt_keys, apt_release, apt_sources, essential_cache
+from kosi.installers import apt_keys, apt_release, apt_sources, apt_verify, essential_cache
+from kosi.installers.apt_verify import deb_filename
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import EATMYDATA, eatmydata_library, in_root
 from kosi.installers.base import PackageManager
@@ -462,8 +463,12 @@ class Apt(PackageManager):
             # when a new image has no apt yet: the image gets its lists and sources once apt is in.
             self.copy_metadata_into_image(context)
 
-    def _install_with_apt(self, context: "Context", root: Path, args: list[str], *, apivfs: bool) -> None:
+    def _install_with_apt(
+        self, context: "Context", root: Path, args: list[str], *, apivfs: bool, verify: bool = True
+    ) -> None:
         extra = ["--no-download"] if str(context.config["CacheOnly"]) == "always" else []
+        if verify:
+            apt_verify.verify_cached_packages(self, context, root, args[1:])
         with _services_disabled(root):
             output = self.apt_get(context, [*args, *extra], root=root, apivfs=apivfs, what="apt-get install")
         context.state.installer.downloaded += output.count("\nGet:")
@@ -487,6 +492,7 @@ class Apt(PackageManager):
             raise KosiError("apt found no essential packages: the repository metadata is incomplete")
 
         # One resolution and one parallel download for everything this bootstrap installs.
+        apt_verify.verify_cached_packages(self, context, root, [*base, *packages])
         extra = ["--no-download"] if str(context.config["CacheOnly"]) == "always" else []
         output = self.apt_get(
             context, ["install", "--download-only", *extra, *base, *packages], root=root, what="apt-get install"
@@ -512,8 +518,8 @@ class Apt(PackageManager):
         )
         context.state.installer.essential_reused = reused
         context.state.installer.timings["essential set"] = time.monotonic() - started
-        # Everything else in one apt run, from the archives already downloaded.
-        self._install_with_apt(context, root, ["install", *base, *packages], apivfs=True)
+        # Everything else in one apt run, from the archives already downloaded (and checked).
+        self._install_with_apt(context, root, ["install", *base, *packages], apivfs=True, verify=False)
 
     def _install_essential(self, context: "Context", root: Path, debs: Sequence[Path]) -> None:
         started = time.monotonic()
@@ -652,11 +658,6 @@ def sandbox_keyring(context: "Context", keyring: str) -> str:
         return keyring
     path = Apt.keyring_path(context, keyring)
     return str(path) if path else keyring
-
-
-def deb_filename(name: str, version: str, arch: str) -> str:
-    """The name apt gives a downloaded package: epoch colons are URL-quoted."""
-    return f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
 
 
 def parse_snapshot_id(url: str) -> str | None:
