@@ -11,6 +11,8 @@ import tarfile
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.pipeline.test_cache_faults import assert_nothing_left
 from tests.pipeline.test_faults import KOSI, kosi
 
@@ -55,6 +57,21 @@ def wait_for(condition, what: str, *builds: subprocess.Popen) -> None:
             assert build.poll() is None, f"a build ended before {what}: {build.stderr.read() if build.stderr else ''}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def all_succeed(builds: list[subprocess.Popen], timeout: int, meanwhile=lambda: None) -> None:
+    """Wait for builds running at once; each succeeds without waiting for the other."""
+    try:
+        meanwhile()
+        results = [build.communicate(timeout=timeout) for build in builds]
+    finally:
+        for build in builds:
+            if build.poll() is None:
+                build.kill()
+                build.wait()
+    for build, (_, stderr) in zip(builds, results, strict=True):
+        assert build.returncode == 0, stderr[-3000:]
+        assert "Traceback" not in stderr and WAITING not in stderr
 
 
 def version_in(tar: Path) -> str:
@@ -138,20 +155,44 @@ def test_different_projects_sharing_caches_build_at_once(tmp_path):
     a = custom_project(tmp_path, "a", 1, tmp_path / "out-a", gate=True)
     b = custom_project(tmp_path, "b", 2, tmp_path / "out-b", gate=True)
     builds = [start(a), start(b)]
-    try:
+
+    def both_running() -> None:
         wait_for(lambda: (a / "started-1").exists() and (b / "started-2").exists(), "both builds run", *builds)
         (a / "gate").touch()
         (b / "gate").touch()
-        results = [build.communicate(timeout=120) for build in builds]
-    finally:
-        for build in builds:
-            if build.poll() is None:
-                build.kill()
-                build.wait()
-    for build, (_, stderr) in zip(builds, results, strict=True):
-        assert build.returncode == 0, stderr
-        assert WAITING not in stderr
+
+    all_succeed(builds, 120, both_running)
     assert version_in(tmp_path / "out-a/demo.tar") == "1"
     assert version_in(tmp_path / "out-b/demo.tar") == "2"
     assert kosi(a, "-f", "build").returncode == 0
+    assert_nothing_left(tmp_path)
+
+
+@pytest.mark.image
+def test_two_debian_projects_sharing_package_cache_and_tools_tree(tmp_path):
+    """Real images: two projects built at the same time with one package cache (a private copy
+    of the shared one) and the default tools tree both succeed, each with its own content."""
+    from tests.installers.test_package_cache_faults import seed
+
+    cache = tmp_path / "pkgcache"
+    seed(cache)
+    projects = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        (d / "mkosi.extra/etc").mkdir(parents=True)
+        (d / "mkosi.extra/etc/project").write_text(f"{name}\n")
+        (d / "mkosi.conf").write_text(
+            "[Distribution]\nDistribution=debian\nRelease=trixie\n\n"
+            "[Output]\nFormat=directory\nOutput=image\n\n"
+            "[Content]\nPackages=hostname\nBootable=no\n\n"
+            f"[Build]\nPackageCacheDirectory={cache}\nWorkspaceDirectory={tmp_path / 'ws'}\n"
+            f"CacheDirectory={tmp_path / 'cache'}\n"
+        )
+        projects.append(d)
+    all_succeed([start(d, "-f") for d in projects], 1200)
+    for d in projects:
+        assert (d / "image/etc/project").read_text() == f"{d.name}\n"
+        assert (d / "image/usr/bin/hostname").is_file()
+    again = kosi(projects[0], "-f", "build")
+    assert again.returncode == 0, again.stderr[-3000:]
     assert_nothing_left(tmp_path)
