@@ -101,11 +101,6 @@ def extension_vm_project(tmp_path_factory) -> Path:
 
 @needs_root
 @pytest.mark.vm
-@pytest.mark.xfail(
-    strict=False,
-    reason="last run: the signed verity set-up is tried against the kernel keyring first (ENOKEY), then "
-    "verified in userspace and activated, but the VM passed the old 420 s limit under TCG; unconfirmed with 900 s",
-)
 def test_sysext_confext_portable_in_a_booted_vm(extension_vm_project):
     # three images set up with verity (each tried against the kernel keyring first) under TCG
     status, output, elapsed = boot_vm(extension_vm_project, timeout=900)
