@@ -8,7 +8,7 @@ image follows the images it depends on; the main image is always last.
 from __future__ import annotations
 
 from kosi.config.model import Config
-from kosi.errors import KosiError
+from kosi.errors import KosiError, shown
 
 
 def _dependencies(config: Config) -> list[str]:
@@ -32,7 +32,7 @@ def _check_known(config: Config, names: list[str], subimages: dict[str, Config])
             file, line = _where(config)
             known = ", ".join(sorted(subimages)) or "none"
             raise KosiError(
-                f"image '{config.image}' depends on '{name}', which is not an image in mkosi.images/ (known: {known})",
+                f"image '{config.image}' depends on {shown(str(name))}, which is not an image in mkosi.images/ (known: {known})",
                 file=file, line=line,
             )  # fmt: skip
 
