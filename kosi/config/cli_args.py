@@ -80,8 +80,8 @@ CLI_ONLY_OPTIONS = (
     ),
 )
 
-BOOLEAN_WORDS = {"1", "yes", "y", "true", "t", "on", "0", "no", "n", "false", "f", "off", "enable", "enabled",
-                 "disable", "disabled"}  # fmt: skip
+BOOLEAN_WORDS = {"1", "yes", "y", "true", "t", "on", "0", "no", "n", "false", "f", "off", "enabled",
+                 "disabled"}  # fmt: skip
 
 
 def UsageError(message: str, hint: str | None = None) -> KosiError:

@@ -46,21 +46,27 @@ def parse(value_type, text, origin=HERE):
     return value_type.parse("Setting", text, origin)
 
 
-@pytest.mark.parametrize("text", ["1", "yes", "y", "true", "t", "on", "enable", "enabled", "YES", " True "])
+@pytest.mark.parametrize("text", ["1", "yes", "y", "true", "t", "on", "YES", " True "])
 def test_boolean_true_spellings(text):
     assert parse(Boolean(), text) is True
 
 
-@pytest.mark.parametrize("text", ["0", "no", "n", "false", "f", "off", "disable", "disabled", "No"])
+@pytest.mark.parametrize("text", ["0", "no", "n", "false", "f", "off", "No"])
 def test_boolean_false_spellings(text):
     assert parse(Boolean(), text) is False
+
+
+@pytest.mark.parametrize("text", ["enable", "enabled", "disable", "Disabled", "maybe"])
+def test_boolean_spellings_mkosi_refuses(text):
+    with pytest.raises(KosiError):
+        parse(Boolean(), text)
 
 
 @pytest.mark.parametrize(
     "value_type, text, allowed",
     [
         (Boolean(), "maybe", "a boolean"),
-        (FeatureType(), "sometimes", "a boolean or 'auto'"),
+        (FeatureType(), "sometimes", "a boolean, 'enabled', 'disabled' or 'auto'"),
         (Choice("qemu", "vmspawn"), "kvmtool", "one of qemu, vmspawn"),
         (Choice("always", "never", booleans=("always", "never")), "perhaps", "one of always, never or a boolean"),
         (Size(), "10X", "a size in bytes"),
@@ -99,6 +105,10 @@ def test_feature():
     assert parse(FeatureType(), "auto") is Feature.auto
     assert parse(FeatureType(), "yes") is Feature.enabled
     assert parse(FeatureType(), "off") is Feature.disabled
+    assert parse(FeatureType(), "enabled") is Feature.enabled and parse(FeatureType(), "disabled") is Feature.disabled
+    for refused in ("Auto", "Enabled", "enable"):  # as mkosi 27.1
+        with pytest.raises(KosiError):
+            parse(FeatureType(), refused)
     with pytest.raises(TypeError):
         bool(Feature.auto)  # auto must be resolved explicitly
 
@@ -110,11 +120,17 @@ def test_choice_aliases_and_booleans():
 
 @pytest.mark.parametrize(
     "text, size",
-    [("512", 4096), ("4K", 4096), ("2M", 2 * 1024**2), ("2G", 2 * 1024**3), ("1T", 1024**4), ("3g", 3 * 1024**3),
-     ("8KiB", 8192), ("10GB", 10 * 1024**3), ("1.5G", 3 * 512 * 1024**2), ("5000", 8192), ("0.5K", 4096)],
+    [("512", 4096), ("4K", 4096), ("2M", 2 * 1024**2), ("2G", 2 * 1024**3), ("2 G", 2 * 1024**3), ("1e3", 4096),
+     ("1_000K", 1024000), ("1.5G", 3 * 512 * 1024**2), ("5000", 8192), ("0.5K", 4096), (".5G", 512 * 1024**2)],
 )  # fmt: skip
 def test_sizes(text, size):
     assert parse(Size(), text) == size
+
+
+@pytest.mark.parametrize("text", ["3g", "2k", "1T", "8KiB", "10GB", "2B", "0", "0K", "-1", "inf", "nan", "", "G"])
+def test_sizes_mkosi_refuses(text):
+    with pytest.raises(KosiError):
+        parse(Size(), text)
 
 
 def test_mode_uuid_integers_versions():

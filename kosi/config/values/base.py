@@ -33,8 +33,9 @@ class Origin:
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
-TRUE_WORDS = {"1", "yes", "y", "true", "t", "on", "enable", "enabled"}
-FALSE_WORDS = {"0", "no", "n", "false", "f", "off", "disable", "disabled"}
+# As mkosi 27.1 (any case): it refuses enable/enabled/disable/disabled as booleans.
+TRUE_WORDS = {"1", "yes", "y", "true", "t", "on"}
+FALSE_WORDS = {"0", "no", "n", "false", "f", "off"}
 
 
 def parse_boolean(text: str) -> bool | None:

@@ -4,6 +4,7 @@ versions and the other single-word strings."""
 from __future__ import annotations
 
 import enum
+import math
 import re
 import uuid
 from typing import Callable, Sequence
@@ -51,11 +52,12 @@ class FeatureType(ValueType):
     choices = ("yes", "no", "auto")
 
     def parse(self, setting, text, origin):
-        if text.strip().lower() == "auto":
-            return Feature.auto
-        value = parse_boolean(text)
+        word = text.strip()
+        if word in ("auto", "enabled", "disabled"):  # lower case only, as mkosi 27.1
+            return Feature(word)
+        value = parse_boolean(word)
         if value is None:
-            raise invalid(setting, text, "a boolean or 'auto'", origin)
+            raise invalid(setting, text, self.describe(), origin)
         return Feature.enabled if value else Feature.disabled
 
     def to_json(self, value):
@@ -72,7 +74,7 @@ class FeatureType(ValueType):
         return value.value if isinstance(value, Feature) else str(value)
 
     def describe(self):
-        return "a boolean or 'auto'"
+        return "a boolean, 'enabled', 'disabled' or 'auto'"
 
 
 class Choice(ValueType):
@@ -164,23 +166,28 @@ class Integer(ValueType):
         return "an integer"
 
 
-SIZE_SUFFIXES = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+SIZE_SUFFIXES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 
 class Size(ValueType):
-    """A size in bytes, with optional K/M/G/T suffixes (powers of 1024) and a fraction (1.5G);
-    rounded up to a multiple of 4096, as mkosi does."""
+    """A size in bytes: a number (a fraction too, 1.5G) with an optional K, M or G suffix (powers
+    of 1024, upper case only, as mkosi 27.1), more than zero, rounded up to a multiple of 4096."""
 
     metavar = "SIZE"
     ALIGNMENT = 4096
 
     def parse(self, setting, text, origin):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTB]?)(?:i?B)?\s*", text, re.IGNORECASE)
-        if not match:
-            raise invalid(setting, text, self.describe(), origin)
         from fractions import Fraction
 
-        size = Fraction(match.group(1)) * SIZE_SUFFIXES[match.group(2).upper()]
+        word = text.strip()
+        suffix = word[-1:] if word[-1:] in SIZE_SUFFIXES else ""
+        try:
+            number = float(word[: len(word) - len(suffix)])  # mkosi's spelling of numbers: 1e3, 1_000
+        except ValueError:
+            raise invalid(setting, text, self.describe(), origin) from None
+        if not math.isfinite(number) or number <= 0:
+            raise invalid(setting, text, self.describe(), origin)
+        size = Fraction(number) * SIZE_SUFFIXES[suffix]
         blocks = -(-size // self.ALIGNMENT)  # ceil
         return int(blocks) * self.ALIGNMENT
 
@@ -188,14 +195,14 @@ class Size(ValueType):
         """The largest unit that divides the size: 2147483648 is 2G."""
         if not isinstance(value, int):
             return str(value)
-        for unit in "TGMK":
+        for unit in "GMK":
             factor = SIZE_SUFFIXES[unit]
             if value >= factor and value % factor == 0:
                 return f"{value // factor}{unit}"
         return str(value)
 
     def describe(self):
-        return "a size in bytes with an optional K, M, G or T suffix"
+        return "a size in bytes (more than 0) with an optional K, M or G suffix"
 
 
 class Mode(ValueType):
