@@ -109,7 +109,7 @@ def pcr_project(tmp_path_factory, kosi_build) -> Path:
 
 
 def openssl(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["openssl", *args], input=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.run(["openssl", *args], input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 @pytest.mark.image
