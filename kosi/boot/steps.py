@@ -101,6 +101,38 @@ def no_kernel(context: Context) -> str | None:
     return None
 
 
+class BootDirectories(Step):
+    """/efi and /boot (0500 when missing) and /boot/loader/entries.srel saying "type1", so
+    kernel-install and bootctl in the image use the Boot Loader Specification's Type 1 layout:
+    mkosi 27.1 adds them to every image that is a whole OS, bootable or not."""
+
+    name = "create /efi and /boot/loader/entries.srel"
+
+    def skip(self, context):
+        from kosi.pipeline.layers import layered_skip
+
+        return layered_skip(context.config)
+
+    def inputs(self, context):
+        return {"boot directories": "efi, boot/loader/entries.srel"}
+
+    def run(self, context):
+        for name in ("efi", "boot"):
+            directory = context.root / name
+            if not directory.is_dir():
+                directory.mkdir(mode=0o500)
+                directory.chmod(0o500)  # whatever the umask
+        loader = context.root / "boot/loader"
+        if not loader.is_dir():
+            loader.mkdir(mode=0o700)
+            loader.chmod(0o700)
+        srel = loader / "entries.srel"
+        if not srel.exists():
+            srel.touch(mode=0o600)
+            srel.chmod(0o600)
+        srel.write_text("type1\n")
+
+
 class KernelModules(Step):
     """KernelModules=: keep only the selected modules (and what they need) in the image."""
 

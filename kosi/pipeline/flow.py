@@ -23,6 +23,7 @@ def build_steps() -> list[Step]:
         packages.MetadataSnapshot(),      # 6  repository metadata snapshot into the image
         trees.SkeletonTrees(),            # 7  mkosi.skeleton
         packages.InstallPackages(),       # 8  distribution and Packages=
+        boot.BootDirectories(),           #    /efi, /boot/loader/entries.srel (as mkosi)
         scripts.PrepareFinal(),           # 9  mkosi.prepare final
         packages.InstallBuildPackages(),  # 10 BuildPackages= in a throwaway copy of the root
         scripts.PrepareBuild(),           # 11 mkosi.prepare build

@@ -54,11 +54,6 @@ Packages=apt
 #: paths only one tool writes, with the reason (docs/compatibility.md, "Build outputs and
 #: image contents")
 KNOWN = {
-    # not yet done by kosi: mkosi creates /efi and /boot/loader/entries.srel (systemd-boot's
-    # entry discovery) even in a directory image
-    "efi": "mkosi only",
-    "boot/loader": "mkosi only",
-    "boot/loader/entries.srel": "mkosi only",
     # deliberate: kosi removes what records when or where the build ran (reproducible images)
     "etc/.pwd.lock": "kosi removes",
     "var/cache/debconf/config.dat-old": "kosi removes",

@@ -267,3 +267,26 @@ def test_machine_id_written_read_only_as_mkosi(tmp_path):
     # and /usr/lib/clock-epoch, dated SOURCE_DATE_EPOCH (systemd's lower bound for the clock)
     epoch = tmp_path / "out/b/usr/lib/clock-epoch"
     assert epoch.stat().st_mtime == 1700000000 and epoch.stat().st_size == 0
+
+
+def test_efi_and_entries_srel_created_as_mkosi(tmp_path):
+    """mkosi 27.1 gives every whole-OS image /efi and /boot (0500 unless a tree made them),
+    /boot/loader (0700) and /boot/loader/entries.srel (0600, "type1"), bootable or not; an
+    existing entries.srel is rewritten, an existing /boot keeps its mode."""
+    d = tmp_path / "p"
+    (d / "mkosi.skeleton/boot/loader").mkdir(parents=True)
+    (d / "mkosi.skeleton/boot").chmod(0o755)
+    (d / "mkosi.skeleton/boot/loader/entries.srel").write_text("type2\n")
+    build_project(Project([config(d, tmp_path, Format="directory", Output="a")]), args())
+    root = tmp_path / "out/a"
+    assert (root / "efi").stat().st_mode & 0o7777 == 0o500 and not any((root / "efi").iterdir())
+    assert (root / "boot").stat().st_mode & 0o7777 == 0o755
+    assert (root / "boot/loader/entries.srel").read_text() == "type1\n"
+    (d / "mkosi.skeleton/boot/loader/entries.srel").unlink()
+    (d / "mkosi.skeleton/boot/loader").rmdir()
+    (d / "mkosi.skeleton/boot").rmdir()
+    build_project(Project([config(d, tmp_path, Format="directory", Output="b")]), args())
+    root = tmp_path / "out/b"
+    modes = {p: (root / p).stat().st_mode & 0o7777 for p in ("efi", "boot", "boot/loader", "boot/loader/entries.srel")}
+    assert modes == {"efi": 0o500, "boot": 0o500, "boot/loader": 0o700, "boot/loader/entries.srel": 0o600}
+    assert (root / "boot/loader/entries.srel").read_text() == "type1\n"
