@@ -76,7 +76,7 @@ CLI_ONLY_OPTIONS = (
         "--rerun-build-scripts",
         "-R",
         "flag",
-        "Rerun the build scripts (not supported by kosi yet)",
+        "Rerun the build scripts on the cached image (needs Incremental=)",
     ),
 )
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kosi import log
+from kosi.config import history
 from kosi.config.match import (
     CONDITION_SECTIONS,
     MatchContext,
@@ -467,6 +468,38 @@ def include_from_cli(loader: Loader, assignments: list[tuple[Setting, str]], cwd
                 del loader.state.files[before:]  # mkosi 27.1 does not list them among the files read
 
 
+def apply_history(state: ImageState, directory: Path) -> None:
+    """History=: the last build's command-line settings in place of this command line's."""
+    for setting, raw, value in history.entries(directory):
+        if setting.name in state.cli.values and cli_record(state, state.config_view).get(setting.name) != raw:
+            history.warn_ignored(setting, raw)
+        if setting.is_list:
+            state.cli.values[setting.name] = ListSlot(False, list(value or []))
+        else:
+            state.cli.values[setting.name] = RESET if value is None else value
+        state.cli.origins[setting.name] = Origin(file=str(history.history_file(directory)), directory=directory)
+        state.refresh(setting)
+
+
+def cli_record(state: ImageState, config: Config) -> dict[str, Any]:
+    """What History= records: each command-line setting's own items or value, as JSON (the
+    default for an empty `--setting=`)."""
+    from kosi.config.jsonio import value_to_json
+
+    _, by_name = _settings()
+    document: dict[str, Any] = {}
+    for name, value in state.cli.values.items():
+        setting = by_name[name]
+        if not history.recorded(setting):
+            continue
+        if isinstance(value, ListSlot):
+            value = sorted(value.items, key=str) if setting.sort_items else list(value.items)
+        elif value is RESET:
+            value = setting.get_default(config)
+        document[name] = value_to_json(setting, value)
+    return dict(sorted(document.items()))
+
+
 def load_main(args: Any, cwd: Path | None = None) -> tuple[ImageState, Path | None]:
     """Parse the main image; returns its state and its configuration directory (None with -C "")."""
     cwd = cwd or Path.cwd()
@@ -485,6 +518,8 @@ def load_main(args: Any, cwd: Path | None = None) -> tuple[ImageState, Path | No
     loader = Loader(state)
     # as in mkosi 27.1, relative paths on the command line are relative to --directory
     apply_cli(loader, args.assignments, directory or cwd)
+    if directory is not None and history.reads_history(args):
+        apply_history(state, directory)
     include_from_cli(loader, args.assignments, directory or cwd)
     if directory is None:
         return state, None
@@ -617,12 +652,13 @@ def load_project(args: Any, cwd: Path | None = None) -> Project:
             if sub is not None:
                 subimages[name] = sub
     main = finalize(main_state, args)
+    record = cli_record(main_state, main)
     configs = {name: finalize(state, args) for name, state in subimages.items()}
     if not main.is_set("Dependencies"):
         main.values["Dependencies"] = list(configs)  # as mkosi 27.1: the main image needs every subimage
     images = order_images(main, configs)
     options = {k: v for k, v in vars(args).items() if k not in ("assignments",)}
-    return Project(images=images, tools=None, options=options)
+    return Project(images=images, tools=None, options=options, history=record)
 
 
 def tools_tree_config(main: Config, confdir: Path | None = None, *, read_files: bool = True) -> Config:

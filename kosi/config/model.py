@@ -76,6 +76,8 @@ class Project:
     tools: Config | None = None  # the default tools tree's configuration, when one is used
     #: command-line-only options (--force, --debug, --json, ...)
     options: dict[str, Any] = field(default_factory=dict)
+    #: the command line's settings as History= records them (kosi.config.history)
+    history: dict[str, Any] = field(default_factory=dict)
 
     @property
     def main(self) -> Config:

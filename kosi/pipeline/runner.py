@@ -153,9 +153,17 @@ FailureHook = Callable[[Context, Step, BaseException], None]
 
 class Runner:
     def __init__(
-        self, steps: Sequence[Step], *, monitors: Sequence[Monitor] = (), on_failure: FailureHook | None = None
+        self,
+        steps: Sequence[Step],
+        *,
+        monitors: Sequence[Monitor] = (),
+        on_failure: FailureHook | None = None,
+        only: tuple[type[Step], ...] | None = None,
     ):
         self.steps = list(steps)
+        #: run only steps of these kinds (-R: the build scripts on the cached image); the
+        #: others are skipped, but all of them still make up the cache key
+        self.only = only
         self.monitors = list(monitors)
         #: called with (context, step, exception) when a step fails, e.g. for --debug-shell
         self.on_failure = on_failure
@@ -198,6 +206,8 @@ class Runner:
             total = len(self.steps)
             for index, step in enumerate(self.steps, start=1):
                 reason = skip_reason(context, self.steps, index - 1, self.verdict.reason, ended_by)
+                if reason is None and self.only is not None and not isinstance(step, self.only):
+                    reason = "--rerun-build-scripts: only the build scripts run"
                 if reason is None:
                     reason = self.run_one(context, step, index, total)
                     if reason is None and step.ends_build:

@@ -18,20 +18,24 @@ from kosi import distributions, log
 from kosi.boot.signing import check_keys
 from kosi.boot.pcrs import check_pcr_keys
 from kosi.pipeline.layers import check_layers
+from kosi.config import history
 from kosi.config.cli_args import Args
 from kosi.config.model import Config, Project
 from kosi.errors import KosiError
 from kosi.outputs import format as formats
 from kosi.outputs.checksum import check_signing
-from kosi.outputs.naming import output_directory
-from kosi.outputs.publish import check_previous, publish
+from kosi.outputs.naming import output_directory, output_format
+from kosi.outputs.publish import check_previous, existing_outputs, publish
 from kosi.pipeline.cache import default_state_directory
 from kosi.pipeline.context import Context
 from kosi.pipeline import atomic
 from kosi.pipeline import workspace as workspaces
 from kosi.pipeline.flow import build_steps
 from kosi.pipeline.monitors import JsonLinesMonitor, Monitor, TerminalMonitor
-from kosi.pipeline.runner import Runner
+from kosi.pipeline.runner import ReuseCache, Runner, cache_verdict
+from kosi.pipeline.scripts import BuildScripts
+from kosi.pipeline.trees import SandboxTrees
+from kosi.scripts.execute import find_scripts
 from kosi.tools.tree import cache_root, cached_tree_usable, choose_tools_tree, helper_image_config, location
 
 
@@ -64,8 +68,9 @@ def debug_shell(context: Context, step, error: BaseException) -> None:
         os.environ.update(saved)
 
 
-def build_image(config: Config, args: Args, tools: Path | None = None) -> list[Path]:
-    """Build one image in a fresh workspace; returns the published outputs."""
+def build_image(config: Config, args: Args, tools: Path | None = None, *, rerun: bool = False) -> list[Path]:
+    """Build one image in a fresh workspace; returns the published outputs. `rerun` (-R):
+    only run the build scripts on the image's cached image, publishing nothing."""
     started = time.monotonic()
     workspaces.remove_orphans(workspace_parent(config))
     workspace, owner = workspaces.create(workspace_parent(config), f"kosi-{config.image}-")
@@ -84,9 +89,17 @@ def build_image(config: Config, args: Args, tools: Path | None = None) -> list[P
         monitors: list[Monitor] = [TerminalMonitor(sys.stderr)]
         if args.log_json:
             monitors.append(JsonLinesMonitor(Path(args.log_json)))
-        runner = Runner(build_steps(), monitors=monitors, on_failure=debug_shell if args.debug_shell else None)
+        steps = build_steps()
+        if rerun:
+            check_rerun_cache(context, steps)
+        runner = Runner(
+            steps,
+            monitors=monitors,
+            on_failure=debug_shell if args.debug_shell else None,
+            only=RERUN_STEPS if rerun else None,
+        )
         runner.run(context)
-        outputs = publish(context)
+        outputs = [] if rerun else publish(context)
     finally:
         if keep:
             log.info(f"workspace kept in {workspace} (--debug-workspace)")
@@ -96,8 +109,31 @@ def build_image(config: Config, args: Args, tools: Path | None = None) -> list[P
         os.close(owner)
     for path in outputs:
         log.info(f"wrote {path}")
-    log.info(f"built '{config.image}' in {time.monotonic() - started:.1f}s")
+    done = "reran the build scripts of" if rerun else "built"
+    log.info(f"{done} '{config.image}' in {time.monotonic() - started:.1f}s")
     return outputs
+
+
+#: what -R/--rerun-build-scripts runs: the build scripts on the restored cached image
+RERUN_STEPS = (SandboxTrees, ReuseCache, BuildScripts)
+
+
+def check_rerun(images: list[Config]) -> None:
+    """-R needs Incremental= and images built before (the build scripts run on their cache)."""
+    if images and images[-1].incremental == "no":
+        raise KosiError("--rerun-build-scripts needs Incremental=yes or strict (it reruns the build scripts on "
+                        "the cached image)")  # fmt: skip
+    for config in images:
+        if output_format(config) != "none" and not existing_outputs(config):
+            raise KosiError(f"image '{config.image}' must be built once before --rerun-build-scripts",
+                            hint="build it with `kosi build` first")  # fmt: skip
+
+
+def check_rerun_cache(context: Context, steps: list) -> None:
+    verdict = cache_verdict(context, steps)
+    if verdict.reason is not None:
+        raise KosiError(f"--rerun-build-scripts: the cached image of '{context.config.image}' cannot be used "
+                        f"({verdict.reason})", hint="rebuild the image (kosi -f build)")  # fmt: skip
 
 
 def check_buildable(config: Config) -> None:
@@ -135,10 +171,12 @@ def build_project(project: Project, args: Args) -> list[Path]:
 
 def build_images(project: Project, images: list[Config], args: Args) -> list[Path]:
     force = args.force
+    rerun = args.rerun_build_scripts
     # Refuse (or with -f clean up) before spending time on any image.
     for config in images:
         check_buildable(config)
-        check_previous(config, force)
+        if not rerun:
+            check_previous(config, force)
         check_keys(config)  # SecureBoot=yes without a key
         check_pcr_keys(config)  # SignExpectedPcr=yes without a key or certificate
         check_signing(config)  # Sign= with a Stateless OpenPGP tool but no key file
@@ -149,13 +187,18 @@ def build_images(project: Project, images: list[Config], args: Args) -> list[Pat
 
         for config in images:
             wipe_build_directory(config)
-    if args.rerun_build_scripts:
-        log.warn("-R/--rerun-build-scripts is not supported by kosi yet: building the image as usual")
+    if rerun:
+        check_rerun(images)
+    elif images and images[-1].history:
+        history.write(images[-1].directory, project.history)
 
     tools = ensure_tools_tree(project, args)
     outputs: list[Path] = []
     for config in images:
-        outputs += build_image(config, args, tools=tools)
+        if rerun and not find_scripts(config, "build"):
+            log.info(f"'{config.image}' has no build scripts: nothing to rerun")
+            continue
+        outputs += build_image(config, args, tools=tools, rerun=rerun)
     return outputs
 
 

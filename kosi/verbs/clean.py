@@ -49,6 +49,9 @@ def clean_project(project: Project, args: Args) -> None:
             context = _Context(config=config, workspace=Path(tmp), package_cache=Path(tmp), args=args)
             (context.staging).mkdir()
             run_scripts(context, "clean")
+    from kosi.config import history
+
+    history.remove(project.main.directory)  # the next invocation starts from its own command line
     if force >= 1 and project.tools is not None:
         tools_output = existing_outputs(project.tools)
         for path in tools_output:

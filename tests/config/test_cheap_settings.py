@@ -1,5 +1,5 @@
 """Settings that were parsed and ignored, now read: RepartOffline=, InitrdVolatilePackages=,
-build -w (and -R, which kosi does not support yet, warns)."""
+build -w, proxy settings, ToolsTreeCertificates= (History= and -R: tests/config/test_history.py)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _kosi(directory: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True)  # fmt: skip
 
 
-def test_build_w_wipes_the_build_directory_and_R_warns(tmp_path):
+def test_build_w_wipes_the_build_directory(tmp_path):
     (tmp_path / "mkosi.conf").write_text("[Distribution]\nDistribution=custom\n[Output]\nFormat=directory\n")
     (tmp_path / "mkosi.builddir").mkdir()
     script = tmp_path / "mkosi.build"
@@ -64,8 +64,6 @@ def test_build_w_wipes_the_build_directory_and_R_warns(tmp_path):
     wiped = _kosi(tmp_path, "-f", "-w", "build")
     assert wiped.returncode == 0, wiped.stderr
     assert runs() == 1, "-w started from an empty build directory"
-    rerun = _kosi(tmp_path, "-f", "-R", "build")
-    assert rerun.returncode == 0 and "-R/--rerun-build-scripts is not supported by kosi yet" in rerun.stderr
 
 
 def test_proxy_reaches_scripts_and_package_managers(tmp_path):
