@@ -24,7 +24,6 @@ import shlex
 import shutil
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -430,12 +429,14 @@ class Apt(PackageManager):
     def latest_snapshot(self, config: Config) -> str:
         """The newest snapshot ID (YYYYMMDDTHHMMSSZ): the one the snapshot service (Mirror= when set)
         redirects the current time to, or the current time where every time is a snapshot (Ubuntu's)."""
+        from kosi.scripts.environment import open_url
+
         dist = distribution(config)
         now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         url = dist.snapshot_url(config, now) + "/"
         try:
             # GET, not HEAD: the redirect is all that is read, and every web server answers GET.
-            with urllib.request.urlopen(url, timeout=30) as response:
+            with open_url(config, url, timeout=30) as response:
                 final = response.geturl()
         except urllib.error.HTTPError as e:
             raise KosiError(

@@ -378,12 +378,12 @@ class Pacman(PackageManager):
 
     def latest_snapshot(self, config: Config) -> str:
         """The newest day archive.archlinux.org has (its repos/last/lastsync, a Unix time)."""
-        import urllib.request
+        from kosi.scripts.environment import open_url
 
         dist = distribution(config)
         url = f"{(config.mirror or dist.snapshot_service).rstrip('/')}/repos/last/lastsync"
         try:
-            with urllib.request.urlopen(url, timeout=30) as response:
+            with open_url(config, url, timeout=30) as response:
                 stamp = int(response.read().decode().strip())
         except (OSError, ValueError) as e:
             raise KosiError(f"cannot read the latest snapshot from {url}: {e}") from None

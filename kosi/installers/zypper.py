@@ -328,12 +328,12 @@ class Zypper(PackageManager):
 
     def latest_snapshot(self, config: Config) -> str:
         """The newest Tumbleweed snapshot: the version in the mirror's tumbleweed/repo/oss/media.1/media."""
-        import urllib.request
+        from kosi.scripts.environment import open_url
 
         mirror = (config.mirror or OpenSUSE.default_mirror(config.architecture) or "").rstrip("/")
         url = f"{mirror}/tumbleweed/repo/oss/media.1/media"
         try:
-            with urllib.request.urlopen(url, timeout=30) as response:
+            with open_url(config, url, timeout=30) as response:
                 text = response.read().decode()
         except OSError as e:
             raise KosiError(f"cannot read the latest snapshot from {url}: {e}") from None

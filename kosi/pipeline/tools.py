@@ -46,7 +46,12 @@ def _program_in(root: Path, relative: str) -> bool:
 
 
 def find_tool(name: str, tools: Path | None) -> Tool | None:
-    """`name` from the tools tree, else from the host; None when neither has it."""
+    """`name` from ExtraSearchPaths=, else the tools tree, else the host; None when none has it."""
+    from kosi.sandbox import extra_search_paths
+
+    for directory in extra_search_paths():
+        if _program_in(Path("/"), f"{directory.strip('/')}/{name}"):
+            return Tool(name, f"{directory.rstrip('/')}/{name}", None if tools is None else Path(tools))
     for root in ([Path(tools)] if tools is not None else []) + [HOST]:
         for directory in PROGRAM_DIRECTORIES:
             if _program_in(root, f"{directory}/{name}"):

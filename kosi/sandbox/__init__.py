@@ -64,6 +64,21 @@ def use_host_certificates(enabled: bool) -> None:
     _host_certificates = enabled
 
 
+#: ExtraSearchPaths=: directories searched for programs before $PATH in every sandbox
+_extra_search_paths: tuple[str, ...] = ()
+
+
+def use_extra_search_paths(paths: Sequence[Path | str]) -> None:
+    """ExtraSearchPaths=: these host directories are visible (read-only, at their own paths) in
+    every sandbox that is not a chroot, and searched for programs before $PATH."""
+    global _extra_search_paths
+    _extra_search_paths = tuple(str(p) for p in paths if Path(p).is_dir())  # as $PATH: missing ones are skipped
+
+
+def extra_search_paths() -> tuple[str, ...]:
+    return _extra_search_paths
+
+
 def trace_sandboxes() -> None:
     """--debug-sandbox: run the sandbox entry of every later command under strace (on stderr).
 
@@ -143,6 +158,9 @@ def sandbox_command(
         prefix += ["--usr", str(Path(tools) / "usr"), "--etc-from", str(tools)]
         if _host_certificates:
             prefix += ["--certificates-from", "/"]
+    if root is None:
+        for directory in _extra_search_paths:
+            prefix += ["--search-path", directory]
     if network:
         prefix.append("--network")
     for device in devices:

@@ -31,6 +31,8 @@ Options (all paths on the host unless said otherwise; targets are paths inside t
   --chdir DIR          working directory inside the sandbox (default: the caller's, if visible)
   --keep-host          no new root, mounts or network: only the PID namespace (for VMs and their
                        daemons, which need the host's devices, paths and network)
+  --search-path DIR    (repeatable) DIR read-only at its own path and searched for the command
+                       before $PATH (ExtraSearchPaths=); $PATH keeps it where it already names it
 
 Exit status 125 means the sandbox itself could not be set up, 127 that the command was not found.
 """
@@ -369,6 +371,10 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple], list[str]]:
         elif arg in ("--tmpfs", "--proc", "--dev", "--sysfs"):
             mounts.append((arg[2:], None, argv[i + 1]))
             i += 2
+        elif arg == "--search-path":
+            mounts.append(("ro-bind", argv[i + 1], argv[i + 1]))
+            options["search"] = options.get("search", []) + [argv[i + 1]]
+            i += 2
         elif arg == "--overlay-lower":
             lowers.append(argv[i + 1])
             i += 2
@@ -510,7 +516,11 @@ def run_command(options: dict, mounts: list[tuple], command: list[str]) -> int:
             print(f"kosi-sandbox: working directory {workdir} does not exist in the sandbox", file=sys.stderr)
             return -125
         os.chdir("/")
-    program = find_program(command[0], os.environ.get("PATH", "/usr/bin:/usr/sbin"))
+    path = os.environ.get("PATH", "/usr/bin:/usr/sbin")
+    extra = [d for d in options.get("search", []) if d not in path.split(":")]
+    if extra:
+        path = os.environ["PATH"] = ":".join([*extra, path])
+    program = find_program(command[0], path)
     if program is None:
         print(f"kosi-sandbox: {command[0]}: command not found", file=sys.stderr)
         return -127

@@ -15,6 +15,7 @@ from kosi import log
 from kosi.config.model import Config
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
+from kosi.sandbox import extra_search_paths
 
 KINDS = ("configure", "sync", "prepare", "build", "postinst", "finalize", "postoutput", "clean")
 ALL = frozenset(KINDS)
@@ -169,9 +170,35 @@ def proxy_environment(config: Config) -> dict[str, str]:
     return env
 
 
+def open_url(config: Config, url: str, timeout: float):
+    """urllib's urlopen for kosi's own requests (latest-snapshot), through ProxyUrl= unless
+    ProxyExclude= names the host (a domain also covers its subdomains); without ProxyUrl=
+    the caller's environment decides, as for urlopen."""
+    import urllib.parse
+    import urllib.request
+
+    if not config["ProxyUrl"]:
+        return urllib.request.urlopen(url, timeout=timeout)
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    excluded = any(
+        host == name or host.endswith("." + name)
+        for name in (str(item).lower().lstrip(".") for item in config["ProxyExclude"] or [])
+    )
+    proxy = str(config["ProxyUrl"])
+    handler = urllib.request.ProxyHandler({} if excluded else {"http": proxy, "https": proxy})
+    return urllib.request.build_opener(handler).open(url, timeout=timeout)
+
+
 def base_environment(helpers: Path | None) -> dict[str, str]:
     env = {
-        "PATH": (f"{helpers}:" if helpers else "") + os.environ.get("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"),
+        # the helpers (mkosi-chroot, ...), then ExtraSearchPaths=, then the caller's
+        "PATH": ":".join(
+            [
+                *([str(helpers)] if helpers else []),
+                *extra_search_paths(),
+                os.environ.get("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"),
+            ]
+        ),  # fmt: skip
         "HOME": os.environ.get("HOME", "/root"),
         "LANG": "C.UTF-8",
     }

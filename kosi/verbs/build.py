@@ -189,8 +189,8 @@ def build_images(project: Project, images: list[Config], args: Args) -> list[Pat
             wipe_build_directory(config)
     if rerun:
         check_rerun(images)
-    elif images and images[-1].history:
-        history.write(images[-1].directory, project.history)
+    elif project.main.history:
+        history.write(project.main.directory, project.history)
 
     tools = ensure_tools_tree(project, args)
     outputs: list[Path] = []
@@ -246,9 +246,10 @@ def _quiet_args(args: Args) -> Args:
 
 def ensure_tools_tree(project: Project, args: Args) -> Path | None:
     """The tools tree to use for this invocation, building the default one if needed."""
-    from kosi.sandbox import use_host_certificates
+    from kosi.sandbox import use_extra_search_paths, use_host_certificates
 
     use_host_certificates(project.main.tools_tree_certificates is False)
+    use_extra_search_paths(project.main.extra_search_paths or [])
     choice = choose_tools_tree(project, args.verb or "build", args.force)
     if choice.why_used:
         log.info(f"using the default tools tree: {choice.why_used}")

@@ -113,3 +113,81 @@ def test_tools_tree_certificates_choose_where_etc_ssl_comes_from(tmp_path):
 
     config = _project(tmp_path, "[Build]\nToolsTreeCertificates=no\n").images[-1]
     assert config.tools_tree_certificates is False
+
+
+def test_extra_search_paths_come_before_path_for_tools_and_scripts(tmp_path):
+    import kosi.sandbox as sandbox
+    from kosi.pipeline.tools import find_tool
+
+    bin_dir = tmp_path / "xbin"
+    bin_dir.mkdir()
+    fake = bin_dir / "systemd-hwdb"  # shadows the host's (or the tools tree's) copy
+    fake.write_text('#!/bin/sh\necho "fake hwdb $*"\n')
+    fake.chmod(0o755)
+    try:
+        sandbox.use_extra_search_paths([bin_dir, tmp_path / "missing"])
+        tool = find_tool("systemd-hwdb", None)
+        assert tool is not None and tool.path == str(fake)
+        result = sandbox.run([tool.path, "update"], sandbox=tool.sandbox([]), stdout=subprocess.PIPE)
+        assert result.stdout.decode() == "fake hwdb update\n"
+    finally:
+        sandbox.use_extra_search_paths([])
+    after = find_tool("systemd-hwdb", None)
+    assert after is None or after.path != str(fake)
+
+    # a whole build: the setting reaches the scripts' $PATH, after the helpers
+    (tmp_path / "p").mkdir()
+    project = tmp_path / "p"
+    (project / "mkosi.conf").write_text(f"[Distribution]\nDistribution=custom\n[Output]\nFormat=directory\n"
+                                        f"[Build]\nExtraSearchPaths={bin_dir}\n")  # fmt: skip
+    script = project / "mkosi.postinst"
+    script.write_text('#!/bin/sh\nset -e\nsystemd-hwdb hello > "$BUILDROOT/ran"\necho "$PATH" > "$BUILDROOT/path"\n')
+    script.chmod(0o755)
+    build = _kosi(project, "build")
+    assert build.returncode == 0, build.stderr
+    assert (project / "image/ran").read_text() == "fake hwdb hello\n"
+    path = (project / "image/path").read_text().strip().split(":")
+    assert path[1] == str(bin_dir) and path[0].endswith("/helpers/postinst")
+
+
+def test_proxy_reaches_kosis_own_requests(tmp_path):
+    """latest-snapshot asks the snapshot service itself: through ProxyUrl=, unless ProxyExclude=."""
+    import http.server
+    import threading
+
+    from kosi.errors import KosiError
+    from kosi.installers.base import package_manager_for
+
+    seen: list[str] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # a proxy gets the whole URL in the request line
+            seen.append(self.path)
+            if "/20240102T030405Z/" in self.path:
+                self.send_response(200)
+            else:
+                self.send_response(302)
+                self.send_header("Location", "http://snapshot.invalid/archive/debian/20240102T030405Z/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conf = (f"[Distribution]\nDistribution=debian\nRelease=trixie\nMirror=http://snapshot.invalid\n"
+                f"[Build]\nProxyUrl=http://127.0.0.1:{server.server_address[1]}\n")  # fmt: skip
+        config = _project(tmp_path, conf).images[-1]
+        assert package_manager_for(config).latest_snapshot(config) == "20240102T030405Z"
+        assert seen and seen[0].startswith("http://snapshot.invalid/archive/debian/")
+        config = _project(tmp_path, conf + "ProxyExclude=invalid\n").images[-1]
+        seen.clear()
+        try:
+            package_manager_for(config).latest_snapshot(config)
+        except KosiError as e:
+            assert "snapshot.invalid" in str(e)
+        assert not seen, "an excluded host is asked directly, not through the proxy"
+    finally:
+        server.shutdown()
