@@ -100,7 +100,8 @@ def test_cache_is_used_and_stamped(tmp_path):
     assert first.returncode == 0, first.stderr
     assert cache_line(first).startswith("no cached image yet")
     recorded = json.loads(stamp(tmp_path).read_text())
-    assert recorded["entries"] == ["version"] and recorded["build"] is False
+    # (boot and efi: every whole-OS image gets them, as with mkosi)
+    assert recorded["entries"] == ["boot", "efi", "version"] and recorded["build"] is False
     again = kosi(d, "-f", "build")
     assert again.returncode == 0, again.stderr
     assert cache_line(again).startswith("reusing cached image")
@@ -173,7 +174,7 @@ def test_full_cache_file_system_fails_in_one_line_and_is_never_used(tmp_path):
         again = kosi(d, "-f", "build")
         assert again.returncode == 0, again.stderr
         assert cache_line(again).startswith("cache incomplete: no stamp"), again.stderr
-        assert json.loads(stamp(tmp_path).read_text())["entries"] == ["payload", "version"]
+        assert json.loads(stamp(tmp_path).read_text())["entries"] == ["boot", "efi", "payload", "version"]
         third = kosi(d, "-f", "build")
         assert "reusing cached image" in third.stderr, third.stderr
         assert_nothing_left(tmp_path, mounts=(cache,))
