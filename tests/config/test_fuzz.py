@@ -183,6 +183,9 @@ VERBS = st.sampled_from([("summary",), ("--json", "summary")] * 9 + [("plan",)])
     max_examples=EXAMPLES,
     deadline=None,
     database=None,
+    # CI draws the same 500 inputs every run (a red CI must mean a change broke something);
+    # the long run (bench/faults.py) draws fresh ones to find new crashes.
+    derandomize=not LONG,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 @given(files=project_files(), argv=VERBS)
