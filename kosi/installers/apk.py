@@ -26,12 +26,11 @@ from typing import TYPE_CHECKING
 
 from kosi.config.model import Config
 from kosi.config.values import Feature
-from kosi.distributions import get as get_distribution
 from kosi.distributions.postmarketos import PostmarketOS, apk_architecture
 from kosi.errors import KosiError
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import in_root
-from kosi.installers.base import PackageManager
+from kosi.installers.base import PackageManager, distribution_of
 from kosi.installers.base import environment as common_environment
 from kosi.sandbox import Mount, last_error_line, run
 
@@ -42,10 +41,7 @@ UNREPRODUCIBLE = ("var/cache/apk", "var/cache/ldconfig/aux-cache", "var/lib/syst
 
 
 def distribution(config: Config) -> type[PostmarketOS]:
-    cls = get_distribution(str(config["Distribution"]))
-    if not issubclass(cls, PostmarketOS):
-        raise KosiError(f"Distribution={cls.name} does not use apk")
-    return cls
+    return distribution_of(config, PostmarketOS, "apk")
 
 
 def find_apk(config: Config) -> Path | None:

@@ -29,14 +29,13 @@ from typing import TYPE_CHECKING, Sequence
 
 from kosi import log
 from kosi.config.model import Config
-from kosi.distributions import get as get_distribution
 from kosi.distributions.debian import Debian, deb_architecture
 from kosi.errors import KosiError
 from kosi.installers import apt_keys, apt_release, apt_sources, apt_verify, essential_cache
 from kosi.installers.apt_verify import deb_filename
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import EATMYDATA, eatmydata_library, in_root
-from kosi.installers.base import PackageManager
+from kosi.installers.base import PackageManager, distribution_of
 from kosi.installers.base import environment as common_environment
 from kosi.config.values import Feature
 from kosi.sandbox import Mount, last_error_line, run
@@ -70,10 +69,7 @@ UNREPRODUCIBLE = (
 
 
 def distribution(config: Config) -> type[Debian]:
-    cls = get_distribution(str(config["Distribution"]))
-    if not issubclass(cls, Debian):
-        raise KosiError(f"Distribution={cls.name} does not use apt")
-    return cls
+    return distribution_of(config, Debian, "apt")
 
 
 class Apt(PackageManager):

@@ -19,7 +19,7 @@ each is an argv the pipeline writes into a small shell script that appends "$@".
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence, TypeVar
 
 from kosi.discovery import import_modules
 from kosi.errors import KosiError
@@ -28,6 +28,19 @@ if TYPE_CHECKING:
     from kosi.pipeline.context import Context
 
 _INSTALLERS: dict[str, type[PackageManager]] = {}
+
+_Family = TypeVar("_Family")
+
+
+def distribution_of(config: Any, family: type[_Family], tool: str) -> type[_Family]:
+    """The class of Distribution=, which must belong to `family` (the distributions `tool`
+    installs); a step of one installer reached with another's distribution is a bug we name."""
+    from kosi.distributions import get
+
+    cls = get(str(config["Distribution"]))
+    if not issubclass(cls, family):
+        raise KosiError(f"Distribution={cls.name} does not use {tool}")
+    return cls
 
 
 class PackageManager:

@@ -39,7 +39,7 @@ from kosi.distributions.rpm import RpmDistribution, RpmRepository
 from kosi.errors import KosiError
 from kosi.installers import repository as local_repository
 from kosi.installers import rpm
-from kosi.installers.base import PackageManager
+from kosi.installers.base import PackageManager, distribution_of
 from kosi.installers.base import environment as common_environment
 from kosi.sandbox import last_error_line, run
 
@@ -82,10 +82,7 @@ FILE_SYSTEM_HIERARCHY = frozenset(
 
 
 def distribution(config: Config) -> type[RpmDistribution]:
-    cls = get_distribution(str(config["Distribution"]))
-    if not issubclass(cls, RpmDistribution):
-        raise KosiError(f"Distribution={cls.name} does not use dnf")
-    return cls
+    return distribution_of(config, RpmDistribution, "dnf")
 
 
 def is_rpm(path: Path) -> bool:

@@ -31,13 +31,12 @@ from typing import TYPE_CHECKING
 from kosi import log
 from kosi.config.model import Config
 from kosi.config.values import Feature
-from kosi.distributions import get as get_distribution
 from kosi.distributions.arch import Arch, PacmanRepository, pacman_architecture
 from kosi.errors import KosiError
 from kosi.installers import apt_keys
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import in_root
-from kosi.installers.base import PackageManager
+from kosi.installers.base import PackageManager, distribution_of
 from kosi.installers.base import environment as common_environment
 from kosi.sandbox import Mount, last_error_line, run, sandbox_command
 
@@ -61,10 +60,7 @@ PACKAGE_SUFFIXES = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar")
 
 
 def distribution(config: Config) -> type[Arch]:
-    cls = get_distribution(str(config["Distribution"]))
-    if not issubclass(cls, Arch):
-        raise KosiError(f"Distribution={cls.name} does not use pacman")
-    return cls
+    return distribution_of(config, Arch, "pacman")
 
 
 def is_package(path: Path) -> bool:

@@ -31,14 +31,13 @@ from typing import TYPE_CHECKING
 from kosi import log
 from kosi.config.model import Config
 from kosi.config.values import Feature
-from kosi.distributions import get as get_distribution
 from kosi.distributions.opensuse import OpenSUSE, RpmRepository, rpm_architecture
 from kosi.errors import KosiError
 from kosi.installers import apt_keys
 from kosi.installers import repository as local_repository
 from kosi.installers import rpm
 from kosi.installers.apivfs import in_root
-from kosi.installers.base import PackageManager
+from kosi.installers.base import PackageManager, distribution_of
 from kosi.installers.base import environment as common_environment
 from kosi.sandbox import Mount, last_error_line, run
 
@@ -59,10 +58,7 @@ UNREPRODUCIBLE = (
 
 
 def distribution(config: Config) -> type[OpenSUSE]:
-    cls = get_distribution(str(config["Distribution"]))
-    if not issubclass(cls, OpenSUSE):
-        raise KosiError(f"Distribution={cls.name} does not use zypper")
-    return cls
+    return distribution_of(config, OpenSUSE, "zypper")
 
 
 def is_rpm(path: Path) -> bool:
