@@ -3,9 +3,17 @@
 The main image's Dependencies= selects the subimages to build together with everything they
 depend on; without it every subimage is built. Subimages come first, in an order where each
 image follows the images it depends on; the main image is always last.
+
+The order is mkosi 27.1's: rounds of the images whose dependencies are all placed, each round
+in the order the images entered the graph (the selected subimages by name, each followed by
+the dependencies it names) -- a stable topological sort, graphlib's. An image needing the
+default initrd depends on it there (mkosi 27.1 builds it as an image of its own, kosi inside
+the build; docs/compatibility.md), which moves it to a later round.
 """
 
 from __future__ import annotations
+
+import graphlib
 
 from kosi.config.model import Config
 from kosi.errors import KosiError, shown
@@ -45,7 +53,6 @@ def order_images(main: Config, subimages: dict[str, Config]) -> list[Config]:
         _check_known(config, _dependencies(config), subimages)
     roots = wanted if wanted else list(subimages)
 
-    order: list[str] = []
     done: set[str] = set()
     path: list[str] = []  # the chain being visited, to name a cycle
 
@@ -61,7 +68,6 @@ def order_images(main: Config, subimages: dict[str, Config]) -> list[Config]:
             visit(dependency)
         path.pop()
         done.add(name)
-        order.append(name)
 
     for name in sorted(subimages):  # every subimage, so that any cycle is reported
         visit(name)
@@ -72,4 +78,7 @@ def order_images(main: Config, subimages: dict[str, Config]) -> list[Config]:
         if name not in selected:
             selected.add(name)
             pending.extend(_dependencies(subimages[name]))
-    return [subimages[name] for name in order if name in selected] + [main]
+    graph: graphlib.TopologicalSorter = graphlib.TopologicalSorter()
+    for name in sorted(selected):
+        graph.add(name, *_dependencies(subimages[name]))
+    return [subimages[name] for name in graph.static_order()] + [main]
