@@ -20,7 +20,7 @@ from kosi.boot.modules import filter_image_modules
 from kosi.boot.pcrs import PCR_SETTINGS, want_signed_pcrs
 from kosi.boot.policy import bios_grub, bootloader, uki_is_bootloader, wants_boot
 from kosi.boot.uki import UKIRequest, build_uki, default_format, entry_name, find_stub
-from kosi.config.values import Feature
+from kosi.config.values import DefaultInitrd, Feature
 from kosi.errors import KosiError
 from kosi.outputs import format as formats
 from kosi.pipeline.context import Context
@@ -247,7 +247,11 @@ class GenerateUKIs(Step):
         cmdline = kernel_command_line(context)
         # Format=uki / esp: the image is the initrd, with its own modules
         image_is_initrd = formats.get(config.format).image_is_initrd
-        base_initrds = image_initrds(context) if image_is_initrd else list(config.initrds) or [default_initrd(context)]
+        if image_is_initrd:
+            base_initrds = image_initrds(context)
+        else:  # Initrds=default (or none) is the default initrd; kosi builds it, mkosi's file is not read
+            configured = [default_initrd(context) if isinstance(i, DefaultInitrd) else i for i in config.initrds]
+            base_initrds = configured or [default_initrd(context)]
         # With Bootloader=none only grub (BiosBootloader=grub) boots the image, and it takes Type 1 files.
         use_ukis = uki_is_bootloader(context) or (
             bootloader(context) != "none" and config.unified_kernel_images != "none"

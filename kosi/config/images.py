@@ -16,7 +16,11 @@ from __future__ import annotations
 import graphlib
 
 from kosi.config.model import Config
+from kosi.config.values import DefaultInitrd, Feature
 from kosi.errors import KosiError, shown
+
+#: the image mkosi 27.1 builds the default initrd as; kosi builds it inside the image's build
+DEFAULT_INITRD = "default-initrd"
 
 
 def _dependencies(config: Config) -> list[str]:
@@ -25,6 +29,15 @@ def _dependencies(config: Config) -> list[str]:
     if "Dependencies" not in SETTINGS_BY_NAME:
         return []
     return [str(d) for d in (config["Dependencies"] or [])]
+
+
+def needs_default_initrd(config: Config) -> bool:
+    """Whether mkosi 27.1 makes the image depend on its default-initrd image: Initrds=default,
+    or Bootable=yes without Initrds= in a format that is not itself the initrd of a UKI."""
+    initrds = config["Initrds"] or []
+    if any(isinstance(initrd, DefaultInitrd) for initrd in initrds):
+        return True
+    return config["Bootable"] == Feature.enabled and not initrds and config["Format"] not in ("uki", "esp")
 
 
 def _where(config: Config) -> tuple[str | None, int | None]:
@@ -80,5 +93,6 @@ def order_images(main: Config, subimages: dict[str, Config]) -> list[Config]:
             pending.extend(_dependencies(subimages[name]))
     graph: graphlib.TopologicalSorter = graphlib.TopologicalSorter()
     for name in sorted(selected):
-        graph.add(name, *_dependencies(subimages[name]))
-    return [subimages[name] for name in graph.static_order()] + [main]
+        default_initrd = [DEFAULT_INITRD] if needs_default_initrd(subimages[name]) else []
+        graph.add(name, *_dependencies(subimages[name]), *default_initrd)
+    return [subimages[name] for name in graph.static_order() if name != DEFAULT_INITRD] + [main]

@@ -95,7 +95,8 @@ def update_from_json(config: Config, document: dict[str, Any], *, source: str | 
         if name in DERIVED_KEYS:
             continue
         if name in parsed.values:
-            updated.values[name] = parsed.values[name]
+            if parsed.values[name] != config.values.get(name):  # unchanged keeps e.g. Initrds=default
+                updated.values[name] = parsed.values[name]
         else:
             updated.values.pop(name, None)  # null: back to the default
     return updated

@@ -33,7 +33,7 @@ from kosi.config.model import Config, Project
 from kosi.config.parser import Section, parse_ini
 from kosi.config.setting import Scope, Setting
 from kosi.config.specifiers import Location, expand_specifiers
-from kosi.config.values import Origin, parse_boolean
+from kosi.config.values import Origin, parse_boolean, place_default_initrds
 from kosi.errors import KosiError, shown
 
 RESET = object()
@@ -632,6 +632,10 @@ def finalize(state: ImageState, args: Any) -> Config:
     for setting in settings:
         # A list's default applies only while nothing assigns it: `ToolsTreeProfiles=devel` is ["devel"].
         config.values[setting.name] = state.effective(setting)
+    # Initrds=default: named as mkosi 27.1 names the default initrd, in the output directory
+    config.values["Initrds"] = place_default_initrds(
+        config.values["Initrds"], config.output_directory or Path(config.directory)
+    )
     # &-specifiers (CacheKey=&d~&r) stay in the values, as mkosi 27.1 prints them; whoever
     # uses such a value expands them (specifiers.expand_delayed)
     config.files = list(state.files)

@@ -109,3 +109,18 @@ def test_bios_grub_without_efi_loader_gets_kernel_files(tmp_path):
     assert "root=PARTLABEL=root-x86-64" in config  # BIOS: no LoaderDevicePartUUID to find the root
     assert "terminal_output serial console" in config
     assert (context.root / "boot" / token / KVER / "linux").read_bytes() == b"kernel"
+
+
+def test_initrds_default_is_the_default_initrd_in_place(tmp_path, monkeypatch):
+    """Initrds=default (mkosi 27.1) puts kosi's default initrd at that place of the list; the
+    file mkosi's summary names for it (<OutputDirectory>/initrd) is never looked for."""
+    built = tmp_path / "cache/default.cpio"
+    built.parent.mkdir(parents=True)
+    built.write_bytes(b"default")
+    monkeypatch.setattr(steps, "default_initrd", lambda context: built)
+    context = boot_from(tmp_path, "Initrds=default\nUnifiedKernelImages=no\n")
+    entry = (context.root / "boot/loader/entries" / f"{TOKEN}-{KVER}.conf").read_text()
+    assert f"initrd /{TOKEN}/{KVER}/initrd\ninitrd /{TOKEN}/{KVER}/initrd1\n" in entry
+    assert (context.root / "boot" / TOKEN / KVER / "initrd").read_bytes() == b"initrd"
+    assert (context.root / "boot" / TOKEN / KVER / "initrd1").read_bytes() == b"default"
+    assert not (tmp_path / "initrd").exists()

@@ -12,7 +12,7 @@ from verbs_helpers import kosi, write
 from kosi.config.jsonio import config_from_json, config_to_json, update_from_json
 from kosi.config.model import Config
 from kosi.config.settings import SETTINGS
-from kosi.config.values import Origin
+from kosi.config.values import DefaultInitrd, Origin
 from kosi.errors import KosiError
 
 
@@ -142,6 +142,18 @@ def test_update_from_json_replaces_and_resets(tmp_path: Path):
     assert updated["Distribution"] == "ubuntu"
     assert not updated.is_set("Release")
     assert config["Release"] == "bookworm"  # the original is left alone
+
+
+def test_update_from_json_keeps_initrds_default(tmp_path: Path):
+    """A configure script echoing Initrds= back unchanged keeps `default` the default initrd."""
+    initrds = [DefaultInitrd(tmp_path / "initrd"), tmp_path / "extra.cpio"]
+    config = Config({"Initrds": initrds}, directory=tmp_path)
+    document = config_to_json(config)
+    assert document["Initrds"] == [str(tmp_path / "initrd"), str(tmp_path / "extra.cpio")]
+    kept = update_from_json(config, document)["Initrds"]
+    assert isinstance(kept[0], DefaultInitrd) and not isinstance(kept[1], DefaultInitrd)
+    changed = update_from_json(config, {"Initrds": [str(tmp_path / "extra.cpio")]})["Initrds"]
+    assert changed == [tmp_path / "extra.cpio"]
 
 
 def test_cat_config_shows_every_file_with_a_header(project_dir: Path):

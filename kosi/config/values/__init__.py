@@ -25,7 +25,18 @@ from kosi.config.values.compound import (
     ListOf,
     read_credential,
 )
-from kosi.config.values.paths import DelayedPath, KeyPath, PathOrWords, PathValue, Tree, TreeValue, normalise
+from kosi.config.values.paths import (
+    DefaultInitrd,
+    DelayedPath,
+    InitrdPath,
+    KeyPath,
+    PathOrWords,
+    PathValue,
+    Tree,
+    TreeValue,
+    normalise,
+    place_default_initrds,
+)
 from kosi.config.values.scalar import (
     SIZE_SUFFIXES,
     Boolean,
@@ -55,6 +66,7 @@ __all__ = [
     "Choice",
     "Credential",
     "CredentialsValue",
+    "DefaultInitrd",
     "DelayedPath",
     "Drive",
     "DriveValue",
@@ -62,6 +74,7 @@ __all__ = [
     "FeatureType",
     "FileName",
     "ImagePath",
+    "InitrdPath",
     "Integer",
     "IntegerOrWords",
     "KeyPath",
@@ -83,6 +96,7 @@ __all__ = [
     "Version",
     "invalid",
     "normalise",
+    "place_default_initrds",
     "parse_boolean",
     "read_credential",
 ]

@@ -168,3 +168,27 @@ class DelayedPath(PathValue):
 
     def from_json(self, value):
         return value if value is None or value.startswith("&") else Path(value)
+
+
+class DefaultInitrd(type(Path())):  # type: ignore[misc]  # PosixPath: Path itself cannot be subclassed on 3.11
+    """`Initrds=default`: the default initrd, at this place of the list (mkosi 27.1). It reads
+    as `initrd` until the image is finalised, then as mkosi 27.1 names it: `initrd` in the
+    image's output directory. kosi builds it inside the image's build (kosi/boot/initrd.py) and
+    never looks for that file."""
+
+
+class InitrdPath(PathValue):
+    """A path of Initrds=, or `default` for the default initrd."""
+
+    def parse(self, setting, text, origin):
+        if text.strip() == "default":
+            return DefaultInitrd("initrd")
+        return super().parse(setting, text, origin)
+
+
+def place_default_initrds(initrds: list[Path] | None, directory: Path) -> list[Path] | None:
+    """Initrds= with every `default` named as mkosi 27.1 names it, in `directory` (the image's
+    output directory)."""
+    if not initrds:
+        return initrds
+    return [DefaultInitrd(directory / "initrd") if isinstance(p, DefaultInitrd) else p for p in initrds]
