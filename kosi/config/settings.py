@@ -321,7 +321,7 @@ SETTINGS: list[Setting] = [
             long="--tools-tree-package-directory", scope=MAIN, json=False),
     Setting("ToolsTreeCertificates", B, Boolean(), "Use the tools tree's certificates", default=True,
             long="--tools-tree-certificates", scope=UNIVERSAL),
-    Setting("ExtraSearchPaths", B, _paths(required=False), "Directories searched for tools before $PATH",
+    Setting("ExtraSearchPaths", B, _paths(), "Directories searched for tools before $PATH",
             long="--extra-search-path", scope=UNIVERSAL),
     Setting("Incremental", B, Choice("yes", "no", "strict", booleans=("yes", "no")),
             "Cache the image after package installation", default="no", long="--incremental", short="-i",
