@@ -64,7 +64,6 @@ class Arch(Distribution):
     default_release = "rolling"
     package_manager = "pacman"
     installer = "pacman"
-    foreign_tools_packages = ("pacman-package-manager", "archlinux-keyring", "libarchive-tools")
     initrd_packages = ("bash", "btrfs-progs", "dosfstools", "e2fsprogs", "gzip", "less", "libfido2", "libseccomp",
                        "procps-ng", "systemd", "tpm2-tss", "udev", "util-linux", "util-linux-libs", "xfsprogs")  # fmt: skip
     initrd_profile_packages = {

@@ -42,8 +42,6 @@ class Distribution:
     #: packages of the default tools tree built from this distribution, per profile
     #: ("base" always; "package-manager", "runtime", "misc", "devel" per ToolsTreeProfiles=)
     tools_tree_packages: ClassVar[dict[str, tuple[str, ...]]] = {}
-    #: what the package-manager profile of a Debian tools tree adds to build this distribution
-    foreign_tools_packages: ClassVar[tuple[str, ...]] = ()
     #: what the default initrd needs to find, check and mount the root file system
     initrd_packages: ClassVar[tuple[str, ...]] = ()
     #: InitrdProfiles= (network, lvm, raid, ...) -> extra packages
@@ -73,6 +71,12 @@ class Distribution:
     def kernel_hint(cls) -> str:
         """The kernel package to name in a hint."""
         return " ".join(cls.kernel_packages) or "the distribution's kernel package"
+
+    @classmethod
+    def package_manager_tools(cls, release: str) -> tuple[str, ...]:
+        """What a tools tree of this distribution (and release) adds to build images of the
+        distributions that other package managers install (kosi builds Debian's only)."""
+        return ()
 
     @classmethod
     def default_mirror(cls, architecture: str) -> str | None:

@@ -73,6 +73,15 @@ class Debian(Distribution):
         "misc": ("git-core", "less", "nano", "strace", "rsync"),
         "devel": ("make", "gcc", "pkg-config"),
     }  # fmt: skip
+    #: what the package-manager profile adds for an image of a distribution that is not built
+    #: with apt: every other package manager kosi drives and their keys, as mkosi 27.1's Debian
+    #: tools tree has them (rpm for the manifest's queries, bsdtar for pacman's packages)
+    other_package_managers: ClassVar[tuple[str, ...]] = (
+        "archlinux-keyring", "createrepo-c", "distribution-gpg-keys", "libarchive-tools", "makepkg",
+        "pacman-package-manager", "rpm", "zypper",
+    )  # fmt: skip
+    #: the releases whose archive has dnf5 (trixie has dnf 4 only; forky and sid have dnf5)
+    dnf5_releases: ClassVar[frozenset[str]] = frozenset({"forky", "duke", "testing", "sid", "unstable"})
     initrd_packages = ("systemd", "udev", "kmod", "util-linux", "mount", "e2fsprogs", "dmsetup", "libcryptsetup12",
                        "systemd-cryptsetup")  # fmt: skip
     initrd_profile_packages = {
@@ -105,6 +114,11 @@ class Debian(Distribution):
     @classmethod
     def release(cls, config: Config) -> str:
         return config.release or cls.default_release
+
+    @classmethod
+    def package_manager_tools(cls, release: str) -> tuple[str, ...]:
+        """other_package_managers with the release's dnf: dnf5 where it has it, else dnf 4."""
+        return (*cls.other_package_managers, "dnf5" if release in cls.dnf5_releases else "dnf")
 
     @classmethod
     def components(cls, config: Config) -> tuple[str, ...]:

@@ -96,7 +96,6 @@ class OpenSUSE(Distribution):
     filesystem = "btrfs"
     mirrors = {"*": "https://download.opensuse.org"}
     tools_tree_distribution = "opensuse"
-    foreign_tools_packages = ("zypper", "rpm", "createrepo-c")
     initrd_packages = (
         "bash", "btrfsprogs", "diffutils", "dosfstools", "e2fsprogs", "grep", "gzip", "less", "libcryptsetup12",
         "libfdisk1", "libfido2-1", "libseccomp2", "libtss2-esys0", "libtss2-mu0", "libtss2-rc0",

@@ -124,8 +124,6 @@ def variants(
 class RpmDistribution(Distribution):
     package_manager = "dnf"
     installer = "dnf"
-    #: what a Debian tools tree needs to build an rpm distribution (trixie has all of them)
-    foreign_tools_packages = ("dnf", "dnf5", "rpm", "createrepo-c", "distribution-gpg-keys")
     #: where the image's rpm keeps its database (rpm's %_dbpath)
     rpm_dbpath: ClassVar[str] = "/usr/lib/sysimage/rpm"
     #: the distribution's kernel, and what a bootable image gets with it

@@ -5,11 +5,13 @@ When `host_shortcoming` names a reason, kosi uses the default tools tree (kosi/t
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+from kosi import distributions
 from kosi.boot.policy import needs_boot_tools
 from kosi.config.model import Config
 from kosi.outputs import format as formats
@@ -19,6 +21,9 @@ SYSUPDATE_PATHS = ("/usr/lib/systemd/systemd-sysupdate", "/usr/bin/systemd-sysup
 
 #: minimum host versions for the work; older ones make kosi use a tools tree
 MINIMUM_SYSTEMD = 254
+
+#: the programs that install each package manager's distributions (any one of them serves)
+PACKAGE_MANAGER_PROGRAMS = {"dnf": ("dnf5", "dnf"), "pacman": ("pacman",), "zypper": ("zypper",)}
 
 
 def systemd_version(binary: str, tools: Path | None = None) -> int | None:
@@ -36,6 +41,12 @@ def systemd_version(binary: str, tools: Path | None = None) -> int | None:
 
 def host_shortcoming(config: Config, verb: str = "build") -> str | None:
     """Why the host cannot do the configured work itself, or None when it can."""
+    manager = str(distributions.get(str(config.distribution)).package_manager)
+    programs = PACKAGE_MANAGER_PROGRAMS.get(manager, ())
+    if manager == "dnf" and os.environ.get("MKOSI_DNF"):
+        programs = ()  # the user named the executable
+    if programs and not any(shutil.which(p) for p in programs):
+        return f"Distribution={config.distribution} is installed with {' or '.join(programs)}, which the host lacks"
     fmt = formats.get(config.format)
     if fmt.needs_repart or fmt.needs_boot_tools or needs_boot_tools(config):
         version = systemd_version("systemd-repart")

@@ -86,15 +86,18 @@ def tools_config(project: Project, verb: str) -> Config:
     packages: list[str] = list(table["base"])
     for profile in profiles:
         packages += table.get(profile, ())
-    if "package-manager" in profiles and distributions.get(distribution).package_manager == "apt":
-        packages += distributions.get(main.distribution).foreign_tools_packages
     release = _explicit(main, "ToolsTreeRelease") if distribution != named else base["Release"]
+    # The host's release is usually what is too old; the default tree is the newest stable.
+    release = release or distributions.get(distribution).default_release
+    name = f"{distribution}-{release}"
+    if "package-manager" in profiles and needs_other_package_managers(distribution, main):
+        packages += distributions.get(distribution).package_manager_tools(release)
+        name += OTHER_PACKAGE_MANAGERS  # its own cache entry: the plain tree stays as it is
     values = dict(base.values)
     values.update(
         {
             "Distribution": distribution,
-            # The host's release is usually what is too old; the default tree is the newest stable.
-            "Release": release or distributions.get(distribution).default_release,
+            "Release": release,
             "Format": "directory",
             "Packages": list(dict.fromkeys([*(values.get("Packages") or []), *packages])),
             "Bootable": Feature.disabled,
@@ -103,7 +106,20 @@ def tools_config(project: Project, verb: str) -> Config:
     )
     config = Config(values, image="tools", directory=base.directory)
     config.values["_tools_profiles"] = profiles
+    config.values["_tools_tree_name"] = name
     return config
+
+
+#: the suffix of a tools tree that carries the package managers of other distributions
+OTHER_PACKAGE_MANAGERS = "+package-managers"
+
+
+def needs_other_package_managers(tools_distribution: str, main: Config) -> bool:
+    """An apt tools tree for an image built with dnf, pacman or zypper carries those (apk is
+    not packaged for Debian: a postmarketOS build finds it on PATH or in a tree the user gives)."""
+    tools = distributions.get(tools_distribution)
+    image = distributions.get(str(main.distribution))
+    return tools.package_manager == "apt" and image.package_manager in ("dnf", "pacman", "zypper")
 
 
 def inputs_of(config: Config) -> dict[str, Any]:
@@ -187,7 +203,7 @@ def choose_tools_tree(project: Project, verb: str, force: int = 0) -> ToolsTreeC
             return ToolsTreeChoice(None)
     config = tools_config(project, verb)
     inputs = inputs_of(config)
-    tree = location() / f"{inputs['distribution']}-{inputs['release']}"
+    tree = location() / config.values["_tools_tree_name"]
     why_build = cached_tree_usable(tree, inputs)
     if why_build is None and force >= 3:
         why_build = "forced with -fff"

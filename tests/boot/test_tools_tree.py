@@ -128,3 +128,39 @@ def test_tools_tree_settings_apply_the_same_loaded_or_in_memory(tmp_path):
         assert config["Mirror"] == "http://mirror.example/debian" and config["Repositories"] == ["contrib"]
         assert config["Packages"][0] == "hello" and config["Packages"].count("hello") == 1
         assert "systemd-repart" in config["Packages"] and config["Format"] == "directory"
+
+
+def test_other_distributions_get_their_package_managers_in_a_tree_of_their_own():
+    """As mkosi 27.1's Debian tools tree: every package manager kosi drives, dnf 4 on trixie
+    (which has no dnf5), dnf5 on sid; in its own cache entry, so the plain tree stays."""
+    plain = tools_tree.tools_config(project(), "build")
+    assert plain.values["_tools_tree_name"] == "debian-trixie"
+    assert "zypper" not in plain.values["Packages"]
+    for distribution in ("fedora", "arch", "opensuse", "centos"):
+        config = tools_tree.tools_config(project(Distribution=distribution, Release=None), "build")
+        assert config.values["Distribution"] == "debian" and config.values["Release"] == "trixie"
+        assert config.values["_tools_tree_name"] == "debian-trixie+package-managers"
+        packages = config.values["Packages"]
+        for name in ("dnf", "rpm", "zypper", "pacman-package-manager", "archlinux-keyring", "distribution-gpg-keys"):
+            assert name in packages, (distribution, name)
+        assert "dnf5" not in packages
+    sid = tools_tree.tools_config(project(Distribution="fedora", Release="42", ToolsTreeRelease="sid"), "build")
+    assert sid.values["_tools_tree_name"] == "debian-sid+package-managers"
+    assert "dnf5" in sid.values["Packages"] and "dnf" not in sid.values["Packages"]
+    # a profile list without package-manager carries none of them
+    bare = project(Distribution="arch", Release=None, ToolsTreeProfiles=["runtime"])
+    assert "pacman-package-manager" not in tools_tree.tools_config(bare, "build").values["Packages"]
+
+
+def test_host_without_the_package_manager_wants_the_tools_tree(monkeypatch):
+    present = {"dnf"}
+    monkeypatch.setattr(host.shutil, "which", lambda name, path=None: f"/usr/bin/{name}" if name in present else None)
+    monkeypatch.delenv("MKOSI_DNF", raising=False)
+    directory = {"Format": "directory", "Bootable": Feature.disabled}
+    assert host.host_shortcoming(Config({"Distribution": "fedora", **directory})) is None
+    reason = host.host_shortcoming(Config({"Distribution": "opensuse", **directory}))
+    assert reason == "Distribution=opensuse is installed with zypper, which the host lacks"
+    present.clear()
+    assert "dnf5 or dnf" in host.host_shortcoming(Config({"Distribution": "fedora", **directory}))
+    monkeypatch.setenv("MKOSI_DNF", "/opt/dnf")
+    assert host.host_shortcoming(Config({"Distribution": "fedora", **directory})) is None
