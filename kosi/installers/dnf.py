@@ -56,6 +56,9 @@ UNREPRODUCIBLE = (
     "var/lib/dnf/history.sqlite",
     "var/lib/dnf/history.sqlite-shm",
     "var/lib/dnf/history.sqlite-wal",
+    "usr/lib/sysimage/libdnf5/transaction_history.sqlite",
+    "usr/lib/sysimage/libdnf5/transaction_history.sqlite-shm",
+    "usr/lib/sysimage/libdnf5/transaction_history.sqlite-wal",
     "var/cache/ldconfig/aux-cache",
 )
 
@@ -186,7 +189,10 @@ class Dnf(PackageManager):
         for name, value in dist.dnf_variables(config).items():
             (state / "vars" / name).write_text(value + "\n")
         user_conf = context.pkgmngr / "etc/dnf/dnf.conf"
-        (state / "dnf.conf").write_text(user_conf.read_text() if user_conf.exists() else "[main]\n")
+        # dnf5 loads file lists only when told: without them a dependency on a file outside the
+        # primary metadata's (/etc, */bin) cannot be resolved; dnf 4 always loads them
+        ours = "[main]\noptional_metadata_types=filelists\n" if is_dnf5(executable(context.tools)) else "[main]\n"
+        (state / "dnf.conf").write_text(user_conf.read_text() if user_conf.exists() else ours)
 
         # Repository files in the sandbox trees replace the distribution's (as in mkosi).
         user_repos = context.pkgmngr / "etc/yum.repos.d"
@@ -202,7 +208,7 @@ class Dnf(PackageManager):
         self._write_local_repository(context)
 
         command = executable(context.tools)
-        where = "the tools tree" if context.tools else "the host"
+        where = f"the tools tree {context.tools}" if context.tools else "the host"
         log.info(
             f"Using {command} ({'dnf5' if is_dnf5(command) else 'dnf 4'}) from {where}"
             + (" ($MKOSI_DNF)" if os.environ.get("MKOSI_DNF") else "")
@@ -364,9 +370,10 @@ class Dnf(PackageManager):
             if m:
                 return f"cannot read GPG key {m.group(1).removeprefix('file://')}"
         for line in lines:
-            m = re.search(r"Failed to download metadata for repo(?:sitory)? ['\"]([^'\"]+)['\"]", line) or re.search(
-                r"Errors during downloading metadata for repository ['\"]([^'\"]+)['\"]", line
-            )
+            # dnf 4: Failed to download metadata for repo 'x'; dnf5: ... (baseurl: "...") for repository "x"
+            m = re.search(
+                r"Failed to download metadata (?:\([^)]*\) )?for repo(?:sitory)? ['\"]([^'\"]+)['\"]", line
+            ) or re.search(r"Errors during downloading metadata for repository ['\"]([^'\"]+)['\"]", line)
             if m:
                 repo = repos.get(m.group(1))
                 location = expand(config, repo.location) if repo else m.group(1)
@@ -441,7 +448,13 @@ class Dnf(PackageManager):
         always = mode == Feature.enabled
         context.state.installer.manifest = self.manifest_packages(context)  # before the database goes
         if always or not any((root / f"usr/bin/{n}").exists() for n in ("dnf", "dnf5", "dnf-3", "yum")):
-            for sub in ("var/lib/dnf", "var/cache/dnf", "var/cache/libdnf5", "var/lib/libdnf5"):
+            for sub in (
+                "var/lib/dnf",
+                "var/cache/dnf",
+                "var/cache/libdnf5",
+                "var/lib/libdnf5",
+                "usr/lib/sysimage/libdnf5",
+            ):
                 _remove(root / sub)
         if always or not (root / "usr/bin/rpm").exists():
             dbpath = distribution(context.config).rpm_dbpath.lstrip("/")

@@ -110,6 +110,7 @@ class Pacman(PackageManager):
         local_repository.populate(context.repository, directories, match=is_package)
         self._index_local_repository(context)
         self.config_file(context).write_text(self.pacman_conf(context))
+        log.info(f"Using pacman from {f'the tools tree {context.tools}' if context.tools else 'the host'}")
 
     def siglevel(self, config: Config) -> str:
         return "Required DatabaseOptional" if config.repository_key_check else "Never"

@@ -273,6 +273,16 @@ class Zypper(PackageManager):
                 )
                 repo = next((r.url for r in dist.repositories(config) if url.startswith(r.url + "/")), None)
                 return f"cannot fetch from repository {repo}: {reason}" if repo else f"cannot fetch {url}: {reason}"
+        rejected = re.search(r"Policy rejects (\S+): (.+)\n(?:.*\n)*?error: (\S+): key \d+ import failed", output)
+        if rejected:  # rpm-sequoia: an expired key, or one whose self-signature uses SHA-1
+            fingerprint, reason, path = rejected.groups()
+            name = Path(path).name
+            source = next((apt_keys.local_keyring(context, k) for k in dist.keys(config) if Path(k).name == name), None)
+            return (
+                f"rpm refuses the key {source or name} ({fingerprint}: {reason}): a newer "
+                "distribution-gpg-keys may have it renewed (ToolsTreeRelease=sid), or put a valid key in "
+                f"mkosi.sandbox/ as {next((k for k in dist.keys(config) if Path(k).name == name), name)}"
+            )
         if repository and any("Valid metadata not found at specified URL" in line for line in lines):
             return f"repository {repository} has no valid metadata (is Mirror= right?)"
         status = f" with exit status {returncode}" if returncode is not None else ""

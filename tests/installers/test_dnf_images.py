@@ -9,6 +9,7 @@ cache unless it tests the warm cache.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -166,6 +167,18 @@ def test_fedora_package_and_its_dependency(mirror, tmp_path, fedora_cache):
     assert "Using dnf" in result.stderr + result.stdout
 
 
+def build_offline(mirror, directory: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """A build with the mirror's server stopped, and what was asked of the server meanwhile."""
+    server = mirror["server"]
+    before = len(server.requests)
+    server.stop()
+    try:
+        result = kosi_build(directory)
+    finally:
+        server.start()
+    return result, server.requests[before:]
+
+
 def test_fedora_warm_cache_downloads_nothing(mirror, tmp_path, fedora_cache):
     """The second build with the same package cache works with the mirror gone."""
     d = project(
@@ -173,15 +186,9 @@ def test_fedora_warm_cache_downloads_nothing(mirror, tmp_path, fedora_cache):
     )
     if not any(fedora_cache.rglob("hello-1.4-1.x86_64.rpm")):
         assert kosi_build(d).returncode == 0
-    server = mirror["server"]
-    before = len(server.requests)
-    server.stop()
-    try:
-        result = kosi_build(d)
-    finally:
-        server.start()
+    result, requests = build_offline(mirror, d)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert server.requests[before:] == []
+    assert requests == []
     assert rpm_qa(d / "mkosi.output/image") == {"filesystem", "libhello", "hello"}
 
 
@@ -372,3 +379,66 @@ def test_snapshot_from_a_copy_of_the_compose_service(mirror, tmp_path, distribut
     assert rpm_qa(d / "mkosi.output/image") == {"filesystem", "libhello", "hello"}
     requests = mirror["server"].requests[before:]
     assert any(r.startswith(path) and r.endswith("hello-1.4-1.x86_64.rpm") for r in requests), requests
+
+
+# ---- dnf5 from a Debian tools tree ------------------------------------------------------------------
+
+
+def in_tools_tree(tree: Path, command: list[str], root: Path) -> str:
+    """`command` run with the tools tree's programs (the host's rpm cannot read every database)."""
+    from kosi.sandbox import Mount, run, sandbox_command
+
+    prefix = sandbox_command(mounts=[Mount(root, str(root), "ro-bind")], tools=tree)
+    return run(command, sandbox=prefix, stdout=-1, stderr=-1, input="").stdout
+
+
+def test_fedora_with_dnf5_from_a_sid_tools_tree(mirror, tmp_path, tmp_path_factory):
+    """dnf5 is packaged in Debian forky and sid only (trixie has dnf 4): the default tools tree
+    of ToolsTreeRelease=sid carries it, with rpm 6, and builds the image; a warm build with the
+    same package cache downloads nothing."""
+    cache = tmp_path_factory.mktemp("dnf5-pkgcache")
+    key = {FEDORA_KEY: mirror["key"]}
+    # a dependency on a file that only the file lists name: dnf5 loads them only when told
+    built = rpm_repo.build_packages(
+        tmp_path / "build", [Spec("needsfile", requires=("/usr/lib64/libhello.so.2",), files={"/etc/needsfile": "x"})]
+    )
+    local = tmp_path / "packages"
+    local.mkdir()
+    (local / built["needsfile"].name).write_bytes(built["needsfile"].read_bytes())
+    tools = f"[Build]\nToolsTree=default\nToolsTreeRelease=sid\n[Content]\nPackageDirectories={local}\n"
+    cold = project(
+        tmp_path / "cold", "fedora", "42", f"{mirror['url']}/fedora", keys=key, cache=cache, packages="hello needsfile"
+    )
+    with open(cold / "mkosi.conf", "a") as conf:
+        conf.write(tools)
+    result = kosi_build(cold)
+    assert result.returncode == 0, result.stderr[-4000:]
+    output = result.stderr + result.stdout
+    tree = Path(re.search(r"Using dnf5 \(dnf5\) from the tools tree (\S+)", output).group(1))
+    assert tree.name == "debian-sid+package-managers"
+    root = cold / "mkosi.output/image"
+    assert (root / "usr/bin/hello").read_text() == "#!/bin/sh\necho hello\n"
+    assert (root / "usr/lib64/libhello.so.2").read_text() == "libhello 2.1\n"
+    query = ["rpm", f"--root={root}", "--dbpath=/usr/lib/sysimage/rpm", "-qa", "--qf", "%{NAME}\n"]
+    names = {"filesystem", "libhello", "hello", "needsfile"}
+    assert set(in_tools_tree(tree, query, root).split()) - {"gpg-pubkey"} == names
+    assert (root / "usr/lib/sysimage/rpm/rpmdb.sqlite").exists()
+    assert (root / "usr/lib/sysimage/libdnf5/packages.toml").exists()  # dnf5's state (CleanPackageMetadata=no)
+    assert not (root / "usr/lib/sysimage/libdnf5/transaction_history.sqlite").exists()  # has the wall clock
+    manifest = json.loads((cold / "mkosi.output/image.manifest").read_text())
+    assert {p["name"] for p in manifest["packages"]} == names
+    # dnf5's caches stay outside the image
+    assert not (root / str(cache).lstrip("/")).exists() and not (root / "var/cache/libdnf5").exists()
+
+    warm = project(
+        tmp_path / "warm", "fedora", "42", f"{mirror['url']}/fedora", keys=key, cache=cache, packages="hello needsfile"
+    )
+    conf = warm / "mkosi.conf"
+    conf.write_text(conf.read_text().replace("CleanPackageMetadata=no", "CleanPackageMetadata=auto") + tools)
+    result, requests = build_offline(mirror, warm)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert requests == []
+    assert {p["name"] for p in json.loads((warm / "mkosi.output/image.manifest").read_text())["packages"]} == names
+    # no dnf nor rpm in the image: CleanPackageMetadata=auto takes dnf5's state and the database
+    assert not (warm / "mkosi.output/image/usr/lib/sysimage/libdnf5").exists()
+    assert not (warm / "mkosi.output/image/usr/lib/sysimage/rpm").exists()

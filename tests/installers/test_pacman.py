@@ -4,6 +4,7 @@ local mirror (tests/installers/pacman_repo.py) laid out and signed as Arch's mir
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -331,3 +332,30 @@ def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_p
     names = {p["name"] for p in json.loads((directory / "image.manifest").read_text())["packages"]}
     assert names == {"filesystem", "kosi-extra"}  # kosi-hello went with the dependency only it needed
     assert not (root / "usr/share/kosi-hello").exists()
+
+
+@pytest.mark.image
+def test_pacman_from_the_default_tools_tree(mirror, tmp_path):
+    """ToolsTree=default for an Arch image: Debian trixie's tree with pacman 7 and
+    archlinux-keyring (its own cache entry next to the plain tree) installs the image."""
+    directory = project(
+        tmp_path,
+        mirror,
+        tmp_path / "cache",
+        "ToolsTree=default\n\n[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\n",
+    )
+    result = build(directory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tree = Path(re.search(r"Using pacman from the tools tree (\S+)", result.stderr).group(1))
+    assert tree.name == "debian-trixie+package-managers"
+    assert (tree / "usr/share/keyrings/archlinux.gpg").exists()
+    version = subprocess.run(
+        ["dpkg-query", f"--admindir={tree}/var/lib/dpkg", "-W", "-f", "${Version}", "pacman-package-manager"],
+        capture_output=True,
+        text=True,
+    )
+    assert version.stdout.startswith("7."), version  # the host (Debian 12) has pacman 6
+    root = directory / "image"
+    assert (root / "usr/share/kosi-hello/hello").read_text() == "hello from arch\n"
+    names = {p["name"]: p["version"] for p in installed_packages(root)}
+    assert names == {"filesystem": "2025.01-1", "kosi-hello": "1.0-1", "kosi-libhello": "2.0-1"}

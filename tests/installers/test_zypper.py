@@ -4,6 +4,7 @@ mirror (tests/installers/zypper_repo.py) laid out and signed as download.opensus
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -291,3 +292,47 @@ def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_p
     names = {p["name"] for p in json.loads((directory / "image.manifest").read_text())["packages"]}
     assert names == {"filesystem"}
     assert not (root / "usr/share/kosi-libhello/file").exists()
+
+
+@pytest.mark.image
+def test_zypper_and_rpm_from_the_default_tools_tree(mirror, tmp_path):
+    """ToolsTree=default for openSUSE: trixie's tree has zypper and an rpm with the ndb backend
+    (Debian 12's has none), so the image's database is ndb, as openSUSE's own; the log says so."""
+    settings = "ToolsTree=default\n\n[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\n"
+    # The tree's distribution-gpg-keys has openSUSE's own RPM-GPG-KEY-openSUSE, which the sandbox
+    # tree replaces, as with any mirror of one's own. A key bound with SHA-1 (as openSUSE's older
+    # keys are) is refused by the tree's rpm (Sequoia's policy): the build stops in one line.
+    sha1 = tmp_path / "sha1"
+    sha1.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(sha1), "--batch", "--passphrase", "", "--cert-digest-algo", "SHA1"]
+    subprocess.run([*gpg, "--quick-gen-key", "old <old@kosi.invalid>", "rsa2048", "sign", "never"], check=True)
+    old = subprocess.run([*gpg, "--armor", "--export"], capture_output=True, check=True).stdout
+    refused = project(tmp_path / "refused", mirror, tmp_path / "cache", settings)
+    (refused / "mkosi.sandbox" / LEAP_KEY).write_bytes(old)
+    result = build(refused)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    line = last_line(result)
+    assert re.match(r"error: rpm refuses the key \S+/RPM-GPG-KEY-openSUSE \(\w+: No binding signature", line), line
+    assert line.endswith("mkosi.sandbox/ as /usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE"), line
+
+    directory = project(tmp_path / "image", mirror, tmp_path / "cache", settings)
+    (directory / "mkosi.sandbox" / LEAP_KEY).write_bytes(mirror.key.read_bytes())
+    result = build(directory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    match = re.search(r"rpm database: ndb, as openSUSE's own \(the tools tree's rpm \((\S+)\) has it\)", result.stderr)
+    assert match, result.stderr[-3000:]
+    tree = Path(match.group(1))
+    assert tree.name == "debian-trixie+package-managers"
+    root = directory / "image"
+    assert (root / "usr/share/kosi-hello/file").read_text() == "kosi-hello 1.0\n"
+    assert (root / "usr/share/kosi-libhello/file").read_text() == "kosi-libhello 2.0\n"
+    assert (root / "usr/lib/sysimage/rpm/Packages.db").exists()
+    assert not (root / "usr/lib/sysimage/rpm/rpmdb.sqlite").exists()
+    from kosi.sandbox import Mount, run, sandbox_command
+
+    query = ["rpm", f"--root={root}", "--dbpath=/usr/lib/sysimage/rpm", "-qa", "--qf", "%{NAME}-%{VERSION}\n"]
+    prefix = sandbox_command(mounts=[Mount(root, str(root), "ro-bind")], tools=tree)
+    names = set(run(query, sandbox=prefix, stdout=-1, stderr=-1, input="").stdout.split())
+    assert {"filesystem-84.87", "kosi-hello-1.0", "kosi-libhello-2.0"} <= names
+    manifest = json.loads((directory / "image.manifest").read_text())
+    assert {p["name"] for p in manifest["packages"]} == {"filesystem", "kosi-hello", "kosi-libhello"}
