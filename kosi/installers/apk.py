@@ -37,7 +37,7 @@ from kosi.sandbox import Mount, last_error_line, run
 if TYPE_CHECKING:
     from kosi.pipeline.context import Context
 
-UNREPRODUCIBLE = ("var/cache/apk", "var/cache/ldconfig/aux-cache", "var/lib/systemd/random-seed")
+UNREPRODUCIBLE = ("var/cache/apk",)
 
 
 def distribution(config: Config) -> type[PostmarketOS]:
@@ -64,6 +64,7 @@ def find_apk(config: Config) -> Path | None:
 
 class Apk(PackageManager):
     name = "apk"
+    unreproducible = UNREPRODUCIBLE
 
     @classmethod
     def check_available(cls, config: Config) -> None:
@@ -77,15 +78,9 @@ class Apk(PackageManager):
     def sources(self, config: Config) -> list[str]:
         return [f"[{r.name}] {r.url}" for r in distribution(config).repositories(config)]
 
-    @staticmethod
-    def cache_dir(context: Context) -> Path:
-        config = context.config
-        dist = distribution(config)
-        return context.package_cache / f"{dist.name}~{dist.release(config)}~{apk_architecture(config)}"
-
-    @staticmethod
-    def state_dir(context: Context) -> Path:
-        return context.workspace / "apk"
+    @classmethod
+    def cache_architecture(cls, config: Config) -> str:
+        return apk_architecture(config)
 
     def setup(self, context: Context) -> None:
         config = context.config
@@ -190,12 +185,8 @@ class Apk(PackageManager):
             for sub in ("lib/apk", "var/cache/apk", "etc/apk"):
                 local_repository.remove_path(root / sub)
 
-    def normalise_for_reproducibility(self, context: Context) -> None:
-        for sub in UNREPRODUCIBLE:
-            local_repository.remove_path(context.root / sub)
-
     def wrappers(self, context: Context) -> dict[str, list[str]]:
-        env = ["env", *(f"{k}={v}" for k, v in common_environment(context).items())]
+        env = self.env_command(context)
         root = context.root
         state = self.state_dir(context)
         apk = [

@@ -17,7 +17,6 @@ root (dpkg --root chroots for maintainer scripts), and one apt-get run installs 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shlex
@@ -82,11 +81,9 @@ class Apt(PackageManager):
 
     # ---- paths -------------------------------------------------------------------------
 
-    @staticmethod
-    def cache_dir(context: "Context") -> Path:
-        config = context.config
-        dist = distribution(config)
-        return context.package_cache / f"{dist.name}~{dist.release(config)}~{deb_architecture(config)}"
+    @classmethod
+    def cache_architecture(cls, config: Config) -> str:
+        return deb_architecture(config)
 
     @staticmethod
     def apt_config(context: "Context") -> Path:
@@ -250,8 +247,7 @@ class Apt(PackageManager):
         cmd = ["apt-get", *self.root_options(context, root), *args]
         # apt refuses to run while another apt holds the cache's locks; builds sharing a package
         # cache take turns instead of failing.
-        with open(self.cache_dir(context) / "kosi.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self.cache_lock(context):
             return self._run(context, cmd, root=root, apivfs=apivfs, what=what)
 
     def _run(
@@ -607,7 +603,7 @@ class Apt(PackageManager):
         # The apt lists' mtimes come from the mirror; apt's "extended_states" is content only.
 
     def wrappers(self, context: "Context") -> dict[str, list[str]]:
-        env = ["env", *(f"{k}={v}" for k, v in self.environment(context).items())]
+        env = self.env_command(context)
         root = context.root
         sandbox = [*env, *apt_sandbox(context, root)]
         query = [*env, *apt_sandbox(context, root, apivfs=False, network=False)]

@@ -18,16 +18,27 @@ each is an argv the pipeline writes into a small shell script that appends "$@".
 
 from __future__ import annotations
 
+import fcntl
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence, TypeVar
 
+from kosi import log
 from kosi.discovery import import_modules
 from kosi.errors import KosiError
+from kosi.installers.repository import remove_path
+from kosi.sandbox import last_error_line, run
 
 if TYPE_CHECKING:
     from kosi.pipeline.context import Context
 
 _INSTALLERS: dict[str, type[PackageManager]] = {}
+
+#: what every distribution's package scripts stamp with the wall clock (relative to the root)
+UNREPRODUCIBLE = ("var/cache/ldconfig/aux-cache", "var/lib/systemd/random-seed")
 
 _Family = TypeVar("_Family")
 
@@ -51,11 +62,101 @@ class PackageManager:
     """
 
     name: ClassVar[str]
+    #: the directory below the workspace holding the package manager's configuration and state
+    state_name: ClassVar[str] = ""
+    #: what this package manager and its scripts stamp with the wall clock (relative to the
+    #: root), removed after the build with UNREPRODUCIBLE
+    unreproducible: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
             _INSTALLERS[cls.name] = cls
+
+    # ---- paths and the shared package cache -------------------------------------------------
+
+    @classmethod
+    def cache_architecture(cls, config: Any) -> str:
+        """The architecture as the package manager names it: the package cache is kept per
+        distribution, release and this."""
+        raise NotImplementedError
+
+    @classmethod
+    def cache_dir(cls, context: "Context") -> Path:
+        """<package cache>/<distribution>~<release>~<architecture>: metadata and packages, kept
+        across builds."""
+        from kosi.distributions import get
+
+        config = context.config
+        dist: Any = get(str(config["Distribution"]))  # every family has release()
+        return context.package_cache / f"{dist.name}~{dist.release(config)}~{cls.cache_architecture(config)}"
+
+    @classmethod
+    def state_dir(cls, context: "Context") -> Path:
+        """The package manager's configuration and state for this build, never in the image."""
+        return context.workspace / (cls.state_name or cls.name)
+
+    @contextmanager
+    def cache_lock(self, context: "Context") -> Iterator[None]:
+        """Builds sharing the package cache take turns rather than corrupt each other's downloads."""
+        with open(self.cache_dir(context) / "kosi.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def metadata_from_cache(self, context: "Context", present: bool) -> bool:
+        """True when CacheOnly=always/metadata forbids syncing: the cache must then hold
+        repository metadata (`present`), or the build stops in one line saying so."""
+        mode = str(context.config["CacheOnly"])
+        if mode not in ("always", "metadata"):
+            return False
+        if not present:
+            raise KosiError(
+                f"CacheOnly={mode}: no repository metadata in the package cache "
+                f"{self.cache_dir(context)} (build once with CacheOnly=auto first)"
+            )
+        return True
+
+    def environment(self, context: "Context") -> dict[str, str]:
+        return environment(context)
+
+    def run_locked(
+        self,
+        context: "Context",
+        cmd: Sequence[str],
+        *,
+        sandbox: list[str],
+        what: str,
+        downloads: str,
+        ok: Sequence[int] = (0,),
+        failed: str | None = None,
+    ) -> str:
+        """Run the package manager under the package cache's lock; its output (stdout and
+        stderr), or one line (explain_failure) when it exits with a status not in `ok` or says
+        `failed`. Counts the packages it downloaded by the lines matching `downloads`."""
+        start = time.monotonic()
+        with self.cache_lock(context):
+            result = run(
+                cmd, sandbox=sandbox, env=self.environment(context), stdout=-1, stderr=-1, check=False, input=""
+            )
+        log.debug(f"{what}: {time.monotonic() - start:.1f}s")
+        output = f"{result.stdout or ''}\n{result.stderr or ''}"
+        if log.DEBUG:
+            log.debug(output.rstrip())
+        if result.returncode not in ok or (failed and failed in output):
+            raise KosiError(self.explain_failure(context, what, output, returncode=result.returncode))
+        context.state.installer.downloaded += len(re.findall(downloads, output, re.MULTILINE))
+        return output
+
+    def explain_failure(self, context: "Context", what: str, output: str, *, returncode: int | None = None) -> str:
+        """The package manager's output reduced to the one line a user needs."""
+        status = f" with exit status {returncode}" if returncode is not None else ""
+        return f"{what} failed{status}: {last_error_line(output) or 'no output'}"
+
+    def env_command(self, context: "Context") -> list[str]:
+        """`env` with the package manager's environment, for the wrappers scripts call."""
+        return ["env", *(f"{k}={v}" for k, v in self.environment(context).items())]
+
+    # ---- the steps ---------------------------------------------------------------------------
 
     def setup(self, context: "Context") -> None:
         """Write the package manager's configuration into context.pkgmngr."""
@@ -84,7 +185,8 @@ class PackageManager:
 
     def normalise_for_reproducibility(self, context: "Context") -> None:
         """Remove or normalise what package scripts stamped with the wall clock."""
-        raise NotImplementedError
+        for sub in (*UNREPRODUCIBLE, *self.unreproducible):
+            remove_path(context.root / sub)
 
     def wrappers(self, context: "Context") -> dict[str, list[str]]:
         """Commands acting on the image, by the name scripts call them with."""

@@ -19,11 +19,9 @@ Package signatures are always checked (gpgcheck) unless RepositoryKeyCheck=no, o
 
 from __future__ import annotations
 
-import fcntl
 import os
 import platform
 import re
-import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -41,7 +39,7 @@ from kosi.installers import repository as local_repository
 from kosi.installers import rpm
 from kosi.installers.base import PackageManager, distribution_of
 from kosi.installers.base import environment as common_environment
-from kosi.sandbox import last_error_line, run
+from kosi.sandbox import run
 
 if TYPE_CHECKING:
     from kosi.pipeline.context import Context
@@ -59,7 +57,6 @@ UNREPRODUCIBLE = (
     "usr/lib/sysimage/libdnf5/transaction_history.sqlite",
     "usr/lib/sysimage/libdnf5/transaction_history.sqlite-shm",
     "usr/lib/sysimage/libdnf5/transaction_history.sqlite-wal",
-    "var/cache/ldconfig/aux-cache",
 )
 
 
@@ -88,10 +85,6 @@ def distribution(config: Config) -> type[RpmDistribution]:
     return distribution_of(config, RpmDistribution, "dnf")
 
 
-def is_rpm(path: Path) -> bool:
-    return path.suffix == ".rpm"
-
-
 def expand(config: Config, url: str) -> str:
     """A repository URL with dnf's variables ($releasever, $basearch, $stream) filled in."""
     dist = distribution(config)
@@ -118,6 +111,7 @@ def is_dnf5(command: str) -> bool:
 
 class Dnf(PackageManager):
     name = "dnf"
+    unreproducible = UNREPRODUCIBLE
 
     def sources(self, config: Config) -> list[str]:
         dist = distribution(config)
@@ -163,17 +157,9 @@ class Dnf(PackageManager):
             raise KosiError(f"{url} names compose {compose}, not one of {prefix}*")
         return compose.removeprefix(prefix)
 
-    # ---- paths -------------------------------------------------------------------------
-
-    @staticmethod
-    def cache_dir(context: Context) -> Path:
-        config = context.config
-        dist = distribution(config)
-        return context.package_cache / f"{dist.name}~{dist.release(config)}~{config.architecture}"
-
-    @staticmethod
-    def state_dir(context: Context) -> Path:
-        return context.workspace / "dnf"
+    @classmethod
+    def cache_architecture(cls, config: Config) -> str:
+        return str(config.architecture)
 
     # ---- setup -------------------------------------------------------------------------
 
@@ -199,13 +185,8 @@ class Dnf(PackageManager):
         if not (user_repos.is_dir() and any(user_repos.glob("*.repo"))):
             (state / "repos" / "kosi.repo").write_text(self._repo_file(context))
 
-        directories = [
-            Path(p) for p in [*(config["PackageDirectories"] or ()), *(config["VolatilePackageDirectories"] or ())]
-        ]
-        if not directories and (Path(config.directory) / "mkosi.packages").is_dir():
-            directories.append(Path(config.directory) / "mkosi.packages")
-        local_repository.populate(context.repository, directories, is_rpm)
-        self._write_local_repository(context)
+        local_repository.collect(context, rpm.is_rpm)
+        self._index_local_repository(context)
 
         command = executable(context.tools)
         where = f"the tools tree {context.tools}" if context.tools else "the host"
@@ -232,20 +213,14 @@ class Dnf(PackageManager):
             stanzas.append(repo.stanza(enabled=enabled, gpgcheck=check, keys=[k for k in keys if k]))
         return "\n".join(stanzas)
 
-    def _write_local_repository(self, context: Context) -> None:
-        path = self.state_dir(context) / "local" / "kosi-local.repo"
-        if local_repository.has_packages(context.repository, is_rpm):
-            rpm.index(context.repository, context.tools)
-            context.state.installer.local_fingerprint = local_repository.fingerprint(context.repository, is_rpm)
-            path.write_text(rpm.stanza(context.repository))
+    def _index_local_repository(self, context: Context) -> None:
+        """(Re-)index $PACKAGEDIR when it has packages not indexed yet (build scripts add some)."""
 
-    def _update_local_repository(self, context: Context) -> None:
-        """Re-index $PACKAGEDIR when build scripts added packages to it."""
-        if (
-            local_repository.has_packages(context.repository, is_rpm)
-            and local_repository.fingerprint(context.repository, is_rpm) != context.state.installer.local_fingerprint
-        ):
-            self._write_local_repository(context)
+        def index() -> None:
+            rpm.index(context.repository, context.tools)
+            (self.state_dir(context) / "local" / "kosi-local.repo").write_text(rpm.stanza(context.repository))
+
+        local_repository.reindex(context, rpm.is_rpm, index)
 
     # ---- running dnf -------------------------------------------------------------------
 
@@ -311,12 +286,7 @@ class Dnf(PackageManager):
         root = Path(root or context.root)
         state = self.state_dir(context)
         cmd = [*self.options(context, root, expire=expire), *args]
-        # Builds sharing the package cache take turns rather than corrupt each other's downloads.
-        with (
-            open(self.cache_dir(context) / "kosi.lock", "a") as lock,
-            _no_stray_paths(root, self.cache_dir(context), state),
-        ):
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self.cache_lock(context), _no_stray_paths(root, self.cache_dir(context), state):
             result = run(
                 cmd,
                 sandbox=rpm.sandbox(context, root, apivfs=apivfs),
@@ -393,16 +363,14 @@ class Dnf(PackageManager):
                 )
                 if message:
                     return f"{what}: {message}"
-        status = f" with exit status {returncode}" if returncode is not None else ""
-        return f"{what} failed{status}: {last_error_line(output) or 'no output'}"
+        return super().explain_failure(context, what, output, returncode=returncode)
 
     # ---- metadata ----------------------------------------------------------------------
 
     def sync(self, context: Context, force: bool = False) -> None:
         if context.state.installer.synced and not force:
             return
-        mode = str(context.config["CacheOnly"])
-        if mode in ("always", "metadata"):
+        if self.metadata_from_cache(context, self.has_metadata(context)):
             context.state.installer.synced = True
             return
         # dnf 4's makecache asks the mirror for repomd.xml even when the cached metadata has
@@ -412,6 +380,11 @@ class Dnf(PackageManager):
         self.dnf(context, args, expire=True, apivfs=False, what="dnf (repository metadata)")
         context.state.installer.synced = True
 
+    def has_metadata(self, context: Context) -> bool:
+        """Whether the package cache holds repository metadata (dnf 4 and dnf5 keep it in
+        <cachedir>/<repository>-<hash>/repodata/)."""
+        return any(self.cache_dir(context).glob("*/repodata/repomd.xml"))
+
     # ---- installing --------------------------------------------------------------------
 
     def install(
@@ -419,7 +392,7 @@ class Dnf(PackageManager):
     ) -> None:
         root = Path(root or context.root)
         self.sync(context)
-        self._update_local_repository(context)
+        self._index_local_repository(context)
         if not packages:
             return
         dist = distribution(context.config)
@@ -455,21 +428,17 @@ class Dnf(PackageManager):
                 "var/lib/libdnf5",
                 "usr/lib/sysimage/libdnf5",
             ):
-                _remove(root / sub)
+                local_repository.remove_path(root / sub)
         if always or not (root / "usr/bin/rpm").exists():
             dbpath = distribution(context.config).rpm_dbpath.lstrip("/")
             for sub in (dbpath, "var/lib/rpm", "usr/lib/sysimage/rpm"):
-                _remove(root / sub)
-
-    def normalise_for_reproducibility(self, context: Context) -> None:
-        for sub in UNREPRODUCIBLE:
-            _remove(context.root / sub)
+                local_repository.remove_path(root / sub)
 
     def manifest_packages(self, context: Context) -> list[dict]:
         return rpm.query(context, context.root, distribution(context.config).rpm_dbpath)
 
     def wrappers(self, context: Context) -> dict[str, list[str]]:
-        env = ["env", *(f"{k}={v}" for k, v in self.environment(context).items())]
+        env = self.env_command(context)
         root = context.root
         dnf = [*env, *rpm.sandbox(context, root), *self.options(context, root)]
         dbpath = distribution(context.config).rpm_dbpath
@@ -526,7 +495,7 @@ class _no_stray_paths:
 
     def __exit__(self, *exc):
         for path in self.paths:
-            _remove(path)
+            local_repository.remove_path(path)
             for parent in path.parents:
                 if (
                     parent in self.existed
@@ -538,10 +507,3 @@ class _no_stray_paths:
                     parent.rmdir()
                 except OSError:
                     break
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        path.unlink()

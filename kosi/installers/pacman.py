@@ -18,7 +18,6 @@ Local packages (PackageDirectories=, mkosi.packages, $PACKAGEDIR) form the repos
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
@@ -37,7 +36,6 @@ from kosi.installers import apt_keys
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import in_root
 from kosi.installers.base import PackageManager, distribution_of
-from kosi.installers.base import environment as common_environment
 from kosi.sandbox import Mount, last_error_line, run, sandbox_command
 
 if TYPE_CHECKING:
@@ -52,8 +50,6 @@ LOCAL_REPOSITORY = "mkosi"
 #: what package scripts write with the wall clock in it (relative to the root)
 UNREPRODUCIBLE = (
     "var/log/pacman.log",
-    "var/cache/ldconfig/aux-cache",
-    "var/lib/systemd/random-seed",
     "var/lib/pacman/db.lck",
 )
 PACKAGE_SUFFIXES = (".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".pkg.tar")
@@ -69,6 +65,7 @@ def is_package(path: Path) -> bool:
 
 class Pacman(PackageManager):
     name = "pacman"
+    unreproducible = UNREPRODUCIBLE
 
     def sources(self, config: Config) -> list[str]:
         arch = pacman_architecture(config)
@@ -79,15 +76,9 @@ class Pacman(PackageManager):
 
     # ---- paths -------------------------------------------------------------------------
 
-    @staticmethod
-    def cache_dir(context: Context) -> Path:
-        config = context.config
-        dist = distribution(config)
-        return context.package_cache / f"{dist.name}~{dist.release(config)}~{pacman_architecture(config)}"
-
-    @staticmethod
-    def state_dir(context: Context) -> Path:
-        return context.workspace / "pacman"
+    @classmethod
+    def cache_architecture(cls, config: Config) -> str:
+        return pacman_architecture(config)
 
     def config_file(self, context: Context) -> Path:
         return self.state_dir(context) / "pacman.conf"
@@ -98,7 +89,6 @@ class Pacman(PackageManager):
     # ---- setup -------------------------------------------------------------------------
 
     def setup(self, context: Context) -> None:
-        config = context.config
         state = self.state_dir(context)
         for sub in ("gnupg", "keyrings", "log"):
             (state / sub).mkdir(parents=True, exist_ok=True)
@@ -106,8 +96,7 @@ class Pacman(PackageManager):
         for sub in ("pkg", "db/sync"):
             (self.cache_dir(context) / sub).mkdir(parents=True, exist_ok=True)
 
-        directories = local_repository.package_directories(config)
-        local_repository.populate(context.repository, directories, match=is_package)
+        local_repository.collect(context, is_package)
         self._index_local_repository(context)
         self.config_file(context).write_text(self.pacman_conf(context))
         log.info(f"Using pacman from {f'the tools tree {context.tools}' if context.tools else 'the host'}")
@@ -138,29 +127,10 @@ class Pacman(PackageManager):
         return "\n".join(lines) + "\n\n" + "\n".join(sections)
 
     def _index_local_repository(self, context: Context) -> None:
-        repository = context.repository
-        if not has_packages(repository):
-            return
-        fingerprint = local_repository.fingerprint(repository, is_package)
-        if context.state.installer.local_fingerprint == fingerprint:
-            return
-        database = repository / f"{LOCAL_REPOSITORY}.db.tar"
-        for old in repository.glob(f"{LOCAL_REPOSITORY}.*"):
-            old.unlink()
-        packages = sorted(str(p) for p in repository.iterdir() if is_package(p))
-        sandbox = sandbox_command(mounts=[Mount(repository, str(repository))], tools=context.tools)
-        result = run(
-            ["repo-add", "--quiet", str(database), *packages], sandbox=sandbox, stdout=-1, stderr=-1, check=False
-        )
-        if result.returncode != 0:
-            raise KosiError(f"repo-add failed in {repository}: {last_error_line(result.stderr) or result.returncode}")
-        context.state.installer.local_fingerprint = fingerprint
-        context.state.installer.local_synced = False
+        """(Re-)index $PACKAGEDIR when it has packages not indexed yet (build scripts add some)."""
+        local_repository.reindex(context, is_package, lambda: repo_add(context.repository, context.tools))
 
     # ---- running pacman ----------------------------------------------------------------
-
-    def environment(self, context: Context) -> dict[str, str]:
-        return common_environment(context)
 
     def options(self, context: Context, root: Path, dbpath: Path | None = None, conf: Path | None = None) -> list[str]:
         """pacman's options that point it at one image root with our configuration and state."""
@@ -193,28 +163,8 @@ class Pacman(PackageManager):
     def _run(
         self, context: Context, cmd: Sequence[str], *, root: Path, apivfs: bool, what: str, network: bool = True
     ) -> str:
-        start = time.monotonic()
-        with open(self.cache_dir(context) / "kosi.lock", "a") as lock:
-            # builds sharing the package cache take turns at its databases and packages
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            result = run(
-                cmd,
-                sandbox=self.sandbox(context, root, apivfs=apivfs, network=network),
-                env=self.environment(context),
-                stdout=-1,
-                stderr=-1,
-                check=False,
-                input="",
-            )
-        log.debug(f"{what}: {time.monotonic() - start:.1f}s")
-        output = f"{result.stdout or ''}\n{result.stderr or ''}"
-        if log.DEBUG:
-            log.debug(output.rstrip())
-        if result.returncode != 0:
-            raise KosiError(self.explain_failure(context, what, output, returncode=result.returncode))
-        downloaded = len(re.findall(r"^\s*\S+ downloading\.\.\.$", output, re.MULTILINE))
-        context.state.installer.downloaded += downloaded
-        return output
+        sandbox = self.sandbox(context, root, apivfs=apivfs, network=network)
+        return self.run_locked(context, cmd, sandbox=sandbox, what=what, downloads=r"^\s*\S+ downloading\.\.\.$")
 
     def explain_failure(self, context: Context, what: str, output: str, *, returncode: int | None = None) -> str:
         """pacman's output reduced to the one line a user needs."""
@@ -253,8 +203,7 @@ class Pacman(PackageManager):
         errors = [line[len("error: ") :] for line in lines if line.startswith("error: ")]
         if errors:
             return f"{what}: {errors[-1]}"
-        status = f" with exit status {returncode}" if returncode is not None else ""
-        return f"{what} failed{status}: {last_error_line(output) or 'no output'}"
+        return super().explain_failure(context, what, output, returncode=returncode)
 
     def url_of(self, context: Context, filename: str, host: str) -> str:
         """The URL of a file pacman failed to download, from the repository it belongs to."""
@@ -335,14 +284,7 @@ class Pacman(PackageManager):
     def sync(self, context: Context, force: bool = False) -> None:
         if context.state.installer.synced and not force:
             return
-        mode = str(context.config["CacheOnly"])
-        have = any(self.sync_dir(context).glob("*.db"))
-        if mode in ("always", "metadata"):
-            if not have:
-                raise KosiError(
-                    f"CacheOnly={mode}: no repository metadata in the package cache "
-                    f"{self.cache_dir(context)} (build once with CacheOnly=auto first)"
-                )
+        if self.metadata_from_cache(context, any(self.sync_dir(context).glob("*.db"))):
             context.state.installer.synced = True
             return
         self.setup_keyring(context)
@@ -440,12 +382,8 @@ class Pacman(PackageManager):
             for sub in ("var/lib/pacman", "var/cache/pacman", "var/log/pacman.log"):
                 local_repository.remove_path(root / sub)
 
-    def normalise_for_reproducibility(self, context: Context) -> None:
-        for sub in UNREPRODUCIBLE:
-            local_repository.remove_path(context.root / sub)
-
     def wrappers(self, context: Context) -> dict[str, list[str]]:
-        env = ["env", *(f"{k}={v}" for k, v in self.environment(context).items())]
+        env = self.env_command(context)
         root = context.root
         pacman = [*env, *self.sandbox(context, root), "pacman", *self.options(context, root)]
         return {
@@ -462,6 +400,18 @@ class Pacman(PackageManager):
 
 def has_packages(repository: Path) -> bool:
     return local_repository.has_packages(repository, is_package)
+
+
+def repo_add(repository: Path, tools: Path | None) -> None:
+    """(Re)write the local repository's database with repo-add."""
+    database = repository / f"{LOCAL_REPOSITORY}.db.tar"
+    for old in repository.glob(f"{LOCAL_REPOSITORY}.*"):
+        old.unlink()
+    packages = sorted(str(p) for p in repository.iterdir() if is_package(p))
+    sandbox = sandbox_command(mounts=[Mount(repository, str(repository))], tools=tools)
+    result = run(["repo-add", "--quiet", str(database), *packages], sandbox=sandbox, stdout=-1, stderr=-1, check=False)
+    if result.returncode != 0:
+        raise KosiError(f"repo-add failed in {repository}: {last_error_line(result.stderr) or result.returncode}")
 
 
 def installed_packages(root: Path) -> list[dict]:

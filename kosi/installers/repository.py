@@ -12,10 +12,13 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from kosi.errors import KosiError
 from kosi.sandbox import Mount, run, sandbox_command
+
+if TYPE_CHECKING:
+    from kosi.pipeline.context import Context
 
 
 def package_directories(config) -> list[Path]:
@@ -26,6 +29,27 @@ def package_directories(config) -> list[Path]:
     if not directories and (Path(config.directory) / "mkosi.packages").is_dir():
         directories.append(Path(config.directory) / "mkosi.packages")
     return directories
+
+
+def collect(context: Context, match: Callable[[Path], bool]) -> None:
+    """$PACKAGEDIR gets the packages (the files `match` picks) of PackageDirectories=,
+    VolatilePackageDirectories= or mkosi.packages/."""
+    populate(context.repository, package_directories(context.config), match=match)
+
+
+def reindex(context: Context, match: Callable[[Path], bool], index: Callable[[], None]) -> bool:
+    """Run `index` when the local repository has packages it has not indexed yet (at setup,
+    and again after build scripts added some); True when it ran."""
+    repository = context.repository
+    if not has_packages(repository, match):
+        return False
+    current = fingerprint(repository, match)
+    if context.state.installer.local_fingerprint == current:
+        return False
+    index()
+    context.state.installer.local_fingerprint = current
+    context.state.installer.local_synced = False
+    return True
 
 
 def remove_path(path: Path) -> None:

@@ -71,6 +71,13 @@ def query(context: Context, root: Path, dbpath: str) -> list[dict]:
 # ---- the local repository ($PACKAGEDIR) --------------------------------------------------
 
 
+def is_rpm(path: Path) -> bool:
+    """A binary rpm for the local repository. Source rpms stay out: createrepo_c would index
+    them as arch "src", which neither dnf nor zypper installs into a root (dnf leaves the src
+    architecture out of its solver, zypper only source-installs them)."""
+    return path.name.endswith(".rpm") and not path.name.endswith(".src.rpm")
+
+
 def index(repository: Path, tools: Path | None) -> None:
     """(Re)write the repodata of the local repository with createrepo_c."""
     prefix = sandbox_command(mounts=[Mount(repository, str(repository))], tools=tools)

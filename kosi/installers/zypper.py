@@ -21,7 +21,6 @@ sqlite otherwise (openSUSE's rpm reads either), and logs which.
 
 from __future__ import annotations
 
-import fcntl
 import re
 import shutil
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ from kosi.installers import rpm
 from kosi.installers.apivfs import in_root
 from kosi.installers.base import PackageManager, distribution_of
 from kosi.installers.base import environment as common_environment
-from kosi.sandbox import Mount, last_error_line, run
+from kosi.sandbox import Mount, run
 
 if TYPE_CHECKING:
     from kosi.pipeline.context import Context
@@ -52,8 +51,6 @@ UNREPRODUCIBLE = (
     "var/log/zypper.log",
     "run/zypp.pid",
     "var/cache/zypp/solv/@System",
-    "var/cache/ldconfig/aux-cache",
-    "var/lib/systemd/random-seed",
 )
 
 
@@ -61,27 +58,17 @@ def distribution(config: Config) -> type[OpenSUSE]:
     return distribution_of(config, OpenSUSE, "zypper")
 
 
-def is_rpm(path: Path) -> bool:
-    return path.name.endswith(".rpm") and not path.name.endswith(".src.rpm")
-
-
 class Zypper(PackageManager):
     name = "zypper"
+    state_name = "zypp"
+    unreproducible = UNREPRODUCIBLE
 
     def sources(self, config: Config) -> list[str]:
         return [f"[{r.id}] {r.url}" for r in distribution(config).repositories(config) if r.enabled]
 
-    # ---- paths -------------------------------------------------------------------------
-
-    @staticmethod
-    def cache_dir(context: Context) -> Path:
-        config = context.config
-        dist = distribution(config)
-        return context.package_cache / f"{dist.name}~{dist.release(config)}~{rpm_architecture(config)}"
-
-    @staticmethod
-    def state_dir(context: Context) -> Path:
-        return context.workspace / "zypp"
+    @classmethod
+    def cache_architecture(cls, config: Config) -> str:
+        return rpm_architecture(config)
 
     # ---- setup -------------------------------------------------------------------------
 
@@ -91,8 +78,7 @@ class Zypper(PackageManager):
         for sub in ("repos.d", "keys", "sync-root"):
             (state / sub).mkdir(parents=True, exist_ok=True)
         self.cache_dir(context).mkdir(parents=True, exist_ok=True)
-        directories = local_repository.package_directories(config)
-        local_repository.populate(context.repository, directories, match=is_rpm)
+        local_repository.collect(context, rpm.is_rpm)
         self._write_repositories(context)
         (state / "zypp.conf").write_text(
             "[main]\n"
@@ -140,7 +126,7 @@ class Zypper(PackageManager):
         (reposd / f"{distribution(config).name}.repo").write_text("\n".join(r.section() for r in repos))
         for user in sorted((context.pkgmngr / "etc/zypp/repos.d").glob("*.repo")):
             shutil.copyfile(user, reposd / user.name)
-        if local_repository.has_packages(context.repository, is_rpm):
+        if local_repository.has_packages(context.repository, rpm.is_rpm):
             local = RpmRepository(LOCAL_REPOSITORY, f"file://{context.repository}", check=False)
             (reposd / f"{LOCAL_REPOSITORY}.repo").write_text(local.section(priority=50))
 
@@ -170,23 +156,19 @@ class Zypper(PackageManager):
         return backend
 
     def _index_local_repository(self, context: Context) -> None:
-        repository = context.repository
-        if not local_repository.has_packages(repository, is_rpm):
-            return
-        fingerprint = local_repository.fingerprint(repository, is_rpm)
-        if context.state.installer.local_fingerprint == fingerprint:
-            return
-        rpm.index(repository, context.tools)
-        context.state.installer.local_fingerprint = fingerprint
-        context.state.installer.local_synced = False
-        self._write_repositories(context)
+        """(Re-)index $PACKAGEDIR when it has packages not indexed yet (build scripts add some)."""
+
+        def index() -> None:
+            rpm.index(context.repository, context.tools)
+            self._write_repositories(context)
+
+        local_repository.reindex(context, rpm.is_rpm, index)
 
     # ---- running zypper and rpm --------------------------------------------------------------
 
     def environment(self, context: Context) -> dict[str, str]:
-        env = common_environment(context)
         state = self.state_dir(context)
-        return {**env, "ZYPP_CONF": str(state / "zypp.conf"), "SYSTEMD_OFFLINE": "1"}
+        return {**common_environment(context), "ZYPP_CONF": str(state / "zypp.conf"), "SYSTEMD_OFFLINE": "1"}
 
     def sandbox(self, context: Context, root: Path, *, apivfs: bool = True, network: bool = True) -> list[str]:
         extra = [Mount(self.cache_dir(context), CACHE)]
@@ -211,25 +193,16 @@ class Zypper(PackageManager):
     def _run(
         self, context: Context, cmd: Sequence[str], *, root: Path, apivfs: bool, what: str, network: bool = True
     ) -> str:
-        with open(self.cache_dir(context) / "kosi.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # builds sharing the package cache take turns
-            result = run(
-                cmd,
-                sandbox=self.sandbox(context, root, apivfs=apivfs, network=network),
-                env=self.environment(context),
-                stdout=-1,
-                stderr=-1,
-                check=False,
-                input="",
-            )
-        output = f"{result.stdout or ''}\n{result.stderr or ''}"
-        if log.DEBUG:
-            log.debug(output.rstrip())
-        # zypper: 0 ok, 100-103 informational (updates/patches/restart needed), 106 some repos skipped
-        if result.returncode not in (0, 100, 101, 102, 103) or "Could not refresh the repositories" in output:
-            raise KosiError(self.explain_failure(context, what, output, returncode=result.returncode))
-        context.state.installer.downloaded += len(re.findall(r"^Retrieving: \S+\.rpm", output, re.MULTILINE))
-        return output
+        return self.run_locked(
+            context,
+            cmd,
+            sandbox=self.sandbox(context, root, apivfs=apivfs, network=network),
+            what=what,
+            downloads=r"^Retrieving: \S+\.rpm",
+            # 0 ok, 100-103 informational (updates/patches/restart needed), 106 some repos skipped
+            ok=(0, 100, 101, 102, 103),
+            failed="Could not refresh the repositories",
+        )
 
     def explain_failure(self, context: Context, what: str, output: str, *, returncode: int | None = None) -> str:
         config = context.config
@@ -285,8 +258,7 @@ class Zypper(PackageManager):
             )
         if repository and any("Valid metadata not found at specified URL" in line for line in lines):
             return f"repository {repository} has no valid metadata (is Mirror= right?)"
-        status = f" with exit status {returncode}" if returncode is not None else ""
-        return f"{what} failed{status}: {last_error_line(output) or 'no output'}"
+        return super().explain_failure(context, what, output, returncode=returncode)
 
     # ---- metadata ----------------------------------------------------------------------
 
@@ -309,13 +281,7 @@ class Zypper(PackageManager):
     def sync(self, context: Context, force: bool = False) -> None:
         if context.state.installer.synced and not force:
             return
-        mode = str(context.config["CacheOnly"])
-        if mode in ("always", "metadata"):
-            if not (self.cache_dir(context) / "solv").is_dir():
-                raise KosiError(
-                    f"CacheOnly={mode}: no repository metadata in the package cache "
-                    f"{self.cache_dir(context)} (build once with CacheOnly=auto first)"
-                )
+        if self.metadata_from_cache(context, (self.cache_dir(context) / "solv").is_dir()):
             self._index_local_repository(context)
             context.state.installer.synced = True
             return
@@ -415,12 +381,8 @@ class Zypper(PackageManager):
             for sub in (DBPATH, "var/lib/rpm"):
                 local_repository.remove_path(root / sub.lstrip("/"))
 
-    def normalise_for_reproducibility(self, context: Context) -> None:
-        for sub in UNREPRODUCIBLE:
-            local_repository.remove_path(context.root / sub)
-
     def wrappers(self, context: Context) -> dict[str, list[str]]:
-        env = ["env", *(f"{k}={v}" for k, v in self.environment(context).items())]
+        env = self.env_command(context)
         root = context.root
         sandbox = [*env, *self.sandbox(context, root)]
         zypper = [*sandbox, *self.zypper_command(context, root)]
