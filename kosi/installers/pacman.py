@@ -36,6 +36,7 @@ from kosi.installers import apt_keys
 from kosi.installers import repository as local_repository
 from kosi.installers.apivfs import in_root
 from kosi.installers.base import PackageManager, distribution_of
+from kosi.installers.pacman_signatures import signed_by
 from kosi.sandbox import Mount, last_error_line, run, sandbox_command
 
 if TYPE_CHECKING:
@@ -185,9 +186,11 @@ class Pacman(PackageManager):
                 )
             m = re.match(r"error: (?:\S+: )?key \"([^\"]*)\" (?:is unknown|could not be looked up remotely)", line)
             if m:
+                signed = [p for p in signed_by(self.sync_dir(context), m.group(1)) if p in output]
                 return (
-                    f"signature check failed: key {m.group(1)} is not in the keyring "
-                    f"{self.keyring_origin(context)} (RepositoryKeyCheck=no skips the check)"
+                    f"signature check failed{' for package ' + ', '.join(signed) if signed else ''}: "
+                    f"its signer's key {m.group(1)} is not in the keyring {self.keyring_origin(context)} "
+                    "(RepositoryKeyCheck=no skips the check)"
                 )
         for line in lines:
             m = re.match(r"error: failed retrieving file '([^']+)' from (\S+) : (.*)", line)
@@ -220,6 +223,8 @@ class Pacman(PackageManager):
 
     def keyring_origin(self, context: Context) -> str:
         """Where the Arch keyring came from, as the user knows it."""
+        if context.config["RepositoryKeyFetch"]:
+            return f"{distribution(context.config).keyring_package} from the mirror (RepositoryKeyFetch=yes)"
         keyring = distribution(context.config).keyring
         found = apt_keys.local_keyring(context, keyring)
         if found and found.is_relative_to(context.pkgmngr):
@@ -234,19 +239,10 @@ class Pacman(PackageManager):
         content, and copied into the workspace by later builds."""
         if not context.config.repository_key_check or context.state.installer.keyring_ready:
             return
-        dist = distribution(context.config)
         keyrings = self.state_dir(context) / "keyrings"
         digest = hashlib.sha256()
-        for name in KEYRING_FILES:
-            wanted = str(Path(dist.keyring).with_name(name))
-            found = apt_keys.local_keyring(context, wanted)
-            if found is None and name == "archlinux.gpg":
-                where = f"{wanted} (in the tools tree {context.tools})" if context.tools else wanted
-                raise KosiError(
-                    f"keyring {where} for the Arch Linux repositories is missing: install "
-                    f"{dist.keyring_package}, or use ToolsTree=default (or RepositoryKeyCheck=no)"
-                )
-            content = found.read_bytes() if found else b""
+        files = self.fetch_keyring(context) if context.config["RepositoryKeyFetch"] else self.local_keyring(context)
+        for name, content in files.items():
             (keyrings / name).write_bytes(content)
             digest.update(name.encode() + b"\0" + content + b"\0")
         gnupg = self.state_dir(context) / "gnupg"
@@ -279,6 +275,56 @@ class Pacman(PackageManager):
         partial.rename(cached)
         context.state.installer.keyring_ready = True
 
+    def local_keyring(self, context: Context) -> dict[str, bytes]:
+        """archlinux-keyring's files from the sandbox trees, the tools tree or the host."""
+        dist = distribution(context.config)
+        files = {}
+        for name in KEYRING_FILES:
+            wanted = str(Path(dist.keyring).with_name(name))
+            found = apt_keys.local_keyring(context, wanted)
+            if found is None and name == "archlinux.gpg":
+                where = f"{wanted} (in the tools tree {context.tools})" if context.tools else wanted
+                raise KosiError(
+                    f"keyring {where} for the Arch Linux repositories is missing: install "
+                    f"{dist.keyring_package}, use ToolsTree=default, or set RepositoryKeyFetch=yes "
+                    "(or RepositoryKeyCheck=no)"
+                )
+            files[name] = found.read_bytes() if found else b""
+        return files
+
+    def fetch_keyring(self, context: Context) -> dict[str, bytes]:
+        """RepositoryKeyFetch=yes, as mkosi 27.1: the archlinux-keyring package of the synced
+        repositories, downloaded from the mirror (trusted as the mirror's transport is: its
+        signature cannot be checked before there is a keyring) and unpacked."""
+        package = distribution(context.config).keyring_package
+        state = self.state_dir(context)
+        conf = state / "pacman-keyring.conf"
+        conf.write_text(
+            self.pacman_conf(context, local_repository=False).replace(self.siglevel(context.config), "Never")
+        )
+        dbpath = self.cache_dir(context) / "db"
+        cmd = ["pacman", *self.options(context, state, dbpath, conf), "--noprogressbar"]
+        url = self._run(context, [*cmd, "-Sp", package], root=state, apivfs=False, what=f"pacman -Sp {package}")
+        path = self.cache_dir(context) / "pkg" / url.strip().splitlines()[0].rsplit("/", 1)[-1]
+        if not path.exists():
+            self._run(context, [*cmd, "-Sw", package], root=state, apivfs=False, what=f"pacman -Sw {package}")
+        unpacked = state / "fetched-keyring"
+        shutil.rmtree(unpacked, ignore_errors=True)
+        unpacked.mkdir()
+        mounts = [Mount(path, str(path), "ro-bind"), Mount(unpacked, str(unpacked))]
+        result = run(
+            ["bsdtar", "-xf", str(path), "-C", str(unpacked), "usr/share/pacman/keyrings"],
+            sandbox=sandbox_command(mounts=mounts, tools=context.tools),
+            stdout=-1,
+            stderr=-1,
+            check=False,
+        )
+        keyrings = unpacked / "usr/share/pacman/keyrings"
+        if result.returncode != 0 or not (keyrings / "archlinux.gpg").is_file():
+            reason = last_error_line(result.stderr) or "no usr/share/pacman/keyrings/archlinux.gpg in it"
+            raise KosiError(f"RepositoryKeyFetch=yes: cannot unpack {path.name} from the mirror: {reason}")
+        return {name: (keyrings / name).read_bytes() if (keyrings / name).exists() else b"" for name in KEYRING_FILES}
+
     # ---- metadata ----------------------------------------------------------------------
 
     def sync(self, context: Context, force: bool = False) -> None:
@@ -287,7 +333,9 @@ class Pacman(PackageManager):
         if self.metadata_from_cache(context, any(self.sync_dir(context).glob("*.db"))):
             context.state.installer.synced = True
             return
-        self.setup_keyring(context)
+        fetch = context.config["RepositoryKeyFetch"]
+        if not fetch:  # a fetched keyring comes from the databases synced first
+            self.setup_keyring(context)
         dbpath = self.cache_dir(context) / "db"
         # The databases of the distribution's repositories only: the local one is synced per install.
         conf = self.state_dir(context) / "pacman-sync.conf"
@@ -295,6 +343,8 @@ class Pacman(PackageManager):
         cmd = ["pacman", *self.options(context, self.state_dir(context), dbpath, conf), "-Sy", "--noprogressbar"]
         self._run(context, cmd, root=self.state_dir(context), apivfs=False, what="pacman -Sy")
         context.state.installer.synced = True
+        if fetch:
+            self.setup_keyring(context)
 
     def _prepare_root(self, context: Context, root: Path) -> None:
         """The image's database directory with a copy of the cached repository databases."""

@@ -92,6 +92,8 @@ class Zypper(PackageManager):
         """The repositories' key files, copied into the workspace; missing ones are an error naming the file."""
         if not context.config.repository_key_check:
             return []
+        if context.config["RepositoryKeyFetch"]:
+            return self.fetch_keys(context)
         found = []
         for key in distribution(context.config).keys(context.config):
             path = apt_keys.local_keyring(context, key)
@@ -100,6 +102,27 @@ class Zypper(PackageManager):
             target = self.state_dir(context) / "keys" / Path(key).name
             shutil.copyfile(path, target)
             found.append(target)
+        return found
+
+    def fetch_keys(self, context: Context) -> list[Path]:
+        """RepositoryKeyFetch=yes: the key each enabled repository publishes next to its metadata
+        (repodata/repomd.xml.key), downloaded once per build: the keys mkosi 27.1 lets zypper
+        import itself (--gpg-auto-import-keys). Only these are trusted, for this build."""
+        from kosi.scripts.environment import open_url
+
+        found = []
+        for repo in distribution(context.config).repositories(context.config):
+            target = self.state_dir(context) / "keys" / f"{repo.id}.key"
+            if repo.enabled and not target.exists():
+                url = f"{repo.url}/repodata/repomd.xml.key"
+                try:
+                    with open_url(context.config, url, timeout=30) as response:
+                        target.write_bytes(response.read())
+                except (OSError, ValueError) as e:
+                    reason = getattr(e, "reason", None) or e
+                    raise KosiError(f"RepositoryKeyFetch=yes: cannot fetch the key {url}: {reason}") from None
+            if target.exists():
+                found.append(target)
         return found
 
     def check_keys(self, context: Context) -> None:
