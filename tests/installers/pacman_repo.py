@@ -2,12 +2,16 @@
 
     <root>/core/os/x86_64/core.db -> core.db.tar.gz, core.files, *.pkg.tar.zst, *.pkg.tar.zst.sig
     <root>/extra/os/x86_64/...
+    <root>/repos/2025/01/31/core/os/x86_64/...   the same, as archive.archlinux.org keeps a day
+    <root>/repos/last/lastsync                     the newest day's time (`latest-snapshot`)
 
 Packages are made by hand (a .PKGINFO and the files, in a zstd tarball, as makepkg writes
 them), signed by a throwaway gpg key (detached .sig files, and the signatures in the
 databases as repo-add puts them there), indexed by repo-add. `keyrings` holds what Debian's
 archlinux-keyring installs (archlinux.gpg, archlinux-trusted, archlinux-revoked) but with the
-throwaway key, for a project's mkosi.sandbox/usr/share/keyrings/.
+throwaway key, for a project's mkosi.sandbox/usr/share/keyrings/; core also has an
+archlinux-keyring package with those files where Arch's has them (usr/share/pacman/keyrings),
+and kosi-rogue, signed by another key the keyring does not know.
 """
 
 from __future__ import annotations
@@ -15,12 +19,17 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import shutil
 import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from image_build import kill_gpg_agent
+
 ARCH = "x86_64"
+#: the day the mirror's copy of the snapshot archive (repos/YYYY/MM/DD/) has
+SNAPSHOT = "2025/01/31"
 
 
 @dataclass
@@ -30,22 +39,27 @@ class Mirror:
     url: str = ""
     requests: list[str] = field(default_factory=list)
     server: http.server.ThreadingHTTPServer | None = None
+    signer: Path | None = None  # the gpg home of the key that signed it
 
     def stop(self) -> None:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        if self.signer:
+            kill_gpg_agent(self.signer)
 
 
-def make_package(out: Path, name: str, version: str, files: dict[str, str], *, depends=(), arch: str = ARCH) -> Path:
+def make_package(
+    out: Path, name: str, version: str, files: dict[str, str | bytes], *, depends=(), arch: str = ARCH
+) -> Path:
     """A .pkg.tar.zst with .PKGINFO and `files` (path -> content)."""
     tree = out / f"tree-{name}"
     tree.mkdir(parents=True)
     for path, content in files.items():
         target = tree / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
+        target.write_bytes(content if isinstance(content, bytes) else content.encode())
     size = sum(len(c) for c in files.values())
     info = [
         f"pkgname = {name}",
@@ -92,6 +106,7 @@ CORE = {
     "kosi-hello": ("1.0-1", {"usr/share/kosi-hello/hello": "hello from arch\n"}, ("kosi-libhello",)),
     "kosi-libhello": ("2.0-1", {"usr/lib/kosi-libhello.so": "libhello\n"}, ()),
     "kosi-tampered": ("1.0-1", {"usr/share/kosi-tampered/file": "original\n"}, ()),
+    "kosi-rogue": ("1.0-1", {"usr/share/kosi-rogue/file": "rogue\n"}, ()),
 }
 EXTRA = {
     "kosi-extra": ("3.0-1", {"usr/share/kosi-extra/file": "from extra\n"}, ()),
@@ -108,7 +123,11 @@ def build(base: Path) -> Mirror:
     gpg(home, "--export", "--output", str(keyrings / "archlinux.gpg"), fingerprint)
     (keyrings / "archlinux-trusted").write_text(f"{fingerprint}:4:\n")
     (keyrings / "archlinux-revoked").write_text("")
-    for repo, packages in (("core", CORE), ("extra", EXTRA)):
+    keyring = {f"usr/share/pacman/keyrings/{p.name}": p.read_bytes() for p in keyrings.iterdir()}
+    core = {**CORE, "archlinux-keyring": ("20250101-1", keyring, ())}
+    rogue = base / "rogue-signer"
+    new_key(rogue, "someone else <rogue@kosi.invalid>")
+    for repo, packages in (("core", core), ("extra", EXTRA)):
         directory = root / repo / "os" / ARCH
         directory.mkdir(parents=True)
         made = []
@@ -116,7 +135,7 @@ def build(base: Path) -> Mirror:
             package = make_package(work, name, version, files, depends=depends)
             target = directory / package.name
             os.rename(package, target)
-            sign(home, target)
+            sign(rogue if name == "kosi-rogue" else home, target)
             made.append(target)
         subprocess.run(
             ["repo-add", "--quiet", str(directory / f"{repo}.db.tar.gz"), *map(str, made)],
@@ -130,7 +149,12 @@ def build(base: Path) -> Mirror:
     data = bytearray(tampered.read_bytes())
     data[-8] ^= 0xFF
     tampered.write_bytes(bytes(data))
-    return Mirror(root, keyrings)
+    kill_gpg_agent(rogue)
+    for repo in ("core", "extra"):
+        shutil.copytree(root / repo, root / "repos" / SNAPSHOT / repo)
+    (root / "repos/last").mkdir()
+    (root / "repos/last/lastsync").write_text("1738281600\n")  # 2025-01-31 00:00 UTC
+    return Mirror(root, keyrings, signer=home)
 
 
 def local_package(directory: Path) -> Path:

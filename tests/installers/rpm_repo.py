@@ -24,6 +24,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from image_build import kill_gpg_agent
+
 ARCH = "x86_64"
 
 
@@ -77,7 +79,7 @@ class SigningKey:
         return {**os.environ, "GNUPGHOME": str(self.home)}
 
     def close(self) -> None:
-        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=self.env(), check=False, capture_output=True)
+        kill_gpg_agent(self.home)
 
 
 @dataclass

@@ -18,10 +18,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import rpm_repo
+from image_build import REPO, error_line, script
+from image_build import build as kosi_build
 from rpm_repo import Spec
 
 pytestmark = pytest.mark.image
-REPO = Path(__file__).resolve().parents[2]
 
 
 SNAPSHOT = "20250101.0"
@@ -104,15 +105,6 @@ def project(
     return directory
 
 
-def kosi_build(directory: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), "-f", "build"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def rpm_qa(root: Path, dbpath: str = "/usr/lib/sysimage/rpm") -> set[str]:
     result = subprocess.run(
         ["rpm", f"--root={root}", f"--dbpath={dbpath}", "-qa", "--qf", "%{NAME}\n"],
@@ -124,14 +116,20 @@ def rpm_qa(root: Path, dbpath: str = "/usr/lib/sysimage/rpm") -> set[str]:
     return set(result.stdout.split()) - {"gpg-pubkey"}
 
 
-def error_line(result: subprocess.CompletedProcess) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 1, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    return lines[-1]
-
-
 FEDORA_KEY = "RPM-GPG-KEY-fedora-42-primary"
+CENTOS_KEY = "RPM-GPG-KEY-CentOS-Official-SHA256"
+CENTOS_KEYS = (CENTOS_KEY, "RPM-GPG-KEY-CentOS-SIG-Extras")
+
+
+def fedora(directory: Path, mirror: dict, **options) -> Path:
+    """A Fedora 42 project on the test mirror, trusting its key as Fedora's."""
+    return project(directory, "fedora", "42", f"{mirror['url']}/fedora", keys={FEDORA_KEY: mirror["key"]}, **options)
+
+
+def centos(directory: Path, mirror: dict, *, keys: tuple[str, ...] = CENTOS_KEYS, **options) -> Path:
+    """A CentOS Stream 10 project on the test mirror, trusting its key under the names `keys`."""
+    url = f"{mirror['url']}/centos-stream"
+    return project(directory, "centos", "10", url, keys=dict.fromkeys(keys, mirror["key"]), **options)
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +138,7 @@ def fedora_cache(tmp_path_factory):
 
 
 def test_fedora_package_and_its_dependency(mirror, tmp_path, fedora_cache):
-    d = project(
-        tmp_path, "fedora", "42", f"{mirror['url']}/fedora", keys={FEDORA_KEY: mirror["key"]}, cache=fedora_cache
-    )
+    d = fedora(tmp_path, mirror, cache=fedora_cache)
     before = len(mirror["server"].requests)
     result = kosi_build(d)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -181,9 +177,7 @@ def build_offline(mirror, directory: Path) -> tuple[subprocess.CompletedProcess,
 
 def test_fedora_warm_cache_downloads_nothing(mirror, tmp_path, fedora_cache):
     """The second build with the same package cache works with the mirror gone."""
-    d = project(
-        tmp_path, "fedora", "42", f"{mirror['url']}/fedora", keys={FEDORA_KEY: mirror["key"]}, cache=fedora_cache
-    )
+    d = fedora(tmp_path, mirror, cache=fedora_cache)
     if not any(fedora_cache.rglob("hello-1.4-1.x86_64.rpm")):
         assert kosi_build(d).returncode == 0
     result, requests = build_offline(mirror, d)
@@ -209,15 +203,7 @@ def test_fedora_rawhide_is_the_default_release(mirror, tmp_path):
 
 
 def test_fedora_package_directory(mirror, tmp_path):
-    d = project(
-        tmp_path,
-        "fedora",
-        "42",
-        f"{mirror['url']}/fedora",
-        packages="hello,localpkg",
-        keys={FEDORA_KEY: mirror["key"]},
-        extra=f"PackageDirectories={mirror['local']}\n",
-    )
+    d = fedora(tmp_path, mirror, packages="hello,localpkg", extra=f"PackageDirectories={mirror['local']}\n")
     result = kosi_build(d)
     assert result.returncode == 0, result.stderr[-4000:]
     root = d / "mkosi.output/image"
@@ -226,20 +212,13 @@ def test_fedora_package_directory(mirror, tmp_path):
 
 
 def test_fedora_missing_package_is_one_line(mirror, tmp_path):
-    d = project(
-        tmp_path,
-        "fedora",
-        "42",
-        f"{mirror['url']}/fedora",
-        packages="hello,no-such-package",
-        keys={FEDORA_KEY: mirror["key"]},
-    )
+    d = fedora(tmp_path, mirror, packages="hello,no-such-package")
     line = error_line(kosi_build(d))
     assert "no-such-package" in line and "not found" in line, line
 
 
 def test_fedora_bad_signature_is_one_line(mirror, tmp_path):
-    d = project(tmp_path, "fedora", "42", f"{mirror['url']}/fedora", packages="rogue", keys={FEDORA_KEY: mirror["key"]})
+    d = fedora(tmp_path, mirror, packages="rogue")
     line = error_line(kosi_build(d))
     assert "signature" in line and "rogue-1.0-1.x86_64" in line and FEDORA_KEY in line, line
     assert not (d / "mkosi.output/image/usr/share/rogue/marker").exists()
@@ -258,18 +237,9 @@ def test_fedora_unreachable_mirror_is_one_line(mirror, tmp_path):
     assert "repository 'fedora'" in line and "Connection refused" in line, line
 
 
-CENTOS_KEY = "RPM-GPG-KEY-CentOS-Official-SHA256"
-
-
 def test_centos_stream_baseos_and_appstream(mirror, tmp_path):
     """EPEL and HyperScale are defined but disabled: their keys are not needed."""
-    d = project(
-        tmp_path,
-        "centos",
-        "10",
-        f"{mirror['url']}/centos-stream",
-        keys={CENTOS_KEY: mirror["key"], "RPM-GPG-KEY-CentOS-SIG-Extras": mirror["key"]},
-    )
+    d = centos(tmp_path, mirror)
     before = len(mirror["server"].requests)
     result = kosi_build(d)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -282,28 +252,12 @@ def test_centos_stream_baseos_and_appstream(mirror, tmp_path):
 
 
 def test_centos_epel_through_repositories(mirror, tmp_path):
-    keys = {CENTOS_KEY: mirror["key"], "RPM-GPG-KEY-CentOS-SIG-Extras": mirror["key"]}
-    d = project(
-        tmp_path / "nokey",
-        "centos",
-        "10",
-        f"{mirror['url']}/centos-stream",
-        packages="epel-hello",
-        keys=keys,
-        extra="Repositories=epel\n",
-    )
+    d = centos(tmp_path / "nokey", mirror, packages="epel-hello", extra="Repositories=epel\n")
     line = error_line(kosi_build(d))
     assert "RPM-GPG-KEY-EPEL-10" in line and "repository 'epel'" in line, line
 
-    d = project(
-        tmp_path / "key",
-        "centos",
-        "10",
-        f"{mirror['url']}/centos-stream",
-        packages="epel-hello",
-        keys={**keys, "RPM-GPG-KEY-EPEL-10": mirror["key"]},
-        extra="Repositories=epel\n",
-    )
+    keys = (*CENTOS_KEYS, "RPM-GPG-KEY-EPEL-10")
+    d = centos(tmp_path / "key", mirror, keys=keys, packages="epel-hello", extra="Repositories=epel\n")
     result = kosi_build(d)
     assert result.returncode == 0, result.stderr[-4000:]
     root = d / "mkosi.output/image"
@@ -314,28 +268,21 @@ def test_centos_epel_through_repositories(mirror, tmp_path):
 def test_fedora_scripts_overlay_volatile_and_removal(mirror, tmp_path, fedora_cache):
     """BuildPackages= only in the build overlay, VolatilePackages= from a package directory,
     mkosi-install and rpm acting on the image from a postinst script, RemovePackages=."""
-    d = project(
+    d = fedora(
         tmp_path,
-        "fedora",
-        "42",
-        f"{mirror['url']}/fedora",
+        mirror,
         packages="filesystem,libhello",
-        keys={FEDORA_KEY: mirror["key"]},
         cache=fedora_cache,
         extra=f"BuildPackages=hello\nVolatilePackages=localpkg\nPackageDirectories={mirror['local']}\n"
         "RemovePackages=hello\n",
     )
     conf = d / "mkosi.conf"
     conf.write_text(conf.read_text().replace("CleanPackageMetadata=no\n", ""))
-    build = d / "mkosi.build"
-    build.write_text('#!/bin/sh\nset -e\ntest -x "$BUILDROOT/usr/bin/hello"\necho built > "$DESTDIR/built-marker"\n')
-    postinst = d / "mkosi.postinst"
-    postinst.write_text(
-        '#!/bin/sh\nset -e\ntest ! -e "$BUILDROOT/usr/bin/hello"\nmkosi-install hello\n'
-        'rpm -q hello > "$BUILDROOT/rpm-q-hello"\n'
+    script(d / "mkosi.build", 'test -x "$BUILDROOT/usr/bin/hello"\necho built > "$DESTDIR/built-marker"\n')
+    script(
+        d / "mkosi.postinst",
+        'test ! -e "$BUILDROOT/usr/bin/hello"\nmkosi-install hello\nrpm -q hello > "$BUILDROOT/rpm-q-hello"\n',
     )
-    build.chmod(0o755)
-    postinst.chmod(0o755)
     result = kosi_build(d)
     assert result.returncode == 0, result.stderr[-4000:]
     root = d / "mkosi.output/image"
@@ -358,7 +305,7 @@ def test_fedora_scripts_overlay_volatile_and_removal(mirror, tmp_path, fedora_ca
             "centos",
             "10",
             "composes",
-            [CENTOS_KEY, "RPM-GPG-KEY-CentOS-SIG-Extras"],
+            CENTOS_KEYS,
             f"/composes/stream-10/production/CentOS-Stream-10-{SNAPSHOT}/compose/AppStream/x86_64/os/",
         ),
     ],

@@ -19,17 +19,20 @@ from kosi.pipeline.context import Context
 
 sys.path.insert(0, str(Path(__file__).parent))
 import pacman_repo
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def kosi(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+from image_build import (
+    build,
+    built,
+    built_image,
+    check_warm_build,
+    error_line,
+    kill_gpg_agent,
+    kosi,
+    module_cache,
+    script,
+    served_mirror,
+    unreachable_mirror_error,
+    write_project,
+)
 
 
 def arch_config(**values) -> Config:
@@ -152,27 +155,29 @@ def test_vagrant_howto_plans_cleanly(tmp_path, profile):
     assert steps["install bootloader"] is None
 
 
+def test_signature_issuer_is_the_signing_key(tmp_path):
+    """The key id pacman_signatures reads from a detached signature is the signer's."""
+    from kosi.installers.pacman_signatures import issuer
+
+    home = tmp_path / "gnupg"
+    fingerprint = pacman_repo.new_key(home, "issuer test <issuer@kosi.invalid>")
+    data = tmp_path / "data"
+    data.write_text("signed\n")
+    pacman_repo.sign(home, data)
+    kill_gpg_agent(home)
+    assert issuer(Path(f"{data}.sig").read_bytes()) == fingerprint[-16:]
+    assert issuer(b"\x88\x00") is None
+
+
 # ---- real images from a local mirror -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    mirror = pacman_repo.serve(pacman_repo.build(tmp_path_factory.mktemp("arch-mirror")))
-    yield mirror
-    mirror.stop()
-
-
-@pytest.fixture(scope="module")
-def package_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("arch-cache")
+mirror = served_mirror("arch-mirror", pacman_repo.build, pacman_repo.serve)
+package_cache = module_cache("arch-cache")
 
 
 def project(directory: Path, mirror: pacman_repo.Mirror, cache: Path, settings: str = "") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "mkosi.conf").write_text(
-        f"[Distribution]\nDistribution=arch\nMirror={mirror.url}\n\n[Output]\nFormat=directory\nOutput=image\n"
-        f"ManifestFormat=json\n\n[Build]\nPackageCacheDirectory={cache}\n{settings}\n"
-    )
+    write_project(directory, f"Distribution=arch\nMirror={mirror.url}", cache, settings)
     keyrings = directory / "mkosi.sandbox/usr/share/keyrings"
     keyrings.mkdir(parents=True, exist_ok=True)
     for path in mirror.keyrings.iterdir():
@@ -180,21 +185,7 @@ def project(directory: Path, mirror: pacman_repo.Mirror, cache: Path, settings: 
     return directory
 
 
-def build(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    return kosi(directory, "-f", *args, "build")
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory, mirror, package_cache) -> Path:
-    directory = project(
-        tmp_path_factory.mktemp("arch-image"),
-        mirror,
-        package_cache,
-        "[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\n",
-    )
-    result = build(directory)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return directory
+image = built_image("arch-image", project, "[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\n")
 
 
 @pytest.mark.image
@@ -230,28 +221,17 @@ def test_private_keyring_holds_only_the_given_keys(image, package_cache):
 @pytest.mark.image
 def test_warm_build_downloads_nothing(image, mirror, package_cache, tmp_path):
     """With the mirror gone, a build from the warm package cache still succeeds."""
-    other = pacman_repo.serve(pacman_repo.Mirror(mirror.root, mirror.keyrings))
-    cold = project(tmp_path / "cold", other, package_cache, "[Content]\nPackages=kosi-hello\n")
-    assert build(cold).returncode == 0
-    other.stop()
-    requests = list(other.requests)
-    warm = project(tmp_path / "warm", other, package_cache, "[Content]\nPackages=kosi-hello\nCacheOnly=metadata\n")
-    result = build(warm)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (warm / "image/usr/share/kosi-hello/hello").exists()
-    assert other.requests == requests  # nothing asked of the (stopped) mirror
+    copy = pacman_repo.serve(pacman_repo.Mirror(mirror.root, mirror.keyrings))
+    settings = "[Content]\nPackages=kosi-hello\n"
+    check_warm_build(copy, project, package_cache, tmp_path, settings, "usr/share/kosi-hello/hello")
 
 
 @pytest.mark.image
 def test_package_directory(mirror, package_cache, tmp_path):
     packages = tmp_path / "packages"
     pacman_repo.local_package(packages)
-    directory = project(
-        tmp_path / "p", mirror, package_cache, f"[Content]\nPackages=kosi-local\nPackageDirectories={packages}\n"
-    )
-    result = build(directory)
-    assert result.returncode == 0, result.stderr[-3000:]
-    root = directory / "image"
+    settings = f"[Content]\nPackages=kosi-local\nPackageDirectories={packages}\n"
+    root = built(project(tmp_path / "p", mirror, package_cache, settings))
     assert (root / "usr/share/kosi-local/file").read_text() == "local package\n"
     assert (root / "usr/lib/kosi-libhello.so").exists()  # its dependency, from the mirror
 
@@ -259,15 +239,12 @@ def test_package_directory(mirror, package_cache, tmp_path):
 @pytest.mark.image
 def test_missing_package_is_one_line(mirror, package_cache, tmp_path):
     result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-nope\n"))
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == "error: package 'kosi-nope' not found in arch (core, extra)"
+    assert error_line(result) == "error: package 'kosi-nope' not found in arch (core, extra)"
 
 
 @pytest.mark.image
 def test_bad_signature_is_one_line(mirror, package_cache, tmp_path):
-    result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-tampered\n"))
-    assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
+    last = error_line(build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-tampered\n")))
     assert last.startswith(
         "error: signature check failed for package kosi-tampered: its signature by "
         '"kosi Arch test key <arch@kosi.invalid>" is invalid'
@@ -275,17 +252,57 @@ def test_bad_signature_is_one_line(mirror, package_cache, tmp_path):
 
 
 @pytest.mark.image
-def test_unreachable_mirror_is_one_line(mirror, tmp_path):
-    directory = project(tmp_path, mirror, tmp_path / "cache")
-    conf = directory / "mkosi.conf"
-    conf.write_text(conf.read_text().replace(mirror.url, "http://127.0.0.1:9"))
-    result = build(directory)
-    assert result.returncode == 1
-    assert (
-        result.stderr.strip()
-        .splitlines()[-1]
-        .startswith("error: cannot fetch http://127.0.0.1:9/core/os/x86_64/core.db: ")
+def test_package_signed_by_an_unknown_key_is_one_line(mirror, package_cache, tmp_path):
+    """kosi-rogue is signed by a key the keyring does not have: pacman must not look it up on a
+    keyserver, and the build stops in one line naming the package and the key."""
+    line = error_line(build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-rogue\n")))
+    assert line.startswith("error: signature check failed for package kosi-rogue-1.0-1: its signer's key "), line
+    assert line.endswith(
+        " is not in the keyring /usr/share/keyrings/archlinux.gpg from the sandbox trees "
+        "(RepositoryKeyCheck=no skips the check)"
+    ), line
+    assert not (tmp_path / "image/usr/share/kosi-rogue").exists()
+
+
+@pytest.mark.image
+def test_repository_key_fetch_takes_the_keyring_from_the_mirror(mirror, tmp_path):
+    """RepositoryKeyFetch=yes, as mkosi 27.1: archlinux-keyring is downloaded from the mirror and
+    its keys are the ones trusted. The project has no keyring of its own and the host's (if any)
+    is Arch's real one, which did not sign the test packages."""
+    settings = "[Distribution]\nRepositoryKeyFetch=yes\n[Content]\nPackages=kosi-hello\n"
+    directory = write_project(tmp_path / "p", f"Distribution=arch\nMirror={mirror.url}", tmp_path / "cache", settings)
+    before = len(mirror.requests)
+    root = built(directory)
+    assert (root / "usr/share/kosi-hello/hello").read_text() == "hello from arch\n"
+    assert "/core/os/x86_64/archlinux-keyring-20250101-1-x86_64.pkg.tar.zst" in mirror.requests[before:]
+    assert not (root / "usr/share/pacman/keyrings").exists()  # the keyring package is not installed
+    (directory / "mkosi.conf").write_text(
+        (directory / "mkosi.conf").read_text().replace("Packages=kosi-hello", "Packages=kosi-tampered")
     )
+    assert error_line(build(directory)).startswith("error: signature check failed for package kosi-tampered")
+
+
+@pytest.mark.image
+def test_snapshot_from_a_copy_of_the_archive(mirror, tmp_path):
+    """`latest-snapshot` reads the archive's repos/last/lastsync; Snapshot= builds from that day's
+    repos/YYYY/MM/DD/$repo/os/$arch (the URLs mkosi 27.1 asks for with the same Mirror=)."""
+    directory = project(tmp_path, mirror, tmp_path / "cache", "[Content]\nPackages=kosi-hello\n")
+    latest = kosi(directory, "latest-snapshot")
+    assert (latest.returncode, latest.stdout.strip()) == (0, pacman_repo.SNAPSHOT), latest.stderr
+    with (directory / "mkosi.conf").open("a") as conf:
+        conf.write(f"[Distribution]\nSnapshot={pacman_repo.SNAPSHOT}\n")
+    before = len(mirror.requests)
+    root = built(directory)
+    assert (root / "usr/share/kosi-hello/hello").read_text() == "hello from arch\n"
+    requests = mirror.requests[before:]
+    assert requests and all(r.startswith(f"/repos/{pacman_repo.SNAPSHOT}/") for r in requests), requests
+    assert f"/repos/{pacman_repo.SNAPSHOT}/core/os/x86_64/kosi-hello-1.0-1-x86_64.pkg.tar.zst" in requests
+
+
+@pytest.mark.image
+def test_unreachable_mirror_is_one_line(mirror, tmp_path):
+    line = unreachable_mirror_error(project(tmp_path, mirror, tmp_path / "cache"), mirror.url)
+    assert line.startswith("error: cannot fetch http://127.0.0.1:9/core/os/x86_64/core.db: "), line
 
 
 def test_missing_keyring_is_one_line(tmp_path):
@@ -314,15 +331,12 @@ def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_p
         package_cache,
         "[Content]\nPackages=kosi-hello\nBuildPackages=kosi-extra\nRemovePackages=kosi-hello\n",
     )
-    build_script = directory / "mkosi.build"
-    build_script.write_text(
-        '#!/bin/sh\nset -e\ntest -f "$BUILDROOT/usr/share/kosi-extra/file"\n'
-        'mkdir -p "$DESTDIR/usr/share"\necho built > "$DESTDIR/usr/share/built"\n'
+    script(
+        directory / "mkosi.build",
+        'test -f "$BUILDROOT/usr/share/kosi-extra/file"\nmkdir -p "$DESTDIR/usr/share"\n'
+        'echo built > "$DESTDIR/usr/share/built"\n',
     )
-    build_script.chmod(0o755)
-    postinst = directory / "mkosi.postinst"
-    postinst.write_text('#!/bin/sh\nset -e\nmkosi-install kosi-extra\npacman -Q kosi-extra > "$BUILDROOT/pacman-q"\n')
-    postinst.chmod(0o755)
+    script(directory / "mkosi.postinst", 'mkosi-install kosi-extra\npacman -Q kosi-extra > "$BUILDROOT/pacman-q"\n')
     result = build(directory)
     assert result.returncode == 0, result.stderr[-3000:]
     root = directory / "image"

@@ -17,20 +17,23 @@ from kosi.errors import KosiError
 
 sys.path.insert(0, str(Path(__file__).parent))
 import zypper_repo
+from image_build import (
+    build,
+    built,
+    built_image,
+    check_warm_build,
+    error_line,
+    kill_gpg_agent,
+    kosi,
+    module_cache,
+    script,
+    served_mirror,
+    unreachable_mirror_error,
+    write_project,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 KEY = "usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE-Tumbleweed"
 LEAP_KEY = "usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE"
-
-
-def kosi(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *args],
-        check=False,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def suse_config(**values) -> Config:
@@ -96,52 +99,21 @@ def test_plan_shows_the_repositories(tmp_path):
 # ---- real images from a local mirror -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    mirror = zypper_repo.serve(zypper_repo.build(tmp_path_factory.mktemp("suse-mirror")))
-    yield mirror
-    mirror.stop()
-
-
-@pytest.fixture(scope="module")
-def package_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("suse-cache")
+mirror = served_mirror("suse-mirror", zypper_repo.build, zypper_repo.serve)
+package_cache = module_cache("suse-cache")
 
 
 def project(
     directory: Path, mirror, cache: Path, settings: str = "", *, release: str = "tumbleweed", key: Path | None = None
 ) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "mkosi.conf").write_text(
-        f"[Distribution]\nDistribution=opensuse\nRelease={release}\nMirror={mirror.url}\n\n"
-        "[Output]\nFormat=directory\nOutput=image\nManifestFormat=json\n\n"
-        f"[Build]\nPackageCacheDirectory={cache}\n{settings}\n"
-    )
+    write_project(directory, f"Distribution=opensuse\nRelease={release}\nMirror={mirror.url}", cache, settings)
     target = directory / "mkosi.sandbox" / (KEY if release == "tumbleweed" else LEAP_KEY)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes((key or mirror.key).read_bytes())
     return directory
 
 
-def build(directory: Path) -> subprocess.CompletedProcess:
-    return kosi(directory, "-f", "build")
-
-
-def last_line(result: subprocess.CompletedProcess) -> str:
-    return result.stderr.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory, mirror, package_cache) -> Path:
-    directory = project(
-        tmp_path_factory.mktemp("suse-image"),
-        mirror,
-        package_cache,
-        "[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\nWithDocs=no\n",
-    )
-    result = build(directory)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return directory
+image = built_image("suse-image", project, "[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\nWithDocs=no\n")
 
 
 def rpm_query(root: Path) -> set[str]:
@@ -182,45 +154,31 @@ def test_leap_layout_builds(mirror, package_cache, tmp_path):
 @pytest.mark.image
 def test_warm_build_downloads_nothing(image, mirror, package_cache, tmp_path):
     """With the mirror gone, a build from the warm package cache still succeeds."""
-    other = zypper_repo.serve(zypper_repo.RpmMirror(mirror.root, mirror.keyrings, key=mirror.key))
-    cold = project(tmp_path / "cold", other, package_cache, "[Content]\nPackages=kosi-hello\n")
-    assert build(cold).returncode == 0
-    other.stop()
-    requests = list(other.requests)
-    warm = project(tmp_path / "warm", other, package_cache, "[Content]\nPackages=kosi-hello\nCacheOnly=metadata\n")
-    result = build(warm)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (warm / "image/usr/share/kosi-hello/file").exists()
-    assert other.requests == requests
+    copy = zypper_repo.serve(zypper_repo.RpmMirror(mirror.root, mirror.keyrings, key=mirror.key))
+    settings = "[Content]\nPackages=kosi-hello\n"
+    check_warm_build(copy, project, package_cache, tmp_path, settings, "usr/share/kosi-hello/file")
 
 
 @pytest.mark.image
 def test_package_directory(mirror, package_cache, tmp_path):
     packages = tmp_path / "packages"
     zypper_repo.local_rpm(packages)
-    directory = project(
-        tmp_path / "p", mirror, package_cache, f"[Content]\nPackages=kosi-local\nPackageDirectories={packages}\n"
-    )
-    result = build(directory)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (directory / "image/usr/share/kosi-local/file").read_text() == "local package\n"
-    assert (directory / "image/usr/share/kosi-libhello/file").exists()
+    settings = f"[Content]\nPackages=kosi-local\nPackageDirectories={packages}\n"
+    root = built(project(tmp_path / "p", mirror, package_cache, settings))
+    assert (root / "usr/share/kosi-local/file").read_text() == "local package\n"
+    assert (root / "usr/share/kosi-libhello/file").exists()
 
 
 @pytest.mark.image
 def test_missing_package_is_one_line(mirror, package_cache, tmp_path):
     result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-nope\n"))
-    assert result.returncode == 1
-    assert last_line(result) == "error: package 'kosi-nope' not found in opensuse tumbleweed (oss, oss-update)"
+    assert error_line(result) == "error: package 'kosi-nope' not found in opensuse tumbleweed (oss, oss-update)"
 
 
 @pytest.mark.image
 def test_bad_package_signature_is_one_line(mirror, package_cache, tmp_path):
-    result = build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-tampered\n"))
-    assert result.returncode == 1
-    assert last_line(result).startswith(
-        "error: signature check failed for package kosi-tampered-1.0-1.noarch from oss: "
-    ), last_line(result)
+    line = error_line(build(project(tmp_path, mirror, package_cache, "[Content]\nPackages=kosi-tampered\n")))
+    assert line.startswith("error: signature check failed for package kosi-tampered-1.0-1.noarch from oss: "), line
 
 
 @pytest.mark.image
@@ -233,20 +191,35 @@ def test_metadata_signed_by_another_key_is_one_line(mirror, tmp_path):
             ["gpg", "--homedir", str(home), "--armor", "--export", fingerprint], check=True, stdout=subprocess.PIPE
         ).stdout
     )
-    result = build(project(tmp_path / "p", mirror, tmp_path / "cache", key=other))
-    assert result.returncode == 1
-    assert last_line(result).startswith(f"error: signature check failed for repository {mirror.url}/tumbleweed/")
-    assert "not signed by the configured keys (/usr/share/distribution-gpg-keys/opensuse/" in last_line(result)
+    kill_gpg_agent(home)
+    line = error_line(build(project(tmp_path / "p", mirror, tmp_path / "cache", key=other)))
+    assert line.startswith(f"error: signature check failed for repository {mirror.url}/tumbleweed/"), line
+    assert "not signed by the configured keys (/usr/share/distribution-gpg-keys/opensuse/" in line
+
+
+@pytest.mark.image
+def test_repository_key_fetch_takes_the_keys_the_mirror_publishes(mirror, tmp_path):
+    """RepositoryKeyFetch=yes without any key file: the enabled repositories' repomd.xml.key are
+    fetched (the keys mkosi 27.1 lets zypper auto-import) and checked against, packages too."""
+    settings = "[Distribution]\nRepositoryKeyFetch=yes\n[Content]\nPackages=kosi-hello\n"
+    directory = write_project(
+        tmp_path / "p", f"Distribution=opensuse\nMirror={mirror.url}", tmp_path / "cache", settings
+    )
+    before = len(mirror.requests)
+    root = built(directory)
+    assert (root / "usr/share/kosi-hello/file").read_text() == "kosi-hello 1.0\n"
+    keys = {r for r in mirror.requests[before:] if r.endswith("/repomd.xml.key")}
+    assert keys == {"/tumbleweed/repo/oss/repodata/repomd.xml.key", "/update/tumbleweed/repodata/repomd.xml.key"}
+    (directory / "mkosi.conf").write_text(
+        (directory / "mkosi.conf").read_text().replace("Packages=kosi-hello", "Packages=kosi-tampered")
+    )
+    assert error_line(build(directory)).startswith("error: signature check failed for package kosi-tampered")
 
 
 @pytest.mark.image
 def test_unreachable_mirror_is_one_line(mirror, tmp_path):
-    directory = project(tmp_path, mirror, tmp_path / "cache")
-    conf = directory / "mkosi.conf"
-    conf.write_text(conf.read_text().replace(mirror.url, "http://127.0.0.1:9"))
-    result = build(directory)
-    assert result.returncode == 1
-    assert last_line(result).startswith("error: cannot fetch from repository http://127.0.0.1:9/tumbleweed/")
+    line = unreachable_mirror_error(project(tmp_path, mirror, tmp_path / "cache"), mirror.url)
+    assert line.startswith("error: cannot fetch from repository http://127.0.0.1:9/tumbleweed/"), line
 
 
 def test_missing_key_file_is_one_line(tmp_path):
@@ -257,9 +230,7 @@ def test_missing_key_file_is_one_line(tmp_path):
         "ToolsTree=" + str(tmp_path / "tools") + "\n"
     )
     (tmp_path / "tools/usr").mkdir(parents=True)
-    result = build(tmp_path)
-    assert result.returncode == 1
-    assert last_line(result).startswith(
+    assert error_line(build(tmp_path)).startswith(
         "error: key file /usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE-Tumbleweed (in the tools tree "
     )
 
@@ -274,15 +245,12 @@ def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_p
         package_cache,
         "[Content]\nPackages=kosi-libhello\nBuildPackages=kosi-hello\nRemovePackages=kosi-libhello\n",
     )
-    build_script = directory / "mkosi.build"
-    build_script.write_text(
-        '#!/bin/sh\nset -e\ntest -f "$BUILDROOT/usr/share/kosi-hello/file"\n'
-        'mkdir -p "$DESTDIR/usr/share"\necho built > "$DESTDIR/usr/share/built"\n'
+    script(
+        directory / "mkosi.build",
+        'test -f "$BUILDROOT/usr/share/kosi-hello/file"\nmkdir -p "$DESTDIR/usr/share"\n'
+        'echo built > "$DESTDIR/usr/share/built"\n',
     )
-    build_script.chmod(0o755)
-    postinst = directory / "mkosi.postinst"
-    postinst.write_text('#!/bin/sh\nset -e\nmkosi-install filesystem\nrpm -q filesystem > "$BUILDROOT/rpm-q"\n')
-    postinst.chmod(0o755)
+    script(directory / "mkosi.postinst", 'mkosi-install filesystem\nrpm -q filesystem > "$BUILDROOT/rpm-q"\n')
     result = build(directory)
     assert result.returncode == 0, result.stderr[-3000:]
     root = directory / "image"
@@ -309,9 +277,7 @@ def test_zypper_and_rpm_from_the_default_tools_tree(mirror, tmp_path):
     old = subprocess.run([*gpg, "--armor", "--export"], capture_output=True, check=True).stdout
     refused = project(tmp_path / "refused", mirror, tmp_path / "cache", settings)
     (refused / "mkosi.sandbox" / LEAP_KEY).write_bytes(old)
-    result = build(refused)
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    line = last_line(result)
+    line = error_line(build(refused))
     assert re.match(r"error: rpm refuses the key \S+/RPM-GPG-KEY-openSUSE \(\w+: No binding signature", line), line
     assert line.endswith("mkosi.sandbox/ as /usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE"), line
 

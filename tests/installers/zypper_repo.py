@@ -135,7 +135,7 @@ def build(base: Path) -> RpmMirror:
         index(home, root / oss, key)
         for other in others:
             index(home, root / other, key)
-    mirror = RpmMirror(root, base)
+    mirror = RpmMirror(root, base, signer=home)
     mirror.key = key
     return mirror
 
