@@ -74,6 +74,9 @@ def test_boolean_spellings_mkosi_refuses(text):
         (UUIDOrRandom(), "not-a-uuid", "a UUID or 'random'"),
         (Mode(), "0999", "an octal access mode"),
         (Mode(), "17777", "an octal access mode"),
+        (Mode(), "4755", "between 0 and 1777"),  # as mkosi 27.1: no set-user-ID bit
+        (Integer(), "0x10", "an integer"),  # decimal only, as mkosi 27.1
+        (Integer(), "0o17", "an integer"),
         (Integer(1), "0", "an integer of at least 1"),
         (Integer(), "two", "an integer"),
         (IntegerOrWords("hash", "auto", minimum=3, maximum=0xFFFFFFFE), "2", "between 3 and"),
@@ -139,7 +142,7 @@ def test_mode_uuid_integers_versions():
     assert uuid.UUID(parse(UUIDOrRandom(), "random"))  # drawn while parsing, as mkosi
     assert parse(UUIDOrRandom(), "0A9F1E0C-5D0E-4B8A-9E3D-1A2B3C4D5E6F") == "0a9f1e0c-5d0e-4b8a-9e3d-1a2b3c4d5e6f"
     cid = IntegerOrWords("hash", "auto", minimum=3, maximum=0xFFFFFFFE)
-    assert parse(cid, "hash") == "hash" and parse(cid, "0x10") == 16 and parse(cid, "42") == 42
+    assert parse(cid, "hash") == "hash" and parse(cid, "042") == 42 and parse(cid, "1_000") == 1000
     assert parse(Integer(0), "1700000000") == 1700000000
     assert parse(Version(), "1.2~rc1") == "1.2~rc1"
 

@@ -142,7 +142,9 @@ class Integer(ValueType):
 
     def parse(self, setting, text, origin):
         try:
-            value = int(text.strip(), 0)
+            # Decimal only, as mkosi 27.1: 010 is ten, 0x10 and 0o10 are refused; a sign, digits
+            # grouped by underscores (1_000) and surrounding whitespace are fine.
+            value = int(text.strip(), 10)
         except ValueError:
             raise invalid(setting, text, self.describe(), origin) from None
         if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
@@ -213,7 +215,7 @@ class Mode(ValueType):
             value = int(text.strip(), 8)
         except ValueError:
             raise invalid(setting, text, self.describe(), origin) from None
-        if not 0 <= value <= 0o7777:
+        if not 0 <= value <= 0o1777:  # as mkosi 27.1: no set-user-ID or set-group-ID bits
             raise invalid(setting, text, self.describe(), origin)
         return value
 
@@ -221,7 +223,7 @@ class Mode(ValueType):
         return f"{value:04o}" if isinstance(value, int) else str(value)
 
     def describe(self):
-        return "an octal access mode such as 0644"
+        return "an octal access mode between 0 and 1777, such as 0644"
 
 
 class UUIDOrRandom(ValueType):
