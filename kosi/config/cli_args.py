@@ -10,6 +10,7 @@ stand alone before a verb (`kosi --with-docs build`).
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,22 +81,46 @@ CLI_ONLY_OPTIONS = (
     ),
 )
 
-BOOLEAN_WORDS = {"1", "yes", "y", "true", "t", "on", "0", "no", "n", "false", "f", "off", "enabled",
-                 "disabled"}  # fmt: skip
-
 
 def UsageError(message: str, hint: str | None = None) -> KosiError:
     """A malformed command line: exit status 2, as mkosi 27.1's (argparse's) refusal."""
     return KosiError(message, hint=hint, status=2)
 
 
-def _takes_optional_boolean(setting: Any) -> bool:
+def _is_switch(setting: Any) -> bool:
+    """Whether the setting's short option is a switch (-a, -i, -T), taking no value, as in mkosi
+    27.1: only settings that are booleans (or choices that take one) have such short options."""
     from kosi.config.values import Boolean, Choice, FeatureType
 
-    # Choices that also accept a boolean (Incremental=, CompressOutput=, ...) may be given alone.
     if isinstance(setting.type, Choice) and setting.type.booleans is not None:
         return True
     return isinstance(setting.type, (Boolean, FeatureType))
+
+
+#: Long options of settings whose value may be left out (meaning yes), as in mkosi 27.1: every
+#: other setting's long option needs a value (`--with-docs summary` sets WithDocs=summary).
+OPTIONAL_VALUE_OPTIONS = ("--checksum",)
+
+
+def looks_like_option(word: str) -> bool:
+    """Whether argparse (so mkosi 27.1) takes the word for an option rather than an option's
+    value: it starts with a dash, is not a lone dash or a negative number, has no space."""
+    return word.startswith("-") and word != "-" and not NEGATIVE_NUMBER.fullmatch(word) and " " not in word
+
+
+NEGATIVE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")
+
+
+def check_cli_choices(setting: Any, value: str, shown: str) -> None:
+    """mkosi 27.1 refuses a word outside an option's choices as a malformed command line."""
+    if setting.cli_choices is None:
+        return
+    words = list(setting.type.choices)
+    if setting.cli_choices == "reset":
+        words.append("")
+    if value not in words:
+        allowed = ", ".join(word or "'' (reset)" for word in words)
+        raise UsageError(f"{shown}: invalid value {value!r}, expected one of {allowed}")
 
 
 @dataclass(frozen=True)
@@ -177,6 +202,8 @@ def parse_command_line(argv: list[str]) -> Args:
             if value is None:
                 # A bare short flag may mean something else than "yes" (-T turns tests off).
                 value = target.short_value if shown == target.short and target.short_value else "yes"
+            else:
+                check_cli_choices(target, value, shown)
             args.assignments.append((target, value))
             return
         if target.kind in ("count", "flag") and value is not None:
@@ -188,31 +215,28 @@ def parse_command_line(argv: list[str]) -> Args:
         else:
             setattr(args, target.dest, value)
 
-    def needs_value(target: Any) -> bool:
+    def needs_value(target: Any, shown: str) -> bool:
         if isinstance(target, Alias):
             return True
         if isinstance(target, Setting):
-            return not _takes_optional_boolean(target)
+            if shown == target.short:
+                return not _is_switch(target)
+            return shown not in OPTIONAL_VALUE_OPTIONS
         return target.kind == "value"
-
-    def optional_boolean(target: Any) -> bool:
-        return isinstance(target, Setting) and _takes_optional_boolean(target)
 
     def next_value(shown: str) -> str:
         nonlocal i
-        if i + 1 >= len(argv):
+        if i + 1 >= len(argv) or looks_like_option(argv[i + 1]):
             raise UsageError(f"{shown} needs a value")
         i += 1
         return argv[i]
 
-    def maybe_boolean_value(target: Any) -> str | None:
-        """`--with-docs no` takes the word only when it is a boolean (or auto)."""
+    def maybe_value() -> str | None:
+        """`--checksum no` takes the next word unless it is an option, as argparse does."""
         nonlocal i
-        if i + 1 < len(argv):
-            word = argv[i + 1].lower()
-            if word in BOOLEAN_WORDS or (word == "auto" and isinstance(target, Setting)):
-                i += 1
-                return argv[i]
+        if i + 1 < len(argv) and not looks_like_option(argv[i + 1]) and argv[i + 1] != "--":
+            i += 1
+            return argv[i]
         return None
 
     while i < len(argv):
@@ -229,10 +253,10 @@ def parse_command_line(argv: list[str]) -> Args:
                 raise UsageError(f"unknown option {name}", hint=hint)
             if sep:
                 record(target, value, name)
-            elif needs_value(target):
+            elif needs_value(target, name):
                 record(target, next_value(name), name)
-            elif optional_boolean(target):
-                record(target, maybe_boolean_value(target), name)
+            elif isinstance(target, Setting):
+                record(target, maybe_value(), name)
             else:
                 record(target, None, name)
         elif token.startswith("-") and len(token) > 1:
@@ -243,12 +267,11 @@ def parse_command_line(argv: list[str]) -> Args:
                 if target is None:
                     raise UsageError(f"unknown option {short} (in {token})")
                 rest = token[j + 1 :]
-                if needs_value(target):
+                if needs_value(target, short):
                     record(target, rest.lstrip("=") if rest else next_value(short), short)
                     break
-                if optional_boolean(target) and rest.startswith("="):
-                    record(target, rest[1:], short)
-                    break
+                if rest.startswith("="):  # -i=yes: a switch takes no value, as in mkosi 27.1
+                    raise UsageError(f"{short} does not take a value")
                 record(target, None, short)
                 j += 1
         elif not verb_given:

@@ -99,6 +99,10 @@ class Setting:
     #: a non-default value of an unsupported setting fails: ignoring it would weaken the image
     #: (signing, verity, encryption) rather than only leave something out
     unsupported_fails: bool = False
+    #: mkosi 27.1's command line takes only the type's own words for this option (argparse
+    #: choices, without boolean spellings) and refuses anything else as a malformed command line
+    #: (exit status 2): "reset" also takes an empty value, which resets the setting, "only" not
+    cli_choices: str | None = None
     dest: str = field(default="")
 
     def __post_init__(self) -> None:

@@ -25,9 +25,9 @@ class OptionSpec:
 
 
 def option_specs() -> list[OptionSpec]:
-    from kosi.config.cli_args import CLI_ONLY_OPTIONS
+    from kosi.config.cli_args import CLI_ONLY_OPTIONS, OPTIONAL_VALUE_OPTIONS
     from kosi.config.settings import SETTINGS
-    from kosi.config.values import Boolean, FeatureType, PathValue
+    from kosi.config.values import PathValue
 
     specs = []
     for option in CLI_ONLY_OPTIONS:
@@ -41,7 +41,7 @@ def option_specs() -> list[OptionSpec]:
         if not setting.long:
             continue
         kind = getattr(setting.type, "item", setting.type)
-        optional = isinstance(setting.type, (Boolean, FeatureType))
+        optional = setting.long in OPTIONAL_VALUE_OPTIONS
         specs.append(
             OptionSpec(
                 setting.long,

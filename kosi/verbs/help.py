@@ -45,9 +45,9 @@ def option_label(long: str, short: str | None, metavar: str | None) -> str:
 
 
 def setting_metavar(setting: Any) -> str | None:
-    from kosi.config.values import Boolean, FeatureType
+    from kosi.config.cli_args import OPTIONAL_VALUE_OPTIONS
 
-    if isinstance(setting.type, (Boolean, FeatureType)):
+    if setting.long in OPTIONAL_VALUE_OPTIONS:
         return f"[{setting.type.metavar}]"
     if setting.type.choices:
         return "{" + ",".join(setting.type.choices) + "}"
