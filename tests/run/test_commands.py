@@ -306,7 +306,7 @@ def test_vsock_cid_choice_and_runtime_file(tmp_path):
     image = tmp_path / "image.raw"
     cid = vsock.choose_cid("hash", image)
     assert cid == vsock.choose_cid("hash", image) and 3 <= cid < 0xFFFFFFFF
-    assert vsock.choose_cid(make_config(tmp_path, VSockCID="0x10").vsock_cid, image) == 16
+    assert vsock.choose_cid(make_config(tmp_path, VSockCID="016").vsock_cid, image) == 16
     vsock.write_runtime(image, vsock.RuntimeInfo("m", os.getpid(), None, 2222))
     assert vsock.read_runtime(image).ssh_port == 2222
     dead = subprocess.Popen(["true"])
