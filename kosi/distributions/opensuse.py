@@ -5,12 +5,14 @@ Layouts below Mirror= (download.opensuse.org by default):
     tumbleweed/repo/oss, update/tumbleweed, debug/..., source/...     Tumbleweed (x86-64)
     ports/<arch>/tumbleweed/repo/oss, ports/<arch>/update/...         Tumbleweed, other architectures
     history/<YYYYMMDD>/tumbleweed/repo/{oss,non-oss}                  Tumbleweed at Snapshot=
-    distribution/leap/<release>/repo/{oss,non-oss}, update/leap/<release>/{oss,non-oss}   Leap
+    [ports/<arch>/][debug/|source/]distribution/leap/<release>/repo/{oss,non-oss}   Leap
+    [ports/<arch>/]update/leap/<release>/{oss,non-oss}               Leap 15 updates
+    (Release=leap is distribution/openSUSE-current; Leap 16's updates are in its repo tree)
 
-Tumbleweed's repositories are mkosi 27.1's: oss and oss-update enabled; oss-debug, oss-source,
-non-oss, non-oss-source and non-oss-update defined but disabled unless Repositories= names
-them (ids or globs; "debug" and "source" are short for oss-debug and oss-source).
-Installing is kosi/installers/zypper.py's job.
+The repositories are mkosi 27.1's (its generated .repo files, tests/installers/test_zypper.py):
+oss and oss-update enabled; the debug, source and non-oss ones defined but disabled unless
+Repositories= names them (ids or globs; "debug" and "source" are short for oss-debug and
+oss-source). Installing is kosi/installers/zypper.py's job.
 """
 
 from __future__ import annotations
@@ -45,6 +47,20 @@ TUMBLEWEED = (
     ("non-oss-update", "update/tumbleweed-non-oss", False),
 )
 SNAPSHOT_ID = re.compile(r"\d{8}")
+#: Leap's repositories as mkosi 27.1 defines them: id, path below the mirror ({tree}: the
+#: release's tree, {updates}: its update tree), enabled
+LEAP = (
+    ("oss", "{tree}/repo/oss", True),
+    ("non-oss", "{tree}/repo/non-oss", False),
+    ("oss-debug", "debug/{tree}/repo/oss", False),
+    ("non-oss-debug", "debug/{tree}/repo/non-oss", False),
+    ("oss-source", "source/{tree}/repo/oss", False),
+    ("non-oss-source", "source/{tree}/repo/non-oss", False),
+    ("oss-update", "{updates}/oss", True),
+    ("non-oss-update", "{updates}/non-oss", False),
+)
+#: the ports/ directory of an architecture other than x86-64
+PORTS = {"ppc64le": "ppc", "s390x": "zsystems"}
 KEY_DIRECTORY = "/usr/share/distribution-gpg-keys/opensuse"
 
 
@@ -121,8 +137,11 @@ class OpenSUSE(Distribution):
     def keys(cls, config: Config) -> tuple[str, ...]:
         """The key files (distribution-gpg-keys' names) the release's repositories are signed with."""
         if cls.tumbleweed(config):
-            return (f"{KEY_DIRECTORY}/RPM-GPG-KEY-openSUSE-Tumbleweed", f"{KEY_DIRECTORY}/RPM-GPG-KEY-openSUSE")
-        return (f"{KEY_DIRECTORY}/RPM-GPG-KEY-openSUSE",)
+            names: tuple[str, ...] = ("openSUSE-Tumbleweed", "openSUSE")
+        else:  # mkosi 27.1's set; distribution-gpg-keys in Debian lacks the SuSE-* ones (only found keys are used)
+            names = ("openSUSE", "openSUSE-16-Backports", "openSUSE-2022", "openSUSE-Backports",
+                     "openSUSE-Backports-2023", "SuSE-SLE-15", "SuSE-SLE-Main-2023", "SuSE-ALP-Main")  # fmt: skip
+        return tuple(f"{KEY_DIRECTORY}/RPM-GPG-KEY-{name}" for name in names)
 
     @classmethod
     def snapshot(cls, config: Config) -> str | None:
@@ -140,8 +159,7 @@ class OpenSUSE(Distribution):
     def extra(cls, config: Config) -> set[str]:
         wanted = {word for entry in config.repositories for word in entry.replace(",", " ").split()}
         known = {"debug", "source", "non-oss", "oss", "update"}
-        if cls.tumbleweed(config):
-            known |= {repo_id for repo_id, _, _ in TUMBLEWEED}
+        known |= {repo_id for repo_id, _, _ in (TUMBLEWEED if cls.tumbleweed(config) else LEAP)}
         unknown = sorted(w for w in wanted if not any(fnmatch.fnmatchcase(k, w) for k in known))
         if unknown:
             raise KosiError(
@@ -160,38 +178,35 @@ class OpenSUSE(Distribution):
         mirror = (config.mirror or cls.default_mirror(config.architecture) or "").rstrip("/")
         release, arch = cls.release(config), rpm_architecture(config)
         extra = cls.extra(config)
-        repos = []
+        ports = "" if arch == "x86_64" else f"/ports/{PORTS.get(arch, arch)}"
         if cls.tumbleweed(config):
-            if snapshot:
-                base = f"{mirror}/history/{snapshot}"
-            elif arch == "x86_64":
-                base = mirror
-            else:
-                base = f"{mirror}/ports/{ {'ppc64le': 'ppc', 's390x': 'zsystems'}.get(arch, arch) }"
+            base = f"{mirror}/history/{snapshot}" if snapshot else f"{mirror}{ports}"
             aliases = {"debug": "oss-debug", "source": "oss-source"}
             wanted = {aliases.get(w, w) for w in extra}
+            repos = []
             for repo_id, path, default in TUMBLEWEED:
                 if snapshot and repo_id not in ("oss", "non-oss"):
                     continue  # the history has no updates, debug or source trees
                 enabled = default or any(fnmatch.fnmatchcase(repo_id, w) for w in wanted)
                 repos.append(RpmRepository(repo_id, f"{base}/{path}", keys, enabled, check=check))
             return repos
-        if not re.fullmatch(r"\d+\.\d+", release):
-            raise KosiError(f"Release={release}: openSUSE releases are tumbleweed or a Leap version like 15.6")
-        base = f"{mirror}/distribution/leap/{release}/repo"
-        updates = f"{mirror}/update/leap/{release}"
-        repos += [
-            RpmRepository("repo-oss", f"{base}/oss", keys, check=check),
-            RpmRepository("repo-non-oss", f"{base}/non-oss", keys, check=check),
-            RpmRepository("repo-update-oss", f"{updates}/oss", keys, check=check),
-            RpmRepository("repo-update-non-oss", f"{updates}/non-oss", keys, check=check),
+        if release == "leap":
+            tree = "distribution/openSUSE-current"
+        elif re.fullmatch(r"\d+\.\d+", release):
+            tree = f"distribution/leap/{release}"
+        else:
+            raise KosiError(f"Release={release}: openSUSE releases are tumbleweed, leap or a Leap version like 15.6")
+        # Leap 15 has an update tree of its own; 16 (and openSUSE-current) publish updates in the release's tree
+        updates = f"update/leap/{release}" if release.startswith("15.") else f"{tree}/repo"
+        aliases = {"debug": "oss-debug", "source": "oss-source"}
+        wanted = {aliases.get(w, w) for w in extra}
+        return [
+            RpmRepository(
+                repo_id,
+                f"{mirror}{ports}/" + path.format(tree=tree, updates=updates),
+                keys,
+                default or any(fnmatch.fnmatchcase(repo_id, w) for w in wanted),
+                check=check,
+            )
+            for repo_id, path, default in LEAP
         ]
-        if "debug" in extra:
-            repos.append(
-                RpmRepository("repo-debug", f"{mirror}/debug/distribution/leap/{release}/repo/oss", keys, check=check)
-            )
-        if "source" in extra:
-            repos.append(
-                RpmRepository("repo-source", f"{mirror}/source/distribution/leap/{release}/repo/oss", keys, check=check)
-            )
-        return repos

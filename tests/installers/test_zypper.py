@@ -57,12 +57,6 @@ def test_tumbleweed_and_leap_layouts():
         "oss-update": (f"{base}/update/tumbleweed", True),
         "non-oss-update": (f"{base}/update/tumbleweed-non-oss", False),
     }
-    assert urls(suse_config(Release="15.6", Mirror="http://m.example/")) == [
-        ("repo-oss", "http://m.example/distribution/leap/15.6/repo/oss"),
-        ("repo-non-oss", "http://m.example/distribution/leap/15.6/repo/non-oss"),
-        ("repo-update-oss", "http://m.example/update/leap/15.6/oss"),
-        ("repo-update-non-oss", "http://m.example/update/leap/15.6/non-oss"),
-    ]
     assert enabled(suse_config(Snapshot="20250131")) == {
         "oss": (f"{base}/history/20250131/tumbleweed/repo/oss", True),
         "non-oss": (f"{base}/history/20250131/tumbleweed/repo/non-oss", False),
@@ -77,12 +71,66 @@ def test_tumbleweed_and_leap_layouts():
         urls(suse_config(Repositories=["extra"]))
 
 
+#: What mkosi 27.1 wrote into its .repo file and passed zypper for these settings (plus
+#: Format=directory): captured with tests/installers/capture_mkosi.py, which runs the oracle's
+#: build with a fake zypper. "keys" are the key files mkosi required (from distribution-gpg-keys),
+#: "install" what it installed first. One line per repository, sorted.
+ORACLE = json.loads((Path(__file__).parent / "data/mkosi-27.1-zypper-repositories.json").read_text())
+
+
+def mkosi_lines(case: dict) -> list[str]:
+    """mkosi's repositories as kosi means to define them, with what docs/compatibility.md lists
+    ("openSUSE: repositories"): RepositoryKeyCheck=no is gpgcheck=0 in the file (mkosi passes
+    --no-gpg-checks), Repositories= enables the repositories it names in the file (mkosi passes
+    --plus-content), and Leap's ports URLs keep the slash mkosi 27.1 drops before update/ and
+    distribution/ on its update repositories."""
+    lines = []
+    for line in case["repositories"]:
+        line = re.sub(r"(/ports/[^/ ]+)(update/|distribution/)", r"\1/\2", line)
+        if "--no-gpg-checks" in case["options"]:
+            line = re.sub(r" gpgcheck=1 keys=.*", " gpgcheck=0 keys=", line)
+        for option in case["options"]:
+            word = option.removeprefix("--plus-content=")
+            if line.split()[0] in (word, f"oss-{word}"):
+                line = line.replace(" enabled=0 ", " enabled=1 ")
+        lines.append(line)
+    return sorted(lines)
+
+
+def kosi_lines(settings: dict) -> list[str]:
+    values: dict = dict(settings)
+    if "Repositories" in values:
+        values["Repositories"] = values["Repositories"].split(",")
+    if "RepositoryKeyCheck" in values:
+        values["RepositoryKeyCheck"] = values["RepositoryKeyCheck"] == "yes"
+    config = Config(values, directory=Path("/nonexistent"))
+    return sorted(
+        f"{r.id} enabled={int(r.enabled)} baseurl={r.url} gpgcheck={int(r.check)} "
+        f"keys={' '.join(Path(k).name for k in r.gpgkeys) if r.check else ''}"
+        for r in get("opensuse").repositories(config)
+    )
+
+
+@pytest.mark.parametrize("case", sorted(ORACLE))
+def test_repositories_equal_mkosi_27_1s(case):
+    """Ids, enablement, URL layouts (Mirror=, Snapshot=, ports), keys and key checking."""
+    assert kosi_lines(ORACLE[case]["settings"]) == mkosi_lines(ORACLE[case])
+
+
+def test_leap_keys_are_mkosi_27_1s_and_only_found_ones_are_used():
+    """mkosi 27.1 requires every key of its Leap set; Debian's distribution-gpg-keys lacks the
+    SuSE-* ones, so kosi imports those it finds (kosi/installers/zypper.py) and needs one."""
+    for case in ORACLE.values():
+        config = Config(dict(case["settings"]), directory=Path("/nonexistent"))
+        assert sorted(Path(k).name for k in get("opensuse").keys(config)) == sorted(case["keys"])
+
+
 def enabled(config: Config) -> dict[str, tuple[str, bool]]:
     return {r.id: (r.url, r.enabled) for r in get("opensuse").repositories(config)}
 
 
 def test_bad_release_and_snapshot_are_one_line():
-    with pytest.raises(KosiError, match=r"Release=42: openSUSE releases are tumbleweed or a Leap version"):
+    with pytest.raises(KosiError, match=r"Release=42: openSUSE releases are tumbleweed, leap or a Leap version"):
         urls(suse_config(Release="42"))
     with pytest.raises(KosiError, match=r"Snapshot=: openSUSE Leap 15.6 has no snapshots"):
         urls(suse_config(Release="15.6", Snapshot="20250131"))
