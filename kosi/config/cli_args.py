@@ -125,24 +125,24 @@ def check_cli_choices(setting: Any, value: str, shown: str) -> None:
 
 @dataclass(frozen=True)
 class Alias:
-    """Another spelling mkosi 27.1 accepts for a setting's option; `prefix` is put before each
-    list item (`--kernel-modules-include=foo` is KernelModules=re:foo, a regular expression)."""
+    """Another spelling mkosi 27.1 accepts for a setting's option; with `regex` its items are
+    regular expressions (`--kernel-modules-include=foo` is KernelModules=re:foo)."""
 
     setting: Any
-    prefix: str = ""
+    regex: bool = False
 
 
 #: mkosi 27.1's option names that differ from the manual's (the table's `long`), and its older
 #: regular-expression options, which it keeps as `re:` items of the glob lists.
 OPTION_ALIASES = {
-    "--package-cache-directory": ("PackageCacheDirectory", ""),
-    "--sign-expected-pcr-key-source": ("SignExpectedPcrKeySource", ""),
-    "--sign-expected-pcr-certificate-source": ("SignExpectedPcrCertificateSource", ""),
-    "--snapshot": ("Snapshot", ""),
-    "--kernel-initrd-modules": ("KernelInitrdModules", ""),
-    "--kernel-modules-include": ("KernelModules", "re:"),
-    "--kernel-modules-initrd-include": ("KernelInitrdModules", "re:"),
-    "--firmware-include": ("FirmwareFiles", "re:"),
+    "--package-cache-directory": ("PackageCacheDirectory", False),
+    "--sign-expected-pcr-key-source": ("SignExpectedPcrKeySource", False),
+    "--sign-expected-pcr-certificate-source": ("SignExpectedPcrCertificateSource", False),
+    "--snapshot": ("Snapshot", False),
+    "--kernel-initrd-modules": ("KernelInitrdModules", False),
+    "--kernel-modules-include": ("KernelModules", True),
+    "--kernel-modules-initrd-include": ("KernelInitrdModules", True),
+    "--firmware-include": ("FirmwareFiles", True),
 }
 
 
@@ -169,8 +169,8 @@ def option_tables() -> tuple[dict[str, Any], dict[str, Any]]:
             longs.setdefault(setting.long, setting)
         if setting.short:
             shorts.setdefault(setting.short, setting)
-    for long, (name, prefix) in OPTION_ALIASES.items():
-        longs[long] = Alias(SETTINGS_BY_NAME[name], prefix)
+    for long, (name, regex) in OPTION_ALIASES.items():
+        longs[long] = Alias(SETTINGS_BY_NAME[name], regex)
     return longs, shorts
 
 
@@ -192,8 +192,10 @@ def parse_command_line(argv: list[str]) -> Args:
     def record(target: Any, value: str | None, shown: str) -> None:
         if isinstance(target, Alias):
             setting = target.setting
-            if target.prefix and value:
-                value = " ".join(target.prefix + item for item in setting.type.split(value))
+            if target.regex and value:
+                from kosi.config.values import as_regular_expressions
+
+                value = " ".join(as_regular_expressions(setting.type.split(value)))
             args.assignments.append((setting, value or ""))
             return
         if isinstance(target, Setting):

@@ -33,7 +33,7 @@ from kosi.config.model import Config, Project
 from kosi.config.parser import Section, parse_ini
 from kosi.config.setting import Scope, Setting
 from kosi.config.specifiers import Location, expand_specifiers
-from kosi.config.values import Origin, parse_boolean, place_default_initrds
+from kosi.config.values import ListOf, Origin, as_regular_expressions, parse_boolean, place_default_initrds
 from kosi.errors import KosiError, shown
 
 RESET = object()
@@ -265,6 +265,8 @@ class Loader:
                     file=str(path), line=entry.line, directory=self.state.working_dir, local=layer is self.state.local
                 )
                 text = expand_specifiers(entry.value, self.state.config_view, location, file=str(path), line=entry.line)
+                if key in setting.regex_names and isinstance(setting.type, ListOf):
+                    text = " ".join(as_regular_expressions(setting.type.split(text)))
                 self.assign(layer, setting, text, origin)
 
     def _warn_unknown(self, path: Path, section: str, key: str, line: int, setting: Setting | None) -> None:

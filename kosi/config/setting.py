@@ -75,6 +75,9 @@ class Setting:
     sort_items: bool = False
     #: older names still accepted in config files
     compat_names: tuple[str, ...] = ()
+    #: older names (among compat_names) whose items are regular expressions, kept with a `re:`
+    #: prefix as mkosi 27.1 does (KernelModulesInclude=foo is KernelModules=re:foo)
+    regex_names: tuple[str, ...] = ()
     #: only accepted on the command line
     cli_only: bool = False
     #: the file it names or reads holds a secret: refuse it unless only its owner can read it (0600)

@@ -54,6 +54,7 @@ from kosi.config.values.scalar import (
     String,
     UUIDOrRandom,
     Version,
+    as_regular_expressions,
 )
 
 __all__ = [
@@ -94,6 +95,7 @@ __all__ = [
     "UUIDOrRandom",
     "ValueType",
     "Version",
+    "as_regular_expressions",
     "invalid",
     "normalise",
     "place_default_initrds",

@@ -270,6 +270,17 @@ class Regex(String):
         return "a regular expression"
 
 
+#: Words the older regular-expression spellings (KernelModulesInclude=, FirmwareInclude=, ...)
+#: keep as they are: the default initrd's modules and the host's loaded ones.
+REGEX_KEYWORDS = ("default", "host")
+
+
+def as_regular_expressions(words: list[str]) -> list[str]:
+    """Items of an older regular-expression setting, as mkosi 27.1 keeps them in the glob list
+    that replaced it: `re:` before each, except the keywords `default` and `host`."""
+    return [word if word in REGEX_KEYWORDS else f"re:{word}" for word in words]
+
+
 class Password(String):
     """RootPassword=: a password, or a hash when written `hashed:HASH`. JSON: [TEXT, IS_HASHED]."""
 
