@@ -317,6 +317,15 @@ class Dnf(PackageManager):
             if m:
                 return f"package '{m.group(1)}' not found in the repositories of {where}"
         repos = {r.id: r for r in dist.repositories(config)}
+        for line in lines:  # dnf5
+            m = re.search(r'OpenPGP check for package "([^"]+)" .* from repo "([^"]+)" has failed: (.*)', line)
+            if m and m.group(2) in repos:
+                keys = " ".join((k.locate(context) or k.name).removeprefix("file://") for k in repos[m.group(2)].keys)
+                keys = keys.replace(str(context.pkgmngr), "(sandbox tree) ")
+                return (
+                    f"signature check failed: package {m.group(1)} is not signed by the configured key {keys} "
+                    f"({m.group(3).strip()}; RepositoryKeyCheck=no skips the check)"
+                )
         for index, line in enumerate(lines):
             m = re.search(
                 r"(?:Public key for|Package) (\S+?)(?:\.rpm)? (?:is not installed|is not signed)", line
@@ -350,6 +359,8 @@ class Dnf(PackageManager):
                 reason = next(
                     (re.sub(r"^\s*-\s*", "", l).strip() for l in lines if "Curl error" in l or "Status code" in l), ""
                 )
+                # dnf 4: "Curl error (7): ... for URL [...]", dnf5: ">>> Curl error (7): ... [...] - URL"
+                reason = re.sub(r"^>>>\s*|\s+-\s+\S+$", "", reason)
                 reason = re.sub(r" for \S+ \[", " [", reason) if reason else probe(location, repo)
                 return f"cannot fetch repository '{m.group(1)}' from {location}: {reason}"
         for line in lines:

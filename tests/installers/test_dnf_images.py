@@ -389,3 +389,36 @@ def test_fedora_with_dnf5_from_a_sid_tools_tree(mirror, tmp_path, tmp_path_facto
     # no dnf nor rpm in the image: CleanPackageMetadata=auto takes dnf5's state and the database
     assert not (warm / "mkosi.output/image/usr/lib/sysimage/libdnf5").exists()
     assert not (warm / "mkosi.output/image/usr/lib/sysimage/rpm").exists()
+
+
+@pytest.mark.parametrize("case", ["missing package", "bad signature", "the tree's key", "unreachable mirror"])
+def test_dnf5_errors_are_one_line(mirror, tmp_path, case):
+    """The same failures as with dnf 4 above, with dnf5 (sid's tools tree) and its wording. Without
+    a key in mkosi.sandbox/ the tree's distribution-gpg-keys has Fedora's real one, which has not
+    signed the test packages."""
+    url, packages, keys = f"{mirror['url']}/fedora", "hello", {FEDORA_KEY: mirror["key"]}
+    if case == "missing package":
+        packages = "hello,no-such-package"
+    elif case == "bad signature":
+        packages = "rogue"
+    elif case == "the tree's key":
+        keys = {}
+    else:
+        url = "http://127.0.0.1:9/fedora"
+    d = project(tmp_path, "fedora", "42", url, packages=packages, keys=keys)
+    with open(d / "mkosi.conf", "a") as conf:
+        conf.write("[Build]\nToolsTree=default\nToolsTreeRelease=sid\n")
+    result = kosi_build(d)
+    assert "Using dnf5 (dnf5)" in result.stderr + result.stdout, result.stderr[-3000:]
+    line = error_line(result)
+    if case == "missing package":
+        assert "package 'no-such-package' not found in the repositories of fedora 42" in line, line
+    elif case == "bad signature":
+        assert "signature" in line and "rogue-1.0-1.x86_64" in line and FEDORA_KEY in line, line
+        assert not (d / "mkosi.output/image/usr/share/rogue/marker").exists()
+    elif case == "the tree's key":
+        key = f"/usr/share/distribution-gpg-keys/fedora/{FEDORA_KEY}"
+        assert line.startswith("error: signature check failed: package hello-1.4-1.x86_64 ") and key in line, line
+    else:
+        assert re.match(r"error: cannot fetch repository '(fedora|updates)' from http://127.0.0.1:9/fedora/", line)
+        assert line.endswith("Could not connect to server]"), line
