@@ -135,7 +135,8 @@ def modules_initrd(context: Context, kver: str, output: Path) -> Path:
     firmware = context.config.firmware_files
     tree = context.workspace / f"modules-initrd-{kver}"
     shutil.rmtree(tree, ignore_errors=True)
-    count = stage_modules(context.root, kver, patterns, firmware, tree, context.tools)
+    excludes = context.config.kernel_modules_initrd_exclude
+    count = stage_modules(context.root, kver, patterns, firmware, tree, context.tools, excludes)
     log.debug(f"kernel modules initrd for {kver}: {count} modules")
     write_cpio(tree, output, context.tools)
     shutil.rmtree(tree, ignore_errors=True)

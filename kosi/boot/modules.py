@@ -1,10 +1,13 @@
 """KernelModules=, KernelInitrdModules= and FirmwareFiles=: choosing kernel modules by glob.
 
-Patterns are evaluated in order and the last one that matches decides; a leading "-"
-excludes. A pattern without "/" matches the module name (dashes and underscores are the
-same, as modprobe treats them); a pattern with "/" matches the path below
-/usr/lib/modules/<kver>/kernel without the .ko suffix, so "drivers/virtio/*" selects a
-directory. Everything a selected module needs (modules.dep) and the firmware it asks for
+Modules are chosen as mkosi 27.1 chooses them (tests/compat/test_module_selection.py compares
+with its own filter): globs are evaluated in order and the last one that matches decides, a
+leading "-" excludes; a glob without "/" matches the module's file name (dashes and
+underscores are the same, as modprobe treats them), one with "/" the last components of its
+path, one starting with "/" its whole path below kernel/ (or below modules/<kver>), one ending
+with "/" everything below. `re:` items (the older KernelModulesInclude= spelling) add every
+module they match wherever they stand; KernelModulesExclude= keeps every module it does not
+match. Everything a selected module needs (modules.dep) and the firmware it asks for
 (modinfo's firmware field) comes along, so a selection never yields an unloadable module.
 
 Removing modules from the image leaves its indexes stale; the Depmod setup step that follows
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from kosi.errors import KosiError
-from kosi.pipeline.depmod import MODULE_SUFFIX, depmod_configuration, module_name, system_map
+from kosi.pipeline.depmod import MODULE_SUFFIX, depmod_configuration, system_map
 from kosi.pipeline.tools import find_tool, run_on_root
 from kosi.sandbox import Mount, last_error_line, run
 
@@ -55,25 +58,54 @@ def expand_patterns(patterns: Iterable[str]) -> list[str]:
 
 
 def matches(pattern: str, relative: str) -> bool:
-    """Does one (positive) pattern match the module at `relative` (path below modules/<kver>)?"""
-    if "/" in pattern:
-        path = MODULE_SUFFIX.sub("", relative)
-        path = path[len("kernel/") :] if path.startswith("kernel/") else path
-        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(MODULE_SUFFIX.sub("", relative), pattern)
-    return fnmatch.fnmatchcase(module_name(relative), pattern.replace("-", "_"))
+    """Does one (positive) glob match the module at `relative` (path below modules/<kver>), as
+    mkosi 27.1 matches them? The suffixes are ignored and "-" is "_". A glob without "/" matches
+    the file name; one with "/" the last components of the path; one starting with "/" the
+    whole path below kernel/ or below modules/<kver>; one ending with "/" everything below."""
+    path = MODULE_SUFFIX.sub("", relative).replace("-", "_")
+    glob = pattern.replace("-", "_")
+    if glob.endswith("/"):
+        glob += "*"
+    if glob.startswith("/"):
+        in_tree = path.removeprefix("kernel/") if path.startswith("kernel/") else None
+        return (in_tree is not None and fnmatch.fnmatchcase(in_tree, glob[1:])) or fnmatch.fnmatchcase(path, glob[1:])
+    if "/" in glob:
+        return fnmatch.fnmatchcase(path, "*/" + glob) or fnmatch.fnmatchcase(path, glob)
+    return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], glob)
 
 
-def select(patterns: Sequence[str], candidates: Iterable[str]) -> set[str]:
-    """The candidates whose last matching pattern is positive."""
+def regex_subject(relative: str) -> str:
+    """What a `re:` item (or KernelModulesExclude=) is searched in, as mkosi 27.1 does: the
+    module's path below kernel/ with its suffixes, or the file name of a module outside kernel/."""
+    return relative.removeprefix("kernel/") if relative.startswith("kernel/") else relative.rsplit("/", 1)[-1]
+
+
+def compile_regexes(expressions: Iterable[str], setting: str) -> list[re.Pattern[str]]:
+    try:
+        return [re.compile(expression) for expression in expressions]
+    except re.error as e:
+        raise KosiError(f"{setting}=: invalid regular expression {e.pattern!r}: {e}") from None
+
+
+def select(patterns: Sequence[str], candidates: Iterable[str], excludes: Sequence[str] = ()) -> set[str]:
+    """The modules mkosi 27.1 keeps: those whose last matching glob is positive and those a
+    `re:` item matches (wherever it stands); with `excludes` (KernelModulesExclude=: `re:`
+    items) also every module none of them matches; with neither, every module."""
     patterns = expand_patterns(patterns)
+    globs = [p for p in patterns if not p.startswith("re:")]
+    regexes = compile_regexes([p[3:] for p in patterns if p.startswith("re:")], "KernelModules")
+    exclude = compile_regexes([e.removeprefix("re:") for e in excludes], "KernelModulesExclude")
     chosen: set[str] = set()
+    if not patterns and not excludes:
+        return set(candidates)
     for relative in candidates:
-        verdict = False
-        for pattern in patterns:
+        subject = regex_subject(relative)
+        verdict = bool(exclude) and not any(e.search(subject) for e in exclude)
+        for pattern in globs:
             negative = pattern.startswith("-")
             if matches(pattern[1:] if negative else pattern, relative):
                 verdict = not negative
-        if verdict:
+        if verdict or any(r.search(subject) for r in regexes):
             chosen.add(relative)
     return chosen
 
@@ -160,11 +192,13 @@ def select_firmware(patterns: Sequence[str], relative: str) -> bool:
     return verdict
 
 
-def resolve(root: Path, kver: str, patterns: Sequence[str], tools: Path | None) -> tuple[set[str], set[Path]]:
+def resolve(
+    root: Path, kver: str, patterns: Sequence[str], tools: Path | None, excludes: Sequence[str] = ()
+) -> tuple[set[str], set[Path]]:
     """Modules (relative to modules/<kver>) and firmware files (absolute) a selection needs."""
     moddir = root / "usr/lib/modules" / kver
     deps = read_dependencies(moddir)
-    modules = with_dependencies(select(patterns, deps), deps)
+    modules = with_dependencies(select(patterns, deps, excludes), deps)
     return modules, firmware_files(root, firmware_of(moddir, modules, tools), ())
 
 
@@ -194,12 +228,17 @@ def depmod_staged(image: Path, staged: Path, kver: str, tools: Path | None) -> N
 
 
 def filter_image_modules(
-    root: Path, kver: str, patterns: Sequence[str], firmware_patterns: Sequence[str], tools: Path | None
+    root: Path,
+    kver: str,
+    patterns: Sequence[str],
+    firmware_patterns: Sequence[str],
+    tools: Path | None,
+    excludes: Sequence[str] = (),
 ) -> int:
     """Remove every module (and firmware) KernelModules= does not select; returns how many were removed."""
     moddir = root / "usr/lib/modules" / kver
     deps = read_dependencies(moddir)
-    keep, firmware = resolve(root, kver, patterns, tools)
+    keep, firmware = resolve(root, kver, patterns, tools, excludes)
     removed = 0
     for module in set(deps) - keep:
         (moddir / module).unlink(missing_ok=True)
@@ -220,11 +259,12 @@ def stage_modules(
     firmware_patterns: Sequence[str],
     destination: Path,
     tools: Path | None,
+    excludes: Sequence[str] = (),
 ) -> int:
     """Copy the selected modules, their firmware and depmod's indexes into `destination`
     (a tree for the kernel-modules initrd); returns the number of modules."""
     moddir = root / "usr/lib/modules" / kver
-    modules, firmware = resolve(root, kver, patterns, tools)
+    modules, firmware = resolve(root, kver, patterns, tools, excludes)
     firmware |= firmware_files(root, set(), firmware_patterns)
     target = destination / "usr/lib/modules" / kver
     target.mkdir(parents=True, exist_ok=True)

@@ -139,12 +139,16 @@ class KernelModules(Step):
     name = "select kernel modules"
 
     def skip(self, context: Context) -> str | None:
-        if not context.config.kernel_modules:
-            return "KernelModules= is not set"
+        if not context.config.kernel_modules and not context.config.kernel_modules_exclude:
+            return "neither KernelModules= nor KernelModulesExclude= is set"
         return None
 
     def inputs(self, context: Context) -> dict[str, Any]:
-        return {"KernelModules": context.config.kernel_modules, "FirmwareFiles": context.config.firmware_files}
+        return {
+            "KernelModules": context.config.kernel_modules,
+            "KernelModulesExclude": context.config.kernel_modules_exclude,
+            "FirmwareFiles": context.config.firmware_files,
+        }
 
     def run(self, context: Context) -> None:
         for kernel in find_kernels(context.root):
@@ -154,6 +158,7 @@ class KernelModules(Step):
                 context.config.kernel_modules,
                 context.config.firmware_files,
                 context.tools,
+                context.config.kernel_modules_exclude,
             )
             log.debug(f"{kernel.version}: removed {removed} modules not selected by KernelModules=")
 
