@@ -1,8 +1,10 @@
-"""postmarketOS: its apk repositories, on top of Alpine Linux's.
+"""postmarketOS: its apk repositories, on top of Alpine Linux's (as mkosi 27.1 writes them).
 
-    <postmarketOS mirror>/<branch>              postmarketOS (master for edge, vYY.MM for a release)
-    <Alpine mirror>/<alpine branch>/main        Alpine's main and community repositories, from the
-    <Alpine mirror>/<alpine branch>/community   Alpine release the postmarketOS release is built on
+    <Alpine mirror>/<alpine branch>/main        Alpine's main and community repositories (and
+    <Alpine mirror>/<alpine branch>/community   testing, on edge) from the Alpine release the
+    <Alpine mirror>/edge/testing                postmarketOS release is built on
+    <postmarketOS mirror>/extra-repos/systemd/<branch>   postmarketOS's systemd builds
+    <postmarketOS mirror>/<branch>              postmarketOS (main for edge, vYY.MM for a release)
 
 Mirror= replaces the postmarketOS mirror (the Alpine one stays the CDN); LocalMirror= is one
 repository holding everything. Installing is kosi/installers/apk.py's job.
@@ -66,7 +68,7 @@ class PostmarketOS(Distribution):
             if not re.fullmatch(r"v\d\d\.\d\d", release):
                 raise KosiError(f"Release={release}: postmarketOS releases are edge or vYY.MM ({known})")
             raise KosiError(f"Release={release}: kosi does not know which Alpine release it is built on ({known})")
-        return ("master" if release == "edge" else release), ALPINE_BRANCHES[release]
+        return ("main" if release == "edge" else release), ALPINE_BRANCHES[release]  # pmaports' branch
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[ApkRepository]:
@@ -76,6 +78,10 @@ class PostmarketOS(Distribution):
             return [ApkRepository("local-mirror", config.local_mirror.rstrip("/"))]
         pmos, alpine = cls.branches(config)
         mirror = (config.mirror or cls.default_mirror(config.architecture) or "").rstrip("/")
-        repos = [ApkRepository("postmarketos", f"{mirror}/{pmos}")]
-        repos += [ApkRepository(f"alpine-{name}", f"{ALPINE_MIRROR}/{alpine}/{name}") for name in ("main", "community")]
+        names = ("main", "community", "testing") if alpine == "edge" else ("main", "community")
+        repos = [ApkRepository(f"alpine-{name}", f"{ALPINE_MIRROR}/{alpine}/{name}") for name in names]
+        repos += [
+            ApkRepository("postmarketos-systemd", f"{mirror}/extra-repos/systemd/{pmos}"),
+            ApkRepository("postmarketos", f"{mirror}/{pmos}"),
+        ]
         return repos

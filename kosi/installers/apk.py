@@ -156,7 +156,8 @@ class Apk(PackageManager):
         root = Path(root or context.root)
         self.sync(context)
         first = not (root / "lib/apk/db/installed").exists()
-        args = ["add", *(["--initdb"] if first else []), *(["postmarketos-baselayout"] if first else []), *packages]
+        base = ["--initdb", "postmarketos-baselayout", "postmarketos-release"] if first else []  # as mkosi 27.1
+        args = ["add", *base, *packages]
         self._apk(context, root, args, apivfs=apivfs)
         if root == Path(context.root):
             context.state.installer.manifest = installed_packages(root)

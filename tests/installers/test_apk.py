@@ -23,13 +23,22 @@ def pmos(**values) -> Config:
 
 def test_repositories_edge_release_mirror_and_local():
     urls = [r.url for r in get("postmarketos").repositories(pmos())]
-    assert urls == [
-        "https://mirror.postmarketos.org/postmarketos/master",
+    assert urls == [  # mkosi 27.1's /etc/apk/repositories (tests/installers/capture_mkosi.py)
         "https://dl-cdn.alpinelinux.org/alpine/edge/main",
         "https://dl-cdn.alpinelinux.org/alpine/edge/community",
+        "https://dl-cdn.alpinelinux.org/alpine/edge/testing",
+        "https://mirror.postmarketos.org/postmarketos/extra-repos/systemd/main",
+        "https://mirror.postmarketos.org/postmarketos/main",
     ]
+    arm = [r.url for r in get("postmarketos").repositories(pmos(Architecture="arm64", Mirror="http://m.example/pmos"))]
+    assert arm == [*urls[:3], "http://m.example/pmos/extra-repos/systemd/main", "http://m.example/pmos/main"]
     release = [r.url for r in get("postmarketos").repositories(pmos(Release="v25.06", Mirror="http://m.example/"))]
-    assert release[0] == "http://m.example/v25.06" and release[1].endswith("/alpine/v3.22/main")
+    assert release == [  # a kosi extension: mkosi 27.1 builds only edge
+        "https://dl-cdn.alpinelinux.org/alpine/v3.22/main",
+        "https://dl-cdn.alpinelinux.org/alpine/v3.22/community",
+        "http://m.example/extra-repos/systemd/v25.06",
+        "http://m.example/v25.06",
+    ]
     assert [r.url for r in get("postmarketos").repositories(pmos(LocalMirror="file:///srv/pmos"))] == [
         "file:///srv/pmos"
     ]
