@@ -132,6 +132,8 @@ def modules_initrd(context: Context, kver: str, output: Path) -> Path:
     from kosi.boot.modules import stage_modules
 
     patterns = context.config.kernel_initrd_modules or ["default"]
+    if context.config.kernel_modules_initrd_include_host:  # the older spelling of "host"
+        patterns = [*patterns, "host"]
     firmware = context.config.firmware_files
     tree = context.workspace / f"modules-initrd-{kver}"
     shutil.rmtree(tree, ignore_errors=True)

@@ -44,14 +44,26 @@ DEFAULT_INITRD_MODULES = (
 )  # fmt: skip
 
 
-def expand_patterns(patterns: Iterable[str]) -> list[str]:
-    """Replace the token "default" (and "-default") with the default initrd set."""
+def host_modules(proc_modules: Path = Path("/proc/modules")) -> list[str]:
+    """The names of the modules loaded on the host (read, never changed), for "host"."""
+    try:
+        return [line.split()[0] for line in proc_modules.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def expand_patterns(patterns: Iterable[str], loaded: Sequence[str] | None = None) -> list[str]:
+    """Replace the token "default" (and "-default") with the default initrd set and "host" with
+    the modules loaded on the host (`loaded`; /proc/modules when None)."""
     out: list[str] = []
     for pattern in patterns:
         negative = pattern.startswith("-")
         bare = pattern[1:] if negative else pattern
         if bare == "default":
             out += [("-" if negative else "") + p for p in DEFAULT_INITRD_MODULES]
+        elif bare == "host":
+            names = host_modules() if loaded is None else loaded
+            out += [("-" if negative else "") + name for name in names]
         else:
             out.append(pattern)
     return out
@@ -87,11 +99,16 @@ def compile_regexes(expressions: Iterable[str], setting: str) -> list[re.Pattern
         raise KosiError(f"{setting}=: invalid regular expression {e.pattern!r}: {e}") from None
 
 
-def select(patterns: Sequence[str], candidates: Iterable[str], excludes: Sequence[str] = ()) -> set[str]:
+def select(
+    patterns: Sequence[str],
+    candidates: Iterable[str],
+    excludes: Sequence[str] = (),
+    loaded: Sequence[str] | None = None,
+) -> set[str]:
     """The modules mkosi 27.1 keeps: those whose last matching glob is positive and those a
     `re:` item matches (wherever it stands); with `excludes` (KernelModulesExclude=: `re:`
     items) also every module none of them matches; with neither, every module."""
-    patterns = expand_patterns(patterns)
+    patterns = expand_patterns(patterns, loaded)
     globs = [p for p in patterns if not p.startswith("re:")]
     regexes = compile_regexes([p[3:] for p in patterns if p.startswith("re:")], "KernelModules")
     exclude = compile_regexes([e.removeprefix("re:") for e in excludes], "KernelModulesExclude")

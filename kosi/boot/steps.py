@@ -133,19 +133,24 @@ class BootDirectories(Step):
         srel.write_text("type1\n")
 
 
+def image_module_patterns(config: Any) -> list[str]:
+    """KernelModules=, with "host" added by the older KernelModulesIncludeHost=yes."""
+    return [*config.kernel_modules, *(["host"] if config.kernel_modules_include_host else [])]
+
+
 class KernelModules(Step):
     """KernelModules=: keep only the selected modules (and what they need) in the image."""
 
     name = "select kernel modules"
 
     def skip(self, context: Context) -> str | None:
-        if not context.config.kernel_modules and not context.config.kernel_modules_exclude:
+        if not image_module_patterns(context.config) and not context.config.kernel_modules_exclude:
             return "neither KernelModules= nor KernelModulesExclude= is set"
         return None
 
     def inputs(self, context: Context) -> dict[str, Any]:
         return {
-            "KernelModules": context.config.kernel_modules,
+            "KernelModules": image_module_patterns(context.config),
             "KernelModulesExclude": context.config.kernel_modules_exclude,
             "FirmwareFiles": context.config.firmware_files,
         }
@@ -155,7 +160,7 @@ class KernelModules(Step):
             removed = filter_image_modules(
                 context.root,
                 kernel.version,
-                context.config.kernel_modules,
+                image_module_patterns(context.config),
                 context.config.firmware_files,
                 context.tools,
                 context.config.kernel_modules_exclude,

@@ -120,3 +120,13 @@ def test_filtering_the_image_keeps_selected_modules_and_firmware_globs(image_roo
     moddir = image_root / "usr/lib/modules" / KVER / "kernel/drivers/fake"
     assert removed == 1 and sorted(p.name for p in moddir.iterdir()) == ["fake_gpu.ko"]
     assert sorted(p.name for p in (image_root / "usr/lib/firmware/fake").iterdir()) == ["other.bin"]
+
+
+def test_host_token_is_the_modules_loaded_on_the_host(tmp_path):
+    proc = tmp_path / "modules"
+    proc.write_text("ext4 1089536 1 - Live 0x0000000000000000\nhid_generic 12288 0 - Live 0x0000000000000000\n")
+    loaded = modules.host_modules(proc)
+    assert loaded == ["ext4", "hid_generic"]
+    chosen = modules.select(["host", "-ext4"], CANDIDATES, loaded=loaded)
+    assert chosen == {"kernel/drivers/hid/hid-generic.ko"}
+    assert modules.host_modules(tmp_path / "missing") == []
