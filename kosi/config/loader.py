@@ -253,6 +253,8 @@ class Loader:
                 if setting is None:
                     self._warn_unknown(path, section.name, key, entry.line, setting)
                     continue
+                if key != setting.name and key not in _SILENT_NAMES:  # mkosi 27.1 warns of older names
+                    log.warn(f"{path}:{entry.line}: {key}= is deprecated, write {setting.name}= instead")
                 if setting.section != section.name and not _section_alias(setting, section.name):
                     # mkosi projects in the wild misplace settings; applying them keeps them working.
                     log.warn(
@@ -403,6 +405,10 @@ class Loader:
             self.parse_directory(target, self.state.config)
         else:
             self.parse_file(target, self.state.config)
+
+
+#: older names mkosi 27.1 reads without a warning (their values are globs, not regexes)
+_SILENT_NAMES = ("KernelModulesInclude", "KernelModulesInitrdInclude", "FirmwareInclude")
 
 
 def _section_alias(setting: Setting, section: str) -> bool:

@@ -66,6 +66,17 @@ def test_unknown_setting_and_section_only_warn(project, capsys):
     assert "mkosi.conf:4" in err and "did you mean Content" in err
 
 
+def test_older_names_apply_with_a_warning_as_in_mkosi(project, capsys):
+    root = project({"mkosi.conf": "[Content]\nBuildScript=b.sh\nKernelModulesInclude=x\n[Runtime]\nQemuSmp=3\n"})
+    (root / "b.sh").write_text("#!/bin/sh\n")
+    config = main_config(root)
+    assert config.build_scripts == [root / "b.sh"] and config.cpus == 3
+    err = capsys.readouterr().err
+    assert "mkosi.conf:2: BuildScript= is deprecated, write BuildScripts= instead" in err
+    assert "mkosi.conf:5: QemuSmp= is deprecated, write CPUs= instead" in err
+    assert "KernelModulesInclude" not in err  # mkosi 27.1 still reads it as a name of its own
+
+
 def test_single_values_last_wins_empty_resets_cli_wins(project):
     root = project({
         "mkosi.conf": "[Output]\nFormat=tar\n",
