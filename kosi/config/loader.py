@@ -218,13 +218,18 @@ class Loader:
         return value
 
     def _minimum_version(self, layer: Layer, value: Any, origin: Origin) -> Any:
-        from kosi import __version__
+        from kosi import MKOSI_VERSION
         from kosi.config.versions import compare_versions
 
-        if compare_versions(str(value), __version__) > 0:
+        if str(value).startswith("commit:"):  # mkosi 27.1 checks these only when run from its git checkout
             raise KosiError(
-                f"MinimumVersion={value} is newer than this kosi ({__version__})", file=origin.file, line=origin.line,
-                hint="update kosi",
+                f"MinimumVersion={value}: a commit of mkosi's git repository cannot be checked, kosi follows "
+                f"mkosi {MKOSI_VERSION}", file=origin.file, line=origin.line,
+            )  # fmt: skip
+        if compare_versions(str(value), MKOSI_VERSION) > 0:
+            raise KosiError(
+                f"MinimumVersion={value} is newer than mkosi {MKOSI_VERSION}, which this kosi follows",
+                file=origin.file, line=origin.line, hint="update kosi",
             )  # fmt: skip
         previous = layer.values.get("MinimumVersion")
         if previous not in (None, RESET) and compare_versions(str(previous), str(value)) > 0:

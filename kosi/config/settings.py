@@ -463,7 +463,7 @@ SETTINGS: list[Setting] = [
     # ---- [Config] ----
     Setting("Profiles", CFG, ListOf(String()), "Profiles to select", long="--profile", scope=PASSED, match=PLAIN, tools_tree=True),
     Setting("Dependencies", CFG, ListOf(String()), "Subimages built before this image", long="--dependency"),
-    Setting("MinimumVersion", CFG, Version(), "Oldest kosi version that can build this configuration",
+    Setting("MinimumVersion", CFG, Version(), "Oldest mkosi version whose configuration this is",
             long="--minimum-version", scope=MAIN),
     Setting("ConfigureScripts", CFG, _paths(), "Scripts that rewrite the configuration as JSON",
             long="--configure-script", paths=("mkosi.configure",)),

@@ -212,8 +212,10 @@ def test_minimum_version(project):
     root = project({"mkosi.conf": "[Config]\nMinimumVersion=1\nMinimumVersion=5\nMinimumVersion=2\n"})
     assert main_config(root).minimum_version == "5"
     too_new = project({"mkosi.conf": "[Config]\nMinimumVersion=999\n"})
-    with pytest.raises(KosiError, match=r"mkosi.conf:2: MinimumVersion=999 is newer"):
+    with pytest.raises(KosiError, match=r"mkosi.conf:2: MinimumVersion=999 is newer than mkosi 27.1"):
         main_config(too_new)
+    # configurations name mkosi's versions: what mkosi 27.1 builds, kosi builds
+    assert main_config(project({"mkosi.conf": "[Config]\nMinimumVersion=27.1\n"})).minimum_version == "27.1"
 
 
 def test_executable_version_and_rootpw_scripts(project):
