@@ -145,6 +145,8 @@ def variables_plan(
     enrolls SecureBootCertificate= as PK, KEK and db of the default variables, without the
     Microsoft keys; unset means the default variables."""
     if isinstance(setting, Path):
+        if not setting.is_file():  # mkosi 27.1 reads the setting without looking
+            raise KosiError(f"FirmwareVariables={setting}: no such file")
         return setting, []
     if setting in ("microsoft", "microsoft-mok"):
         template = tools_root / MICROSOFT_VARIABLES

@@ -99,3 +99,11 @@ def runtime_image(config: Config, path: Path) -> Iterator[Path]:
         yield copy
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def runtime_trees(config: Config) -> list:
+    """RuntimeTrees=, each of which must exist now (mkosi 27.1 reads them without looking)."""
+    for tree in config.runtime_trees:
+        if not Path(tree.source).exists():
+            raise KosiError(f"RuntimeTrees={tree.source}: no such file or directory")
+    return list(config.runtime_trees)

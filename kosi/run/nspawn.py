@@ -16,13 +16,13 @@ from kosi.config.model import Config
 from kosi.errors import KosiError
 from kosi.outputs.naming import base_name, output_directory
 from kosi.run.credentials import nspawn_credential_args, runtime_credentials
-from kosi.run.image import machine_name
+from kosi.run.image import machine_name, runtime_trees
 from kosi.run.registration import registration_args
 
 
 def runtime_tree_binds(config: Config) -> list[str]:
     """RuntimeTrees=: relative targets (and none) are below /root/src."""
-    return [f"--bind={tree.source}:{tree.target_under('/root/src')}" for tree in config.runtime_trees]
+    return [f"--bind={tree.source}:{tree.target_under('/root/src')}" for tree in runtime_trees(config)]
 
 
 def network_args(config: Config) -> list[str]:

@@ -23,6 +23,7 @@ from kosi import log
 from kosi.config.model import Config
 from kosi.errors import KosiError
 from kosi.run import daemons
+from kosi.run.image import runtime_trees
 
 VIRTIOFSD = "/usr/libexec/virtiofsd"
 TAG_LIMIT = 36  # the virtio-fs config space holds a 36-byte tag
@@ -62,7 +63,7 @@ def invoking_user() -> BoundUser | None:
 def runtime_shares(config: Config, user: BoundUser | None = None) -> list[Share]:
     """Everything the VM gets mounted, tagged in order (kosi-0, kosi-1, ...)."""
     wanted: list[tuple[Path, str, str]] = []
-    for tree in config.runtime_trees:
+    for tree in runtime_trees(config):
         wanted.append((Path(tree.source), tree.target_under("/root/src"), "RuntimeTrees"))
     if config.bind_user and user is not None:
         wanted.append((user.home, str(user.home), "BindUser"))

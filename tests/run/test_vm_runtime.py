@@ -60,6 +60,9 @@ def test_bind_user_and_build_sources_shares(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(KosiError, match="RuntimeTrees=.*not a directory"):
         virtiofs.runtime_shares(make_config(tmp_path, RuntimeTrees=f"{tmp_path}/file:/x"))
+    missing = make_config(tmp_path, RuntimeTrees=f"{tmp_path}/gone:/x")  # read without looking, as mkosi
+    with pytest.raises(KosiError, match="RuntimeTrees=.*gone: no such file or directory"):
+        virtiofs.runtime_shares(missing)
 
 
 def test_virtiofsd_is_sandboxed_and_qemu_gets_shared_memory_and_devices(tmp_path):
@@ -173,6 +176,9 @@ def test_firmware_variables_words(tmp_path):
     cert = tmp_path / "mkosi.crt"
     cert.write_text("CERT")
     assert firmware.variables_plan(None, default, Path("/"), None) == (Path("/vars.fd"), [])
+    with pytest.raises(KosiError, match="FirmwareVariables=.*mine.fd: no such file"):  # read without looking
+        firmware.variables_plan(tmp_path / "mine.fd", default, Path("/"), None)
+    (tmp_path / "mine.fd").write_bytes(b"VARS")
     assert firmware.variables_plan(tmp_path / "mine.fd", default, Path("/"), None) == (tmp_path / "mine.fd", [])
     assert firmware.variables_plan("microsoft", default, Path("/t"), None) == (
         Path("/t/usr/share/OVMF/OVMF_VARS_4M.ms.fd"),

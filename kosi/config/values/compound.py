@@ -59,7 +59,8 @@ class ListOf(ValueType):
         return [word for word in re.split(self.separators, text) if word]
 
     def parse(self, setting, text, origin):
-        return [self.item.parse(setting, word, origin) for word in self.split(text)]
+        parsed = (self.item.parse(setting, word, origin) for word in self.split(text))
+        return [item for item in parsed if item is not None]  # None: an item left out (ScriptPath)
 
     def to_json(self, value):
         items = [self.item.to_json(v) for v in value]

@@ -133,9 +133,14 @@ class PathOrWords(PathValue):
 
 class KeyPath(PathValue):
     """A key or certificate: a PEM file, or a URI such as `pkcs11:...` when a *Source= names an
-    engine or provider that understands it (the manual: "the input type depends on the source")."""
+    engine or provider that understands it (the manual: "the input type depends on the source").
+    A file that does not exist is kept as written, as mkosi 27.1 keeps it (it may name a key of
+    an engine); the build refuses it when it signs with it (kosi.boot.signing)."""
 
     metavar = "PATH|URI"
+
+    def __init__(self, required: bool = False, absolute_only: bool = False):
+        super().__init__(required=False, absolute_only=absolute_only)  # a missing file is kept as written
 
     @staticmethod
     def is_uri(text: str) -> bool:
@@ -145,11 +150,12 @@ class KeyPath(PathValue):
         word = text.strip()
         if self.is_uri(word):
             return word
-        return self.resolve(setting, word, origin)
+        path = self.resolve(setting, word, origin)
+        return path if path.exists() else word
 
     def from_json(self, value):
-        if value is None or self.is_uri(value):
-            return value
+        if value is None or self.is_uri(value) or not Path(value).exists():
+            return value  # as parse keeps it
         return Path(value)
 
     def describe(self):
@@ -157,17 +163,27 @@ class KeyPath(PathValue):
 
 
 class DelayedPath(PathValue):
-    """A path that may start with a delayed &-specifier (Linux=&b/...), kept as written until the
-    build knows what it expands to."""
+    """A path that may hold a delayed &-specifier (Linux=&b/...): kept as written, as mkosi 27.1
+    keeps it, until the build knows what it expands to; a relative one is relative to the
+    directory kosi runs in."""
 
     def parse(self, setting, text, origin):
-        word = text.strip()
-        if word.startswith("&"):
-            return word
-        return self.resolve(setting, word, origin)
+        return text.strip()
 
     def from_json(self, value):
-        return value if value is None or value.startswith("&") else Path(value)
+        return value
+
+
+class ScriptPath(PathValue):
+    """A script of a *Scripts= list. One that does not exist is left out of the list, as mkosi
+    27.1 leaves it out (None here; ListOf drops it)."""
+
+    def __init__(self, required: bool = False, absolute_only: bool = False):
+        super().__init__(required=False, absolute_only=absolute_only)  # a missing script is left out
+
+    def parse(self, setting, text, origin):
+        path = self.resolve(setting, text, origin)
+        return path if path.exists() else None
 
 
 class DefaultInitrd(type(Path())):  # type: ignore[misc]  # PosixPath: Path itself cannot be subclassed on 3.11
