@@ -143,6 +143,27 @@ OPTION_ALIASES = {
     "--kernel-modules-include": ("KernelModules", True),
     "--kernel-modules-initrd-include": ("KernelInitrdModules", True),
     "--firmware-include": ("FirmwareFiles", True),
+    # older names mkosi 27.1 still takes without listing them in --help
+    "--output-dir": ("OutputDirectory", False),
+    "--cache-dir": ("CacheDirectory", False),
+    "--build-dir": ("BuildDirectory", False),
+    "--workspace-dir": ("WorkspaceDirectory", False),
+    "--repart-dir": ("RepartDirectories", False),
+    "--sysupdate-dir": ("SysupdateDirectory", False),
+    "--package-manager-tree": ("SandboxTrees", False),
+    "--tools-tree-package-manager-tree": ("ToolsTreeSandboxTrees", False),
+    "--qemu-args": ("QemuArgs", False),
+    "--qemu-drive": ("Drives", False),
+    "--qemu-firmware": ("Firmware", False),
+    "--qemu-firmware-variables": ("FirmwareVariables", False),
+    "--qemu-kernel": ("Linux", False),
+    "--qemu-kvm": ("KVM", False),
+    "--qemu-mem": ("RAM", False),
+    "--qemu-removable": ("Removable", False),
+    "--qemu-smp": ("CPUs", False),
+    "--qemu-swtpm": ("TPM", False),
+    "--qemu-vsock": ("VSock", False),
+    "--qemu-vsock-cid": ("VSockCID", False),
 }
 
 
