@@ -138,7 +138,9 @@ def modules_initrd(context: Context, kver: str, output: Path) -> Path:
     tree = context.workspace / f"modules-initrd-{kver}"
     shutil.rmtree(tree, ignore_errors=True)
     excludes = context.config.kernel_modules_initrd_exclude
-    count = stage_modules(context.root, kver, patterns, firmware, tree, context.tools, excludes)
+    count = stage_modules(
+        context.root, kver, patterns, firmware, tree, context.tools, excludes, context.config.firmware_exclude
+    )
     log.debug(f"kernel modules initrd for {kver}: {count} modules")
     write_cpio(tree, output, context.tools)
     shutil.rmtree(tree, ignore_errors=True)

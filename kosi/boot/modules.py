@@ -69,21 +69,28 @@ def expand_patterns(patterns: Iterable[str], loaded: Sequence[str] | None = None
     return out
 
 
-def matches(pattern: str, relative: str) -> bool:
-    """Does one (positive) glob match the module at `relative` (path below modules/<kver>), as
-    mkosi 27.1 matches them? The suffixes are ignored and "-" is "_". A glob without "/" matches
-    the file name; one with "/" the last components of the path; one starting with "/" the
-    whole path below kernel/ or below modules/<kver>; one ending with "/" everything below."""
-    path = MODULE_SUFFIX.sub("", relative).replace("-", "_")
-    glob = pattern.replace("-", "_")
+def glob_matches(glob: str, path: str) -> bool:
+    """Does a glob match `path` (no suffixes), as mkosi 27.1 matches KernelModules= and
+    FirmwareFiles= globs? One without "/" matches the file name, one with "/" the last
+    components of the path, one starting with "/" the whole path, one ending with "/"
+    everything below."""
     if glob.endswith("/"):
         glob += "*"
     if glob.startswith("/"):
-        in_tree = path.removeprefix("kernel/") if path.startswith("kernel/") else None
-        return (in_tree is not None and fnmatch.fnmatchcase(in_tree, glob[1:])) or fnmatch.fnmatchcase(path, glob[1:])
+        return fnmatch.fnmatchcase(path, glob[1:])
     if "/" in glob:
         return fnmatch.fnmatchcase(path, "*/" + glob) or fnmatch.fnmatchcase(path, glob)
     return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], glob)
+
+
+def matches(pattern: str, relative: str) -> bool:
+    """Does one (positive) glob match the module at `relative` (path below modules/<kver>)? The
+    suffixes are ignored, "-" is "_", and a whole path ("/...") may leave out kernel/."""
+    path = MODULE_SUFFIX.sub("", relative).replace("-", "_")
+    glob = pattern.replace("-", "_")
+    if glob.startswith("/") and path.startswith("kernel/") and glob_matches(glob, path.removeprefix("kernel/")):
+        return True
+    return glob_matches(glob, path)
 
 
 def regex_subject(relative: str) -> str:
@@ -185,38 +192,47 @@ def firmware_of(moddir: Path, modules: Iterable[str], tools: Path | None) -> set
     return found
 
 
-def firmware_files(root: Path, wanted: set[str], patterns: Sequence[str]) -> set[Path]:
-    """Existing firmware files (any compression) for `wanted` names plus FirmwareFiles= globs."""
+def firmware_files(root: Path, wanted: set[str], patterns: Sequence[str], excludes: Sequence[str] = ()) -> set[Path]:
+    """Existing firmware files (any compression) chosen as mkosi 27.1 chooses them: those the
+    modules want (`wanted`) unless a FirmwareExclude= expression matches, then FirmwareFiles=
+    globs in order (the last match decides), and whatever its `re:` items match. Globs ignore
+    the compression suffix, expressions search the path with it."""
     base = root / "usr/lib/firmware"
     if not base.is_dir():
         return set()
+    globs = [p for p in patterns if not p.startswith("re:")]
+    regexes = compile_regexes([p[3:] for p in patterns if p.startswith("re:")], "FirmwareFiles")
+    exclude = compile_regexes([e.removeprefix("re:") for e in excludes], "FirmwareExclude")
     out: set[Path] = set()
     for path in base.rglob("*"):
         if not (path.is_file() or path.is_symlink()):
             continue
-        relative = FIRMWARE_SUFFIX.sub("", str(path.relative_to(base)))
-        if relative in wanted or (patterns and select_firmware(patterns, relative)):
+        full = str(path.relative_to(base))
+        relative = FIRMWARE_SUFFIX.sub("", full)
+        verdict = relative in wanted and not any(e.search(full) for e in exclude)
+        for pattern in globs:
+            negative = pattern.startswith("-")
+            if glob_matches(pattern[1:] if negative else pattern, relative):
+                verdict = not negative
+        if verdict or any(r.search(full) for r in regexes):
             out.add(path)
     return out
 
 
-def select_firmware(patterns: Sequence[str], relative: str) -> bool:
-    verdict = False
-    for pattern in patterns:
-        negative = pattern.startswith("-")
-        if fnmatch.fnmatchcase(relative, pattern[1:] if negative else pattern):
-            verdict = not negative
-    return verdict
-
-
 def resolve(
-    root: Path, kver: str, patterns: Sequence[str], tools: Path | None, excludes: Sequence[str] = ()
+    root: Path,
+    kver: str,
+    patterns: Sequence[str],
+    tools: Path | None,
+    excludes: Sequence[str] = (),
+    firmware: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> tuple[set[str], set[Path]]:
-    """Modules (relative to modules/<kver>) and firmware files (absolute) a selection needs."""
+    """Modules (relative to modules/<kver>) and firmware files (absolute) a selection needs;
+    `firmware` is (FirmwareFiles=, FirmwareExclude=)."""
     moddir = root / "usr/lib/modules" / kver
     deps = read_dependencies(moddir)
     modules = with_dependencies(select(patterns, deps, excludes), deps)
-    return modules, firmware_files(root, firmware_of(moddir, modules, tools), ())
+    return modules, firmware_files(root, firmware_of(moddir, modules, tools), *firmware)
 
 
 def depmod_staged(image: Path, staged: Path, kver: str, tools: Path | None) -> None:
@@ -251,16 +267,16 @@ def filter_image_modules(
     firmware_patterns: Sequence[str],
     tools: Path | None,
     excludes: Sequence[str] = (),
+    firmware_excludes: Sequence[str] = (),
 ) -> int:
     """Remove every module (and firmware) KernelModules= does not select; returns how many were removed."""
     moddir = root / "usr/lib/modules" / kver
     deps = read_dependencies(moddir)
-    keep, firmware = resolve(root, kver, patterns, tools, excludes)
+    keep, keep_firmware = resolve(root, kver, patterns, tools, excludes, (firmware_patterns, firmware_excludes))
     removed = 0
     for module in set(deps) - keep:
         (moddir / module).unlink(missing_ok=True)
         removed += 1
-    keep_firmware = firmware | firmware_files(root, set(), firmware_patterns)
     base = root / "usr/lib/firmware"
     if base.is_dir():
         for path in list(base.rglob("*")):
@@ -277,12 +293,12 @@ def stage_modules(
     destination: Path,
     tools: Path | None,
     excludes: Sequence[str] = (),
+    firmware_excludes: Sequence[str] = (),
 ) -> int:
     """Copy the selected modules, their firmware and depmod's indexes into `destination`
     (a tree for the kernel-modules initrd); returns the number of modules."""
     moddir = root / "usr/lib/modules" / kver
-    modules, firmware = resolve(root, kver, patterns, tools, excludes)
-    firmware |= firmware_files(root, set(), firmware_patterns)
+    modules, firmware = resolve(root, kver, patterns, tools, excludes, (firmware_patterns, firmware_excludes))
     target = destination / "usr/lib/modules" / kver
     target.mkdir(parents=True, exist_ok=True)
     for module in modules:

@@ -153,6 +153,7 @@ class KernelModules(Step):
             "KernelModules": image_module_patterns(context.config),
             "KernelModulesExclude": context.config.kernel_modules_exclude,
             "FirmwareFiles": context.config.firmware_files,
+            "FirmwareExclude": context.config.firmware_exclude,
         }
 
     def run(self, context: Context) -> None:
@@ -164,6 +165,7 @@ class KernelModules(Step):
                 context.config.firmware_files,
                 context.tools,
                 context.config.kernel_modules_exclude,
+                context.config.firmware_exclude,
             )
             log.debug(f"{kernel.version}: removed {removed} modules not selected by KernelModules=")
 

@@ -229,7 +229,7 @@ SETTINGS: list[Setting] = [
     Setting("FirmwareFiles", C, ListOf(String()), "Globs of firmware files to include", long="--firmware-files",
             compat_names=("FirmwareInclude",), regex_names=("FirmwareInclude",)),
     Setting("FirmwareExclude", C, ListOf(Regex()), "Regular expressions of firmware files to leave out",
-            long="--firmware-exclude", unsupported="kosi only reads FirmwareFiles= (with - excludes)"),
+            long="--firmware-exclude"),
     Setting("Locale", C, String(), "System locale (systemd-firstboot)", long="--locale"),
     Setting("LocaleMessages", C, String(), "Locale of messages (systemd-firstboot)", long="--locale-messages"),
     Setting("Keymap", C, String(), "Console keymap (systemd-firstboot)", long="--keymap"),

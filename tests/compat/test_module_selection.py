@@ -1,6 +1,7 @@
-"""KernelModules=, KernelModulesExclude= and their `re:` items choose the same modules as mkosi
-27.1: its module filter (run from the oracle's own package, in a process of its own) and kosi's
-`select` get the same module tree and the same settings, and must keep the same modules."""
+"""KernelModules=, KernelModulesExclude=, FirmwareFiles=, FirmwareExclude= and their `re:` items
+choose the same modules and firmware as mkosi 27.1: its own filters (run from the oracle's
+package, in a process of their own) and kosi's get the same tree and the same settings, and
+must keep the same files."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import oracle
 import pytest
 
-from kosi.boot.modules import select
+from kosi.boot.modules import firmware_files, select
 from kosi.errors import KosiError
 
 KVER = "6.12.0-test"
@@ -92,3 +93,65 @@ def test_same_modules_as_mkosi(index: int, mkosi_choices) -> None:
 def test_an_invalid_regular_expression_is_one_line() -> None:
     with pytest.raises(KosiError, match=r"KernelModules=: invalid regular expression '\['"):
         select(["re:["], MODULES)
+
+
+FIRMWARE = (
+    "cxgb4/bcm8483.bin.xz", "iwlwifi-8000C-36.ucode.zst", "intel/ibt-11-5.sfi", "amdgpu/navi10_gpu_info.bin.xz",
+    "rtl_nic/rtl8168g-2.fw",
+)  # fmt: skip
+#: what the chosen modules ask for (modinfo's firmware field), without compression suffix
+WANTED = ("iwlwifi-8000C-36.ucode", "intel/ibt-11-5.sfi")
+
+#: (FirmwareFiles=, FirmwareExclude=)
+FIRMWARE_SELECTIONS = [
+    ([], []), (["bcm8483.*"], []), (["cxgb4/bcm8483.bin"], []), (["cxgb4/"], []), (["/cxgb4/bcm8483.bin"], []),
+    (["rtl8168g-2.fw"], []), (["rtl_nic/*"], []), (["rtl-nic/*"], []), (["*", "-amdgpu/*"], []),
+    (["-iwlwifi*"], []), (["re:iwl"], []), (["re:^intel"], []), (["re:ucode$"], []), (["re:ucode.zst"], []),
+    ([], ["re:iwl"]), (["re:iwl"], ["re:iwl"]), (["*"], ["re:.*"]), (["re:navi"], ["re:amd"]),
+]  # fmt: skip
+
+FIRMWARE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from mkosi.kmod import filter_firmware
+    root, wanted, selections = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.stdin.read())
+    files = {Path(p) for p in wanted}
+    print(json.dumps([sorted(map(str, filter_firmware(root, set(files), include=i, exclude=e))) for i, e in selections]))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def firmware_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("firmware")
+    for name in FIRMWARE:
+        path = root / "usr/lib/firmware" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    return root
+
+
+@pytest.fixture(scope="module")
+def mkosi_firmware(firmware_root) -> list[list[str]]:
+    # mkosi is handed the files the modules want, kosi their names: the same set
+    wanted = [f"usr/lib/firmware/{f}" for f in FIRMWARE if any(f.startswith(w) for w in WANTED)]
+    _, env = oracle.mkosi_command(oracle.ensure_oracle())
+    result = subprocess.run(
+        [sys.executable, "-c", FIRMWARE_SCRIPT, str(firmware_root), json.dumps(wanted)],
+        input=json.dumps(FIRMWARE_SELECTIONS),
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("index", range(len(FIRMWARE_SELECTIONS)), ids=lambda i: repr(FIRMWARE_SELECTIONS[i]))
+def test_same_firmware_as_mkosi(index: int, firmware_root: Path, mkosi_firmware) -> None:
+    include, exclude = FIRMWARE_SELECTIONS[index]
+    ours = sorted(
+        str(p.relative_to(firmware_root)) for p in firmware_files(firmware_root, set(WANTED), include, exclude)
+    )
+    assert ours == mkosi_firmware[index], f"FirmwareFiles={include} FirmwareExclude={exclude}"
