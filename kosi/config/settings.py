@@ -443,7 +443,7 @@ SETTINGS: list[Setting] = [
             long="--bind-user", scope=MAIN),
     Setting("UnitProperties", R, ListOf(String(), shell=True), "Properties of the machine's systemd scope",
             long="--unit-property", scope=MAIN, json=False),
-    Setting("SshKey", R, KeyPath(), "Private key for the ssh verb", long="--ssh-key", scope=MAIN,
+    Setting("SshKey", R, PathValue(), "Private key for the ssh verb", long="--ssh-key", scope=MAIN,
             paths=("mkosi.key",), secret=True),
     Setting("SshCertificate", R, PathValue(), "Certificate provisioned as the VM's SSH key",
             long="--ssh-certificate", scope=MAIN, paths=("mkosi.crt",)),
