@@ -265,19 +265,22 @@ def test_centos_epel_through_repositories(mirror, tmp_path):
     assert rpm_qa(root) == {"filesystem", "libhello", "hello", "epel-hello"}
 
 
-def test_fedora_scripts_overlay_volatile_and_removal(mirror, tmp_path, fedora_cache):
+@pytest.mark.parametrize("dnf", ["dnf 4", "dnf5"])
+def test_fedora_scripts_overlay_volatile_and_removal(mirror, tmp_path, fedora_cache, dnf):
     """BuildPackages= only in the build overlay, VolatilePackages= from a package directory,
-    mkosi-install and rpm acting on the image from a postinst script, RemovePackages=."""
+    mkosi-install and rpm acting on the image from a postinst script, RemovePackages=; with the
+    host's dnf 4 and with dnf5 from sid's tools tree (its own package cache)."""
     d = fedora(
         tmp_path,
         mirror,
         packages="filesystem,libhello",
-        cache=fedora_cache,
+        cache=fedora_cache if dnf == "dnf 4" else tmp_path / "dnf5-cache",
         extra=f"BuildPackages=hello\nVolatilePackages=localpkg\nPackageDirectories={mirror['local']}\n"
         "RemovePackages=hello\n",
     )
     conf = d / "mkosi.conf"
-    conf.write_text(conf.read_text().replace("CleanPackageMetadata=no\n", ""))
+    tools = "[Build]\nToolsTree=default\nToolsTreeRelease=sid\n" if dnf == "dnf5" else ""
+    conf.write_text(conf.read_text().replace("CleanPackageMetadata=no\n", "") + tools)
     script(d / "mkosi.build", 'test -x "$BUILDROOT/usr/bin/hello"\necho built > "$DESTDIR/built-marker"\n')
     script(
         d / "mkosi.postinst",
@@ -285,6 +288,7 @@ def test_fedora_scripts_overlay_volatile_and_removal(mirror, tmp_path, fedora_ca
     )
     result = kosi_build(d)
     assert result.returncode == 0, result.stderr[-4000:]
+    assert f"Using {'dnf5' if dnf == 'dnf5' else 'dnf'} ({dnf})" in result.stderr + result.stdout
     root = d / "mkosi.output/image"
     assert (root / "built-marker").read_text() == "built\n"
     assert (root / "rpm-q-hello").read_text() == "hello-1.4-1.x86_64\n"
