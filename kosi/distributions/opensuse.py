@@ -130,6 +130,12 @@ class OpenSUSE(Distribution):
         return config.release or cls.default_release
 
     @classmethod
+    def release_packages(cls, config: Config) -> tuple[str, ...]:
+        """What a new image gets with its filesystem package (as mkosi 27.1): the os-release."""
+        release = cls.release(config)
+        return ("openSUSE-release",) if release == "tumbleweed" or release.startswith("15.") else ("Leap-release",)
+
+    @classmethod
     def tumbleweed(cls, config: Config) -> bool:
         return cls.release(config) == "tumbleweed"
 

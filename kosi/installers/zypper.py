@@ -352,7 +352,7 @@ class Zypper(PackageManager):
                 f"Bootstrapping {distribution(context.config).pretty_name} {distribution(context.config).release(context.config)}"
             )
             (root / DBPATH.lstrip("/")).mkdir(parents=True, exist_ok=True)
-            packages = ["filesystem", *packages]
+            packages = ["filesystem", *distribution(context.config).release_packages(context.config), *packages]
         if packages:
             self._zypper(context, root, ["install", "--download-in-advance", *packages], apivfs=apivfs)
         self._record(context, root)

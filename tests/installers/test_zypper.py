@@ -117,6 +117,13 @@ def test_repositories_equal_mkosi_27_1s(case):
     assert kosi_lines(ORACLE[case]["settings"]) == mkosi_lines(ORACLE[case])
 
 
+@pytest.mark.parametrize("case", sorted(ORACLE))
+def test_first_packages_are_mkosi_27_1s(case):
+    """A new image gets filesystem and the release package first (kosi/installers/zypper.py)."""
+    config = Config(dict(ORACLE[case]["settings"]), directory=Path("/nonexistent"))
+    assert ["filesystem", *get("opensuse").release_packages(config)] == ORACLE[case]["install"]
+
+
 def test_leap_keys_are_mkosi_27_1s_and_only_found_ones_are_used():
     """mkosi 27.1 requires every key of its Leap set; Debian's distribution-gpg-keys lacks the
     SuSE-* ones, so kosi imports those it finds (kosi/installers/zypper.py) and needs one."""
@@ -184,6 +191,7 @@ def test_image_has_the_package_and_its_dependency(image):
     manifest = json.loads((image / "image.manifest").read_text())
     assert {(p["type"], p["name"], p["version"]) for p in manifest["packages"]} == {
         ("rpm", "filesystem", "84.87-1"),
+        ("rpm", "openSUSE-release", "20250101-1"),
         ("rpm", "kosi-hello", "1.0-1"),
         ("rpm", "kosi-libhello", "2.0-1"),
     }
@@ -306,7 +314,7 @@ def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_p
     assert not (root / "usr/share/kosi-hello/file").exists()  # BuildPackages= stay out of the image
     assert (root / "rpm-q").read_text() == "filesystem-84.87-1.noarch\n"
     names = {p["name"] for p in json.loads((directory / "image.manifest").read_text())["packages"]}
-    assert names == {"filesystem"}
+    assert names == {"filesystem", "openSUSE-release"}
     assert not (root / "usr/share/kosi-libhello/file").exists()
 
 
@@ -349,4 +357,9 @@ def test_zypper_and_rpm_from_the_default_tools_tree(mirror, tmp_path):
     names = set(run(query, sandbox=prefix, stdout=-1, stderr=-1, input="").stdout.split())
     assert {"filesystem-84.87", "kosi-hello-1.0", "kosi-libhello-2.0"} <= names
     manifest = json.loads((directory / "image.manifest").read_text())
-    assert {p["name"] for p in manifest["packages"]} == {"filesystem", "kosi-hello", "kosi-libhello"}
+    assert {p["name"] for p in manifest["packages"]} == {
+        "filesystem",
+        "openSUSE-release",
+        "kosi-hello",
+        "kosi-libhello",
+    }

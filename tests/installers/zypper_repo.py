@@ -39,6 +39,7 @@ echo doc > %{{buildroot}}/usr/share/doc/{name}/README
 #: name -> (version, requires)
 PACKAGES = {
     "filesystem": ("84.87", ()),
+    "openSUSE-release": ("20250101", ()),  # installed with filesystem, as mkosi 27.1
     "kosi-hello": ("1.0", ("kosi-libhello",)),
     "kosi-libhello": ("2.0", ()),
     "kosi-tampered": ("1.0", ()),
