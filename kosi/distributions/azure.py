@@ -23,6 +23,7 @@ class Azure(RpmDistribution):
     tools_tree_distribution = "fedora"
     os_release_ids = ("azurelinux",)
     kernel_packages = ("kernel",)
+    bootstrap_packages = ("filesystem", "azurelinux-release")
 
     @classmethod
     def keys(cls, config: Config) -> tuple[RpmKey, ...]:

@@ -15,6 +15,7 @@ class Mageia(RpmDistribution):
     default_release = "cauldron"
     mirrors = {"*": "https://www.mageia.org"}
     tools_tree_distribution = "mageia"
+    bootstrap_packages = ("filesystem",)
 
     @classmethod
     def keys(cls, config: Config) -> tuple[RpmKey, ...]:
@@ -52,6 +53,7 @@ class OpenMandriva(RpmDistribution):
     default_release = "cooker"
     mirrors = {"*": "http://mirrors.openmandriva.org"}
     tools_tree_distribution = "openmandriva"
+    bootstrap_packages = ("filesystem",)
     #: where packages come from without Mirror= (the manual's table names the mirror list's host)
     repository_host = "http://mirror.openmandriva.org"
 

@@ -128,6 +128,8 @@ class RpmDistribution(Distribution):
     rpm_dbpath: ClassVar[str] = "/usr/lib/sysimage/rpm"
     #: the distribution's kernel, and what a bootable image gets with it
     kernel_packages: ClassVar[tuple[str, ...]] = ("kernel",)
+    #: what an empty root gets first, on its own (mkosi 27.1's: the RHEL family and Fedora)
+    bootstrap_packages: ClassVar[tuple[str, ...]] = ("basesystem",)
     #: packages of the default initrd (besides the kernel modules kosi copies in): mkosi 27.1's
     #: for the RHEL family (tests/distributions data); the others override it
     initrd_packages: ClassVar[tuple[str, ...]] = (

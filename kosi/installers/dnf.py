@@ -388,7 +388,10 @@ class Dnf(PackageManager):
         # not expired; loading the repositories for a query downloads only what expired.
         command = executable(context.tools)
         args = ["makecache"] if is_dnf5(command) else ["repoquery", "--quiet", "kosi-metadata-sync"]
-        self.dnf(context, args, expire=True, apivfs=False, what="dnf (repository metadata)")
+        # an empty root of its own: the image's stays untouched until the bootstrap installs into it
+        root = self.state_dir(context) / "sync-root"
+        root.mkdir(exist_ok=True)
+        self.dnf(context, args, root=root, expire=True, apivfs=False, what="dnf (repository metadata)")
         context.state.installer.synced = True
 
     def has_metadata(self, context: Context) -> bool:
@@ -404,11 +407,16 @@ class Dnf(PackageManager):
         root = Path(root or context.root)
         self.sync(context)
         self._index_local_repository(context)
-        if not packages:
-            return
         dist = distribution(context.config)
-        if not (root / dist.rpm_dbpath.lstrip("/")).exists():
+        if not (root / dist.rpm_dbpath.lstrip("/")).exists() and not context.config.base_trees:
             log.step(f"Bootstrapping {dist.pretty_name} {dist.release(context.config)}")
+            # the distribution's base packages, as mkosi 27.1 installs them first (kosi in the
+            # same transaction: a package's bad signature is then explained as in any other)
+            packages = [*dist.bootstrap_packages, *packages]
+        if packages:
+            self._install(context, packages, root=root, apivfs=apivfs)
+
+    def _install(self, context: Context, packages: Sequence[str], *, root: Path, apivfs: bool) -> None:
         output = self.dnf(context, ["install", *packages], root=root, apivfs=apivfs, what="dnf install")
         downloaded = len(re.findall(r"^\(\d+/\d+\): \S+\.rpm", output, re.MULTILINE))
         context.state.installer.downloaded += downloaded

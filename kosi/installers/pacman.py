@@ -465,7 +465,9 @@ def repo_add(repository: Path, tools: Path | None) -> None:
 
 
 def installed_packages(root: Path) -> list[dict]:
-    """The image's installed packages from pacman's local database (var/lib/pacman/local/*/desc)."""
+    """The image's installed packages from pacman's local database (var/lib/pacman/local/*/desc),
+    as mkosi 27.1 records them: type "pkg", in the order of the database's directories, the
+    source package being %BASE%, and no size (0)."""
     local = root / "var/lib/pacman/local"
     packages = []
     for desc in sorted(local.glob("*/desc")) if local.is_dir() else []:
@@ -480,12 +482,12 @@ def installed_packages(root: Path) -> list[dict]:
         one = {k: v[0] if v else "" for k, v in fields.items()}
         packages.append(
             {
-                "type": "pacman",
+                "type": "pkg",
                 "name": one.get("NAME", ""),
                 "version": one.get("VERSION", ""),
                 "architecture": one.get("ARCH", ""),
-                "size": int(one.get("SIZE") or 0),
-                "source": one.get("BASE") or one.get("NAME", ""),
+                "size": 0,
+                "source": one.get("BASE", ""),
             }
         )
-    return sorted(packages, key=lambda p: p["name"])
+    return packages

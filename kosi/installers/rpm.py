@@ -18,8 +18,9 @@ from kosi.sandbox import Mount, last_error_line, run, sandbox_command
 if TYPE_CHECKING:
     from kosi.pipeline.context import Context
 
-#: the query behind the manifest: one package per line
-QUERY_FORMAT = r"%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\t%{ARCH}\t%{SIZE}\t%{SOURCERPM}\n"
+#: the query behind the manifest: one package per record (the changelog as `rpm -q --changelog` prints it)
+QUERY_FIELDS = "%{NEVRA}\x1f%{NAME}\x1f%{EVR}\x1f%{ARCH}\x1f%{LONGSIZE}\x1f%{SOURCERPM}\x1f"
+CHANGELOG = "[* %{CHANGELOGTIME:day} %{CHANGELOGNAME}\n%{CHANGELOGTEXT}\n\n]"
 
 
 def write_macros(context: Context, dbpath: str, backend: str = "sqlite") -> Path:
@@ -36,11 +37,21 @@ def sandbox(context: Context, root: Path, **options) -> list[str]:
 
 
 def query(context: Context, root: Path, dbpath: str) -> list[dict]:
-    """The packages the image's rpm database lists, for the manifest."""
+    """The packages the image's rpm database lists, for the manifest, as mkosi 27.1 records
+    them: sorted by NEVRA, the imported keys (gpg-pubkey) too, the source rpm's changelog
+    when ManifestFormat= asks for the report."""
     if not (root / dbpath.lstrip("/")).is_dir():
         return []
+    changelogs = "changelog" in (context.config.manifest_format or ())
     result = run(
-        ["rpm", f"--root={root}", f"--dbpath={dbpath}", "-qa", "--qf", QUERY_FORMAT],
+        [
+            "rpm",
+            f"--root={root}",
+            f"--dbpath={dbpath}",
+            "-qa",
+            "--qf",
+            QUERY_FIELDS + (CHANGELOG if changelogs else "") + "\x1e",
+        ],
         sandbox=sandbox(context, root, apivfs=False, network=False),
         stdout=-1,
         stderr=-1,
@@ -50,19 +61,17 @@ def query(context: Context, root: Path, dbpath: str) -> list[dict]:
     if result.returncode != 0:
         raise KosiError(f"rpm -qa in {root} failed: {last_error_line(result.stderr) or result.returncode}")
     packages = []
-    for line in sorted(result.stdout.splitlines()):
-        name, version, arch, size, source = (line.split("\t") + [""] * 5)[:5]
-        if name == "gpg-pubkey":  # imported keys live in the database as pseudo packages
-            continue
-        version = version.removeprefix("0:")
+    for record in sorted(r.strip("\n") for r in result.stdout.split("\x1e") if r.strip()):
+        _, name, version, arch, size, source, changelog = (record.split("\x1f") + [""] * 7)[:7]
         packages.append(
             {
                 "type": "rpm",
                 "name": name,
                 "version": version,
-                "architecture": arch,
+                "architecture": "" if arch == "(none)" else arch,
                 "size": int(size or 0),
-                "source": source.removesuffix(".src.rpm").rsplit("-", 2)[0] or name,
+                "source": source,
+                "changelog": changelog.strip(),
             }
         )
     return packages

@@ -134,12 +134,18 @@ def test_same_packages(built):
     assert packages(ours) == packages(theirs)
 
 
+def tree_differences(theirs: Path, ours: Path, known) -> list[str]:
+    """What differs between mkosi's tree and kosi's (entries, types, modes, owners), leaving out
+    the paths `known(path)` accepts."""
+    a, b = scan(theirs), scan(ours)
+    only_mkosi = sorted(p for p in set(a) - set(b) if not known(p))
+    only_kosi = sorted(p for p in set(b) - set(a) if not known(p))
+    differing = sorted(p for p in set(a) & set(b) if a[p] != b[p] and not known(p))
+    report = [f"only mkosi: {p}" for p in only_mkosi] + [f"only kosi: {p}" for p in only_kosi]
+    return report + [f"{p}: mkosi {a[p]}, kosi {b[p]}" for p in differing]
+
+
 def test_same_files_owners_and_modes(built):
     theirs, ours = built
-    a, b = scan(theirs), scan(ours)
-    only_mkosi = sorted(p for p in set(a) - set(b) if p not in KNOWN)
-    only_kosi = sorted(p for p in set(b) - set(a) if p not in KNOWN)
-    differing = sorted(p for p in set(a) & set(b) if a[p] != b[p] and p not in KNOWN)
-    report = [f"only mkosi: {p}" for p in only_mkosi] + [f"only kosi: {p}" for p in only_kosi]
-    report += [f"{p}: mkosi {a[p]}, kosi {b[p]}" for p in differing]
+    report = tree_differences(theirs, ours, lambda p: p in KNOWN)
     assert not report, "\n".join(report[:80])

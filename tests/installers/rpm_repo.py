@@ -94,6 +94,7 @@ class Spec:
     docs: dict[str, str] = field(default_factory=dict)  # %doc files (WithDocs=)
     directories: tuple[str, ...] = ()
     symlinks: dict[str, str] = field(default_factory=dict)  # path -> target
+    changelog: str = ""  # the %changelog section's text
 
     def text(self) -> str:
         lines = [
@@ -122,6 +123,8 @@ class Spec:
         lines += [f"%dir {p}" for p in self.directories]
         lines += list(self.files) + list(self.symlinks)
         lines += [f"%doc {p}" for p in self.docs]
+        if self.changelog:
+            lines += ["", "%changelog", self.changelog]
         return "\n".join(lines) + "\n"
 
     @property
@@ -267,8 +270,12 @@ def base_specs() -> list[Spec]:
             version="3.18",
             directories=("/etc", "/usr", "/usr/bin", "/usr/lib", "/usr/lib64", "/var"),
             symlinks={"/bin": "usr/bin", "/lib": "usr/lib", "/lib64": "usr/lib64"},
-            files={"/etc/kosi-test-release": "kosi test distribution"},
+            files={
+                "/etc/kosi-test-release": "kosi test distribution",
+                "/usr/lib/os-release": "NAME=Fedora Linux\nID=fedora\nVERSION_ID=42",
+            },
         ),
+        Spec("basesystem", version="11", requires=("filesystem",)),
         Spec(
             "libhello",
             version="2.1",
@@ -281,5 +288,6 @@ def base_specs() -> list[Spec]:
             requires=("libhello >= 2", "filesystem"),
             files={"/usr/bin/hello": "#!/bin/sh\necho hello"},
             docs={"/usr/share/doc/hello/README": "read me"},
+            changelog="* Mon Jan 06 2025 kosi tests <tests@kosi.invalid> - 1.4-1\n- Say hello\n- Need libhello 2",
         ),
     ]

@@ -189,7 +189,7 @@ def test_image_has_the_package_and_its_dependency(image):
     assert not (root / "usr/share/doc/kosi-hello").exists()  # WithDocs=no
     assert {"filesystem-84.87", "kosi-hello-1.0", "kosi-libhello-2.0"} <= rpm_query(root)
     manifest = json.loads((image / "image.manifest").read_text())
-    assert {(p["type"], p["name"], p["version"]) for p in manifest["packages"]} == {
+    assert {(p["type"], p["name"], p["version"]) for p in manifest["packages"] if p["name"] != "gpg-pubkey"} == {
         ("rpm", "filesystem", "84.87-1"),
         ("rpm", "openSUSE-release", "20250101-1"),
         ("rpm", "kosi-hello", "1.0-1"),
@@ -314,7 +314,7 @@ def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_p
     assert not (root / "usr/share/kosi-hello/file").exists()  # BuildPackages= stay out of the image
     assert (root / "rpm-q").read_text() == "filesystem-84.87-1.noarch\n"
     names = {p["name"] for p in json.loads((directory / "image.manifest").read_text())["packages"]}
-    assert names == {"filesystem", "openSUSE-release"}
+    assert names == {"filesystem", "gpg-pubkey", "openSUSE-release"}
     assert not (root / "usr/share/kosi-libhello/file").exists()
 
 
@@ -359,7 +359,8 @@ def test_zypper_and_rpm_from_the_default_tools_tree(mirror, tmp_path):
     manifest = json.loads((directory / "image.manifest").read_text())
     assert {p["name"] for p in manifest["packages"]} == {
         "filesystem",
-        "openSUSE-release",
+        "gpg-pubkey",
         "kosi-hello",
         "kosi-libhello",
+        "openSUSE-release",
     }
