@@ -331,6 +331,7 @@ def test_zypper_and_rpm_from_the_default_tools_tree(mirror, tmp_path):
     gpg = ["gpg", "--homedir", str(sha1), "--batch", "--passphrase", "", "--cert-digest-algo", "SHA1"]
     subprocess.run([*gpg, "--quick-gen-key", "old <old@kosi.invalid>", "rsa2048", "sign", "never"], check=True)
     old = subprocess.run([*gpg, "--armor", "--export"], capture_output=True, check=True).stdout
+    kill_gpg_agent(sha1)
     refused = project(tmp_path / "refused", mirror, tmp_path / "cache", settings)
     (refused / "mkosi.sandbox" / LEAP_KEY).write_bytes(old)
     line = error_line(build(refused))
