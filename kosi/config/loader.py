@@ -48,9 +48,16 @@ MAIN_IMAGE_SCOPES = (
     Scope.main_only,
 )  # a single-value setting assigned the empty string: back to the default
 
-#: Include= names that mean configuration shipped inside mkosi 27.1 rather than a path; kosi
-#: has none of it (docs/compatibility.md), so naming one is an error unless such a path exists.
+#: Include= names that mean built-in configuration rather than a path (unless such a path
+#: exists): kosi's own text for each, in kosi/resources/<name>/.
 MKOSI_BUILTIN_INCLUDES = ("mkosi-initrd", "mkosi-vm", "mkosi-tools", "mkosi-obs", "mkosi-addon")
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+
+
+def builtin_configuration(name: str) -> Path | None:
+    """The directory of built-in configuration `name` (Include=mkosi-vm), None if kosi has none."""
+    path = RESOURCES / name
+    return path if name in MKOSI_BUILTIN_INCLUDES and path.is_dir() else None
 
 
 @dataclass
@@ -385,7 +392,9 @@ class Loader:
             if not word:
                 continue
             path = Path(os.path.normpath(origin.directory / Path(word).expanduser()))
-            if not path.exists() and word in MKOSI_BUILTIN_INCLUDES:
+            if not path.exists() and builtin_configuration(word) is not None:
+                path = RESOURCES / word
+            elif not path.exists() and word in MKOSI_BUILTIN_INCLUDES:
                 raise KosiError(
                     f"Include={word}: kosi does not ship mkosi's built-in configuration {word}",
                     file=origin.file, line=origin.line, hint="see docs/compatibility.md",
@@ -678,11 +687,15 @@ def load_project(args: Any, cwd: Path | None = None) -> Project:
     return Project(images=images, tools=None, options=options, history=record)
 
 
-def tools_tree_config(main: Config, confdir: Path | None = None, *, read_files: bool = True) -> Config:
+def tools_tree_config(
+    main: Config, confdir: Path | None = None, *, read_files: bool = True, builtin: bool = False
+) -> Config:
     """What the user configured for the default tools tree: a directory image with
     ToolsTree<Setting>= applied as <Setting>=, multiversal settings from the main image, and
     mkosi.tools.conf (file or directory, unless not `read_files`) on top. The one place these
-    are applied; kosi.tools.tree adds kosi's own choices (distribution, packages)."""
+    are applied; kosi.tools.tree adds kosi's own choices (distribution, packages). With
+    `builtin`, the built-in mkosi-tools configuration (its packages per distribution and
+    ToolsTreeProfiles=) comes first, as `summary` shows the tree."""
     settings, by_name = _settings()
     state = ImageState("tools", main.directory)
     fixed: dict[str, Any] = {"Format": "directory"}
@@ -705,6 +718,10 @@ def tools_tree_config(main: Config, confdir: Path | None = None, *, read_files: 
         loader.parse_directory(tools_conf, state.config)
     elif read_files and is_config_file(tools_conf):
         loader.parse_file(tools_conf, state.config)
+    if builtin:  # after mkosi.tools.conf, as mkosi 27.1 reads them: Output=mkosi.tools wins
+        loader.parse_directory(RESOURCES / "mkosi-tools", state.config, top=True)
     config = finalize(state, None)
+    if builtin:  # one sorted list, ToolsTreePackages= among the built-in ones
+        config.values["Packages"] = sorted(config.values["Packages"] or [], key=package_order)
     config.values["Format"] = "directory"  # the manual: the tools tree's format cannot be changed
     return config

@@ -55,9 +55,9 @@ def tools_config(project: Project) -> Config | None:
         return None
     if str(wanted) not in ("default", "yes"):
         return None
-    from kosi.tools.tree import tools_config
+    from kosi.config.loader import tools_tree_config
 
-    return tools_config(project, "build")
+    return tools_tree_config(project.main, read_files=hasattr(project.main, "origins"), builtin=True)
 
 
 def render_text(project: Project) -> str:

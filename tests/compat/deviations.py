@@ -20,7 +20,21 @@ DEVIATIONS: dict[str, Deviation] = {
         "The default Debian tools tree is trixie, not testing",
         frozenset({"Images[0].ImageId", "Images[0].Output", "Images[0].Files"}),
     ),
+    "builtin-tools/debian-default-release": Deviation(
+        "The default Debian tools tree is trixie, not testing",
+        frozenset({"Images[0].ToolsTree", "Tools.Release", "Tools.Packages"}),
+    ),
 }
+
+#: ToolsTree=default: mkosi 27.1 prints where it builds the tree (<output directory>/mkosi.tools)
+TOOLS_TREE_IN_CACHE = "The default tools tree lives in kosi's cache"
+for _case in (
+    "alma", "arch", "azure", "centos", "centos-9", "cli-distribution", "debian", "debian-bookworm",
+    "debian-testing", "fedora", "fedora-42", "image-fedora-cli", "kali", "mageia", "opensuse",
+    "postmarketos", "profile-devel", "profile-none", "profile-runtime-misc", "settings", "tools-conf",
+    "tools-conf-output", "tools-tree-yes", "ubuntu", "ubuntu-jammy", "ubuntu-noble",
+):  # fmt: skip
+    DEVIATIONS[f"builtin-tools/{_case}"] = Deviation(TOOLS_TREE_IN_CACHE, frozenset({"Images[0].ToolsTree"}))
 
 
 #: TEMPORARY, while issue 8's JSON contract work is under way: image keys whose values kosi is

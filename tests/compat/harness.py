@@ -8,7 +8,11 @@ A case is a directory of configuration files (mkosi.conf, mkosi.conf.d/, ...) pl
                 command line, as mkosi's argparse), and kosi says why in one line without a traceback (the file's content, if any, is a regex kosi's
                 message must match)
 Neither tool sees those three files: the case is copied without them into a directory of its
-own, so both tools run on the same tree and the only normalisation is that directory's path.
+own, so both tools run on the same tree. Normalised: that directory's path, and the paths of
+built-in configuration (Include=mkosi-vm, the default tools tree's mkosi-tools): mkosi 27.1
+unpacks its own into a fresh temporary directory on every run, kosi has its own text in
+kosi/resources, so `$BUILTIN/<name>/<file>` stands for either, and in `Files` (which lists the
+configuration files read) each run of files of one built-in configuration is `$BUILTIN/<name>`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ KOSI = [str(REPO / "bin/kosi")]
 CONTROL_FILES = ("args", "env", "expect-error")
 PROJECT = "project"  # the name of the directory both tools run in
 PLACEHOLDER = "$CASE"
+BUILTIN = re.compile(r"(?:/[^/\s\"]+)*/resources/(mkosi-(?:initrd|tools|vm|obs|addon))(?=/|$)")
 MISSING = "<missing>"
 
 
@@ -123,14 +128,31 @@ def finish_tool(process: subprocess.Popen, project: Path) -> Run:
 
 
 def normalise(value: Any, project: str) -> Any:
-    """The document with the case's directory replaced by $CASE."""
+    """The document with the case's directory replaced by $CASE and built-in configuration's
+    by $BUILTIN/<name> (see the module's docstring)."""
     if isinstance(value, str):
-        return value.replace(project, PLACEHOLDER)
+        return BUILTIN.sub(r"$BUILTIN/\1", value.replace(project, PLACEHOLDER))
     if isinstance(value, list):
         return [normalise(v, project) for v in value]
     if isinstance(value, dict):
-        return {k: normalise(v, project) for k, v in value.items()}
+        return {
+            k: builtin_files(normalise(v, project)) if k == "Files" else normalise(v, project) for k, v in value.items()
+        }
     return value
+
+
+def builtin_files(files: Any) -> Any:
+    """`Files` with each run of one built-in configuration's files as one `$BUILTIN/<name>`."""
+    if not isinstance(files, list):
+        return files
+    out: list[Any] = []
+    for entry in files:
+        if isinstance(entry, str) and entry.startswith("$BUILTIN/"):
+            entry = "/".join(entry.split("/")[:2])
+            if out and out[-1] == entry:
+                continue
+        out.append(entry)
+    return out
 
 
 def is_uuid(value: Any) -> bool:
@@ -147,7 +169,10 @@ def neutralise_random(case: Case, mkosi: Any, kosi: Any) -> None:
     if not isinstance(mkosi, dict) or not isinstance(kosi, dict):
         return
     text = (b"\n".join(case.files.values()).decode(errors="replace") + " ".join(case.args)).lower()
-    for ours, theirs in zip(kosi.get("Images") or [], mkosi.get("Images") or [], strict=False):
+    pairs = list(zip(kosi.get("Images") or [], mkosi.get("Images") or [], strict=False))
+    if isinstance(kosi.get("Tools"), dict) and isinstance(mkosi.get("Tools"), dict):
+        pairs.append((kosi["Tools"], mkosi["Tools"]))
+    for ours, theirs in pairs:
         for key in RANDOM_KEYS:
             if is_uuid(theirs.get(key)) and is_uuid(ours.get(key)) and theirs[key].lower() not in text:
                 ours[key] = theirs[key] = "<random uuid>"

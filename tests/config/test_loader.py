@@ -261,7 +261,24 @@ def test_arguments_after_double_dash(project):
     assert load(root, "build", "--", "-x", "y").main.arguments == ["-x", "y"]
 
 
-@pytest.mark.parametrize("name", ["mkosi-vm", "mkosi-initrd"])
+def test_builtin_include_is_kosis_own_configuration(project):
+    """Include=mkosi-tools and mkosi-addon read kosi/resources (tests/compat proves the
+    summaries equal mkosi 27.1's); a directory of that name in the project still wins."""
+    tools = main_config(
+        project({"mkosi.conf": "[Distribution]\nDistribution=fedora\n[Include]\nInclude=mkosi-tools\n"})
+    )
+    assert "dnf5" in tools.packages and "systemd-ukify" in tools.packages and "apt" not in tools.packages
+    assert str(tools["Output"]) == "mkosi.tools"
+    assert any("resources/mkosi-tools" in str(f) for f in tools.files)
+    addon = main_config(project({"mkosi.conf": "[Include]\nInclude=mkosi-addon\n"}))
+    assert str(addon["Format"]) == "addon" and str(addon["Distribution"]) == "custom"
+    local = project(
+        {"mkosi.conf": "[Include]\nInclude=mkosi-tools\n", "mkosi-tools/mkosi.conf": "[Content]\nPackages=own\n"}
+    )
+    assert main_config(local).packages == ["own"]
+
+
+@pytest.mark.parametrize("name", ["mkosi-vm", "mkosi-initrd", "mkosi-obs"])
 def test_mkosi_builtin_include_is_refused_in_one_line(project, name):
     root = project({"mkosi.conf": f"[Include]\nInclude={name}\n"})
     with pytest.raises(KosiError, match=rf"mkosi.conf:2: Include={name}: kosi does not ship mkosi's built-in"):
