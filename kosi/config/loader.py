@@ -416,7 +416,8 @@ class Loader:
             return  # each file is included once, which also breaks include loops
         self.state.included.add(resolved)
         if target.is_dir():
-            self.parse_directory(target, self.state.config)
+            # built-in configuration has profiles (mkosi-initrd's lvm, ...), as mkosi 27.1 reads it
+            self.parse_directory(target, self.state.config, top=target.parent == RESOURCES)
         else:
             self.parse_file(target, self.state.config)
 

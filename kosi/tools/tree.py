@@ -78,10 +78,13 @@ def tools_config(project: Project, verb: str) -> Config:
         distribution = "debian"
     table = distributions.get(distribution).tools_tree_packages
     if not table:
-        raise KosiError(
-            f"ToolsTreeDistribution={named}: kosi has no default tools tree for it",
-            hint="use debian, or point ToolsTree= at a tree you built",
-        )
+        # No package table of kosi's own: the built-in mkosi-tools configuration (as `summary`
+        # shows it, mkosi 27.1's packages for that distribution) is what gets built.
+        config = tools_tree_config(main, read_files=hasattr(main, "origins"), builtin=True)
+        config.values.update(Format="directory", Bootable=Feature.disabled)
+        config.values["_tools_profiles"] = list(config.values.get("Profiles") or [])
+        config.values["_tools_tree_name"] = f"{config['Distribution']}-{config['Release']}"
+        return config
     profiles = profiles_for(project, verb)
     packages: list[str] = list(table["base"])
     for profile in profiles:

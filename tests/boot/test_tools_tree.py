@@ -164,3 +164,22 @@ def test_host_without_the_package_manager_wants_the_tools_tree(monkeypatch):
     assert "dnf5 or dnf" in host.host_shortcoming(Config({"Distribution": "fedora", **directory}))
     monkeypatch.setenv("MKOSI_DNF", "/opt/dnf")
     assert host.host_shortcoming(Config({"Distribution": "fedora", **directory})) is None
+
+
+def test_tools_tree_of_another_distribution_is_the_builtin_configuration(tmp_path):
+    """ToolsTreeDistribution=fedora (no package table of kosi's): the tree is the built-in
+    mkosi-tools configuration for Fedora, as `summary` shows it, and `plan` can name it; only
+    building it needs Fedora's mirror."""
+    from kosi.config.cli_args import parse_command_line
+    from kosi.config.loader import load_project
+
+    (tmp_path / "mkosi.conf").write_text(
+        "[Distribution]\nDistribution=debian\nRelease=trixie\n[Build]\nToolsTree=default\n"
+        "ToolsTreeDistribution=fedora\nToolsTreeProfiles=package-manager\nToolsTreePackages=hello\n"
+    )
+    loaded = load_project(parse_command_line(["-C", str(tmp_path), "build"]))
+    choice = tools_tree.choose_tools_tree(loaded, "build")
+    assert choice.config is not None and choice.tree is not None and choice.tree.name == "fedora-rawhide"
+    packages = choice.config["Packages"]
+    assert {"dnf5", "systemd-ukify", "pacman", "hello"} <= set(packages) and "qemu-kvm-core" not in packages
+    assert choice.config["Format"] == "directory" and choice.config["Bootable"] == Feature.disabled

@@ -8,6 +8,7 @@ from config_helpers import DATA, load, main_config
 from kosi.config.loader import load_project
 from kosi.config.cli_args import parse_command_line
 from kosi.config.parser import parse_ini_text
+from kosi.config.values import Feature
 from kosi.errors import KosiError
 
 
@@ -262,7 +263,7 @@ def test_arguments_after_double_dash(project):
 
 
 def test_builtin_include_is_kosis_own_configuration(project):
-    """Include=mkosi-tools and mkosi-addon read kosi/resources (tests/compat proves the
+    """Include=mkosi-tools, mkosi-vm, mkosi-initrd and mkosi-addon read kosi/resources (tests/compat proves the
     summaries equal mkosi 27.1's); a directory of that name in the project still wins."""
     tools = main_config(
         project({"mkosi.conf": "[Distribution]\nDistribution=fedora\n[Include]\nInclude=mkosi-tools\n"})
@@ -272,14 +273,24 @@ def test_builtin_include_is_kosis_own_configuration(project):
     assert any("resources/mkosi-tools" in str(f) for f in tools.files)
     addon = main_config(project({"mkosi.conf": "[Include]\nInclude=mkosi-addon\n"}))
     assert str(addon["Format"]) == "addon" and str(addon["Distribution"]) == "custom"
+    vm = main_config(project({"mkosi.conf": "[Distribution]\nDistribution=debian\n[Include]\nInclude=mkosi-vm\n"}))
+    assert vm["Bootable"] == Feature.enabled and "linux-image-generic" in vm.packages
+    initrd = main_config(
+        project(
+            {
+                "mkosi.conf": "[Distribution]\nDistribution=arch\n[Config]\nProfiles=lvm\n[Include]\nInclude=mkosi-initrd\n"
+            }
+        )
+    )
+    assert initrd["MakeInitrd"] is True and "lvm2" in initrd.packages and "ahci" in initrd["KernelModules"]
     local = project(
         {"mkosi.conf": "[Include]\nInclude=mkosi-tools\n", "mkosi-tools/mkosi.conf": "[Content]\nPackages=own\n"}
     )
     assert main_config(local).packages == ["own"]
 
 
-@pytest.mark.parametrize("name", ["mkosi-vm", "mkosi-initrd", "mkosi-obs"])
-def test_mkosi_builtin_include_is_refused_in_one_line(project, name):
+def test_mkosi_obs_include_is_refused_in_one_line(project):
+    name = "mkosi-obs"
     root = project({"mkosi.conf": f"[Include]\nInclude={name}\n"})
     with pytest.raises(KosiError, match=rf"mkosi.conf:2: Include={name}: kosi does not ship mkosi's built-in"):
         main_config(root)
