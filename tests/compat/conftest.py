@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import harness
 import oracle
@@ -35,6 +38,19 @@ def case_outcomes(request, mkosi_tool, tmp_path_factory) -> dict[str, "harness.O
 
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         return dict(pool.map(run, enumerate(selected)))
+
+
+@pytest.fixture(scope="module")
+def tools_for_mkosi(tmp_path_factory, default_tools_tree) -> Path:
+    """kosi's default tools tree, as mkosi takes it: a hard-linked copy with an /etc/resolv.conf
+    (mkosi refuses a tools tree without one; the shared tree itself is left alone)."""
+    source = Path(default_tools_tree)
+    target = tmp_path_factory.mktemp("tools") / "tree"
+    subprocess.run(["cp", "-al", str(source), str(target)], check=True)
+    (target / "etc/resolv.conf").unlink(missing_ok=True)
+    (target / "etc/resolv.conf").touch()
+    yield target
+    shutil.rmtree(target, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

@@ -36,10 +36,11 @@ def installed_version(root: Path) -> str | None:
     return None
 
 
-def apt_options(cache: Path) -> list[str]:
+def apt_options(cache: Path, lines: str = SOURCES) -> list[str]:
+    """apt-get's options for a private state in `cache`, with the sources.list `lines`."""
     sources = cache / "etc/sources.list"
     sources.parent.mkdir(parents=True, exist_ok=True)
-    sources.write_text(SOURCES)
+    sources.write_text(lines)
     (cache / "state/lists/partial").mkdir(parents=True, exist_ok=True)
     (cache / "cache/archives/partial").mkdir(parents=True, exist_ok=True)
     return [

@@ -12,61 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SITE = "usr/lib/python3/dist-packages"
+from tests.compat.builds import KOSI, listing, mkosi_command
 
 pytestmark = pytest.mark.image
-
-
-def mkosi_command() -> tuple[list[str], dict[str, str]]:
-    try:
-        import oracle  # tests/compat/oracle.py fetches and caches mkosi 27.1
-    except ImportError:
-        root = Path("/var/cache/kosi-oracle/root")
-        if not (root / SITE / "mkosi").is_dir():
-            pytest.skip("mkosi 27.1 (the oracle) is not unpacked in /var/cache/kosi-oracle")
-        return [sys.executable, "-m", "mkosi"], {"PYTHONPATH": str(root / SITE)}
-    return oracle.mkosi_command(oracle.ensure_oracle())
-
-
-@pytest.fixture(scope="module")
-def tools_for_mkosi(tmp_path_factory, default_tools_tree) -> Path:
-    """kosi's default tools tree, as mkosi takes it: a hard-linked copy with an /etc/resolv.conf
-    (mkosi refuses a tools tree without one; the shared tree itself is left alone)."""
-    source = Path(default_tools_tree)
-    target = tmp_path_factory.mktemp("tools") / "tree"
-    subprocess.run(["cp", "-al", str(source), str(target)], check=True)
-    (target / "etc/resolv.conf").unlink(missing_ok=True)
-    (target / "etc/resolv.conf").touch()
-    yield target
-    shutil.rmtree(target, ignore_errors=True)
-
-
-def listing(directory: Path, own: set[str]) -> dict[str, str]:
-    found = {}
-    for path in sorted(directory.rglob("*")):
-        relative = str(path.relative_to(directory))
-        if relative.split("/")[0] in own:
-            continue
-        depth = relative.count("/") - (1 if relative.startswith(("mkosi.output/", "out/")) else 0)
-        if depth > 0:
-            continue  # inside an output directory tree (Format=directory): not the naming
-        if path.is_symlink():
-            found[relative] = "-> " + os.readlink(path)
-        elif path.is_dir():
-            found[relative] = "dir"
-        else:
-            found[relative] = "file"
-        if path.name.endswith(".SHA256SUMS"):
-            found[relative] = "sums: " + " ".join(
-                sorted(line.split(" *", 1)[1] for line in path.read_text().splitlines())
-            )
-    return found
 
 
 def build(command: list[str], env: dict[str, str], directory: Path, conf: str, files: dict[str, str]) -> dict:
@@ -151,7 +103,7 @@ def test_disk_outputs_named_as_mkosi(case, tmp_path, tools_for_mkosi):
 def compare(tmp_path: Path, conf: str, files: dict[str, str]) -> None:
     command, env = mkosi_command()
     theirs = build(command, env, tmp_path / "mkosi", conf, files)
-    ours = build([sys.executable, str(REPO / "bin/kosi")], {}, tmp_path / "kosi", conf, files)
+    ours = build(KOSI, {}, tmp_path / "kosi", conf, files)
     differing = {
         k: (theirs.get(k), ours.get(k)) for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)
     }
