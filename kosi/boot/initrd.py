@@ -10,6 +10,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,56 @@ from kosi.sandbox import run
 from kosi.tools.command import tools_command
 from kosi.tools.tree import cache_root
 
-PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "usr/share/zoneinfo",
-         "var/cache/apt", "var/lib/apt/lists", "usr/lib/modules", "usr/lib/firmware")  # fmt: skip
+#: the kernel's own files: they come with the kernel modules initrd of each UKI
+PRUNE = ("usr/lib/modules", "usr/lib/firmware")
+
+#: what the default initrd leaves out, as mkosi 27.1's (its --json summary shows the same list)
+REMOVE_FILES = ("/usr/lib/systemd/catalog", "/etc/udev/hwdb.d", "/usr/lib/udev/hwdb.d", "/etc/services",
+                "/usr/lib/modules/*/vmlinuz*", "/usr/lib/modules/*/vmlinux*", "/usr/lib/modules/*/System.map",
+                "/var/cache", "/var/log", "/usr/share/locale/*")  # fmt: skip
+
+#: files the default initrd gets on top of its packages (the names mkosi 27.1's default initrd has)
+EXTRA_FILES = {
+    # device-mapper devices (LUKS, verity) keep their udev database entries across switch-root
+    "usr/lib/udev/rules.d/10-mkosi-initrd-dm.rules": (
+        'SUBSYSTEM=="block", KERNEL=="dm-[0-9]*", ACTION=="add|change", OPTIONS+="db_persist"\n'
+    ),
+    # nothing enabled by the packages' postinst or presets starts in the initrd (Debian enables
+    # services on installation); the initrd's targets pull in what it needs
+    "usr/lib/systemd/system-preset/99-mkosi.preset": "disable *\n",
+    # cryptsetup passphrases and PINs may come as credentials (e.g. from the VM manager)
+    "usr/lib/systemd/system/systemd-cryptsetup@.service.d/credential.conf": (
+        "[Service]\nImportCredential=cryptsetup.*\nLoadCredential=cryptsetup.passphrase\n"
+        "LoadCredential=cryptsetup.fido2-pin\nLoadCredential=cryptsetup.tpm2-pin\n"
+        "LoadCredential=cryptsetup.luks2-pin\nLoadCredential=cryptsetup.pkcs11-pin\n"
+    ),
+}
+
+
+def extra_tree() -> Path:
+    """EXTRA_FILES as a tree for ExtraTrees=, named by its content (so the cache key follows it)."""
+    digest = hashlib.sha256(json.dumps(EXTRA_FILES, sort_keys=True).encode()).hexdigest()[:12]
+    tree = cache_root() / "initrd-extra" / digest
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    if not tree.exists():
+        partial = Path(tempfile.mkdtemp(dir=tree.parent))
+        for relative, text in EXTRA_FILES.items():
+            (partial / relative).parent.mkdir(parents=True, exist_ok=True)
+            (partial / relative).write_text(text)
+        partial.chmod(0o755)
+        try:
+            partial.rename(tree)
+        except OSError:  # another kosi made it first: the same content
+            shutil.rmtree(partial)
+    return tree
 
 
 def initrd_config(main: Config) -> Config:
+    directory = cache_root() / "initrd"
+    directory.mkdir(parents=True, exist_ok=True)
     distribution = distributions.get(main.distribution)
-    packages = list(distribution.initrd_packages)
+    defaults, remove = distribution.default_initrd(main.release)
+    packages = list(defaults)
     for profile in main.initrd_profiles:
         packages += distribution.initrd_profile_packages.get(profile, ())
     packages += main.initrd_packages
@@ -43,14 +87,17 @@ def initrd_config(main: Config) -> Config:
         "Format": "cpio",
         "Packages": list(dict.fromkeys(packages)),
         "VolatilePackages": list(main.initrd_volatile_packages or []),
+        "RemovePackages": list(remove),
+        "RemoveFiles": list(REMOVE_FILES),
+        "CleanPackageMetadata": Feature.enabled,
+        "ExtraTrees": [str(extra_tree())],
+        "Locale": "C.UTF-8",
         "MakeInitrd": True,
         "Bootable": Feature.disabled,
         "WithDocs": False,
     }
     # Not the project's directory: the pipeline looks there for mkosi.postinst, mkosi.env, ...,
     # which belong to the user's image, not to the initrd.
-    directory = cache_root() / "initrd"
-    directory.mkdir(parents=True, exist_ok=True)
     return Config({k: v for k, v in values.items() if v not in (None, [])}, image="default-initrd", directory=directory)
 
 
@@ -64,26 +111,22 @@ def cache_path(config: Config) -> Path:
 
 
 def make_initrd_tree(root: Path) -> None:
-    """What MakeInitrd= adds: /etc/initrd-release (systemd's sign that it runs in an initrd) and /init."""
-    os_release = root / "usr/lib/os-release"
-    text = os_release.read_text() if os_release.exists() else 'NAME="Linux"\n'
-    (root / "etc").mkdir(exist_ok=True)
-    release = root / "etc/initrd-release"
-    release.unlink(missing_ok=True)
-    release.write_text(text + "VARIANT_ID=kosi-initrd\n")
-    init = root / "init"
-    if not init.exists() and not init.is_symlink():
-        init.symlink_to("usr/lib/systemd/systemd")
+    """The finishing touches: MakeInitrd= made /etc/initrd-release (systemd's sign that it runs
+    in an initrd) and /init; the kernel's files go."""
     for relative in PRUNE:
         shutil.rmtree(root / relative, ignore_errors=True)
 
 
-def write_cpio(tree: Path, output: Path, tools: Path | None, *, compress: bool = True) -> None:
+def write_cpio(
+    tree: Path, output: Path, tools: Path | None, *, compress: bool = True, below: tuple[str, ...] = ()
+) -> None:
     """A zstd-compressed newc archive of `tree` (sorted, reproducible); the kernel unpacks
     concatenated compressed archives, and the UKI itself is not compressed. Early microcode
-    must stay uncompressed (compress=False): the kernel reads it before any decompressor."""
+    must stay uncompressed (compress=False): the kernel reads it before any decompressor.
+    With `below`, only those directories of the tree and what they hold (not their parents)."""
+    starts = [f"./{d}" for d in below if (tree / d).exists()] if below else ["."]
     names = subprocess.run(
-        ["find", ".", "-mindepth", "1", "-print0"], cwd=tree, stdout=subprocess.PIPE, check=True
+        ["find", *starts, "-mindepth", "0" if below else "1", "-print0"], cwd=tree, stdout=subprocess.PIPE, check=True
     ).stdout
     listing = b"\0".join(sorted(n for n in names.split(b"\0") if n)) + b"\0"
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +156,7 @@ def default_initrd(context: Context) -> Path:
         log.step("building the default initrd")
         tree = context.workspace / "default-initrd"
         shutil.rmtree(tree, ignore_errors=True)
-        context.build_tree(_as_directory(config), tree, context.args)
+        context.build_tree(_as_directory(config), tree, context.args, tools=context.tools)
         make_initrd_tree(tree)
         with atomic.partial_file(cached) as partial:
             write_cpio(tree, partial, context.tools)
@@ -128,12 +171,15 @@ def _as_directory(config: Config) -> Config:
 
 
 def modules_initrd(context: Context, kver: str, output: Path) -> Path:
-    """The per-kernel cpio with KernelInitrdModules= (default set when unset) and their firmware."""
+    """The per-kernel cpio with KernelInitrdModules= (every module when none is asked for) and their firmware."""
     from kosi.boot.modules import stage_modules
 
-    patterns = context.config.kernel_initrd_modules or ["default"]
+    patterns = list(context.config.kernel_initrd_modules or [])
     if context.config.kernel_modules_initrd_include_host:  # the older spelling of "host"
-        patterns = [*patterns, "host"]
+        patterns.append("host")
+    # None asked for: every module of the kernel, as mkosi 27.1 does (an initrd that boots
+    # wherever the image's kernel does); "default" names the smaller set of kosi.boot.modules.
+    patterns = patterns or ["*"]
     firmware = context.config.firmware_files
     tree = context.workspace / f"modules-initrd-{kver}"
     shutil.rmtree(tree, ignore_errors=True)
@@ -142,8 +188,23 @@ def modules_initrd(context: Context, kver: str, output: Path) -> Path:
         context.root, kver, patterns, firmware, tree, context.tools, excludes, context.config.firmware_exclude
     )
     log.debug(f"kernel modules initrd for {kver}: {count} modules")
-    write_cpio(tree, output, context.tools)
+    # only the modules and firmware directories: their parents (usr, usr/lib) are the base initrd's
+    write_cpio(tree, output, context.tools, below=("usr/lib/modules", "usr/lib/firmware"))
     shutil.rmtree(tree, ignore_errors=True)
+    return output
+
+
+def combined_initrd(parts: list[Path], output: Path) -> Path:
+    """The initrds a UKI carries, concatenated (each padded to 4 bytes), as the split `initrd`
+    artifact: mkosi 27.1's image.initrd is the whole initrd, kernel modules included."""
+    if len(parts) == 1:
+        return parts[0]
+    with open(output, "wb") as out:
+        for index, part in enumerate(parts):
+            with open(part, "rb") as source:
+                shutil.copyfileobj(source, out)
+            if index < len(parts) - 1:
+                out.write(b"\0" * (-out.tell() % 4))
     return output
 
 

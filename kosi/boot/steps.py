@@ -13,7 +13,7 @@ from typing import Any
 from kosi import distributions, log
 from kosi.boot import grub, grub_efi, shim, signing, systemd_boot
 from kosi.boot.devicetree import add_to_type1_entry, find_devicetrees
-from kosi.boot.initrd import default_initrd, image_initrds, modules_initrd
+from kosi.boot.initrd import combined_initrd, default_initrd, image_initrds, modules_initrd
 from kosi.boot.kernels import Kernel, find_kernels
 from kosi.boot.microcode import microcode_cpio
 from kosi.boot.modules import filter_image_modules
@@ -41,6 +41,17 @@ def entry_token(context: Context) -> str:
             return path.read_text().strip()
     release = os_release(context.root)
     return release.get("IMAGE_ID") or release.get("ID") or "linux"
+
+
+def write_entry_token(context: Context) -> str:
+    """/etc/kernel/entry-token, as mkosi 27.1 records the token systemd-boot's entries are named
+    with (kernel-install reads it when the image installs a kernel later); returns the token."""
+    token = entry_token(context)
+    path = context.root / "etc/kernel/entry-token"
+    if bootloader(context) in ("systemd-boot", "systemd-boot-signed") and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(token + "\n")
+    return token
 
 
 def os_release(root: Path) -> dict[str, str]:
@@ -255,6 +266,10 @@ class GenerateUKIs(Step):
             raise Skipped("no kernel in the image (Bootable=auto)")
         config = context.config
         context.state.kernels = [k.version for k in kernels]
+        for kernel in kernels:  # systemd's layout too, as mkosi 27.1 (Debian's kernel is in /boot)
+            layout = kernel.modules(context.root) / "vmlinuz"
+            if not layout.exists():
+                shutil.copy2(kernel.image, layout)
         esp = esp_tree(context)
         cmdline = kernel_command_line(context)
         # Format=uki / esp: the image is the initrd, with its own modules
@@ -281,7 +296,7 @@ class GenerateUKIs(Step):
             and (find_stub(context.root, context.tools) is None or find_tool("ukify", context.tools) is None)
         ):
             use_ukis = False  # UnifiedKernelImages=auto: Type 1 entries when a UKI can't be built
-        token = entry_token(context)
+        token = write_entry_token(context)
         title = os_release(context.root).get("PRETTY_NAME", "Linux")
         if uki_is_bootloader(context):
             kernels = kernels[:1]  # only the newest kernel, as the default boot entry
@@ -300,7 +315,7 @@ class GenerateUKIs(Step):
             # Without a UKI's .ucode section (Type 1 entries, grub), early microcode is the first initrd.
             initrds_of[kernel.version] = [microcode, *initrds] if microcode else initrds
             context.state.split_kernel = kernel.image
-            context.state.split_initrd = base_initrds[0]
+            context.state.split_initrd = combined_initrd(initrds, context.workspace / f"initrd-{kernel.version}")
             if not use_ukis:
                 entry = systemd_boot.write_type1_entry(
                     esp, token, kernel.version, kernel.image, initrds_of[kernel.version], cmdline, title

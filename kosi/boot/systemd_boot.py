@@ -44,7 +44,6 @@ def install(
     root: Path,
     tools: Path | None,
     *,
-    timeout: int | None = None,
     signed: bool = False,
     packages: dict[str, tuple[str, ...]] | None = None,
 ) -> Path:
@@ -64,15 +63,20 @@ def install(
         (esp / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(binary, esp / target)
     (esp / "EFI/Linux").mkdir(parents=True, exist_ok=True)
-    write_loader_conf(esp, timeout)
+    write_loader_conf(esp)
     return binary
 
 
-def write_loader_conf(esp: Path, timeout: int | None) -> None:
+def write_loader_conf(esp: Path) -> None:
+    """loader.conf as `bootctl install` writes it (systemd-boot's defaults, commented out), an
+    empty loader/keys/ for Secure Boot keys to enroll, and loader/entries/: what mkosi 27.1's
+    ESP has."""
     loader = esp / "loader"
     loader.mkdir(parents=True, exist_ok=True)
-    lines = [f"timeout {timeout if timeout is not None else 0}", "editor no"]
-    (loader / "loader.conf").write_text("\n".join(lines) + "\n")
+    conf = loader / "loader.conf"
+    if not conf.exists():  # an ExtraTrees= or SkeletonTrees= loader.conf stays
+        conf.write_text("#timeout 3\n#console-mode keep\n")
+    (loader / "keys").mkdir(exist_ok=True)
     (loader / "entries").mkdir(exist_ok=True)
 
 

@@ -44,6 +44,8 @@ class Distribution:
     tools_tree_packages: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: what the default initrd needs to find, check and mount the root file system
     initrd_packages: ClassVar[tuple[str, ...]] = ()
+    #: packages the default initrd removes again after installing (mkosi 27.1: dpkg on Debian)
+    initrd_remove_packages: ClassVar[tuple[str, ...]] = ()
     #: InitrdProfiles= (network, lvm, raid, ...) -> extra packages
     initrd_profile_packages: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: the kernel package of a bootable image (named in hints)
@@ -86,6 +88,11 @@ class Distribution:
     def default_compression(cls, release: str) -> str:
         """CompressOutput='s default for the formats compressed by default."""
         return "zstd"
+
+    @classmethod
+    def default_initrd(cls, release: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The default initrd's packages and the packages it removes again, for `release`."""
+        return cls.initrd_packages, cls.initrd_remove_packages
 
 
 def package_hint(packages: dict[str, tuple[str, ...]] | None, role: str) -> str:

@@ -51,6 +51,15 @@ def deb_architecture(config: Config) -> str:
     return ARCHITECTURES[config.architecture].debian
 
 
+#: mkosi 27.1's default initrd packages for releases without systemd-tpm
+OLDER_INITRD = (
+    "^libtss2-esys-[0-9.]+-0(t64)?$", "^libtss2-mu[0-9.-]+(t64)?$", "^libtss2-rc0(t64)?$",
+    "^libtss2-tcti-device0(t64)?$", "bash", "btrfs-progs", "dmsetup", "dosfstools", "e2fsprogs", "gzip", "kmod",
+    "less", "libcryptsetup12", "libfdisk1", "libfido2-1", "libseccomp2", "mount", "procps", "systemd", "udev",
+    "util-linux",
+)  # fmt: skip
+
+
 class Debian(Distribution):
     name = "debian"
     pretty_name = "Debian"
@@ -82,8 +91,20 @@ class Debian(Distribution):
     )  # fmt: skip
     #: the releases whose archive has dnf5 (trixie has dnf 4 only; forky and sid have dnf5)
     dnf5_releases: ClassVar[frozenset[str]] = frozenset({"forky", "duke", "testing", "sid", "unstable"})
-    initrd_packages = ("systemd", "udev", "kmod", "util-linux", "mount", "e2fsprogs", "dmsetup", "libcryptsetup12",
-                       "systemd-cryptsetup")  # fmt: skip
+    # The default initrd as mkosi 27.1's (its --json summary per release): the newest releases
+    # here, older ones in initrd_by_release (the regexes pick the TPM libraries whatever their
+    # soname, where there is no systemd-tpm yet).
+    initrd_packages = (
+        "bash", "btrfs-progs", "dmsetup", "dosfstools", "e2fsprogs", "gzip", "kmod", "less", "libcryptsetup12",
+        "libfdisk1", "libfido2-1", "libseccomp2", "mount", "procps", "systemd", "systemd-cryptsetup",
+        "systemd-repart", "systemd-tpm", "udev", "util-linux",
+    )  # fmt: skip
+    initrd_remove_packages = ("dpkg",)
+    initrd_by_release: ClassVar[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+        "bullseye": (OLDER_INITRD, ()),
+        "bookworm": (OLDER_INITRD, ()),
+        "trixie": ((*OLDER_INITRD, "systemd-cryptsetup", "systemd-repart"), ("dpkg",)),
+    }
     initrd_profile_packages = {
         "lvm": ("lvm2",), "network": ("systemd-resolved", "iproute2"), "raid": ("mdadm",),
         "nfs": ("nfs-common",), "pkcs11": ("opensc",), "plymouth": ("plymouth",),
@@ -119,6 +140,12 @@ class Debian(Distribution):
     def package_manager_tools(cls, release: str) -> tuple[str, ...]:
         """other_package_managers with the release's dnf: dnf5 where it has it, else dnf 4."""
         return (*cls.other_package_managers, "dnf5" if release in cls.dnf5_releases else "dnf")
+
+    @classmethod
+    def default_initrd(cls, release: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return cls.initrd_by_release.get(
+            release or cls.default_release, (cls.initrd_packages, cls.initrd_remove_packages)
+        )
 
     @classmethod
     def components(cls, config: Config) -> tuple[str, ...]:
@@ -248,6 +275,10 @@ class Ubuntu(Debian):
     # main only, as Debian: universe (most of Ubuntu) takes Repositories=universe, as in mkosi
     rolling_releases = frozenset({"devel"})
     snapshot_service = "https://snapshot.ubuntu.com"
+    initrd_by_release = {
+        "jammy": ((*OLDER_INITRD, "systemd-repart"), ()),
+        "noble": ((*OLDER_INITRD, "systemd-repart"), ()),
+    }
 
     @classmethod
     def ports(cls, config: Config) -> bool:

@@ -43,13 +43,13 @@ if TYPE_CHECKING:
     from kosi.pipeline.context import Context
 
 #: what WithDocs=no keeps out of the image (dpkg --path-exclude globs); copyright files stay
+#: WithDocs=no: what dpkg leaves out (as mkosi 27.1: lintian's overrides stay)
 DOC_EXCLUDES = (
     "/usr/share/doc/*",
     "/usr/share/man/*",
-    "/usr/share/info/*",
     "/usr/share/groff/*",
-    "/usr/share/linda/*",
-    "/usr/share/lintian/*",
+    "/usr/share/gtk-doc/*",
+    "/usr/share/info/*",
 )
 DOC_INCLUDES = ("/usr/share/doc/*/copyright",)
 
@@ -691,14 +691,11 @@ def prepare_root(context: "Context", root: Path) -> None:
     for name in links:
         if not os.path.lexists(root / name):
             os.symlink(f"usr/{name}", root / name)
-    if not context.config["WithDocs"]:
-        lines = [f"path-exclude={p}" for p in DOC_EXCLUDES] + [f"path-include={p}" for p in DOC_INCLUDES]
-        (root / "etc/dpkg/dpkg.cfg.d/kosi-nodoc").write_text("\n".join(lines) + "\n")
 
 
 def doc_options(config: Config) -> list[str]:
-    """dpkg options for WithDocs=no. dpkg --root reads the host's dpkg.cfg.d, not the image's,
-    so the image's kosi-nodoc file (for later installs inside it) is not enough while building."""
+    """dpkg options for WithDocs=no, given on every dpkg run of the build; as in mkosi 27.1's
+    images, no dpkg.cfg.d file keeps later installs inside the image doc-free."""
     if config["WithDocs"]:
         return []
     return [f"--path-exclude={p}" for p in DOC_EXCLUDES] + [f"--path-include={p}" for p in DOC_INCLUDES]

@@ -82,7 +82,7 @@ class Context:
     #: builds a helper image (the default initrd) as a directory tree: (config, destination, args).
     #: The build verb passes kosi.verbs.build.build_tree, so the steps need not import the verb
     #: that runs them; None where nothing is built (plan).
-    build_tree: Callable[[Config, Path, Args], None] | None = None
+    build_tree: Callable[..., None] | None = None
 
     @property
     def root(self) -> Path:

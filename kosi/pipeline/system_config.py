@@ -17,16 +17,21 @@ from kosi.pipeline.step import ImageDependent, Skipped, Step
 
 
 class ConfigFiles(Step):
-    """Configuration for Autologin=, MakeInitrd= and Ssh=."""
+    """Configuration for Autologin=, MakeInitrd= and Ssh=, and /init in an image with systemd."""
 
     name = "write autologin/initrd/ssh configuration"
 
     def skip(self, context):
         if context.config.autologin or context.config.make_initrd or self.ssh_wanted(context):
             return None
-        if context.config.ssh == "auto":  # sshd may come with the packages
-            return ImageDependent("Autologin= and MakeInitrd= not enabled, and the image has no sshd (Ssh=auto)")
-        return "Autologin=, MakeInitrd= and Ssh= not enabled"
+        if in_image(context, "usr/lib/systemd/systemd"):
+            return None
+        # sshd and systemd may come with the packages
+        return ImageDependent(
+            "Autologin= and MakeInitrd= not enabled, and the image has neither sshd (Ssh=auto) nor systemd (/init)"
+            if context.config.ssh == "auto"
+            else "Autologin=, MakeInitrd= and Ssh= not enabled, and the image has no systemd (/init)"
+        )
 
     def ssh_wanted(self, context) -> bool:
         mode = context.config.ssh
@@ -48,6 +53,9 @@ class ConfigFiles(Step):
                 path = root / link
                 if not os.path.lexists(path):
                     path.symlink_to(target)
+        if (root / "usr/lib/systemd/systemd").exists() and not os.path.lexists(root / "init"):
+            # as mkosi 27.1 in every image with systemd: the tree can be an initrd (Format=uki, cpio)
+            (root / "init").symlink_to("/usr/lib/systemd/systemd")
         if self.ssh_wanted(context):
             units = root / "usr/lib/systemd/system"
             units.mkdir(parents=True, exist_ok=True)
@@ -107,6 +115,8 @@ class Presets(ImageTool):
 
     def run(self, context):
         self.run_tool(context, [f"--root={context.root}", "preset-all"])
+        # the user units' presets too (etc/systemd/user/*.wants), as mkosi 27.1
+        self.run_tool(context, [f"--root={context.root}", "--global", "preset-all"])
 
 
 FIRSTBOOT = (

@@ -149,7 +149,9 @@ def concatenated_initrd(candidates: Sequence[Path | None], scratch: Path) -> Pat
 def find_direct_boot(linux: Path | None, artifacts: dict[str, Path], image: Path, scratch: Path) -> DirectBoot:
     """Linux= wins; then the split artifacts (the UKI first: its initrd already includes the
     kernel modules and it carries the command line); then the UKI inside the image's ESP."""
-    initrds = [artifacts.get("initrd"), artifacts.get("kernel-modules-initrd")]
+    # image.initrd is the whole initrd, the kernel modules initrd included (as mkosi 27.1 writes it)
+    whole = artifacts.get("initrd")
+    initrds = [whole] if whole and whole.exists() else [artifacts.get("kernel-modules-initrd")]
     if linux is not None:
         if not linux.exists():
             raise KosiError(f"Linux=: {linux} does not exist")

@@ -225,15 +225,16 @@ def run(args: Args) -> int:
 # ---- helper images: the default tools tree and the default initrd, built by the pipeline ----
 
 
-def build_tree(config: Config, destination: Path, args: Args) -> None:
-    """Build the tools tree with kosi's own pipeline (a plain Format=directory image)."""
+def build_tree(config: Config, destination: Path, args: Args, tools: Path | None = None) -> None:
+    """Build a helper image with kosi's own pipeline (a plain Format=directory image): the tools
+    tree (with the host's tools) or the default initrd (with the image's tools, as mkosi 27.1)."""
     values = dict(config.values, Format="directory", Output=destination.name, OutputDirectory=destination.parent)
     values.pop("_tools_profiles", None)
     # Not the project's directory: the pipeline looks there for mkosi.postinst, mkosi.env, ...,
     # which belong to the user's image (mkosi.tools.conf's own scripts are in its settings).
     directory = cache_root() / "tools-build"
     directory.mkdir(parents=True, exist_ok=True)
-    build_image(helper_image_config(values, image=config.image, directory=directory), _quiet_args(args), tools=None)
+    build_image(helper_image_config(values, image=config.image, directory=directory), _quiet_args(args), tools=tools)
     if not destination.is_dir():
         raise KosiError(f"building the {config.image} image produced no directory at {destination}")
 

@@ -36,3 +36,33 @@ MKOSI_27_1 = {
 @pytest.mark.parametrize("name", sorted(MKOSI_27_1))
 def test_default_initrd_packages_equal_mkosi_27_1s(name):
     assert sorted(distributions.get(name).initrd_packages) == MKOSI_27_1[name].split()
+
+
+#: Debian and Ubuntu: the list depends on the release (mkosi-initrd's release matches), and
+#: from trixie on dpkg is removed again (RemovePackages=)
+DEBIAN_OLDER = (
+    "^libtss2-esys-[0-9.]+-0(t64)?$ ^libtss2-mu[0-9.-]+(t64)?$ ^libtss2-rc0(t64)?$ ^libtss2-tcti-device0(t64)?$ "
+    "bash btrfs-progs dmsetup dosfstools e2fsprogs gzip kmod less libcryptsetup12 libfdisk1 libfido2-1 libseccomp2 "
+    "mount procps systemd udev util-linux"
+)
+DEBIAN_NEWEST = (
+    "bash btrfs-progs dmsetup dosfstools e2fsprogs gzip kmod less libcryptsetup12 libfdisk1 libfido2-1 libseccomp2 "
+    "mount procps systemd systemd-cryptsetup systemd-repart systemd-tpm udev util-linux"
+)
+MKOSI_27_1_BY_RELEASE = {
+    ("debian", "bookworm"): (DEBIAN_OLDER, ""),
+    ("debian", "trixie"): (DEBIAN_OLDER + " systemd-cryptsetup systemd-repart", "dpkg"),
+    ("debian", "forky"): (DEBIAN_NEWEST, "dpkg"),
+    ("debian", "testing"): (DEBIAN_NEWEST, "dpkg"),
+    ("debian", "sid"): (DEBIAN_NEWEST, "dpkg"),
+    ("ubuntu", "jammy"): (DEBIAN_OLDER + " systemd-repart", ""),
+    ("ubuntu", "noble"): (DEBIAN_OLDER + " systemd-repart", ""),
+    ("ubuntu", "devel"): (DEBIAN_NEWEST, "dpkg"),
+}
+
+
+@pytest.mark.parametrize("name, release", sorted(MKOSI_27_1_BY_RELEASE))
+def test_debian_default_initrd_per_release_equals_mkosi_27_1s(name, release):
+    packages, remove = distributions.get(name).default_initrd(release)
+    expected_packages, expected_remove = MKOSI_27_1_BY_RELEASE[name, release]
+    assert sorted(packages) == sorted(expected_packages.split()) and list(remove) == expected_remove.split()

@@ -32,7 +32,8 @@ def test_install_writes_fallback_path_and_loader_conf(tmp_path):
     systemd_boot.install(esp, root, None)
     assert (esp / "EFI/BOOT/BOOTX64.EFI").read_bytes() == b"MZboot"
     assert (esp / "EFI/systemd/systemd-bootx64.efi").read_bytes() == b"MZboot"
-    assert "timeout 0" in (esp / "loader/loader.conf").read_text()
+    assert (esp / "loader/loader.conf").read_text() == "#timeout 3\n#console-mode keep\n"  # bootctl's
+    assert (esp / "loader/keys").is_dir() and (esp / "loader/entries").is_dir()
 
 
 def test_missing_binary_names_the_package(tmp_path):

@@ -372,7 +372,7 @@ def test_failed_default_initrd_is_never_used(tmp_path, monkeypatch):
     config = Config({"Distribution": "debian", "Release": "trixie", "Architecture": "x86-64"}, directory=tmp_path)
     built: list[str] = []
 
-    def builder(config, destination, args, fail=False):
+    def builder(config, destination, args, tools=None, fail=False):
         (destination / "usr/lib/systemd").mkdir(parents=True)
         (destination / "usr/lib/systemd/systemd").write_text("init")
         built.append(str(destination))
@@ -384,7 +384,7 @@ def test_failed_default_initrd_is_never_used(tmp_path, monkeypatch):
         config=config,
         workspace=tmp_path / "ws",
         package_cache=tmp_path,
-        build_tree=lambda c, d, a: builder(c, d, a, fail=True),
+        build_tree=lambda c, d, a, tools=None: builder(c, d, a, fail=True),
     )
     with pytest.raises(KosiError):
         initrd.default_initrd(context)
