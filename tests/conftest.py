@@ -30,6 +30,8 @@ def readable_checkout():
 
 
 # --- boot fixtures: one bootable Debian trixie disk image for every test that needs one ---
+# (mkosi 27.1 builds it too, tests/compat/test_build_bootable.py: it needs systemd-boot-efi
+# listed, as Debian's systemd-boot pulls only the signed build without it)
 
 BOOTABLE_CONF = """\
 [Distribution]
@@ -46,6 +48,7 @@ Packages=systemd
          udev
          linux-image-amd64
          systemd-boot
+         systemd-boot-efi
 """
 
 
