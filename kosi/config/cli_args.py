@@ -3,8 +3,8 @@
 Options of settings come from the table (each setting's `long` and `short`), so this module
 never lists settings. Settings given here are only recorded, in order, as (Setting, text);
 the loader parses their values so that relative paths and errors are handled like in files.
-A hand-written scanner rather than argparse keeps start-up fast and lets boolean options
-stand alone before a verb (`kosi --with-docs build`).
+A hand-written scanner rather than argparse keeps start-up fast; it reads values as mkosi
+27.1's argparse does (`--with-docs build` sets WithDocs=build, as there).
 """
 
 from __future__ import annotations

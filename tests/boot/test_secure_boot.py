@@ -318,7 +318,10 @@ def shim_esp(tmp_path_factory, default_tools_tree) -> Path:
     project = build(
         tmp_path_factory,
         "shim",
+        # The pre-signed systemd-boot is listed, as mkosi 27.1 needs it: installed later, on
+        # its own, its trigger runs systemd-boot's postinst, which fails without a mounted ESP.
         "\n[Content]\nBootloader=systemd-boot-signed\nShimBootloader=signed\nUnifiedKernelImages=none\n"
+        "Packages=systemd-boot-efi-amd64-signed\n"
         "\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=no\nSecureBootSignTool=sbsign\n",
     )
     return extract_esp(project, default_tools_tree)
@@ -403,7 +406,8 @@ def test_shim_chains_to_the_presigned_systemd_boot(shim_esp, default_tools_tree)
     assert "Debian" in loader
     assert (boot / "grubx64.efi").read_bytes() == (shim_esp / "EFI/systemd/systemd-bootx64.efi").read_bytes()
     assert not verifies(default_tools_tree, boot / "grubx64.efi", certificate)
-    assert not (shim_esp / "loader/keys").exists()
+    # SecureBootAutoEnroll=no: loader/keys is there, as mkosi 27.1 makes it, but empty
+    assert list((shim_esp / "loader/keys").iterdir()) == []
 
 
 @pytest.mark.image

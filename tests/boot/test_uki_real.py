@@ -254,7 +254,7 @@ def test_esp_image_boots_systemd_boot_and_a_uki(esp_partition, esp_uki_bytes, tm
     names = [name for name, _ in pe_sections(esp_uki_bytes)]
     assert {".linux", ".initrd", ".ucode", ".osrel"} <= set(names)
     # the image as initrd: a zstd-compressed cpio of the whole root (kernel modules included),
-    # then a small uncompressed one adding /init -> systemd
+    # whose /init -> systemd the image has of its own, as mkosi 27.1 makes it
     initrd = section(esp_uki_bytes, ".initrd")
     assert initrd[:4] == b"\x28\xb5\x2f\xfd"
     listing = subprocess.run(
@@ -262,7 +262,7 @@ def test_esp_image_boots_systemd_boot_and_a_uki(esp_partition, esp_uki_bytes, tm
     ).stdout.split()
     assert b"usr/lib/os-release" in listing and b"usr/bin/systemctl" in listing
     assert any(name.startswith(b"usr/lib/modules/") and name.endswith(b"/modules.dep") for name in listing)
-    assert b"init\0" in initrd[-4096:] and b"usr/lib/systemd/systemd" in initrd[-4096:]
+    assert b"init" in listing and b"usr/lib/systemd/systemd" in listing
 
 
 @pytest.mark.image

@@ -209,6 +209,6 @@ def test_dnf_fetches_a_corrupt_cached_rpm_again(mirror, tmp_path):  # noqa: F811
     fetched = [r for r in mirror["server"].requests[before:] if r.endswith("/hello-1.4-1.x86_64.rpm")]
     assert len(fetched) == 1, mirror["server"].requests[before:]
     assert sha256(cached) == good
-    assert rpm_qa(d / "mkosi.output/image") == {"filesystem", "libhello", "hello"}
+    assert rpm_qa(d / "mkosi.output/image") == {"basesystem", "filesystem", "libhello", "hello"}
     assert (d / "mkosi.output/image/usr/bin/hello").read_text() == "#!/bin/sh\necho hello\n"
     assert_nothing_left(tmp_path)

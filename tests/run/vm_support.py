@@ -66,7 +66,7 @@ def vm_command(project: Path, *options: str, poweroff: bool = True) -> list[str]
         "-C",
         str(project),
         "--console=read-only",
-        "--ephemeral",
+        "--ephemeral=yes",
         f"--credential={credentials}",
         *options,
         "vm",
