@@ -29,6 +29,8 @@ from kosi.errors import KosiError
 
 #: prefix of everything written but not yet committed
 PARTIAL_PREFIX = ".kosi-partial-"
+#: what a partial entry is called until its lock is taken (never removed by another build)
+NEW_PREFIX = ".kosi-new-"
 #: what tools print when a file system is full
 NO_SPACE_TEXTS = ("No space left on device", "Disk quota exceeded")
 
@@ -128,31 +130,48 @@ def remove_abandoned(directory: Path) -> list[Path]:
     return removed
 
 
+def _new_partial(final: Path, *, directory: bool) -> tuple[Path, int]:
+    """A new, empty partial directory or file next to `final` and the descriptor holding its
+    lock. It is locked under a name remove_abandoned() ignores and only then takes its partial
+    name: another build cleaning up meanwhile never finds it unlocked and takes it for abandoned."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(final.parent)
+    prefix = f"{NEW_PREFIX}{final.name}-"
+    if directory:
+        new = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
+    else:
+        handle, name = tempfile.mkstemp(prefix=prefix, dir=final.parent)
+        os.close(handle)
+        new = Path(name)
+    fd = _lock(new, blocking=True)
+    assert fd is not None  # blocking
+    partial = new.with_name(PARTIAL_PREFIX + new.name.removeprefix(NEW_PREFIX))
+    try:
+        os.rename(new, partial)
+    except BaseException:
+        os.close(fd)
+        remove_path(new)
+        raise
+    return partial, fd
+
+
 @contextmanager
 def partial_directory(final: Path) -> Iterator[Path]:
     """A new, locked, empty directory next to `final` to fill; removed again unless committed."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(final.parent)
-    partial = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{final.name}-", dir=final.parent))
-    fd = _lock(partial, blocking=True)
+    partial, fd = _new_partial(final, directory=True)
     try:
         yield partial
     finally:
         if os.path.lexists(partial):
             remove_path(partial)
-        if fd is not None:
-            os.close(fd)
+        os.close(fd)
 
 
 @contextmanager
 def partial_file(final: Path) -> Iterator[Path]:
     """A new, locked, empty file next to `final` to write; removed again unless committed."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(final.parent)
-    fd, name = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{final.name}-", dir=final.parent)
-    partial = Path(name)
+    partial, fd = _new_partial(final, directory=False)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield partial
     finally:
         if os.path.lexists(partial):

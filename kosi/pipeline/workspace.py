@@ -3,7 +3,8 @@
 Each build holds an flock on `.kosi-owner` inside its workspace for as long as it runs (the
 kernel drops it when the process is gone, however it ended). A workspace whose lock can be
 taken has no living owner — a build killed with SIGKILL — and the next build removes it.
-Never by age: a workspace without the lock file is left alone.
+Never by age: a workspace without the lock file is left alone (the lock file gets its name only
+once it is locked).
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ def create(parent: Path, prefix: str) -> tuple[Path, int]:
     """A new workspace and the descriptor whose lock marks it as ours (closing it releases it)."""
     adopt_orphans()  # so that remove() can wait for sandboxes whose supervisor was killed
     workspace = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    fd = os.open(workspace / OWNER_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # Locked before it takes its name: another build's remove_orphans() must never find the lock
+    # file of a workspace whose owner has not taken it yet (and remove the workspace under it).
+    new = workspace / f"{OWNER_FILE}-new"
+    fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(new, workspace / OWNER_FILE)
     return workspace, fd
 
 

@@ -4,6 +4,7 @@ tools tree, the incremental cache directory): both succeed."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from kosi.pipeline import atomic
+from kosi.pipeline import workspace as workspaces
 from tests.pipeline.test_cache_faults import assert_nothing_left
 from tests.pipeline.test_faults import KOSI, kosi
 
@@ -51,12 +54,25 @@ def start(d: Path, *argv: str) -> subprocess.Popen:
 
 
 def wait_for(condition, what: str, *builds: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # a loaded machine starts a build slowly
     while not condition():
         for build in builds:
             assert build.poll() is None, f"a build ended before {what}: {build.stderr.read() if build.stderr else ''}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def until_waiting(build: subprocess.Popen) -> list[str]:
+    """The lines `build` wrote to stderr up to saying that it waits for another build."""
+    lines: list[str] = []
+
+    def said_waiting() -> bool:
+        assert build.stderr is not None
+        lines.append(build.stderr.readline())
+        return lines[-1].startswith(WAITING)
+
+    wait_for(said_waiting, "the second build said it waits", build)
+    return lines
 
 
 def all_succeed(builds: list[subprocess.Popen], timeout: int, meanwhile=lambda: None) -> None:
@@ -91,15 +107,7 @@ def test_second_build_of_a_project_waits_for_the_first(tmp_path):
         second = start(d, "-f")
         try:
             # the second says it waits, and starts nothing (no workspace of its own) meanwhile
-            stderr_lines: list[str] = []
-
-            def said_waiting() -> bool:
-                assert second.stderr is not None
-                line = second.stderr.readline()
-                stderr_lines.append(line)
-                return line.startswith(WAITING)
-
-            wait_for(said_waiting, "the second build said it waits", second)
+            stderr_lines = until_waiting(second)
             assert stderr_lines[-1] == f"{WAITING} {out} to finish\n"
             time.sleep(1)
             assert second.poll() is None and len(list((tmp_path / "ws").iterdir())) == 1
@@ -130,10 +138,11 @@ def test_second_build_without_force_refuses_once_the_first_is_done(tmp_path):
     try:
         wait_for(lambda: (d / "started-1").exists(), "the first build reached its postinst", first)
         second = start(d)
-        time.sleep(1)
-        assert second.poll() is None
+        # the first may end only once the second waits for it (under load, starting takes a while)
+        said = until_waiting(second)
         (d / "gate").touch()
-        _, stderr = second.communicate(timeout=120)
+        _, rest = second.communicate(timeout=120)
+        stderr = "".join(said) + rest
         assert first.wait(timeout=60) == 0
     finally:
         for build in (first,):
@@ -196,3 +205,42 @@ def test_two_debian_projects_sharing_package_cache_and_tools_tree(tmp_path):
     again = kosi(projects[0], "-f", "build")
     assert again.returncode == 0, again.stderr[-3000:]
     assert_nothing_left(tmp_path)
+
+
+def test_a_new_workspace_is_never_taken_for_an_orphan(tmp_path, monkeypatch):
+    """Another build removing orphaned workspaces just while this one creates its own (before
+    it holds the lock) leaves it alone: the lock file gets its name only once it is locked."""
+    flock, cleaned = fcntl.flock, []
+
+    def another_build_starts_first(fd, operation):
+        if not cleaned:
+            cleaned.append(workspaces.remove_orphans(tmp_path))
+        flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", another_build_starts_first)
+    workspace, fd = workspaces.create(tmp_path, "kosi-demo-")
+    try:
+        assert cleaned == [[]] and workspace.is_dir()
+        assert not workspaces.owner_gone(workspace) and workspaces.remove_orphans(tmp_path) == []
+    finally:
+        os.close(fd)
+    assert workspaces.remove_orphans(tmp_path) == [workspace]  # its owner is gone now
+
+
+@pytest.mark.parametrize("kind", ["directory", "file"])
+def test_a_new_partial_entry_is_never_taken_for_an_abandoned_one(tmp_path, monkeypatch, kind):
+    """Another build sharing the cache directory cleans up abandoned partial entries just while
+    this one creates its own, before it holds the lock: its entry stays."""
+    lock, cleaned = atomic._lock, []
+
+    def another_build_cleans_up_first(path, blocking):
+        if not cleaned:
+            cleaned.append(atomic.remove_abandoned(tmp_path))
+        return lock(path, blocking)
+
+    monkeypatch.setattr(atomic, "_lock", another_build_cleans_up_first)
+    partial = atomic.partial_directory if kind == "directory" else atomic.partial_file
+    with partial(tmp_path / "demo.cache") as entry:
+        assert cleaned == [[]] and entry.exists() and entry.name.startswith(atomic.PARTIAL_PREFIX)
+        assert atomic.remove_abandoned(tmp_path) == [] and entry.exists()
+    assert list(tmp_path.iterdir()) == []
