@@ -16,8 +16,9 @@ import signal
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Mapping, Sequence
+from typing import IO, Iterator, Mapping, Sequence
 
 from kosi import log
 from kosi.errors import KosiError
@@ -227,12 +228,36 @@ def stop(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
             raise
 
 
+@contextmanager
+def interrupt_after_start() -> Iterator[None]:
+    """Hold back a Ctrl-C (SIGINT) that arrives while a child is started until Popen returned:
+    raised inside Popen, it would leave the child running with nobody to stop it (the caller
+    never learns its pid). Use it inside the caller's try that stops the child. Only the main
+    thread receives signals, so only it holds them back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # not installed from Python: leave it alone
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:  # as if it came now, to whatever handled it before (the caller's try stops the child)
+            signal.raise_signal(signal.SIGINT)
+
+
 def _communicate(argv: list[str], *, input, **popen) -> subprocess.CompletedProcess:
     """subprocess.run without its SIGKILL on Ctrl-C: the command (a sandbox: all it started)
     is stopped and waited for (see stop)."""
     process = None
     try:
-        process = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else None, **popen)
+        with interrupt_after_start():
+            process = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else None, **popen)
         out, err = process.communicate(input)
     except BaseException:
         if process is not None:
@@ -246,17 +271,19 @@ def _communicate(argv: list[str], *, input, **popen) -> subprocess.CompletedProc
 
 
 def _run_teeing(argv: list[str], *, env, input, stdout, cwd, text: bool) -> subprocess.CompletedProcess:
-    process = subprocess.Popen(
-        argv,
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.PIPE if input is not None else None,
-        stdout=stdout,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stderr is not None  # stderr=PIPE
-    tee = _Tee(process.stderr)
+    process: subprocess.Popen | None = None
     try:
+        with interrupt_after_start():
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.PIPE if input is not None else None,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+            )
+        assert process.stderr is not None  # stderr=PIPE
+        tee = _Tee(process.stderr)
         # Started inside the try: once the tee shows the child's first line, a Ctrl-C may
         # arrive at any moment and must still kill the child.
         tee.start()
@@ -268,10 +295,11 @@ def _run_teeing(argv: list[str], *, env, input, stdout, cwd, text: bool) -> subp
         returncode = process.wait()
         tee.join()
     except BaseException:
-        stop(process)
+        if process is not None:
+            stop(process)
         raise
     finally:
-        if process.stdout is not None:
+        if process is not None and process.stdout is not None:
             process.stdout.close()
     if text:
         return subprocess.CompletedProcess(

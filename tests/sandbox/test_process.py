@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -91,27 +92,47 @@ def test_tee_shows_stderr_live_and_keeps_it(capfd):
     assert "fed" in capfd.readouterr().err
 
 
-@pytest.mark.parametrize("tee", [False, True])
-def test_ctrl_c_kills_the_child_and_propagates(tee):
+def run_in_python(command: str, tee: bool) -> subprocess.Popen:
+    """A Python process calling run(['sh', '-c', command])."""
     code = (
         f"import sys; sys.path.insert(0, {str(REPO)!r}); from kosi.sandbox import run\n"
-        f"run(['sh', '-c', 'echo $$ >&2; exec sleep 30'], tee_stderr={tee})"
+        f"run(['sh', '-c', {command!r}], tee_stderr={tee})"
     )
     # The parent gets its own session so the SIGINT reaches only it, as a terminal's would reach both:
     # run() must kill the child itself.
     # It also gets a default SIGINT handler: run from a background job the test inherits SIGINT
     # ignored, and Python would then never raise KeyboardInterrupt.
-    parent = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", code],
         stderr=subprocess.PIPE,
         start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def assert_interrupted_without_child(parent: subprocess.Popen, child: Callable[[], int]) -> None:
+    assert parent.wait(timeout=30) != 0
+    assert parent.stderr is not None and b"KeyboardInterrupt" in parent.stderr.read()
+    pid = child()
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}")
+
+
+@pytest.mark.parametrize("tee", [False, True])
+def test_ctrl_c_kills_the_child_and_propagates(tee):
+    parent = run_in_python("echo $$ >&2; exec sleep 30", tee)
+    assert parent.stderr is not None
     child = int(parent.stderr.readline())
     parent.send_signal(signal.SIGINT)
-    assert parent.wait(timeout=20) != 0
-    assert b"KeyboardInterrupt" in parent.stderr.read()
-    deadline = time.monotonic() + 5
-    while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{child}")
+    assert_interrupted_without_child(parent, lambda: child)
+
+
+@pytest.mark.parametrize("tee", [False, True])
+def test_ctrl_c_while_the_child_starts_still_kills_it(tee, tmp_path):
+    """The child interrupts its parent at once, likely before Popen has returned to run(): the
+    Ctrl-C is held back until run() can stop the child it started."""
+    pidfile = tmp_path / "pid"
+    parent = run_in_python(f"echo $$ > {pidfile}; kill -INT $PPID; exec sleep 30", tee)
+    assert_interrupted_without_child(parent, lambda: int(pidfile.read_text()))
