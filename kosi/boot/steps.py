@@ -181,6 +181,28 @@ class KernelModules(Step):
             log.debug(f"{kernel.version}: removed {removed} modules not selected by KernelModules=")
 
 
+def packages_installed_up_front(context: Context) -> tuple[str, ...]:
+    """What the main install adds to Packages= for the boot loader: with Bootloader=
+    systemd-boot-signed on a distribution installed with apt, the signed systemd-boot. Installed
+    later into an image whose systemd-boot came with the unsigned binary (Packages=systemd-boot
+    systemd-boot-efi), it fires systemd-boot's dpkg trigger, which fails without an ESP
+    (`bootctl --print-esp-path` under `set -e`); in one transaction with systemd-boot it does
+    not. mkosi 27.1 stops instead (docs/compatibility.md)."""
+    from kosi.distributions import get
+
+    if bootloader(context) != "systemd-boot-signed" or not wants_boot(context):
+        return ()
+    distribution = get(context.config.distribution)
+    if distribution.package_manager != "apt":
+        return ()
+    wanted = distribution.bootloader_packages.get("systemd-boot-signed", ())
+    return tuple(package for package in wanted if package not in context.config.packages)
+
+
+def has_debian_package(root: Path, name: str) -> bool:
+    return (root / "var/lib/dpkg/info" / f"{name}.list").exists()
+
+
 def add_bootloader_packages(context: Context, packages: tuple[str, ...]) -> None:
     """Debian's systemd-boot does not pull systemd-boot-efi without Recommends; rather than
     failing late (as mkosi does), install what the boot loader needs into the image."""
@@ -215,6 +237,11 @@ class InstallBootloader(Step):
             signed = bootloader(context).endswith("signed")
             packages = bootloader_packages(context)
             if missing := systemd_boot.missing_packages(context.root, context.tools, packages, signed=signed):
+                if signed and has_debian_package(context.root, "systemd-boot"):  # its trigger would fail
+                    raise KosiError(
+                        f"Bootloader=systemd-boot-signed: the image has systemd-boot but not /{systemd_boot.SIGNED}",
+                        hint=f"add {', '.join(missing)} to Packages= (or use Bootloader=systemd-boot)",
+                    )
                 add_bootloader_packages(context, missing)
             if (
                 systemd_boot.find_binary(context.root, context.tools) is None

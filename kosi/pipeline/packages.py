@@ -10,6 +10,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from kosi import log
+from kosi.boot.steps import packages_installed_up_front
 from kosi.config.values import Feature
 from kosi.installers.base import package_manager, required_package_manager
 from kosi.pipeline.cache import copy_tree, fingerprint_path
@@ -86,10 +88,16 @@ class InstallPackages(Step):
         return None
 
     def inputs(self, context):
-        return package_inputs(context)
+        inputs = package_inputs(context)
+        if extra := packages_installed_up_front(context):
+            inputs["boot loader packages"] = extra
+        return inputs
 
     def run(self, context):
-        packages = context.config.packages
+        packages = list(context.config.packages)
+        if extra := packages_installed_up_front(context):
+            log.info(f"Bootloader=systemd-boot-signed: installing {', '.join(extra)} with the packages")
+            packages += extra
         required_package_manager(context).install(context, packages)
 
 

@@ -318,10 +318,10 @@ def shim_esp(tmp_path_factory, default_tools_tree) -> Path:
     project = build(
         tmp_path_factory,
         "shim",
-        # The pre-signed systemd-boot is listed, as mkosi 27.1 needs it: installed later, on
-        # its own, its trigger runs systemd-boot's postinst, which fails without a mounted ESP.
+        # The pre-signed systemd-boot is not listed (mkosi 27.1 stops without it, as BOOTABLE_CONF's
+        # systemd-boot-efi satisfies systemd-boot): kosi installs it with the packages, in the one
+        # transaction where systemd-boot's dpkg trigger does not fail for want of a mounted ESP.
         "\n[Content]\nBootloader=systemd-boot-signed\nShimBootloader=signed\nUnifiedKernelImages=none\n"
-        "Packages=systemd-boot-efi-amd64-signed\n"
         "\n[Validation]\nSecureBoot=yes\nSecureBootAutoEnroll=no\nSecureBootSignTool=sbsign\n",
     )
     return extract_esp(project, default_tools_tree)
@@ -408,6 +408,8 @@ def test_shim_chains_to_the_presigned_systemd_boot(shim_esp, default_tools_tree)
     assert not verifies(default_tools_tree, boot / "grubx64.efi", certificate)
     # SecureBootAutoEnroll=no: loader/keys is there, as mkosi 27.1 makes it, but empty
     assert list((shim_esp / "loader/keys").iterdir()) == []
+    log = (shim_esp.parent / "build.log").read_text()
+    assert "Bootloader=systemd-boot-signed: installing systemd-boot-efi-amd64-signed with the packages" in log
 
 
 @pytest.mark.image

@@ -50,3 +50,40 @@ def test_type1_entry(tmp_path):
     assert "linux /debian/6.12/linux" in text and "initrd /debian/6.12/initrd\n" in text
     assert "initrd /debian/6.12/initrd1" in text and "options rw quiet" in text
     assert (tmp_path / "esp/debian/6.12/initrd1").read_bytes() == b"b"
+
+
+@pytest.mark.parametrize(
+    ("conf", "added"),
+    [
+        ("Bootloader=systemd-boot-signed\n", ("systemd-boot-efi-amd64-signed",)),
+        ("Bootloader=systemd-boot-signed\nPackages=systemd-boot-efi-amd64-signed\n", ()),
+        ("Bootloader=systemd-boot-signed\nBootable=no\n", ()),
+        ("Bootloader=systemd-boot\n", ()),
+        ("Bootloader=grub-signed\n", ()),
+    ],
+)
+def test_signed_systemd_boot_is_installed_with_the_packages(tmp_path, conf, added):
+    """Bootloader=systemd-boot-signed: the signed package joins the main install (and its
+    cache key), not a later install whose systemd-boot trigger fails."""
+    from kosi.boot.steps import packages_installed_up_front
+    from kosi.pipeline.packages import InstallPackages
+    from tests.boot.test_steps import loaded
+
+    context = loaded(tmp_path, "[Distribution]\nDistribution=debian\n[Output]\nFormat=disk\n[Content]\n" + conf)
+    assert packages_installed_up_front(context) == added
+    assert InstallPackages().inputs(context).get("boot loader packages", ()) == added
+
+
+def test_signed_systemd_boot_missing_beside_systemd_boot_is_one_line(tmp_path):
+    """An image with systemd-boot and only the unsigned binary (the signed package removed, or
+    from a base tree): kosi does not install the signed one afterwards (its trigger would fail)."""
+    from kosi.boot.steps import InstallBootloader
+    from tests.boot.test_steps import loaded, with_kernel
+
+    context = with_kernel(loaded(tmp_path, "[Distribution]\nDistribution=debian\n[Output]\nFormat=disk\n"
+                                           "[Content]\nBootloader=systemd-boot-signed\n"))  # fmt: skip
+    put(context.root / systemd_boot.BINARY)
+    put(context.root / "var/lib/dpkg/info/systemd-boot.list", b"/.\n")
+    with pytest.raises(KosiError, match="the image has systemd-boot but not /usr/lib/systemd/boot/efi/") as error:
+        InstallBootloader().run(context)
+    assert error.value.hint == "add systemd-boot-efi-amd64-signed to Packages= (or use Bootloader=systemd-boot)"
