@@ -23,7 +23,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from kosi.boot.signing import SigningKey
+from kosi.boot.signing import SigningKey, existing_files, require_key_settings
 from kosi.config.values import Feature
 from kosi.errors import KosiError
 from kosi.pipeline.context import Context
@@ -80,31 +80,15 @@ def check_pcr_keys(config) -> None:
 
 
 def pcr_signing_key(config) -> SigningKey:
-    for setting, value in (
-        ("SignExpectedPcrKey", config.sign_expected_pcr_key),
-        ("SignExpectedPcrCertificate", config.sign_expected_pcr_certificate),
-    ):
-        if not value:
-            raise KosiError(
-                f"SignExpectedPcr= is enabled but {setting}= is not set "
-                f"(default: mkosi.{'key' if setting.endswith('Key') else 'crt'} in the configuration directory)",
-                hint="run `kosi genkey` to create mkosi.key and mkosi.crt",
-            )
-    key = SigningKey(
-        str(config.sign_expected_pcr_key),
-        config.sign_expected_pcr_key_source,
-        str(config.sign_expected_pcr_certificate),
-        config.sign_expected_pcr_certificate_source,
+    key, certificate = config.sign_expected_pcr_key, config.sign_expected_pcr_certificate
+    require_key_settings(
+        {"SignExpectedPcrKey": key, "SignExpectedPcrCertificate": certificate},
+        "SignExpectedPcr= is enabled but {setting}= is not set (default: {default} in the configuration directory)",
     )
-    for setting, value, source in (
-        ("SignExpectedPcrKey", key.key, key.key_source),
-        ("SignExpectedPcrCertificate", key.certificate, key.certificate_source),
-    ):
-        if source.type == "file" and not Path(value).is_file():
-            raise KosiError(
-                f"{setting}={value}: no such file", hint="run `kosi genkey` to create mkosi.key and mkosi.crt"
-            )
-    return key
+    signing = SigningKey(
+        str(key), config.sign_expected_pcr_key_source, str(certificate), config.sign_expected_pcr_certificate_source
+    )
+    return existing_files("SignExpectedPcr", signing)
 
 
 def ukify_supports(option: str, sandbox: list[str]) -> bool:

@@ -54,30 +54,43 @@ class SigningKey:
         return [Path(value) for value, source in pairs if source.type == "file"]
 
 
+#: how to get a key and certificate that are missing
+GENKEY_HINT = "run `kosi genkey` to create mkosi.key and mkosi.crt"
+
+
+def require_key_settings(values: dict[str, object], unset: str) -> None:
+    """The key and certificate settings in `values` (setting -> value) are set, or one line:
+    `unset` with {setting} and {default} (its default file) filled in."""
+    for setting, value in values.items():
+        if not value:
+            default = "mkosi.key" if setting.endswith("Key") else "mkosi.crt"
+            raise KosiError(unset.format(setting=setting, default=default), hint=GENKEY_HINT)
+
+
+def existing_files(prefix: str, signing: SigningKey) -> SigningKey:
+    """`signing` (from {prefix}Key= and {prefix}Certificate=), or one line naming the one that
+    is a file that does not exist."""
+    # files() leaves out a key or certificate that comes from an engine or provider: pair by source
+    for setting, value, source in (
+        (f"{prefix}Key", signing.key, signing.key_source),
+        (f"{prefix}Certificate", signing.certificate, signing.certificate_source),
+    ):
+        if source.type == "file" and not Path(value).is_file():
+            raise KosiError(f"{setting}={value}: no such file", hint=GENKEY_HINT)
+    return signing
+
+
 def signing_key(config) -> SigningKey:
     """SecureBootKey=/SecureBootCertificate= (and their sources), or one line saying how to get them."""
     key, certificate = config.secure_boot_key, config.secure_boot_certificate
-    for setting, value in (("SecureBootKey", key), ("SecureBootCertificate", certificate)):
-        if not value:
-            raise KosiError(
-                f"SecureBoot=yes needs {setting}= (default: mkosi.{'key' if setting.endswith('Key') else 'crt'}"
-                " in the configuration directory), which is not set",
-                hint="run `kosi genkey` to create mkosi.key and mkosi.crt",
-            )
-    signing = SigningKey(
-        str(key), config.secure_boot_key_source, str(certificate), config.secure_boot_certificate_source
+    require_key_settings(
+        {"SecureBootKey": key, "SecureBootCertificate": certificate},
+        "SecureBoot=yes needs {setting}= (default: {default} in the configuration directory), which is not set",
     )
-    # files() leaves out a key or certificate that comes from an engine or provider: pair by source
-    for setting, value, source in (
-        ("SecureBootKey", signing.key, signing.key_source),
-        ("SecureBootCertificate", signing.certificate, signing.certificate_source),
-    ):
-        path = Path(value)
-        if source.type == "file" and not path.is_file():
-            raise KosiError(
-                f"{setting}={path}: no such file", hint="run `kosi genkey` to create mkosi.key and mkosi.crt"
-            )
-    return signing
+    return existing_files(
+        "SecureBoot",
+        SigningKey(str(key), config.secure_boot_key_source, str(certificate), config.secure_boot_certificate_source),
+    )
 
 
 def check_keys(config) -> None:

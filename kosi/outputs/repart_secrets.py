@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kosi.boot.signing import SigningKey
+from kosi.boot.signing import SigningKey, existing_files, require_key_settings
 from kosi.config.model import Config
 from kosi.errors import KosiError
 
@@ -51,27 +51,14 @@ def verity_signing_key(config: Config) -> SigningKey | None:
     mode = config.verity
     key, certificate = config.verity_key, config.verity_certificate
     if mode == "signed":
-        for setting, value in (("VerityKey", key), ("VerityCertificate", certificate)):
-            if not value:
-                raise KosiError(
-                    f"Verity=signed needs {setting}= (default: mkosi.{'key' if setting == 'VerityKey' else 'crt'}"
-                    " in the configuration directory), which is not set",
-                    hint="run `kosi genkey` to create mkosi.key and mkosi.crt",
-                )
+        require_key_settings(
+            {"VerityKey": key, "VerityCertificate": certificate},
+            "Verity=signed needs {setting}= (default: {default} in the configuration directory), which is not set",
+        )
     if mode not in ("signed", "auto") or not key or not certificate:
         return None
     signing = SigningKey(str(key), config.verity_key_source, str(certificate), config.verity_certificate_source)
-    # files() leaves out a key or certificate that comes from an engine or provider: pair by source
-    for setting, value, source in (
-        ("VerityKey", signing.key, signing.key_source),
-        ("VerityCertificate", signing.certificate, signing.certificate_source),
-    ):
-        path = Path(value)
-        if source.type == "file" and not path.is_file():
-            raise KosiError(
-                f"{setting}={path}: no such file", hint="run `kosi genkey` to create mkosi.key and mkosi.crt"
-            )
-    return signing
+    return existing_files("Verity", signing)
 
 
 def signature_partition_types(config: Config) -> list[str]:
