@@ -51,8 +51,11 @@ class RpmKey:
         """(host path, the URL dnf reads it from in the sandbox) in search order."""
         base = Path(context.tools) if context.tools else Path("/")
         sandbox_tree = context.pkgmngr / PKI.lstrip("/") / self.name
+        # the sandbox trees' distribution-gpg-keys too, as mkosi 27.1 sees them over the host's
+        sandbox_keys = context.pkgmngr / GPG_KEYS.lstrip("/") / self.directory / self.name
         return [
             (sandbox_tree, f"file://{sandbox_tree}"),
+            (sandbox_keys, f"file://{sandbox_keys}"),
             (
                 base / GPG_KEYS.lstrip("/") / self.directory / self.name,
                 f"file://{GPG_KEYS}/{self.directory}/{self.name}",

@@ -12,9 +12,9 @@ Layout while building:
     <package cache>/postmarketos~<release>~<arch>/   --cache-dir: indexes and packages
     <root>/lib/apk/db                   the image's package database
 
-UNTESTED: no apk exists on the machines kosi is developed on, so only the parts that need no
-apk are tested (repositories, the refusal, the manifest parser); installing is written to
-apk-tools' documented command line but has never run.
+UNTESTED against a real apk: no apk exists on the machines kosi is developed on, so only the
+parts that need no apk are tested (repositories, the refusal, the manifest parser) and the
+command lines, which equal mkosi 27.1's through a fake apk (tests/installers/test_invocations.py).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kosi import log
 from kosi.config.model import Config
 from kosi.config.values import Feature
 from kosi.distributions.postmarketos import PostmarketOS, apk_architecture
@@ -39,13 +40,22 @@ if TYPE_CHECKING:
 
 UNREPRODUCIBLE = ("var/cache/apk",)
 
+#: after the build's one `apk update`: the cached indexes never expire (as mkosi 27.1)
+CACHED = ("--cache-max-age", "999999999")
+#: installing, as mkosi 27.1: a database created when there is none, installed packages upgraded
+ADD = (*CACHED, "add", "--initdb", "--upgrade")
+
 
 def distribution(config: Config) -> type[PostmarketOS]:
     return distribution_of(config, PostmarketOS, "apk")
 
 
 def find_apk(config: Config) -> Path | None:
-    """apk where the build will run it: in ToolsTree= when it names a tree, else on the host's PATH."""
+    """apk where the build will run it: in ExtraSearchPaths= (first on the sandbox's $PATH), else
+    in ToolsTree= when it names a tree, else on the host's PATH."""
+    for directory in config["ExtraSearchPaths"] or []:
+        if (Path(directory) / "apk").is_file():
+            return Path(directory) / "apk"
     tools = str(config["ToolsTree"] or "")
     if tools in ("default", "yes"):
         return None  # kosi's default tree is Debian's, which has no apk-tools
@@ -111,6 +121,11 @@ class Apk(PackageManager):
             str(state / "keys"),
             "--cache-dir",
             str(self.cache_dir(context)),
+            # as mkosi 27.1: keep the packages, download them all before installing any, and let
+            # package scripts see the build's environment
+            "--cache-packages",
+            "--cache-predownload",
+            "--preserve-env",
             "--no-interactive",
             "--no-progress",
         ]
@@ -130,8 +145,10 @@ class Apk(PackageManager):
             check=False,
             input="",
         )
+        output = f"{result.stdout}\n{result.stderr}"
+        if log.DEBUG:
+            log.debug(output.rstrip())
         if result.returncode != 0:
-            output = f"{result.stdout}\n{result.stderr}"
             missing = [line for line in output.splitlines() if "(no such package)" in line]
             if missing:
                 name = missing[0].split(":")[0].strip()
@@ -145,9 +162,11 @@ class Apk(PackageManager):
         if context.state.installer.synced and not force:
             return
         if str(context.config["CacheOnly"]) not in ("always", "metadata"):
+            # as mkosi 27.1: an empty database, then the indexes (here in a root of their own)
             sync_root = self.state_dir(context) / "sync-root"
             sync_root.mkdir(exist_ok=True)
-            self._apk(context, sync_root, ["--initdb", "update"], apivfs=False)
+            self._apk(context, sync_root, [*CACHED, "add", "--initdb"], apivfs=False)
+            self._apk(context, sync_root, ["update"], apivfs=False)
         context.state.installer.synced = True
 
     def install(
@@ -155,10 +174,11 @@ class Apk(PackageManager):
     ) -> None:
         root = Path(root or context.root)
         self.sync(context)
-        first = not (root / "lib/apk/db/installed").exists()
-        base = ["--initdb", "postmarketos-baselayout", "postmarketos-release"] if first else []  # as mkosi 27.1
-        args = ["add", *base, *packages]
-        self._apk(context, root, args, apivfs=apivfs)
+        if not (root / "lib/apk/db/installed").exists():
+            # the base layout and release package in a transaction of their own, as mkosi 27.1
+            self._apk(context, root, [*ADD, "postmarketos-baselayout", "postmarketos-release"], apivfs=apivfs)
+        if packages:
+            self._apk(context, root, [*ADD, *packages], apivfs=apivfs)
         if root == Path(context.root):
             context.state.installer.manifest = installed_packages(root)
 

@@ -39,7 +39,7 @@ from kosi.installers import repository as local_repository
 from kosi.installers import rpm
 from kosi.installers.base import PackageManager, distribution_of
 from kosi.installers.base import environment as common_environment
-from kosi.sandbox import run
+from kosi.sandbox import extra_search_paths, run
 
 if TYPE_CHECKING:
     from kosi.pipeline.context import Context
@@ -93,10 +93,16 @@ def expand(config: Config, url: str) -> str:
 
 
 def executable(tools: Path | None) -> str:
-    """$MKOSI_DNF, else dnf5 when the sandbox's /usr has it (or its dnf is dnf5), else dnf."""
+    """$MKOSI_DNF, else dnf5 when ExtraSearchPaths= or the sandbox's /usr has it (or its dnf is
+    dnf5), else dnf."""
     chosen = os.environ.get("MKOSI_DNF")
     if chosen:
         return chosen
+    for directory in extra_search_paths():  # first in the sandbox's $PATH, as in mkosi
+        for name in ("dnf5", "dnf"):
+            path = Path(directory) / name
+            if path.is_file() and os.access(path, os.X_OK):
+                return "dnf5" if Path(os.path.realpath(path)).name == "dnf5" else name
     base = Path(tools) if tools else Path("/")
     for name in ("dnf5", "dnf"):
         path = base / "usr/bin" / name
@@ -263,6 +269,8 @@ class Dnf(PackageManager):
             options.append("--setopt=tsflags=nodocs")
         if not expire:  # after the one sync of the build: never look at the mirror for metadata again
             options.append("--setopt=metadata_expire=never")
+            if is_dnf5(command) and str(config["CacheOnly"]) != "always":
+                options.append("--setopt=cacheonly=metadata")  # as mkosi 27.1 (dnf5 only)
         if str(config["CacheOnly"]) == "always":
             options.append("--cacheonly")
         basearch = dist.basearch(config)
@@ -330,6 +338,8 @@ class Dnf(PackageManager):
             m = re.search(
                 r"(?:Public key for|Package) (\S+?)(?:\.rpm)? (?:is not installed|is not signed)", line
             ) or re.search(r"(\S+?)\.rpm: (?:Signature|signature).*(?:BAD|NOKEY|not OK)", line)
+            # dnf 4 when the repository's key is already in the image (a transaction before)
+            m = m or re.search(r"Failing package is: (\S+)", line)
             if m:
                 package = m.group(1)
                 keys = next(
@@ -410,9 +420,8 @@ class Dnf(PackageManager):
         dist = distribution(context.config)
         if not (root / dist.rpm_dbpath.lstrip("/")).exists() and not context.config.base_trees:
             log.step(f"Bootstrapping {dist.pretty_name} {dist.release(context.config)}")
-            # the distribution's base packages, as mkosi 27.1 installs them first (kosi in the
-            # same transaction: a package's bad signature is then explained as in any other)
-            packages = [*dist.bootstrap_packages, *packages]
+            # the distribution's base packages in a transaction of their own, as mkosi 27.1
+            self._install(context, dist.bootstrap_packages, root=root, apivfs=apivfs)
         if packages:
             self._install(context, packages, root=root, apivfs=apivfs)
 

@@ -314,7 +314,8 @@ class Zypper(PackageManager):
         self._import_keys(context, sync_root)
         self._run(
             context,
-            [*self.zypper_command(context, sync_root), "refresh", "--force"],
+            # as mkosi 27.1: only what changed on the mirror since the cached copy is downloaded
+            [*self.zypper_command(context, sync_root), "--no-refresh", "refresh"],
             root=sync_root,
             apivfs=False,
             what="zypper refresh",
@@ -352,10 +353,18 @@ class Zypper(PackageManager):
                 f"Bootstrapping {distribution(context.config).pretty_name} {distribution(context.config).release(context.config)}"
             )
             (root / DBPATH.lstrip("/")).mkdir(parents=True, exist_ok=True)
-            packages = ["filesystem", *distribution(context.config).release_packages(context.config), *packages]
+            # the file system and release package in a transaction of their own, as mkosi 27.1
+            base = ["filesystem", *distribution(context.config).release_packages(context.config)]
+            self._zypper(context, root, self.install_arguments(context, base), apivfs=apivfs)
         if packages:
-            self._zypper(context, root, ["install", "--download-in-advance", *packages], apivfs=apivfs)
+            self._zypper(context, root, self.install_arguments(context, packages), apivfs=apivfs)
         self._record(context, root)
+
+    def install_arguments(self, context: Context, packages: Sequence[str]) -> list[str]:
+        """`install` as mkosi 27.1 runs it: all downloads first, recommendations only with
+        WithRecommends=yes, and conflicts resolved by the solver rather than asked about."""
+        recommends = [] if context.config["WithRecommends"] else ["--no-recommends"]
+        return ["install", "--download", "in-advance", *recommends, "--force-resolution", *packages]
 
     def _zypper(self, context: Context, root: Path, args: list[str], *, apivfs: bool) -> str:
         cmd = [*self.zypper_command(context, root), "--no-refresh", *args]

@@ -42,12 +42,12 @@ fi
 exit 0
 """
 TOOLS = ("dnf5", "rpm", "zypper", "pacman", "pacman-key", "pacman-conf", "apk")
-KEYS = {"opensuse": "/usr/share/distribution-gpg-keys/opensuse"}
+KEYS = {"opensuse": "/usr/share/distribution-gpg-keys/opensuse", "fedora": "/usr/share/distribution-gpg-keys/fedora"}
 
 
-def fake_tools(directory: Path) -> Path:
+def fake_tools(directory: Path, tools: tuple[str, ...] = TOOLS) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    for name in TOOLS:
+    for name in tools:
         (directory / name).write_text(FAKE)
         (directory / name).chmod(0o755)
     return directory
@@ -90,10 +90,17 @@ def capture(settings: dict[str, str], fake: Path) -> dict:
 
 
 def main() -> None:
+    """A case's "_tools" (comma-separated) fakes those tools instead of TOOLS (e.g. "dnf,rpm": dnf 4)."""
     cases = json.loads(sys.argv[1])
+    results = {}
     with tempfile.TemporaryDirectory() as directory:
-        fake = fake_tools(Path(directory) / "bin")
-        json.dump({name: capture(settings, fake) for name, settings in cases.items()}, sys.stdout, indent=1)
+        for name, settings in cases.items():
+            tools = tuple(settings.pop("_tools").split(",")) if "_tools" in settings else TOOLS
+            fake = fake_tools(Path(directory) / name, tools)
+            results[name] = capture(settings, fake)
+            if tools != TOOLS:
+                results[name]["tools"] = list(tools)
+        json.dump(results, sys.stdout, indent=1)
 
 
 if __name__ == "__main__":
