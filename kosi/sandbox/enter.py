@@ -518,8 +518,10 @@ def run_command(options: dict, mounts: list[tuple], command: list[str]) -> int:
         os.chdir("/")
     path = os.environ.get("PATH", "/usr/bin:/usr/sbin")
     extra = [d for d in options.get("search", []) if d not in path.split(":")]
-    if extra:
-        path = os.environ["PATH"] = ":".join([*extra, path])
+    # the sandbox's /usr (a tools tree's) is searched even when the caller's $PATH leaves it out
+    usr = [d for d in ("/usr/bin", "/usr/sbin") if d not in path.split(":")]
+    if extra or usr:
+        path = os.environ["PATH"] = ":".join([*extra, path, *usr])
     program = find_program(command[0], path)
     if program is None:
         print(f"kosi-sandbox: {command[0]}: command not found", file=sys.stderr)

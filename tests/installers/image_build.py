@@ -8,6 +8,7 @@ each test module makes once.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,18 +19,33 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def kosi(directory: Path, *args: str) -> subprocess.CompletedProcess:
+def kosi(directory: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "bin/kosi"), "-C", str(directory), *args],
         check=False,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
-def build(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    return kosi(directory, "-f", *args, "build")
+def build(directory: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return kosi(directory, "-f", *args, "build", env=env)
+
+
+def path_without(directory: Path, hidden: set[str]) -> str:
+    """A $PATH of one directory (made here) with every program of the host's $PATH but `hidden`:
+    a host without those, as kosi sees it, and the host itself untouched."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
+        if not os.path.isdir(entry):
+            continue
+        for name in os.listdir(entry):
+            link = directory / name
+            if name not in hidden and not os.path.lexists(link):
+                link.symlink_to(os.path.join(entry, name))
+    return str(directory)
 
 
 def write_project(directory: Path, distribution: str, cache: Path, settings: str = "") -> Path:
@@ -105,10 +121,27 @@ def built_image(prefix: str, project: Callable, settings: str):
     return image
 
 
-def check_warm_build(copy, project: Callable, cache: Path, tmp_path: Path, settings: str, produced: str) -> None:
-    """A build from the warm package cache, with the mirror (`copy`, a served copy of the
-    module's) gone and CacheOnly=metadata, still makes the image and asks the mirror nothing."""
+#: how packages are downloaded (everything else a package manager asks for is metadata)
+PACKAGE_FILES = (".rpm", ".pkg.tar.zst", ".pkg.tar.xz", ".pkg.tar.gz", ".apk", ".deb")
+
+
+def package_requests(requests: list[str]) -> list[str]:
+    """The requests of `requests` (paths a test server recorded) that fetch a package."""
+    return [r for r in requests if r.partition("?")[0].endswith(PACKAGE_FILES)]
+
+
+def check_warm_build(copy, project: Callable, tmp_path: Path, settings: str, produced: str) -> None:
+    """A cold build from the mirror (`copy`, a served copy of the module's) into a fresh package
+    cache downloads packages; the warm build after it, the mirror still served, asks it for no
+    package (counted at its server); and with the mirror gone and CacheOnly=metadata a build
+    still makes the image and asks nothing."""
+    cache = tmp_path / "package-cache"
+    cache.mkdir()
     assert build(project(tmp_path / "cold", copy, cache, settings)).returncode == 0
+    assert package_requests(copy.requests), copy.requests  # the server counts what is downloaded
+    before = len(copy.requests)
+    assert (built(project(tmp_path / "warm-online", copy, cache, settings)) / produced).exists()
+    assert package_requests(copy.requests[before:]) == [], copy.requests[before:]
     copy.stop()
     requests = list(copy.requests)
     warm = project(tmp_path / "warm", copy, cache, settings + "CacheOnly=metadata\n")

@@ -9,6 +9,7 @@ cache unless it tests the warm cache.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import rpm_repo
-from image_build import REPO, error_line, script
+from image_build import REPO, error_line, package_requests, path_without, script
 from image_build import build as kosi_build
 from rpm_repo import Spec
 
@@ -179,14 +180,45 @@ def build_offline(mirror, directory: Path) -> tuple[subprocess.CompletedProcess,
     return result, server.requests[before:]
 
 
-def test_fedora_warm_cache_downloads_nothing(mirror, tmp_path, fedora_cache):
-    """The second build with the same package cache works with the mirror gone."""
-    d = fedora(tmp_path, mirror, cache=fedora_cache)
-    if not any(fedora_cache.rglob("hello-1.4-1.x86_64.rpm")):
-        assert kosi_build(d).returncode == 0
+def build_counting(mirror, directory: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """A build with the mirror served, and what was asked of its server meanwhile."""
+    before = len(mirror["server"].requests)
+    result = kosi_build(directory)
+    return result, mirror["server"].requests[before:]
+
+
+def test_fedora_warm_cache_downloads_nothing(mirror, tmp_path):
+    """The second build with the same package cache asks the mirror for no package (counted at
+    its server, the first build's downloads too), and works with the mirror gone."""
+    cache = tmp_path / "pkgcache"
+    d = fedora(tmp_path / "p", mirror, cache=cache)
+    result, requests = build_counting(mirror, d)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert len(package_requests(requests)) == 4, requests  # basesystem, filesystem, libhello, hello
+    result, requests = build_counting(mirror, d)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert package_requests(requests) == [], requests
     result, requests = build_offline(mirror, d)
     assert result.returncode == 0, result.stderr[-4000:]
     assert requests == []
+    assert rpm_qa(d / "mkosi.output/image") == {"basesystem", "filesystem", "libhello", "hello"}
+
+
+#: what installs the distributions kosi builds with a package manager other than apt
+PACKAGE_MANAGERS = {"dnf", "dnf5", "dnf-3", "dnf4", "yum", "zypper", "pacman"}
+
+
+def test_host_without_dnf_builds_with_the_tools_trees(mirror, tmp_path):
+    """With no dnf nor dnf5 on the host (hidden from kosi's $PATH; the host is untouched) and no
+    ToolsTree=, kosi takes its package-manager tools tree (trixie's, dnf 4) and builds the image
+    with the dnf there."""
+    d = fedora(tmp_path / "p", mirror)
+    env = {**os.environ, "PATH": path_without(tmp_path / "bin", PACKAGE_MANAGERS)}
+    result = kosi_build(d, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    output = result.stderr + result.stdout
+    assert "is installed with dnf5 or dnf, which the host lacks" in output, output[-3000:]
+    assert re.search(r"Using dnf \(dnf 4\) from the tools tree \S+/debian-trixie\+package-managers\b", output)
     assert rpm_qa(d / "mkosi.output/image") == {"basesystem", "filesystem", "libhello", "hello"}
 
 
@@ -372,8 +404,9 @@ def test_fedora_with_dnf5_from_a_sid_tools_tree(mirror, tmp_path, tmp_path_facto
     )
     with open(cold / "mkosi.conf", "a") as conf:
         conf.write(tools)
-    result = kosi_build(cold)
+    result, requests = build_counting(mirror, cold)
     assert result.returncode == 0, result.stderr[-4000:]
+    assert len(package_requests(requests)) == 4, requests  # basesystem, filesystem, libhello, hello
     output = result.stderr + result.stdout
     tree = Path(re.search(r"Using dnf5 \(dnf5\) from the tools tree (\S+)", output).group(1))
     assert tree.name == "debian-sid+package-managers"
@@ -396,9 +429,10 @@ def test_fedora_with_dnf5_from_a_sid_tools_tree(mirror, tmp_path, tmp_path_facto
     )
     conf = warm / "mkosi.conf"
     conf.write_text(conf.read_text().replace("CleanPackageMetadata=no", "CleanPackageMetadata=auto") + tools)
-    result, requests = build_offline(mirror, warm)
+    result, requests = build_counting(mirror, warm)  # the mirror served: its server counts
     assert result.returncode == 0, result.stderr[-4000:]
-    assert requests == []
+    assert "Using dnf5 (dnf5)" in result.stderr + result.stdout
+    assert package_requests(requests) == [], requests
     warm_manifest = json.loads((warm / "mkosi.output/image.manifest").read_text())
     assert {p["name"] for p in warm_manifest["packages"]} == {*names, "gpg-pubkey"}
     # no dnf nor rpm in the image: CleanPackageMetadata=auto takes dnf5's state and the database
