@@ -34,6 +34,20 @@ def build(directory: Path, *args: str, env: dict[str, str] | None = None) -> sub
     return kosi(directory, "-f", *args, "build", env=env)
 
 
+#: what installs the distributions kosi builds with a package manager other than apt
+HOST_PACKAGE_MANAGERS = {"dnf", "dnf5", "dnf-3", "dnf4", "yum", "zypper", "pacman"}
+
+
+def build_without_host_package_managers(directory: Path, scratch: Path) -> subprocess.CompletedProcess:
+    """A build of `directory` by a kosi whose $PATH has none of HOST_PACKAGE_MANAGERS (made in
+    `scratch`): it must say the host lacks them and take its package-manager tools tree."""
+    env = {**os.environ, "PATH": path_without(scratch / "bin", HOST_PACKAGE_MANAGERS)}
+    result = build(directory, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "which the host lacks" in result.stdout + result.stderr, result.stderr[-3000:]
+    return result
+
+
 def path_without(directory: Path, hidden: set[str]) -> str:
     """A $PATH of one directory (made here) with every program of the host's $PATH but `hidden`:
     a host without those, as kosi sees it, and the host itself untouched."""

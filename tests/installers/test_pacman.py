@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pacman_repo
 from image_build import (
     build,
+    build_without_host_package_managers,
     built,
     built_image,
     check_warm_build,
@@ -380,3 +381,14 @@ def test_pacman_from_the_default_tools_tree(mirror, tmp_path):
     assert (root / "usr/share/kosi-hello/hello").read_text() == "hello from arch\n"
     names = {p["name"]: p["version"] for p in installed_packages(root)}
     assert names == {"filesystem": "2025.01-1", "kosi-hello": "1.0-1", "kosi-libhello": "2.0-1"}
+
+
+@pytest.mark.image
+def test_host_without_pacman_builds_with_the_tools_trees(mirror, package_cache, tmp_path):
+    """With no pacman on the host (hidden from kosi's $PATH; the host is untouched) and no
+    ToolsTree=, kosi takes its package-manager tools tree and builds the image with its pacman."""
+    d = project(tmp_path / "p", mirror, package_cache, "[Content]\nPackages=kosi-hello\n")
+    result = build_without_host_package_managers(d, tmp_path)
+    output = result.stdout + result.stderr
+    assert re.search(r"Using pacman from the tools tree \S+/debian-trixie\+package-managers\b", output), output[-3000:]
+    assert (d / "image" / "usr/share/kosi-hello/hello").exists()

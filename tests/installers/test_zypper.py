@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import zypper_repo
 from image_build import (
     build,
+    build_without_host_package_managers,
     built,
     built_image,
     check_warm_build,
@@ -365,3 +366,17 @@ def test_zypper_and_rpm_from_the_default_tools_tree(mirror, tmp_path):
         "kosi-libhello",
         "openSUSE-release",
     }
+
+
+@pytest.mark.image
+def test_host_without_zypper_builds_with_the_tools_trees(mirror, package_cache, tmp_path):
+    """With no zypper on the host (hidden from kosi's $PATH; the host is untouched) and no
+    ToolsTree=, kosi takes its package-manager tools tree and builds the image with its zypper.
+    (The tree's distribution-gpg-keys has openSUSE's real second key, which rpm refuses once its
+    binding signature expired: the test key takes its place too.)"""
+    d = project(tmp_path / "p", mirror, package_cache, "[Content]\nPackages=kosi-hello\n")
+    (d / "mkosi.sandbox" / LEAP_KEY).write_bytes(mirror.key.read_bytes())
+    result = build_without_host_package_managers(d, tmp_path)
+    output = result.stdout + result.stderr
+    assert re.search(r"the tools tree's rpm \(\S+/debian-trixie\+package-managers\)", output), output[-3000:]
+    assert (d / "image" / "usr/share/kosi-hello/file").exists()
