@@ -30,6 +30,14 @@ class String(ValueType):
         return text
 
 
+class OpenWord(String):
+    """Any word: `choices` are only offered (shell completion, and the words mkosi 27.1's
+    command line takes for the option), a configuration file may name others."""
+
+    def __init__(self, *words: str):
+        self.choices = words
+
+
 class Boolean(ValueType):
     metavar = "BOOL"
     choices = ("yes", "no")
