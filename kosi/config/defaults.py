@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kosi import architecture as architectures
 from kosi import distributions
-from kosi.distributions.host import host_distribution
+from kosi.distributions.host import host_distribution, read_os_release
 from kosi.outputs import format as formats
 
 if TYPE_CHECKING:
@@ -34,15 +34,16 @@ def distribution(config: "Config") -> str:
 
 def release(config: "Config") -> str:
     # As mkosi 27.1: the host's release when the host runs the image's distribution, else a
-    # recent release of the distribution (Debian: the current stable).
+    # recent release of the distribution (Debian: testing).
     name = text(config["Distribution"])
     host, host_release = host_distribution()
     if host == name and host_release:
         return host_release
     try:
-        return distributions.get(name).default_release
+        distribution = distributions.get(name)
     except KeyError:
         return ""
+    return distribution.image_default_release or distribution.default_release
 
 
 def architecture(config: "Config") -> str:
@@ -58,8 +59,19 @@ def mirror(config: "Config") -> str | None:
 
 
 def repository_key_fetch(config: "Config") -> bool:
-    # Ubuntu hosts rarely carry other distributions' keys, so they are fetched there.
-    return host_distribution()[0] == "ubuntu" and not config["ToolsTree"]
+    # As mkosi 27.1: Ubuntu does not package the other distributions' keys, so they are fetched
+    # when the tools come from Ubuntu (the host's, a default tools tree's or a given tree's
+    # os-release) and the image is neither of the apt family nor custom.
+    if text(config["Distribution"]) in ("debian", "ubuntu", "kali", "custom"):
+        return False
+    tree = config["ToolsTree"]
+    if tree is None:
+        tools = host_distribution()[0]
+    elif text(tree) in ("default", "yes"):
+        tools = text(config["ToolsTreeDistribution"])
+    else:
+        tools = read_os_release(Path(tree)).get("ID", "")
+    return tools == "ubuntu"
 
 
 # ---- [Output] -----------------------------------------------------------------------------

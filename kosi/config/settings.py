@@ -92,7 +92,7 @@ SETTINGS: list[Setting] = [
     Setting("RepositoryKeyCheck", D, Boolean(), "Verify repository signatures", default=True,
             long="--repository-key-check", scope=MULTIVERSAL),
     Setting("RepositoryKeyFetch", D, Boolean(), "Fetch distribution signing keys from the network",
-            default_factory=defaults.repository_key_fetch, long="--repository-key-fetch", scope=MULTIVERSAL, tools_tree=True),
+            default_factory=defaults.repository_key_fetch, long="--repository-key-fetch", scope=UNIVERSAL, tools_tree=True),
     Setting("Repositories", D, ListOf(String()), "Extra repositories or components to enable",
             long="--repositories", scope=UNIVERSAL, match=PLAIN, tools_tree=True),
     # ---- [Output] ----

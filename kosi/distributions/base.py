@@ -29,6 +29,9 @@ class Distribution:
     name: ClassVar[str]
     pretty_name: ClassVar[str]
     default_release: ClassVar[str]
+    #: Release= of an image when the host runs another distribution, where it is not
+    #: default_release (which also names the default tools tree's release)
+    image_default_release: ClassVar[str | None] = None
     #: file system of the root partition by default (the %F specifier)
     filesystem: ClassVar[str] = "ext4"
     #: "apt", "dnf", "pacman", "zypper", "apk" or None for custom

@@ -64,6 +64,7 @@ class Debian(Distribution):
     name = "debian"
     pretty_name = "Debian"
     default_release = "trixie"
+    image_default_release: ClassVar[str | None] = "testing"  # as mkosi 27.1; its tools tree: trixie
     package_manager = "apt"
     installer = "apt"
     mirrors = {"*": "http://deb.debian.org"}
@@ -245,6 +246,7 @@ class Kali(Debian):
     name = "kali"
     pretty_name = "Kali Linux"
     default_release = "kali-rolling"
+    image_default_release = None
     mirrors = {"*": "http://http.kali.org"}
     archive_path = "kali"
     keyring = "/usr/share/keyrings/kali-archive-keyring.gpg"
@@ -264,6 +266,7 @@ class Ubuntu(Debian):
     pretty_name = "Ubuntu"
     # As mkosi 27.1 off an Ubuntu host: the development release, whatever its codename is now.
     default_release = "devel"
+    image_default_release = None
     mirrors = {
         "x86-64": "http://archive.ubuntu.com",
         "x86": "http://archive.ubuntu.com",

@@ -35,6 +35,8 @@ for _case in (
     "tools-conf-output", "tools-tree-yes", "ubuntu", "ubuntu-jammy", "ubuntu-noble",
 ):  # fmt: skip
     DEVIATIONS[f"builtin-tools/{_case}"] = Deviation(TOOLS_TREE_IN_CACHE, frozenset({"Images[0].ToolsTree"}))
+for _case in ("key-fetch-ubuntu-default-tree", "key-fetch-not-passed-to-tools-tree"):
+    DEVIATIONS[f"loader-tools/{_case}"] = Deviation(TOOLS_TREE_IN_CACHE, frozenset({"Images[0].ToolsTree"}))
 
 
 #: TEMPORARY, while issue 8's JSON contract work is under way: image keys whose values kosi is

@@ -109,6 +109,8 @@ def test_names_flags_and_dests_are_unique():
 MKOSI_SCOPES = {
     "CacheOnly": Scope.passed_down, "Snapshot": Scope.multiversal, "InitrdPackages": Scope.main_only,
     "InitrdProfiles": Scope.main_only, "InitrdVolatilePackages": Scope.main_only,
+    # the default tools tree has its own (case loader-tools/key-fetch-not-passed-to-tools-tree)
+    "RepositoryKeyFetch": Scope.universal,
 }  # fmt: skip
 
 
@@ -233,8 +235,25 @@ def test_distribution_and_architecture_follow_the_host_release_is_recent():
     # As mkosi 27.1: the host's release when the host runs the distribution, else a recent one.
     host_release = defaults.host_distribution()[1]
     for other in ("debian", "fedora", "ubuntu", "arch"):
-        expected = host_release if other == host else distributions.get(other).default_release
+        known = distributions.get(other)
+        expected = host_release if other == host else known.image_default_release or known.default_release
         assert Config({"Distribution": other})["Release"] == expected
+
+
+def test_release_and_key_fetch_on_other_hosts(monkeypatch):
+    """Seen with mkosi 27.1 under a bind-mounted os-release: Debian's default release away from
+    Debian is testing (its tools tree's stays trixie), Ubuntu's and Kali's are their rolling
+    ones; keys are fetched where the tools come from Ubuntu, for images outside the apt family."""
+    monkeypatch.setattr(defaults, "host_distribution", lambda: ("fedora", "42"))
+    releases = {d: Config({"Distribution": d})["Release"] for d in ("debian", "ubuntu", "kali", "fedora")}
+    assert releases == {"debian": "testing", "ubuntu": "devel", "kali": "kali-rolling", "fedora": "42"}
+    assert Config({"ToolsTreeDistribution": "debian"})["ToolsTreeRelease"] == "trixie"
+    assert not any(Config({"Distribution": d})["RepositoryKeyFetch"] for d in ("debian", "fedora", "arch"))
+    monkeypatch.setattr(defaults, "host_distribution", lambda: ("ubuntu", "24.04"))
+    fetch = {d: Config({"Distribution": d})["RepositoryKeyFetch"] for d in ("debian", "kali", "custom", "arch")}
+    assert fetch == {"debian": False, "kali": False, "custom": False, "arch": True}
+    tools = {"Distribution": "fedora", "ToolsTree": "default"}
+    assert not Config(tools)["RepositoryKeyFetch"]  # the tools tree is Debian's
 
 
 @pytest.mark.parametrize(
