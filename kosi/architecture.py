@@ -33,6 +33,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("arm64", "aarch64", "arm64", "aarch64", "aa64"),
         Architecture("arm", "armv7l", "armhf", "arm", "arm", bits=32),
         Architecture("alpha", "alpha", "alpha", "alpha", None),
+        Architecture("arc", "arc", "arc", "arc", None, bits=32),
         Architecture("ia64", "ia64", "ia64", "ia64", None),
         Architecture("loongarch64", "loongarch64", "loong64", "loongarch64", "loongarch64"),
         Architecture("mips-le", "mips", "mipsel", "mipsel", None, bits=32),
