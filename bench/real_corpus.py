@@ -12,8 +12,9 @@ file `.real-corpus` in the project directory:
     noprofiles              do not add a configuration per profile
 
 Each configuration comes out as one of: equal, tools-only (differing only in Tools and
-ToolsTree, the default tools tree), documented (one tool refuses it as an entry of
-docs/compatibility.md says), different (the differing keys), kosi-error
+ToolsTree, the default tools tree, in a way docs/compatibility.md does not name), documented
+(one tool refuses it, or the tools tree differs, as an entry of docs/compatibility.md says),
+different (the differing keys), kosi-error
 (mkosi succeeds), mkosi-error (kosi succeeds), both-error (with both messages' last lines).
 
     bench/real_corpus.py CORPUS [--only NAME...] [--verbose] [--json FILE] [--kosi BIN]
@@ -104,6 +105,21 @@ def last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+def documented_tools_difference(path: str, mkosi: object, kosi: object) -> str | None:
+    """The entry of docs/compatibility.md a difference of the default tools tree is, if any."""
+    if harness.key_name(path) == "ToolsTree" and kosi in ("default", "yes") and str(mkosi).endswith("/mkosi.tools"):
+        return "The default tools tree lives in kosi's cache"
+    if path == "Tools.Release" and (mkosi, kosi) == ("testing", "trixie"):
+        return TRIXIE_TOOLS_TREE
+    if path == "Tools.Packages" and isinstance(mkosi, list) and isinstance(kosi, list):
+        if sorted("dnf" if p == "dnf5" else p for p in mkosi) == sorted(kosi):  # testing has dnf5
+            return TRIXIE_TOOLS_TREE
+    return None
+
+
+TRIXIE_TOOLS_TREE = "The default Debian tools tree is trixie, not testing"
+
+
 def run(config: Configuration, mkosi_tool, base: Path) -> None:
     case = harness.Case(f"{config.project.name} {config.label}".strip(), config_text(config.project), config.args)
     dirs = {}
@@ -125,6 +141,10 @@ def run(config: Configuration, mkosi_tool, base: Path) -> None:
         diffs = harness.differences(mkosi.document, kosi.document)
         keys = {harness.key_name(path) for path, _, _ in diffs}
         config.result = "equal" if not diffs else "tools-only" if keys <= TOOLS_KEYS else "different"
+        headings = {documented_tools_difference(path, a, b) for path, a, b in diffs}
+        if config.result == "tools-only" and None not in headings:
+            config.result = "documented"
+            config.detail += [f"docs/compatibility.md: {heading}" for heading in sorted(headings)]
         config.detail += [f"{path}: mkosi {json.dumps(a)[:200]} kosi {json.dumps(b)[:200]}" for path, a, b in diffs]
     elif mkosi_ok:
         config.result = "kosi-error"
