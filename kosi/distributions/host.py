@@ -34,5 +34,7 @@ def host_distribution() -> tuple[str, str]:
     name = by_os_release_id(fields.get("ID", ""))
     if name is None:
         return "custom", ""
+    if fields.get("ID") == "opensuse-tumbleweed":  # VERSION_ID is the snapshot's date (mkosi 27.1 agrees)
+        return name, "tumbleweed"
     distribution = get(name)
     return name, fields.get(distribution.os_release_release_field) or distribution.default_release

@@ -316,6 +316,23 @@ def test_host_distribution_reads_os_release(tmp_path):
     assert read_os_release(tmp_path / "nothing") == {}
 
 
+@pytest.mark.parametrize(
+    "os_release, expected",
+    [('ID="opensuse-tumbleweed"\nID_LIKE="opensuse suse"\nVERSION_ID="20250101"\n', ("opensuse", "tumbleweed")),
+     ('ID="opensuse-leap"\nVERSION_ID="15.6"\n', ("opensuse", "15.6")),
+     ("ID=debian\nVERSION_CODENAME=forky\n", ("debian", "forky")),
+     ('ID=linuxmint\nID_LIKE="ubuntu debian"\nVERSION_CODENAME=wilma\n', ("custom", ""))],
+)  # fmt: skip
+def test_host_release_as_mkosi(monkeypatch, os_release, expected):
+    """mkosi 27.1 under a bind-mounted os-release: Tumbleweed is `tumbleweed`, not its date. A
+    derivative (ID_LIKE only) is custom in kosi (docs/compatibility.md)."""
+    from kosi.distributions import host
+
+    fields = dict(line.split("=", 1) for line in os_release.splitlines())
+    monkeypatch.setattr(host, "read_os_release", lambda: {k: v.strip('"') for k, v in fields.items()})
+    assert host.host_distribution.__wrapped__() == expected
+
+
 def test_architectures():
     assert set(architecture.names()) >= {"x86-64", "x86", "arm64", "arm", "riscv64", "ppc64-le", "s390x", "loongarch64"}
     x86_64 = architecture.get("x86-64")
