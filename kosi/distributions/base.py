@@ -45,6 +45,9 @@ class Distribution:
     #: packages of the default tools tree built from this distribution, per profile
     #: ("base" always; "package-manager", "runtime", "misc", "devel" per ToolsTreeProfiles=)
     tools_tree_packages: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: the release a default tools tree carrying other distributions' package managers and keys
+    #: is built from unless ToolsTreeRelease= says otherwise (None: the default release)
+    package_managers_release: ClassVar[str | None] = None
     #: what the default initrd needs to find, check and mount the root file system
     initrd_packages: ClassVar[tuple[str, ...]] = ()
     #: packages the default initrd removes again after installing (mkosi 27.1: dpkg on Debian)

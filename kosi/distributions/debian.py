@@ -90,6 +90,9 @@ class Debian(Distribution):
         "archlinux-keyring", "createrepo-c", "distribution-gpg-keys", "libarchive-tools", "makepkg",
         "pacman-package-manager", "rpm", "zypper",
     )  # fmt: skip
+    #: the tree with other package managers is sid's: distribution-gpg-keys and archlinux-keyring
+    #: must be the newest (trixie's distribution-gpg-keys 1.119 has openSUSE keys that expired)
+    package_managers_release: ClassVar[str | None] = "sid"
     #: the releases whose archive has dnf5 (trixie has dnf 4 only; forky and sid have dnf5)
     dnf5_releases: ClassVar[frozenset[str]] = frozenset({"forky", "duke", "testing", "sid", "unstable"})
     # The default initrd as mkosi 27.1's (its --json summary per release): the newest releases

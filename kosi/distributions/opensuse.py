@@ -36,32 +36,38 @@ RPM_ARCHITECTURES = {
     "x86": "i586",
     "arm": "armv7hl",
 }
-#: Tumbleweed's repositories as mkosi 27.1 defines them: id, path below the mirror, enabled
-TUMBLEWEED = (
-    ("oss", "tumbleweed/repo/oss", True),
-    ("oss-debug", "debug/tumbleweed/repo/oss", False),
-    ("oss-source", "source/tumbleweed/repo/oss", False),
-    ("non-oss", "tumbleweed/repo/non-oss", False),
-    ("non-oss-source", "source/tumbleweed/repo/non-oss", False),
-    ("oss-update", "update/tumbleweed", True),
-    ("non-oss-update", "update/tumbleweed-non-oss", False),
-)
 SNAPSHOT_ID = re.compile(r"\d{8}")
-#: Leap's repositories as mkosi 27.1 defines them: id, path below the mirror ({tree}: the
-#: release's tree, {updates}: its update tree), enabled
-LEAP = (
-    ("oss", "{tree}/repo/oss", True),
-    ("non-oss", "{tree}/repo/non-oss", False),
-    ("oss-debug", "debug/{tree}/repo/oss", False),
-    ("non-oss-debug", "debug/{tree}/repo/non-oss", False),
-    ("oss-source", "source/{tree}/repo/oss", False),
-    ("non-oss-source", "source/{tree}/repo/non-oss", False),
-    ("oss-update", "{updates}/oss", True),
-    ("non-oss-update", "{updates}/non-oss", False),
-)
+#: the repositories as mkosi 27.1 defines them: id, path below the mirror, enabled by default.
+#: Tumbleweed's paths are fixed; Leap's have {tree} (the release's tree) and {updates} (its
+#: update tree) filled in.
+REPOSITORIES = {
+    "tumbleweed": (
+        ("oss", "tumbleweed/repo/oss", True),
+        ("oss-debug", "debug/tumbleweed/repo/oss", False),
+        ("oss-source", "source/tumbleweed/repo/oss", False),
+        ("non-oss", "tumbleweed/repo/non-oss", False),
+        ("non-oss-source", "source/tumbleweed/repo/non-oss", False),
+        ("oss-update", "update/tumbleweed", True),
+        ("non-oss-update", "update/tumbleweed-non-oss", False),
+    ),
+    "leap": (
+        ("oss", "{tree}/repo/oss", True),
+        ("non-oss", "{tree}/repo/non-oss", False),
+        ("oss-debug", "debug/{tree}/repo/oss", False),
+        ("non-oss-debug", "debug/{tree}/repo/non-oss", False),
+        ("oss-source", "source/{tree}/repo/oss", False),
+        ("non-oss-source", "source/{tree}/repo/non-oss", False),
+        ("oss-update", "{updates}/oss", True),
+        ("non-oss-update", "{updates}/non-oss", False),
+    ),
+}
 #: the ports/ directory of an architecture other than x86-64
 PORTS = {"ppc64le": "ppc", "s390x": "zsystems"}
-KEY_DIRECTORY = "/usr/share/distribution-gpg-keys/opensuse"
+KEY_DIRECTORY = "/usr/share/distribution-gpg-keys"
+#: Leap's keys: mkosi 27.1's set without openSUSE-Backports (expired in 2024, superseded by
+#: openSUSE-Backports-2023); the SuSE-* ones are in distribution-gpg-keys' suse/ directory
+LEAP_KEYS = ("openSUSE", "openSUSE-16-Backports", "openSUSE-2022", "openSUSE-Backports-2023", "SuSE-SLE-15",
+             "SuSE-SLE-Main-2023", "SuSE-ALP-Main")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class RpmRepository:
     gpgkeys: tuple[str, ...] = ()  # key files (absolute paths) the repository's metadata is signed with
     enabled: bool = True
     check: bool = True  # gpgcheck / repo_gpgcheck
+    #: pkg_gpgcheck=1 (else zypper's default: package signatures are checked when the metadata
+    #: is not signed; the packages' checksums are in the signed metadata)
+    package_check: bool = True
 
     def section(self, *, priority: int | None = None) -> str:
         lines = [
@@ -84,7 +93,7 @@ class RpmRepository:
             "keeppackages=1",
             f"gpgcheck={int(self.check)}",
             f"repo_gpgcheck={int(self.check)}",
-            f"pkg_gpgcheck={int(self.check)}",
+            *([f"pkg_gpgcheck={int(self.check)}"] if self.package_check or not self.check else []),
         ]
         if self.check and self.gpgkeys:
             lines.append("gpgkey=" + " ".join(f"file://{key}" for key in self.gpgkeys))
@@ -140,14 +149,21 @@ class OpenSUSE(Distribution):
         return cls.release(config) == "tumbleweed"
 
     @classmethod
+    def kind(cls, config: Config) -> str:
+        return "tumbleweed" if cls.tumbleweed(config) else "leap"
+
+    @classmethod
     def keys(cls, config: Config) -> tuple[str, ...]:
-        """The key files (distribution-gpg-keys' names) the release's repositories are signed with."""
+        """The key files (distribution-gpg-keys' paths) the release's repositories are signed with:
+        mkosi 27.1's set without the superseded keys that distribution-gpg-keys has only in an
+        expired copy (docs/compatibility.md, "openSUSE: repositories")."""
         if cls.tumbleweed(config):
-            names: tuple[str, ...] = ("openSUSE-Tumbleweed", "openSUSE")
-        else:  # mkosi 27.1's set; distribution-gpg-keys in Debian lacks the SuSE-* ones (only found keys are used)
-            names = ("openSUSE", "openSUSE-16-Backports", "openSUSE-2022", "openSUSE-Backports",
-                     "openSUSE-Backports-2023", "SuSE-SLE-15", "SuSE-SLE-Main-2023", "SuSE-ALP-Main")  # fmt: skip
-        return tuple(f"{KEY_DIRECTORY}/RPM-GPG-KEY-{name}" for name in names)
+            names: tuple[str, ...] = ("openSUSE-Tumbleweed",)
+        else:
+            names = LEAP_KEYS
+            if not cls.release(config).startswith("15."):  # Leap 15's key, expired since 2024
+                names = tuple(name for name in names if name != "openSUSE")
+        return tuple(f"{KEY_DIRECTORY}/{'suse' if n.startswith('SuSE') else 'opensuse'}/RPM-GPG-KEY-{n}" for n in names)
 
     @classmethod
     def snapshot(cls, config: Config) -> str | None:
@@ -165,7 +181,7 @@ class OpenSUSE(Distribution):
     def extra(cls, config: Config) -> set[str]:
         wanted = {word for entry in config.repositories for word in entry.replace(",", " ").split()}
         known = {"debug", "source", "non-oss", "oss", "update"}
-        known |= {repo_id for repo_id, _, _ in (TUMBLEWEED if cls.tumbleweed(config) else LEAP)}
+        known |= {repo_id for repo_id, _, _ in REPOSITORIES[cls.kind(config)]}
         unknown = sorted(w for w in wanted if not any(fnmatch.fnmatchcase(k, w) for k in known))
         if unknown:
             raise KosiError(
@@ -190,7 +206,7 @@ class OpenSUSE(Distribution):
             aliases = {"debug": "oss-debug", "source": "oss-source"}
             wanted = {aliases.get(w, w) for w in extra}
             repos = []
-            for repo_id, path, default in TUMBLEWEED:
+            for repo_id, path, default in REPOSITORIES["tumbleweed"]:
                 if snapshot and repo_id not in ("oss", "non-oss"):
                     continue  # the history has no updates, debug or source trees
                 enabled = default or any(fnmatch.fnmatchcase(repo_id, w) for w in wanted)
@@ -214,5 +230,5 @@ class OpenSUSE(Distribution):
                 default or any(fnmatch.fnmatchcase(repo_id, w) for w in wanted),
                 check=check,
             )
-            for repo_id, path, default in LEAP
+            for repo_id, path, default in REPOSITORIES["leap"]
         ]

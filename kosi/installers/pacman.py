@@ -134,7 +134,9 @@ class Pacman(PackageManager):
     # ---- running pacman ----------------------------------------------------------------
 
     def options(self, context: Context, root: Path, dbpath: Path | None = None, conf: Path | None = None) -> list[str]:
-        """pacman's options that point it at one image root with our configuration and state."""
+        """pacman's options that point it at one image root with our configuration and state
+        (the hook directory made first: pacman 7.1 refuses one that does not exist)."""
+        (root / "etc/pacman.d/hooks").mkdir(parents=True, exist_ok=True)
         return [
             "--config",
             str(conf or self.config_file(context)),

@@ -4,6 +4,7 @@ rpm reads /etc/rpm/macros.* in the package manager sandbox, which is kosi's own
 <pkgmngr>/etc/rpm (a sandbox tree's etc/rpm is copied in first, so the user's macros stay):
 it says where the image keeps its database (%_dbpath: the distribution's, not the host
 rpm's), and in which format (sqlite, which every rpm since 4.16 reads and writes).
+Next to it, <pkgmngr>/etc/crypto-policies holds rpm-sequoia's policy (write_crypto_policy).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 #: the query behind the manifest: one package per record (the changelog as `rpm -q --changelog` prints it)
 QUERY_FIELDS = "%{NEVRA}\x1f%{NAME}\x1f%{EVR}\x1f%{ARCH}\x1f%{LONGSIZE}\x1f%{SOURCERPM}\x1f"
+#: where rpm-sequoia reads its policy (before the generic sequoia.config)
+SEQUOIA_POLICY = "/etc/crypto-policies/back-ends/rpm-sequoia.config"
+SHA1_BINDINGS = 'sha1.second_preimage_resistance = "always"'
 CHANGELOG = "[* %{CHANGELOGTIME:day} %{CHANGELOGNAME}\n%{CHANGELOGTEXT}\n\n]"
 
 
@@ -27,13 +31,35 @@ def write_macros(context: Context, dbpath: str, backend: str = "sqlite") -> Path
     macros = context.pkgmngr / "etc/rpm"
     macros.mkdir(parents=True, exist_ok=True)
     (macros / "macros.kosi-dbpath").write_text(f"%_dbpath {dbpath}\n%_db_backend {backend}\n")
+    write_crypto_policy(context.pkgmngr)
     return macros
 
 
+def write_crypto_policy(pkgmngr: Path) -> Path:
+    """rpm-sequoia's policy (/etc/crypto-policies in the sandbox) with SHA-1 accepted where
+    only second pre-image resistance counts: the self-signatures binding CentOS Stream 9's,
+    RHEL 9's, OpenMandriva's and older openSUSE keys. SHA-1 signatures over packages stay
+    refused (they need collision resistance). A sandbox tree's policy is kept otherwise."""
+    policy = pkgmngr / SEQUOIA_POLICY.lstrip("/")
+    lines = policy.read_text().splitlines() if policy.exists() else []
+    lines = [line for line in lines if not line.strip().startswith(SHA1_BINDINGS.split(" =")[0])]
+    if "[hash_algorithms]" in (line.strip() for line in lines):
+        index = [line.strip() for line in lines].index("[hash_algorithms]")
+        lines.insert(index + 1, SHA1_BINDINGS)
+    else:
+        lines += ["[hash_algorithms]", SHA1_BINDINGS]
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy.write_text("\n".join(lines) + "\n")
+    return policy
+
+
 def sandbox(context: Context, root: Path, **options) -> list[str]:
-    """The package manager sandbox for `root` with kosi's rpm macros at /etc/rpm."""
-    extra = [Mount(context.pkgmngr / "etc/rpm", "/etc/rpm", "ro-bind"), *options.pop("extra", ())]
-    return in_root(context, root, extra=extra, **options)
+    """The package manager sandbox for `root` with kosi's rpm macros at /etc/rpm and its
+    rpm-sequoia policy at /etc/crypto-policies."""
+    extra = [Mount(context.pkgmngr / "etc/rpm", "/etc/rpm", "ro-bind")]
+    if (context.pkgmngr / SEQUOIA_POLICY.lstrip("/")).exists():
+        extra.append(Mount(context.pkgmngr / "etc/crypto-policies", "/etc/crypto-policies", "ro-bind"))
+    return in_root(context, root, extra=[*extra, *options.pop("extra", ())], **options)
 
 
 def query(context: Context, root: Path, dbpath: str) -> list[dict]:

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 CACHE = "/var/cache/zypp"  # where the package cache appears in the sandbox
 DBPATH = "/usr/lib/sysimage/rpm"
 LOCAL_REPOSITORY = "mkosi"
+#: rpm-sequoia's warning for a key past its expiry (rpm imports it, but it verifies nothing)
+EXPIRED = re.compile(r"Certificate (\w+):\s+The certificate is expired(?:[^\n]*?Expired on (\S+))?")
 UNREPRODUCIBLE = (
     "var/log/zypp",
     "var/log/zypper.log",
@@ -143,8 +145,10 @@ class Zypper(PackageManager):
         for old in reposd.glob("*.repo"):
             old.unlink()
         keys = tuple(str(k) for k in self.keys(context))
+        package_check = self.reads_package_signatures(context)
         repos = [
-            RpmRepository(r.id, r.url, keys, r.enabled, r.check) for r in distribution(config).repositories(config)
+            RpmRepository(r.id, r.url, keys, r.enabled, r.check, package_check)
+            for r in distribution(config).repositories(config)
         ]
         (reposd / f"{distribution(config).name}.repo").write_text("\n".join(r.section() for r in repos))
         for user in sorted((context.pkgmngr / "etc/zypp/repos.d").glob("*.repo")):
@@ -153,20 +157,33 @@ class Zypper(PackageManager):
             local = RpmRepository(LOCAL_REPOSITORY, f"file://{context.repository}", check=False)
             (reposd / f"{LOCAL_REPOSITORY}.repo").write_text(local.section(priority=50))
 
-    def db_backend(self, context: Context) -> str:
-        """ndb when the rpm kosi runs has it (openSUSE's default), else sqlite."""
-        if context.state.installer.rpm_backend:
-            return context.state.installer.rpm_backend
+    def _rpm_output(self, context: Context, option: str) -> str:
+        """What the rpm kosi runs (the tools tree's or the host's) prints for `option`."""
         result = run(
-            ["rpm", "--showrc"],
+            ["rpm", option],
             sandbox=in_root(context, context.workspace, apivfs=False, network=False),
             stdout=-1,
             stderr=-1,
             check=False,
         )
-        match = re.search(
-            r"available backends\s*:\s*(.*)", result.stdout.decode(errors="replace") if result.stdout else ""
-        )
+        return result.stdout.decode(errors="replace") if result.stdout else ""
+
+    def reads_package_signatures(self, context: Context) -> bool:
+        """Whether zypper can read rpm's signature checks: libzypp (1.14.101 in Debian sid too)
+        matches rpm 4's "Signature, key ID" lines, and takes rpm 6's "signature, key fingerprint"
+        for an unsigned package. With rpm 6 kosi leaves pkg_gpgcheck= to zypper's default, as
+        mkosi 27.1 does: packages are checked against the checksums of the signed metadata."""
+        match = re.search(r"version (\d+)\.", self._rpm_output(context, "--version"))
+        readable = not match or int(match.group(1)) < 6
+        if not readable:
+            log.info("rpm 6: package signatures are left to zypper's default (the signed metadata's checksums)")
+        return readable
+
+    def db_backend(self, context: Context) -> str:
+        """ndb when the rpm kosi runs has it (openSUSE's default), else sqlite."""
+        if context.state.installer.rpm_backend:
+            return context.state.installer.rpm_backend
+        match = re.search(r"available backends\s*:\s*(.*)", self._rpm_output(context, "--showrc"))
         backends = match.group(1).split() if match else []
         where = f"the tools tree's rpm ({context.tools})" if context.tools else "the host's rpm"
         if "ndb" in backends:
@@ -276,7 +293,7 @@ class Zypper(PackageManager):
             source = next((apt_keys.local_keyring(context, k) for k in dist.keys(config) if Path(k).name == name), None)
             return (
                 f"rpm refuses the key {source or name} ({fingerprint}: {reason}): a newer "
-                "distribution-gpg-keys may have it renewed (ToolsTreeRelease=sid), or put a valid key in "
+                "distribution-gpg-keys may have it renewed, RepositoryKeyFetch=yes takes the mirror's, or put a valid key in "
                 f"mkosi.sandbox/ as {next((k for k in dist.keys(config) if Path(k).name == name), name)}"
             )
         if repository and any("Valid metadata not found at specified URL" in line for line in lines):
@@ -292,14 +309,28 @@ class Zypper(PackageManager):
         if not keys or (root / DBPATH.lstrip("/")).is_dir():
             return
         (root / DBPATH.lstrip("/")).mkdir(parents=True, exist_ok=True)
-        self._run(
-            context,
-            ["rpm", "--root", str(root), "--import", *map(str, keys)],
-            root=root,
-            apivfs=False,
-            what="rpm --import",
-            network=False,
-        )
+        for key in keys:  # one at a time: rpm only warns about an expired key, without naming its file
+            output = self._run(
+                context,
+                ["rpm", "--root", str(root), "--import", str(key)],
+                root=root,
+                apivfs=False,
+                what="rpm --import",
+                network=False,
+            )
+            expired = EXPIRED.search(output)
+            if expired:
+                name = next(
+                    (k for k in distribution(context.config).keys(context.config) if Path(k).name == key.name), key.name
+                )
+                source = apt_keys.local_keyring(context, name)
+                if source is not None and source.is_relative_to(context.pkgmngr):
+                    source = Path(f"{name} (from the sandbox trees)")
+                raise KosiError(
+                    f"the key {source or key} ({expired.group(1)}) has expired"
+                    f"{' on ' + expired.group(2) if expired.group(2) else ''}: it verifies nothing; "
+                    f"RepositoryKeyFetch=yes takes the mirror's key, or put a valid one in mkosi.sandbox/ as {name}"
+                )
 
     def sync(self, context: Context, force: bool = False) -> None:
         if context.state.installer.synced and not force:

@@ -91,10 +91,15 @@ def tools_config(project: Project, verb: str) -> Config:
         packages += table.get(profile, ())
     release = _explicit(main, "ToolsTreeRelease") if distribution != named else base["Release"]
     # The host's release is usually what is too old; the default tree is the newest stable.
-    release = release or distributions.get(distribution).default_release
+    tools = distributions.get(distribution)
+    release = release or tools.default_release
+    other = "package-manager" in profiles and needs_other_package_managers(distribution, main)
+    if other and tools.package_managers_release and release == tools.default_release:
+        if not _explicit(main, "ToolsTreeRelease"):  # the newest keys of the other distributions
+            release = tools.package_managers_release
     name = f"{distribution}-{release}"
-    if "package-manager" in profiles and needs_other_package_managers(distribution, main):
-        packages += distributions.get(distribution).package_manager_tools(release)
+    if other:
+        packages += tools.package_manager_tools(release)
         name += OTHER_PACKAGE_MANAGERS  # its own cache entry: the plain tree stays as it is
     values = dict(base.values)
     values.update(

@@ -131,25 +131,26 @@ def test_tools_tree_settings_apply_the_same_loaded_or_in_memory(tmp_path):
 
 
 def test_other_distributions_get_their_package_managers_in_a_tree_of_their_own():
-    """As mkosi 27.1's Debian tools tree: every package manager kosi drives, dnf 4 on trixie
-    (which has no dnf5), dnf5 on sid; in its own cache entry, so the plain tree stays."""
+    """As mkosi 27.1's Debian tools tree (testing's): every package manager kosi drives, built
+    from sid (the newest distribution-gpg-keys and archlinux-keyring) with dnf5, in its own cache
+    entry, so the plain trixie tree stays; ToolsTreeRelease=trixie gives trixie's, with dnf 4."""
     plain = tools_tree.tools_config(project(), "build")
     assert plain.values["_tools_tree_name"] == "debian-trixie"
     assert "zypper" not in plain.values["Packages"]
     for distribution in ("fedora", "arch", "opensuse", "centos"):
         config = tools_tree.tools_config(project(Distribution=distribution, Release=None), "build")
-        assert config.values["Distribution"] == "debian" and config.values["Release"] == "trixie"
-        assert config.values["_tools_tree_name"] == "debian-trixie+package-managers"
+        assert config.values["Distribution"] == "debian" and config.values["Release"] == "sid"
+        assert config.values["_tools_tree_name"] == "debian-sid+package-managers"
         packages = config.values["Packages"]
-        for name in ("dnf", "rpm", "zypper", "pacman-package-manager", "archlinux-keyring", "distribution-gpg-keys"):
+        for name in ("dnf5", "rpm", "zypper", "pacman-package-manager", "archlinux-keyring", "distribution-gpg-keys"):
             assert name in packages, (distribution, name)
-        assert "dnf5" not in packages
-    sid = tools_tree.tools_config(project(Distribution="fedora", Release="42", ToolsTreeRelease="sid"), "build")
-    assert sid.values["_tools_tree_name"] == "debian-sid+package-managers"
-    assert "dnf5" in sid.values["Packages"] and "dnf" not in sid.values["Packages"]
-    # a profile list without package-manager carries none of them
-    bare = project(Distribution="arch", Release=None, ToolsTreeProfiles=["runtime"])
-    assert "pacman-package-manager" not in tools_tree.tools_config(bare, "build").values["Packages"]
+        assert "dnf" not in packages
+    trixie = tools_tree.tools_config(project(Distribution="fedora", Release="42", ToolsTreeRelease="trixie"), "build")
+    assert trixie.values["_tools_tree_name"] == "debian-trixie+package-managers"
+    assert "dnf" in trixie.values["Packages"] and "dnf5" not in trixie.values["Packages"]
+    # a profile list without package-manager carries none of them, and stays on trixie
+    bare = tools_tree.tools_config(project(Distribution="arch", Release=None, ToolsTreeProfiles=["runtime"]), "build")
+    assert "pacman-package-manager" not in bare.values["Packages"] and bare.values["Release"] == "trixie"
 
 
 def test_host_without_the_package_manager_wants_the_tools_tree(monkeypatch):

@@ -358,7 +358,7 @@ def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_p
 
 @pytest.mark.image
 def test_pacman_from_the_default_tools_tree(mirror, tmp_path):
-    """ToolsTree=default for an Arch image: Debian trixie's tree with pacman 7 and
+    """ToolsTree=default for an Arch image: Debian sid's tree with pacman 7 and
     archlinux-keyring (its own cache entry next to the plain tree) installs the image."""
     directory = project(
         tmp_path,
@@ -369,7 +369,7 @@ def test_pacman_from_the_default_tools_tree(mirror, tmp_path):
     result = build(directory)
     assert result.returncode == 0, result.stderr[-3000:]
     tree = Path(re.search(r"Using pacman from the tools tree (\S+)", result.stderr).group(1))
-    assert tree.name == "debian-trixie+package-managers"
+    assert tree.name == "debian-sid+package-managers"
     assert (tree / "usr/share/keyrings/archlinux.gpg").exists()
     version = subprocess.run(
         ["dpkg-query", f"--admindir={tree}/var/lib/dpkg", "-W", "-f", "${Version}", "pacman-package-manager"],

@@ -139,8 +139,8 @@ def test_debian_tools_tree_carries_dnf_for_rpm_distributions(monkeypatch):
 
     monkeypatch.setattr(defaults, "host_distribution", lambda: ("debian", "12"))
     config = tools_tree.tools_config(Project(images=[Config({"Distribution": "centos"})]), "build")
-    assert config.values["Distribution"] == "debian"
+    assert config.values["Distribution"] == "debian" and config.values["Release"] == "sid"
     packages = config.values["Packages"]
-    for name in ("dnf", "rpm", "createrepo-c", "distribution-gpg-keys"):
+    for name in ("dnf5", "rpm", "createrepo-c", "distribution-gpg-keys"):
         assert name in packages
-    assert "dnf5" not in packages  # trixie has dnf 4 only (tests/boot/test_tools_tree.py: sid's)
+    assert "dnf" not in packages  # sid has dnf5 (tests/boot/test_tools_tree.py: trixie's has dnf 4)

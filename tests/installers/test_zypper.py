@@ -34,7 +34,7 @@ from image_build import (
 )
 
 KEY = "usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE-Tumbleweed"
-LEAP_KEY = "usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE"
+LEAP_KEY = "usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE-2022"
 
 
 def suse_config(**values) -> Config:
@@ -84,9 +84,12 @@ def mkosi_lines(case: dict) -> list[str]:
     ("openSUSE: repositories"): RepositoryKeyCheck=no is gpgcheck=0 in the file (mkosi passes
     --no-gpg-checks), Repositories= enables the repositories it names in the file (mkosi passes
     --plus-content), and Leap's ports URLs keep the slash mkosi 27.1 drops before update/ and
-    distribution/ on its update repositories."""
+    distribution/ on its update repositories; and kosi's key sets lack the expired keys."""
     lines = []
+    expired = expired_keys(case["settings"])
     for line in case["repositories"]:
+        head, _, keys = line.partition(" keys=")
+        line = f"{head} keys={' '.join(k for k in keys.split() if k not in expired)}" if _ else line
         line = re.sub(r"(/ports/[^/ ]+)(update/|distribution/)", r"\1/\2", line)
         if "--no-gpg-checks" in case["options"]:
             line = re.sub(r" gpgcheck=1 keys=.*", " gpgcheck=0 keys=", line)
@@ -96,6 +99,16 @@ def mkosi_lines(case: dict) -> list[str]:
                 line = line.replace(" enabled=0 ", " enabled=1 ")
         lines.append(line)
     return sorted(lines)
+
+
+def expired_keys(settings: dict) -> set[str]:
+    """mkosi 27.1's keys that kosi leaves out: distribution-gpg-keys has them only expired
+    (docs/compatibility.md): RPM-GPG-KEY-openSUSE (Leap 15's, in mkosi's Tumbleweed set too)
+    and RPM-GPG-KEY-openSUSE-Backports."""
+    expired = {"RPM-GPG-KEY-openSUSE-Backports"}
+    if not str(settings.get("Release", "")).startswith("15."):
+        expired.add("RPM-GPG-KEY-openSUSE")
+    return expired
 
 
 def kosi_lines(settings: dict) -> list[str]:
@@ -125,12 +138,14 @@ def test_first_packages_are_mkosi_27_1s(case):
     assert ["filesystem", *get("opensuse").release_packages(config)] == ORACLE[case]["install"]
 
 
-def test_leap_keys_are_mkosi_27_1s_and_only_found_ones_are_used():
-    """mkosi 27.1 requires every key of its Leap set; Debian's distribution-gpg-keys lacks the
-    SuSE-* ones, so kosi imports those it finds (kosi/installers/zypper.py) and needs one."""
+def test_keys_are_mkosi_27_1s_without_the_expired_ones():
+    """mkosi 27.1's key sets less the superseded keys distribution-gpg-keys has only expired;
+    the SuSE-* ones are looked for in its suse/ directory."""
     for case in ORACLE.values():
         config = Config(dict(case["settings"]), directory=Path("/nonexistent"))
-        assert sorted(Path(k).name for k in get("opensuse").keys(config)) == sorted(case["keys"])
+        keys = get("opensuse").keys(config)
+        assert sorted(Path(k).name for k in keys) == sorted(set(case["keys"]) - expired_keys(case["settings"]))
+        assert all(Path(k).parent.name == ("suse" if "SuSE" in k else "opensuse") for k in keys)
 
 
 def enabled(config: Config) -> dict[str, tuple[str, bool]]:
@@ -321,32 +336,37 @@ def test_build_packages_scripts_and_remove_packages(mirror, package_cache, tmp_p
 
 @pytest.mark.image
 def test_zypper_and_rpm_from_the_default_tools_tree(mirror, tmp_path):
-    """ToolsTree=default for openSUSE: trixie's tree has zypper and an rpm with the ndb backend
-    (Debian 12's has none), so the image's database is ndb, as openSUSE's own; the log says so."""
+    """ToolsTree=default for openSUSE: sid's package-manager tree has zypper and an rpm with the
+    ndb backend (Debian 12's has none), so the image's database is ndb, as openSUSE's own; the log
+    says so."""
     settings = "ToolsTree=default\n\n[Content]\nPackages=kosi-hello\nCleanPackageMetadata=no\n"
-    # The tree's distribution-gpg-keys has openSUSE's own RPM-GPG-KEY-openSUSE, which the sandbox
-    # tree replaces, as with any mirror of one's own. A key bound with SHA-1 (as openSUSE's older
-    # keys are) is refused by the tree's rpm (Sequoia's policy): the build stops in one line.
-    sha1 = tmp_path / "sha1"
-    sha1.mkdir(mode=0o700)
-    gpg = ["gpg", "--homedir", str(sha1), "--batch", "--passphrase", "", "--cert-digest-algo", "SHA1"]
-    subprocess.run([*gpg, "--quick-gen-key", "old <old@kosi.invalid>", "rsa2048", "sign", "never"], check=True)
+    # The tree's distribution-gpg-keys has openSUSE's own RPM-GPG-KEY-openSUSE-Tumbleweed, which
+    # the sandbox tree replaces, as with any mirror of one's own. An expired key (as openSUSE's
+    # older ones are) verifies nothing: the build stops in one line naming it.
+    home = tmp_path / "expired"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--passphrase", "", "--faked-system-time", "20200101T000000"]
+    subprocess.run([*gpg, "--quick-gen-key", "old <old@kosi.invalid>", "rsa2048", "sign", "1y"], check=True)
     old = subprocess.run([*gpg, "--armor", "--export"], capture_output=True, check=True).stdout
-    kill_gpg_agent(sha1)
-    refused = project(tmp_path / "refused", mirror, tmp_path / "cache", settings)
-    (refused / "mkosi.sandbox" / LEAP_KEY).write_bytes(old)
+    kill_gpg_agent(home)
+    refused = project(tmp_path / "refused", mirror, tmp_path / "cache", settings, key=None)
+    (refused / "mkosi.sandbox" / KEY).write_bytes(old)
     line = error_line(build(refused))
-    assert re.match(r"error: rpm refuses the key \S+/RPM-GPG-KEY-openSUSE \(\w+: No binding signature", line), line
-    assert line.endswith("mkosi.sandbox/ as /usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE"), line
+    expected = (
+        r"error: the key /\S+/RPM-GPG-KEY-openSUSE-Tumbleweed \(from the sandbox trees\) \(\w+\) has expired on 2020-"
+    )
+    assert re.match(expected, line), line
+    assert line.endswith("mkosi.sandbox/ as /usr/share/distribution-gpg-keys/opensuse/RPM-GPG-KEY-openSUSE-Tumbleweed")
 
     directory = project(tmp_path / "image", mirror, tmp_path / "cache", settings)
-    (directory / "mkosi.sandbox" / LEAP_KEY).write_bytes(mirror.key.read_bytes())
     result = build(directory)
     assert result.returncode == 0, result.stderr[-3000:]
+    # rpm 6, whose signature checks zypper cannot read: the signed metadata's checksums serve
+    assert "rpm 6: package signatures are left to zypper's default" in result.stderr
     match = re.search(r"rpm database: ndb, as openSUSE's own \(the tools tree's rpm \((\S+)\) has it\)", result.stderr)
     assert match, result.stderr[-3000:]
     tree = Path(match.group(1))
-    assert tree.name == "debian-trixie+package-managers"
+    assert tree.name == "debian-sid+package-managers"
     root = directory / "image"
     assert (root / "usr/share/kosi-hello/file").read_text() == "kosi-hello 1.0\n"
     assert (root / "usr/share/kosi-libhello/file").read_text() == "kosi-libhello 2.0\n"
