@@ -68,6 +68,21 @@ def extra_tree() -> Path:
     return tree
 
 
+#: the main image's settings the default initrd shares, as mkosi 27.1 hands its universal and
+#: multiversal ones to it: where packages come from and how they are checked (a project's own
+#: repository keys in mkosi.sandbox/ serve the initrd too), the package cache and workspace,
+#: the proxy, the network, the timestamps
+SHARED = (
+    "SandboxTrees", "PackageDirectories", "VolatilePackageDirectories", "LocalMirror", "RepositoryKeyCheck",
+    "RepositoryKeyFetch", "PackageCacheDirectory", "WorkspaceDirectory", "CacheOnly", "WithNetwork",
+    "ProxyUrl", "ProxyExclude", "SourceDateEpoch", "ExtraSearchPaths",
+)  # fmt: skip
+#: of those, what does not change the initrd made (not in its cache key): where the build
+#: keeps its files and how it reaches the mirror
+UNKEYED = ("PackageCacheDirectory", "WorkspaceDirectory", "CacheOnly", "WithNetwork", "ProxyUrl", "ProxyExclude",
+           "ExtraSearchPaths")  # fmt: skip
+
+
 def initrd_config(main: Config) -> Config:
     directory = cache_root() / "initrd"
     directory.mkdir(parents=True, exist_ok=True)
@@ -78,6 +93,7 @@ def initrd_config(main: Config) -> Config:
         packages += distribution.initrd_profile_packages.get(profile, ())
     packages += main.initrd_packages
     values = {
+        **{name: main.values.get(name) for name in SHARED},
         "Distribution": main.distribution,
         "Release": main.release,
         "Mirror": main.mirror,
@@ -102,7 +118,7 @@ def initrd_config(main: Config) -> Config:
 
 
 def inputs_of(config: Config) -> dict[str, Any]:
-    return {"kosi": __version__, **{k: v for k, v in config.values.items()}}
+    return {"kosi": __version__, **{k: v for k, v in config.values.items() if k not in UNKEYED}}
 
 
 def cache_path(config: Config) -> Path:
