@@ -62,6 +62,8 @@ class RhelFamily(RpmDistribution):
     filesystem = "xfs"
     default_release = "10"
     tools_tree_distribution = "fedora"
+    #: packages pull in shadow-utils to make users; the initrd makes none (mkosi 27.1's)
+    initrd_remove_packages: ClassVar[tuple[str, ...]] = ("shadow-utils",)
     #: the enabled repositories, by their directory name on the mirror
     components: ClassVar[tuple[str, ...]] = ("BaseOS", "AppStream", "CRB")
 
@@ -290,6 +292,7 @@ class RhelUbi(RhelFamily):
     pretty_name = "RHEL UBI"
     mirrors = {"*": "https://cdn-ubi.redhat.com"}
     initrd_packages: ClassVar[tuple[str, ...]] = ("bash", "gzip", "less", "systemd", "udev")
+    initrd_remove_packages: ClassVar[tuple[str, ...]] = ()  # mkosi 27.1 removes nothing from UBI's
     #: the prefix of the repository ids and of the release's directory on the mirror
     prefix: ClassVar[str] = "ubi"
 
@@ -341,6 +344,7 @@ class Rhel(RhelUbi):
     mirrors = {}
     prefix = "rhel"
     initrd_packages = CentOS.initrd_packages
+    initrd_remove_packages = CentOS.initrd_remove_packages
 
     @classmethod
     def repositories(cls, config: Config, *, local: bool = True) -> list[RpmRepository]:

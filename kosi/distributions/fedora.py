@@ -32,6 +32,12 @@ class Fedora(RpmDistribution):
     )  # fmt: skip
 
     @classmethod
+    def default_initrd(cls, release: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Packages pull in shadow-utils to make users, which the initrd does not: mkosi 27.1
+        removes it again, except on rawhide."""
+        return cls.initrd_packages, () if (release or cls.default_release) == "rawhide" else ("shadow-utils",)
+
+    @classmethod
     def keys(cls, config: Config) -> tuple[RpmKey, ...]:
         return (RpmKey(f"RPM-GPG-KEY-fedora-{cls.release(config)}-primary", "fedora"),)
 

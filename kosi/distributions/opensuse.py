@@ -127,6 +127,8 @@ class OpenSUSE(Distribution):
         "libtss2-tcti-device0", "patterns-base-minimal_base", "procps", "systemd", "udev", "util-linux", "xfsprogs",
         "xz",
     )  # fmt: skip
+    #: packages pull in shadow to make users; the initrd makes none (mkosi 27.1's)
+    initrd_remove_packages = ("shadow", "sysuser-shadow")
     initrd_profile_packages = {
         "lvm": ("lvm2",), "network": ("iproute2",), "raid": ("mdadm",), "nfs": ("nfs-client",),
         "pkcs11": ("opensc",), "plymouth": ("plymouth",),

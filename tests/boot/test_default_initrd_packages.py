@@ -66,3 +66,29 @@ def test_debian_default_initrd_per_release_equals_mkosi_27_1s(name, release):
     packages, remove = distributions.get(name).default_initrd(release)
     expected_packages, expected_remove = MKOSI_27_1_BY_RELEASE[name, release]
     assert sorted(packages) == sorted(expected_packages.split()) and list(remove) == expected_remove.split()
+
+
+#: what the default initrd removes again after installing (its RemovePackages= in mkosi 27.1's
+#: `--json summary`): packages pull in the user tools, and the initrd makes no users
+MKOSI_27_1_REMOVED = {
+    ("fedora", "42"): "shadow-utils",
+    ("fedora", "rawhide"): "",
+    ("centos", "9"): "shadow-utils",
+    ("centos", "10"): "shadow-utils",
+    ("alma", "9"): "shadow-utils",
+    ("rocky", "9"): "shadow-utils",
+    ("rhel", "9"): "shadow-utils",
+    ("rhel-ubi", "9"): "",
+    ("azure", "3.0"): "",
+    ("opensuse", "tumbleweed"): "shadow sysuser-shadow",
+    ("opensuse", "15.6"): "shadow sysuser-shadow",
+    ("arch", "rolling"): "",
+    ("mageia", "9"): "",
+}
+
+
+@pytest.mark.parametrize("name, release", sorted(MKOSI_27_1_REMOVED))
+def test_default_initrd_removes_what_mkosi_27_1s_removes(name, release):
+    packages, remove = distributions.get(name).default_initrd(release)
+    assert sorted(packages) == sorted(distributions.get(name).initrd_packages)
+    assert list(remove) == MKOSI_27_1_REMOVED[name, release].split()
