@@ -1,0 +1,185 @@
+"""A bootable Fedora mirror made of Debian trixie's binaries (debian_payload.py), as rpms:
+
+    fedora-userland   the userland, Provides: every package name a bootable Fedora image and
+                      kosi's default Fedora initrd ask for (mkosi 27.1's lists, by hand: a
+                      name kosi asks for that Fedora lacks makes the build fail)
+    kernel            Requires: kernel-core (as Fedora's meta package)
+    kernel-core       /usr/lib/modules/<kver>/{vmlinuz,System.map,config,kernel/...}
+    systemd-boot-unsigned   /usr/lib/systemd/boot/efi (Provides: systemd-boot)
+    shadow-utils      pulled in by the userland's Requires(pre):, as Fedora's packages do;
+                      the default initrd removes it again
+
+Payloads are uncompressed (w.ufdio) and made from hard links of the cached tree, so the
+repository costs little time beyond rpmbuild's own pass over the files. The mirror (signed
+by its own throwaway key, kept with it) is cached as the payload is.
+
+    mirror = fedora_mirror()      # .root (serve it), .key (the public key), .kver
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import debian_payload
+import rpm_repo
+
+RELEASE = "42"
+
+#: mkosi 27.1's: the packages of a bootable Fedora image (mkosi-vm's, those of our tests) and
+#: its default initrd's for Fedora, plus what dnf and rpm's scriptlets assume exists
+FEDORA_PROVIDES = (
+    "basesystem", "filesystem", "setup", "fedora-release", "glibc", "coreutils", "bash", "systemd",
+    "systemd-udev", "udev", "systemd-networkd", "systemd-resolved", "util-linux", "util-linux-core",
+    "kmod", "btrfs-progs", "cryptsetup-libs", "dosfstools", "e2fsprogs", "gzip", "less", "libfdisk",
+    "libfido2", "libseccomp", "procps-ng", "tpm2-tss", "xfsprogs", "iproute", "iputils", "polkit",
+)  # fmt: skip
+
+#: the file of the shadow-utils package
+SHADOW_MARKER = "usr/share/shadow-utils/kosi-test-marker"
+
+SPEC = """\
+Name: {name}
+Version: {version}
+Release: {release}
+Summary: {name} (kosi test package: Debian trixie repackaged)
+License: various
+BuildArch: x86_64
+AutoReqProv: no
+{deps}
+%description
+{name}, made by kosi's tests from Debian trixie's binaries.
+
+%install
+mkdir -p %{{buildroot}}
+{install}
+
+%files
+%defattr(-,root,root,-)
+{files}
+"""
+
+
+def tree_rpm(
+    work: Path,
+    name: str,
+    version: str,
+    tree: Path | None,
+    paths: list[str],
+    *,
+    release: str = "1",
+    provides: tuple[str, ...] = (),
+    requires: tuple[str, ...] = (),
+    prerequires: tuple[str, ...] = (),
+) -> Path:
+    """An rpm of `paths` (absolute, below `tree`; directories with everything in them)."""
+    top = work / name
+    (top / "SPECS").mkdir(parents=True)
+    deps = [f"Provides: {p}" for p in provides] + [f"Requires: {r}" for r in requires]
+    deps += [f"Requires(pre): {r}" for r in prerequires]
+    install = f"cp -al {tree}/. %{{buildroot}}/" if tree else ""
+    spec = top / "SPECS" / f"{name}.spec"
+    files = "\n".join(f'"{p}"' for p in paths)
+    spec.write_text(
+        SPEC.format(name=name, version=version, release=release, deps="\n".join(deps), install=install, files=files)
+    )
+    defines = {
+        "_topdir": str(top),
+        "_binary_payload": "w.ufdio",
+        "debug_package": "%{nil}",
+        "__os_install_post": "%{nil}",
+        "__spec_install_post": "%{nil}",
+        "_build_id_links": "none",
+        "_source_date_epoch_from_changelog": "0",
+        "_build_name_fmt": "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
+    }
+    options = [arg for key, value in defines.items() for arg in ("--define", f"{key} {value}")]
+    result = subprocess.run(
+        ["rpmbuild", "-bb", "--quiet", *options, str(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HOME": str(top)},
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    (rpm,) = (top / "RPMS").glob(f"{name}-*.rpm")
+    return rpm
+
+
+def top_level(tree: Path) -> list[str]:
+    return sorted(f"/{entry.name}" for entry in tree.iterdir())
+
+
+@dataclass(frozen=True)
+class FedoraMirror:
+    root: Path  # serve this: fedora/linux/releases/42/Everything/x86_64/os/...
+    key: Path  # the armored public key (RPM-GPG-KEY-fedora-42-primary in the tests)
+    kver: str
+    packages: tuple[str, ...]  # the rpm names published
+
+    @property
+    def os_release(self) -> str:
+        return debian_payload.os_release("Fedora Linux", "fedora", RELEASE)
+
+
+def build_fedora_rpms(work: Path, payload: debian_payload.Payload) -> list[Path]:
+    userland = debian_payload.overlay(
+        work / "userland-overlay",
+        payload.userland,
+        {"usr/lib/os-release": debian_payload.os_release("Fedora Linux", "fedora", RELEASE)},
+    )
+    version = payload.kver.split("+")[0].split("-")[0]
+    shadow = work / "shadow-utils-tree"
+    (shadow / "usr/share/shadow-utils").mkdir(parents=True)
+    (shadow / SHADOW_MARKER).write_text("shadow-utils, which the default initrd removes again\n")
+    modules = f"/usr/lib/modules/{payload.kver}"
+    return [
+        tree_rpm(
+            work,
+            "fedora-userland",
+            RELEASE,
+            userland,
+            top_level(userland),
+            provides=FEDORA_PROVIDES,
+            prerequires=("shadow-utils",),
+        ),
+        tree_rpm(work, "shadow-utils", "4.17.4", shadow, ["/usr/share/shadow-utils"]),
+        tree_rpm(work, "kernel", version, None, [], requires=(f"kernel-core = {version}-1",)),
+        tree_rpm(work, "kernel-core", version, payload.kernel, [modules]),
+        tree_rpm(
+            work,
+            "systemd-boot-unsigned",
+            "257.13",
+            payload.boot_efi,
+            ["/usr/lib/systemd/boot"],
+            provides=("systemd-boot",),
+        ),
+    ]
+
+
+def fedora_mirror() -> FedoraMirror:
+    """The signed Fedora 42 mirror (release and an empty updates repository), cached."""
+    payload = debian_payload.payload()
+
+    def make(directory: Path) -> None:
+        key = rpm_repo.SigningKey.create(directory / "gnupg", "kosi fedora boot")
+        try:
+            rpms = build_fedora_rpms(directory / "work", payload)
+            rpm_repo.sign(rpms, key)
+            root = directory / "mirror"
+            rpm_repo.publish(root / rpm_repo.fedora_release_path(RELEASE), rpms, key)
+            rpm_repo.publish(root / rpm_repo.fedora_updates_path(RELEASE), [], key)
+        finally:
+            key.close()
+        shutil.copy2(key.public, directory / "public.asc")
+        shutil.rmtree(directory / "work")
+
+    key = debian_payload.digest(
+        payload.kver, str(payload.userland), Path(__file__).read_text(), Path(rpm_repo.__file__).read_text()
+    )
+    base = debian_payload.cached("fedora-mirror", key, make)
+    names = ("fedora-userland", "shadow-utils", "kernel", "kernel-core", "systemd-boot-unsigned")
+    return FedoraMirror(base / "mirror", base / "public.asc", payload.kver, names)
