@@ -3,9 +3,11 @@ real: their repositories hold Debian trixie's binaries repackaged under the dist
 package names (tests/installers/debian_payload.py, bootable_rpms.py), signed by a test key
 and served on 127.0.0.1.
 
-Fedora: `Format=disk Bootable=yes` with systemd-boot and a UKI, whose default initrd kosi
-builds from the same repository with dnf; the disk is inspected (partitions, the ESP's UKI,
-its kernel and initrds, the rpm database) and booted in qemu to the marker unit.
+Fedora (dnf, bootable_rpms.py) and Arch (pacman, bootable_pacman.py): `Format=disk
+Bootable=yes` with systemd-boot and a UKI, whose default initrd kosi builds from the same
+repository with the same package manager; each disk is inspected (partitions, the ESP's UKI,
+its kernel and initrds, the manifest from the package database) and booted in qemu to the
+marker unit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tests.boot.pe_cpio import cpio_members, section
 from tests.run.vm_support import KOSI, boot_vm, build, needs_root
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "installers"))
+import bootable_pacman
 import bootable_rpms
 import rpm_repo
 
@@ -35,25 +38,50 @@ def fedora_boot_mirror():
         yield mirror, server.url
 
 
-@pytest.fixture(scope="module")
-def fedora_disk(tmp_path_factory, fedora_boot_mirror) -> Path:
+@pytest.fixture(scope="session")
+def arch_boot_mirror():
+    mirror = bootable_pacman.arch_mirror()
+    with rpm_repo.Server(mirror.root) as server:  # any static server: the layout is the mirror's
+        yield mirror, server.url
+
+
+def disk_project(directory: Path, distribution: str, packages: str, sandbox: dict[str, Path]) -> Path:
+    """A bootable disk (systemd-boot, a UKI) of `distribution` ([Distribution] lines) with
+    `packages`, `sandbox` copied into mkosi.sandbox/ (the repository's key), built."""
     if not shutil.which("qemu-system-x86_64"):
         pytest.skip("qemu-system-x86_64 is not installed")
-    mirror, url = fedora_boot_mirror
-    project = tmp_path_factory.mktemp("fedora-boot")
-    (project / "mkosi.conf").write_text(
-        f"[Distribution]\nDistribution=fedora\nRelease={bootable_rpms.RELEASE}\nMirror={url}/fedora\n\n"
+    (directory / "mkosi.conf").write_text(
+        f"[Distribution]\n{distribution}\n\n"
         "[Output]\nFormat=disk\nManifestFormat=json\nSplitArtifacts=uki,kernel,initrd\n\n"
-        "[Content]\nBootable=yes\nBootloader=systemd-boot\nPackages=kernel\n         systemd\n         udev\n"
-        "         systemd-boot\n\n"
-        f"[Build]\nPackageCacheDirectory={project / 'pkgcache'}\n"
+        f"[Content]\nBootable=yes\nBootloader=systemd-boot\nPackages={packages}\n\n"
+        f"[Build]\nPackageCacheDirectory={directory / 'pkgcache'}\n"
     )
-    pki = project / "mkosi.sandbox/etc/pki/rpm-gpg"
-    pki.mkdir(parents=True)
-    shutil.copy(mirror.key, pki / FEDORA_KEY)
-    (project / "mkosi.output").mkdir()
-    build(project)
-    return project
+    for relative, source in sandbox.items():
+        (directory / "mkosi.sandbox" / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, directory / "mkosi.sandbox" / relative)
+    (directory / "mkosi.output").mkdir()
+    build(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def fedora_disk(tmp_path_factory, fedora_boot_mirror) -> Path:
+    mirror, url = fedora_boot_mirror
+    return disk_project(
+        tmp_path_factory.mktemp("fedora-boot"),
+        f"Distribution=fedora\nRelease={bootable_rpms.RELEASE}\nMirror={url}/fedora",
+        "kernel systemd udev systemd-boot",
+        {f"etc/pki/rpm-gpg/{FEDORA_KEY}": mirror.key},
+    )
+
+
+@pytest.fixture(scope="module")
+def arch_disk(tmp_path_factory, arch_boot_mirror) -> Path:
+    mirror, url = arch_boot_mirror
+    keyrings = {f"usr/share/keyrings/{p.name}": p for p in mirror.keyrings.iterdir()}
+    return disk_project(
+        tmp_path_factory.mktemp("arch-boot"), f"Distribution=arch\nMirror={url}", "linux systemd udev", keyrings
+    )
 
 
 def zstd_frame_end(data: bytes, offset: int) -> int:
@@ -92,45 +120,61 @@ def box(project: Path, *command: str) -> str:
     return result.stdout
 
 
-@needs_root
-@pytest.mark.image
-def test_fedora_disk_has_a_uki_of_the_rpm_kernel(fedora_disk, fedora_boot_mirror):
-    mirror, _ = fedora_boot_mirror
-    out = fedora_disk / "mkosi.output"
+def inspect_disk(project: Path, kver: str, os_id: str) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """What every bootable disk here has: a GPT with the ESP and the root partition, systemd-boot
+    and one UKI named after the packaged kernel in the ESP, the UKI carrying that kernel, the
+    image's os-release and the initrd; returns the initrd's two archives (the default initrd,
+    the kernel modules)."""
+    out = project / "mkosi.output"
     table = json.loads(
         subprocess.run(["sfdisk", "--json", str(out / "image.raw")], stdout=subprocess.PIPE, check=True).stdout
     )["partitiontable"]
     assert table["label"] == "gpt"
     names = [p["name"] for p in table["partitions"]]
     assert names == ["esp", "root-x86-64"], names
-    # the ESP: systemd-boot and the UKI named after the kernel of kernel-core
-    listing = box(fedora_disk, "mdir", "-/", "-b", "-i", f"{out / 'image.raw'}@@1M", "::/")
+    listing = box(project, "mdir", "-/", "-b", "-i", f"{out / 'image.raw'}@@1M", "::/")
     files = {line.strip().lstrip(":") for line in listing.split()}
     assert "/EFI/BOOT/BOOTX64.EFI" in files and "/EFI/systemd/systemd-bootx64.efi" in files, listing
     ukis = [f for f in files if f.startswith("/EFI/Linux/") and f.endswith(".efi")]
-    assert len(ukis) == 1 and mirror.kver in ukis[0], listing
-    # the UKI carries the rpm's kernel, the image's os-release and the default initrd
+    assert len(ukis) == 1 and kver in ukis[0], listing
     uki = (out / "image.efi").read_bytes()
-    vmlinuz = (bootable_rpms.debian_payload.payload().vmlinuz).read_bytes()
+    vmlinuz = bootable_rpms.debian_payload.payload().vmlinuz.read_bytes()
     assert section(uki, ".linux")[: len(vmlinuz)] == vmlinuz
-    assert "ID=fedora" in section(uki, ".osrel").decode()
+    assert f"ID={os_id}" in section(uki, ".osrel").decode()
     assert section(uki, ".initrd").startswith((out / "image.initrd").read_bytes())
-    # the default initrd, made with dnf from the same repository: systemd as /init, without
-    # shadow-utils (removed again, as mkosi 27.1 does); then every module of the kernel, with
-    # the modules.dep of the depmod kosi ran (the rpm has none)
+    # the default initrd, made by the distribution's package manager from the same repository,
+    # with systemd as /init; then every module of the kernel, with the modules.dep of the
+    # depmod kosi ran (the packages have none)
     base, modules = initrd_archives((out / "image.initrd").read_bytes())
-    assert "usr/lib/systemd/systemd" in base and b"ID=fedora" in base["usr/lib/os-release"]
-    assert (
-        bootable_rpms.SHADOW_MARKER not in base
-        and (fedora_disk / "mkosi.output/image" / bootable_rpms.SHADOW_MARKER).exists() is False
-    )
-    kernel = f"usr/lib/modules/{mirror.kver}"
-    assert f"{kernel}/kernel/fs/btrfs/btrfs.ko.xz" in modules and f"{kernel}/modules.dep" in modules
-    assert "btrfs.ko.xz" in modules[f"{kernel}/modules.dep"].decode()
-    # the packages came from the repository, as the rpm database in the image and the manifest say
-    manifest = json.loads((out / "image.manifest").read_text())
-    names = {p["name"] for p in manifest["packages"]} - {"gpg-pubkey"}
-    assert names == set(mirror.packages), names
+    assert "usr/lib/systemd/systemd" in base and f"ID={os_id}".encode() in base["usr/lib/os-release"]
+    directory = f"usr/lib/modules/{kver}"
+    assert f"{directory}/kernel/fs/btrfs/btrfs.ko.xz" in modules and f"{directory}/modules.dep" in modules
+    assert "btrfs.ko.xz" in modules[f"{directory}/modules.dep"].decode()
+    return base, modules
+
+
+def manifest_names(project: Path) -> set[str]:
+    """The packages of the image's manifest (which kosi reads from the package database)."""
+    manifest = json.loads((project / "mkosi.output/image.manifest").read_text())
+    return {p["name"] for p in manifest["packages"]} - {"gpg-pubkey"}
+
+
+@needs_root
+@pytest.mark.image
+def test_fedora_disk_has_a_uki_of_the_rpm_kernel(fedora_disk, fedora_boot_mirror):
+    mirror, _ = fedora_boot_mirror
+    base, _ = inspect_disk(fedora_disk, mirror.kver, "fedora")
+    # shadow-utils came with the userland's Requires(pre): and left the initrd again, as in mkosi 27.1
+    assert bootable_rpms.SHADOW_MARKER not in base
+    assert manifest_names(fedora_disk) == set(mirror.packages)
+
+
+@needs_root
+@pytest.mark.image
+def test_arch_disk_has_a_uki_of_the_linux_package(arch_disk, arch_boot_mirror):
+    mirror, _ = arch_boot_mirror
+    inspect_disk(arch_disk, mirror.kver, "arch")
+    assert manifest_names(arch_disk) == set(mirror.packages)
 
 
 @needs_root
@@ -139,3 +183,11 @@ def test_fedora_disk_boots_to_the_marker(fedora_disk):
     status, output, elapsed = boot_vm(fedora_disk)
     assert "KOSI-BOOT-OK" in output, output[-4000:]
     print(f"boot of the Fedora disk: {elapsed:.1f}s")
+
+
+@needs_root
+@pytest.mark.vm
+def test_arch_disk_boots_to_the_marker(arch_disk):
+    status, output, elapsed = boot_vm(arch_disk)
+    assert "KOSI-BOOT-OK" in output, output[-4000:]
+    print(f"boot of the Arch disk: {elapsed:.1f}s")
