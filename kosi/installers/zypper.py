@@ -397,13 +397,19 @@ class Zypper(PackageManager):
         recommends = [] if context.config["WithRecommends"] else ["--no-recommends"]
         return ["install", "--download", "in-advance", *recommends, "--force-resolution", *packages]
 
-    def _zypper(self, context: Context, root: Path, args: list[str], *, apivfs: bool) -> str:
-        cmd = [*self.zypper_command(context, root), "--no-refresh", *args]
+    def _zypper(
+        self, context: Context, root: Path, args: list[str], *, apivfs: bool, options: Sequence[str] = ()
+    ) -> str:
+        cmd = [*self.zypper_command(context, root), "--no-refresh", *options, *args]
         return self._run(context, cmd, root=root, apivfs=apivfs, what=f"zypper {args[0]}")
 
     def remove(self, context: Context, packages: Sequence[str]) -> None:
         if packages:
-            self._zypper(context, context.root, ["remove", "--clean-deps", *packages], apivfs=True)
+            # a package that is not there is nothing to remove (mkosi 27.1's --ignore-unknown): the
+            # default initrd removes shadow and sysuser-shadow, whether something pulled them in or not
+            self._zypper(
+                context, context.root, ["remove", "--clean-deps", *packages], apivfs=True, options=["--ignore-unknown"]
+            )
             self._record(context, context.root)
 
     def _record(self, context: Context, root: Path) -> None:
