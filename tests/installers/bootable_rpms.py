@@ -114,7 +114,7 @@ def top_level(tree: Path) -> list[str]:
 
 
 @dataclass(frozen=True)
-class FedoraMirror:
+class RpmMirror:
     root: Path  # serve this: fedora/linux/releases/42/Everything/x86_64/os/...
     key: Path  # the armored public key (RPM-GPG-KEY-fedora-42-primary in the tests)
     kver: str
@@ -160,7 +160,7 @@ def build_fedora_rpms(work: Path, payload: debian_payload.Payload) -> list[Path]
     ]
 
 
-def fedora_mirror() -> FedoraMirror:
+def fedora_mirror() -> RpmMirror:
     """The signed Fedora 42 mirror (release and an empty updates repository), cached."""
     payload = debian_payload.payload()
 
@@ -182,4 +182,75 @@ def fedora_mirror() -> FedoraMirror:
     )
     base = debian_payload.cached("fedora-mirror", key, make)
     names = ("fedora-userland", "shadow-utils", "kernel", "kernel-core", "systemd-boot-unsigned")
-    return FedoraMirror(base / "mirror", base / "public.asc", payload.kver, names)
+    return RpmMirror(base / "mirror", base / "public.asc", payload.kver, names)
+
+
+# ---- openSUSE Tumbleweed -----------------------------------------------------------------------
+
+#: mkosi 27.1's: the packages of a bootable openSUSE image and of its default initrd, plus the
+#: first packages of a new image (filesystem, openSUSE-release)
+OPENSUSE_PROVIDES = (
+    "filesystem", "openSUSE-release", "glibc", "coreutils", "bash", "systemd", "udev", "kmod", "util-linux",
+    "btrfsprogs", "diffutils", "dosfstools", "e2fsprogs", "grep", "gzip", "less", "libcryptsetup12", "libfdisk1",
+    "libfido2-1", "libseccomp2", "libtss2-esys0", "libtss2-mu0", "libtss2-rc0", "libtss2-tcti-device0",
+    "patterns-base-minimal_base", "procps", "xfsprogs", "xz", "iproute2", "iputils", "polkit",
+)  # fmt: skip
+#: the openSUSE packages the default initrd removes again (each carries a marker file)
+OPENSUSE_REMOVED = ("shadow", "sysuser-shadow")
+#: Tumbleweed's repositories below the mirror: oss holds the packages, the others are empty
+OPENSUSE_REPOSITORIES = ("tumbleweed/repo/oss", "tumbleweed/repo/non-oss", "update/tumbleweed")
+
+
+def marker_rpm(work: Path, name: str, version: str) -> Path:
+    """A package of one file, /usr/share/<name>/kosi-test-marker."""
+    tree = work / f"{name}-tree"
+    (tree / "usr/share" / name).mkdir(parents=True)
+    (tree / "usr/share" / name / "kosi-test-marker").write_text(f"{name}, which the default initrd removes again\n")
+    return tree_rpm(work, name, version, tree, [f"/usr/share/{name}"])
+
+
+def build_opensuse_rpms(work: Path, payload: debian_payload.Payload) -> list[Path]:
+    userland = debian_payload.overlay(
+        work / "userland-overlay",
+        payload.userland,
+        {"usr/lib/os-release": debian_payload.os_release("openSUSE Tumbleweed", "opensuse-tumbleweed", "20250101")},
+    )
+    version = payload.kver.split("+")[0].split("-")[0]
+    return [
+        tree_rpm(
+            work,
+            "opensuse-userland",
+            "20250101",
+            userland,
+            top_level(userland),
+            provides=OPENSUSE_PROVIDES,
+            prerequires=OPENSUSE_REMOVED,
+        ),
+        *(marker_rpm(work, name, "4.17") for name in OPENSUSE_REMOVED),
+        tree_rpm(work, "kernel-default", version, payload.kernel, [f"/usr/lib/modules/{payload.kver}"]),
+        tree_rpm(work, "systemd-boot", "257.13", payload.boot_efi, ["/usr/lib/systemd/boot"]),
+    ]
+
+
+def opensuse_mirror() -> RpmMirror:
+    """The signed Tumbleweed mirror (oss with the packages, the other repositories empty), cached."""
+    payload = debian_payload.payload()
+
+    def make(directory: Path) -> None:
+        key = rpm_repo.SigningKey.create(directory / "gnupg", "kosi opensuse boot")
+        try:
+            rpms = build_opensuse_rpms(directory / "work", payload)
+            rpm_repo.sign(rpms, key)
+            for index, repository in enumerate(OPENSUSE_REPOSITORIES):
+                rpm_repo.publish(directory / "mirror" / repository, rpms if index == 0 else [], key)
+        finally:
+            key.close()
+        shutil.copy2(key.public, directory / "public.asc")
+        shutil.rmtree(directory / "work")
+
+    key = debian_payload.digest(
+        payload.kver, str(payload.userland), Path(__file__).read_text(), Path(rpm_repo.__file__).read_text()
+    )
+    base = debian_payload.cached("opensuse-mirror", key, make)
+    names = ("opensuse-userland", *OPENSUSE_REMOVED, "kernel-default", "systemd-boot")
+    return RpmMirror(base / "mirror", base / "public.asc", payload.kver, names)

@@ -7,7 +7,7 @@ Fedora (dnf, bootable_rpms.py) and Arch (pacman, bootable_pacman.py): `Format=di
 Bootable=yes` with systemd-boot and a UKI, whose default initrd kosi builds from the same
 repository with the same package manager; each disk is inspected (partitions, the ESP's UKI,
 its kernel and initrds, the manifest from the package database) and booted in qemu to the
-marker unit.
+marker unit. openSUSE Tumbleweed (zypper, bootable_rpms.py): the same disk, inspected only.
 """
 
 from __future__ import annotations
@@ -28,12 +28,20 @@ import bootable_rpms
 import rpm_repo
 
 FEDORA_KEY = "RPM-GPG-KEY-fedora-42-primary"
+OPENSUSE_KEYS = "usr/share/distribution-gpg-keys/opensuse"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 @pytest.fixture(scope="session")
 def fedora_boot_mirror():
     mirror = bootable_rpms.fedora_mirror()
+    with rpm_repo.Server(mirror.root) as server:
+        yield mirror, server.url
+
+
+@pytest.fixture(scope="session")
+def opensuse_boot_mirror():
+    mirror = bootable_rpms.opensuse_mirror()
     with rpm_repo.Server(mirror.root) as server:
         yield mirror, server.url
 
@@ -72,6 +80,21 @@ def fedora_disk(tmp_path_factory, fedora_boot_mirror) -> Path:
         f"Distribution=fedora\nRelease={bootable_rpms.RELEASE}\nMirror={url}/fedora",
         "kernel systemd udev systemd-boot",
         {f"etc/pki/rpm-gpg/{FEDORA_KEY}": mirror.key},
+    )
+
+
+@pytest.fixture(scope="module")
+def opensuse_disk(tmp_path_factory, opensuse_boot_mirror) -> Path:
+    mirror, url = opensuse_boot_mirror
+    return disk_project(
+        tmp_path_factory.mktemp("opensuse-boot"),
+        f"Distribution=opensuse\nRelease=tumbleweed\nMirror={url}",
+        "kernel-default systemd udev systemd-boot",
+        # the tools tree's distribution-gpg-keys has openSUSE's own keys: the mirror's replaces both
+        {
+            f"{OPENSUSE_KEYS}/RPM-GPG-KEY-openSUSE-Tumbleweed": mirror.key,
+            f"{OPENSUSE_KEYS}/RPM-GPG-KEY-openSUSE": mirror.key,
+        },
     )
 
 
@@ -167,6 +190,18 @@ def test_fedora_disk_has_a_uki_of_the_rpm_kernel(fedora_disk, fedora_boot_mirror
     # shadow-utils came with the userland's Requires(pre): and left the initrd again, as in mkosi 27.1
     assert bootable_rpms.SHADOW_MARKER not in base
     assert manifest_names(fedora_disk) == set(mirror.packages)
+
+
+@needs_root
+@pytest.mark.image
+def test_opensuse_disk_has_a_uki_of_kernel_default(opensuse_disk, opensuse_boot_mirror):
+    mirror, _ = opensuse_boot_mirror
+    base, _ = inspect_disk(opensuse_disk, mirror.kver, "opensuse-tumbleweed")
+    # shadow and sysuser-shadow came with the userland's Requires(pre): and left the initrd
+    # again (zypper), as in mkosi 27.1
+    for name in bootable_rpms.OPENSUSE_REMOVED:
+        assert f"usr/share/{name}/kosi-test-marker" not in base
+    assert manifest_names(opensuse_disk) == set(mirror.packages)
 
 
 @needs_root
