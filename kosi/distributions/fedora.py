@@ -34,8 +34,8 @@ class Fedora(RpmDistribution):
     @classmethod
     def default_initrd(cls, release: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Packages pull in shadow-utils to make users, which the initrd does not: mkosi 27.1
-        removes it again, except on rawhide."""
-        return cls.initrd_packages, () if (release or cls.default_release) == "rawhide" else ("shadow-utils",)
+        removes it again on Fedora 40 to 42 only (not 43, 44 nor rawhide)."""
+        return cls.initrd_packages, ("shadow-utils",) if (release or cls.default_release) in ("40", "41", "42") else ()
 
     @classmethod
     def keys(cls, config: Config) -> tuple[RpmKey, ...]:

@@ -72,6 +72,7 @@ def test_debian_default_initrd_per_release_equals_mkosi_27_1s(name, release):
 #: `--json summary`): packages pull in the user tools, and the initrd makes no users
 MKOSI_27_1_REMOVED = {
     ("fedora", "42"): "shadow-utils",
+    ("fedora", "43"): "",
     ("fedora", "rawhide"): "",
     ("centos", "9"): "shadow-utils",
     ("centos", "10"): "shadow-utils",
