@@ -59,6 +59,17 @@ def marker_credentials(project: Path, *, poweroff: bool) -> Path:
     return directory
 
 
+#: how long the guest waits for a device (the root, the verity device) before it gives up and
+#: enters emergency mode: systemd's 90s is too short for udev under TCG on a loaded machine;
+#: a device that never comes still ends the boot well before boot_vm()'s timeout
+DEVICE_TIMEOUT = 300
+
+
+def load_factor() -> float:
+    """How much slower than idle this machine runs a VM now (1 to 3): the load per core."""
+    return min(3.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+
+
 def vm_command(project: Path, *options: str, poweroff: bool = True) -> list[str]:
     credentials = marker_credentials(project, poweroff=poweroff)
     return [
@@ -68,6 +79,7 @@ def vm_command(project: Path, *options: str, poweroff: bool = True) -> list[str]
         "--console=read-only",
         "--ephemeral=yes",
         f"--credential={credentials}",
+        f"--kernel-command-line-extra=systemd.default_device_timeout_sec={DEVICE_TIMEOUT}",
         *options,
         "vm",
     ]
@@ -85,7 +97,9 @@ EMERGENCY = ("You are in emergency mode", "Cannot open access to console")
 
 
 def boot_vm(project: Path, *settings: str, timeout: float = 420) -> tuple[int, str, float]:
-    """Boot until qemu exits; give up early when the guest lands in emergency mode."""
+    """Boot until qemu exits; give up early when the guest lands in emergency mode. `timeout`
+    is for an idle machine: it grows with the load (load_factor)."""
+    timeout = round(timeout * load_factor())
     started = time.monotonic()
     proc = subprocess.Popen(
         vm_command(project, *settings),
