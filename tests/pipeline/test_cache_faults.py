@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.test_faults import KOSI, kosi, needs_root, snapshot, tmpfs
+from tests.pipeline.test_faults import KOSI, kosi, needs_root, quiet_build_in_background, snapshot, tmpfs
 
 REPO = KOSI.parent.parent
 
@@ -224,12 +224,7 @@ def test_killed_cache_write_is_never_used(tmp_path):
     cache = tmp_path / "cache"
 
     project(tmp_path, version=2, files=1000)
-    build = subprocess.Popen(
-        [sys.executable, str(KOSI), "-C", str(d), "-f", "build"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    build = quiet_build_in_background(d)
     try:
         deadline = time.monotonic() + 120
         while not list(cache.glob(".kosi-partial-*")):

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,28 @@ def start(d: Path, *argv: str) -> subprocess.Popen:
     )
 
 
+@contextmanager
+def builds_stopped_at_end() -> Iterator[Callable[..., subprocess.Popen]]:
+    """start() for a test; the builds it started and that still run are killed at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start_build(d: Path, *argv: str) -> subprocess.Popen:
+        started.append(start(d, *argv))
+        return started[-1]
+
+    try:
+        yield start_build
+    finally:
+        kill_running(started)
+
+
+def kill_running(builds: list[subprocess.Popen]) -> None:
+    for build in builds:
+        if build.poll() is None:
+            build.kill()
+            build.wait()
+
+
 def wait_for(condition, what: str, *builds: subprocess.Popen) -> None:
     deadline = time.monotonic() + 120  # a loaded machine starts a build slowly
     while not condition():
@@ -81,10 +105,7 @@ def all_succeed(builds: list[subprocess.Popen], timeout: int, meanwhile=lambda: 
         meanwhile()
         results = [build.communicate(timeout=timeout) for build in builds]
     finally:
-        for build in builds:
-            if build.poll() is None:
-                build.kill()
-                build.wait()
+        kill_running(builds)
     for build, (_, stderr) in zip(builds, results, strict=True):
         assert build.returncode == 0, stderr[-3000:]
         assert "Traceback" not in stderr and WAITING not in stderr
@@ -100,31 +121,22 @@ def version_in(tar: Path) -> str:
 def test_second_build_of_a_project_waits_for_the_first(tmp_path):
     out = tmp_path / "out"
     d = custom_project(tmp_path, "project", 1, out, gate=True)
-    first = start(d)
-    try:
+    with builds_stopped_at_end() as start_build:
+        first = start_build(d)
         wait_for(lambda: (d / "started-1").exists(), "the first build reached its postinst", first)
         (d / "next-version").write_text("2\n")  # the second build's image differs
-        second = start(d, "-f")
-        try:
-            # the second says it waits, and starts nothing (no workspace of its own) meanwhile
-            stderr_lines = until_waiting(second)
-            assert stderr_lines[-1] == f"{WAITING} {out} to finish\n"
-            time.sleep(1)
-            assert second.poll() is None and len(list((tmp_path / "ws").iterdir())) == 1
-            assert not (d / "started-2").exists()
-            (d / "gate").touch()
-            _, rest = second.communicate(timeout=120)
-            assert second.returncode == 0, "".join(stderr_lines) + rest
-        finally:
-            if second.poll() is None:
-                second.kill()
-                second.wait()
+        second = start_build(d, "-f")
+        # the second says it waits, and starts nothing (no workspace of its own) meanwhile
+        stderr_lines = until_waiting(second)
+        assert stderr_lines[-1] == f"{WAITING} {out} to finish\n"
+        time.sleep(1)
+        assert second.poll() is None and len(list((tmp_path / "ws").iterdir())) == 1
+        assert not (d / "started-2").exists()
+        (d / "gate").touch()
+        _, rest = second.communicate(timeout=120)
+        assert second.returncode == 0, "".join(stderr_lines) + rest
         first.communicate(timeout=60)
         assert first.returncode == 0
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     # one after the other: the first's output was replaced as a whole by the second's
     assert version_in(out / "demo.tar") == "2"
     assert sorted(p.name for p in out.iterdir()) == ["demo", "demo.tar"]
@@ -134,21 +146,16 @@ def test_second_build_of_a_project_waits_for_the_first(tmp_path):
 def test_second_build_without_force_refuses_once_the_first_is_done(tmp_path):
     out = tmp_path / "out"
     d = custom_project(tmp_path, "project", 1, out, gate=True)
-    first = start(d)
-    try:
+    with builds_stopped_at_end() as start_build:
+        first = start_build(d)
         wait_for(lambda: (d / "started-1").exists(), "the first build reached its postinst", first)
-        second = start(d)
+        second = start_build(d)
         # the first may end only once the second waits for it (under load, starting takes a while)
         said = until_waiting(second)
         (d / "gate").touch()
         _, rest = second.communicate(timeout=120)
         stderr = "".join(said) + rest
         assert first.wait(timeout=60) == 0
-    finally:
-        for build in (first,):
-            if build.poll() is None:
-                build.kill()
-                build.wait()
     assert second.returncode == 1
     assert stderr.splitlines()[0].startswith(WAITING)
     assert (

@@ -69,6 +69,16 @@ def kosi(directory: Path, *argv: str) -> subprocess.CompletedProcess:
     )
 
 
+def quiet_build_in_background(directory: Path) -> subprocess.Popen:
+    """`kosi -f build` without output, in its own session (to be killed as a whole)."""
+    return subprocess.Popen(
+        [sys.executable, str(KOSI), "-C", str(directory), "-f", "build"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def snapshot(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
@@ -214,12 +224,7 @@ def test_sigkilled_build_workspace_is_removed_by_the_next_run(tmp_path):
     assert kosi(d, "build").returncode == 0
     before = snapshot(out)
     project(tmp_path, out, 8192, slow=True)
-    build = subprocess.Popen(
-        [sys.executable, str(KOSI), "-C", str(d), "-f", "build"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    build = quiet_build_in_background(d)
     try:
         deadline = time.monotonic() + 60
         while not (d / "started").exists() or len(marker_processes()) < 2:
