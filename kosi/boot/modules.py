@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from kosi.errors import KosiError
 from kosi.pipeline.depmod import MODULE_SUFFIX, depmod_configuration, system_map
@@ -106,6 +106,22 @@ def compile_regexes(expressions: Iterable[str], setting: str) -> list[re.Pattern
         raise KosiError(f"{setting}=: invalid regular expression {e.pattern!r}: {e}") from None
 
 
+def split_patterns(patterns: Sequence[str], setting: str) -> tuple[list[str], list[re.Pattern[str]]]:
+    """A list setting's globs (in order) and its compiled `re:` items."""
+    globs = [p for p in patterns if not p.startswith("re:")]
+    return globs, compile_regexes([p[3:] for p in patterns if p.startswith("re:")], setting)
+
+
+def last_glob_verdict(globs: Sequence[str], relative: str, verdict: bool, match: Callable[[str, str], bool]) -> bool:
+    """`verdict`, unless one of `globs` matches `relative`: then the last one that does
+    decides (kept, or dropped when it starts with -)."""
+    for pattern in globs:
+        negative = pattern.startswith("-")
+        if match(pattern[1:] if negative else pattern, relative):
+            verdict = not negative
+    return verdict
+
+
 def select(
     patterns: Sequence[str],
     candidates: Iterable[str],
@@ -116,8 +132,7 @@ def select(
     `re:` item matches (wherever it stands); with `excludes` (KernelModulesExclude=: `re:`
     items) also every module none of them matches; with neither, every module."""
     patterns = expand_patterns(patterns, loaded)
-    globs = [p for p in patterns if not p.startswith("re:")]
-    regexes = compile_regexes([p[3:] for p in patterns if p.startswith("re:")], "KernelModules")
+    globs, regexes = split_patterns(patterns, "KernelModules")
     exclude = compile_regexes([e.removeprefix("re:") for e in excludes], "KernelModulesExclude")
     chosen: set[str] = set()
     if not patterns and not excludes:
@@ -125,10 +140,7 @@ def select(
     for relative in candidates:
         subject = regex_subject(relative)
         verdict = bool(exclude) and not any(e.search(subject) for e in exclude)
-        for pattern in globs:
-            negative = pattern.startswith("-")
-            if matches(pattern[1:] if negative else pattern, relative):
-                verdict = not negative
+        verdict = last_glob_verdict(globs, relative, verdict, matches)
         if verdict or any(r.search(subject) for r in regexes):
             chosen.add(relative)
     return chosen
@@ -200,8 +212,7 @@ def firmware_files(root: Path, wanted: set[str], patterns: Sequence[str], exclud
     base = root / "usr/lib/firmware"
     if not base.is_dir():
         return set()
-    globs = [p for p in patterns if not p.startswith("re:")]
-    regexes = compile_regexes([p[3:] for p in patterns if p.startswith("re:")], "FirmwareFiles")
+    globs, regexes = split_patterns(patterns, "FirmwareFiles")
     exclude = compile_regexes([e.removeprefix("re:") for e in excludes], "FirmwareExclude")
     out: set[Path] = set()
     for path in base.rglob("*"):
@@ -210,10 +221,7 @@ def firmware_files(root: Path, wanted: set[str], patterns: Sequence[str], exclud
         full = str(path.relative_to(base))
         relative = FIRMWARE_SUFFIX.sub("", full)
         verdict = relative in wanted and not any(e.search(full) for e in exclude)
-        for pattern in globs:
-            negative = pattern.startswith("-")
-            if glob_matches(pattern[1:] if negative else pattern, relative):
-                verdict = not negative
+        verdict = last_glob_verdict(globs, relative, verdict, glob_matches)
         if verdict or any(r.search(full) for r in regexes):
             out.add(path)
     return out
