@@ -53,7 +53,7 @@ def mirror(tmp_path_factory):
     rpm_repo.publish(
         root / rpm_repo.centos_path("10", "BaseOS"), [built[n] for n in ("basesystem", "filesystem", "libhello")], key
     )
-    rpm_repo.publish(root / rpm_repo.centos_path("10", "AppStream"), [built["hello"]], key)
+    rpm_repo.publish(root / rpm_repo.centos_path("10", "AppStream"), [built[n] for n in ("hello", "rogue")], key)
     rpm_repo.publish(root / rpm_repo.centos_path("10", "CRB"), [], key)
     rpm_repo.publish(root / rpm_repo.centos_extras_path("10"), [], key)
     rpm_repo.publish(root / rpm_repo.epel_path("10"), [built["epel-hello"]], key)
@@ -138,6 +138,10 @@ def centos(directory: Path, mirror: dict, *, keys: tuple[str, ...] = CENTOS_KEYS
     return project(directory, "centos", "10", url, keys=dict.fromkeys(keys, mirror["key"]), **options)
 
 
+#: a project of each distribution on the test mirror
+DISTRIBUTIONS = {"fedora": fedora, "centos": centos}
+
+
 @pytest.fixture(scope="module")
 def fedora_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("fedora-pkgcache")
@@ -186,11 +190,12 @@ def build_counting(mirror, directory: Path) -> tuple[subprocess.CompletedProcess
     return result, mirror["server"].requests[before:]
 
 
-def test_fedora_warm_cache_downloads_nothing(mirror, tmp_path):
+@pytest.mark.parametrize("distribution", ["fedora", "centos"])
+def test_warm_cache_downloads_nothing(mirror, tmp_path, distribution):
     """The second build with the same package cache asks the mirror for no package (counted at
     its server, the first build's downloads too), and works with the mirror gone."""
     cache = tmp_path / "pkgcache"
-    d = fedora(tmp_path / "p", mirror, cache=cache)
+    d = DISTRIBUTIONS[distribution](tmp_path / "p", mirror, cache=cache)
     result, requests = build_counting(mirror, d)
     assert result.returncode == 0, result.stderr[-4000:]
     assert len(package_requests(requests)) == 4, requests  # basesystem, filesystem, libhello, hello
@@ -205,13 +210,15 @@ def test_fedora_warm_cache_downloads_nothing(mirror, tmp_path):
 
 def test_host_without_dnf_builds_with_the_tools_trees(mirror, tmp_path):
     """With no dnf nor dnf5 on the host (hidden from kosi's $PATH; the host is untouched) and no
-    ToolsTree=, kosi takes its package-manager tools tree (trixie's, dnf 4) and builds the image
+    ToolsTree=, kosi takes its package-manager tools tree (sid's, with dnf5) and builds the image
     with the dnf there."""
     d = fedora(tmp_path / "p", mirror)
     result = build_without_host_package_managers(d, tmp_path)
     output = result.stderr + result.stdout
     assert "is installed with dnf5 or dnf, which the host lacks" in output, output[-3000:]
-    assert re.search(r"Using dnf \(dnf 4\) from the tools tree \S+/debian-trixie\+package-managers\b", output)
+    assert re.search(r"Using dnf5 \(dnf5\) from the tools tree \S+/debian-sid\+package-managers\b", output), output[
+        -3000:
+    ]
     assert rpm_qa(d / "mkosi.output/image") == {"basesystem", "filesystem", "libhello", "hello"}
 
 
@@ -231,8 +238,10 @@ def test_fedora_rawhide_is_the_default_release(mirror, tmp_path):
     assert any("/fedora/linux/development/rawhide/Everything/x86_64/os/" in r for r in mirror["server"].requests)
 
 
-def test_fedora_package_directory(mirror, tmp_path):
-    d = fedora(tmp_path, mirror, packages="hello,localpkg", extra=f"PackageDirectories={mirror['local']}\n")
+@pytest.mark.parametrize("distribution", ["fedora", "centos"])
+def test_package_directory(mirror, tmp_path, distribution):
+    extra = f"PackageDirectories={mirror['local']}\n"
+    d = DISTRIBUTIONS[distribution](tmp_path, mirror, packages="hello,localpkg", extra=extra)
     result = kosi_build(d)
     assert result.returncode == 0, result.stderr[-4000:]
     root = d / "mkosi.output/image"
@@ -240,16 +249,21 @@ def test_fedora_package_directory(mirror, tmp_path):
     assert "localpkg" in rpm_qa(root)
 
 
-def test_fedora_missing_package_is_one_line(mirror, tmp_path):
-    d = fedora(tmp_path, mirror, packages="hello,no-such-package")
+@pytest.mark.parametrize("distribution", ["fedora", "centos"])
+def test_missing_package_is_one_line(mirror, tmp_path, distribution):
+    d = DISTRIBUTIONS[distribution](tmp_path, mirror, packages="hello,no-such-package")
     line = error_line(kosi_build(d))
     assert "no-such-package" in line and "not found" in line, line
 
 
-def test_fedora_bad_signature_is_one_line(mirror, tmp_path):
-    d = fedora(tmp_path, mirror, packages="rogue")
+@pytest.mark.parametrize(
+    ("distribution", "key"),
+    [("fedora", "RPM-GPG-KEY-fedora-42-primary"), ("centos", "RPM-GPG-KEY-CentOS-Official-SHA256")],
+)
+def test_bad_signature_is_one_line(mirror, tmp_path, distribution, key):
+    d = DISTRIBUTIONS[distribution](tmp_path, mirror, packages="rogue")
     line = error_line(kosi_build(d))
-    assert "signature" in line and "rogue-1.0-1.x86_64" in line and FEDORA_KEY in line, line
+    assert "signature" in line and "rogue-1.0-1.x86_64" in line and key in line, line
     assert not (d / "mkosi.output/image/usr/share/rogue/marker").exists()
 
 

@@ -390,5 +390,5 @@ def test_host_without_pacman_builds_with_the_tools_trees(mirror, package_cache, 
     d = project(tmp_path / "p", mirror, package_cache, "[Content]\nPackages=kosi-hello\n")
     result = build_without_host_package_managers(d, tmp_path)
     output = result.stdout + result.stderr
-    assert re.search(r"Using pacman from the tools tree \S+/debian-trixie\+package-managers\b", output), output[-3000:]
+    assert re.search(r"Using pacman from the tools tree \S+/debian-sid\+package-managers\b", output), output[-3000:]
     assert (d / "image" / "usr/share/kosi-hello/hello").exists()

@@ -399,5 +399,5 @@ def test_host_without_zypper_builds_with_the_tools_trees(mirror, package_cache, 
     (d / "mkosi.sandbox" / LEAP_KEY).write_bytes(mirror.key.read_bytes())
     result = build_without_host_package_managers(d, tmp_path)
     output = result.stdout + result.stderr
-    assert re.search(r"the tools tree's rpm \(\S+/debian-trixie\+package-managers\)", output), output[-3000:]
+    assert re.search(r"the tools tree's rpm \(\S+/debian-sid\+package-managers\)", output), output[-3000:]
     assert (d / "image" / "usr/share/kosi-hello/file").exists()
