@@ -160,18 +160,17 @@ def build_fedora_rpms(work: Path, payload: debian_payload.Payload) -> list[Path]
     ]
 
 
-def fedora_mirror() -> RpmMirror:
-    """The signed Fedora 42 mirror (release and an empty updates repository), cached."""
+def signed_mirror(name: str, build, publish, names: tuple[str, ...]) -> RpmMirror:
+    """The mirror `name`, cached: `build(work, payload)` makes its rpms, which are signed by a
+    throwaway key and laid out by `publish(mirror, rpms, key)`."""
     payload = debian_payload.payload()
 
     def make(directory: Path) -> None:
-        key = rpm_repo.SigningKey.create(directory / "gnupg", "kosi fedora boot")
+        key = rpm_repo.SigningKey.create(directory / "gnupg", f"kosi {name} boot")
         try:
-            rpms = build_fedora_rpms(directory / "work", payload)
+            rpms = build(directory / "work", payload)
             rpm_repo.sign(rpms, key)
-            root = directory / "mirror"
-            rpm_repo.publish(root / rpm_repo.fedora_release_path(RELEASE), rpms, key)
-            rpm_repo.publish(root / rpm_repo.fedora_updates_path(RELEASE), [], key)
+            publish(directory / "mirror", rpms, key)
         finally:
             key.close()
         shutil.copy2(key.public, directory / "public.asc")
@@ -180,9 +179,19 @@ def fedora_mirror() -> RpmMirror:
     key = debian_payload.digest(
         payload.kver, str(payload.userland), Path(__file__).read_text(), Path(rpm_repo.__file__).read_text()
     )
-    base = debian_payload.cached("fedora-mirror", key, make)
-    names = ("fedora-userland", "shadow-utils", "kernel", "kernel-core", "systemd-boot-unsigned")
+    base = debian_payload.cached(f"{name}-mirror", key, make)
     return RpmMirror(base / "mirror", base / "public.asc", payload.kver, names)
+
+
+def fedora_mirror() -> RpmMirror:
+    """The signed Fedora 42 mirror (release and an empty updates repository), cached."""
+
+    def publish(root: Path, rpms: list[Path], key) -> None:
+        rpm_repo.publish(root / rpm_repo.fedora_release_path(RELEASE), rpms, key)
+        rpm_repo.publish(root / rpm_repo.fedora_updates_path(RELEASE), [], key)
+
+    names = ("fedora-userland", "shadow-utils", "kernel", "kernel-core", "systemd-boot-unsigned")
+    return signed_mirror("fedora", build_fedora_rpms, publish, names)
 
 
 # ---- openSUSE Tumbleweed -----------------------------------------------------------------------
@@ -234,23 +243,10 @@ def build_opensuse_rpms(work: Path, payload: debian_payload.Payload) -> list[Pat
 
 def opensuse_mirror() -> RpmMirror:
     """The signed Tumbleweed mirror (oss with the packages, the other repositories empty), cached."""
-    payload = debian_payload.payload()
 
-    def make(directory: Path) -> None:
-        key = rpm_repo.SigningKey.create(directory / "gnupg", "kosi opensuse boot")
-        try:
-            rpms = build_opensuse_rpms(directory / "work", payload)
-            rpm_repo.sign(rpms, key)
-            for index, repository in enumerate(OPENSUSE_REPOSITORIES):
-                rpm_repo.publish(directory / "mirror" / repository, rpms if index == 0 else [], key)
-        finally:
-            key.close()
-        shutil.copy2(key.public, directory / "public.asc")
-        shutil.rmtree(directory / "work")
+    def publish(root: Path, rpms: list[Path], key) -> None:
+        for index, repository in enumerate(OPENSUSE_REPOSITORIES):
+            rpm_repo.publish(root / repository, rpms if index == 0 else [], key)
 
-    key = debian_payload.digest(
-        payload.kver, str(payload.userland), Path(__file__).read_text(), Path(rpm_repo.__file__).read_text()
-    )
-    base = debian_payload.cached("opensuse-mirror", key, make)
     names = ("opensuse-userland", *OPENSUSE_REMOVED, "kernel-default", "systemd-boot")
-    return RpmMirror(base / "mirror", base / "public.asc", payload.kver, names)
+    return signed_mirror("opensuse", build_opensuse_rpms, publish, names)
