@@ -320,6 +320,23 @@ def write_auto_enroll_keys(config, esp: Path, tools: Path | None, workspace: Pat
     return directory
 
 
+def sign_once_per_content(signer: Signer, binaries: Sequence[Path]) -> None:
+    """Sign each distinct binary once and copy the result to its other places (the two
+    systemd-boot copies, a UKI in the ESP and its Format=uki copy): a signature carries its
+    signing time, so signing copies one by one could leave them differing by a second."""
+    signed: dict[bytes, Path] = {}
+    for path in binaries:
+        digest = hashlib.sha256(path.read_bytes()).digest()
+        first = signed.get(digest)
+        if first is None:
+            signer.sign(path)
+            signed[digest] = path
+        else:
+            partial = path.with_name(f".{path.name}.signing")
+            shutil.copyfile(first, partial)
+            os.replace(partial, path)
+
+
 def secure_esp(context, esp: Path) -> None:
     """The last touch to the ESP tree: SecureBoot= signing, shim (ShimBootloader=) and the
     auto-enroll keys. Called once the boot loader, UKIs and Type 1 entries are in place."""
@@ -333,8 +350,7 @@ def secure_esp(context, esp: Path) -> None:
         log.info(
             f"SecureBoot=yes: signing {len(binaries)} EFI binaries with {signer.tool.name} ({signer.tool.where()})"
         )
-        for path in binaries:
-            signer.sign(path)
+        sign_once_per_content(signer, binaries)
     if config.shim_bootloader != "none":
         packages = distributions.get(config.distribution).bootloader_packages
         shim.install(esp, [context.root, context.workspace / shim.FETCHED], config.shim_bootloader, signer, packages)

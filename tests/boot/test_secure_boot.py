@@ -36,6 +36,26 @@ def key(key_source=FILE, certificate_source=FILE):
 # ---- pure logic -----------------------------------------------------------------------------
 
 
+def test_copies_of_one_binary_are_signed_once_and_stay_equal(tmp_path):
+    class CountingSigner:
+        calls: list[str] = []
+
+        def sign(self, path):
+            self.calls.append(path.name)
+            path.write_bytes(path.read_bytes() + f"signed at {len(self.calls)}".encode())
+
+    loader, copy, uki = tmp_path / "BOOTX64.EFI", tmp_path / "systemd-bootx64.efi", tmp_path / "linux.efi"
+    loader.write_bytes(b"MZboot")
+    copy.write_bytes(b"MZboot")
+    uki.write_bytes(b"MZuki")
+    signer = CountingSigner()
+    signing.sign_once_per_content(signer, [loader, copy, uki])
+    assert signer.calls == ["BOOTX64.EFI", "linux.efi"]
+    assert copy.read_bytes() == loader.read_bytes() == b"MZbootsigned at 1"
+    assert uki.read_bytes() == b"MZukisigned at 2"
+    assert not list(tmp_path.glob(".*"))
+
+
 def test_sbsign_command():
     cmd = signing.sign_command("sbsign", "/usr/bin/sbsign", key(), Path("/e/in.efi"), Path("/e/out.efi"))
     assert cmd == [
