@@ -88,6 +88,9 @@ class Apk(PackageManager):
     def sources(self, config: Config) -> list[str]:
         return [f"[{r.name}] {r.url}" for r in distribution(config).repositories(config)]
 
+    def first_packages(self, config: Config) -> tuple[str, ...]:
+        return ("postmarketos-baselayout", "postmarketos-release")
+
     @classmethod
     def cache_architecture(cls, config: Config) -> str:
         return apk_architecture(config)
@@ -176,7 +179,7 @@ class Apk(PackageManager):
         self.sync(context)
         if not (root / "lib/apk/db/installed").exists():
             # the base layout and release package in a transaction of their own, as mkosi 27.1
-            self._apk(context, root, [*ADD, "postmarketos-baselayout", "postmarketos-release"], apivfs=apivfs)
+            self._apk(context, root, [*ADD, *self.first_packages(context.config)], apivfs=apivfs)
         if packages:
             self._apk(context, root, [*ADD, *packages], apivfs=apivfs)
         if root == Path(context.root):

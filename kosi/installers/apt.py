@@ -79,6 +79,9 @@ class Apt(PackageManager):
             f"{r.name}: {r.uri} {r.suite} {' '.join(r.components)}" for r in distribution(config).repositories(config)
         ]
 
+    def first_packages(self, config: Config) -> tuple[str, ...]:
+        return ("?essential",)  # Debian's essential set, with everything else in one transaction
+
     # ---- paths -------------------------------------------------------------------------
 
     @classmethod
@@ -475,11 +478,11 @@ class Apt(PackageManager):
         # The essential set and what was asked for, as mkosi 27.1 installs (a minimal trixie
         # image: 59 packages, no apt); not Debian's whole priority-required set. A user who
         # wants apt, login, tzdata, ... lists them in Packages=.
-        base = ["?essential"]
+        base = list(self.first_packages(context.config))
 
         # Which packages make up the essential set with its dependencies, as apt resolves it
         # for an empty database: these are extracted before dpkg can run in the root.
-        simulation = self.apt_get(context, ["install", "-s", "?essential"], root=root, what="apt-get (essential set)")
+        simulation = self.apt_get(context, ["install", "-s", *base], root=root, what="apt-get (essential set)")
         essential = re.findall(r"^Inst (\S+) \((\S+) .*\[(\S+)\]\)", simulation, re.M)
         if not essential:
             raise KosiError("apt found no essential packages: the repository metadata is incomplete")

@@ -200,6 +200,11 @@ class PackageManager:
         """Where packages come from, one line per repository (for `kosi plan`)."""
         return []
 
+    def first_packages(self, config) -> tuple[str, ...]:
+        """What an empty root gets first, as mkosi 27.1 installs it: the distribution's base
+        layout and release package (Debian: its essential set). Also shown by `kosi plan`."""
+        return ()
+
     def latest_snapshot(self, context_or_config) -> str:
         raise KosiError(f"{self.name} has no snapshot support")
 

@@ -127,6 +127,9 @@ class Dnf(PackageManager):
             if r.enabled or dist.wanted(config, r.id)
         ]
 
+    def first_packages(self, config: Config) -> tuple[str, ...]:
+        return distribution(config).bootstrap_packages
+
     @classmethod
     def check_available(cls, config: Config) -> None:
         dist = distribution(config)
@@ -421,7 +424,7 @@ class Dnf(PackageManager):
         if not (root / dist.rpm_dbpath.lstrip("/")).exists() and not context.config.base_trees:
             log.step(f"Bootstrapping {dist.pretty_name} {dist.release(context.config)}")
             # the distribution's base packages in a transaction of their own, as mkosi 27.1
-            self._install(context, dist.bootstrap_packages, root=root, apivfs=apivfs)
+            self._install(context, self.first_packages(context.config), root=root, apivfs=apivfs)
         if packages:
             self._install(context, packages, root=root, apivfs=apivfs)
 

@@ -75,6 +75,9 @@ class Pacman(PackageManager):
             for r in distribution(config).repositories(config)
         ]
 
+    def first_packages(self, config: Config) -> tuple[str, ...]:
+        return ("filesystem",)  # the file system layout: merged /usr, /etc/passwd, ...
+
     # ---- paths -------------------------------------------------------------------------
 
     @classmethod
@@ -394,7 +397,7 @@ class Pacman(PackageManager):
         if first:
             log.step(f"Bootstrapping {distribution(context.config).pretty_name}")
             # The file system layout (merged /usr, /etc/passwd, ...) comes first, from Arch's own package.
-            self._pacman(context, root, ["-S", "--needed", "filesystem"], apivfs=False)
+            self._pacman(context, root, ["-S", "--needed", *self.first_packages(context.config)], apivfs=False)
         if packages:
             self._pacman(context, root, ["-S", "--needed", *packages], apivfs=apivfs)
 

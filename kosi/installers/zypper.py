@@ -68,6 +68,9 @@ class Zypper(PackageManager):
     def sources(self, config: Config) -> list[str]:
         return [f"[{r.id}] {r.url}" for r in distribution(config).repositories(config) if r.enabled]
 
+    def first_packages(self, config: Config) -> tuple[str, ...]:
+        return ("filesystem", *distribution(config).release_packages(config))
+
     @classmethod
     def cache_architecture(cls, config: Config) -> str:
         return rpm_architecture(config)
@@ -385,7 +388,7 @@ class Zypper(PackageManager):
             )
             (root / DBPATH.lstrip("/")).mkdir(parents=True, exist_ok=True)
             # the file system and release package in a transaction of their own, as mkosi 27.1
-            base = ["filesystem", *distribution(context.config).release_packages(context.config)]
+            base = self.first_packages(context.config)
             self._zypper(context, root, self.install_arguments(context, base), apivfs=apivfs)
         if packages:
             self._zypper(context, root, self.install_arguments(context, packages), apivfs=apivfs)

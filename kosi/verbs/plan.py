@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from kosi.boot.steps import GenerateUKIs
 from kosi.config.model import Config
 from kosi.outputs.publish import existing_outputs
 from kosi.pipeline.context import Context
@@ -32,23 +33,48 @@ def image_plan(config: Config, args: Any, tools: Path | None) -> dict[str, Any]:
             for name, reason in step_plan(context, build_steps())
         ]
     existing = existing_outputs(config)
-    packages, sources = list(config.packages), []
+    packages, first, sources = list(config.packages), [], []
     if config.distribution != "custom":
         from kosi.errors import KosiError
         from kosi.installers.base import package_manager_for
 
         try:
-            sources = package_manager_for(config).sources(config)
+            manager = package_manager_for(config)
+            sources = manager.sources(config)
+            first = [] if config.base_trees else list(manager.first_packages(config))
         except KosiError as e:
             sources = [f"(none: {e})"]
     force = int(getattr(args, "force", 0) or 0)
+    uki_step = next(s for s in steps if s["step"] == GenerateUKIs.name)
     return {
         "image": config.image,
         "format": str(config.format),
         "blocked": f"output {existing[0]} exists (use -f)" if existing and not force else None,
+        "first-packages": first,
         "packages": packages,
         "sources": sources,
+        "default-initrd": default_initrd_plan(config, force) if uki_step["depends-on-image"] else None,
         "steps": steps,
+    }
+
+
+def default_initrd_plan(config: Config, force: int) -> dict[str, Any] | None:
+    """The default initrd a bootable image would get (once a kernel is found in it), and whether
+    the cached one serves; None when Initrds= names only files or the image is the initrd."""
+    from kosi.outputs import format as formats
+    from kosi.boot.initrd import cache_path, initrd_config
+    from kosi.config.values import DefaultInitrd
+
+    if formats.get(config.format).image_is_initrd:
+        return None
+    if config.initrds and not any(isinstance(i, DefaultInitrd) for i in config.initrds):
+        return None
+    initrd = initrd_config(config)
+    cached = cache_path(initrd)
+    return {
+        "packages": list(initrd.packages),
+        "remove-packages": list(initrd.remove_packages),
+        "cached": str(cached) if cached.exists() and force < 3 else None,
     }
 
 
@@ -66,8 +92,16 @@ def render(tools: dict[str, Any], images: list[dict[str, Any]]) -> str:
         if image["blocked"]:
             lines.append(f"  stops: {image['blocked']}")
         if image.get("packages") or image.get("sources"):
+            if image["first-packages"]:
+                lines.append(f"  first: {' '.join(image['first-packages'])}")
             lines.append(f"  packages: {' '.join(image['packages']) or '(only the base system)'}")
             lines += [f"    from {source}" for source in image["sources"]]
+        if initrd := image.get("default-initrd"):
+            state = f"cached, reused: {initrd['cached']}" if initrd["cached"] else "built on first use"
+            lines.append(f"  default initrd (if the image has a kernel): {state}")
+            lines.append(f"    packages: {' '.join(initrd['packages'])}")
+            if initrd["remove-packages"]:
+                lines.append(f"    then removed: {' '.join(initrd['remove-packages'])}")
         width = max(len(s["step"]) for s in image["steps"])
         for number, step in enumerate(image["steps"], start=1):
             if step["skip"] is None:

@@ -98,6 +98,11 @@ def test_plan_shows_what_is_installed_from_where(tmp_path):
     assert "from [core] https://fastly.mirror.pkgbuild.com/core/os/x86_64" in result.stdout
     assert "from [extra] https://fastly.mirror.pkgbuild.com/extra/os/x86_64" in result.stdout
     assert "install distribution and packages           run" in result.stdout
+    # the base layout first, and the default initrd the kernel will get, with its packages
+    assert "  first: filesystem\n" in result.stdout
+    assert "default initrd (if the image has a kernel):" in result.stdout
+    initrd_packages = result.stdout.split("default initrd")[1].splitlines()[1].split()
+    assert initrd_packages[0] == "packages:" and {"systemd", "udev", "util-linux"} <= set(initrd_packages)
 
 
 def vagrant_project(directory: Path) -> Path:

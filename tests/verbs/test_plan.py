@@ -58,3 +58,18 @@ def test_plan_for_another_distribution_does_not_blame_the_tools_tree(tmp_path):
     write(tmp_path / "mkosi.conf", "[Output]\nFormat=disk\n")
     result = kosi("-C", str(tmp_path), "-d", "fedora", "plan", check=False)
     assert "ToolsTree" not in result.stdout + result.stderr
+
+
+def test_plan_json_names_first_packages_and_the_default_initrd(tmp_path):
+    write(tmp_path / "mkosi.conf", CONF)
+    image = json.loads(kosi("-C", str(tmp_path), "plan", "--json").stdout)["Images"][0]
+    assert image["first-packages"] == ["?essential"]  # Debian's essential set, before Packages=
+    initrd = image["default-initrd"]  # Bootable=auto: the default initrd, once a kernel is found
+    assert {"systemd", "udev"} <= set(initrd["packages"])
+    bootless = json.loads(kosi("-C", str(tmp_path), "--bootable=no", "plan", "--json").stdout)["Images"][0]
+    assert bootless["default-initrd"] is None
+    (tmp_path / "initrd.cpio").write_bytes(b"")
+    own = json.loads(kosi("-C", str(tmp_path), "--initrd", "initrd.cpio", "plan", "--json").stdout)["Images"][0]
+    assert own["default-initrd"] is None  # Initrds= names only a file of the user's
+    based = json.loads(kosi("-C", str(tmp_path), "--base-tree", "initrd.cpio", "plan", "--json").stdout)["Images"][0]
+    assert based["first-packages"] == []  # BaseTrees= brings the base system
