@@ -53,7 +53,11 @@ def wait_for(mark: str, count: int, process: subprocess.Popen) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_stopping_a_sandbox_stops_its_whole_tree(signum):
     mark = marker()
-    process = subprocess.Popen([*sandbox_command(), *daemon_then_block(mark)])
+    # A default SIGINT handler even when this suite runs as a background job, which inherits
+    # SIGINT ignored (the sandbox keeps an ignored signal ignored, as a shell does).
+    process = subprocess.Popen(
+        [*sandbox_command(), *daemon_then_block(mark)], preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    )
     try:
         wait_for(mark, 2, process)
         process.send_signal(signum)  # passed on to the command, which ends; init takes the rest
