@@ -19,6 +19,7 @@ command lines, which equal mkosi 27.1's through a fake apk (tests/installers/tes
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -186,8 +187,19 @@ class Apk(PackageManager):
             context.state.installer.manifest = installed_packages(root)
 
     def remove(self, context: Context, packages: Sequence[str]) -> None:
+        if not packages:
+            return
+        # Only what is installed, as mkosi 27.1: the names apk's query finds installed, by
+        # package name or by what a package provides (without its version).
+        query = ["query", "--installed", "--format", "json", "--match", "name,provides", "--fields", "name,provides"]
+        found = self._apk(context, context.root, [*CACHED, *query, *packages])
+        installed = set()
+        for package in json.loads(found or "[]"):
+            installed.add(package.get("name"))
+            installed.update(provided.split("=", 1)[0] for provided in package.get("provides") or ())
+        packages = [name for name in packages if name in installed]
         if packages:
-            self._apk(context, context.root, ["del", *packages])
+            self._apk(context, context.root, [*CACHED, "del", *packages])
             context.state.installer.manifest = installed_packages(context.root)
 
     def copy_metadata_into_image(self, context: Context) -> None:

@@ -407,6 +407,10 @@ class Pacman(PackageManager):
         return self._run(context, cmd, root=root, apivfs=apivfs, what=f"pacman {args[0]}")
 
     def remove(self, context: Context, packages: Sequence[str]) -> None:
+        # Only what is installed, by exact name, as mkosi 27.1 (pacman -R stops at the first
+        # name it does not find); a package only named in another's provides is not removed.
+        installed = {package["name"] for package in installed_packages(context.root)}
+        packages = [name for name in packages if name in installed]
         if not packages:
             return
         cmd = [

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Capture what mkosi 27.1 hands its package manager: run the oracle's `build` with fake zypper,
 pacman, apk, dnf5 and rpm on ExtraSearchPaths= (they record their command line and the
-repository files they find in the sandbox, create an os-release and succeed), and print the
-result as JSON. Used to write tests/installers/data/mkosi-27.1-*.json:
+repository files they find in the sandbox, create an os-release, report one installed package
+and succeed), and print the result as JSON. Used to write tests/installers/data/mkosi-27.1-*.json:
 
     tests/installers/capture_mkosi.py '{"name": {"Distribution": "opensuse", "Release": "15.6"}}'
 
@@ -39,6 +39,15 @@ if [ -n "$root" ]; then
   mkdir -p "$root/usr/lib" "$root/etc" && ln -sf ../usr/lib/os-release "$root/etc/os-release"
   [ -f "$root/usr/lib/os-release" ] || printf 'ID=fake\n' > "$root/usr/lib/os-release"
 fi
+# one installed package, realpkg providing virtualpkg, for RemovePackages= to find: in pacman's
+# database once pacman installed something, and as apk's answer to a query
+case "$(basename "$0") $*" in
+  "pacman "*" --needed "*)
+    mkdir -p "$root/var/lib/pacman/local/realpkg-1.0-1"
+    printf '%%NAME%%\nrealpkg\n\n%%VERSION%%\n1.0-1\n\n%%PROVIDES%%\nvirtualpkg\n\n' \
+      > "$root/var/lib/pacman/local/realpkg-1.0-1/desc";;
+  "apk "*" query "*) echo '[{"name":"realpkg","provides":["virtualpkg=1"]}]';;
+esac
 exit 0
 """
 TOOLS = ("dnf5", "rpm", "zypper", "pacman", "pacman-key", "pacman-conf", "apk")

@@ -42,7 +42,7 @@ VALUES = {
     "apk": {"--root", "--cache-dir", "--keys-dir", "--repositories-file", "--arch", "--cache-max-age"},
 }
 COSMETIC = {"--no-color", "--color", "--noprogressbar", "--no-progress"}
-SAME = {"--setopt=tsflags=nodocs": "--nodocs", "-Sy": ["--sync", "--refresh"], "-S": ["--sync"]}
+SAME = {"--setopt=tsflags=nodocs": "--nodocs", "-Sy": ["--sync", "--refresh"], "-S": ["--sync"], "-R": ["--remove"]}
 
 #: kosi does these differently on purpose (docs/compatibility.md, "Package managers")
 DELIBERATE = {
@@ -109,7 +109,9 @@ def kosi_calls(settings: dict[str, str], keys: list[str], fake: Path, directory:
 def test_package_manager_invocations_equal_mkosi_27_1s(case, tmp_path):
     """makecache/refresh/-Sy/update once, then the distribution's first packages in a transaction
     of their own (basesystem; filesystem and the release package; filesystem;
-    postmarketos-baselayout and -release), then Packages=, each with mkosi's options."""
+    postmarketos-baselayout and -release), then Packages=, each with mkosi's options; then
+    RemovePackages= (one name installed, one provided by it, one unknown): dnf and zypper get them
+    all, pacman only installed names, apk what its query finds installed by name or provides."""
     expected = ORACLE[case]
     fake = fake_tools(tmp_path / "bin", tuple(expected.get("tools", TOOLS)))
     calls = kosi_calls(expected["settings"], expected["keys"], fake, tmp_path)
