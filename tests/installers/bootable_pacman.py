@@ -41,21 +41,8 @@ def tree_package(
 ) -> Path:
     """An uncompressed .pkg.tar of everything in `tree`, owned by root, with its .PKGINFO."""
     size = sum(p.lstat().st_size for p in tree.rglob("*") if p.is_file() and not p.is_symlink())
-    info = [
-        f"pkgname = {name}",
-        f"pkgbase = {name}",
-        f"pkgver = {version}",
-        f"pkgdesc = {name} (kosi test package: Debian trixie repackaged)",
-        "url = https://example.invalid",
-        "builddate = 1700000000",
-        "packager = kosi tests",
-        f"size = {size}",
-        f"arch = {ARCH}",
-        "license = custom",
-        *(f"provides = {p}" for p in provides),
-        *(f"depend = {d}" for d in depends),
-    ]
-    (tree / ".PKGINFO").write_text("\n".join(info) + "\n")
+    description = f"{name} (kosi test package: Debian trixie repackaged)"
+    pacman_repo.write_pkginfo(tree, name, version, ARCH, size, description, depends=depends, provides=provides)
     package = out / f"{name}-{version}-{ARCH}.pkg.tar"
     top = sorted(entry.name for entry in tree.iterdir() if entry.name != ".PKGINFO")
     subprocess.run(
@@ -130,6 +117,7 @@ def arch_mirror() -> ArchMirror:
             pacman_repo.kill_gpg_agent(home)
         shutil.rmtree(directory / "work")
 
-    key = debian_payload.digest(payload.kver, str(payload.userland), Path(__file__).read_text())
+    fixtures = Path(__file__).read_text() + Path(pacman_repo.__file__).read_text()
+    key = debian_payload.digest(payload.kver, str(payload.userland), fixtures)
     base = debian_payload.cached("arch-mirror", key, make)
     return ArchMirror(base / "mirror", base / "keyrings", payload.kver, ("arch-userland", "linux"))

@@ -50,6 +50,27 @@ class Mirror:
             kill_gpg_agent(self.signer)
 
 
+def write_pkginfo(
+    tree: Path, name: str, version: str, arch: str, size: int, description: str, *, depends=(), provides=()
+) -> None:
+    """The .PKGINFO makepkg would write for a package of `tree`'s files."""
+    info = [
+        f"pkgname = {name}",
+        f"pkgbase = {name}",
+        f"pkgver = {version}",
+        f"pkgdesc = {description}",
+        "url = https://example.invalid",
+        "builddate = 1700000000",
+        "packager = kosi tests",
+        f"size = {size}",
+        f"arch = {arch}",
+        "license = MIT",
+        *(f"provides = {p}" for p in provides),
+        *(f"depend = {d}" for d in depends),
+    ]
+    (tree / ".PKGINFO").write_text("\n".join(info) + "\n")
+
+
 def make_package(
     out: Path, name: str, version: str, files: dict[str, str | bytes], *, depends=(), arch: str = ARCH
 ) -> Path:
@@ -61,20 +82,7 @@ def make_package(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content if isinstance(content, bytes) else content.encode())
     size = sum(len(c) for c in files.values())
-    info = [
-        f"pkgname = {name}",
-        f"pkgbase = {name}",
-        f"pkgver = {version}",
-        f"pkgdesc = kosi test package {name}",
-        "url = https://example.invalid",
-        "builddate = 1700000000",
-        "packager = kosi tests",
-        f"size = {size}",
-        f"arch = {arch}",
-        "license = MIT",
-        *(f"depend = {d}" for d in depends),
-    ]
-    (tree / ".PKGINFO").write_text("\n".join(info) + "\n")
+    write_pkginfo(tree, name, version, arch, size, f"kosi test package {name}", depends=depends)
     package = out / f"{name}-{version}-{arch}.pkg.tar.zst"
     top = sorted({p.split("/")[0] for p in files})
     subprocess.run(["bsdtar", "--zstd", "-cf", str(package), ".PKGINFO", *top], cwd=tree, check=True)
