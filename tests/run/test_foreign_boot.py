@@ -3,11 +3,11 @@ real: their repositories hold Debian trixie's binaries repackaged under the dist
 package names (tests/installers/debian_payload.py, bootable_rpms.py), signed by a test key
 and served on 127.0.0.1.
 
-Fedora (dnf, bootable_rpms.py) and Arch (pacman, bootable_pacman.py): `Format=disk
-Bootable=yes` with systemd-boot and a UKI, whose default initrd kosi builds from the same
-repository with the same package manager; each disk is inspected (partitions, the ESP's UKI,
-its kernel and initrds, the manifest from the package database) and booted in qemu to the
-marker unit. openSUSE Tumbleweed (zypper, bootable_rpms.py): the same disk, inspected only.
+Fedora (dnf, bootable_rpms.py), openSUSE Tumbleweed (zypper, bootable_rpms.py) and Arch
+(pacman, bootable_pacman.py): `Format=disk Bootable=yes` with systemd-boot and a UKI, whose
+default initrd kosi builds from the same repository with the same package manager; each disk
+is inspected (partitions, the ESP's UKI, its kernel and initrds, the manifest from the package
+database) and booted in qemu to the marker unit.
 """
 
 from __future__ import annotations
@@ -226,3 +226,11 @@ def test_arch_disk_boots_to_the_marker(arch_disk):
     status, output, elapsed = boot_vm(arch_disk)
     assert "KOSI-BOOT-OK" in output, output[-4000:]
     print(f"boot of the Arch disk: {elapsed:.1f}s")
+
+
+@needs_root
+@pytest.mark.vm
+def test_opensuse_disk_boots_to_the_marker(opensuse_disk):
+    status, output, elapsed = boot_vm(opensuse_disk)
+    assert "KOSI-BOOT-OK" in output, output[-4000:]
+    print(f"boot of the openSUSE disk: {elapsed:.1f}s")
