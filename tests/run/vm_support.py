@@ -76,6 +76,9 @@ def vm_command(project: Path, *options: str, poweroff: bool = True) -> list[str]
         *KOSI,
         "-C",
         str(project),
+        # Two vCPUs: under TCG each runs in a host thread of its own, which boots about a fifth
+        # faster on this two-core machine than CPUs=1 (the default).
+        "--cpus=2",
         "--console=read-only",
         "--ephemeral=yes",
         f"--credential={credentials}",
