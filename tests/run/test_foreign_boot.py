@@ -214,23 +214,8 @@ def test_arch_disk_has_a_uki_of_the_linux_package(arch_disk, arch_boot_mirror):
 
 @needs_root
 @pytest.mark.vm
-def test_fedora_disk_boots_to_the_marker(fedora_disk):
-    status, output, elapsed = boot_vm(fedora_disk)
+@pytest.mark.parametrize("disk", ["fedora_disk", "arch_disk", "opensuse_disk"])
+def test_disk_boots_to_the_marker(disk, request):
+    status, output, elapsed = boot_vm(request.getfixturevalue(disk))
     assert "KOSI-BOOT-OK" in output, output[-4000:]
-    print(f"boot of the Fedora disk: {elapsed:.1f}s")
-
-
-@needs_root
-@pytest.mark.vm
-def test_arch_disk_boots_to_the_marker(arch_disk):
-    status, output, elapsed = boot_vm(arch_disk)
-    assert "KOSI-BOOT-OK" in output, output[-4000:]
-    print(f"boot of the Arch disk: {elapsed:.1f}s")
-
-
-@needs_root
-@pytest.mark.vm
-def test_opensuse_disk_boots_to_the_marker(opensuse_disk):
-    status, output, elapsed = boot_vm(opensuse_disk)
-    assert "KOSI-BOOT-OK" in output, output[-4000:]
-    print(f"boot of the openSUSE disk: {elapsed:.1f}s")
+    print(f"boot of the {disk}: {elapsed:.1f}s")
